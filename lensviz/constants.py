@@ -1,0 +1,71 @@
+"""Project-wide defaults and conventions, in one place.
+
+Axis order and signs
+--------------------
+* Maps are ``(..., ny, nx)`` arrays indexed ``[row, column] = [y, x]``.
+* ε samples are channels-last ``(..., 128, 128, 3)`` with channels ``(e1, e2, Δε)``.
+* Fourier frequencies ``k1`` run along x (columns, last axis) and ``k2`` along y
+  (rows, second-to-last axis), in cycles per pixel from :func:`numpy.fft.fftfreq`.
+* KS93 follows lenspack: ``γ̂1 = (k1²−k2²)/k² κ̂``, ``γ̂2 = 2 k1 k2/k² κ̂``; a halo has
+  positive tangential shear ``γt = −(γ1 cos 2φ + γ2 sin 2φ)``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "NPIX",
+    "PIXEL_ARCMIN",
+    "N_GAL_ARCMIN2",
+    "SIGMA_E",
+    "Z_SOURCE",
+    "OMEGA_M",
+    "H0_LITTLE_H",
+    "PEAK_SMOOTH_SIGMA_PX",
+    "N_PEAKS_METRIC",
+    "WMAPE_ZERO_EPS",
+    "MULTIFOCAL_COEFFS",
+    "MULTIFOCAL_COMPONENTS",
+    "LOCAL_NEIGHBOURHOOD_PX",
+    "LOCAL_TOP_FRACTION",
+    "N_PEAKS_WEIGHT",
+    "PEAK_RADIUS_PX",
+    "STRUCTURE_BAND",
+    "EDGE_WIDTH_PX",
+    "EMPTY_PIXEL_SIGMA",
+    "TEST_SEED_START",
+    "CALIBRATION_SEED_START",
+    "TRAIN_SEED_START",
+]
+
+# --- Map geometry and survey (LSST-like depth) ---
+NPIX = 128  # pixels per side
+PIXEL_ARCMIN = 0.5  # arcmin per pixel (64 arcmin field)
+N_GAL_ARCMIN2 = 30.0  # source galaxies per arcmin^2
+SIGMA_E = 0.26  # intrinsic ellipticity dispersion per component
+Z_SOURCE = 1.0  # source redshift
+
+EMPTY_PIXEL_SIGMA = 1.0  # Δε of a pixel with no galaxy (e1 = e2 = 0 there); real pixels have Δε ≤ σ_e
+
+# --- Disjoint seed ranges of the simulator (sample i of a set uses seed start + i) ---
+TEST_SEED_START = 0  # held-out test sets and the app's built-in samples: seeds [0, 500_000)
+CALIBRATION_SEED_START = 500_000  # choosing the KS93 smoothing σ, validation: [500_000, 1_000_000)
+TRAIN_SEED_START = 1_000_000  # training data: seeds ≥ 1_000_000
+
+# --- Cosmology (flat ΛCDM) ---
+OMEGA_M = 0.3  # matter density today
+H0_LITTLE_H = 0.7  # H0 / (100 km/s/Mpc)
+
+# --- Challenge metrics (REFERENCE.md §3) ---
+PEAK_SMOOTH_SIGMA_PX = 3.0  # Gaussian σ (pixels) applied before peak finding
+N_PEAKS_METRIC = 3  # DPEAKS compares the 3 highest peaks, matched by rank
+WMAPE_ZERO_EPS = 1e-5  # exact zeros in T and P are replaced by this value
+
+# --- MultiFocal loss weights (report §3.1, tuned coefficients) ---
+MULTIFOCAL_COMPONENTS = ("focal", "local", "peaks", "structure", "edges")
+MULTIFOCAL_COEFFS = {"focal": 1.0, "local": 2.0, "peaks": 3.0, "structure": 1.5, "edges": 1.0}
+LOCAL_NEIGHBOURHOOD_PX = 8  # side of the square window for the local maximum
+LOCAL_TOP_FRACTION = 0.30  # local weight only on the 30% highest-κ pixels
+N_PEAKS_WEIGHT = 5  # pixels around the 5 highest true peaks get the peak weight
+PEAK_RADIUS_PX = 3  # radius (pixels) of the disc around each peak
+STRUCTURE_BAND = 0.001  # |κ − mean κ| ≤ band marks the structure boundary
+EDGE_WIDTH_PX = 5  # width of the edge frame

@@ -1,0 +1,236 @@
+"""Flat-sky mass inversion: Kaiser–Squires (KS93), its inverse, and smoothing.
+
+Conventions (see :mod:`lensviz.constants`): maps are ``(..., ny, nx)``; ``k1`` runs
+along x (last axis), ``k2`` along y. The kernel is lenspack's ``ks93``:
+
+.. math::
+
+    \\hat\\kappa_E = \\frac{(k_1^2-k_2^2)\\hat\\gamma_1 + 2k_1k_2\\hat\\gamma_2}{k^2},\\qquad
+    \\hat\\kappa_B = \\frac{-2k_1k_2\\hat\\gamma_1 + (k_1^2-k_2^2)\\hat\\gamma_2}{k^2}.
+
+Zero mode
+    Set to 0 in both directions: the mass-sheet degeneracy, so KS93 maps have mean 0.
+
+Nyquist modes (even sizes)
+    For even N the frequency −1/2 has no Hermitian partner, and the odd part of the
+    spin-2 kernel (``2 k1 k2``) cannot be represented in a real map there. lensviz
+    **zeroes the Nyquist row and column** of the kernel in both :func:`ks93` and
+    :func:`ks93inv`. ``ks93(ks93inv(κ))`` is then exactly the projection of κ onto
+    the modes that are neither the mean nor Nyquist (:func:`project_modes`), and it
+    is exactly κ for any field without power in those modes.
+
+Reference: Kaiser & Squires 1993, ApJ 404, 441; lenspack ``image/inversion.py``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from scipy import ndimage
+
+__all__ = [
+    "fourier_kernels",
+    "ks93",
+    "ks93inv",
+    "project_modes",
+    "gaussian_smooth",
+]
+
+
+@lru_cache(maxsize=16)
+def _kernels(ny: int, nx: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    k1, k2 = np.meshgrid(np.fft.fftfreq(nx), np.fft.fftfreq(ny))
+    ksq = k1 * k1 + k2 * k2
+    keep = ksq > 0
+    if nx % 2 == 0:
+        keep &= np.abs(k1) != 0.5
+    if ny % 2 == 0:
+        keep &= np.abs(k2) != 0.5
+    ksq[~keep] = 1.0
+    c = np.where(keep, (k1 * k1 - k2 * k2) / ksq, 0.0)
+    s = np.where(keep, 2.0 * k1 * k2 / ksq, 0.0)
+    for a in (c, s, keep):
+        a.setflags(write=False)
+    return c, s, keep
+
+
+def fourier_kernels(ny: int, nx: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Spin-2 Fourier kernels ``cos 2φ_k`` and ``sin 2φ_k`` of a ``(ny, nx)`` grid.
+
+    Parameters
+    ----------
+    ny, nx : int
+        Grid shape (rows, columns).
+
+    Returns
+    -------
+    c, s : ndarray, shape (ny, nx), float64
+        ``(k1² − k2²)/k²`` and ``2 k1 k2 / k²``; zero on the mean and Nyquist modes.
+    keep : ndarray of bool, shape (ny, nx)
+        True on the modes that carry signal (neither mean nor Nyquist).
+
+    Notes
+    -----
+    The arrays are cached and read-only; this is the single place where lensviz
+    builds a Fourier grid.
+    """
+    if ny < 2 or nx < 2:
+        raise ValueError(f"grid must be at least 2x2, got ({ny}, {nx})")
+    return _kernels(int(ny), int(nx))
+
+
+def _check_pair(a: np.ndarray, b: np.ndarray, names: str) -> tuple[np.ndarray, np.ndarray]:
+    a = np.asarray(a)
+    b = np.asarray(b)
+    if a.shape != b.shape:
+        raise ValueError(f"{names} must have the same shape, got {a.shape} and {b.shape}")
+    if a.ndim < 2:
+        raise ValueError(f"{names} must be maps of shape (..., ny, nx), got shape {a.shape}")
+    dtype = np.result_type(a.dtype, b.dtype, np.float32)
+    if not np.issubdtype(dtype, np.floating):
+        raise TypeError(f"{names} must be real-valued, got dtype {dtype}")
+    return a.astype(dtype, copy=False), b.astype(dtype, copy=False)
+
+
+def _pad(maps: np.ndarray, pad: int) -> np.ndarray:
+    if pad == 0:
+        return maps
+    widths = [(0, 0)] * (maps.ndim - 2) + [(pad, pad), (pad, pad)]
+    return np.pad(maps, widths)
+
+
+def _crop(maps: np.ndarray, pad: int) -> np.ndarray:
+    return maps if pad == 0 else maps[..., pad:-pad, pad:-pad]
+
+
+def _check_pad(pad: int) -> int:
+    if int(pad) != pad or pad < 0:
+        raise ValueError(f"pad must be a non-negative integer number of pixels, got {pad!r}")
+    return int(pad)
+
+
+def ks93(e1, e2, pad: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Kaiser–Squires inversion of a shear (or ellipticity) field.
+
+    Parameters
+    ----------
+    e1, e2 : array_like, shape (..., ny, nx)
+        Shear components; any leading batch axes are transformed independently.
+    pad : int, optional
+        Zero-pad this many pixels on every side before the FFT and crop after.
+        Padding reduces the periodic-boundary artefacts at the map edges.
+
+    Returns
+    -------
+    kappa_E, kappa_B : ndarray, shape (..., ny, nx)
+        E- and B-mode convergence, mean zero. float32 input stays float32.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ, are not at least 2-D, or ``pad`` is negative.
+
+    Examples
+    --------
+    >>> g1, g2 = ks93inv(kappa)
+    >>> kE, kB = ks93(g1, g2)   # kE == project_modes(kappa), kB == 0
+    """
+    e1, e2 = _check_pair(e1, e2, "e1 and e2")
+    pad = _check_pad(pad)
+    dtype = e1.dtype
+    g1 = _pad(e1, pad)
+    g2 = _pad(e2, pad)
+    c, s, _ = fourier_kernels(*g1.shape[-2:])
+    g1h = np.fft.rfft2(g1)
+    g2h = np.fft.rfft2(g2)
+    half = g1h.shape[-1]
+    c, s = c[:, :half], s[:, :half]
+    keh = c * g1h + s * g2h
+    kbh = -s * g1h + c * g2h
+    shape = g1.shape[-2:]
+    ke = np.fft.irfft2(keh, s=shape).astype(dtype, copy=False)
+    kb = np.fft.irfft2(kbh, s=shape).astype(dtype, copy=False)
+    return _crop(ke, pad), _crop(kb, pad)
+
+
+def ks93inv(kappa_E, kappa_B=None, pad: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Shear field of an E- (and optionally B-) mode convergence map.
+
+    Parameters
+    ----------
+    kappa_E : array_like, shape (..., ny, nx)
+        E-mode convergence.
+    kappa_B : array_like, shape (..., ny, nx), optional
+        B-mode convergence; zero if omitted.
+    pad : int, optional
+        Zero-padding on every side, as in :func:`ks93`.
+
+    Returns
+    -------
+    gamma1, gamma2 : ndarray, shape (..., ny, nx)
+        Shear components; float32 input stays float32.
+
+    Examples
+    --------
+    >>> g1, g2 = ks93inv(kappa)
+    """
+    kappa_E = np.asarray(kappa_E)
+    if kappa_B is None:
+        kappa_B = np.zeros_like(kappa_E)
+    ke, kb = _check_pair(kappa_E, kappa_B, "kappa_E and kappa_B")
+    pad = _check_pad(pad)
+    dtype = ke.dtype
+    ke = _pad(ke, pad)
+    kb = _pad(kb, pad)
+    c, s, _ = fourier_kernels(*ke.shape[-2:])
+    keh = np.fft.rfft2(ke)
+    kbh = np.fft.rfft2(kb)
+    half = keh.shape[-1]
+    c, s = c[:, :half], s[:, :half]
+    g1h = c * keh - s * kbh
+    g2h = s * keh + c * kbh
+    shape = ke.shape[-2:]
+    g1 = np.fft.irfft2(g1h, s=shape).astype(dtype, copy=False)
+    g2 = np.fft.irfft2(g2h, s=shape).astype(dtype, copy=False)
+    return _crop(g1, pad), _crop(g2, pad)
+
+
+def project_modes(maps) -> np.ndarray:
+    """Remove the mean and (for even sizes) Nyquist modes of ``(..., ny, nx)`` maps.
+
+    This is exactly ``ks93(*ks93inv(maps))[0]``: the part of a field that KS93 can see.
+    """
+    maps = np.asarray(maps)
+    dtype = np.result_type(maps.dtype, np.float32)
+    _, _, keep = fourier_kernels(*maps.shape[-2:])
+    mh = np.fft.rfft2(maps.astype(dtype, copy=False))
+    mh = mh * keep[:, : mh.shape[-1]]
+    return np.fft.irfft2(mh, s=maps.shape[-2:]).astype(dtype, copy=False)
+
+
+def gaussian_smooth(maps, sigma_px: float, mode: str = "reflect") -> np.ndarray:
+    """Gaussian smoothing of ``(..., ny, nx)`` maps over the last two axes only.
+
+    Parameters
+    ----------
+    maps : array_like, shape (..., ny, nx)
+    sigma_px : float
+        Standard deviation in pixels; 0 returns a copy.
+    mode : str, optional
+        Boundary handling, as in :func:`scipy.ndimage.gaussian_filter`.
+
+    Returns
+    -------
+    ndarray
+        Smoothed maps, same shape; float32 stays float32.
+    """
+    maps = np.asarray(maps)
+    if not np.isfinite(sigma_px) or sigma_px < 0:
+        raise ValueError(f"sigma_px must be a finite, non-negative number, got {sigma_px!r}")
+    dtype = np.result_type(maps.dtype, np.float32)
+    maps = maps.astype(dtype, copy=False)
+    if sigma_px == 0:
+        return maps.copy()
+    sigma = (0,) * (maps.ndim - 2) + (sigma_px, sigma_px)
+    return ndimage.gaussian_filter(maps, sigma=sigma, mode=mode)
