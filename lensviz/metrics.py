@@ -39,9 +39,12 @@ METRIC_NAMES = ("wmape", "dicee", "dpeaks", "rmse", "r")
 CONFUSION_CODES = {"TN": 0, "TP": 1, "FP": 2, "FN": 3}
 
 
+_CHUNK = 64  # maps per vectorised block: keeps temporaries in cache-friendly sizes
+
+
 def _pair(true, pred) -> tuple[np.ndarray, np.ndarray, bool]:
-    t = np.asarray(true, dtype=np.float64)
-    p = np.asarray(pred, dtype=np.float64)
+    t = np.asarray(true)
+    p = np.asarray(pred)
     if t.shape != p.shape:
         raise ValueError(f"true and pred must have the same shape, got {t.shape} and {p.shape}")
     if t.ndim not in (2, 3):
@@ -52,8 +55,14 @@ def _pair(true, pred) -> tuple[np.ndarray, np.ndarray, bool]:
     return t, p, single
 
 
-def _out(values: np.ndarray, single: bool):
-    return float(values[0]) if single else values
+def _per_map(fn, true, pred):
+    """Apply ``fn(t, p) -> (n,)`` on float64 blocks of maps; float for one map."""
+    t, p, single = _pair(true, pred)
+    out = np.concatenate([
+        fn(t[i: i + _CHUNK].astype(np.float64), p[i: i + _CHUNK].astype(np.float64))
+        for i in range(0, len(t), _CHUNK)
+    ]) if len(t) else np.zeros(0)
+    return float(out[0]) if single else out
 
 
 def wmape(true, pred):
@@ -71,13 +80,15 @@ def wmape(true, pred):
     >>> wmape([[2, 3], [5, 7]], [[2.5, 3.5], [4, 6]])  # doctest: +ELLIPSIS
     0.18481...
     """
-    t, p, single = _pair(true, pred)
+    return _per_map(_wmape, true, pred)
+
+
+def _wmape(t: np.ndarray, p: np.ndarray) -> np.ndarray:
     eps = constants.WMAPE_ZERO_EPS
-    t = np.where(t == 0, eps, t)
-    p = np.where(p == 0, eps, p)
+    t[t == 0] = eps
+    p[p == 0] = eps
     w = 1.0 + t / t.max(axis=(-2, -1), keepdims=True)
-    values = (w * np.abs(p - t) / np.abs(t)).sum(axis=(-2, -1)) / w.sum(axis=(-2, -1))
-    return _out(values, single)
+    return (w * np.abs(p - t) / np.abs(t)).sum(axis=(-2, -1)) / w.sum(axis=(-2, -1))
 
 
 def _masks(t: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -94,14 +105,16 @@ def dicee(true, pred):
 
     Two empty masks agree perfectly (DICEE 0).
     """
-    t, p, single = _pair(true, pred)
+    return _per_map(_dicee, true, pred)
+
+
+def _dicee(t: np.ndarray, p: np.ndarray) -> np.ndarray:
     g, a = _masks(t, p)
     tp = (g & a).sum(axis=(-2, -1))
     fp = (~g & a).sum(axis=(-2, -1))
     fn = (g & ~a).sum(axis=(-2, -1))
     denom = tp + 0.5 * (fp + fn)
-    values = np.where(denom > 0, 1.0 - tp / np.where(denom > 0, denom, 1.0), 0.0)
-    return _out(values, single)
+    return np.where(denom > 0, 1.0 - tp / np.where(denom > 0, denom, 1.0), 0.0)
 
 
 def dicee_confusion(true, pred) -> np.ndarray:
@@ -116,7 +129,7 @@ def dicee_confusion(true, pred) -> np.ndarray:
     ndarray of uint8, same shape as the input.
     """
     t, p, single = _pair(true, pred)
-    g, a = _masks(t, p)
+    g, a = _masks(t.astype(np.float64), p.astype(np.float64))
     codes = np.zeros(g.shape, dtype=np.uint8)
     codes[g & a] = CONFUSION_CODES["TP"]
     codes[~g & a] = CONFUSION_CODES["FP"]
@@ -167,7 +180,8 @@ def find_peaks(maps, n: int = constants.N_PEAKS_METRIC,
     positions : ndarray of int, shape (..., n, 2)
         ``(row, column)`` = ``(y, x)`` of each peak; missing peaks are ``(0, 0)``.
     heights : ndarray of float, shape (..., n)
-        Smoothed height; NaN for missing peaks.
+        Smoothed height (computed in float32); NaN for missing peaks. Equal heights
+        keep row-major order.
 
     Examples
     --------
@@ -181,22 +195,24 @@ def find_peaks(maps, n: int = constants.N_PEAKS_METRIC,
         raise ValueError(f"expected maps of shape (ny, nx) or (N, ny, nx), got shape {m.shape}")
     if single:
         m = m[None]
+    # Heights are compared in float32: the challenge maps are float16, and float32 keeps
+    # the smoothing a fast BLAS product (see lensviz.inversion.gaussian_smooth).
+    m = m.astype(np.float32, copy=False)
     s = gaussian_smooth(m, sigma_px) if sigma_px > 0 else m
-    is_max = local_maxima(s)
     nmaps, ny, nx = s.shape
-    flat = np.where(is_max, s, -np.inf).reshape(nmaps, -1)
-    k = min(int(n), flat.shape[1])
-    top = np.argpartition(-flat, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(flat, top, axis=1), axis=1, kind="stable")
-    top = np.take_along_axis(top, order, axis=1)
-    heights = np.take_along_axis(flat, top, axis=1)
-    valid = np.isfinite(heights)
-    positions = np.stack([top // nx, top % nx], axis=-1)
-    positions[~valid] = 0
-    heights = np.where(valid, heights, np.nan).astype(np.float64)
-    if k < n:
-        positions = np.concatenate([positions, np.zeros((nmaps, n - k, 2), int)], axis=1)
-        heights = np.concatenate([heights, np.full((nmaps, n - k), np.nan)], axis=1)
+    which, flat_idx = np.nonzero(local_maxima(s).reshape(nmaps, -1))
+    heights_all = s.reshape(nmaps, -1)[which, flat_idx]
+    order = np.lexsort((-heights_all, which))  # by map, then by decreasing height
+    which, flat_idx, heights_all = which[order], flat_idx[order], heights_all[order]
+    first = np.searchsorted(which, np.arange(nmaps))
+    rank = np.arange(len(which)) - first[which]
+    keep = rank < n
+    positions = np.zeros((nmaps, int(n), 2), dtype=np.int64)
+    heights = np.full((nmaps, int(n)), np.nan)
+    w, r, f = which[keep], rank[keep], flat_idx[keep]
+    positions[w, r, 0] = f // nx
+    positions[w, r, 1] = f % nx
+    heights[w, r] = heights_all[keep]
     if single:
         return positions[0], heights[0]
     return positions, heights
@@ -212,36 +228,42 @@ def dpeaks(true, pred, n: int = constants.N_PEAKS_METRIC,
 
     Peaks come from :func:`find_peaks` on both maps; missing peaks sit at (0, 0).
     """
-    t, p, single = _pair(true, pred)
-    pt, _ = find_peaks(t, n, sigma_px)
-    pp, _ = find_peaks(p, n, sigma_px)
-    values = np.abs(pt - pp).sum(axis=(-2, -1)).astype(np.float64)
-    return _out(values, single)
+    def _dpeaks(t, p):
+        return np.abs(find_peaks(t, n, sigma_px)[0] - find_peaks(p, n, sigma_px)[0]).sum(
+            axis=(-2, -1)).astype(np.float64)
+
+    return _per_map(_dpeaks, true, pred)
 
 
 def rmse(true, pred):
     """Root-mean-square error per map."""
-    t, p, single = _pair(true, pred)
-    return _out(np.sqrt(((p - t) ** 2).mean(axis=(-2, -1))), single)
+    return _per_map(lambda t, p: np.sqrt(((p - t) ** 2).mean(axis=(-2, -1))), true, pred)
 
 
 def pearson_r(true, pred):
     """Pearson correlation coefficient per map (0 where either map is constant)."""
-    t, p, single = _pair(true, pred)
+    return _per_map(_pearson_r, true, pred)
+
+
+def _pearson_r(t: np.ndarray, p: np.ndarray) -> np.ndarray:
     t = t - t.mean(axis=(-2, -1), keepdims=True)
     p = p - p.mean(axis=(-2, -1), keepdims=True)
     num = (t * p).sum(axis=(-2, -1))
     den = np.sqrt((t * t).sum(axis=(-2, -1)) * (p * p).sum(axis=(-2, -1)))
-    return _out(np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0), single)
+    return np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
 
 
 def score(true, pred) -> dict[str, np.ndarray]:
     """All metrics of :data:`METRIC_NAMES` per map, as ``(N,)`` arrays (``(1,)`` for one map)."""
     t, p, _ = _pair(true, pred)
-    return {
-        "wmape": wmape(t, p),
-        "dicee": dicee(t, p),
-        "dpeaks": dpeaks(t, p),
-        "rmse": rmse(t, p),
-        "r": pearson_r(t, p),
-    }
+    out: dict[str, list[np.ndarray]] = {name: [] for name in METRIC_NAMES}
+    for i in range(0, len(t), _CHUNK):
+        tc = t[i: i + _CHUNK].astype(np.float64)
+        pc = p[i: i + _CHUNK].astype(np.float64)
+        out["dicee"].append(_dicee(tc, pc))
+        out["rmse"].append(np.sqrt(((pc - tc) ** 2).mean(axis=(-2, -1))))
+        out["r"].append(_pearson_r(tc, pc))
+        out["dpeaks"].append(np.abs(find_peaks(tc)[0] - find_peaks(pc)[0]).sum(
+            axis=(-2, -1)).astype(np.float64))
+        out["wmape"].append(_wmape(tc, pc))  # last: it replaces zeros in place
+    return {name: np.concatenate(v) for name, v in out.items()}
