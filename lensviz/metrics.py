@@ -151,13 +151,12 @@ def local_maxima(maps) -> np.ndarray:
     if m.ndim < 2 or min(m.shape[-2:]) < 3:
         raise ValueError(f"expected maps of shape (..., ny, nx) with ny, nx >= 3, got {m.shape}")
     c = m[..., 1:-1, 1:-1]
-    ny, nx = m.shape[-2:]
-    is_max = c > m.min(axis=(-2, -1), keepdims=True)
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            if dy == 0 and dx == 0:
-                continue
-            is_max &= c > m[..., 1 + dy : ny - 1 + dy, 1 + dx : nx - 1 + dx]
+    # Largest of the 8 neighbours: a 3-wide row maximum above and below, plus left/right.
+    row3 = np.maximum(np.maximum(m[..., :-2], m[..., 1:-1]), m[..., 2:])
+    neigh = np.maximum(row3[..., :-2, :], row3[..., 2:, :])
+    np.maximum(neigh, m[..., 1:-1, :-2], out=neigh)
+    np.maximum(neigh, m[..., 1:-1, 2:], out=neigh)
+    is_max = (c > neigh) & (c > m.min(axis=(-2, -1), keepdims=True))
     out = np.zeros(m.shape, dtype=bool)
     out[..., 1:-1, 1:-1] = is_max
     return out
