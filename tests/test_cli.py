@@ -1,0 +1,226 @@
+"""Tests of the command line (in-process through lensviz.cli.main, plus one subprocess)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lensviz import cli, data
+from lensviz.simulate import simulate_batch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def sim8():
+    """8 simulated test samples, seeds 0..7."""
+    return simulate_batch(8, seed=0)
+
+
+@pytest.fixture
+def challenge_dir(tmp_path, sim8):
+    eps, kappa = sim8
+    path = tmp_path / "set"
+    data.write_challenge_dir(path, eps, kappa, [f"{i:05d}_00001" for i in range(8)])
+    return path
+
+
+def run(capsys, *argv):
+    """Run the CLI in-process; return (status, stdout, stderr)."""
+    status = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def assert_one_line_error(status, err, *fragments):
+    assert status == 2
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    for fragment in fragments:
+        assert fragment in err, err
+
+
+def no_leftovers(folder):
+    return [p.name for p in Path(folder).iterdir() if p.name.startswith(".")] == []
+
+
+def test_help_subprocess():
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.run([sys.executable, "-m", "lensviz", "--help"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    for command in ("convert", "simulate", "conventions", "evaluate"):
+        assert command in proc.stdout
+
+
+def test_no_command_and_bad_arguments(capsys):
+    assert cli.main([]) == 2
+    with pytest.raises(SystemExit) as info:
+        cli.main(["simulate", "--n", "0", "--out", "x.h5"])
+    assert info.value.code == 2
+
+
+def test_registry_builds_one_subparser_per_command():
+    extra = cli.Command("hello", lambda args: 7, "say hello", (cli.arg("--name", default="x"),))
+    parser = cli.build_parser((*cli.COMMANDS, extra))
+    args = parser.parse_args(["hello", "--name", "y"])
+    assert args.name == "y" and args._command.resolve()(args) == 7
+    lazy = cli.Command("x", "lensviz.data:hdf5_length", "lazy")
+    assert lazy.resolve() is data.hdf5_length
+
+
+def test_simulate_writes_both_formats(tmp_path, capsys, sim8):
+    eps, kappa = sim8
+    status, out, _ = run(capsys, "simulate", "--n", 3, "--seed", 2, "--batch", 2,
+                         "--out", tmp_path / "s.h5")
+    assert status == 0 and "wrote 3 samples" in out
+    e, k, names = data.read_hdf5(tmp_path / "s.h5")
+    np.testing.assert_array_equal(e, eps[2:5])
+    np.testing.assert_array_equal(k, kappa[2:5])
+    assert names == ["seed00000002", "seed00000003", "seed00000004"]
+    status, _, _ = run(capsys, "simulate", "--n", 3, "--seed", 2, "--out", tmp_path / "folder")
+    assert status == 0
+    e, k, names = data.read_challenge_dir(tmp_path / "folder")
+    np.testing.assert_array_equal(e, eps[2:5].astype(np.float16).astype(np.float32))
+    np.testing.assert_array_equal(k, kappa[2:5].astype(np.float16).astype(np.float32))
+    assert names[0] == "seed00000002" and no_leftovers(tmp_path)
+    status, _, err = run(capsys, "simulate", "--n", 1, "--out", tmp_path / "s.h5")
+    assert_one_line_error(status, err, "s.h5: already exists; use --overwrite")
+
+
+def test_convert_round_trip(tmp_path, capsys, challenge_dir, sim8):
+    out = tmp_path / "set.h5"
+    status, stdout, _ = run(capsys, "convert", challenge_dir, out, "--batch", 3)
+    assert status == 0 and "wrote 8 samples" in stdout
+    e, k, names = data.read_hdf5(out)
+    assert names == [f"{i:05d}_00001" for i in range(8)]
+    np.testing.assert_allclose(e, sim8[0], rtol=2**-10, atol=1e-7)  # float16 precision
+    np.testing.assert_allclose(k, sim8[1], rtol=2**-10, atol=1e-7)
+    # Channel order: e1 of sample 5 at (y=17, x=90) is channel 0 of the channels-first file.
+    raw = np.load(challenge_dir / "EPSILON" / "00005_00001.npy")
+    assert e[5, 17, 90, 0] == np.float32(raw[0, 17, 90])
+    assert e[5, 17, 90, 1] == np.float32(raw[1, 17, 90])
+    assert e[5, 17, 90, 0] == pytest.approx(sim8[0][5, 17, 90, 0], rel=2**-10)
+    # Reading a slice gives the right rows.
+    e2, k2, n2 = data.read_hdf5(out, 2, 4)
+    np.testing.assert_array_equal(e2, e[2:4])
+    assert n2 == names[2:4]
+    # Refuses to overwrite unless asked.
+    status, _, err = run(capsys, "convert", challenge_dir, out)
+    assert_one_line_error(status, err, "already exists")
+    assert run(capsys, "convert", challenge_dir, out, "--overwrite", "--compression", "lzf")[0] == 0
+
+
+def test_failed_convert_leaves_no_output(tmp_path, capsys, challenge_dir):
+    bad = challenge_dir / "KAPPA" / "00006_00001.npy"
+    bad.write_bytes(bad.read_bytes()[:500])  # truncated, in the last batch
+    out = tmp_path / "out.h5"
+    status, _, err = run(capsys, "convert", challenge_dir, out, "--batch", 2)
+    assert_one_line_error(status, err, "00006_00001.npy", "truncated")
+    assert not out.exists() and no_leftovers(tmp_path)
+
+
+def test_interrupted_convert_leaves_no_output(tmp_path, capsys, challenge_dir, monkeypatch):
+    calls = []
+    original = data.HDF5Writer.append
+
+    def append_then_interrupt(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(data.HDF5Writer, "append", append_then_interrupt)
+    out = tmp_path / "out.h5"
+    status, _, err = run(capsys, "convert", challenge_dir, out, "--batch", 2)
+    assert status == 130 and "interrupted" in err
+    assert not out.exists() and no_leftovers(tmp_path)
+
+
+def test_convert_bad_input(tmp_path, capsys, challenge_dir):
+    status, _, err = run(capsys, "convert", challenge_dir, tmp_path / "out.txt")
+    assert_one_line_error(status, err, "out.txt", ".h5")
+    (challenge_dir / "EPSILON" / "00003_00001.npy").unlink()
+    status, _, err = run(capsys, "convert", challenge_dir, tmp_path / "o.h5")
+    assert_one_line_error(status, err, "KAPPA file(s) without EPSILON: 00003_00001.npy")
+    status, _, err = run(capsys, "convert", tmp_path / "nothing", tmp_path / "o.h5")
+    assert_one_line_error(status, err, "nothing")
+    assert not (tmp_path / "o.h5").exists()
+
+
+def test_conventions_identity_on_simulated_data(capsys):
+    status, out, _ = run(capsys, "conventions", "sim:12", "--n", 12)
+    assert status == 0
+    starred = next(line for line in out.splitlines() if line.startswith(" * "))
+    assert "e1 +  e2 +  as stored" in starred and "(lensviz convention)" in starred
+    assert "best: the identity" in out
+
+
+@pytest.mark.parametrize("variant", [{"transpose": True},
+                                     {"negate_e1": True, "negate_e2": True},
+                                     {"negate_e2": True, "transpose": True}])
+def test_conventions_recovers_foreign_variant(tmp_path, capsys, sim8, variant):
+    eps, kappa = sim8
+    path = tmp_path / "foreign.npz"
+    np.savez(path, epsilon=data.apply_convention(eps, **variant), kappa=kappa)
+    status, out, _ = run(capsys, "conventions", path)
+    assert status == 0
+    best = next(line for line in out.splitlines() if line.startswith("best:"))
+    assert "NOT lensviz's convention" in best
+    fix = best.split("apply_convention(eps, ")[1].rstrip(")")
+    assert fix == ", ".join(f"{k}=True" for k in ("negate_e1", "negate_e2", "transpose")
+                            if variant.get(k))
+
+
+def test_evaluate_json(tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    status, stdout, _ = run(capsys, "evaluate", "sim:12:3", "--calibration-n", 12,
+                            "--json", out, "--per-map")
+    assert status == 0
+    assert "ks93_raw" in stdout and "ks93_smoothed" in stdout and "rmse" in stdout
+    result = json.loads(out.read_text())
+    assert {"data", "n_maps", "sigma_px", "sigma_source", "calibration_mean_rmse", "pad_px",
+            "methods", "bootstrap", "summary", "names", "per_map"} <= set(result)
+    assert result["n_maps"] == 12 and result["names"][0] == "seed00000003"
+    assert "calibration_set(n=12)" in result["sigma_source"]
+    table = result["calibration_mean_rmse"]
+    assert result["sigma_px"] == float(min(table, key=table.get))
+    summary = result["summary"]
+    assert set(summary) == {"ks93_raw", "ks93_smoothed"}
+    for method in summary.values():
+        assert set(method) == {"wmape", "dicee", "dpeaks", "rmse", "r"}
+        for stats in method.values():
+            assert set(stats) == {"mean", "median", "std", "sem_boot"}
+    assert summary["ks93_smoothed"]["rmse"]["mean"] < summary["ks93_raw"]["rmse"]["mean"]
+    assert summary["ks93_smoothed"]["r"]["mean"] > summary["ks93_raw"]["r"]["mean"]
+    assert len(result["per_map"]["ks93_raw"]["rmse"]) == 12
+
+
+def test_evaluate_given_sigma_and_file(tmp_path, capsys, challenge_dir):
+    out = tmp_path / "eval.json"
+    status, _, _ = run(capsys, "evaluate", challenge_dir, "--n", 5, "--sigma", 2.5,
+                       "--json", out, "--batch", 2)
+    assert status == 0
+    result = json.loads(out.read_text())
+    assert result["sigma_px"] == 2.5 and result["sigma_source"] == "given with --sigma"
+    assert result["n_maps"] == 5 and "per_map" not in result
+
+
+def test_evaluate_bad_input(tmp_path, capsys, sim8):
+    for spec in ("sim:abc", "sim:0", "sim:3:4:5"):
+        status, _, err = run(capsys, "evaluate", spec, "--sigma", 1)
+        assert_one_line_error(status, err, spec)
+    np.save(tmp_path / "eps.npy", sim8[0][:2])
+    status, _, err = run(capsys, "evaluate", tmp_path / "eps.npy", "--sigma", 1)
+    assert_one_line_error(status, err, "eps.npy", "ε only")
+    status, _, err = run(capsys, "conventions", tmp_path / "eps.npy")
+    assert_one_line_error(status, err, "ε only")
+    np.save(tmp_path / "int.npy", np.zeros((2, 128, 128, 3), np.int32))
+    status, _, err = run(capsys, "evaluate", tmp_path / "int.npy", "--sigma", 1)
+    assert_one_line_error(status, err, "int.npy", "dtype int32")
+    status, _, err = run(capsys, "evaluate", "sim:2", "--sigma", 1,
+                         "--json", tmp_path / "no" / "x.json")
+    assert_one_line_error(status, err, "does not exist")
