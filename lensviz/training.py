@@ -200,7 +200,7 @@ def make_loss(name: str, coeffs: Mapping[str, float] | None = None,
     from lensviz import losses
 
     if name == "mse":
-        return losses.MeanSquaredError() if hasattr(losses, "MeanSquaredError") else "mse"
+        return losses.MSELoss()
     if name == "focal":
         return losses.FocalLoss()
     if name == "multifocal":
@@ -219,7 +219,7 @@ def _finish(ds, batch_size: int, augment: bool, with_ks93: bool, ks93_fraction: 
     import tensorflow as tf
 
     from lensviz.augment import apply_symmetry_tf
-    from lensviz.inversion import ks93
+    from lensviz.model import add_ks93_channel
 
     # Each element carries an integer key (its seed or index) so that augmentation and
     # the KS93 mask are deterministic per sample, whatever the parallel order.
@@ -233,9 +233,10 @@ def _finish(ds, batch_size: int, augment: bool, with_ks93: bool, ks93_fraction: 
         ds = ds.map(_aug, num_parallel_calls=tf.data.AUTOTUNE)
     if with_ks93:
         def _ks(key, eps):
-            kappa_e = ks93(eps[..., 0], eps[..., 1])[0].astype(np.float32)
-            keep = np.random.default_rng([int(key), seed, 7]).random() < ks93_fraction
-            return np.concatenate([eps, (kappa_e * keep)[..., None]], axis=-1)
+            x = add_ks93_channel(eps)
+            if np.random.default_rng([int(key), seed, 7]).random() >= ks93_fraction:
+                x[..., 3] = 0.0
+            return x
 
         def _add(key, eps, kappa):
             x = tf.numpy_function(_ks, [key, eps], tf.float32)

@@ -1,0 +1,121 @@
+"""TensorFlow benchmarks, registered into :data:`lensviz.bench.BENCHMARKS`.
+
+inference
+    The shipped model (``weights/lite.keras``, or an untrained ``lite`` if absent) on
+    CPU: maps per second in batches and single-map latency, warm, through the
+    ``tf.function`` forward of :func:`lensviz.model.predict_kappa`; ``model.predict``
+    on the same batch is timed as the baseline.
+training
+    Training steps per second fed by the on-the-fly simulation pipeline
+    (:func:`lensviz.training.simulated_dataset`) against the same model fed from
+    in-memory arrays, and the time to produce a batch with no training at all, from
+    which the share of step time spent producing data follows.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from pathlib import Path
+
+from lensviz.bench import register, timeit
+
+SHIPPED = Path(__file__).resolve().parent.parent / "weights" / "lite.keras"
+
+
+def _model():
+    from lensviz.model import build_unet, load_model
+
+    if SHIPPED.exists():
+        return load_model(SHIPPED), str(SHIPPED)
+    return build_unet("lite"), "untrained lite (weights/lite.keras not found)"
+
+
+@register("inference")
+def bench_inference(quick: bool = False) -> dict:
+    from lensviz.model import predict_kappa
+    from lensviz.simulate import simulate_batch
+
+    model, source = _model()
+    n = 64 if quick else 256
+    eps, _ = simulate_batch(n, 0)
+    predict_kappa(model, eps[:64], batch_size=64)  # trace
+    batched = timeit(lambda: predict_kappa(model, eps, batch_size=64), 3 if quick else 5)
+    one = eps[0]
+    predict_kappa(model, one)
+    single = timeit(lambda: predict_kappa(model, one), 10 if quick else 30, warmup=3)
+    keras_predict = timeit(lambda: model.predict(eps[:1], verbose=0), 5 if quick else 10,
+                           warmup=2)
+    return {
+        "model": source,
+        "maps": n,
+        "batched": batched,
+        "maps_per_s_batched": n / batched["median_s"],
+        "single_map": single,
+        "single_map_latency_ms": 1e3 * single["median_s"],
+        "model_predict_single_map": keras_predict,
+        "speedup_vs_model_predict_single": keras_predict["median_s"] / single["median_s"],
+        "targets": ">= 80 maps/s batched; < 50 ms for one map",
+    }
+
+
+@register("training")
+def bench_training(quick: bool = False) -> dict:
+    import keras
+
+    from lensviz.losses import MultiFocalLoss
+    from lensviz.model import build_unet
+    from lensviz.simulate import simulate_batch
+    from lensviz.training import simulated_dataset
+
+    batch, steps = 8, (15 if quick else 60)
+    keras.utils.set_random_seed(0)
+    model = build_unet("lite")
+    model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=MultiFocalLoss())
+    eps, kappa = simulate_batch(batch * 4, 2_000_000)
+    for i in range(3):  # trace and warm up
+        model.train_on_batch(eps[:batch], kappa[:batch])
+
+    def run_memory():
+        t0 = time.perf_counter()
+        for i in range(steps):
+            j = (i % 4) * batch
+            model.train_on_batch(eps[j: j + batch], kappa[j: j + batch])
+        return time.perf_counter() - t0
+
+    ds = simulated_dataset(batch, seed_start=3_000_000)
+    it = iter(ds)
+    next(it)
+
+    def run_pipeline():
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            x, y = next(it)
+            model.train_on_batch(x, y)
+        return time.perf_counter() - t0
+
+    # Interleave the two so that machine load affects both alike.
+    mem, pipe = [], []
+    for _ in range(2 if quick else 3):
+        mem.append(run_memory())
+        pipe.append(run_pipeline())
+    it2 = iter(simulated_dataset(batch, seed_start=4_000_000))
+    next(it2)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        next(it2)
+    data_only = (time.perf_counter() - t0) / steps
+    mem_step = statistics.median(mem) / steps
+    pipe_step = statistics.median(pipe) / steps
+    return {
+        "batch_size": batch,
+        "steps_per_run": steps,
+        "in_memory_steps_per_s": 1 / mem_step,
+        "pipeline_steps_per_s": 1 / pipe_step,
+        "pipeline_vs_memory": mem_step / pipe_step,
+        "batch_production_s_no_training": data_only,
+        "data_share_of_step": data_only / pipe_step,
+        "cpu_count": os.cpu_count(),
+        "target": "pipeline within 10% of in-memory (ratio >= 0.9)",
+    }
