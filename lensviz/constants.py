@@ -69,3 +69,38 @@ N_PEAKS_WEIGHT = 5  # pixels around the 5 highest true peaks get the peak weight
 PEAK_RADIUS_PX = 3  # radius (pixels) of the disc around each peak
 STRUCTURE_BAND = 0.001  # |κ − mean κ| ≤ band marks the structure boundary
 EDGE_WIDTH_PX = 5  # width of the edge frame
+
+# --- Simulator defaults (lensviz.simulate.SimulationConfig; REFERENCE.md §5) ---
+SIM_M200_RANGE = (1e14, 2e15)  # main-cluster M200 [M☉/h], drawn log-uniform
+SIM_Z_RANGE = (0.1, 0.6)  # main-cluster and field-halo redshifts, drawn uniform
+SIM_CENTER_OFFSET_ARCMIN = 3.0  # main-cluster centre: uniform in a disc of this radius [arcmin]
+SIM_AXIS_RATIO_RANGE = (0.5, 1.0)  # minor/major axis ratio q of the halos, drawn uniform
+SIM_CONCENTRATION_SCATTER_DEX = 0.15  # log-normal scatter of c200 about Duffy et al. 2008 [dex]
+SIM_N_FIELD_HALOS = 3.0  # Poisson mean number of field halos placed anywhere in the map
+SIM_FIELD_HALO_M200_RANGE = (1e12, 1e14)  # field-halo M200 [M☉/h], drawn log-uniform
+SIM_N_SUBHALOS = 4.0  # Poisson mean number of subhalos around the main cluster
+SIM_SUBHALO_MASS_FRACTION_RANGE = (1e-3, 3e-2)  # subhalo M200 / main M200, drawn log-uniform
+SIM_SUBHALO_SPREAD_R200 = 0.5  # Gaussian σ of subhalo offsets per axis [main-cluster r200]
+SIM_LSS_AMPLITUDE = 1.0  # multiplier on the fiducial (z_s = 1) LSS convergence power spectrum
+SIM_KS_PAD_PX = 64  # zero-padding per side [pixels] when computing γ from κ
+SIM_CORE_BOX_PX = 2  # pixels within ±this many pixels of a halo centre are pixel-averaged
+SIM_CORE_SUPERSAMPLE = 8  # sub-samples per pixel side for that pixel average
+REDUCED_SHEAR_MIN_DENOM = 0.1  # 1 − κ is clipped to at least this in g = γ/(1 − κ)
+
+__all__ += [
+    "SIM_M200_RANGE",
+    "SIM_Z_RANGE",
+    "SIM_CENTER_OFFSET_ARCMIN",
+    "SIM_AXIS_RATIO_RANGE",
+    "SIM_CONCENTRATION_SCATTER_DEX",
+    "SIM_N_FIELD_HALOS",
+    "SIM_FIELD_HALO_M200_RANGE",
+    "SIM_N_SUBHALOS",
+    "SIM_SUBHALO_MASS_FRACTION_RANGE",
+    "SIM_SUBHALO_SPREAD_R200",
+    "SIM_LSS_AMPLITUDE",
+    "SIM_KS_PAD_PX",
+    "SIM_CORE_BOX_PX",
+    "SIM_CORE_SUPERSAMPLE",
+    "REDUCED_SHEAR_MIN_DENOM",
+]

@@ -1,0 +1,290 @@
+"""The simulator: shapes, reproducibility, noise statistics, physics pieces, validation."""
+
+import numpy as np
+import pytest
+
+from lensviz import constants as C
+from lensviz.cosmology import critical_density, sigma_crit
+from lensviz.inversion import gaussian_smooth, ks93
+from lensviz.simulate import (
+    HaloParams,
+    SimulationConfig,
+    add_shape_noise,
+    concentration_duffy08,
+    convergence_power_spectrum,
+    lens_ellipticities,
+    lognormal_shift,
+    nfw_kappa_profile,
+    nfw_params,
+    reduced_shear,
+    simulate_batch,
+    simulate_sample,
+    simulate_truth,
+)
+
+# a lone round cluster, no LSS, no noise: for checking the halo maps
+LONE_HALO = SimulationConfig(
+    n_field_halos=0, n_subhalos=0, elliptical=False, lss=False, noise=False
+)
+
+
+# === Output contract ===
+def test_shapes_and_dtypes():
+    eps, kappa = simulate_sample(0)
+    assert eps.shape == (C.NPIX, C.NPIX, 3) and eps.dtype == np.float32
+    assert kappa.shape == (C.NPIX, C.NPIX) and kappa.dtype == np.float32
+    assert np.all(np.isfinite(eps)) and np.all(np.isfinite(kappa))
+    small = SimulationConfig(npix=48, pad=16)
+    eps, kappa = simulate_sample(0, small)
+    assert eps.shape == (48, 48, 3) and kappa.shape == (48, 48)
+
+
+def test_reproducible_per_seed_and_seeds_differ():
+    a = simulate_sample(123)
+    b = simulate_sample(123)
+    c = simulate_sample(124)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert not np.array_equal(a[1], c[1])
+    assert not np.array_equal(a[0][..., 0], c[0][..., 0])
+
+
+def test_batch_equals_per_sample():
+    eps, kappa = simulate_batch(3, seed=40)
+    assert eps.shape == (3, C.NPIX, C.NPIX, 3) and kappa.shape == (3, C.NPIX, C.NPIX)
+    for i in range(3):
+        e_i, k_i = simulate_sample(40 + i)
+        assert np.array_equal(eps[i], e_i) and np.array_equal(kappa[i], k_i)
+    empty_eps, empty_kappa = simulate_batch(0)
+    assert empty_eps.shape == (0, C.NPIX, C.NPIX, 3) and empty_kappa.shape[0] == 0
+
+
+def test_truth_matches_sample_and_adds_up():
+    truth = simulate_truth(9)
+    _, kappa = simulate_sample(9)
+    assert np.array_equal(truth["kappa"], kappa)
+    np.testing.assert_allclose(
+        truth["kappa"], truth["kappa_cluster"] + truth["kappa_lss"], atol=1e-6
+    )
+    g1, g2 = reduced_shear(truth["shear1"], truth["shear2"], truth["kappa"])
+    np.testing.assert_allclose(truth["gamma1"], g1, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(truth["gamma2"], g2, rtol=1e-5, atol=1e-7)
+    halos = truth["halos"]
+    assert all(isinstance(h, HaloParams) for h in halos)
+    assert halos[0].kind == "main"
+    assert C.SIM_M200_RANGE[0] <= halos[0].m200 <= C.SIM_M200_RANGE[1]
+    assert C.SIM_Z_RANGE[0] <= halos[0].z <= C.SIM_Z_RANGE[1]
+
+
+def test_components_switch_independently():
+    # separate random streams: the cluster does not change when LSS or noise is switched off
+    full = simulate_truth(5)
+    no_lss = simulate_truth(5, SimulationConfig(lss=False))
+    assert np.array_equal(full["kappa_cluster"], no_lss["kappa_cluster"])
+    assert not np.any(no_lss["kappa_lss"])
+    eps_a, _ = simulate_sample(5)
+    eps_b, _ = simulate_sample(5, SimulationConfig(lss=False))
+    assert np.array_equal(eps_a[..., 2], eps_b[..., 2])  # same galaxy counts
+
+
+# === Shape noise ===
+def test_delta_eps_is_sigma_over_sqrt_n_and_empty_pixel_rule():
+    rng = np.random.default_rng(3)
+    g = np.full((128, 128), 0.02, dtype=np.float32)
+    n_gal = 2.0  # 0.5 galaxies per 0.5′ pixel: 61 % of the pixels are empty
+    eps = add_shape_noise(g, -g, rng, n_gal=n_gal, sigma_e=0.3, pixel_arcmin=0.5)
+    assert eps.shape == (128, 128, 3) and eps.dtype == np.float32
+    empty = eps[..., 2] == C.EMPTY_PIXEL_SIGMA
+    assert np.all(eps[empty][:, :2] == 0.0)
+    counts = (0.3 / eps[~empty][:, 2].astype(np.float64)) ** 2
+    np.testing.assert_allclose(counts, np.rint(counts), atol=1e-3)  # Δε = σ_e/√N, N integer
+    assert np.rint(counts).min() >= 1
+    p_empty = np.exp(-n_gal * 0.25)
+    assert abs(empty.mean() - p_empty) < 4 * np.sqrt(p_empty * (1 - p_empty) / empty.size)
+
+
+def test_mean_galaxy_count_per_pixel():
+    eps, _ = simulate_sample(2)
+    filled = eps[..., 2] < C.EMPTY_PIXEL_SIGMA
+    n = (C.SIGMA_E / eps[..., 2][filled].astype(np.float64)) ** 2
+    mean_n = C.N_GAL_ARCMIN2 * C.PIXEL_ARCMIN**2  # 7.5
+    total = np.rint(n).sum() / eps[..., 2].size
+    assert total == pytest.approx(mean_n, rel=4 * np.sqrt(mean_n / eps[..., 2].size) / mean_n)
+
+
+def test_pixel_noise_statistics_on_a_shear_free_field():
+    rng = np.random.default_rng(11)
+    zero = np.zeros((128, 128), dtype=np.float32)
+    eps = add_shape_noise(zero, zero, rng, n_gal=30.0, sigma_e=0.26, pixel_arcmin=0.5)
+    filled = eps[..., 2] < C.EMPTY_PIXEL_SIGMA
+    for c in (0, 1):
+        z = eps[..., c][filled] / eps[..., 2][filled]
+        # unit variance (the |e_s| < 1 truncation lowers it by 0.5 %); 16k pixels → ±1.1 % (2σ)
+        assert np.std(z) == pytest.approx(1.0, abs=0.025)
+        assert abs(np.mean(eps[..., c][filled])) < 4 * 0.26 / np.sqrt(filled.sum() * 7.5)
+    # and the raw pixel scatter is σ_e/√(n_gal A_pix), up to the spread of 1/N
+    nominal = 0.26 / np.sqrt(30.0 * 0.25)
+    assert np.std(eps[..., 0][filled]) == pytest.approx(nominal, rel=0.12)
+
+
+@pytest.mark.parametrize(
+    ("g", "expected"), [(0.3 - 0.2j, 0.3 - 0.2j), (1.5 + 0.5j, 1 / (1.5 - 0.5j))]
+)
+def test_lensed_ellipticity_mean_is_reduced_shear(g, expected):
+    # Seitz & Schneider 1997: ⟨e⟩ = g for |g| ≤ 1 and 1/g* for |g| > 1, for isotropic e_s
+    rng = np.random.default_rng(0)
+    n = 400_000
+    e_s = 0.26 * (rng.standard_normal(n) + 1j * rng.standard_normal(n))
+    e_s = e_s[np.abs(e_s) < 1]
+    mean = lens_ellipticities(e_s, g).mean()
+    assert abs(mean - expected) < 5 * 0.26 / np.sqrt(e_s.size)
+
+
+def test_noise_free_config_gives_reduced_shear():
+    cfg = SimulationConfig(noise=False)
+    eps, kappa = simulate_sample(21, cfg)
+    truth = simulate_truth(21, cfg)
+    np.testing.assert_array_equal(eps[..., 0], truth["gamma1"])
+    np.testing.assert_array_equal(eps[..., 1], truth["gamma2"])
+    np.testing.assert_allclose(eps[..., 2], C.SIGMA_E / np.sqrt(7.5), rtol=1e-6)
+    # g ≈ γ where κ ≪ 1
+    weak = np.abs(kappa) < 0.02
+    np.testing.assert_allclose(eps[..., 0][weak], truth["shear1"][weak], rtol=0.03, atol=1e-6)
+
+
+def test_add_shape_noise_rejects_bad_input():
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="same shape"):
+        add_shape_noise(np.zeros((4, 4)), np.zeros((4, 5)), rng)
+    with pytest.raises(TypeError, match="Generator"):
+        add_shape_noise(np.zeros((4, 4)), np.zeros((4, 4)), 0)
+    with pytest.raises(ValueError, match="n_gal"):
+        add_shape_noise(np.zeros((4, 4)), np.zeros((4, 4)), rng, n_gal=0)
+    with pytest.raises(ValueError, match="sigma_e"):
+        add_shape_noise(np.zeros((4, 4)), np.zeros((4, 4)), rng, sigma_e=1.5)
+
+
+# === Physics pieces ===
+def test_duffy_concentration_and_lognormal_shift_values():
+    assert concentration_duffy08(2e12, 0.0) == pytest.approx(5.71)
+    assert concentration_duffy08(2e14, 1.0) == pytest.approx(5.71 * 100**-0.084 * 2**-0.47)
+    assert lognormal_shift(1.0) == pytest.approx(0.008 + 0.029 - 0.0079 + 0.00065)
+
+
+def test_nfw_params_recover_m200():
+    m200, z, c = np.array([1e12, 3e14, 2e15]), np.array([0.1, 0.3, 0.6]), np.array([8.0, 5.0, 3.0])
+    r_s, kappa_s = nfw_params(m200, z, c, z_source=1.0)
+    rho_s = kappa_s * sigma_crit(z, 1.0) / r_s
+    mass = 4 * np.pi * rho_s * r_s**3 * (np.log1p(c) - c / (1 + c))  # 3-D NFW mass inside c r_s
+    np.testing.assert_allclose(mass, m200, rtol=1e-10)
+    np.testing.assert_allclose(
+        m200, 4 / 3 * np.pi * 200 * critical_density(z) * (c * r_s) ** 3, rtol=1e-10
+    )
+    _, behind = nfw_params(1e14, 1.2, 4.0, z_source=1.0)
+    assert behind == 0.0
+
+
+def test_halo_map_is_nfw_and_core_pixels_are_pixel_averages():
+    truth = simulate_truth(4, LONE_HALO)
+    h = truth["halos"][0]
+    kappa = truth["kappa_cluster"].astype(np.float64)
+    rs_px = h.r_s_arcmin / LONE_HALO.pixel_arcmin
+    yy, xx = np.mgrid[0:128, 0:128].astype(np.float64)
+    exact = nfw_kappa_profile(np.hypot(xx - h.x, yy - h.y) / rs_px, h.kappa_s)
+    core = (np.abs(xx - np.rint(h.x)) <= 2) & (np.abs(yy - np.rint(h.y)) <= 2)
+    np.testing.assert_allclose(kappa[~core], exact[~core], rtol=2e-5)
+    # core pixels: mean of κ over the pixel, checked with 200 × 200 sub-samples
+    off = (np.arange(200) + 0.5) / 200 - 0.5
+    iy, ix = int(np.rint(h.y)), int(np.rint(h.x))
+    for dy, dx in [(0, 0), (0, 1), (-1, -1), (2, 2)]:
+        sx, sy = ix + dx + off[None, :], iy + dy + off[:, None]
+        fine = nfw_kappa_profile(np.hypot(sx - h.x, sy - h.y) / rs_px, h.kappa_s).mean()
+        assert kappa[iy + dy, ix + dx] == pytest.approx(fine, rel=2e-3)
+
+
+def test_elliptical_halo_orientation():
+    cfg = LONE_HALO.replace(elliptical=True, axis_ratio_range=(0.5, 0.5), center_offset_arcmin=0.0)
+    for seed in (1, 2):
+        truth = simulate_truth(seed, cfg)
+        h = truth["halos"][0]
+        yy, xx = np.mgrid[0:128, 0:128].astype(np.float64)
+        dx, dy = xx - h.x, yy - h.y
+        w = truth["kappa_cluster"] * (np.hypot(dx, dy) < 30)
+        qxx, qyy, qxy = (w * dx * dx).sum(), (w * dy * dy).sum(), (w * dx * dy).sum()
+        angle = 0.5 * np.arctan2(2 * qxy, qxx - qyy)
+        assert np.angle(np.exp(2j * (angle - h.angle))) == pytest.approx(0.0, abs=0.05)
+
+
+def test_lss_field_statistics():
+    cfg = SimulationConfig(n_field_halos=0, n_subhalos=0, noise=False)
+    maps = np.array([simulate_truth(s, cfg)["kappa_lss"] for s in range(12)], dtype=np.float64)
+    assert maps.min() >= -lognormal_shift(1.0)  # lognormal: κ > −λ
+    # the pixel variance is that of the power spectrum (lognormal keeps the 2-point function)
+    n, theta = 128, C.PIXEL_ARCMIN / 60 * np.pi / 180
+    k1, k2 = np.meshgrid(np.fft.fftfreq(n), np.fft.fftfreq(n))
+    window = (np.sinc(k1) * np.sinc(k2)) ** 2
+    cl = convergence_power_spectrum(2 * np.pi * np.hypot(k1, k2) / theta)
+    expected = np.sum(cl * window) / (n * theta) ** 2
+    assert maps.var(axis=(1, 2)).mean() == pytest.approx(expected, rel=0.1)
+    assert 0.015 < np.sqrt(expected) < 0.03  # a few 1e-2 on 0.5′ pixels at z_s = 1
+    skew = np.mean(((maps - maps.mean()) / maps.std()) ** 3)
+    assert skew > 0.5
+
+
+def test_power_spectrum_fit_matches_camb_reference():
+    # Limber + CAMB halofit (Takahashi 2012), Ω_m = 0.3, σ8 = 0.8, z_s = 1: ℓ(ℓ+1)C_ℓ/2π
+    ell = np.array([338.0, 1144.0, 3869.0, 13089.0])
+    camb = np.array([2.67e-5, 7.05e-5, 1.41e-4, 1.52e-4])
+    delta2 = ell * (ell + 1) * convergence_power_spectrum(ell) / (2 * np.pi)
+    np.testing.assert_allclose(delta2, camb, rtol=0.05)
+
+
+def test_lensing_signal_survives_the_noise():
+    rs = []
+    for seed in range(4):
+        eps, kappa = simulate_sample(seed)
+        kappa_e, _ = ks93(eps[..., 0], eps[..., 1], pad=64)
+        a = gaussian_smooth(kappa_e, 3.0).ravel()
+        b = gaussian_smooth(kappa, 3.0).ravel()
+        rs.append(np.corrcoef(a, b)[0, 1])
+    assert min(rs) > 0.4 and np.mean(rs) > 0.6
+
+
+# === Configuration ===
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"npix": 1}, "npix"),
+        ({"npix": 64.0}, "npix"),
+        ({"pixel_arcmin": -0.5}, "pixel_arcmin"),
+        ({"n_gal": 0.0}, "n_gal"),
+        ({"sigma_e": 1.2}, "sigma_e"),
+        ({"z_source": 0.0}, "z_source"),
+        ({"m200_range": (2e15, 1e14)}, "m200_range"),
+        ({"z_range": (0.1, 1.5)}, "z_range"),
+        ({"axis_ratio_range": (0.5, 1.5)}, "axis_ratio_range"),
+        ({"n_subhalos": -1.0}, "n_subhalos"),
+        ({"lss_amplitude": np.nan}, "lss_amplitude"),
+        ({"lss": "yes"}, "lss"),
+        ({"pad": -1}, "pad"),
+        ({"core_supersample": 0}, "core_supersample"),
+    ],
+)
+def test_config_validation_names_the_field(changes, field):
+    with pytest.raises(ValueError, match=field):
+        SimulationConfig(**changes)
+
+
+def test_config_is_frozen_and_replace_validates():
+    cfg = SimulationConfig()
+    with pytest.raises(AttributeError):
+        cfg.npix = 64
+    assert cfg.replace(n_gal=10.0).n_gal == 10.0
+    with pytest.raises(ValueError, match="n_gal"):
+        cfg.replace(n_gal=-1.0)
+
+
+def test_bad_seed_raises():
+    with pytest.raises(ValueError, match="seed"):
+        simulate_sample(-1)
+    with pytest.raises(ValueError, match="n must be"):
+        simulate_batch(-2)
