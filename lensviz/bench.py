@@ -96,7 +96,7 @@ def bench_ks93(quick: bool = False) -> dict:
     batched = timeit(lambda: ks93(g1, g2), repeat)
     fft = timeit(bare, repeat)
     fft_whole = timeit(bare_whole, repeat)
-    loop = timeit(lambda: [ks93(a, b) for a, b in zip(g1, g2)], max(1, repeat // 2))
+    loop = timeit(lambda: [ks93(a, b) for a, b in zip(g1, g2, strict=True)], max(1, repeat // 2))
     return {
         "maps": n,
         "batched": batched,
@@ -132,7 +132,7 @@ def challenge_style_scores(true: np.ndarray, pred: np.ndarray) -> np.ndarray:
         return out
 
     rows = []
-    for t, p in zip(true.astype(np.float64), pred.astype(np.float64)):
+    for t, p in zip(true.astype(np.float64), pred.astype(np.float64), strict=True):
         t = np.where(t == 0, 1e-5, t)
         p = np.where(p == 0, 1e-5, p)
         w = 1 + t / t.max()

@@ -74,7 +74,7 @@ def bench_training(quick: bool = False) -> dict:
     model = build_unet("lite")
     model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=MultiFocalLoss())
     eps, kappa = simulate_batch(batch * 4, 2_000_000)
-    for i in range(3):  # trace and warm up
+    for _ in range(3):  # trace and warm up
         model.train_on_batch(eps[:batch], kappa[:batch])
 
     def run_memory():

@@ -301,11 +301,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"{json_path}: the folder {json_path.parent} does not exist")
     total, batches = iter_data(args.data, args.batch, args.n)
     first = next(batches)  # read (and check) the data before spending time on σ
+    if first[1] is None:
+        raise ValueError(f"{args.data}: holds ε only; evaluate needs true κ as well")
     sigma = _choose_sigma(args)
     predictors = {
         "ks93_raw": ks93_predictor(0.0, args.pad),
         "ks93_smoothed": ks93_predictor(sigma["sigma_px"], args.pad),
     }
+    predictors.update(_model_predictors(args))
     per_map: dict[str, dict[str, list]] = {}
     names: list[str] = []
     with _progress(total, "evaluate") as bar:
@@ -339,6 +342,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         _write_text_atomic(json_path, json.dumps(result, indent=2, ensure_ascii=False))
         print(f"wrote {json_path}")
     return 0
+
+
+def _model_predictors(args: argparse.Namespace) -> dict:
+    """The UNet predictor of ``--weights`` (default: the shipped weights, if any)."""
+    from lensviz.evaluation import default_weights, unet_predictor
+
+    if args.no_unet:
+        return {}
+    weights = args.weights or default_weights()
+    if weights is None:
+        print("note: no --weights given and weights/lite.keras not found; scoring KS93 only",
+              file=sys.stderr)
+        return {}
+    return {"unet": unet_predictor(weights)}
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
@@ -377,8 +394,12 @@ COMMANDS: tuple[Command, ...] = (
         arg("--sigma", type=_non_negative_float, default=2.0,
             help="KS93 smoothing σ in pixels (default 2)"),
     )),
-    Command("evaluate", cmd_evaluate, "score raw and smoothed KS93 with the challenge metrics", (
+    Command("evaluate", cmd_evaluate, "score the UNet, raw KS93 and smoothed KS93 with the "
+            "challenge metrics", (
         arg("data", help=_DATA_HELP),
+        arg("--weights", default=None,
+            help="UNet .keras file (default: the shipped weights/lite.keras)"),
+        arg("--no-unet", action="store_true", help="score KS93 only"),
         arg("--n", type=_positive_int, default=None, help="use the first N samples (default all)"),
         arg("--sigma", type=_non_negative_float, default=None,
             help="smoothing σ in pixels (default: chosen on the calibration set)"),
@@ -390,6 +411,78 @@ COMMANDS: tuple[Command, ...] = (
         arg("--per-map", action="store_true", help="include per-map values in the JSON"),
         arg("--batch", type=_positive_int, default=256, help="samples per batch (default 256)"),
         arg("--seed", type=int, default=0, help="bootstrap seed (default 0)"),
+    )),
+    Command("predict", "lensviz.cli_model:cmd_predict",
+            "predict κ maps with the UNet or KS93 and write them to HDF5", (
+        arg("data", help=_DATA_HELP),
+        arg("--method", choices=("unet", "ks93"), default="unet"),
+        arg("--weights", default=None, help="UNet .keras file (default: weights/lite.keras)"),
+        arg("--sigma", type=_non_negative_float, default=0.0,
+            help="KS93 smoothing σ in pixels (default 0: raw)"),
+        arg("--pad", type=_non_negative_int, default=0, help="KS93 zero-padding, pixels"),
+        arg("--n", type=_positive_int, default=None, help="use the first N samples"),
+        arg("--batch", type=_positive_int, default=256, help="samples per batch"),
+        arg("--out", required=True, help="output PRED.h5 (kappa_pred, names)"),
+        arg("--overwrite", action="store_true", help="replace OUT if it exists"),
+    )),
+    Command("train", "lensviz.cli_model:cmd_train", "train a UNet preset from scratch", (
+        arg("--preset", default="lite", help="model preset: lite, paper or unet2k"),
+        arg("--out", required=True, help="run folder (model.keras, history.csv/json, ...)"),
+        arg("--loss", default="multifocal", choices=("mse", "focal", "multifocal", "combined")),
+        arg("--coeffs", default=None, help="MultiFocal coefficients, e.g. focal=1,local=2,"
+            "peaks=3,structure=1.5,edges=1 (default: the report's)"),
+        arg("--lr", type=float, default=1e-4, help="learning rate (default 1e-4)"),
+        arg("--batch", type=_positive_int, default=8, help="batch size (default 8)"),
+        arg("--epochs", type=_positive_int, default=20),
+        arg("--steps", type=_positive_int, default=200, help="steps per epoch (default 200)"),
+        arg("--train-data", default=None, help="HDF5 to stream (default: simulate on the fly)"),
+        arg("--train-seed", type=_non_negative_int, default=constants.TRAIN_SEED_START,
+            help=f"first simulator seed (default {constants.TRAIN_SEED_START})"),
+        arg("--val-data", default=None, help="validation HDF5 (default: simulated)"),
+        arg("--val-n", type=_positive_int, default=256, help="validation maps (default 256)"),
+        arg("--patience", type=_non_negative_int, default=5, help="early-stopping patience"),
+        arg("--with-ks93", action="store_true", help="add the KS93 input channel"),
+        arg("--no-augment", action="store_true", help="no random spin-2 symmetries"),
+        arg("--devices", default=None, help="comma-separated devices for MirroredStrategy"),
+        arg("--seed", type=int, default=0),
+    )),
+    Command("finetune", "lensviz.cli_model:cmd_finetune",
+            "fine-tune saved weights with the Combined loss (report §4.2)", (
+        arg("--weights", required=True, help="starting .keras weights"),
+        arg("--out", required=True, help="output .keras file (written only on success)"),
+        arg("--loss", default="combined", choices=("mse", "focal", "multifocal", "combined")),
+        arg("--coeffs", default=None, help="MultiFocal coefficients, as for train"),
+        arg("--w-multifocal", type=_non_negative_float, default=0.95),
+        arg("--w-wmape", type=_non_negative_float, default=0.05),
+        arg("--w-dicee", type=_non_negative_float, default=0.0),
+        arg("--w-dpeaks", type=_non_negative_float, default=0.0),
+        arg("--which", choices=("last", "decoder", "all"), default="last",
+            help="what trains (default: the last layer, as in the report)"),
+        arg("--epochs", type=_positive_int, default=2),
+        arg("--n", type=_positive_int, default=512, help="training samples per epoch"),
+        arg("--lr", type=float, default=1e-4),
+        arg("--batch", type=_positive_int, default=8),
+        arg("--train-data", default=None, help="HDF5 to train on (default: simulated)"),
+        arg("--val-n", type=_positive_int, default=64),
+        arg("--seed", type=int, default=0),
+    )),
+    Command("tune", "lensviz.cli_model:cmd_tune",
+            "Bayesian hyperparameter search with Keras Tuner (optional extra)", (
+        arg("--out", required=True, help="tuner folder"),
+        arg("--trials", type=_positive_int, default=10),
+        arg("--epochs", type=_positive_int, default=30),
+        arg("--steps", type=_positive_int, default=100),
+        arg("--val-n", type=_positive_int, default=128),
+        arg("--patience", type=_non_negative_int, default=3),
+        arg("--base-preset", default="lite"),
+        arg("--seed", type=int, default=0),
+    )),
+    Command("bench", "lensviz.cli_model:cmd_bench",
+            "run the benchmarks and write JSON (medians and ratios)", (
+        arg("--only", nargs="*", default=None,
+            help="benchmarks to run (ks93 metrics simulate inference training app)"),
+        arg("--out", default="benchmarks/results.json", help="JSON output"),
+        arg("--quick", action="store_true", help="smaller sizes, for a smoke run"),
     )),
 )
 
@@ -441,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # stdout closed early, e.g. piped into `head`
         _silence_stdout()
         return 1
-    except (ValueError, TypeError, OSError) as exc:
+    except (ValueError, TypeError, OSError, RuntimeError) as exc:
         if args.traceback:
             raise
         message = " ".join(str(exc).split()) or type(exc).__name__

@@ -44,7 +44,8 @@ N_GAL_ARCMIN2 = 30.0  # source galaxies per arcmin^2
 SIGMA_E = 0.26  # intrinsic ellipticity dispersion per component
 Z_SOURCE = 1.0  # source redshift
 
-EMPTY_PIXEL_SIGMA = 1.0  # Δε of a pixel with no galaxy (e1 = e2 = 0 there); real pixels have Δε ≤ σ_e
+# Δε of a pixel with no galaxy (e1 = e2 = 0 there); real pixels have Δε ≤ σ_e.
+EMPTY_PIXEL_SIGMA = 1.0
 
 # --- Disjoint seed ranges of the simulator (sample i of a set uses seed start + i) ---
 TEST_SEED_START = 0  # held-out test sets and the app's built-in samples: seeds [0, 500_000)

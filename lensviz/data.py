@@ -75,6 +75,8 @@ __all__ = [
     "load_upload",
     "load_upload_pair",
     "apply_convention",
+    "write_predictions",
+    "read_predictions",
 ]
 
 MAX_UPLOAD_BYTES = 200 * 1024**2  # default upload limit (bytes); Streamlit's own default
@@ -1165,3 +1167,47 @@ def apply_convention(eps, *, negate_e1: bool = False, negate_e2: bool = False,
     if transpose:
         out = np.ascontiguousarray(out.transpose(0, 2, 1, 3))
     return out
+
+
+# === Predictions ===
+
+
+def write_predictions(path, kappa_pred, names: Sequence[str], *, overwrite: bool = False,
+                      attrs: dict | None = None) -> None:
+    """Write predicted maps to HDF5: ``kappa_pred`` ``(N, 128, 128)`` float32 and ``names``.
+
+    The file is written beside ``path`` under a temporary name and renamed when
+    complete, so a failure never leaves a partial file. ``attrs`` (method, weights,
+    smoothing…) become file attributes.
+    """
+    path = Path(path)
+    kappa_pred = validate_kappa(kappa_pred, f"{path} [kappa_pred]")
+    names = _validate_names(list(names), len(kappa_pred), str(path))
+    _check_target(path, overwrite)
+    tmp = _temp_sibling(path)
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("kappa_pred", data=kappa_pred, chunks=(1, *kappa_pred.shape[1:]),
+                             compression="gzip", compression_opts=4, shuffle=True)
+            f.create_dataset("names", data=names, dtype=h5py.string_dtype("utf-8"))
+            f.attrs["format"] = "lensviz-predictions"
+            for key, value in (attrs or {}).items():
+                f.attrs[key] = value
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def read_predictions(path) -> tuple[np.ndarray, list[str], dict]:
+    """Read a file written by :func:`write_predictions`: ``(kappa_pred, names, attrs)``."""
+    source = str(path)
+    with _open_hdf5(path, source) as f:
+        if "kappa_pred" not in f:
+            raise ValueError(f"{source}: no 'kappa_pred' dataset; expected a file written by "
+                             "`python -m lensviz predict`")
+        kappa = validate_kappa(f["kappa_pred"][...], f"{source} [kappa_pred]")
+        names = [str(n) for n in f["names"].asstr()[...]] if "names" in f else [
+            f"{i:06d}" for i in range(len(kappa))]
+        attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
+    return kappa, names, attrs

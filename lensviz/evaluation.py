@@ -26,6 +26,8 @@ __all__ = [
     "N_BOOTSTRAP",
     "HIGHER_IS_BETTER",
     "ks93_predictor",
+    "unet_predictor",
+    "default_weights",
     "choose_ks93_sigma",
     "calibration_set",
     "score_methods",
@@ -71,6 +73,33 @@ def ks93_predictor(sigma_px: float = 0.0, pad: int = 0) -> Predictor:
 
     predict.__name__ = f"ks93_sigma{sigma_px:g}"
     predict.__doc__ = f"KS93 E mode, pad {pad} px, Gaussian σ = {sigma_px:g} px."
+    return predict
+
+
+def default_weights():
+    """The shipped weights, ``weights/lite.keras`` beside the package, or None if absent."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "weights" / "lite.keras"
+    return path if path.exists() else None
+
+
+def unet_predictor(weights, batch_size: int = 64) -> Predictor:
+    """A predictor running the UNet saved at ``weights`` (a ``.keras`` file).
+
+    The model is loaded once; predictions use the ``tf.function`` forward of
+    :func:`lensviz.model.predict_kappa`. TensorFlow is imported only here.
+    """
+    from lensviz.model import load_model, predict_kappa
+
+    model = load_model(weights)
+
+    def predict(eps: np.ndarray) -> np.ndarray:
+        return predict_kappa(model, eps, batch_size=batch_size)
+
+    predict.__name__ = "unet"
+    predict.__doc__ = f"UNet {getattr(model, 'name', '')} from {weights}."
+    predict.model = model
     return predict
 
 

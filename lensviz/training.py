@@ -24,7 +24,6 @@ the app uses exactly this. A cancelled or failed run never touches the output fi
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import math
@@ -36,6 +35,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 
 from lensviz import constants
@@ -382,7 +382,6 @@ def distribution_strategy(devices: Sequence[str] | None = None):
 
 def configure_precision(mixed: bool | None = None) -> str:
     """Set Keras' global dtype policy: mixed float16 on GPU (or when asked), else float32."""
-    import keras
     import tensorflow as tf
 
     if mixed is None:
@@ -429,135 +428,130 @@ def summarize_metrics(kappa_true: np.ndarray, kappa_pred: np.ndarray) -> dict[st
     return out
 
 
-def _make_callbacks():
-    import keras
+class ValidationMetrics(keras.callbacks.Callback):
+    """At each epoch end: ``val_loss`` and the challenge metrics on a fixed set.
 
-    class ValidationMetrics(keras.callbacks.Callback):
-        """At each epoch end: ``val_loss`` and the challenge metrics on a fixed set.
+    One forward pass over the validation maps (a ``tf.function``, never
+    ``model.predict``) serves both the loss and the metrics, written into the epoch
+    logs as ``val_loss``, ``val_wmape``, ``val_wmape_median``, ``val_dicee``,
+    ``val_dpeaks``, ``val_rmse`` and ``val_r``. Put it first in the callback list so
+    that early stopping and checkpoints see these values.
+    """
 
-        One forward pass over the validation maps (a ``tf.function``, never
-        ``model.predict``) serves both the loss and the metrics, written into the epoch
-        logs as ``val_loss``, ``val_wmape``, ``val_wmape_median``, ``val_dicee``,
-        ``val_dpeaks``, ``val_rmse`` and ``val_r``. Put it first in the callback list so
-        that early stopping and checkpoints see these values.
-        """
+    def __init__(self, eps, kappa, loss_fn, batch_size: int = 64):
+        super().__init__()
+        self.eps, self.kappa = eps, kappa
+        self.loss_fn, self.batch_size = loss_fn, batch_size
 
-        def __init__(self, eps, kappa, loss_fn, batch_size: int = 64):
-            super().__init__()
-            self.eps, self.kappa = eps, kappa
-            self.loss_fn, self.batch_size = loss_fn, batch_size
+    def evaluate(self) -> dict[str, float]:
+        import tensorflow as tf
 
-        def evaluate(self) -> dict[str, float]:
-            import tensorflow as tf
+        from lensviz.model import predict_kappa
 
-            from lensviz.model import predict_kappa
+        pred = predict_kappa(self.model, self.eps, batch_size=self.batch_size)
+        losses = []
+        for i in range(0, len(pred), self.batch_size):
+            t = tf.constant(self.kappa[i: i + self.batch_size])
+            p = tf.constant(pred[i: i + self.batch_size])
+            losses.append(float(self.loss_fn(t, p)) * len(t))
+        out = {"val_loss": sum(losses) / len(pred)}
+        out.update({f"val_{k}": v for k, v in summarize_metrics(self.kappa, pred).items()})
+        return out
 
-            pred = predict_kappa(self.model, self.eps, batch_size=self.batch_size)
-            losses = []
-            for i in range(0, len(pred), self.batch_size):
-                t = tf.constant(self.kappa[i: i + self.batch_size])
-                p = tf.constant(pred[i: i + self.batch_size])
-                losses.append(float(self.loss_fn(t, p)) * len(t))
-            out = {"val_loss": sum(losses) / len(pred)}
-            out.update({f"val_{k}": v for k, v in summarize_metrics(self.kappa, pred).items()})
-            return out
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs.update(self.evaluate())
 
-        def on_epoch_end(self, epoch, logs=None):
-            if logs is not None:
-                logs.update(self.evaluate())
+class ProgressCallback(keras.callbacks.Callback):
+    """Reports :class:`Progress` to ``on_progress`` and honours a cancel event.
 
-    class ProgressCallback(keras.callbacks.Callback):
-        """Reports :class:`Progress` to ``on_progress`` and honours a cancel event.
+    Parameters
+    ----------
+    on_progress : callable(Progress) or None
+    epochs, steps : int
+        Planned epochs and steps per epoch (for the ETA).
+    cancel : threading.Event or None
+        When set, training stops after the current step.
+    min_interval_s : float
+        Minimum time between two per-step reports.
+    """
 
-        Parameters
-        ----------
-        on_progress : callable(Progress) or None
-        epochs, steps : int
-            Planned epochs and steps per epoch (for the ETA).
-        cancel : threading.Event or None
-            When set, training stops after the current step.
-        min_interval_s : float
-            Minimum time between two per-step reports.
-        """
+    def __init__(self, on_progress: Callable[[Progress], None] | None, epochs: int,
+                 steps: int, cancel: threading.Event | None = None,
+                 min_interval_s: float = 0.5):
+        super().__init__()
+        self.on_progress, self.epochs, self.steps = on_progress, epochs, steps
+        self.cancel, self.min_interval_s = cancel, min_interval_s
+        self.history: list[dict[str, float]] = []
+        self.cancelled = False
+        self._t0 = self._last = 0.0
+        self._epoch = 0
 
-        def __init__(self, on_progress: Callable[[Progress], None] | None, epochs: int,
-                     steps: int, cancel: threading.Event | None = None,
-                     min_interval_s: float = 0.5):
-            super().__init__()
-            self.on_progress, self.epochs, self.steps = on_progress, epochs, steps
-            self.cancel, self.min_interval_s = cancel, min_interval_s
-            self.history: list[dict[str, float]] = []
-            self.cancelled = False
-            self._t0 = self._last = 0.0
-            self._epoch = 0
+    def _emit(self, stage: str, step: int, loss: float) -> None:
+        if self.on_progress is None:
+            return
+        elapsed = time.perf_counter() - self._t0
+        done = self._epoch * self.steps + step
+        total = self.epochs * self.steps
+        eta = elapsed / done * (total - done) if done else float("nan")
+        self.on_progress(Progress(stage, self._epoch, self.epochs, step, self.steps,
+                                  float(loss), elapsed, eta, list(self.history)))
 
-        def _emit(self, stage: str, step: int, loss: float) -> None:
-            if self.on_progress is None:
-                return
-            elapsed = time.perf_counter() - self._t0
-            done = self._epoch * self.steps + step
-            total = self.epochs * self.steps
-            eta = elapsed / done * (total - done) if done else float("nan")
-            self.on_progress(Progress(stage, self._epoch, self.epochs, step, self.steps,
-                                      float(loss), elapsed, eta, list(self.history)))
+    def on_train_begin(self, logs=None):
+        self._t0 = self._last = time.perf_counter()
 
-        def on_train_begin(self, logs=None):
-            self._t0 = self._last = time.perf_counter()
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
 
-        def on_epoch_begin(self, epoch, logs=None):
-            self._epoch = epoch
+    def on_train_batch_end(self, batch, logs=None):
+        if self.cancel is not None and self.cancel.is_set():
+            self.cancelled = True
+            self.model.stop_training = True
+        now = time.perf_counter()
+        if now - self._last >= self.min_interval_s or batch + 1 == self.steps:
+            self._last = now
+            self._emit("train", batch + 1, float((logs or {}).get("loss", float("nan"))))
 
-        def on_train_batch_end(self, batch, logs=None):
-            if self.cancel is not None and self.cancel.is_set():
-                self.cancelled = True
-                self.model.stop_training = True
-            now = time.perf_counter()
-            if now - self._last >= self.min_interval_s or batch + 1 == self.steps:
-                self._last = now
-                self._emit("train", batch + 1, float((logs or {}).get("loss", float("nan"))))
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"epoch": epoch + 1}
+        row.update({k: float(v) for k, v in (logs or {}).items()})
+        self.history.append(row)
+        self._emit("epoch_end", self.steps, row.get("loss", float("nan")))
 
-        def on_epoch_end(self, epoch, logs=None):
-            row = {"epoch": epoch + 1}
-            row.update({k: float(v) for k, v in (logs or {}).items()})
-            self.history.append(row)
-            self._emit("epoch_end", self.steps, row.get("loss", float("nan")))
+class AtomicCheckpoint(keras.callbacks.Callback):
+    """Save the model when ``monitor`` improves: temp file, then ``os.replace``."""
 
-    class AtomicCheckpoint(keras.callbacks.Callback):
-        """Save the model when ``monitor`` improves: temp file, then ``os.replace``."""
+    def __init__(self, path: str | os.PathLike, monitor: str = "val_loss"):
+        super().__init__()
+        self.path, self.monitor = Path(path), monitor
+        self.best = math.inf
+        self.best_epoch = -1
 
-        def __init__(self, path: str | os.PathLike, monitor: str = "val_loss"):
-            super().__init__()
-            self.path, self.monitor = Path(path), monitor
-            self.best = math.inf
-            self.best_epoch = -1
+    def on_epoch_end(self, epoch, logs=None):
+        from lensviz.model import save_model
 
-        def on_epoch_end(self, epoch, logs=None):
-            from lensviz.model import save_model
+        value = (logs or {}).get(self.monitor)
+        if value is not None and math.isfinite(value) and value < self.best:
+            self.best, self.best_epoch = float(value), epoch + 1
+            save_model(self.model, self.path)
 
-            value = (logs or {}).get(self.monitor)
-            if value is not None and math.isfinite(value) and value < self.best:
-                self.best, self.best_epoch = float(value), epoch + 1
-                save_model(self.model, self.path)
+class HistoryWriter(keras.callbacks.Callback):
+    """Append every epoch's logs to ``history.csv`` and ``history.json`` (atomically)."""
 
-    class HistoryWriter(keras.callbacks.Callback):
-        """Append every epoch's logs to ``history.csv`` and ``history.json`` (atomically)."""
+    def __init__(self, out_dir: str | os.PathLike):
+        super().__init__()
+        self.out_dir = Path(out_dir)
+        self.rows: list[dict[str, float]] = []
 
-        def __init__(self, out_dir: str | os.PathLike):
-            super().__init__()
-            self.out_dir = Path(out_dir)
-            self.rows: list[dict[str, float]] = []
-
-        def on_epoch_end(self, epoch, logs=None):
-            row = {"epoch": epoch + 1}
-            row.update({k: float(v) for k, v in (logs or {}).items()})
-            self.rows.append(row)
-            keys = list(dict.fromkeys(k for r in self.rows for k in r))
-            _atomic_write_text(self.out_dir / "history.json", json.dumps(self.rows, indent=1))
-            lines = [",".join(keys)]
-            lines += [",".join(_fmt(r.get(k)) for k in keys) for r in self.rows]
-            _atomic_write_text(self.out_dir / "history.csv", "\n".join(lines) + "\n")
-
-    return ValidationMetrics, ProgressCallback, AtomicCheckpoint, HistoryWriter
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"epoch": epoch + 1}
+        row.update({k: float(v) for k, v in (logs or {}).items()})
+        self.rows.append(row)
+        keys = list(dict.fromkeys(k for r in self.rows for k in r))
+        _atomic_write_text(self.out_dir / "history.json", json.dumps(self.rows, indent=1))
+        lines = [",".join(keys)]
+        lines += [",".join(_fmt(r.get(k)) for k in keys) for r in self.rows]
+        _atomic_write_text(self.out_dir / "history.csv", "\n".join(lines) + "\n")
 
 
 def _fmt(v) -> str:
@@ -575,26 +569,6 @@ def _atomic_write_text(path: Path, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-
-
-def __getattr__(name: str):
-    # The Keras callbacks are built on first use so that importing lensviz.training
-    # does not import TensorFlow.
-    if name in ("ValidationMetrics", "ProgressCallback", "AtomicCheckpoint", "HistoryWriter"):
-        classes = dict(zip(("ValidationMetrics", "ProgressCallback", "AtomicCheckpoint",
-                            "HistoryWriter"), _make_callbacks_cached()))
-        return classes[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-_CALLBACKS: tuple | None = None
-
-
-def _make_callbacks_cached() -> tuple:
-    global _CALLBACKS
-    if _CALLBACKS is None:
-        _CALLBACKS = _make_callbacks()
-    return _CALLBACKS
 
 
 # === Runs ===
@@ -635,7 +609,6 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike,
     TrainingCancelled
         If ``cancel`` was set; the best checkpoint written so far stays in place.
     """
-    import keras
     import tensorflow as tf
 
     from lensviz.model import UNetConfig, build_unet, resolve_config
@@ -654,8 +627,6 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike,
         model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss)
     ds = _train_dataset(cfg, model_cfg.with_ks93)
     val_eps, val_kappa = validation_arrays(cfg.val_samples, cfg.val_data)
-    ValidationMetrics, ProgressCallback, AtomicCheckpoint, HistoryWriter = (
-        _make_callbacks_cached())
     progress = ProgressCallback(on_progress, cfg.epochs, cfg.steps_per_epoch, cancel)
     checkpoint = AtomicCheckpoint(out / "model.keras")
     callbacks = [
@@ -711,8 +682,6 @@ def finetune(weights: str | os.PathLike, out_path: str | os.PathLike,
         ``path``, ``before`` and ``after`` metric dicts, ``history``, ``trainable`` layers,
         ``wall_time_s``.
     """
-    import keras
-
     from lensviz.model import load_model, predict_kappa, save_model, set_trainable
 
     cfg = cfg or FinetuneConfig()
@@ -733,7 +702,6 @@ def finetune(weights: str | os.PathLike, out_path: str | os.PathLike,
     ds = _train_dataset(cfg, with_ks93, n_samples=cfg.n_samples)
     if not cfg.train_data:
         ds = ds.repeat()
-    ValidationMetrics, ProgressCallback, _, _ = _make_callbacks_cached()
     progress = ProgressCallback(on_progress, cfg.epochs, steps, cancel)
     callbacks = [ValidationMetrics(val_eps, val_kappa, loss), progress]
     t0 = time.perf_counter()

@@ -1,0 +1,243 @@
+"""Command-line commands that need TensorFlow: train, finetune, predict, tune, bench.
+
+Registered in :data:`lensviz.cli.COMMANDS` as ``"lensviz.cli_model:cmd_…"`` strings, so
+TensorFlow is imported only when one of these commands runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lensviz import constants
+
+__all__ = ["cmd_train", "cmd_finetune", "cmd_predict", "cmd_tune", "cmd_bench",
+           "parse_coeffs", "tuner_hypermodel"]
+
+
+def parse_coeffs(text: str | None) -> dict[str, float]:
+    """``"focal=1,local=2,..."`` → dict, completed with the report's values and checked."""
+    from lensviz.weights import check_coeffs
+
+    if not text:
+        return check_coeffs(None)
+    out = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise ValueError(f"--coeffs: expected NAME=VALUE pairs separated by commas, got "
+                             f"{part!r}")
+        try:
+            out[key.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"--coeffs: {key.strip()}={value!r} is not a number") from None
+    return check_coeffs(out)
+
+
+def _print_progress(p) -> None:
+    eta = "?" if math.isnan(p.eta_s) else f"{p.eta_s:5.0f}s"
+    line = (f"\repoch {p.epoch + 1}/{p.epochs} step {p.step}/{p.steps} "
+            f"loss {p.loss:.5f} eta {eta}")
+    if p.stage == "epoch_end" and p.history:
+        h = p.history[-1]
+        line += (f" | val_loss {h.get('val_loss', float('nan')):.5f} "
+                 f"wmape(med) {h.get('val_wmape_median', float('nan')):.3f} "
+                 f"dicee {h.get('val_dicee', float('nan')):.3f} "
+                 f"dpeaks {h.get('val_dpeaks', float('nan')):.1f}\n")
+    print(line, end="", file=sys.stderr, flush=True)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a preset; prints progress and the summary."""
+    from lensviz.training import TrainConfig, train
+
+    cfg = TrainConfig(
+        preset=args.preset,
+        model_overrides={"with_ks93": True} if args.with_ks93 else {},
+        loss=args.loss, coeffs=parse_coeffs(args.coeffs), learning_rate=args.lr,
+        batch_size=args.batch, epochs=args.epochs, steps_per_epoch=args.steps,
+        train_data=args.train_data, train_seed=args.train_seed, val_data=args.val_data,
+        val_samples=args.val_n, patience=args.patience, augment=not args.no_augment,
+        devices=tuple(args.devices.split(",")) if args.devices else None, seed=args.seed,
+    )
+    summary = train(cfg, args.out, on_progress=_print_progress)
+    print(json.dumps(summary, indent=1))
+    print(f"best weights: {Path(args.out) / 'model.keras'}")
+    return 0
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    """Fine-tune saved weights; writes OUT only on success."""
+    from lensviz.training import FinetuneConfig, finetune
+
+    cfg = FinetuneConfig(
+        loss=args.loss, coeffs=parse_coeffs(args.coeffs),
+        combined_weights={"multifocal": args.w_multifocal, "wmape": args.w_wmape,
+                          "dicee": args.w_dicee, "dpeaks": args.w_dpeaks},
+        which=args.which, epochs=args.epochs, n_samples=args.n, batch_size=args.batch,
+        learning_rate=args.lr, train_data=args.train_data, val_samples=args.val_n,
+        seed=args.seed,
+    )
+    if not Path(args.weights).exists():
+        raise FileNotFoundError(f"{args.weights}: no such weights file")
+    result = finetune(args.weights, args.out, cfg, on_progress=_print_progress)
+    rows = ["metric      before     after"]
+    for key in ("wmape", "wmape_median", "dicee", "dpeaks", "rmse", "r"):
+        rows.append(f"{key:<10} {result['before'][key]:9.4f} {result['after'][key]:9.4f}")
+    print("\n".join(rows))
+    print(f"wrote {result['path']} (trainable: {', '.join(result['trainable'])})")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Predict κ for DATA with one method; writes ``kappa_pred`` and ``names`` in input order."""
+    from lensviz.cli import _progress, iter_data
+    from lensviz.data import write_predictions
+    from lensviz.evaluation import default_weights, ks93_predictor, unet_predictor
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"{out}: already exists; pass --overwrite to replace it")
+    if args.method == "unet":
+        weights = args.weights or default_weights()
+        if weights is None:
+            raise FileNotFoundError("no --weights given and weights/lite.keras not found")
+        predictor = unet_predictor(weights)
+        attrs = {"method": "unet", "weights": str(weights)}
+    else:
+        predictor = ks93_predictor(args.sigma, args.pad)
+        attrs = {"method": "ks93", "sigma_px": args.sigma, "pad_px": args.pad}
+    total, batches = iter_data(args.data, args.batch, args.n)
+    preds, names = [], []
+    with _progress(total, f"predict ({args.method})") as bar:
+        for eps, _, batch_names in batches:
+            preds.append(np.asarray(predictor(eps), np.float32))
+            names.extend(batch_names)
+            bar.update(len(eps))
+    attrs["data"] = args.data
+    write_predictions(out, np.concatenate(preds), names, overwrite=args.overwrite, attrs=attrs)
+    print(f"wrote {out}: {len(names)} maps ({args.method})")
+    return 0
+
+
+# === Keras Tuner ===
+
+
+def tuner_hypermodel(base_preset: str = "lite"):
+    """A Keras Tuner ``HyperModel`` over the report's search space.
+
+    Kernel size, depth, border padding, learning rate, batch size and the five
+    MultiFocal coefficients. Every trial sees the same simulated training stream. The
+    objective (``val_score``, logged by :func:`cmd_tune`'s callback) is the mean of the
+    validation DICEE, DPEAKS and median WMAPE, each divided by smoothed KS93's value on
+    the same maps: 1.0 means "as good as smoothed KS93", lower is better. MultiFocal
+    losses with different coefficients are not comparable, so the loss itself cannot
+    be the objective.
+    """
+    import keras
+    import keras_tuner as kt
+
+    from lensviz.losses import MultiFocalLoss
+    from lensviz.model import UNetConfig, build_unet, resolve_config
+
+    base = resolve_config(base_preset)
+
+    class LensvizHyperModel(kt.HyperModel):
+        def build(self, hp):
+            depth = hp.Choice("depth", [4, 5, 6])
+            pad = hp.Choice("pad", [0, 16, 32])
+            cfg = UNetConfig.from_dict({
+                **base.to_dict(),
+                "kernel_size": hp.Choice("kernel_size", [2, 3, 4, 5]),
+                "depth": depth, "pad": pad,
+                "n_decoder_dropout": min(base.n_decoder_dropout, depth - 1),
+            })
+            coeffs = {name: hp.Float(f"a_{name}", 0.0, 4.0, step=0.5)
+                      for name in constants.MULTIFOCAL_COMPONENTS}
+            if sum(coeffs.values()) == 0:
+                coeffs["focal"] = 1.0
+            model = build_unet(cfg)
+            lr = hp.Float("learning_rate", 1e-5, 1e-3, sampling="log")
+            model.compile(optimizer=keras.optimizers.Adam(lr), loss=MultiFocalLoss(coeffs))
+            return model
+
+        def fit(self, hp, model, *args, **kwargs):
+            from lensviz.training import simulated_dataset
+
+            batch = hp.Choice("batch_size", [4, 8, 16])
+            ds = simulated_dataset(batch, seed_start=constants.TRAIN_SEED_START + 10_000_000)
+            kwargs.pop("batch_size", None)
+            return model.fit(ds, *args, **kwargs)
+
+    return LensvizHyperModel()
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    """Bayesian search (Keras Tuner) with early stopping, objective ``val_score``."""
+    try:
+        import keras_tuner as kt
+        import tensorboard  # noqa: F401  (Keras Tuner needs it with TensorFlow)
+    except ModuleNotFoundError:
+        raise RuntimeError("Keras Tuner is not installed; install the optional extra with "
+                           "`pip install 'keras-tuner[bayesian]' tensorboard` "
+                           "(or `pip install .[tune]`)") from None
+    import keras
+
+    from lensviz.evaluation import choose_ks93_sigma, ks93_predictor
+    from lensviz.training import ValidationMetrics, summarize_metrics, validation_arrays
+
+    val_eps, val_kappa = validation_arrays(args.val_n)
+    sigma, _ = choose_ks93_sigma(val_eps, val_kappa)
+    ks = summarize_metrics(val_kappa, ks93_predictor(sigma)(val_eps))
+
+    class Scored(ValidationMetrics):
+        def on_epoch_end(self, epoch, logs=None):
+            super().on_epoch_end(epoch, logs)
+            if logs is not None:
+                logs["val_score"] = float(np.mean([
+                    logs["val_dicee"] / ks["dicee"], logs["val_dpeaks"] / max(ks["dpeaks"], 1),
+                    logs["val_wmape_median"] / ks["wmape_median"]]))
+
+    tuner = kt.BayesianOptimization(
+        tuner_hypermodel(args.base_preset), objective=kt.Objective("val_score", "min"),
+        max_trials=args.trials, seed=args.seed, directory=args.out, project_name="lensviz",
+        overwrite=False)
+
+    class _ValCallback(Scored):
+        def __init__(self):
+            super().__init__(val_eps, val_kappa, keras.losses.MeanSquaredError())
+
+    t0 = time.perf_counter()
+    tuner.search(epochs=args.epochs, steps_per_epoch=args.steps, verbose=0,
+                 callbacks=[_ValCallback(), keras.callbacks.EarlyStopping(
+                     monitor="val_score", mode="min", patience=args.patience)])
+    trials = [t for t in tuner.oracle.get_best_trials(args.trials) if t.score is not None]
+    if not trials:
+        raise RuntimeError(f"no tuning trial finished; see the trial logs under {args.out}")
+    best = trials[0].hyperparameters.values
+    result = {"best_hyperparameters": best, "ks93_smoothed_reference": ks,
+              "ks93_sigma_px": sigma, "wall_time_s": time.perf_counter() - t0,
+              "trials": [{"id": t.trial_id, "score": t.score,
+                          "hyperparameters": t.hyperparameters.values} for t in trials]}
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "best.json").write_text(json.dumps(result, indent=1, default=float))
+    print(json.dumps(result["best_hyperparameters"], indent=1, default=float))
+    print(f"wrote {Path(args.out) / 'best.json'}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run benchmarks; print a summary and save JSON."""
+    from lensviz import bench
+
+    results = bench.run(args.only, quick=args.quick)
+    print(bench.format_results(results))
+    path = bench.save(results, args.out)
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,117 @@
+"""The TensorFlow commands of the CLI: train, finetune, predict, evaluate --weights, tune, bench."""
+
+import json
+
+import numpy as np
+import pytest
+
+from lensviz import data
+from lensviz.cli import main
+from lensviz.model import UNetConfig, build_unet, load_model, predict_kappa, save_model
+from lensviz.simulate import simulate_batch
+
+TINY = {"base_filters": 4, "max_filters": 8, "depth": 3, "pad": 0, "n_decoder_dropout": 1}
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    path = tmp_path_factory.mktemp("w") / "tiny.keras"
+    save_model(build_unet(UNetConfig.from_dict({**UNetConfig().to_dict(), **TINY})), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    eps, kappa = simulate_batch(6, 70)
+    path = tmp_path_factory.mktemp("d") / "set.h5"
+    data.write_hdf5(path, eps, kappa, [f"z{5 - i}" for i in range(6)])  # names not sorted
+    return path, eps, kappa
+
+
+def run(capsys, *argv):
+    status = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_train_cli(tmp_path, capsys):
+    status, out, _ = run(capsys, "train", "--preset", "lite", "--out", tmp_path / "run",
+                         "--epochs", 1, "--steps", 2, "--batch", 2, "--val-n", 4,
+                         "--coeffs", "peaks=4")
+    assert status == 0
+    assert (tmp_path / "run" / "model.keras").exists()
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["coeffs"]["peaks"] == 4.0 and config["coeffs"]["local"] == 2.0
+    assert '"steps": 2' in out
+
+
+def test_finetune_cli_writes_only_the_output(tmp_path, capsys, tiny_weights):
+    original = tiny_weights.read_bytes()
+    out = tmp_path / "ft.keras"
+    status, stdout, _ = run(capsys, "finetune", "--weights", tiny_weights, "--out", out,
+                            "--epochs", 1, "--n", 4, "--batch", 2, "--val-n", 4,
+                            "--w-dicee", 0.1)
+    assert status == 0 and out.exists()
+    assert "before" in stdout and "dpeaks" in stdout
+    assert tiny_weights.read_bytes() == original
+
+
+def test_predict_unet_and_ks93_keep_input_order(tmp_path, capsys, tiny_weights, dataset):
+    path, eps, _ = dataset
+    status, _, _ = run(capsys, "predict", path, "--method", "unet", "--weights", tiny_weights,
+                       "--out", tmp_path / "u.h5", "--batch", 4)
+    assert status == 0
+    kappa, names, attrs = data.read_predictions(tmp_path / "u.h5")
+    assert names == [f"z{5 - i}" for i in range(6)] and attrs["method"] == "unet"
+    np.testing.assert_allclose(kappa, predict_kappa(load_model(tiny_weights), eps), atol=1e-6)
+    status, _, _ = run(capsys, "predict", path, "--method", "ks93", "--sigma", 2,
+                       "--out", tmp_path / "k.h5")
+    assert status == 0
+    from lensviz.evaluation import ks93_predictor
+
+    kappa, _, attrs = data.read_predictions(tmp_path / "k.h5")
+    np.testing.assert_allclose(kappa, ks93_predictor(2.0)(eps), atol=1e-6)
+    assert attrs["sigma_px"] == 2.0
+    # never overwrite by accident
+    status, _, err = run(capsys, "predict", path, "--method", "ks93", "--out", tmp_path / "k.h5")
+    assert status == 2 and "already exists" in err
+
+
+def test_evaluate_scores_the_unet_beside_ks93(tmp_path, capsys, tiny_weights, dataset):
+    path, _, _ = dataset
+    status, out, _ = run(capsys, "evaluate", path, "--weights", tiny_weights, "--sigma", 2,
+                         "--json", tmp_path / "e.json")
+    assert status == 0
+    summary = json.loads((tmp_path / "e.json").read_text())["summary"]
+    assert {"unet", "ks93_raw", "ks93_smoothed"} <= set(json.dumps(summary).split('"'))
+    assert "unet" in out
+
+
+def test_missing_weights_is_a_clear_error(tmp_path, capsys, dataset):
+    path, _, _ = dataset
+    status, _, err = run(capsys, "predict", path, "--weights", tmp_path / "nope.keras",
+                         "--out", tmp_path / "p.h5")
+    assert status == 2 and "nope.keras" in err
+    status, _, err = run(capsys, "finetune", "--weights", tmp_path / "nope.keras",
+                         "--out", tmp_path / "o.keras")
+    assert status == 2 and "nope.keras" in err
+
+
+def test_tune_runs_a_tiny_bayesian_search(tmp_path, capsys):
+    pytest.importorskip("keras_tuner")
+    status, out, _ = run(capsys, "tune", "--out", tmp_path / "tune", "--trials", 1,
+                         "--epochs", 1, "--steps", 2, "--val-n", 8)
+    assert status == 0
+    best = json.loads((tmp_path / "tune" / "best.json").read_text())
+    hp = best["best_hyperparameters"]
+    assert {"kernel_size", "depth", "pad", "learning_rate", "batch_size", "a_peaks"} <= set(hp)
+    assert best["trials"][0]["score"] > 0
+
+
+def test_bench_quick_writes_json(tmp_path, capsys):
+    status, out, _ = run(capsys, "bench", "--only", "ks93", "metrics", "--quick",
+                         "--out", tmp_path / "b.json")
+    assert status == 0
+    results = json.loads((tmp_path / "b.json").read_text())["results"]
+    assert results["ks93"]["ratio_vs_bare_ffts"] > 0
+    assert results["metrics"]["agreement_with_loop"]["dpeaks_maps_differing"] == 0

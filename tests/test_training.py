@@ -1,0 +1,187 @@
+"""Training pipelines, callbacks, devices and fine-tuning, on tiny configurations."""
+
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lensviz import data
+from lensviz.model import UNetConfig, build_unet, load_model, predict_kappa, save_model
+from lensviz.simulate import simulate_batch
+from lensviz.training import (
+    FinetuneConfig,
+    TrainConfig,
+    TrainingCancelled,
+    finetune,
+    hdf5_dataset,
+    simulated_dataset,
+    train,
+)
+
+TINY = {"base_filters": 4, "max_filters": 8, "depth": 3, "pad": 0, "n_decoder_dropout": 1}
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    path = tmp_path_factory.mktemp("weights") / "tiny.keras"
+    save_model(build_unet(UNetConfig.from_dict({**UNetConfig().to_dict(), **TINY})), path)
+    return path
+
+
+def test_simulated_dataset_shapes_and_determinism():
+    ds = simulated_dataset(batch_size=2, seed_start=10, n_samples=4, augment=True, seed=3)
+    batches = [(x.numpy(), y.numpy()) for x, y in ds]
+    again = [(x.numpy(), y.numpy()) for x, y in
+             simulated_dataset(batch_size=2, seed_start=10, n_samples=4, augment=True, seed=3)]
+    assert len(batches) == 2 and batches[0][0].shape == (2, 128, 128, 3)
+    assert batches[0][1].shape == (2, 128, 128)
+    for (x1, y1), (x2, y2) in zip(batches, again):
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(y1, y2)
+
+
+def test_pipeline_augmentation_is_a_spin2_symmetry_of_the_simulated_sample():
+    from lensviz.augment import apply_symmetry
+
+    eps0, kappa0 = simulate_batch(3, 20)
+    ds = simulated_dataset(batch_size=3, seed_start=20, n_samples=3, augment=True, seed=0)
+    x, y = next(iter(ds))
+    found = 0
+    for i in range(3):
+        matches = [g for g in range(8)
+                   if np.allclose(apply_symmetry(eps0[i], kappa0[i], g)[0], x.numpy()[i])
+                   and np.allclose(apply_symmetry(eps0[i], kappa0[i], g)[1], y.numpy()[i])]
+        found += len(matches) == 1
+    assert found == 3
+
+
+def test_ks93_channel_is_filled_for_a_fraction_of_samples():
+    ds = simulated_dataset(batch_size=16, seed_start=30, n_samples=16, augment=False,
+                           with_ks93=True, ks93_fraction=0.5)
+    x, _ = next(iter(ds))
+    x = x.numpy()
+    assert x.shape[-1] == 4
+    filled = np.abs(x[..., 3]).max(axis=(1, 2)) > 0
+    assert 0 < filled.sum() < 16
+    from lensviz.inversion import ks93
+
+    i = int(np.argmax(filled))
+    np.testing.assert_allclose(x[i, ..., 3], ks93(x[i, ..., 0], x[i, ..., 1])[0], atol=1e-6)
+
+
+def test_hdf5_stream_reads_every_sample_once_per_pass(tmp_path):
+    eps, kappa = simulate_batch(10, 40)
+    path = tmp_path / "d.h5"
+    data.write_hdf5(path, eps, kappa, [f"s{i}" for i in range(10)])
+    ds = hdf5_dataset(path, batch_size=5, shuffle=True, augment=False, repeat=False,
+                      chunk_size=4)
+    seen = np.concatenate([y.numpy() for _, y in ds])
+    assert seen.shape == (10, 128, 128)
+    order = [int(np.argmin([np.abs(k - s).max() for k in kappa])) for s in seen]
+    assert sorted(order) == list(range(10))
+
+
+def test_train_writes_history_checkpoint_and_summary(tmp_path):
+    cfg = TrainConfig(model_overrides=TINY, epochs=2, steps_per_epoch=2, batch_size=2,
+                      val_samples=4, patience=3)
+    reports = []
+    summary = train(cfg, tmp_path / "run", on_progress=reports.append)
+    run = tmp_path / "run"
+    history = json.loads((run / "history.json").read_text())
+    assert [r["epoch"] for r in history] == [1, 2]
+    for key in ("loss", "val_loss", "val_wmape", "val_dicee", "val_dpeaks", "val_rmse"):
+        assert np.isfinite(history[-1][key]), key
+    header = (run / "history.csv").read_text().splitlines()[0].split(",")
+    assert "val_dpeaks" in header and "val_wmape" in header
+    model = load_model(run / "model.keras")
+    assert model.count_params() == summary["params"]
+    assert summary["steps"] == 4 and summary["device"].startswith("CPU")
+    assert reports and reports[-1].fraction == 1.0
+    assert not list(run.glob("*.tmp*"))
+
+
+def test_cancel_stops_training_and_raises(tmp_path):
+    cancel = threading.Event()
+    steps = []
+
+    def on_progress(p):
+        if p.stage == "train":
+            steps.append(p.epoch * p.steps + p.step)
+        cancel.set()
+
+    cfg = TrainConfig(model_overrides=TINY, epochs=3, steps_per_epoch=50, batch_size=2,
+                      val_samples=2)
+    with pytest.raises(TrainingCancelled):
+        train(cfg, tmp_path / "run", on_progress=on_progress, cancel=cancel)
+    assert max(steps) < 50  # stopped inside the first epoch, long before 150 steps
+
+
+def test_finetune_trains_only_the_last_layer_and_saves_atomically(tmp_path, tiny_weights):
+    out = tmp_path / "ft.keras"
+    cfg = FinetuneConfig(epochs=1, n_samples=4, batch_size=2, val_samples=4)
+    result = finetune(tiny_weights, out, cfg)
+    assert out.exists() and result["trainable"] == ["last_convt"]
+    before, after = load_model(tiny_weights), load_model(out)
+    changed = {w.path.split("/")[0] for w, v in zip(before.weights, after.weights)
+               if not np.array_equal(np.asarray(w), np.asarray(v))}
+    assert changed == {"last_convt"}
+    assert set(result["before"]) == set(result["after"]) >= {"wmape", "dicee", "dpeaks"}
+
+
+def test_cancelled_finetune_leaves_files_untouched(tmp_path, tiny_weights):
+    out = tmp_path / "ft.keras"
+    out.write_bytes(b"previous")
+    cancel = threading.Event()
+    cancel.set()
+    cfg = FinetuneConfig(epochs=1, n_samples=8, batch_size=2, val_samples=2)
+    original = tiny_weights.read_bytes()
+    with pytest.raises(TrainingCancelled):
+        finetune(tiny_weights, out, cfg, cancel=cancel)
+    assert out.read_bytes() == b"previous"
+    assert tiny_weights.read_bytes() == original
+    with pytest.raises(ValueError, match="overwrite the starting weights"):
+        finetune(tiny_weights, tiny_weights, cfg)
+
+
+def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
+    script = textwrap.dedent(f"""
+        import os, json, sys
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+        sys.path.insert(0, {str(ROOT)!r})
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from lensviz.training import TrainConfig, train
+        cfg = TrainConfig(model_overrides={TINY!r}, epochs=1, steps_per_epoch=2,
+                          batch_size=4, val_samples=4, devices=("/cpu:0", "/cpu:1"))
+        print(json.dumps(train(cfg, {str(tmp_path / "run")!r})))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["replicas"] == 2
+    assert np.isfinite(summary["best"]["val_loss"])
+
+
+def test_predictions_of_saved_checkpoint_are_reproducible(tmp_path, tiny_weights):
+    eps, _ = simulate_batch(2, 50)
+    a = predict_kappa(load_model(tiny_weights), eps)
+    b = predict_kappa(load_model(tiny_weights), eps)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_bad_configs():
+    with pytest.raises(ValueError, match="loss"):
+        TrainConfig(loss="huber")
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainConfig(batch_size=0)
+    with pytest.raises(ValueError, match="which"):
+        FinetuneConfig(which="encoder")
