@@ -345,17 +345,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _model_predictors(args: argparse.Namespace) -> dict:
-    """The UNet predictor of ``--weights`` (default: the shipped weights, if any)."""
-    from lensviz.evaluation import default_weights, unet_predictor
+    """The Wiener filter (shipped power spectrum) and the UNet of ``--weights``."""
+    from lensviz.evaluation import (
+        default_power_spectrum,
+        default_weights,
+        unet_predictor,
+        wiener_predictor,
+    )
 
-    if args.no_unet:
-        return {}
-    weights = args.weights or default_weights()
-    if weights is None:
-        print("note: no --weights given and weights/lite.keras not found; scoring KS93 only",
-              file=sys.stderr)
-        return {}
-    return {"unet": unet_predictor(weights)}
+    out = {}
+    if not args.no_wiener:
+        if default_power_spectrum() is None:
+            print("note: weights/kappa_power.npz not found; skipping the Wiener filter",
+                  file=sys.stderr)
+        else:
+            out["wiener"] = wiener_predictor(None, args.pad)
+    if not args.no_unet:
+        weights = args.weights or default_weights()
+        if weights is None:
+            print("note: no --weights given and weights/lite.keras not found; skipping the "
+                  "UNet", file=sys.stderr)
+        else:
+            out["unet"] = unet_predictor(weights)
+    return out
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
@@ -399,7 +411,8 @@ COMMANDS: tuple[Command, ...] = (
         arg("data", help=_DATA_HELP),
         arg("--weights", default=None,
             help="UNet .keras file (default: the shipped weights/lite.keras)"),
-        arg("--no-unet", action="store_true", help="score KS93 only"),
+        arg("--no-unet", action="store_true", help="do not score the UNet"),
+        arg("--no-wiener", action="store_true", help="do not score the Wiener filter"),
         arg("--n", type=_positive_int, default=None, help="use the first N samples (default all)"),
         arg("--sigma", type=_non_negative_float, default=None,
             help="smoothing σ in pixels (default: chosen on the calibration set)"),
@@ -415,7 +428,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("predict", "lensviz.cli_model:cmd_predict",
             "predict κ maps with the UNet or KS93 and write them to HDF5", (
         arg("data", help=_DATA_HELP),
-        arg("--method", choices=("unet", "ks93"), default="unet"),
+        arg("--method", choices=("unet", "ks93", "wiener"), default="unet"),
         arg("--weights", default=None, help="UNet .keras file (default: weights/lite.keras)"),
         arg("--sigma", type=_non_negative_float, default=0.0,
             help="KS93 smoothing σ in pixels (default 0: raw)"),
@@ -424,6 +437,14 @@ COMMANDS: tuple[Command, ...] = (
         arg("--batch", type=_positive_int, default=256, help="samples per batch"),
         arg("--out", required=True, help="output PRED.h5 (kappa_pred, names)"),
         arg("--overwrite", action="store_true", help="replace OUT if it exists"),
+    )),
+    Command("powerspec", "lensviz.cli_model:cmd_powerspec",
+            "estimate the κ power spectrum of simulated maps (the Wiener filter's S)", (
+        arg("--n", type=_positive_int, default=2000, help="simulated maps (default 2000)"),
+        arg("--seed", type=_non_negative_int, default=constants.TRAIN_SEED_START + 90_000_000,
+            help="first simulator seed (default: a training-side range, disjoint from tests)"),
+        arg("--bins", type=_positive_int, default=48, help="|k| bins (default 48)"),
+        arg("--out", required=True, help="output .npz"),
     )),
     Command("train", "lensviz.cli_model:cmd_train", "train a UNet preset from scratch", (
         arg("--preset", default="lite", help="model preset: lite, paper or unet2k"),

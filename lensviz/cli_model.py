@@ -17,7 +17,7 @@ import numpy as np
 
 from lensviz import constants
 
-__all__ = ["cmd_train", "cmd_finetune", "cmd_predict", "cmd_tune", "cmd_bench",
+__all__ = ["cmd_train", "cmd_finetune", "cmd_predict", "cmd_tune", "cmd_bench", "cmd_powerspec",
            "parse_coeffs", "tuner_hypermodel"]
 
 
@@ -104,7 +104,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise FileExistsError(f"{out}: already exists; pass --overwrite to replace it")
-    if args.method == "unet":
+    if args.method == "wiener":
+        from lensviz.evaluation import wiener_predictor
+
+        predictor = wiener_predictor(None, args.pad)
+        attrs = {"method": "wiener", "pad_px": args.pad}
+    elif args.method == "unet":
         weights = args.weights or default_weights()
         if weights is None:
             raise FileNotFoundError("no --weights given and weights/lite.keras not found")
@@ -240,4 +245,27 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(bench.format_results(results))
     path = bench.save(results, args.out)
     print(f"wrote {path}")
+    return 0
+
+
+def cmd_powerspec(args: argparse.Namespace) -> int:
+    """Estimate the κ power spectrum of simulated maps and save it (Wiener filter's S)."""
+    from lensviz.cli import _progress
+    from lensviz.inversion import estimate_power_spectrum
+    from lensviz.simulate import simulate_batch
+
+    kappas = []
+    with _progress(args.n, "powerspec") as bar:
+        for start in range(0, args.n, 256):
+            n = min(256, args.n - start)
+            kappas.append(simulate_batch(n, args.seed + start)[1])
+            bar.update(n)
+    command = (f"python -m lensviz powerspec --n {args.n} --seed {args.seed} "
+               f"--bins {args.bins} --out {args.out}")
+    ps = estimate_power_spectrum(np.concatenate(kappas), args.bins, meta={
+        "command": command, "n_maps": args.n, "seed_start": args.seed,
+        "normalisation": "P(k) = <|FFT(kappa)|^2> / (ny*nx), per pixel, mean removed",
+    })
+    ps.save(args.out)
+    print(f"wrote {args.out} (S from {args.n} simulated maps, seeds {args.seed}..)")
     return 0

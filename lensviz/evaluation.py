@@ -27,7 +27,9 @@ __all__ = [
     "HIGHER_IS_BETTER",
     "ks93_predictor",
     "unet_predictor",
+    "wiener_predictor",
     "default_weights",
+    "default_power_spectrum",
     "choose_ks93_sigma",
     "calibration_set",
     "score_methods",
@@ -82,6 +84,47 @@ def default_weights():
 
     path = Path(__file__).resolve().parent.parent / "weights" / "lite.keras"
     return path if path.exists() else None
+
+
+def default_power_spectrum():
+    """The shipped κ power spectrum for the Wiener filter, ``weights/kappa_power.npz``, or None."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "weights" / "kappa_power.npz"
+    return path if path.exists() else None
+
+
+def wiener_predictor(signal=None, pad: int = 0) -> Predictor:
+    """A predictor returning the Wiener-filtered E mode (:func:`lensviz.inversion.wiener`).
+
+    Parameters
+    ----------
+    signal : PowerSpectrum, path or None
+        The κ power spectrum S; None loads :func:`default_power_spectrum`.
+    pad : int
+        Zero-padding per side; S must then describe the padded grid's pixels (it does:
+        S is per pixel, and padding keeps the pixel scale).
+
+    The noise power N of each sample comes from its own Δε channel
+    (:func:`lensviz.inversion.noise_power`).
+    """
+    from lensviz.inversion import PowerSpectrum, noise_power, wiener
+
+    if signal is None:
+        signal = default_power_spectrum()
+        if signal is None:
+            raise FileNotFoundError("weights/kappa_power.npz not found; make it with "
+                                    "`python -m lensviz powerspec --out weights/kappa_power.npz`")
+    if not isinstance(signal, PowerSpectrum):
+        signal = PowerSpectrum.load(signal)
+
+    def predict(eps: np.ndarray) -> np.ndarray:
+        eps = np.asarray(eps)
+        return wiener(eps[..., 0], eps[..., 1], noise_power(eps[..., 2]), signal, pad=pad)
+
+    predict.__name__ = "wiener"
+    predict.__doc__ = f"Wiener filter S/(S+N) on the KS93 E mode, pad {pad} px."
+    return predict
 
 
 def unet_predictor(weights, batch_size: int = 64) -> Predictor:

@@ -639,6 +639,7 @@ def save_model(model: keras.Model, path: str | os.PathLike) -> str:
     os.close(fd)
     try:
         model.save(tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

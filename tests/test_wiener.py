@@ -1,0 +1,105 @@
+"""Wiener filter: reduces to KS93 without noise, beats smoothed KS93 on Gaussian fields."""
+
+import numpy as np
+import pytest
+
+from lensviz.evaluation import DEFAULT_SIGMAS, default_power_spectrum, wiener_predictor
+from lensviz.inversion import (
+    PowerSpectrum,
+    estimate_power_spectrum,
+    gaussian_smooth,
+    ks93,
+    ks93inv,
+    noise_power,
+    wavenumber,
+    wiener,
+)
+
+
+def red_spectrum(n_bins=32):
+    edges = np.linspace(0, np.sqrt(0.5) + 1e-9, n_bins + 1)
+    k = 0.5 * (edges[1:] + edges[:-1])
+    return PowerSpectrum(edges, 1e-3 * np.exp(-k / 0.1) / (1 + (k / 0.05) ** 2))
+
+
+def gaussian_fields(ps, n, rng, npix=64):
+    white = rng.normal(size=(n, npix, npix))
+    amp = np.sqrt(ps.on_grid(npix, npix))
+    return np.fft.ifft2(np.fft.fft2(white) * amp).real
+
+
+def test_zero_noise_reduces_to_ks93(rng):
+    ps = red_spectrum()
+    e1, e2 = rng.normal(size=(2, 3, 64, 64))
+    np.testing.assert_allclose(wiener(e1, e2, 0.0, ps), ks93(e1, e2)[0], atol=1e-12)
+
+
+def test_power_spectrum_estimate_recovers_input(rng):
+    ps = red_spectrum()
+    fields = gaussian_fields(ps, 200, rng)
+    est = estimate_power_spectrum(fields, n_bins=32)
+    k = est.k_centres
+    ok = (k > 0.03) & (k < 0.45)
+    np.testing.assert_allclose(est.power[ok], ps.power[ok], rtol=0.15)
+    # normalisation: the spectrum sums to the map variance
+    assert ps.on_grid(64, 64).sum() / 64**2 == pytest.approx(fields.var(), rel=0.1)
+
+
+def test_wiener_beats_every_smoothed_ks93_on_gaussian_fields(rng):
+    ps = red_spectrum()
+    kappa = gaussian_fields(ps, 40, rng)
+    kappa -= kappa.mean(axis=(-2, -1), keepdims=True)
+    g1, g2 = ks93inv(kappa)
+    sigma_n = 0.05
+    e1 = g1 + sigma_n * rng.normal(size=g1.shape)
+    e2 = g2 + sigma_n * rng.normal(size=g2.shape)
+    mse_w = np.mean((wiener(e1, e2, sigma_n**2, ps) - kappa) ** 2)
+    kE = ks93(e1, e2)[0]
+    best_ks = min(np.mean((gaussian_smooth(kE, s) - kappa) ** 2) for s in DEFAULT_SIGMAS)
+    assert mse_w < best_ks
+    # and the optimal linear filter is not beaten by a wrong noise level
+    assert mse_w < np.mean((wiener(e1, e2, 4 * sigma_n**2, ps) - kappa) ** 2)
+    assert mse_w < np.mean((wiener(e1, e2, sigma_n**2 / 4, ps) - kappa) ** 2)
+
+
+def test_noise_power_from_delta_e_skips_empty_pixels():
+    d = np.full((2, 8, 8), 0.1)
+    d[0, 0, 0] = 1.0  # empty pixel marker
+    np.testing.assert_allclose(noise_power(d), [0.01, 0.01])
+    assert noise_power(np.ones((4, 4))) == 0.0  # all empty
+
+
+def test_batched_noise_and_float32():
+    ps = red_spectrum()
+    e = np.zeros((2, 64, 64), np.float32)
+    out = wiener(e, e, np.array([0.01, 0.02]), ps)
+    assert out.shape == (2, 64, 64) and out.dtype == np.float32
+    with pytest.raises(ValueError, match="noise_var"):
+        wiener(e, e, -1.0, ps)
+
+
+def test_save_load_round_trip(tmp_path):
+    ps = red_spectrum()
+    ps.meta["command"] = "test"
+    ps.save(tmp_path / "ps.npz")
+    back = PowerSpectrum.load(tmp_path / "ps.npz")
+    np.testing.assert_array_equal(back.power, ps.power)
+    assert back.meta["command"] == "test"
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="bad.npz"):
+        PowerSpectrum.load(tmp_path / "bad.npz")
+
+
+def test_shipped_spectrum_and_predictor(rng):
+    path = default_power_spectrum()
+    assert path is not None, "weights/kappa_power.npz must ship with the repository"
+    ps = PowerSpectrum.load(path)
+    assert "powerspec" in ps.meta["command"]
+    assert np.all(np.diff(ps.power[1:20]) < 0)  # a red spectrum
+    from lensviz.simulate import simulate_batch
+
+    eps, kappa = simulate_batch(8, 123)
+    pred = wiener_predictor()(eps)
+    raw = ks93(eps[..., 0], eps[..., 1])[0]
+    assert np.mean((pred - kappa) ** 2) < np.mean((raw - kappa) ** 2)
+    assert wavenumber(4, 4)[0, 2] == 0.5
