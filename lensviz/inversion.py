@@ -428,7 +428,7 @@ def wiener(e1, e2, noise_var, signal: PowerSpectrum, pad: int = 0) -> np.ndarray
 
     .. math::
 
-        \hat\kappa_W(\mathbf k) = \frac{S(k)}{S(k) + N}\,\hat\kappa_E(\mathbf k)
+        \\hat\\kappa_W(\\mathbf k) = \\frac{S(k)}{S(k) + N}\\,\\hat\\kappa_E(\\mathbf k)
 
     the minimum-variance linear estimate of κ for a Gaussian field with power S in
     white noise of power N (Wiener 1949; for mass mapping see e.g. Jeffrey et al.

@@ -122,12 +122,12 @@ def test_evaluate_shows_summary_histograms_and_per_sample_table(app):
 def test_open_sample_selects_it_on_compare(weights_dirs):
     """What a click in Evaluate's per-sample table leaves for the next run of the app.
 
-    AppTest can neither click table rows nor follow ``st.switch_page`` through
-    ``app.py`` (after ``switch_page`` it runs the page file alone, without the
-    sidebar), so this drives the frame directly.
+    AppTest cannot click table rows. It also runs ``app.py`` (and so the sidebar) only
+    on the first run of a session: with a ``pages/`` folder next to ``app.py``,
+    Streamlit's multipage-v1 fallback runs later pages' files alone. So the request is
+    stored before that first run.
     """
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.run()
     at.session_state["_open_sample"] = 5  # what shared.open_sample stores
     at.run()
     assert not at.exception
