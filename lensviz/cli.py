@@ -435,8 +435,21 @@ COMMANDS: tuple[Command, ...] = (
         arg("--pad", type=_non_negative_int, default=0, help="KS93 zero-padding, pixels"),
         arg("--n", type=_positive_int, default=None, help="use the first N samples"),
         arg("--batch", type=_positive_int, default=256, help="samples per batch"),
+        arg("--uncertainty", choices=("mc_dropout", "tta"), default=None,
+            help="UNet only: also write kappa_std, by Monte-Carlo dropout or by the 8 "
+                 "symmetries; kappa_pred is then the mean"),
+        arg("--passes", type=_positive_int, default=20, help="Monte-Carlo dropout passes"),
         arg("--out", required=True, help="output PRED.h5 (kappa_pred, names)"),
         arg("--overwrite", action="store_true", help="replace OUT if it exists"),
+    )),
+    Command("calibrate", "lensviz.cli_model:cmd_calibrate",
+            "check UNet uncertainty maps: share of true pixels within ±1σ and ±2σ", (
+        arg("data", help=_DATA_HELP),
+        arg("--weights", default=None, help="UNet .keras file (default: weights/lite.keras)"),
+        arg("--method", choices=("mc_dropout", "tta"), default="mc_dropout"),
+        arg("--passes", type=_positive_int, default=20),
+        arg("--n", type=_positive_int, default=100, help="maps to use (default 100)"),
+        arg("--json", default=None, help="also write the results (with the curve) to JSON"),
     )),
     Command("powerspec", "lensviz.cli_model:cmd_powerspec",
             "estimate the κ power spectrum of simulated maps (the Wiener filter's S)", (

@@ -18,6 +18,7 @@ import numpy as np
 from lensviz import constants
 
 __all__ = ["cmd_train", "cmd_finetune", "cmd_predict", "cmd_tune", "cmd_bench", "cmd_powerspec",
+           "cmd_calibrate",
            "parse_coeffs", "tuner_hypermodel"]
 
 
@@ -104,6 +105,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise FileExistsError(f"{out}: already exists; pass --overwrite to replace it")
+    if args.uncertainty and args.method != "unet":
+        raise ValueError(f"--uncertainty needs --method unet, got --method {args.method}")
     if args.method == "wiener":
         from lensviz.evaluation import wiener_predictor
 
@@ -115,18 +118,31 @@ def cmd_predict(args: argparse.Namespace) -> int:
             raise FileNotFoundError("no --weights given and weights/lite.keras not found")
         predictor = unet_predictor(weights)
         attrs = {"method": "unet", "weights": str(weights)}
+        if args.uncertainty:  # mean and σ instead of one pass
+            from functools import partial
+
+            from lensviz.uncertainty import predict_uncertainty
+
+            attrs.update(uncertainty=args.uncertainty, passes=args.passes)
+            predictor = partial(predict_uncertainty, predictor.model, method=args.uncertainty,
+                                n_passes=args.passes)
     else:
         predictor = ks93_predictor(args.sigma, args.pad)
         attrs = {"method": "ks93", "sigma_px": args.sigma, "pad_px": args.pad}
     total, batches = iter_data(args.data, args.batch, args.n)
-    preds, names = [], []
+    preds, stds, names = [], [], []
     with _progress(total, f"predict ({args.method})") as bar:
         for eps, _, batch_names in batches:
-            preds.append(np.asarray(predictor(eps), np.float32))
+            result = predictor(eps)
+            if isinstance(result, tuple):
+                result, std = result
+                stds.append(np.asarray(std, np.float32))
+            preds.append(np.asarray(result, np.float32))
             names.extend(batch_names)
             bar.update(len(eps))
     attrs["data"] = args.data
-    write_predictions(out, np.concatenate(preds), names, overwrite=args.overwrite, attrs=attrs)
+    write_predictions(out, np.concatenate(preds), names, overwrite=args.overwrite, attrs=attrs,
+                      kappa_std=np.concatenate(stds) if stds else None)
     print(f"wrote {out}: {len(names)} maps ({args.method})")
     return 0
 
@@ -268,4 +284,29 @@ def cmd_powerspec(args: argparse.Namespace) -> int:
     })
     ps.save(args.out)
     print(f"wrote {args.out} (S from {args.n} simulated maps, seeds {args.seed}..)")
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Coverage of UNet uncertainty maps on data with truth."""
+    from lensviz.cli import load_data
+    from lensviz.evaluation import default_weights
+    from lensviz.model import load_model
+    from lensviz.uncertainty import calibration, predict_uncertainty
+
+    weights = args.weights or default_weights()
+    if weights is None:
+        raise FileNotFoundError("no --weights given and weights/lite.keras not found")
+    eps, kappa, _ = load_data(args.data, args.n, need_kappa=True)
+    mean, std = predict_uncertainty(load_model(weights), eps, args.method, args.passes)
+    c = calibration(kappa, mean, std)
+    print(f"{args.method} ({args.passes} passes) on {len(eps)} maps of {args.data}:")
+    print(f"  within ±1σ: {c['within_1sigma']:.3f} (Gaussian {c['expected_1sigma']:.3f})")
+    print(f"  within ±2σ: {c['within_2sigma']:.3f} (Gaussian {c['expected_2sigma']:.3f})")
+    print(f"  mean σ {c['mean_sigma']:.4f} vs RMSE {c['rmse']:.4f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"data": args.data, "method": args.method,
+                                               "passes": args.passes, "weights": str(weights),
+                                               **c}, indent=1))
+        print(f"wrote {args.json}")
     return 0

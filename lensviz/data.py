@@ -1173,8 +1173,10 @@ def apply_convention(eps, *, negate_e1: bool = False, negate_e2: bool = False,
 
 
 def write_predictions(path, kappa_pred, names: Sequence[str], *, overwrite: bool = False,
-                      attrs: dict | None = None) -> None:
+                      attrs: dict | None = None, kappa_std=None) -> None:
     """Write predicted maps to HDF5: ``kappa_pred`` ``(N, 128, 128)`` float32 and ``names``.
+
+    ``kappa_std`` (same shape), when given, is stored too: the per-pixel uncertainty.
 
     The file is written beside ``path`` under a temporary name and renamed when
     complete, so a failure never leaves a partial file. ``attrs`` (method, weights,
@@ -1189,6 +1191,13 @@ def write_predictions(path, kappa_pred, names: Sequence[str], *, overwrite: bool
         with h5py.File(tmp, "w") as f:
             f.create_dataset("kappa_pred", data=kappa_pred, chunks=(1, *kappa_pred.shape[1:]),
                              compression="gzip", compression_opts=4, shuffle=True)
+            if kappa_std is not None:
+                std = validate_kappa(kappa_std, f"{path} [kappa_std]")
+                if std.shape != kappa_pred.shape:
+                    raise ValueError(f"{path}: kappa_std {std.shape} differs from kappa_pred "
+                                     f"{kappa_pred.shape}")
+                f.create_dataset("kappa_std", data=std, chunks=(1, *std.shape[1:]),
+                                 compression="gzip", compression_opts=4, shuffle=True)
             f.create_dataset("names", data=names, dtype=h5py.string_dtype("utf-8"))
             f.attrs["format"] = "lensviz-predictions"
             for key, value in (attrs or {}).items():

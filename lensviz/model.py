@@ -48,6 +48,7 @@ __all__ = [
     "PRESETS",
     "LAST_LAYER",
     "ReflectionPadding2D",
+    "AlwaysDropout",
     "UNet",
     "build_unet",
     "resolve_config",
@@ -320,6 +321,16 @@ def _init():
 
 
 @keras.saving.register_keras_serializable(package="lensviz")
+class AlwaysDropout(keras.layers.Dropout):
+    """Dropout that stays on at inference: the Monte-Carlo-dropout layer (Gal & Ghahramani
+    2016). Used only by the stochastic twin of a UNet (``UNet(..., mc_dropout=True)``),
+    where BatchNorm still runs in inference mode."""
+
+    def call(self, inputs, training=None):
+        return super().call(inputs, training=True)
+
+
+@keras.saving.register_keras_serializable(package="lensviz")
 class UNet(keras.Model):
     """The lensviz UNet: a functional Keras model built from a :class:`UNetConfig`.
 
@@ -327,6 +338,11 @@ class UNet(keras.Model):
     ----------
     config : UNetConfig, dict or str
         Configuration, its :meth:`UNetConfig.to_dict`, or a :data:`PRESETS` name.
+
+    mc_dropout : bool
+        Build the stochastic twin whose decoder dropout stays on at inference
+        (:class:`AlwaysDropout`), for Monte-Carlo-dropout uncertainty maps
+        (:mod:`lensviz.uncertainty`). Same layers and weights as the plain model.
 
     Input ``(N, npix, npix, 3 or 4)`` float32; output ``(N, npix, npix)`` κ. The config is
     kept as ``model.unet_config`` and stored in ``.keras`` files (:func:`save_model`).
@@ -337,7 +353,8 @@ class UNet(keras.Model):
     >>> kappa = model(eps, training=False)   # (N, 128, 128)
     """
 
-    def __init__(self, config: UNetConfig | Mapping[str, Any] | str = "paper", **kwargs):
+    def __init__(self, config: UNetConfig | Mapping[str, Any] | str = "paper",
+                 mc_dropout: bool = False, **kwargs):
         if isinstance(config, Mapping):
             config = UNetConfig.from_dict(config)
         config = resolve_config(config)
@@ -377,7 +394,8 @@ class UNet(keras.Model):
                 "bn": keras.layers.BatchNormalization(name=f"dec{i}_bn"),
             }
             if i <= c.n_decoder_dropout:
-                block["drop"] = keras.layers.Dropout(c.dropout_rate, name=f"dec{i}_drop")
+                drop = AlwaysDropout if mc_dropout else keras.layers.Dropout
+                block["drop"] = drop(c.dropout_rate, name=f"dec{i}_drop")
             block["act"] = keras.layers.ReLU(name=f"dec{i}_act")
             block["skip"] = keras.layers.Concatenate(name=f"dec{i}_skip")
             dec.append(block)
@@ -411,9 +429,11 @@ class UNet(keras.Model):
 
         # === Config ===
         self.unet_config = config
+        self.mc_dropout = bool(mc_dropout)
 
     def get_config(self):
-        return {"config": self.unet_config.to_dict(), "name": self.name}
+        return {"config": self.unet_config.to_dict(), "mc_dropout": self.mc_dropout,
+                "name": self.name}
 
     @classmethod
     def from_config(cls, config):

@@ -115,3 +115,33 @@ def test_bench_quick_writes_json(tmp_path, capsys):
     results = json.loads((tmp_path / "b.json").read_text())["results"]
     assert results["ks93"]["ratio_vs_bare_ffts"] > 0
     assert results["metrics"]["agreement_with_loop"]["dpeaks_maps_differing"] == 0
+
+
+def test_predict_with_uncertainty_and_calibrate(tmp_path, capsys, tiny_weights, dataset):
+    path, _, _ = dataset
+    status, _, _ = run(capsys, "predict", path, "--weights", tiny_weights, "--uncertainty",
+                       "mc_dropout", "--passes", 3, "--out", tmp_path / "u.h5")
+    assert status == 0
+    import h5py
+
+    with h5py.File(tmp_path / "u.h5") as f:
+        assert f["kappa_std"].shape == (6, 128, 128) and f.attrs["uncertainty"] == "mc_dropout"
+        assert f["kappa_std"][...].mean() > 0
+    status, out, _ = run(capsys, "calibrate", path, "--weights", tiny_weights, "--method", "tta",
+                         "--n", 2, "--json", tmp_path / "c.json")
+    assert status == 0 and "within ±1σ" in out
+    assert 0 <= json.loads((tmp_path / "c.json").read_text())["within_2sigma"] <= 1
+    status, _, err = run(capsys, "predict", path, "--method", "ks93", "--uncertainty", "tta",
+                         "--out", tmp_path / "x.h5")
+    assert status == 2 and "--uncertainty needs --method unet" in err
+
+
+def test_predict_wiener(tmp_path, capsys, dataset):
+    path, eps, _ = dataset
+    status, _, _ = run(capsys, "predict", path, "--method", "wiener", "--out", tmp_path / "w.h5")
+    assert status == 0
+    from lensviz.evaluation import wiener_predictor
+
+    kappa, _, attrs = data.read_predictions(tmp_path / "w.h5")
+    np.testing.assert_allclose(kappa, wiener_predictor()(eps), atol=1e-6)
+    assert attrs["method"] == "wiener"
