@@ -171,6 +171,32 @@ def bench_metrics(quick: bool = False) -> dict:
     }
 
 
+@register("wiener")
+def bench_wiener(quick: bool = False) -> dict:
+    from lensviz.evaluation import ks93_predictor, wiener_predictor
+    from lensviz.simulate import simulate_batch
+
+    n = 100 if quick else 500
+    eps, _ = simulate_batch(n, 7)
+    repeat = 3 if quick else 5
+    wiener = wiener_predictor()
+    ks = ks93_predictor(0.0)
+    ks_smooth = ks93_predictor(4.0)
+    t_w = timeit(lambda: wiener(eps), repeat)
+    t_k = timeit(lambda: ks(eps), repeat)
+    t_s = timeit(lambda: ks_smooth(eps), repeat)
+    return {
+        "maps": n,
+        "wiener": t_w,
+        "ks93": t_k,
+        "ks93_smoothed": t_s,
+        "wiener_ms_per_map": 1e3 * t_w["median_s"] / n,
+        "ks93_ms_per_map": 1e3 * t_k["median_s"] / n,
+        "wiener_vs_ks93": t_w["median_s"] / t_k["median_s"],
+        "wiener_vs_smoothed_ks93": t_w["median_s"] / t_s["median_s"],
+    }
+
+
 @register("simulate")
 def bench_simulate(quick: bool = False) -> dict:
     from lensviz.simulate import simulate_sample

@@ -119,3 +119,30 @@ def bench_training(quick: bool = False) -> dict:
         "cpu_count": os.cpu_count(),
         "target": "pipeline within 10% of in-memory (ratio >= 0.9)",
     }
+
+
+@register("uncertainty")
+def bench_uncertainty(quick: bool = False) -> dict:
+    from lensviz.model import predict_kappa
+    from lensviz.simulate import simulate_batch
+    from lensviz.uncertainty import predict_mc_dropout, predict_tta
+
+    model, source = _model()
+    n, passes = (8, 10) if quick else (32, 20)
+    eps, _ = simulate_batch(n, 11)
+    predict_kappa(model, eps)
+    predict_mc_dropout(model, eps[:2], n_passes=2)
+    single = timeit(lambda: predict_kappa(model, eps), 3 if quick else 5)
+    mc = timeit(lambda: predict_mc_dropout(model, eps, n_passes=passes), 2 if quick else 3)
+    tta = timeit(lambda: predict_tta(model, eps), 2 if quick else 3)
+    return {
+        "model": source,
+        "maps": n,
+        "passes": passes,
+        "single_pass": single,
+        "mc_dropout": mc,
+        "tta_8": tta,
+        "mc_dropout_vs_single": mc["median_s"] / single["median_s"],
+        "tta_vs_single": tta["median_s"] / single["median_s"],
+        "mc_dropout_ms_per_map": 1e3 * mc["median_s"] / n,
+    }

@@ -459,6 +459,16 @@ COMMANDS: tuple[Command, ...] = (
         arg("--bins", type=_positive_int, default=48, help="|k| bins (default 48)"),
         arg("--out", required=True, help="output .npz"),
     )),
+    Command("card", "lensviz.cli_model:cmd_card",
+            "write the model card of a .keras file (JSON + Markdown)", (
+        arg("weights", help=".keras file"),
+        arg("--run", default=None, help="its training run folder (config/summary/history)"),
+        arg("--n", type=_positive_int, default=500, help="test maps (default 500)"),
+        arg("--command", default=None, help="the exact command that produced the weights"),
+        arg("--variant", action="append", default=[], metavar="NAME=PATH",
+            help="also score another .keras file on the same test set"),
+        arg("--out", required=True, help="output stem: writes STEM.json and STEM.md"),
+    )),
     Command("train", "lensviz.cli_model:cmd_train", "train a UNet preset from scratch", (
         arg("--preset", default="lite", help="model preset: lite, paper or unet2k"),
         arg("--out", required=True, help="run folder (model.keras, history.csv/json, ...)"),

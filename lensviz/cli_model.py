@@ -18,7 +18,7 @@ import numpy as np
 from lensviz import constants
 
 __all__ = ["cmd_train", "cmd_finetune", "cmd_predict", "cmd_tune", "cmd_bench", "cmd_powerspec",
-           "cmd_calibrate",
+           "cmd_calibrate", "cmd_card",
            "parse_coeffs", "tuner_hypermodel"]
 
 
@@ -309,4 +309,21 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                                                "passes": args.passes, "weights": str(weights),
                                                **c}, indent=1))
         print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_card(args: argparse.Namespace) -> int:
+    """Score weights on the held-out test set and write the model card."""
+    from lensviz.card import build_card, card_markdown, write_card
+
+    variants = {}
+    for item in args.variant:
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise ValueError(f"--variant: expected NAME=PATH, got {item!r}")
+        variants[name] = path
+    card = build_card(args.weights, args.run, args.n, args.command, variants or None)
+    write_card(card, f"{args.out}.json", f"{args.out}.md")
+    print(card_markdown(card))
+    print(f"wrote {args.out}.json and {args.out}.md")
     return 0
