@@ -1,0 +1,64 @@
+"""Plotly figures built from numpy arrays (used by the app; no Streamlit here).
+
+:mod:`lensviz.plots.maps` holds the map figures (κ rows, residuals, ε with shear
+whiskers, MultiFocal weights, peaks, DICEE confusion) and PNG export;
+:mod:`lensviz.plots.curves` the curves (training loss and metrics, metric histograms)
+and the teaching figures (Fourier-plane maps, profiles).
+"""
+
+from lensviz.plots.curves import (
+    METHOD_COLORS,
+    METRIC_LABELS,
+    fourier_row,
+    line_figure,
+    loss_curves,
+    metric_curves,
+    metric_histograms,
+)
+from lensviz.plots.maps import (
+    CONFUSION_COLORS,
+    KAPPA_COLORSCALE,
+    RESIDUAL_COLORSCALE,
+    WEIGHT_COLORSCALE,
+    add_whiskers,
+    colormap_lut,
+    comparison_grid,
+    confusion_figure,
+    ellipticity_panels,
+    map_png,
+    map_row,
+    peaks_figure,
+    residual_row,
+    robust_range,
+    shear_whiskers,
+    symmetric_range,
+    weight_components_grid,
+)
+
+__all__ = [
+    "CONFUSION_COLORS",
+    "KAPPA_COLORSCALE",
+    "RESIDUAL_COLORSCALE",
+    "WEIGHT_COLORSCALE",
+    "add_whiskers",
+    "colormap_lut",
+    "comparison_grid",
+    "confusion_figure",
+    "ellipticity_panels",
+    "map_png",
+    "map_row",
+    "peaks_figure",
+    "residual_row",
+    "robust_range",
+    "shear_whiskers",
+    "symmetric_range",
+    "weight_components_grid",
+    # curves
+    "METHOD_COLORS",
+    "METRIC_LABELS",
+    "fourier_row",
+    "line_figure",
+    "loss_curves",
+    "metric_curves",
+    "metric_histograms",
+]

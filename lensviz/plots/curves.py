@@ -1,0 +1,347 @@
+"""Plotly figures of curves and spectra: training curves, metric histograms, Fourier views.
+
+Every function takes numpy arrays (or plain dicts of numbers) and returns a
+:class:`plotly.graph_objects.Figure`; none reads files or knows the app.
+
+Training curves
+    :func:`loss_curves` and :func:`metric_curves` follow the report's Figures 4 and 5:
+    loss and validation metrics against epochs, on a logarithmic y axis.
+Evaluation
+    :func:`metric_histograms` overlays the per-map distribution of each metric for
+    several methods, on shared bins.
+Teaching
+    :func:`fourier_row` draws Fourier-plane maps (zero frequency in the centre, axes
+    ``k1`` along x and ``k2`` along y in cycles per pixel, ``k2`` pointing up as in a
+    maths figure); :func:`line_figure` draws a few named curves (profiles, error
+    against noise level).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+__all__ = [
+    "METHOD_COLORS",
+    "METRIC_LABELS",
+    "loss_curves",
+    "metric_curves",
+    "metric_histograms",
+    "fourier_row",
+    "line_figure",
+]
+
+#: Human labels of the metrics of :data:`lensviz.metrics.METRIC_NAMES` (+ arrows:
+#: ↓ lower is better, ↑ higher is better).
+METRIC_LABELS = {
+    "wmape": "WMAPE ↓",
+    "wmape_median": "median WMAPE ↓",
+    "dicee": "DICEE ↓",
+    "dpeaks": "DPEAKS [px] ↓",
+    "rmse": "RMSE ↓",
+    "r": "Pearson r ↑",
+    "loss": "training loss",
+    "val_loss": "validation loss",
+}
+
+#: Colours of the methods, by the start of their name (so "KS93 smoothed (σ = 4 px)" works).
+METHOD_COLORS = {
+    "UNet": "#d62728",
+    "KS93 raw": "#7f7f7f",
+    "KS93 smoothed": "#1f77b4",
+    "KS93": "#1f77b4",
+    "Wiener": "#2ca02c",
+    "truth": "#000000",
+}
+_PALETTE = ("#d62728", "#1f77b4", "#7f7f7f", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+_HEIGHT = 330
+
+
+def _color(name: str, i: int) -> str:
+    for prefix in sorted(METHOD_COLORS, key=len, reverse=True):
+        if str(name).startswith(prefix):
+            return METHOD_COLORS[prefix]
+    return _PALETTE[i % len(_PALETTE)]
+
+
+def _layout(fig: go.Figure, height: int = _HEIGHT) -> go.Figure:
+    fig.update_layout(height=height, margin=dict(l=60, r=20, t=40, b=45),
+                      plot_bgcolor="white",
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0.0))
+    fig.update_xaxes(showline=True, linecolor="#888", mirror=True, gridcolor="#eee",
+                     ticks="outside")
+    fig.update_yaxes(showline=True, linecolor="#888", mirror=True, gridcolor="#eee",
+                     ticks="outside")
+    return fig
+
+
+def _positive(values) -> list[float | None]:
+    """Values for a log axis: non-positive or non-finite ones become gaps (None)."""
+    out = []
+    for v in values:
+        v = float(v) if v is not None else math.nan
+        out.append(v if math.isfinite(v) and v > 0 else None)
+    return out
+
+
+# === Training (report Figs. 4 and 5) ===
+
+
+def loss_curves(step_loss: Sequence[tuple[float, float]] | None,
+                history: Sequence[Mapping[str, float]], *, log_y: bool = True) -> go.Figure:
+    """Training loss during the epochs, and loss / validation loss per epoch.
+
+    Parameters
+    ----------
+    step_loss : sequence of (epoch_position, loss), optional
+        The running training loss reported during training; ``epoch_position`` is the
+        fractional epoch (1.5 = half-way through the second epoch).
+    history : sequence of dict
+        One dict per finished epoch with ``epoch`` (1-based), ``loss`` and ``val_loss``.
+    log_y : bool
+        Logarithmic y axis (non-positive values are left out).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        x: epoch; y: loss.
+    """
+    fig = go.Figure()
+    if step_loss:
+        x, y = zip(*step_loss, strict=True)
+        fig.add_trace(go.Scatter(x=list(x), y=_positive(y) if log_y else list(y),
+                                 mode="lines", name="training loss (running, per step)",
+                                 line=dict(color="#aec7e8", width=1.5)))
+    epochs = [r.get("epoch") for r in history]
+    for key, color, dash in (("loss", "#1f77b4", "solid"), ("val_loss", "#d62728", "dash")):
+        values = [r.get(key, math.nan) for r in history]
+        if history and any(v is not None and math.isfinite(v) for v in values):
+            fig.add_trace(go.Scatter(x=epochs, y=_positive(values) if log_y else values,
+                                     mode="lines+markers", name=METRIC_LABELS[key] + " (epoch)",
+                                     line=dict(color=color, dash=dash),
+                                     marker=dict(size=8)))
+    fig.update_xaxes(title_text="epoch", rangemode="tozero")
+    fig.update_yaxes(title_text="loss", type="log" if log_y else "linear")
+    if not fig.data:
+        fig.add_annotation(text="no training step finished yet", showarrow=False,
+                           x=0.5, y=0.5, xref="paper", yref="paper")
+    return _layout(fig)
+
+
+def metric_curves(history: Sequence[Mapping[str, float]],
+                  metrics: Sequence[str] = ("wmape", "dicee", "dpeaks", "rmse"), *,
+                  before: Mapping[str, float] | None = None, prefix: str = "val_",
+                  log_y: bool = True) -> go.Figure:
+    """Validation metrics per epoch, one panel each, log y (report Fig. 5).
+
+    Parameters
+    ----------
+    history : sequence of dict
+        Per-epoch dicts with ``epoch`` and ``{prefix}{metric}`` keys.
+    metrics : sequence of str
+        Metric names (keys of :data:`METRIC_LABELS`).
+    before : dict, optional
+        The metrics before training, drawn at epoch 0.
+    prefix : str
+        Key prefix of the metrics in ``history``.
+    log_y : bool
+        Logarithmic y axes (Pearson r, which can be ≤ 0, always gets a linear axis).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+    """
+    metrics = list(metrics)
+    if not metrics:
+        raise ValueError("metrics is empty; expected names such as 'wmape'")
+    fig = make_subplots(rows=1, cols=len(metrics),
+                        subplot_titles=[METRIC_LABELS.get(m, m) for m in metrics],
+                        horizontal_spacing=0.1)
+    for col, m in enumerate(metrics, start=1):
+        x = [r.get("epoch") for r in history]
+        y = [r.get(prefix + m, math.nan) for r in history]
+        if before is not None and m in before:
+            x, y = [0, *x], [before[m], *y]
+        log = log_y and m != "r"
+        fig.add_trace(go.Scatter(x=x, y=_positive(y) if log else y, mode="lines+markers",
+                                 name=METRIC_LABELS.get(m, m), showlegend=False,
+                                 line=dict(color=_PALETTE[(col - 1) % len(_PALETTE)]),
+                                 marker=dict(size=8)), row=1, col=col)
+        fig.update_yaxes(type="log" if log else "linear", row=1, col=col)
+        fig.update_xaxes(title_text="epoch" + (" (0 = before)" if before else ""),
+                         rangemode="tozero", dtick=1 if len(x) <= 10 else None,
+                         row=1, col=col)
+    fig.update_yaxes(nticks=5)
+    fig.update_annotations(yshift=6)
+    return _layout(fig, height=300)
+
+
+# === Evaluation ===
+
+
+def metric_histograms(per_map: Mapping[str, Mapping[str, np.ndarray]],
+                      metrics: Sequence[str] = ("wmape", "dicee", "dpeaks", "rmse", "r"), *,
+                      bins: int = 20, clip_percentile: float = 98.0) -> go.Figure:
+    """Per-map metric distributions, methods overlaid on shared bins, one panel per metric.
+
+    Parameters
+    ----------
+    per_map : mapping
+        ``{method: {metric: (N,) array}}`` as from
+        :func:`lensviz.evaluation.score_methods`.
+    metrics : sequence of str
+    bins : int
+        Bins per panel (fewer when there are few maps).
+    clip_percentile : float
+        The bins end at this percentile of all methods' values pooled (WMAPE has a long
+        tail where κ ≈ 0); the panel title counts the values beyond it.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+    """
+    methods = list(per_map)
+    if not methods:
+        raise ValueError("per_map is empty; expected {method: {metric: values}}")
+    fig = make_subplots(rows=1, cols=len(metrics), horizontal_spacing=0.06,
+                        subplot_titles=[METRIC_LABELS.get(m, m) for m in metrics])
+    for col, m in enumerate(metrics, start=1):
+        pooled = np.concatenate([np.asarray(per_map[k][m], np.float64) for k in methods])
+        pooled = pooled[np.isfinite(pooled)]
+        if pooled.size == 0:
+            continue
+        lo = float(pooled.min())
+        hi = float(np.percentile(pooled, clip_percentile)) if pooled.size > 10 else float(
+            pooled.max())
+        if not hi > lo:
+            lo, hi = lo - 0.5, hi + 0.5
+        n_bins = int(max(5, min(bins, np.sqrt(pooled.size / len(methods)) * 2)))
+        size = (hi - lo) / n_bins
+        hidden = int((pooled > hi + 1e-12 * abs(hi)).sum())
+        for i, k in enumerate(methods):
+            fig.add_trace(go.Histogram(
+                x=np.asarray(per_map[k][m], np.float64), name=k, legendgroup=k,
+                showlegend=col == 1, opacity=0.55, marker_color=_color(k, i),
+                xbins=dict(start=lo, end=hi + size * 1e-6, size=size),
+                hovertemplate=f"{k}<br>{m} %{{x}}<br>%{{y}} maps<extra></extra>"),
+                row=1, col=col)
+        if hidden:
+            fig.layout.annotations[col - 1].text += (f"<br><span style='font-size:11px'>"
+                                                     f"{hidden} above {hi:.3g} not shown</span>")
+        fig.update_yaxes(title_text="maps" if col == 1 else None, row=1, col=col)
+    fig.update_layout(barmode="overlay")
+    fig = _layout(fig, height=360)
+    fig.update_layout(margin=dict(t=70, b=40),
+                      legend=dict(orientation="h", yanchor="top", y=-0.12, x=0.0))
+    return fig
+
+
+# === Teaching ===
+
+
+def fourier_row(panels: Mapping[str, np.ndarray], *, colorscale: str = "RdBu_r",
+                zrange: tuple[float, float] | None = None,
+                colorbar_title: str = "") -> go.Figure:
+    """Fourier-plane maps side by side, zero frequency at the centre.
+
+    Parameters
+    ----------
+    panels : mapping of title → (ny, nx) real array
+        In numpy's FFT order (zero frequency at ``[0, 0]``); shifted here with
+        :func:`numpy.fft.fftshift`.
+    colorscale : str
+        Plotly colour scale shared by the panels.
+    zrange : (float, float), optional
+        Colour limits; default the min and max of all panels.
+    colorbar_title : str
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Axes ``k1`` (x) and ``k2`` (y, pointing up) in cycles per pixel; linked zoom.
+    """
+    if not panels:
+        raise ValueError("panels is empty; expected {title: (ny, nx) array}")
+    arrays = {k: np.asarray(v, np.float64) for k, v in panels.items()}
+    for k, a in arrays.items():
+        if a.ndim != 2:
+            raise ValueError(f"panel {k!r} must be a 2-D (ny, nx) array, got shape {a.shape}")
+    if zrange is None:
+        finite = np.concatenate([a[np.isfinite(a)] for a in arrays.values()])
+        zrange = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    titles = list(arrays)
+    fig = make_subplots(rows=1, cols=len(titles), subplot_titles=titles,
+                        shared_xaxes="all", shared_yaxes="all", horizontal_spacing=0.03)
+    for col, (title, a) in enumerate(arrays.items(), start=1):
+        ny, nx = a.shape
+        k1 = np.fft.fftshift(np.fft.fftfreq(nx))
+        k2 = np.fft.fftshift(np.fft.fftfreq(ny))
+        fig.add_trace(go.Heatmap(
+            z=np.fft.fftshift(a), x=k1, y=k2, coloraxis="coloraxis", name=title,
+            hovertemplate=f"{title}<br>k1 %{{x:.3f}}, k2 %{{y:.3f}}<br>%{{z:.3g}}"
+            "<extra></extra>"), row=1, col=col)
+        suffix = "" if col == 1 else str(col)
+        fig.layout[f"yaxis{suffix}"].update(scaleanchor=f"x{suffix}", scaleratio=1,
+                                            constrain="domain")
+        fig.layout[f"xaxis{suffix}"].update(constrain="domain")
+    fig.update_xaxes(title_text="k1 [cycles/px]", row=1, col=1)
+    fig.update_yaxes(title_text="k2 [cycles/px]", row=1, col=1)
+    fig.update_layout(coloraxis=dict(colorscale=colorscale, cmin=zrange[0], cmax=zrange[1],
+                                     colorbar=dict(title=dict(text=colorbar_title,
+                                                              side="right"),
+                                                   thickness=14, len=0.9)))
+    fig = _layout(fig)
+    fig.update_xaxes(showgrid=False)
+    fig.update_yaxes(showgrid=False)
+    return fig
+
+
+def line_figure(x, curves: Mapping[str, np.ndarray], *, xlabel: str, ylabel: str,
+                log_x: bool = False, log_y: bool = False, marker_x: float | None = None,
+                marker_label: str = "", dashed: Sequence[str] = (),
+                colors: Mapping[str, str] | None = None) -> go.Figure:
+    """A few named curves over a common x, e.g. a κ profile or error against noise.
+
+    Parameters
+    ----------
+    x : (n,) array
+    curves : mapping of name → (n,) array
+    xlabel, ylabel : str
+    log_x, log_y : bool
+        Logarithmic axes.
+    marker_x : float, optional
+        Draw a vertical dotted line here (e.g. the current slider value).
+    marker_label : str
+        Its label.
+    dashed : sequence of str
+        Names of curves drawn dashed (e.g. references).
+    colors : mapping of name → colour, optional
+        Overrides the default colours (:data:`METHOD_COLORS`, then a palette).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+    """
+    x = np.asarray(x, np.float64)
+    fig = go.Figure()
+    for i, (name, y) in enumerate(curves.items()):
+        y = np.asarray(y, np.float64)
+        if y.shape != x.shape:
+            raise ValueError(f"curve {name!r} has shape {y.shape}; expected {x.shape} like x")
+        color = (colors or {}).get(name) or _color(name, i)
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers" if x.size <= 30 else "lines",
+                                 name=name, line=dict(color=color, dash="dash" if name in dashed
+                                                      else "solid")))
+    if marker_x is not None:
+        fig.add_vline(x=marker_x, line=dict(color="#444", dash="dot"))
+        if marker_label:  # annotations on a log axis take log10 coordinates (shapes do not)
+            fig.add_annotation(x=math.log10(marker_x) if log_x else marker_x, y=1.0,
+                               yref="paper", yanchor="bottom", text=marker_label,
+                               showarrow=False, font=dict(size=11, color="#444"))
+    fig.update_xaxes(title_text=xlabel, type="log" if log_x else "linear")
+    fig.update_yaxes(title_text=ylabel, type="log" if log_y else "linear")
+    return _layout(fig)

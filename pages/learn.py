@@ -1,0 +1,322 @@
+"""Learn: weak lensing, KS93, shape noise and the mass-sheet degeneracy, one idea per section.
+
+Each section has its own slider or toggle and draws from cached, noiseless simulations
+(:func:`lensviz.simulate.simulate_truth`); nothing heavy runs inside an expander.
+"""
+
+import os
+
+import numpy as np
+import streamlit as st
+
+from lensviz import constants
+from lensviz.inversion import fourier_kernels, gaussian_smooth, ks93, ks93inv
+from lensviz.metrics import pearson_r, rmse
+from lensviz.plots import add_whiskers, fourier_row, line_figure, map_row, robust_range
+from lensviz.simulate import SimulationConfig, add_shape_noise, simulate_truth
+from pages import shared
+
+CLUSTER_SEED = 7  # seed of the teaching cluster (only its concentration scatter is random)
+FIELD_SEED = 3  # seed of the realistic field of the noise section
+NOISE_SEED = 11  # seed of the galaxies drawn for the noise section
+M200_CHOICES = (1e14, 2e14, 5e14, 1e15, 2e15)  # M☉/h
+NGAL_CHOICES = (1, 2, 3, 5, 10, 20, 30, 50, 100)  # galaxies per arcmin²
+A_PIX = constants.PIXEL_ARCMIN ** 2  # pixel area, arcmin²
+
+
+def _solar_masses(m: float) -> str:
+    """``5e14`` → ``"5×10¹⁴"``."""
+    mantissa, exponent = f"{m:.0e}".split("e")
+    return f"{mantissa}×10{str(int(exponent)).translate(_SUPERSCRIPT)}"
+
+
+_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+
+
+# === Cached simulations (pure, small) ===
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def cluster(m200: float, z: float, realistic: bool) -> dict:
+    """A noiseless cluster at the field centre: κ, shear γ, reduced shear g and its halo."""
+    if realistic:
+        cfg = SimulationConfig(m200_range=(m200, m200), z_range=(z, z),
+                               center_offset_arcmin=0.0)
+    else:
+        cfg = SimulationConfig(m200_range=(m200, m200), z_range=(z, z),
+                               center_offset_arcmin=0.0, n_field_halos=0.0, n_subhalos=0.0,
+                               lss=False, elliptical=False)
+    t = simulate_truth(CLUSTER_SEED, cfg)
+    return {k: t[k] for k in ("kappa", "gamma1", "gamma2", "shear1", "shear2")} | {
+        "halo": t["halos"][0]}
+
+
+@st.cache_data(max_entries=4, show_spinner="Simulating the noise sweep…")
+def noise_sweep(model_path: str | None, mtime: float, sigma_px: float, _model=None) -> dict:
+    """A fixed field observed at every density of :data:`NGAL_CHOICES`, and its maps.
+
+    Returns ``kappa`` (truth), ``eps`` (n_levels, 128, 128, 3) and the predictions
+    ``{"KS93 raw", "KS93 smoothed", "UNet"}`` → (n_levels, 128, 128).
+    """
+    t = simulate_truth(FIELD_SEED)
+    eps = np.stack([add_shape_noise(t["gamma1"], t["gamma2"], np.random.default_rng(NOISE_SEED),
+                                    n_gal=float(n)) for n in NGAL_CHOICES])
+    raw = ks93(eps[..., 0], eps[..., 1])[0]
+    preds = {"KS93 raw": raw, f"KS93 smoothed (σ {sigma_px:g} px)": gaussian_smooth(raw,
+                                                                                  sigma_px)}
+    if _model is not None:
+        from lensviz.model import predict_kappa
+
+        preds["UNet"] = predict_kappa(_model, eps)
+    return {"kappa": t["kappa"], "eps": eps, "preds": preds}
+
+
+def tangential_profile(kappa, shear1, shear2, x0: float, y0: float, step: float = 2.0,
+                       r_max: float = 56.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Radius [px], mean tangential shear, and κ̄(<r) − κ̄(r), in annuli about (x0, y0).
+
+    γt = −(γ1 cos 2φ + γ2 sin 2φ), φ the polar angle from +x towards +y (row).
+    """
+    yy, xx = np.mgrid[0:kappa.shape[0], 0:kappa.shape[1]]
+    r = np.hypot(xx - x0, yy - y0)
+    phi = np.arctan2(yy - y0, xx - x0)
+    gt = -(shear1 * np.cos(2 * phi) + shear2 * np.sin(2 * phi))
+    edges = np.arange(step * 1.5, r_max, step)
+    centres, gts, diffs = [], [], []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        ring = (r >= lo) & (r < hi)
+        centres.append(0.5 * (lo + hi))
+        gts.append(gt[ring].mean())
+        diffs.append(kappa[r < 0.5 * (lo + hi)].mean() - kappa[ring].mean())
+    return np.array(centres), np.array(gts), np.array(diffs)
+
+
+# === Sections ===
+
+
+def shear_section(sel) -> dict:
+    st.header("1 · A mass bends light: the shear pattern")
+    st.markdown(
+        "A galaxy cluster deflects the light of the galaxies behind it. To first order the "
+        "image of each background galaxy is magnified (by the **convergence** κ) and "
+        "stretched (by the **shear** γ = γ₁ + iγ₂). κ is the projected mass in units of "
+        "the critical surface density:")
+    st.latex(r"\kappa(\boldsymbol\theta)=\frac{\Sigma(\boldsymbol\theta)}{\Sigma_{\rm cr}},"
+             r"\qquad \Sigma_{\rm cr}=\frac{c^2}{4\pi G}\frac{D_{\rm s}}{D_{\rm l}D_{\rm ls}}.")
+    st.markdown(
+        "A galaxy's observed ellipticity is its intrinsic one plus the *reduced* shear "
+        "g = γ/(1 − κ); intrinsic shapes are random, so averaging many galaxies gives g. "
+        "Around a mass, the stretch is **tangential**, and its azimuthal mean measures the "
+        "mass inside the radius:")
+    st.latex(r"\varepsilon \simeq e_{\rm s} + g,\qquad "
+             r"\gamma_t = -\,\mathrm{Re}\!\left[\gamma\,e^{-2i\phi}\right],\qquad "
+             r"\langle\gamma_t\rangle(\theta) = \bar\kappa(<\theta) - \bar\kappa(\theta).")
+    controls, figure = st.columns([1, 3], gap="medium")
+    with controls:
+        m200 = st.select_slider("Cluster mass M200 [M☉/h]", M200_CHOICES, 5e14,
+                                format_func=_solar_masses,
+                                key="learn_m200")
+        z = st.slider("Cluster redshift", 0.1, 0.6, 0.3, 0.05, key="learn_z",
+                      help=f"Sources at z = {constants.Z_SOURCE:g}.")
+        realistic = st.toggle("Realistic field", False, key="learn_realistic",
+                              help="Add subhalos, field halos, an elliptical profile and "
+                              "large-scale structure, as in the built-in data set.")
+        c = cluster(float(m200), float(z), bool(realistic))
+        h = c["halo"]
+        st.metric("Concentration c200", f"{h.c:.2f}")
+        st.metric("Scale radius r_s", f"{h.r_s_arcmin:.2f}′")
+        st.metric("Peak κ", f"{c['kappa'].max():.3f}")
+        st.metric("Largest |g|", f"{np.hypot(c['gamma1'], c['gamma2']).max():.3f}")
+    with figure:
+        fig = map_row({"κ with the reduced shear g (whiskers)": c["kappa"]})
+        add_whiskers(fig, c["gamma1"], c["gamma2"], step=8, color="white")
+        fig.update_layout(height=430)
+        r, gt, diff = tangential_profile(c["kappa"], c["shear1"], c["shear2"], h.x, h.y)
+        left, right = st.columns([3, 2])
+        left.plotly_chart(fig, key="learn_whiskers")
+        right.plotly_chart(line_figure(
+            r * constants.PIXEL_ARCMIN, {"⟨γt⟩ measured on the map": gt,
+                                         "κ̄(<θ) − κ̄(θ)": diff},
+            xlabel="radius θ from the cluster centre [arcmin]", ylabel="tangential shear γt",
+            dashed=("κ̄(<θ) − κ̄(θ)",)), key="learn_profile")
+        st.caption("The sticks show the direction and size of g averaged over 8 × 8 pixel "
+                   "blocks: tangential around the cluster. Right: the two sides of the "
+                   "equation above agree, which is what lets us weigh clusters with shapes.")
+    return c
+
+
+def fourier_section(c: dict) -> None:
+    st.header("2 · What KS93 does, in Fourier space")
+    st.markdown(
+        "In Fourier space the shear is the convergence times a phase that depends only on "
+        "the direction φₖ of the wave vector; Kaiser & Squires (1993) undo it by "
+        "multiplying by the opposite phase. Nothing else happens: the filter has modulus 1, "
+        "so KS93 neither smooths nor suppresses noise.")
+    st.latex(r"\hat\gamma = e^{2i\phi_k}\hat\kappa = "
+             r"\frac{(k_1^2-k_2^2) + 2ik_1k_2}{k^2}\,\hat\kappa,\qquad "
+             r"\hat\kappa_E + i\hat\kappa_B = e^{-2i\phi_k}\,\hat\gamma \quad (k\neq 0).")
+    controls, figure = st.columns([1, 3], gap="medium")
+    with controls:
+        noisy = st.toggle("Noisy galaxy shapes", False, key="learn_fourier_noisy",
+                          help=f"Galaxies at {constants.N_GAL_ARCMIN2:g} per arcmin². Shape "
+                          "noise is white: its spectrum is flat and KS93 passes it to every "
+                          "scale of κ.")
+        round_trip = st.toggle("Round trip κ → γ → κ", True, key="learn_round_trip")
+    kappa = c["kappa"]
+    g1, g2 = ks93inv(kappa)
+    if noisy:
+        eps = add_shape_noise(g1, g2, np.random.default_rng(NOISE_SEED))
+        g1, g2 = eps[..., 0], eps[..., 1]
+    cos2, sin2, _ = fourier_kernels(*kappa.shape)
+    k_e = ks93(g1, g2)[0]
+
+    def log_amp(m):
+        return np.log10(np.abs(np.fft.fft2(m)) + 1e-6)
+
+    amps = {"log₁₀|κ̂| (true)": log_amp(kappa), "log₁₀|γ̂₁|" + (" (noisy)" if noisy else ""):
+            log_amp(g1), "log₁₀|κ̂_E| from KS93": log_amp(k_e)}
+    with figure:
+        st.plotly_chart(fourier_row({"cos 2φₖ  (γ̂₁ = cos 2φₖ κ̂)": cos2,
+                                     "sin 2φₖ  (γ̂₂ = sin 2φₖ κ̂)": sin2},
+                                    zrange=(-1.0, 1.0), colorbar_title="kernel"),
+                        key="learn_kernels")
+        lo, hi = robust_range(list(amps.values()), 1.0, 100.0)
+        st.plotly_chart(fourier_row(amps, colorscale="Viridis", zrange=(lo, hi),
+                                    colorbar_title="log₁₀ amplitude"), key="learn_amps")
+        st.caption("Centre: zero frequency. The kernels are quadrupoles: a κ wave along x "
+                   "(φₖ = 0) gives pure γ₁, one along the diagonal pure γ₂. The mean (centre "
+                   "pixel) and the Nyquist row and column are set to 0.")
+    if round_trip:
+        with figure:
+            st.plotly_chart(map_row({"true κ": kappa, "KS93 of its shear" + (
+                " + noise" if noisy else ""): k_e, "difference (true − KS93)": kappa - k_e}),
+                key="learn_round_trip_maps")
+        with controls:
+            st.metric("Mean of true κ", f"{kappa.mean():.5f}")
+            st.metric("Mean of KS93 κ", f"{k_e.mean(dtype=np.float64):.0e}")
+            if not noisy:
+                rest = kappa - k_e - (kappa - k_e).mean()
+                st.metric("Largest |difference − mean|", f"{np.abs(rest).max():.1e}",
+                          help="What is left is the Nyquist row and column, which the "
+                          "kernel zeroes (see DESIGN.md).")
+
+
+def noise_section(sel) -> None:
+    st.header("3 · Galaxy density: the noise that KS93 cannot remove")
+    st.markdown(
+        "Each pixel's ε averages N galaxies, N ~ Poisson(n_gal · A_pix), so the intrinsic "
+        "shapes leave a noise of σ_e/√N per component. KS93 maps that white noise to white "
+        "noise of the same size in κ: with the default density it is larger than the "
+        "cluster signal almost everywhere. A Gaussian smoothing of σ pixels divides the noise "
+        "by about 2√π σ, and blurs the cluster; the UNet learned its own trade-off.")
+    st.latex(r"\sigma_{\rm pix}=\frac{\sigma_e}{\sqrt{n_{\rm gal}A_{\rm pix}}},\qquad "
+             r"\sigma_{\kappa,\,\rm raw}\simeq\sigma_{\rm pix},\qquad "
+             r"\sigma_{\kappa,\,\sigma}\simeq\frac{\sigma_{\rm pix}}{2\sqrt{\pi}\,\sigma}.")
+    sigma, _ = shared.calibrated_ks93_sigma()
+    model = None
+    if sel.model_path is not None:
+        try:
+            model = shared.model_for(sel)
+        except (ValueError, OSError) as exc:
+            st.error(f"Could not load the UNet {sel.model_name!r}: {exc}")
+    path = sel.model_path if model is not None else None
+    sweep = noise_sweep(path, os.path.getmtime(path) if path else 0.0, sigma, _model=model)
+    controls, figure = st.columns([1, 3], gap="medium")
+    with controls:
+        n_gal = st.select_slider("Galaxy density n_gal [per arcmin²]", NGAL_CHOICES,
+                                 constants.N_GAL_ARCMIN2, key="learn_ngal",
+                                 help="LSST-like depth is 30; the UNet was trained at 30, "
+                                 "so far from it it works outside its training data.")
+        i = NGAL_CHOICES.index(n_gal)
+        sigma_pix = constants.SIGMA_E / np.sqrt(n_gal * A_PIX)
+        st.metric("Galaxies per pixel", f"{n_gal * A_PIX:.2f}")
+        st.metric("Noise per pixel σ_pix", f"{sigma_pix:.3f}")
+        truth = sweep["kappa"]
+        for name, maps in sweep["preds"].items():
+            st.metric(f"RMSE · {name}", f"{float(rmse(truth, maps[i])):.4f}",
+                      help=f"Pearson r = {float(pearson_r(truth, maps[i])):.3f}")
+        if model is None:
+            st.caption("No UNet weights: the UNet is left out.")
+    with figure:
+        maps = {"true κ": truth} | {name: m[i] for name, m in sweep["preds"].items()}
+        st.plotly_chart(map_row(maps, zrange=robust_range(truth, 0.5, 99.9)),
+                        key="learn_noise_maps")
+        curves = {name: rmse(np.broadcast_to(truth, m.shape), m)
+                  for name, m in sweep["preds"].items()}
+        st.plotly_chart(line_figure(
+            NGAL_CHOICES, curves, xlabel="galaxy density n_gal [per arcmin²]",
+            ylabel="RMSE against the true κ", log_x=True, log_y=True, marker_x=n_gal,
+            marker_label=f"n_gal = {n_gal:g}"), key="learn_noise_curve")
+        st.caption(f"Same field and galaxy draws at every density; the colour scale is the "
+                   f"true κ's, so noise beyond it saturates. Smoothing σ = {sigma:g} px "
+                   "(chosen on calibration maps at n_gal = 30). Below about 10 per arcmin² "
+                   "many pixels hold no galaxy (ε = 0 there): raw KS93 gets less noise but "
+                   "also almost no signal, so its RMSE falls while its correlation with the "
+                   "truth (hover the ? of each RMSE) collapses.")
+
+
+def mass_sheet_section(c: dict, sel) -> None:
+    st.header("4 · The mass-sheet degeneracy: why KS93's mean is zero")
+    st.markdown(
+        "A uniform sheet of mass, κ₀, lives only in the k = 0 Fourier mode, which has no "
+        "direction φₖ, so it produces no shear at all. Shear cannot see it, and KS93 "
+        "sets that mode to 0: its maps always have mean 0. With the reduced shear the exact "
+        "invariance is a rescaling, κ → λκ + (1 − λ), which leaves g unchanged.")
+    st.latex(r"\kappa \to \kappa + \kappa_0:\quad \hat\gamma(\mathbf k)\ \text{unchanged};"
+             r"\qquad \kappa \to \lambda\kappa + (1-\lambda):\quad "
+             r"g=\frac{\gamma}{1-\kappa}\ \text{unchanged}.")
+    controls, figure = st.columns([1, 3], gap="medium")
+    kappa = c["kappa"]
+    with controls:
+        k0 = st.slider("Add a uniform sheet κ₀", -0.05, 0.10, 0.05, 0.005, key="learn_sheet",
+                       format="%.3f")
+        g1a, g2a = ks93inv(kappa)
+        g1b, g2b = ks93inv(kappa + np.float32(k0))
+        k_e = ks93(g1b, g2b)[0]
+        st.metric("Mean κ", f"{kappa.mean():.4f}")
+        st.metric("Mean κ + κ₀", f"{(kappa + k0).mean():.4f}")
+        dgamma = max(np.abs(g1a - g1b).max(), np.abs(g2a - g2b).max())
+        st.metric("Largest shear difference", f"{dgamma:.1e}")
+        st.metric("Mean of KS93 κ", f"{k_e.mean(dtype=np.float64):.0e}")
+    with figure:
+        row = int(round(c["halo"].y))
+        ks_name = "KS93 of the shear of either"
+        x = np.arange(kappa.shape[1]) * constants.PIXEL_ARCMIN
+        st.plotly_chart(line_figure(
+            x, {"κ": kappa[row], "κ + κ₀": kappa[row] + k0, ks_name: k_e[row]},
+            xlabel="x [arcmin] (cut through the cluster centre)", ylabel="κ",
+            dashed=(ks_name,), colors={"κ": "#000000", "κ + κ₀": "#ff7f0e",
+                                       ks_name: "#1f77b4"}), key="learn_sheet_profile")
+        st.caption("Both fields give the same shear to float precision, so KS93 returns the "
+                   "same map for both: the true one shifted to mean 0.")
+    if sel.has_truth and sel.model_path is not None:
+        st.markdown(
+            "A UNet is not bound by this: trained on simulations, it learns the typical "
+            "mean κ of such fields, a prior. On the sidebar's current sample:")
+        cols = st.columns(3)
+        cols[0].metric("True mean κ", f"{sel.sample_kappa.mean():.4f}")
+        try:
+            cols[1].metric("UNet mean κ", f"{shared.unet_kappa(sel).mean():.4f}")
+        except (ValueError, OSError) as exc:
+            cols[1].caption(f"UNet unavailable: {exc}")
+        kappa_ks = ks93(sel.sample_eps[..., 0], sel.sample_eps[..., 1])[0]
+        cols[2].metric("KS93 mean κ", f"{kappa_ks.mean(dtype=np.float64):.0e}")
+
+
+# === Page ===
+
+sel = shared.current()
+st.title("Learn: from galaxy shapes to mass maps")
+st.markdown(
+    "Four short sections, each with its own control: how a cluster shears the galaxies "
+    "behind it, what the Kaiser–Squires (KS93) inversion does, how the number of galaxies "
+    "sets the noise, and why KS93 cannot know the mean mass. The maps are 128 × 128 pixels "
+    f"of {constants.PIXEL_ARCMIN:g}′ (a {128 * constants.PIXEL_ARCMIN:g}′ field), sources at "
+    f"z = {constants.Z_SOURCE:g}.")
+c = shear_section(sel)
+st.divider()
+fourier_section(c)
+st.divider()
+noise_section(sel)
+st.divider()
+mass_sheet_section(c, sel)

@@ -1,0 +1,134 @@
+"""Loss weights: the five MultiFocal weight maps of the current sample and their combination."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from lensviz import constants, metrics, plots, weights
+from pages import shared
+
+N_PEAKS_SHOWN = 10  # the report's Fig. 3 marks the 10 highest peaks
+#: What each component weighs (column captions).
+COMPONENTS = {
+    "focal": "|κ| / max |κ|",
+    "local": "|κ| / its neighbourhood's max, on the top-κ pixels",
+    "peaks": "1 on discs around the highest peaks",
+    "structure": "1 where κ is close to its mean",
+    "edges": "1 on a frame along the border",
+}
+#: Component parameters: name → (component, default, label, min, max, step, help).
+PARAMS = {
+    "neighbourhood": ("local", constants.LOCAL_NEIGHBOURHOOD_PX, "neighbourhood (px)", 1, 32,
+                      1, "Side of the square window whose maximum |κ| normalises the local "
+                      "weight."),
+    "top_fraction": ("local", constants.LOCAL_TOP_FRACTION, "top fraction", 0.05, 1.0, 0.05,
+                     "Only this fraction of highest-κ pixels gets the local weight."),
+    "n_peaks": ("peaks", constants.N_PEAKS_WEIGHT, "number of peaks", 0, 20, 1,
+                "How many of the highest true peaks (unsmoothed local maxima) get weight."),
+    "peak_radius": ("peaks", float(constants.PEAK_RADIUS_PX), "radius (px)", 0.0, 10.0, 0.5,
+                    "Radius of the disc of weight 1 around each peak."),
+    "band": ("structure", constants.STRUCTURE_BAND, "band |κ − mean κ|", 0.0, 0.02, 0.0005,
+             "Pixels within this distance of the mean κ (the DICEE threshold) get weight."),
+    "edge_width": ("edges", constants.EDGE_WIDTH_PX, "width (px)", 0, 20, 1,
+                   "Width of the frame along the map border."),
+}
+
+
+def _coeff_key(name: str) -> str:
+    return f"lw_coeff_{name}"
+
+
+def _param_key(name: str) -> str:
+    return f"lw_{name}"
+
+
+def reset_to_report() -> None:
+    """Callback: every slider back to the report's values."""
+    for name, value in constants.MULTIFOCAL_COEFFS.items():
+        st.session_state[_coeff_key(name)] = float(value)
+    for name, (_, value, *_) in PARAMS.items():
+        st.session_state[_param_key(name)] = value
+
+
+def weights_ui() -> tuple[dict[str, float], dict[str, float]]:
+    """One column per component: its coefficient, then its parameters."""
+    coeffs, params = {}, {}
+    columns = st.columns(len(COMPONENTS))
+    for col, (component, what) in zip(columns, COMPONENTS.items(), strict=True):
+        col.markdown(f"**{component}**")
+        col.caption(what)
+        report = constants.MULTIFOCAL_COEFFS[component]
+        key = _coeff_key(component)
+        st.session_state.setdefault(key, float(report))
+        coeffs[component] = col.slider(
+            f"coefficient a ({component})", 0.0, 5.0, step=0.1, key=key,
+            help=f"Weight of the {component} map in the combination. Report's value: "
+            f"{report:g}.")
+        for name, (owner, value, label, lo, hi, step, help_) in PARAMS.items():
+            if owner != component:
+                continue
+            key = _param_key(name)
+            st.session_state.setdefault(key, value)
+            params[name] = col.slider(label, lo, hi, step=step, key=key,
+                                      format="%.4f" if name == "band" else None,
+                                      help=f"{help_} Report's value: {value:g}.")
+    return coeffs, params
+
+
+@st.cache_data(max_entries=64)
+def component_maps(data_key: str, index: int, _kappa: np.ndarray, neighbourhood: int,
+                   top_fraction: float, n_peaks: int, peak_radius: float, band: float,
+                   edge_width: int) -> dict[str, np.ndarray]:
+    """The five weight maps of one true κ (cached per sample and parameters)."""
+    return weights.weight_maps(_kappa, neighbourhood=neighbourhood, top_fraction=top_fraction,
+                               n_peaks=n_peaks, peak_radius=peak_radius, band=band,
+                               edge_width=edge_width)
+
+
+def top_peaks(kappa: np.ndarray, n: int) -> np.ndarray:
+    """``(≤ n, 2)`` (row, column) of the highest unsmoothed local maxima, as the peak weight."""
+    pos, height = metrics.find_peaks(kappa, n=n, sigma_px=0)
+    return pos[np.isfinite(height)]
+
+
+sel = shared.current()
+st.title("Loss weights")
+st.caption(f"{sel.source} · sample {sel.index}: **{sel.sample_name}** · model: {sel.model_name}")
+shared.require_truth(sel, "The Loss-weights page")
+truth = sel.sample_kappa
+
+st.markdown(
+    "The MultiFocal loss weighs each pixel's squared error by **1 + w**, where **w** mixes "
+    "five maps in [0, 1] computed from the true κ (report §3.1, Fig. 3). Move the sliders "
+    "to see where training pays attention.")
+coeffs, params = weights_ui()
+st.button("Reset to the report's values", on_click=reset_to_report, key="lw_reset",
+          icon=":material/restart_alt:")
+
+maps = component_maps(sel.key, sel.index, truth, int(params["neighbourhood"]),
+                      float(params["top_fraction"]), int(params["n_peaks"]),
+                      float(params["peak_radius"]), float(params["band"]),
+                      int(params["edge_width"]))
+try:
+    combined = weights.combine_weights(maps, coeffs)
+except ValueError as exc:
+    st.error(f"{exc}. Raise at least one coefficient above 0.")
+    st.stop()
+
+with st.expander("KS93 settings (shared with the other pages)"):
+    sigma_px, pad = shared.ks93_options_ui()
+preds = shared.predictions(sel, sigma_px, pad)
+cards = st.columns(len(preds) + 1)
+cards[0].metric("Mean combined weight w", f"{combined.mean():.4f}",
+                help="Average of the combined map: changes with every coefficient.")
+for card, (name, pred) in zip(cards[1:], preds.items(), strict=True):
+    loss = weights.multifocal_loss(truth, pred, coeffs, **params)
+    card.metric(f"MultiFocal loss · {name}", f"{loss:.3e}",
+                help="mean((1 + w)(κ_pred − κ_true)²) under the current weights")
+
+fig = plots.weight_components_grid(maps, combined, coeffs=coeffs,
+                                   peaks=top_peaks(truth, N_PEAKS_SHOWN))
+st.plotly_chart(fig, key="lw_grid", theme=None)
+st.caption(f"Red crosses: the {N_PEAKS_SHOWN} highest local maxima of the unsmoothed true κ "
+           "(the peak weight uses the first ones). All panels share the 0–1 scale and the zoom.")
