@@ -6,19 +6,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import streamlit as st
 
-from pages import shared
+from app_pages import shared
 
-st.set_page_config(page_title="lensviz · weak-lensing mass maps", page_icon="🔭",
-                   layout="wide")
+st.set_page_config(page_title="lensviz · weak-lensing mass maps",
+                   page_icon=":material/blur_on:", layout="wide")
 
 pages = [
-    st.Page("pages/compare.py", title="Compare", icon="🗺️", default=True),
-    st.Page("pages/loss_weights.py", title="Loss weights", icon="⚖️"),
-    st.Page("pages/peaks.py", title="Peaks", icon="⛰️"),
-    st.Page("pages/dicee.py", title="DICEE", icon="🟩"),
-    st.Page("pages/finetune.py", title="Fine-tune", icon="🛠️"),
-    st.Page("pages/evaluate.py", title="Evaluate", icon="📊"),
-    st.Page("pages/learn.py", title="Learn", icon="🎓"),
+    st.Page("app_pages/compare.py", title="Compare", icon=":material/compare:", default=True),
+    st.Page("app_pages/loss_weights.py", title="Loss weights", icon=":material/balance:"),
+    st.Page("app_pages/peaks.py", title="Peaks", icon=":material/landscape:"),
+    st.Page("app_pages/dicee.py", title="DICEE", icon=":material/grid_on:"),
+    st.Page("app_pages/finetune.py", title="Fine-tune", icon=":material/tune:"),
+    st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/bar_chart:"),
+    st.Page("app_pages/learn.py", title="Learn", icon=":material/school:"),
 ]
 pg = st.navigation(pages)
 shared.sidebar()

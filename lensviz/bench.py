@@ -15,8 +15,13 @@ Benchmarks
         ``gaussian_filter`` and a ``maximum_filter`` peak search per map).
     simulate
         Simulated samples per second on one core (BLAS/FFT threads pinned to 1).
-    inference, training, app
-        Registered by the model, training and app modules (see ``BENCHMARKS``).
+    wiener
+        The Wiener filter against KS93 (raw and smoothed), per map.
+    inference, training, uncertainty
+        TensorFlow benchmarks registered by :mod:`lensviz.bench_tf`.
+
+The app's responsiveness is measured by ``benchmarks/bench_app.py`` (it needs
+Streamlit, which ``lensviz`` never imports).
 """
 
 from __future__ import annotations
@@ -234,7 +239,7 @@ def _load_optional() -> None:
     # Benchmarks that need TensorFlow or Streamlit live with their code.
     import importlib
 
-    for mod in ("lensviz.bench_tf", "lensviz.bench_app"):
+    for mod in ("lensviz.bench_tf",):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:

@@ -2,7 +2,7 @@
 
 The app runs in-process (``AppTest``) on the built-in simulated set with a tiny untrained
 UNet. As in ``test_app_pages.py``, the weights folders are pointed at temporary ones by
-monkeypatching ``pages.shared`` (the module AppTest's ``app.py`` imports is this very
+monkeypatching ``app_pages.shared`` (the module AppTest's ``app.py`` imports is this very
 one), so the order in which test modules set the environment does not matter. The
 job manager is the server's one (``shared.job_manager``, an ``st.cache_resource``),
 which AppTest shares with this process.
@@ -20,9 +20,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app_pages import shared
 from lensviz.evaluation import default_power_spectrum
 from lensviz.training import TrainingCancelled
-from pages import shared
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TIMEOUT = 90  # seconds per AppTest run
@@ -58,7 +58,7 @@ def app(weights_dirs) -> AppTest:
 
 
 def open_page(at: AppTest, page: str) -> AppTest:
-    at.switch_page(f"pages/{page}.py").run()
+    at.switch_page(f"app_pages/{page}.py").run()
     return at
 
 
@@ -125,10 +125,8 @@ def test_evaluate_shows_summary_histograms_and_per_sample_table(app):
 def test_open_sample_selects_it_on_compare(weights_dirs):
     """What a click in Evaluate's per-sample table leaves for the next run of the app.
 
-    AppTest cannot click table rows. It also runs ``app.py`` (and so the sidebar) only
-    on the first run of a session: with a ``pages/`` folder next to ``app.py``,
-    Streamlit's multipage-v1 fallback runs later pages' files alone. So the request is
-    stored before that first run.
+    AppTest cannot click table rows: the request ``shared.open_sample`` stores is set
+    directly, and the next run of the app must apply it to the sidebar.
     """
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.session_state["_open_sample"] = 5  # what shared.open_sample stores

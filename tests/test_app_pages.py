@@ -1,8 +1,8 @@
 """AppTests of the Compare, Loss-weights, Peaks and DICEE pages, and checks of their figures.
 
 The app runs in-process (``AppTest``) on the built-in simulated set with a tiny untrained
-UNet. ``pages/shared.py`` reads ``LENSVIZ_WEIGHTS_DIR`` once, at import; since AppTest
-executes ``app.py`` in this process, ``from pages import shared`` there returns the very
+UNet. ``app_pages/shared.py`` reads ``LENSVIZ_WEIGHTS_DIR`` once, at import; since AppTest
+executes ``app.py`` in this process, ``from app_pages import shared`` there returns the very
 module imported here, so the fixtures point it at the tiny weights by monkeypatching
 ``shared.SHIPPED_WEIGHTS_DIR`` (and an empty ``USER_WEIGHTS_DIR``) instead of relying on
 the environment, which another test module may have set first.
@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app_pages import shared
 from lensviz import metrics, plots
 from lensviz.inversion import ks93inv
-from pages import shared
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGES = ("compare", "loss_weights", "peaks", "dicee")
@@ -33,27 +33,6 @@ TIMEOUT = 90
 
 
 # === Fixtures ===
-
-
-@pytest.fixture(autouse=True)
-def run_app_py_every_time(monkeypatch):
-    """Make AppTest run ``app.py`` (and so the shared sidebar) on every run, as a server does.
-
-    Before each run AppTest resets ``PagesManager.uses_pages_directory``; a fresh
-    ``PagesManager`` then finds the ``pages/`` folder beside ``app.py`` and takes the app
-    for a v1 multipage app, so every run after the first executes the page file alone,
-    without ``app.py`` and its sidebar. A server sets the flag once per process and
-    ``st.navigation`` clears it for good; here it is pinned to False.
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-    from streamlit.testing.v1 import app_test
-
-    class NavigationPagesManager(PagesManager):
-        def __init__(self, *args, **kwargs):
-            PagesManager.uses_pages_directory = False
-            super().__init__(*args, **kwargs)
-
-    monkeypatch.setattr(app_test, "PagesManager", NavigationPagesManager)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +65,7 @@ def open_page(page: str, at: AppTest | None = None) -> AppTest:
     if at is None:
         at = AppTest.from_file(APP, default_timeout=TIMEOUT)
         at.run()
-    at.switch_page(f"pages/{page}.py").run()
+    at.switch_page(f"app_pages/{page}.py").run()
     return at
 
 

@@ -127,9 +127,7 @@ def browser(server):
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
-            # Open the root first. While no run of app.py has called st.navigation,
-            # Streamlit treats the pages/ folder as a v1 multipage app: a first request
-            # for /evaluate would run that file alone, without app.py's sidebar.
+            # Open the root once: the first run pays the TensorFlow import.
             warm = b.new_page()
             warm.goto(server)
             wait_for_run(warm)

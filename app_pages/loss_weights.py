@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from app_pages import shared
 from lensviz import constants, metrics, plots, weights
-from pages import shared
 
 N_PEAKS_SHOWN = 10  # the report's Fig. 3 marks the 10 highest peaks
 #: What each component weighs (column captions).

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from app_pages import shared
 from lensviz import metrics, plots
-from pages import shared
 
 
 def confusion_table(truth: np.ndarray, preds: dict[str, np.ndarray],

@@ -9,12 +9,12 @@ import os
 import numpy as np
 import streamlit as st
 
+from app_pages import shared
 from lensviz import constants
 from lensviz.inversion import fourier_kernels, gaussian_smooth, ks93, ks93inv
 from lensviz.metrics import pearson_r, rmse
 from lensviz.plots import add_whiskers, fourier_row, line_figure, map_row, robust_range
 from lensviz.simulate import SimulationConfig, add_shape_noise, simulate_truth
-from pages import shared
 
 CLUSTER_SEED = 7  # seed of the teaching cluster (only its concentration scatter is random)
 FIELD_SEED = 3  # seed of the realistic field of the noise section

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from app_pages import shared
 from lensviz import constants
 from lensviz.evaluation import (
     HIGHER_IS_BETTER,
@@ -23,7 +24,6 @@ from lensviz.evaluation import (
 )
 from lensviz.metrics import METRIC_NAMES
 from lensviz.plots import METRIC_LABELS, metric_histograms
-from pages import shared
 
 CHUNK = 16  # maps scored per step of the progress bar (and per cache entry)
 ROW_PX = 35  # height of a dataframe row, to show the whole summary without scrolling

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from app_pages import shared
 from lensviz import metrics, plots
-from pages import shared
 
 _METRIC_COLUMNS = {  # score() key → (column, help)
     "wmape": ("WMAPE", "Weighted mean absolute percentage error (lower is better)"),

@@ -14,11 +14,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from app_pages import shared
 from lensviz import constants
 from lensviz.jobs import JobBusy, describe_progress, format_duration, weights_file_name
 from lensviz.plots import METRIC_LABELS, loss_curves, metric_curves
 from lensviz.training import FinetuneConfig, finetune
-from pages import shared
 
 WHICH = {
     "last": "Last layer only (the report's fine-tuning)",

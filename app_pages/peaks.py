@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from app_pages import shared
 from lensviz import constants, metrics, plots
 from lensviz.inversion import gaussian_smooth
-from pages import shared
 
 N_TRUE_SHOWN = 5  # crosses on the truth, as in the report's Fig. 1
 N_PRED = constants.N_PEAKS_METRIC  # DPEAKS compares the top 3, matched by rank

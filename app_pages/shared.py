@@ -248,7 +248,8 @@ def _sample_ui(n: int) -> int:
         st.session_state.sample_index = picked
     if "sample_index" not in st.session_state or st.session_state.sample_index >= n:
         st.session_state.sample_index = 0
-    if st.sidebar.button("🎲 Random sample", key="random_sample", use_container_width=True):
+    if st.sidebar.button("Random sample", key="random_sample", icon=":material/casino:",
+                         width="stretch"):
         rng = np.random.default_rng()
         st.session_state.sample_index = int(rng.integers(n))
     return int(st.sidebar.number_input(f"Sample index (0–{n - 1})", 0, n - 1,
@@ -314,7 +315,7 @@ def open_sample(index: int) -> None:
     is handed to the next run, whose sidebar applies it before drawing the widget.
     """
     st.session_state[_OPEN_SAMPLE_KEY] = int(index)
-    st.switch_page("pages/compare.py")
+    st.switch_page("app_pages/compare.py")
 
 
 @st.cache_resource
