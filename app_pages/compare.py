@@ -1,4 +1,5 @@
-"""Compare: ε, then the true κ, the UNet κ and KS93 side by side, residuals, metrics, downloads."""
+"""Compare: ε, then the true κ, the UNet, Wiener and KS93 κ side by side, residuals, metrics,
+the UNet's per-pixel uncertainty (behind a toggle) and downloads."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import streamlit as st
 
 from app_pages import shared
 from lensviz import metrics, plots
+from lensviz.uncertainty import calibration
 
 _METRIC_COLUMNS = {  # score() key → (column, help)
     "wmape": ("WMAPE", "Weighted mean absolute percentage error (lower is better)"),
@@ -33,11 +35,97 @@ def whiskers_ui() -> bool:
 
 
 def add_mean_ui(has_truth: bool) -> bool:
-    return st.toggle("Add the true mean to KS93 (display only)", key="compare_add_mean",
-                     disabled=not has_truth,
-                     help="KS93 cannot see a uniform mass sheet, so its maps have mean 0. "
-                     "This shifts the KS93 map by the true mean in the figures; the "
-                     "metrics always use the KS93 map as it is.")
+    return st.toggle("Add the true mean to KS93 & Wiener",
+                     key="compare_add_mean", disabled=not has_truth,
+                     help="KS93 and the Wiener filter cannot see a uniform mass sheet, so "
+                     "their maps have mean 0. This shifts them by the true mean in the "
+                     "figures only (display); the metrics always use the maps as they are.")
+
+
+def uncertainty_ui(has_model: bool) -> tuple[bool, str, int]:
+    """The uncertainty toggle and, when it is on, the method and number of passes."""
+    on = st.toggle("UNet uncertainty", key="compare_uncertainty", disabled=not has_model,
+                   help="Per-pixel σ of the UNet map from several stochastic or "
+                   "transformed passes. Runs only while this is on.")
+    if not on:
+        return False, "", 0
+    c_method, c_passes = st.columns(2)
+    label = c_method.radio("Method", list(shared.UNCERTAINTY_METHODS), key="compare_unc_method",
+                           horizontal=True,
+                           help="Monte-Carlo dropout: T passes with the decoder's dropout "
+                           "active. 8 symmetries: predict on the 8 spin-2-correct "
+                           "rotations/flips of ε and transform the maps back.")
+    method = shared.UNCERTAINTY_METHODS[label]
+    passes = c_passes.slider("Monte-Carlo passes T", 2, shared.MC_MAX_PASSES, shared.MC_PASSES,
+                             key="compare_unc_passes", disabled=method != "mc_dropout",
+                             help="More passes: a less noisy σ, proportionally slower.")
+    return True, method, int(passes)
+
+
+def coverage_ui(cal: dict) -> None:
+    """Observed coverage of ±1σ and ±2σ against the Gaussian, mean σ against the RMSE."""
+    c1, c2 = st.columns(2)
+    for col, k in ((c1, 1), (c2, 2)):
+        observed, expected = cal[f"within_{k}sigma"], cal[f"expected_{k}sigma"]
+        col.metric(f"True pixels within ±{k}σ", f"{100 * observed:.1f} %",
+                   delta=f"{100 * (observed - expected):+.1f} pts vs Gaussian "
+                   f"{100 * expected:.1f} %", delta_color="off",
+                   help=f"Fraction of pixels with |true − mean| ≤ {k}σ on this sample")
+    c1.metric("Mean σ", f"{cal['mean_sigma']:.4f}",
+              help="σ averaged over the pixels: how large the UNet says its error is")
+    c2.metric("RMSE of the mean", f"{cal['rmse']:.4f}",
+              help="Root-mean-square of true − mean: how large the error actually is")
+
+
+def uncertainty_section(sel, truth, zrange, method: str, passes: int) -> None:
+    """The UNet mean, its σ map and, with truth, z, coverage numbers and reliability plot."""
+    try:
+        mean, std = shared.unet_uncertainty_of(sel, method, passes)
+    except (ValueError, OSError) as exc:
+        st.error(f"Could not compute the UNet uncertainty ({method}): {exc}")
+        return
+    what = (f"mean of T = {passes} passes" if method == "mc_dropout"
+            else "mean over the 8 symmetries")
+    st.plotly_chart(plots.uncertainty_row(mean, std, truth=truth, zrange=zrange,
+                                          mean_title=f"UNet: {what}"),
+                    key="compare_uncertainty_maps", theme=None)
+    st.caption("Left: the UNet map averaged over the passes, on the colour scale above. "
+               "Middle: its per-pixel σ, on its own scale." + (
+                   " Right: z = (mean − true) / σ; the saturated colours, |z| > 2, mark the "
+                   "pixels where the truth lies outside ±2σ." if truth is not None else ""))
+    if truth is not None:
+        cal = calibration(truth, mean, std)
+        c_num, c_fig = st.columns([1, 1], gap="medium")
+        with c_num:
+            coverage_ui(cal)
+            st.caption("A calibrated Gaussian σ covers 68.3 % of the true pixels at ±1σ and "
+                       "95.4 % at ±2σ. Fewer means σ is too small (the map is over-"
+                       "confident); one sample's pixels are correlated, so judge calibration "
+                       "over many samples (`python -m lensviz calibrate`).")
+        c_fig.plotly_chart(plots.reliability_figure(
+            cal["expected"], cal["observed"], z=cal["z"], name="UNet σ on this sample",
+            points={"±1σ": (cal["expected_1sigma"], cal["within_1sigma"]),
+                    "±2σ": (cal["expected_2sigma"], cal["within_2sigma"])}),
+            key="compare_reliability", theme=None)
+    if method == "mc_dropout":
+        st.caption(
+            "Monte-Carlo dropout keeps the decoder's dropout layers active at prediction "
+            "time (BatchNorm stays in inference mode, with its learned statistics) and "
+            "takes the mean and standard deviation of T passes. σ measures the model's own "
+            "uncertainty, how much the prediction depends on which decoder units are "
+            "dropped; it is an approximation, not a full posterior of κ given the galaxy "
+            "shapes, and it is only as good as its calibration.")
+    else:
+        st.caption(
+            "The physics is unchanged by the 8 rotations and flips of the square (with ε "
+            "transformed as a spin-2 field); the UNet learned that only approximately. σ "
+            "over the 8 transformed predictions measures how far it is from that symmetry, "
+            "not the noise of the data: not a posterior either.")
+    stem = f"{_slug(sel.sample_name)}_unet_sigma_{method}"
+    st.download_button("σ as .npy", functools.partial(npy_bytes, std), file_name=f"{stem}.npy",
+                       mime="application/octet-stream", key="dl_npy_unet_sigma",
+                       on_click="ignore", icon=":material/download:",
+                       help="float32 per-pixel σ of shape (128, 128), row 0 first")
 
 
 def metrics_table(truth: np.ndarray, preds: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -93,38 +181,50 @@ c_ks, c_display = st.columns([2, 1])
 sigma_px, pad = shared.ks93_options_ui(c_ks)
 with c_display:
     add_mean = add_mean_ui(sel.has_truth)
-preds = shared.predictions(sel, sigma_px, pad)
+preds = shared.all_predictions(sel, sigma_px, pad)
 ks_name = shared.ks93_label(sigma_px, pad)
+linear = [name for name in preds if name in (ks_name, shared.wiener_label(pad))]
 
 truth = sel.sample_kappa
 if truth is not None:
     shown = dict(preds)
     if add_mean:
-        shown[ks_name] = preds[ks_name] + np.float32(truth.mean())
+        for name in linear:
+            shown[name] = preds[name] + np.float32(truth.mean())
     zrange = plots.robust_range(truth)
     st.plotly_chart(plots.comparison_grid(truth, shown, zrange=zrange), key="compare_kappa",
                     theme=None)
     st.caption(
         "Top: one colour scale for every map (0.5–99.5 % of the true κ). Bottom: prediction "
         "− true, red where the prediction is too high, blue where it is too low. Zoom any "
-        "panel to zoom all. KS93 maps have mean 0: a uniform sheet of mass produces no "
-        f"shear (the mass-sheet degeneracy); the true map has mean {truth.mean():.4f}"
-        + (", added to KS93 here for display." if add_mean else "."))
+        "panel to zoom all. KS93 and Wiener maps have mean 0: a uniform sheet of mass "
+        f"produces no shear (the mass-sheet degeneracy); the true map has mean "
+        f"{truth.mean():.4f}" + (", added to them here for display." if add_mean else "."))
 
     st.subheader("Metrics")
     st.dataframe(metrics_table(truth, preds), key="compare_metrics", column_config={
         col: st.column_config.NumberColumn(col, help=help_, format=_METRIC_FORMATS[col])
         for col, help_ in _METRIC_COLUMNS.values()})
     st.caption("Metrics of this one sample, computed on the predictions as they are (KS93 "
-               "with mean 0). Peaks for DPEAKS are found after a σ = 3 px smoothing.")
+               "and Wiener with mean 0). Peaks for DPEAKS are found after a σ = 3 px "
+               "smoothing. Wiener: the filter S/(S+N) on the KS93 E mode (so it follows the "
+               "zero-padding toggle), S the κ power spectrum of simulated maps, N this "
+               "sample's shape noise from its Δε.")
 else:
     st.warning("This data has no true κ (ε only): the true map, the residuals and the "
                "metrics are unavailable. Upload an EPSILON + KAPPA pair, or an .npz/.h5 "
                "with a 'kappa' dataset, to see them.")
     zrange = plots.robust_range(list(preds.values()))
     st.plotly_chart(plots.map_row(preds, zrange=zrange), key="compare_kappa", theme=None)
-    st.caption("One colour scale for all panels; zoom one panel to zoom all. KS93 maps have "
-               "mean 0 (the mass-sheet degeneracy).")
+    st.caption("One colour scale for all panels; zoom one panel to zoom all. KS93 and Wiener "
+               "maps have mean 0 (the mass-sheet degeneracy).")
+
+st.subheader("How far to trust each UNet pixel")
+show_uncertainty, unc_method, unc_passes = uncertainty_ui(sel.model_path is not None)
+if show_uncertainty:
+    uncertainty_section(sel, truth, zrange, unc_method, unc_passes)
+elif sel.model_path is None:
+    st.caption("Needs UNet weights.")
 
 st.subheader("Downloads")
 downloads_ui(preds, sel.sample_name, zrange)

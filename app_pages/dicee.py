@@ -37,7 +37,7 @@ with st.expander("KS93 settings (shared with the other pages)"):
     sigma_px, pad = shared.ks93_options_ui()
 
 truth = sel.sample_kappa
-preds = shared.predictions(sel, sigma_px, pad)
+preds = shared.all_predictions(sel, sigma_px, pad)
 codes = {name: metrics.dicee_confusion(truth, p) for name, p in preds.items()}
 
 st.plotly_chart(plots.confusion_figure(codes), key="dicee_fig", theme=None)
@@ -48,5 +48,6 @@ st.dataframe(table, key="dicee_table", column_config={
     "threshold mean(T)": fmt(format="%.5f", help="The true map's mean: its mask threshold"),
     "threshold mean(P)": fmt(format="%.5f", help="The prediction's mean: its mask threshold"),
 })
-st.caption("Because each map is thresholded at its own mean, DICEE ignores the KS93 map's "
-           "missing mean (mass-sheet degeneracy) and any overall scale of the prediction.")
+st.caption("Because each map is thresholded at its own mean, DICEE ignores the missing "
+           "mean of the KS93 and Wiener maps (mass-sheet degeneracy) and any overall scale "
+           "of the prediction.")

@@ -1,4 +1,4 @@
-"""Learn: weak lensing, KS93, shape noise and the mass-sheet degeneracy, one idea per section.
+"""Learn: weak lensing, KS93, shape noise, the mass-sheet degeneracy and the Wiener filter.
 
 Each section has its own slider or toggle and draws from cached, noiseless simulations
 (:func:`lensviz.simulate.simulate_truth`); nothing heavy runs inside an expander.
@@ -7,13 +7,21 @@ Each section has its own slider or toggle and draws from cached, noiseless simul
 import os
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from app_pages import shared
 from lensviz import constants
-from lensviz.inversion import fourier_kernels, gaussian_smooth, ks93, ks93inv
-from lensviz.metrics import pearson_r, rmse
-from lensviz.plots import add_whiskers, fourier_row, line_figure, map_row, robust_range
+from lensviz.inversion import fourier_kernels, gaussian_smooth, ks93, ks93inv, noise_power
+from lensviz.metrics import find_peaks, pearson_r, rmse
+from lensviz.plots import (
+    add_whiskers,
+    fourier_row,
+    line_figure,
+    map_row,
+    outline_regions,
+    robust_range,
+)
 from lensviz.simulate import SimulationConfig, add_shape_noise, simulate_truth
 
 CLUSTER_SEED = 7  # seed of the teaching cluster (only its concentration scatter is random)
@@ -22,6 +30,8 @@ NOISE_SEED = 11  # seed of the galaxies drawn for the noise section
 M200_CHOICES = (1e14, 2e14, 5e14, 1e15, 2e15)  # M☉/h
 NGAL_CHOICES = (1, 2, 3, 5, 10, 20, 30, 50, 100)  # galaxies per arcmin²
 A_PIX = constants.PIXEL_ARCMIN ** 2  # pixel area, arcmin²
+CORE_ARCMIN = 5.0  # default radius of the "cluster core" region around the main peak
+EDGE_ARCMIN = 4.0  # default width of the edge band
 
 
 def _solar_masses(m: float) -> str:
@@ -303,14 +313,163 @@ def mass_sheet_section(c: dict, sel) -> None:
         cols[2].metric("KS93 mean κ", f"{kappa_ks.mean(dtype=np.float64):.0e}")
 
 
+def region_masks(shape: tuple[int, int], center: tuple[float, float], radius_px: float,
+                 border_px: int) -> dict[str, np.ndarray]:
+    """Boolean masks: the disc ``r < radius_px`` around ``center`` (row, column), the band
+    of ``border_px`` pixels along the edges outside it, and the rest of the map."""
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    core = np.hypot(yy - center[0], xx - center[1]) < radius_px
+    band = (np.minimum(yy, shape[0] - 1 - yy) < border_px) | (
+        np.minimum(xx, shape[1] - 1 - xx) < border_px)
+    return {"core": core, "edge band": band & ~core, "rest": ~core & ~band}
+
+
+def region_rmse(truth: np.ndarray, preds: dict[str, np.ndarray],
+                masks: dict[str, np.ndarray]) -> pd.DataFrame:
+    """RMSE of each prediction (rows) inside each region (columns) and on the whole map."""
+    rows = {}
+    for name, p in preds.items():
+        err2 = (np.asarray(p, np.float64) - truth) ** 2
+        rows[name] = {region: float(np.sqrt(err2[m].mean())) if m.any() else np.nan
+                      for region, m in masks.items()} | {"whole map": float(rmse(truth, p))}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("method")
+
+
+def wiener_section(sel) -> None:
+    st.header("5 · The Wiener filter, and where a UNet can beat it")
+    st.markdown(
+        "KS93 passes every Fourier mode of the shear through unchanged, noise included. A "
+        "*linear* method can only weight each mode of the KS93 map, κ̂_E = κ̂ + n̂, by a "
+        "factor W(k). With signal power S(k) and noise power N, a mode's mean-square error "
+        "is |1 − W|² S + |W|² N, which is smallest for")
+    st.latex(r"W(k)=\frac{S(k)}{S(k)+N},\qquad "
+             r"\big\langle|\hat\kappa-W\hat\kappa_E|^2\big\rangle_{\min}"
+             r"=\frac{S(k)\,N}{S(k)+N}.")
+    st.markdown(
+        "Each mode is weighted by its signal-to-noise: kept where S ≫ N, suppressed where "
+        "S ≪ N. This is the **Wiener filter**, the minimum-variance *linear* estimate for any "
+        "field with power spectrum S. If κ is a **Gaussian** random field (and the noise "
+        "Gaussian) the best estimate of all, the posterior mean, is itself linear, so no "
+        "method, neural or not, can beat the Wiener filter on average. Here S is the power "
+        "spectrum of simulated κ maps and N the noise of the sidebar's sample, from its Δε "
+        "(one value for the whole map: the stationary approximation).")
+    spectrum_path = shared.power_spectrum_path()
+    if spectrum_path is None:
+        st.info(f"No κ power spectrum ({shared.POWER_SPECTRUM_FILE}) beside the weights: the "
+                "filter cannot be drawn. Make it with `python -m lensviz powerspec`.")
+        return
+    try:
+        signal = shared.power_spectrum(str(spectrum_path), spectrum_path.stat().st_mtime)
+    except (ValueError, OSError) as exc:
+        st.error(f"Could not read the κ power spectrum: {exc}")
+        return
+    k = signal.k_centres
+    keep = (k > 0) & (signal.power > 0)
+    k, power = k[keep], signal.power[keep]
+    n = float(noise_power(sel.sample_eps[..., 2]))
+    filt = power / (power + n)
+    k_arcmin = k / constants.PIXEL_ARCMIN  # cycles per arcmin
+    below = np.flatnonzero(power < n)
+    k_eq = float(k_arcmin[below[0]]) if below.size else None  # first bin with S < N
+    left, right = st.columns(2)
+    spectra = line_figure(
+        k_arcmin, {"signal S(k) (simulated κ)": power, "noise N (this sample)":
+                   np.full_like(power, n)},
+        xlabel="wavenumber |k| [cycles per arcmin]", ylabel="power per pixel",
+        log_x=True, log_y=True, marker_x=k_eq,
+        dashed=("noise N (this sample)",),
+        colors={"signal S(k) (simulated κ)": "#000000", "noise N (this sample)": "#7f7f7f"})
+    left.plotly_chart(spectra.update_yaxes(exponentformat="power"), key="learn_wiener_spectra")
+    right.plotly_chart(line_figure(
+        k_arcmin, {"Wiener S/(S+N)": filt, "KS93 (all modes kept)": np.ones_like(filt)},
+        xlabel="wavenumber |k| [cycles per arcmin]", ylabel="weight of the mode",
+        log_x=True, marker_x=k_eq, dashed=("KS93 (all modes kept)",)),
+        key="learn_wiener_filter")
+    crossing = (f" S falls below N at |k| ≈ {k_eq:.2g} cycles per arcmin (dotted line), "
+                f"i.e. on scales smaller than about {1 / k_eq:.0f}′; there the filter drops "
+                "towards 0." if k_eq else " S stays above N on every scale.")
+    st.caption(f"Noise of sample {sel.index} ({sel.sample_name}): N = σ²_pix = {n:.2e} per "
+               f"pixel.{crossing} The Wiener map is KS93 smoothed by a kernel that adapts to "
+               "the noise: more galaxies, smaller N, less smoothing.")
+
+    st.markdown(
+        "**Where a UNet gains.** Cluster fields are not Gaussian. (1) A cluster core is a "
+        "sharp, high, positive peak: a feature spread over many modes with aligned phases. "
+        "S(k) knows only the power of each mode, not these phase correlations, and the core "
+        "lives on small scales where S < N, so the linear filter smooths the peak away. A "
+        "UNet trained on cluster fields can learn that non-Gaussian prior and keep peaks "
+        "high and in place. (2) The **edges**: Fourier filters assume the map is periodic, "
+        "so KS93 and Wiener wrap the shear across the border and err near the edges; the "
+        "UNet's convolutions see the border and learn from training data how to "
+        "reconstruct there. The table splits the error of the sidebar's sample into these "
+        "regions.")
+    if not sel.has_truth:
+        st.info("The comparison by region needs the true κ, and this data has none.")
+        return
+    truth = sel.sample_kappa.astype(np.float64)
+    controls, figure = st.columns([1, 3], gap="medium")
+    with controls:
+        core_arcmin = st.slider("Core radius r [arcmin]", 1.0, 15.0, CORE_ARCMIN, 0.5,
+                                key="learn_core_radius",
+                                help="Around the highest peak of the true κ (smoothed by "
+                                f"σ = {constants.PEAK_SMOOTH_SIGMA_PX:g} px).")
+        edge_arcmin = st.slider("Edge band width [arcmin]", 1.0, 10.0, EDGE_ARCMIN, 0.5,
+                                key="learn_edge_width")
+    pos, height = find_peaks(truth, n=1)
+    center = (tuple(int(v) for v in pos[0]) if np.isfinite(height[0])
+              else np.unravel_index(np.argmax(truth), truth.shape))
+    radius_px = core_arcmin / constants.PIXEL_ARCMIN
+    border_px = int(round(edge_arcmin / constants.PIXEL_ARCMIN))
+    masks = region_masks(truth.shape, center, radius_px, border_px)
+    preds = {}
+    if sel.model_path is not None:
+        try:
+            preds["UNet"] = shared.unet_kappa(sel)
+        except (ValueError, OSError) as exc:
+            st.error(f"Could not run the UNet {sel.model_name!r}: {exc}")
+    preds |= shared.wiener_prediction(sel)
+    sigma, _ = shared.calibrated_ks93_sigma()
+    preds[f"KS93 (σ {sigma:g} px)"] = shared.ks93_kappa(sel.key, sel.index, sel.eps, sigma)
+    # Shift the mean-zero linear maps by the true mean, so that the regions compare
+    # structure rather than the mass-sheet offset (which favours the UNet everywhere).
+    mean = np.float32(truth.mean())
+    shifted = {name: (p if name == "UNet" else p + mean) for name, p in preds.items()}
+    with figure:
+        shown = {f"true κ (sample {sel.index})": truth} | {
+            name: shifted[name] for name in ("UNet", shared.WIENER_NAME) if name in shifted}
+        fig = map_row(shown, zrange=robust_range(truth, 0.5, 99.9))
+        outline_regions(fig, center=center, radius=radius_px, border=border_px,
+                        shape=truth.shape, panels=range(1, len(shown) + 1))
+        st.plotly_chart(fig, key="learn_wiener_maps")
+    table = region_rmse(truth, shifted, masks)
+    table.columns = [f"core (r < {core_arcmin:g}′)", f"edge band ({edge_arcmin:g}′)", "rest",
+                     "whole map"]
+    with controls:
+        for name in table.index:
+            st.metric(f"Core RMSE · {name}", f"{table.iloc[:, 0][name]:.4f}",
+                      help=f"Outside the core: {table.iloc[:, 2][name]:.4f} (rest), "
+                      f"{table.iloc[:, 1][name]:.4f} (edge band)")
+    with figure:
+        st.dataframe(table, key="learn_wiener_table", column_config={
+            c: st.column_config.NumberColumn(format="%.4f") for c in table.columns})
+        st.caption(
+            f"RMSE against the true κ in each region: the dashed circle is the core "
+            f"({masks['core'].sum()} px), the dotted frame the inner edge of the band "
+            f"({masks['edge band'].sum()} px). Wiener and KS93 are shifted by the true mean "
+            f"κ̄ = {truth.mean():.4f} (which they cannot know) so that only the shapes are "
+            "compared. A well-trained UNet's lead is largest in the core and smaller at the "
+            "edges; one sample is noisy, so try a few (sidebar).")
+
+
 # === Page ===
 
 sel = shared.current()
 st.title("Learn: from galaxy shapes to mass maps")
 st.markdown(
-    "Four short sections, each with its own control: how a cluster shears the galaxies "
+    "Five short sections, each with its own control: how a cluster shears the galaxies "
     "behind it, what the Kaiser–Squires (KS93) inversion does, how the number of galaxies "
-    "sets the noise, and why KS93 cannot know the mean mass. The maps are 128 × 128 pixels "
+    "sets the noise, why KS93 cannot know the mean mass, and why the Wiener filter is the "
+    "best linear map but not the best map. The maps are 128 × 128 pixels "
     f"of {constants.PIXEL_ARCMIN:g}′ (a {128 * constants.PIXEL_ARCMIN:g}′ field), sources at "
     f"z = {constants.Z_SOURCE:g}.")
 c = shear_section(sel)
@@ -320,3 +479,5 @@ st.divider()
 noise_section(sel)
 st.divider()
 mass_sheet_section(c, sel)
+st.divider()
+wiener_section(sel)

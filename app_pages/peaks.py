@@ -52,7 +52,7 @@ with st.expander("KS93 settings (shared with the other pages)"):
     sigma_px, pad = shared.ks93_options_ui()
 
 truth = sel.sample_kappa
-preds = shared.predictions(sel, sigma_px, pad)
+preds = shared.all_predictions(sel, sigma_px, pad)
 true_pos, true_h = metrics.find_peaks(truth, n=N_TRUE_SHOWN)
 found = {name: metrics.find_peaks(p, n=N_PRED) for name, p in preds.items()}
 
@@ -62,8 +62,8 @@ fig = plots.peaks_figure(
     truth_title=f"true κ (σ {SIGMA:g} px)")
 st.plotly_chart(fig, key="peaks_fig", theme=None)
 st.caption(f"Crosses T1–T{N_TRUE_SHOWN}: the highest true peaks. Circles P1–P{N_PRED}: each "
-           "prediction's highest peaks. Each panel has its own colour scale (KS93 and the "
-           "UNet differ in amplitude); panels share the zoom.")
+           "prediction's highest peaks. Each panel has its own colour scale (the UNet, "
+           "Wiener and KS93 maps differ in amplitude); panels share the zoom.")
 
 cols = st.columns(len(preds))
 for col, (name, (pos, height)) in zip(cols, found.items(), strict=True):
@@ -73,9 +73,18 @@ for col, (name, (pos, height)) in zip(cols, found.items(), strict=True):
         st.subheader(name)
         st.metric("DPEAKS", f"{metrics.dpeaks(truth, preds[name]):g} px",
                   help=f"Sum of |Δy| + |Δx| over the top {N_PRED} peaks")
-        st.dataframe(table, key=f"peaks_table_{name}", width="stretch", column_config={
-            "true height": st.column_config.NumberColumn(format="%.4f"),
-            "predicted height": st.column_config.NumberColumn(format="%.4f"),
+        # Three tables side by side: short headers, and the distances before the heights
+        # (which may need a horizontal scroll on narrow screens).
+        st.dataframe(table, key=f"peaks_table_{name}", width="stretch", column_order=(
+            "true (y, x)", "predicted (y, x)", "|Δy| + |Δx|", "true height",
+            "predicted height"), column_config={
+            "true (y, x)": st.column_config.TextColumn("true (y,x)"),
+            "true height": st.column_config.NumberColumn(
+                "true h", format="%.3f", help="true height (σ = 3 px smoothed)"),
+            "predicted (y, x)": st.column_config.TextColumn("pred. (y,x)"),
+            "predicted height": st.column_config.NumberColumn(
+                "pred. h", format="%.3f", help="predicted height (σ = 3 px smoothed)"),
+            "|Δy| + |Δx|": st.column_config.NumberColumn("|Δy|+|Δx|"),
         })
         st.caption(" + ".join(str(v) for v in table["|Δy| + |Δx|"]) + f" = {total} px")
         st.caption("Heights are those of the σ = 3 px smoothed maps; (y, x) = (row, column).")

@@ -412,3 +412,97 @@ def predictions(sel: Selection, sigma_px: float, pad: int) -> dict[str, np.ndarr
             st.error(f"Could not run the UNet {sel.model_name!r}: {exc}")
     out[ks93_label(sigma_px, pad)] = ks93_kappa(sel.key, sel.index, sel.eps, sigma_px, pad)
     return out
+
+
+# === Wiener filter and UNet uncertainty, shared by the pages that show them ===
+
+#: The κ power spectrum S of the Wiener filter, looked for beside the shipped weights
+#: (``python -m lensviz powerspec --out weights/kappa_power.npz`` makes it).
+POWER_SPECTRUM_FILE = "kappa_power.npz"
+WIENER_NAME = "Wiener"
+#: Choices of the UNet-uncertainty method: label → ``lensviz.uncertainty`` method.
+UNCERTAINTY_METHODS = {"Monte-Carlo dropout": "mc_dropout",
+                       "8 symmetries (test-time augmentation)": "tta"}
+MC_PASSES = 20  # default number of Monte-Carlo-dropout passes
+MC_MAX_PASSES = 50
+
+
+def power_spectrum_path() -> Path | None:
+    """``kappa_power.npz`` in :data:`SHIPPED_WEIGHTS_DIR`, or None when it is not there."""
+    path = SHIPPED_WEIGHTS_DIR / POWER_SPECTRUM_FILE
+    return path if path.is_file() else None
+
+
+@st.cache_data(max_entries=4)
+def power_spectrum(path: str, mtime: float):
+    """The :class:`lensviz.inversion.PowerSpectrum` stored at ``path`` (per file version)."""
+    from lensviz.inversion import PowerSpectrum
+
+    return PowerSpectrum.load(path)
+
+
+@st.cache_data(max_entries=64)
+def wiener_predict(data_key: str, index: int, _eps: np.ndarray, spectrum_path: str,
+                   mtime: float, pad: int = 0) -> np.ndarray:
+    """Wiener κ, ``S/(S+N)`` on the KS93 E mode, of one sample; N from its own Δε."""
+    from lensviz.evaluation import wiener_predictor
+
+    signal = power_spectrum(spectrum_path, mtime)
+    return wiener_predictor(signal, pad=pad)(_eps[index][None])[0]
+
+
+def wiener_label(pad: int) -> str:
+    """Display name of a Wiener map: ``"Wiener"`` or ``"Wiener (padded)"``."""
+    return WIENER_NAME + (" (padded)" if pad else "")
+
+
+def wiener_prediction(sel: Selection, pad: int = 0) -> dict[str, np.ndarray]:
+    """``{"Wiener": κ}`` of the selected sample, or ``{}`` with a note saying why not."""
+    path = power_spectrum_path()
+    if path is None:
+        st.caption(f"No κ power spectrum ({POWER_SPECTRUM_FILE}) in {SHIPPED_WEIGHTS_DIR}: "
+                   "the Wiener filter is left out. Make it with `python -m lensviz powerspec "
+                   f"--out {SHIPPED_WEIGHTS_DIR / POWER_SPECTRUM_FILE}`.")
+        return {}
+    try:
+        kappa = wiener_predict(sel.key, sel.index, sel.eps, str(path), path.stat().st_mtime,
+                               pad)
+    except (ValueError, OSError) as exc:
+        st.error(f"Could not run the Wiener filter: {exc}")
+        return {}
+    return {wiener_label(pad): kappa}
+
+
+def all_predictions(sel: Selection, sigma_px: float, pad: int) -> dict[str, np.ndarray]:
+    """UNet, Wiener and KS93 κ of the selected sample, in that order (see :func:`predictions`).
+
+    Wiener is left out, with a note, when no power spectrum is available.
+    """
+    preds = predictions(sel, sigma_px, pad)
+    ks_name = ks93_label(sigma_px, pad)
+    ks = preds.pop(ks_name)
+    return preds | wiener_prediction(sel, pad) | {ks_name: ks}
+
+
+@st.cache_data(max_entries=16, show_spinner="Running the UNet uncertainty passes…")
+def unet_uncertainty(model_path: str, mtime: float, data_key: str, index: int, method: str,
+                     n_passes: int, _eps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and per-pixel σ of the UNet κ of ``_eps[index]`` (``(128, 128)`` each).
+
+    ``method`` is ``"mc_dropout"`` (``n_passes`` passes, seed 0) or ``"tta"`` (the 8
+    symmetries; ``n_passes`` is ignored). See :func:`lensviz.uncertainty.predict_uncertainty`.
+    """
+    from lensviz.uncertainty import predict_uncertainty
+
+    model = load_model(model_path, mtime)
+    return predict_uncertainty(model, _eps[index], method=method, n_passes=n_passes, seed=0)
+
+
+def unet_uncertainty_of(sel: Selection, method: str,
+                        n_passes: int = MC_PASSES) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`unet_uncertainty` of the selected sample (the model must exist)."""
+    if sel.model_path is None:
+        raise ValueError("no UNet weights are available")
+    passes = int(n_passes) if method == "mc_dropout" else 0  # one cache entry for "tta"
+    return unet_uncertainty(sel.model_path, os.path.getmtime(sel.model_path), sel.key,
+                            sel.index, method, passes, sel.eps)

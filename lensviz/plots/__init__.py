@@ -1,9 +1,9 @@
 """Plotly figures built from numpy arrays (used by the app; no Streamlit here).
 
 :mod:`lensviz.plots.maps` holds the map figures (κ rows, residuals, ε with shear
-whiskers, MultiFocal weights, peaks, DICEE confusion) and PNG export;
-:mod:`lensviz.plots.curves` the curves (training loss and metrics, metric histograms)
-and the teaching figures (Fourier-plane maps, profiles).
+whiskers, MultiFocal weights, peaks, DICEE confusion, uncertainty) and PNG export;
+:mod:`lensviz.plots.curves` the curves (training loss and metrics, metric histograms),
+the teaching figures (Fourier-plane maps, profiles) and the reliability plot.
 """
 
 from lensviz.plots.curves import (
@@ -14,11 +14,13 @@ from lensviz.plots.curves import (
     loss_curves,
     metric_curves,
     metric_histograms,
+    reliability_figure,
 )
 from lensviz.plots.maps import (
     CONFUSION_COLORS,
     KAPPA_COLORSCALE,
     RESIDUAL_COLORSCALE,
+    SIGMA_COLORSCALE,
     WEIGHT_COLORSCALE,
     add_whiskers,
     colormap_lut,
@@ -27,11 +29,13 @@ from lensviz.plots.maps import (
     ellipticity_panels,
     map_png,
     map_row,
+    outline_regions,
     peaks_figure,
     residual_row,
     robust_range,
     shear_whiskers,
     symmetric_range,
+    uncertainty_row,
     weight_components_grid,
 )
 
@@ -39,6 +43,7 @@ __all__ = [
     "CONFUSION_COLORS",
     "KAPPA_COLORSCALE",
     "RESIDUAL_COLORSCALE",
+    "SIGMA_COLORSCALE",
     "WEIGHT_COLORSCALE",
     "add_whiskers",
     "colormap_lut",
@@ -47,11 +52,13 @@ __all__ = [
     "ellipticity_panels",
     "map_png",
     "map_row",
+    "outline_regions",
     "peaks_figure",
     "residual_row",
     "robust_range",
     "shear_whiskers",
     "symmetric_range",
+    "uncertainty_row",
     "weight_components_grid",
     # curves
     "METHOD_COLORS",
@@ -61,4 +68,5 @@ __all__ = [
     "loss_curves",
     "metric_curves",
     "metric_histograms",
+    "reliability_figure",
 ]

@@ -14,6 +14,9 @@ Teaching
     ``k1`` along x and ``k2`` along y in cycles per pixel, ``k2`` pointing up as in a
     maths figure); :func:`line_figure` draws a few named curves (profiles, error
     against noise level).
+Uncertainty
+    :func:`reliability_figure` draws the observed coverage of ±zσ intervals against the
+    Gaussian expectation (:func:`lensviz.uncertainty.calibration`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ __all__ = [
     "metric_histograms",
     "fourier_row",
     "line_figure",
+    "reliability_figure",
 ]
 
 #: Human labels of the metrics of :data:`lensviz.metrics.METRIC_NAMES` (+ arrows:
@@ -345,3 +349,61 @@ def line_figure(x, curves: Mapping[str, np.ndarray], *, xlabel: str, ylabel: str
     fig.update_xaxes(title_text=xlabel, type="log" if log_x else "linear")
     fig.update_yaxes(title_text=ylabel, type="log" if log_y else "linear")
     return _layout(fig)
+
+
+# === Uncertainty ===
+
+
+def reliability_figure(expected, observed, *, z=None, points: Mapping[str, tuple[float, float]]
+                       | None = None, name: str = "observed") -> go.Figure:
+    """Reliability plot of an uncertainty: observed coverage against the expected one.
+
+    For each interval half-width ``z`` (in units of the predicted σ), x is the
+    Gaussian coverage ``erf(z/√2)`` and y the fraction of true pixels inside
+    ``mean ± zσ``. A calibrated σ follows the diagonal; a curve below it means σ is
+    too small (over-confident), above it too large.
+
+    Parameters
+    ----------
+    expected, observed : (n,) array
+        Coverage fractions in [0, 1], as ``calibration()["expected"]`` and
+        ``["observed"]``.
+    z : (n,) array, optional
+        The half-widths, shown in the hover text.
+    points : mapping of label → (expected, observed), optional
+        Highlighted points, e.g. ``{"±1σ": (0.683, 0.52), "±2σ": (0.954, 0.81)}``.
+    name : str
+        Legend label of the curve.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Square axes from 0 to 1.
+    """
+    x = np.asarray(expected, np.float64)
+    y = np.asarray(observed, np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"expected and observed must be 1-D of one length, got {x.shape} "
+                         f"and {y.shape}")
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="calibrated (diagonal)",
+                             line=dict(color="#888", dash="dash"), hoverinfo="skip"))
+    custom = None if z is None else np.asarray(z, np.float64)
+    hover = ("z = %{customdata:.1f}<br>" if custom is not None else "") + (
+        "expected %{x:.1%}<br>observed %{y:.1%}<extra></extra>")
+    fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=name, customdata=custom,
+                             line=dict(color=METHOD_COLORS["UNet"], width=2.5),
+                             hovertemplate=hover))
+    for label, (ex, ob) in (points or {}).items():
+        fig.add_trace(go.Scatter(x=[ex], y=[ob], mode="markers+text", text=[label],
+                                 textposition="top left", textfont=dict(size=13),
+                                 marker=dict(size=10, color=METHOD_COLORS["UNet"],
+                                             line=dict(width=1.5, color="black")),
+                                 showlegend=False,
+                                 hovertemplate=f"{label}<br>expected %{{x:.1%}}<br>"
+                                 "observed %{y:.1%}<extra></extra>"))
+    fig.update_xaxes(title_text="expected coverage (Gaussian)", range=[0, 1],
+                     tickformat=".0%", constrain="domain")
+    fig.update_yaxes(title_text="observed coverage", range=[0, 1], tickformat=".0%",
+                     scaleanchor="x", scaleratio=1, constrain="domain")
+    return _layout(fig, height=360)

@@ -35,12 +35,15 @@ __all__ = [
     "KAPPA_COLORSCALE",
     "RESIDUAL_COLORSCALE",
     "WEIGHT_COLORSCALE",
+    "SIGMA_COLORSCALE",
     "CONFUSION_COLORS",
     "robust_range",
     "symmetric_range",
     "map_row",
     "residual_row",
     "comparison_grid",
+    "uncertainty_row",
+    "outline_regions",
     "shear_whiskers",
     "add_whiskers",
     "ellipticity_panels",
@@ -54,6 +57,8 @@ __all__ = [
 KAPPA_COLORSCALE = "Viridis"  # κ maps
 RESIDUAL_COLORSCALE = "RdBu_r"  # signed maps: blue negative, white 0, red positive
 WEIGHT_COLORSCALE = "Cividis"  # loss weights in [0, 1]
+SIGMA_COLORSCALE = "Inferno"  # per-pixel uncertainty σ ≥ 0 (sequential)
+Z_RANGE = 3.0  # colour limits ±Z_RANGE of the standardised residual (mean − true) / σ
 
 #: DICEE confusion classes (report Fig. 2): code of :data:`lensviz.metrics.CONFUSION_CODES`
 #: → (colour, legend label).
@@ -323,6 +328,142 @@ def comparison_grid(truth, preds: Mapping[str, np.ndarray], *,
         coloraxis2=dict(colorscale=RESIDUAL_COLORSCALE, cmin=rmin, cmax=rmax,
                         colorbar=_colorbar(f"Δ{label} (prediction − true)", len=0.45, y=0.0,
                                            yanchor="bottom")))
+
+
+
+# === Uncertainty and regions ===
+
+
+def _placeholder_free(colorscale: str) -> list[list]:
+    """A named plotly colour scale as stops, with colours ``#000001`` … ``#000040`` nudged.
+
+    Streamlit uses those exact colours as placeholders for its theme and replaces them
+    in the browser, even with ``theme=None``: Inferno and Magma start at ``#000004``,
+    which would be drawn lavender. The red channel of such a stop is raised by 1.
+    """
+    stops = []
+    for v, c in pcolors.get_colorscale(colorscale):
+        if isinstance(c, str) and c.lower().startswith("#0000") and c != "#000000":
+            c = "#01" + c[3:]
+        stops.append([v, c])
+    return stops
+
+
+def uncertainty_row(mean, std, *, truth=None, zrange: tuple[float, float] | None = None,
+                    std_range: tuple[float, float] | None = None,
+                    mean_title: str = "UNet mean", std_title: str = "σ per pixel"
+                    ) -> go.Figure:
+    """A prediction, its per-pixel σ and, with the truth, the standardised residual.
+
+    Panels, left to right, each with its own colour scale and a horizontal colour bar
+    under it: the mean κ (:data:`KAPPA_COLORSCALE`), σ (:data:`SIGMA_COLORSCALE`, from
+    0) and, when ``truth`` is given, ``z = (mean − truth) / σ`` on a diverging scale
+    fixed at ±:data:`Z_RANGE` (red: the prediction is too high; where σ = 0, z is
+    undefined and left blank). For a calibrated Gaussian σ, 68.3 % of the pixels have
+    |z| ≤ 1 and 95.4 % have |z| ≤ 2. Panels share the zoom.
+
+    Parameters
+    ----------
+    mean, std : (ny, nx) array
+        E.g. from :func:`lensviz.uncertainty.predict_uncertainty`.
+    truth : (ny, nx) array, optional
+    zrange : (float, float), optional
+        κ colour limits of the mean; default :func:`robust_range` of the mean.
+    std_range : (float, float), optional
+        σ colour limits; default ``(0, 99.5th percentile of σ)``.
+    mean_title, std_title : str
+        Titles of the first two panels.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+    """
+    m = _check_map(mean, "mean")
+    s = _check_map(std, "std")
+    if s.shape != m.shape:
+        raise ValueError(f"std must have the shape of mean {m.shape}, got {s.shape}")
+    maps = {mean_title: m, std_title: s}
+    if truth is not None:
+        t = _check_map(truth, "truth")
+        if t.shape != m.shape:
+            raise ValueError(f"truth must have the shape of mean {m.shape}, got {t.shape}")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.where(s > 0, (m - t) / np.where(s > 0, s, 1.0), np.nan)
+        maps["(mean − true) / σ"] = z.astype(np.float32)
+    zmin, zmax = robust_range(m) if zrange is None else zrange
+    smin, smax = (0.0, robust_range(s, 0.0, 99.5)[1]) if std_range is None else std_range
+    if not smax > smin:
+        smax = smin + 1e-6
+    panels = _Panels(list(maps), hspace=0.06)
+    axes = [("coloraxis", "κ", ".4f"), ("coloraxis2", "σ", ".4f"), ("coloraxis3", "z", ".2f")]
+    for col, ((name, a), (axis, label, fmt)) in enumerate(
+            zip(maps.items(), axes[:len(maps)], strict=True), start=1):
+        panels.add(_heatmap(a, name, coloraxis=axis, label=label, fmt=fmt), col=col)
+    n = len(maps)
+    w = (1.0 - 0.06 * (n - 1)) / n
+    bar_px = 62  # room under the x axis title for the horizontal colour bars
+    area = panels.area_px
+    top, bottom = 36, 50 + bar_px
+
+    def hbar(col: int, title: str) -> dict:
+        return dict(title=dict(text=title, side="top"), orientation="h", thickness=12,
+                    len=0.75 * w, x=(col - 1) * (w + 0.06) + w / 2, xanchor="center",
+                    y=-56 / area, yanchor="top", ticks="outside")
+
+    layout = dict(
+        height=round(area) + top + bottom, margin=dict(l=55, r=20, t=top, b=bottom),
+        coloraxis=dict(colorscale=KAPPA_COLORSCALE, cmin=zmin, cmax=zmax,
+                       colorbar=hbar(1, "κ")),
+        coloraxis2=dict(colorscale=_placeholder_free(SIGMA_COLORSCALE), cmin=smin, cmax=smax,
+                        colorbar=hbar(2, "σ")))
+    if truth is not None:
+        layout["coloraxis3"] = dict(colorscale=RESIDUAL_COLORSCALE, cmin=-Z_RANGE,
+                                    cmax=Z_RANGE, colorbar=hbar(3, "z"))
+    return panels.figure(**layout)
+
+
+def outline_regions(fig: go.Figure, *, center: tuple[float, float] | None = None,
+                    radius: float | None = None, border: int | None = None,
+                    shape: tuple[int, int] | None = None, panels: Sequence[int] = (1,),
+                    color: str = "white") -> go.Figure:
+    """Outline a disc and/or an edge band on map panels of a figure of this module.
+
+    Parameters
+    ----------
+    fig : plotly.graph_objects.Figure
+        Modified in place and returned.
+    center : (row, column), optional
+        Centre of the disc, pixels.
+    radius : float, optional
+        Radius of the disc, pixels (dashed circle).
+    border : int, optional
+        Width of the edge band, pixels (dotted rectangle ``border`` pixels inside the
+        map edge); needs ``shape``.
+    shape : (ny, nx), optional
+        Map shape, for the edge band.
+    panels : sequence of int
+        Panels numbered from 1, row by row (axes ``x``/``y``, ``x2``/``y2``, …).
+    color : str
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+    """
+    if border is not None and shape is None:
+        raise ValueError("border needs the map shape (ny, nx)")
+    for n in panels:
+        s = "" if n == 1 else str(n)
+        ref = dict(xref=f"x{s}", yref=f"y{s}")
+        if center is not None and radius is not None:
+            y0, x0 = (float(v) for v in center)
+            fig.add_shape(type="circle", x0=x0 - radius, x1=x0 + radius, y0=y0 - radius,
+                          y1=y0 + radius, line=dict(color=color, width=2, dash="dash"), **ref)
+        if border is not None:
+            ny, nx = shape
+            fig.add_shape(type="rect", x0=border - 0.5, x1=nx - border - 0.5,
+                          y0=border - 0.5, y1=ny - border - 0.5,
+                          line=dict(color=color, width=1.5, dash="dot"), **ref)
+    return fig
 
 
 # === Ellipticities and shear whiskers ===
