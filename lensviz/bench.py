@@ -14,7 +14,8 @@ Benchmarks
         against a per-map loop in the style of the challenge's scorer (scipy
         ``gaussian_filter`` and a ``maximum_filter`` peak search per map).
     simulate
-        Simulated samples per second on one core (BLAS/FFT threads pinned to 1).
+        Simulated samples per second; the simulator is single-threaded (scipy.fft with
+        one worker, element-wise numpy, no BLAS), so this is one core's rate.
     wiener
         The Wiener filter against KS93 (raw and smoothed), per map.
     inference, training, uncertainty
@@ -214,7 +215,8 @@ def bench_simulate(quick: bool = False) -> dict:
         "time": one,
         "samples_per_s_one_core": n / one["median_s"],
         "ms_per_sample": 1e3 * one["median_s"] / n,
-        "threads": "OMP/MKL/OPENBLAS_NUM_THREADS=1 when run via `python -m lensviz bench`",
+        "threads": "one: the simulator uses scipy.fft (workers=1) and element-wise numpy, "
+                   "no BLAS",
     }
 
 

@@ -262,7 +262,8 @@ def score(true, pred) -> dict[str, np.ndarray]:
         out["dicee"].append(_dicee(tc, pc))
         out["rmse"].append(np.sqrt(((pc - tc) ** 2).mean(axis=(-2, -1))))
         out["r"].append(_pearson_r(tc, pc))
-        out["dpeaks"].append(np.abs(find_peaks(tc)[0] - find_peaks(pc)[0]).sum(
+        out["dpeaks"].append(np.abs(find_peaks(t[i: i + _CHUNK])[0]
+                                    - find_peaks(p[i: i + _CHUNK])[0]).sum(
             axis=(-2, -1)).astype(np.float64))
         out["wmape"].append(_wmape(tc, pc))  # last: it replaces zeros in place
     return {name: np.concatenate(v) for name, v in out.items()}
