@@ -75,7 +75,9 @@ def loss_ui() -> tuple[str, dict[str, float], dict[str, float]]:
     terms = dict(COMBINED_DEFAULTS)
     if loss == "combined":
         st.caption("Combined term weights (report's fine-tuning: 0.95 MultiFocal + "
-                   "0.05 WMAPE)")
+                   "0.05 WMAPE). Each term is first divided by its value for the starting "
+                   "model, so the weights are shares of the initial loss (raw, WMAPE ≈ 5 "
+                   "would swamp MultiFocal ≈ 3e-4).")
         cols = st.columns(len(terms))
         for col, (name, default) in zip(cols, COMBINED_DEFAULTS.items(), strict=True):
             terms[name] = col.number_input(name, 0.0, 1.0, float(default), 0.05,

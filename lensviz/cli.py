@@ -500,6 +500,9 @@ COMMANDS: tuple[Command, ...] = (
         arg("--w-wmape", type=_non_negative_float, default=0.05),
         arg("--w-dicee", type=_non_negative_float, default=0.0),
         arg("--w-dpeaks", type=_non_negative_float, default=0.0),
+        arg("--raw-term-weights", action="store_true",
+            help="use the term weights as they are; by default each Combined term is first "
+                 "divided by its initial value, so the weights are shares of the loss"),
         arg("--which", choices=("last", "decoder", "all"), default="last",
             help="what trains (default: the last layer, as in the report)"),
         arg("--epochs", type=_positive_int, default=2),

@@ -83,7 +83,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
                           "dicee": args.w_dicee, "dpeaks": args.w_dpeaks},
         which=args.which, epochs=args.epochs, n_samples=args.n, batch_size=args.batch,
         learning_rate=args.lr, train_data=args.train_data, val_samples=args.val_n,
-        seed=args.seed,
+        normalize_terms=not args.raw_term_weights, seed=args.seed,
     )
     if not Path(args.weights).exists():
         raise FileNotFoundError(f"{args.weights}: no such weights file")
@@ -92,6 +92,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     for key in ("wmape", "wmape_median", "dicee", "dpeaks", "rmse", "r"):
         rows.append(f"{key:<10} {result['before'][key]:9.4f} {result['after'][key]:9.4f}")
     print("\n".join(rows))
+    if result["term_scales"]:
+        print("term scales (initial mean value of each term, the weights were divided by "
+              "them): " + ", ".join(f"{k} {v:.3g}" for k, v in result["term_scales"].items()))
     print(f"wrote {result['path']} (trainable: {', '.join(result['trainable'])})")
     return 0
 

@@ -185,3 +185,25 @@ def test_bad_configs():
         TrainConfig(batch_size=0)
     with pytest.raises(ValueError, match="which"):
         FinetuneConfig(which="encoder")
+
+
+def test_finetune_normalises_combined_terms_to_shares_of_the_initial_loss(tmp_path,
+                                                                         tiny_weights):
+    cfg = FinetuneConfig(epochs=1, n_samples=4, batch_size=2, val_samples=4)
+    result = finetune(tiny_weights, tmp_path / "ft.keras", cfg)
+    scales, eff = result["term_scales"], result["effective_term_weights"]
+    assert set(scales) == {"multifocal", "wmape"}
+    assert eff["multifocal"] == pytest.approx(0.95 / scales["multifocal"])
+    assert eff["wmape"] == pytest.approx(0.05 / scales["wmape"])
+    # The initial loss is then exactly 0.95 + 0.05 = 1 on the validation maps.
+    from lensviz.training import combined_term_scales, make_loss
+
+    eps, kappa = simulate_batch(4, 500_000)  # the validation maps (calibration seeds)
+    pred = predict_kappa(load_model(tiny_weights), eps)
+    loss = make_loss("combined", None, eff)
+    total = sum(eff[k] * v for k, v in combined_term_scales(loss, kappa, pred).items())
+    assert total == pytest.approx(1.0, rel=1e-4)
+    raw = finetune(tiny_weights, tmp_path / "raw.keras",
+                   FinetuneConfig(epochs=1, n_samples=4, batch_size=2, val_samples=4,
+                                  normalize_terms=False))
+    assert raw["term_scales"] == {} and raw["effective_term_weights"]["wmape"] == 0.05
