@@ -222,7 +222,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     _check_output(out, args.overwrite)
     if out.suffix.lower() in HDF5_SUFFIXES:
         attrs = {"source": "lensviz.simulate", "seed_start": args.seed}
-        writer = HDF5Writer(out, overwrite=args.overwrite, attrs=attrs)
+        compression = None if args.compression == "none" else args.compression
+        writer = HDF5Writer(out, overwrite=args.overwrite, attrs=attrs,
+                            compression=compression)
     else:
         writer = ChallengeDirWriter(out, overwrite=args.overwrite)
     with writer, _progress(args.n, "simulate") as bar:
@@ -398,6 +400,8 @@ COMMANDS: tuple[Command, ...] = (
                  f"range; training uses ≥ {constants.TRAIN_SEED_START})"),
         arg("--out", required=True, help="OUT.h5/.hdf5 for HDF5, anything else for a folder"),
         arg("--batch", type=_positive_int, default=64, help="samples per batch (default 64)"),
+        arg("--compression", choices=("gzip", "lzf", "none"), default="gzip",
+            help="HDF5 filter (default gzip; 'none' reads fastest when training on CPU)"),
         arg("--overwrite", action="store_true", help="replace OUT if it exists"),
     )),
     Command("conventions", cmd_conventions, "find the sign/axis convention of a dataset's ε", (

@@ -303,7 +303,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     eps, kappa, _ = load_data(args.data, args.n, need_kappa=True)
     mean, std = predict_uncertainty(load_model(weights), eps, args.method, args.passes)
     c = calibration(kappa, mean, std)
-    print(f"{args.method} ({args.passes} passes) on {len(eps)} maps of {args.data}:")
+    what = f"{args.passes} passes" if args.method == "mc_dropout" else "8 symmetries"
+    print(f"{args.method} ({what}) on {len(eps)} maps of {args.data}:")
     print(f"  within ±1σ: {c['within_1sigma']:.3f} (Gaussian {c['expected_1sigma']:.3f})")
     print(f"  within ±2σ: {c['within_2sigma']:.3f} (Gaussian {c['expected_2sigma']:.3f})")
     print(f"  mean σ {c['mean_sigma']:.4f} vs RMSE {c['rmse']:.4f}")
