@@ -189,7 +189,9 @@ def test_evaluate_json(tmp_path, capsys):
     table = result["calibration_mean_rmse"]
     assert result["sigma_px"] == float(min(table, key=table.get))
     summary = result["summary"]
-    assert set(summary) == {"ks93_raw", "ks93_smoothed"}
+    # The shipped UNet and Wiener spectrum are scored beside KS93 by default.
+    assert set(summary) == {"ks93_raw", "ks93_smoothed", "unet", "wiener"}
+    assert summary["unet"]["rmse"]["mean"] < summary["ks93_raw"]["rmse"]["mean"]
     for method in summary.values():
         assert set(method) == {"wmape", "dicee", "dpeaks", "rmse", "r"}
         for stats in method.values():
