@@ -55,14 +55,29 @@ def _pair(true, pred) -> tuple[np.ndarray, np.ndarray, bool]:
     return t, p, single
 
 
+def _work_dtype(t: np.ndarray, p: np.ndarray) -> np.dtype:
+    """float32 maps are scored in float32 (sums accumulate in float64), anything else in
+    float64."""
+    dtype = np.result_type(t.dtype, p.dtype, np.float32)
+    return np.dtype(np.float32) if dtype == np.float32 else np.dtype(np.float64)
+
+
+def _blocks(t: np.ndarray, p: np.ndarray):
+    """Copies of consecutive blocks of maps in the working precision."""
+    dtype = _work_dtype(t, p)
+    for i in range(0, len(t), _CHUNK):
+        yield t[i: i + _CHUNK].astype(dtype), p[i: i + _CHUNK].astype(dtype)
+
+
 def _per_map(fn, true, pred):
-    """Apply ``fn(t, p) -> (n,)`` on float64 blocks of maps; float for one map."""
+    """Apply ``fn(t, p) -> (n,)`` block by block; a float for one map."""
     t, p, single = _pair(true, pred)
-    out = np.concatenate([
-        fn(t[i: i + _CHUNK].astype(np.float64), p[i: i + _CHUNK].astype(np.float64))
-        for i in range(0, len(t), _CHUNK)
-    ]) if len(t) else np.zeros(0)
+    out = np.concatenate([fn(tc, pc) for tc, pc in _blocks(t, p)]) if len(t) else np.zeros(0)
     return float(out[0]) if single else out
+
+
+def _sum(x: np.ndarray) -> np.ndarray:
+    return x.sum(axis=(-2, -1), dtype=np.float64)
 
 
 def wmape(true, pred):
@@ -84,15 +99,17 @@ def wmape(true, pred):
 
 
 def _wmape(t: np.ndarray, p: np.ndarray) -> np.ndarray:
-    eps = constants.WMAPE_ZERO_EPS
-    t[t == 0] = eps
-    p[p == 0] = eps
-    w = 1.0 + t / t.max(axis=(-2, -1), keepdims=True)
-    return (w * np.abs(p - t) / np.abs(t)).sum(axis=(-2, -1)) / w.sum(axis=(-2, -1))
+    eps = t.dtype.type(constants.WMAPE_ZERO_EPS)
+    t = np.where(t == 0, eps, t)
+    p = np.where(p == 0, eps, p)
+    w = 1 + t / t.max(axis=(-2, -1), keepdims=True)
+    return _sum(w * np.abs(p - t) / np.abs(t)) / _sum(w)
 
 
 def _masks(t: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return t > t.mean(axis=(-2, -1), keepdims=True), p > p.mean(axis=(-2, -1), keepdims=True)
+    # Means accumulate in float64, so float32 maps get the same threshold as float64 ones.
+    return (t > t.mean(axis=(-2, -1), keepdims=True, dtype=np.float64),
+            p > p.mean(axis=(-2, -1), keepdims=True, dtype=np.float64))
 
 
 def dicee(true, pred):
@@ -117,6 +134,17 @@ def _dicee(t: np.ndarray, p: np.ndarray) -> np.ndarray:
     return np.where(denom > 0, 1.0 - tp / np.where(denom > 0, denom, 1.0), 0.0)
 
 
+def _rmse(t: np.ndarray, p: np.ndarray) -> np.ndarray:
+    d = p - t
+    return np.sqrt(_sum(d * d) / (t.shape[-1] * t.shape[-2]))
+
+
+def _dpeaks(t: np.ndarray, p: np.ndarray, n: int = constants.N_PEAKS_METRIC,
+            sigma_px: float = constants.PEAK_SMOOTH_SIGMA_PX) -> np.ndarray:
+    return np.abs(find_peaks(t, n, sigma_px)[0] - find_peaks(p, n, sigma_px)[0]).sum(
+        axis=(-2, -1)).astype(np.float64)
+
+
 def dicee_confusion(true, pred) -> np.ndarray:
     """Per-pixel DICEE confusion codes: 0 TN, 1 TP, 2 FP, 3 FN (:data:`CONFUSION_CODES`).
 
@@ -129,7 +157,8 @@ def dicee_confusion(true, pred) -> np.ndarray:
     ndarray of uint8, same shape as the input.
     """
     t, p, single = _pair(true, pred)
-    g, a = _masks(t.astype(np.float64), p.astype(np.float64))
+    dtype = _work_dtype(t, p)
+    g, a = _masks(t.astype(dtype), p.astype(dtype))
     codes = np.zeros(g.shape, dtype=np.uint8)
     codes[g & a] = CONFUSION_CODES["TP"]
     codes[~g & a] = CONFUSION_CODES["FP"]
@@ -227,16 +256,12 @@ def dpeaks(true, pred, n: int = constants.N_PEAKS_METRIC,
 
     Peaks come from :func:`find_peaks` on both maps; missing peaks sit at (0, 0).
     """
-    def _dpeaks(t, p):
-        return np.abs(find_peaks(t, n, sigma_px)[0] - find_peaks(p, n, sigma_px)[0]).sum(
-            axis=(-2, -1)).astype(np.float64)
-
-    return _per_map(_dpeaks, true, pred)
+    return _per_map(lambda t, p: _dpeaks(t, p, n, sigma_px), true, pred)
 
 
 def rmse(true, pred):
     """Root-mean-square error per map."""
-    return _per_map(lambda t, p: np.sqrt(((p - t) ** 2).mean(axis=(-2, -1))), true, pred)
+    return _per_map(_rmse, true, pred)
 
 
 def pearson_r(true, pred):
@@ -245,25 +270,24 @@ def pearson_r(true, pred):
 
 
 def _pearson_r(t: np.ndarray, p: np.ndarray) -> np.ndarray:
-    t = t - t.mean(axis=(-2, -1), keepdims=True)
-    p = p - p.mean(axis=(-2, -1), keepdims=True)
-    num = (t * p).sum(axis=(-2, -1))
-    den = np.sqrt((t * t).sum(axis=(-2, -1)) * (p * p).sum(axis=(-2, -1)))
+    t = t - t.mean(axis=(-2, -1), keepdims=True, dtype=np.float64).astype(t.dtype)
+    p = p - p.mean(axis=(-2, -1), keepdims=True, dtype=np.float64).astype(p.dtype)
+    num = _sum(t * p)
+    den = np.sqrt(_sum(t * t) * _sum(p * p))
     return np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
 
 
-def score(true, pred) -> dict[str, np.ndarray]:
-    """All metrics of :data:`METRIC_NAMES` per map, as ``(N,)`` arrays (``(1,)`` for one map)."""
+def score(true, pred, names=METRIC_NAMES) -> dict[str, np.ndarray]:
+    """The metrics ``names`` (default all of :data:`METRIC_NAMES`) per map, as ``(N,)``
+    arrays (``(1,)`` for one map), computed block by block in one pass over the maps."""
+    unknown = set(names) - set(METRIC_NAMES)
+    if unknown:
+        raise ValueError(f"unknown metrics {sorted(unknown)}; expected some of {METRIC_NAMES}")
+    fns = {"wmape": _wmape, "dicee": _dicee, "dpeaks": _dpeaks, "rmse": _rmse,
+           "r": _pearson_r}
     t, p, _ = _pair(true, pred)
-    out: dict[str, list[np.ndarray]] = {name: [] for name in METRIC_NAMES}
-    for i in range(0, len(t), _CHUNK):
-        tc = t[i: i + _CHUNK].astype(np.float64)
-        pc = p[i: i + _CHUNK].astype(np.float64)
-        out["dicee"].append(_dicee(tc, pc))
-        out["rmse"].append(np.sqrt(((pc - tc) ** 2).mean(axis=(-2, -1))))
-        out["r"].append(_pearson_r(tc, pc))
-        out["dpeaks"].append(np.abs(find_peaks(t[i: i + _CHUNK])[0]
-                                    - find_peaks(p[i: i + _CHUNK])[0]).sum(
-            axis=(-2, -1)).astype(np.float64))
-        out["wmape"].append(_wmape(tc, pc))  # last: it replaces zeros in place
+    out: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    for tc, pc in _blocks(t, p):
+        for name in names:
+            out[name].append(fns[name](tc, pc))
     return {name: np.concatenate(v) for name, v in out.items()}

@@ -142,3 +142,22 @@ def test_shape_mismatch_is_rejected():
         dicee(np.ones(4), np.ones(4))
     with pytest.raises(ValueError, match="positive integer"):
         find_peaks(np.ones((8, 8)), n=0)
+
+
+def test_float32_maps_score_like_float64(rng):
+    t = ndimage.gaussian_filter(rng.normal(size=(70, 64, 64)), (0, 2, 2))  # > one block
+    p = t + 0.05 * rng.normal(size=t.shape)
+    s64 = score(t, p)
+    s32 = score(t.astype(np.float32), p.astype(np.float32))
+    for name in ("wmape", "rmse", "r"):
+        np.testing.assert_allclose(s32[name], s64[name], rtol=1e-4, err_msg=name)
+    np.testing.assert_array_equal(s32["dicee"], dicee(t.astype(np.float32), p.astype(np.float32)))
+    np.testing.assert_allclose(s32["dicee"], s64["dicee"], atol=1e-3)
+
+
+def test_score_selects_metrics():
+    t = np.arange(16.0).reshape(4, 4) + 1
+    out = score(t, t + 1, names=("rmse", "dicee"))
+    assert list(out) == ["rmse", "dicee"] and out["rmse"][0] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="unknown metrics"):
+        score(t, t, names=("mse",))
