@@ -183,8 +183,8 @@ def card_markdown(card: dict) -> str:
 
 def write_card(card: dict, json_path, md_path=None) -> None:
     """Write the card as JSON (and Markdown), each atomically."""
-    from lensviz.training import _atomic_write_text
+    from lensviz._atomic import write_text
 
-    _atomic_write_text(Path(json_path), json.dumps(card, indent=1, default=float))
+    write_text(json_path, json.dumps(card, indent=1, default=float))
     if md_path is not None:
-        _atomic_write_text(Path(md_path), card_markdown(card))
+        write_text(md_path, card_markdown(card))

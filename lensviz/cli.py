@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from lensviz import constants
+from lensviz._atomic import write_text
 
 __all__ = ["Command", "arg", "COMMANDS", "build_parser", "main", "load_data", "iter_data"]
 
@@ -341,7 +342,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             result["names"] = names
             result["per_map"] = {m: {k: v.tolist() for k, v in s.items()}
                                  for m, s in per_map_arrays.items()}
-        _write_text_atomic(json_path, json.dumps(result, indent=2, ensure_ascii=False))
+        write_text(json_path, json.dumps(result, indent=2, ensure_ascii=False) + "\n")
         print(f"wrote {json_path}")
     return 0
 
@@ -370,15 +371,6 @@ def _model_predictors(args: argparse.Namespace) -> dict:
         else:
             out["unet"] = unet_predictor(weights)
     return out
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text + "\n", encoding="utf-8")
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 _DATA_HELP = ("challenge folder, .h5/.hdf5, .npz or .npy file, or sim:N[:SEED] for N "

@@ -52,6 +52,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from lensviz._atomic import atomic_path
 from lensviz.constants import NPIX
 
 __all__ = [
@@ -1186,26 +1187,20 @@ def write_predictions(path, kappa_pred, names: Sequence[str], *, overwrite: bool
     kappa_pred = validate_kappa(kappa_pred, f"{path} [kappa_pred]")
     names = _validate_names(list(names), len(kappa_pred), str(path))
     _check_target(path, overwrite)
-    tmp = _temp_sibling(path)
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset("kappa_pred", data=kappa_pred, chunks=(1, *kappa_pred.shape[1:]),
+    with atomic_path(path, suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("kappa_pred", data=kappa_pred, chunks=(1, *kappa_pred.shape[1:]),
+                         compression="gzip", compression_opts=4, shuffle=True)
+        if kappa_std is not None:
+            std = validate_kappa(kappa_std, f"{path} [kappa_std]")
+            if std.shape != kappa_pred.shape:
+                raise ValueError(f"{path}: kappa_std {std.shape} differs from kappa_pred "
+                                 f"{kappa_pred.shape}")
+            f.create_dataset("kappa_std", data=std, chunks=(1, *std.shape[1:]),
                              compression="gzip", compression_opts=4, shuffle=True)
-            if kappa_std is not None:
-                std = validate_kappa(kappa_std, f"{path} [kappa_std]")
-                if std.shape != kappa_pred.shape:
-                    raise ValueError(f"{path}: kappa_std {std.shape} differs from kappa_pred "
-                                     f"{kappa_pred.shape}")
-                f.create_dataset("kappa_std", data=std, chunks=(1, *std.shape[1:]),
-                                 compression="gzip", compression_opts=4, shuffle=True)
-            f.create_dataset("names", data=names, dtype=h5py.string_dtype("utf-8"))
-            f.attrs["format"] = "lensviz-predictions"
-            for key, value in (attrs or {}).items():
-                f.attrs[key] = value
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+        f.create_dataset("names", data=names, dtype=h5py.string_dtype("utf-8"))
+        f.attrs["format"] = "lensviz-predictions"
+        for key, value in (attrs or {}).items():
+            f.attrs[key] = value
 
 
 def read_predictions(path) -> tuple[np.ndarray, list[str], dict]:

@@ -337,21 +337,12 @@ class PowerSpectrum:
     def save(self, path) -> None:
         """Write ``.npz`` with ``k_edges``, ``power`` and the provenance as JSON text."""
         import json
-        import os
-        import tempfile
-        from pathlib import Path
 
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.npz", dir=path.parent)
-        os.close(fd)
-        try:
+        from lensviz._atomic import atomic_path
+
+        with atomic_path(path, suffix=".npz") as tmp:
             np.savez(tmp, k_edges=self.k_edges, power=self.power,
                      meta=np.array(json.dumps(self.meta)))
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
 
     @classmethod
     def load(cls, path) -> PowerSpectrum:

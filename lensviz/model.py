@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -42,6 +41,7 @@ import keras
 import numpy as np
 
 from lensviz import constants
+from lensviz._atomic import atomic_path
 
 __all__ = [
     "UNetConfig",
@@ -635,8 +635,9 @@ def predict_kappa(model: keras.Model, eps, batch_size: int = 64) -> np.ndarray:
 def save_model(model: keras.Model, path: str | os.PathLike) -> str:
     """Save a model as ``.keras`` (architecture, config and weights), atomically.
 
-    Writes ``<path>.tmp-XXXX.keras`` in the same directory, then renames it over ``path``,
-    so a reader never sees a half-written file. A compiled :class:`UNet` is saved without
+    Writes a temporary ``.keras`` file in the same directory, then renames it over
+    ``path`` (:func:`lensviz._atomic.atomic_path`), so a reader never sees a half-written
+    file. A compiled :class:`UNet` is saved without
     its optimizer state (a third of the size).
 
     Returns
@@ -660,18 +661,8 @@ def save_model(model: keras.Model, path: str | os.PathLike) -> str:
         bare = UNet(model.unet_config, name=model.name)
         bare.set_weights(model.get_weights())
         model = bare
-    fd, tmp = tempfile.mkstemp(
-        prefix=os.path.basename(path) + ".tmp-", suffix=".keras", dir=folder
-    )
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".keras") as tmp:
         model.save(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return path
 
 

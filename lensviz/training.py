@@ -28,7 +28,6 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -39,6 +38,7 @@ import keras
 import numpy as np
 
 from lensviz import constants
+from lensviz._atomic import write_text
 
 __all__ = [
     "LOSSES",
@@ -557,28 +557,14 @@ class HistoryWriter(keras.callbacks.Callback):
         row.update({k: float(v) for k, v in (logs or {}).items()})
         self.rows.append(row)
         keys = list(dict.fromkeys(k for r in self.rows for k in r))
-        _atomic_write_text(self.out_dir / "history.json", json.dumps(self.rows, indent=1))
+        write_text(self.out_dir / "history.json", json.dumps(self.rows, indent=1))
         lines = [",".join(keys)]
         lines += [",".join(_fmt(r.get(k)) for k in keys) for r in self.rows]
-        _atomic_write_text(self.out_dir / "history.csv", "\n".join(lines) + "\n")
+        write_text(self.out_dir / "history.csv", "\n".join(lines) + "\n")
 
 
 def _fmt(v) -> str:
     return "" if v is None else (str(int(v)) if float(v).is_integer() else f"{v:.6g}")
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 # === Runs ===
@@ -625,7 +611,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike,
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=1))
+    write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=1))
     keras.utils.set_random_seed(cfg.seed)
     policy = configure_precision(cfg.mixed_precision)
     base = resolve_config(cfg.preset)
@@ -670,7 +656,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike,
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
     }
-    _atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
+    write_text(out / "summary.json", json.dumps(summary, indent=1))
     return summary
 
 
