@@ -12,6 +12,7 @@ writes one there: a seeded power law, which keeps these tests independent of the
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -82,7 +83,10 @@ def open_page(page: str, at: AppTest | None = None) -> AppTest:
 
 
 def specs(at: AppTest) -> str:
-    return "\n".join(c.proto.spec for c in at.get("plotly_chart"))
+    """The figures' JSON, re-encoded with raw Unicode (plotly escapes it unless orjson is
+    installed, so a raw "−" would be found in one environment and not in another)."""
+    return "\n".join(json.dumps(json.loads(c.proto.spec), ensure_ascii=False)
+                     for c in at.get("plotly_chart"))
 
 
 def no_errors(at: AppTest) -> None:
