@@ -21,18 +21,17 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from pathlib import Path
 
 from lensviz.bench import register, timeit
 
-SHIPPED = Path(__file__).resolve().parent.parent / "weights" / "lite.keras"
-
 
 def _model():
+    from lensviz.evaluation import default_weights
     from lensviz.model import build_unet, load_model
 
-    if SHIPPED.exists():
-        return load_model(SHIPPED), str(SHIPPED)
+    shipped = default_weights()
+    if shipped is not None:
+        return load_model(shipped), str(shipped)
     return build_unet("lite"), "untrained lite (weights/lite.keras not found)"
 
 

@@ -12,6 +12,7 @@ on :func:`calibration_set` (simulated seeds disjoint from the test seeds,
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -40,6 +41,9 @@ __all__ = [
 ]
 
 Predictor = Callable[[np.ndarray], np.ndarray]
+
+#: The repository's ``weights/`` folder: shipped UNet weights and the κ power spectrum.
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 DEFAULT_SIGMAS = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)  # KS93 smoothing grid, pixels
 CONVENTION_SIGMA_PX = 2.0  # smoothing (pixels) of KS93 when testing data conventions
@@ -80,17 +84,13 @@ def ks93_predictor(sigma_px: float = 0.0, pad: int = 0) -> Predictor:
 
 def default_weights():
     """The shipped weights, ``weights/lite.keras`` beside the package, or None if absent."""
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "weights" / "lite.keras"
+    path = WEIGHTS_DIR / "lite.keras"
     return path if path.exists() else None
 
 
 def default_power_spectrum():
     """The shipped κ power spectrum for the Wiener filter, ``weights/kappa_power.npz``, or None."""
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "weights" / "kappa_power.npz"
+    path = WEIGHTS_DIR / "kappa_power.npz"
     return path if path.exists() else None
 
 
