@@ -38,7 +38,7 @@ def slider_rerun(moves: int) -> dict:
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.run()
-    at.switch_page("app_pages/loss_weights.py").run()
+    at.switch_page("ui/pages/loss_weights.py").run()
     at.slider(key="lw_coeff_peaks").set_value(3.5).run()  # warm: caches and traces
     times = []
     for i in range(moves):

@@ -19,9 +19,8 @@ import importlib
 __version__ = "0.1.0"
 
 __all__ = [
-    "augment", "bench", "card", "constants", "cosmology", "data", "evaluation", "inversion",
-    "jobs", "losses", "metrics", "model", "plots", "simulate", "training", "uncertainty",
-    "weights",
+    "augment", "constants", "cosmology", "data", "evaluation", "inversion", "loss_weights",
+    "metrics", "nn", "plots", "simulate",
 ]
 
 

@@ -3,13 +3,13 @@
 inference
     The shipped model (``weights/lite.keras``, or an untrained ``lite`` if absent) on
     CPU: maps per second in batches and single-map latency, warm, through the
-    ``tf.function`` forward of :func:`lensviz.model.predict_kappa`; ``model.predict``
+    ``tf.function`` forward of :func:`lensviz.nn.model.predict_kappa`; ``model.predict``
     on the same batch is timed as the baseline.
 training
     Training steps per second fed by the HDF5 streaming pipeline
-    (:func:`lensviz.training.hdf5_dataset`, shuffled chunks, augmentation; a gzip file and
+    (:func:`lensviz.nn.training.hdf5_dataset`, shuffled chunks, augmentation; a gzip file and
     an uncompressed one, the setting for hot training files) and
-    by the on-the-fly simulation pipeline (:func:`lensviz.training.simulated_dataset`),
+    by the on-the-fly simulation pipeline (:func:`lensviz.nn.training.simulated_dataset`),
     against the same model fed from in-memory arrays; and the time each pipeline takes
     to produce a batch with no training at all, from which the share of step time spent
     producing data follows. On 2 cores the simulator competes with the training step for
@@ -27,7 +27,7 @@ from lensviz.bench import register, timeit
 
 def _model():
     from lensviz.evaluation import default_weights
-    from lensviz.model import build_unet, load_model
+    from lensviz.nn.model import build_unet, load_model
 
     shipped = default_weights()
     if shipped is not None:
@@ -37,7 +37,7 @@ def _model():
 
 @register("inference")
 def bench_inference(quick: bool = False) -> dict:
-    from lensviz.model import predict_kappa
+    from lensviz.nn.model import predict_kappa
     from lensviz.simulate import simulate_batch
 
     model, source = _model()
@@ -67,10 +67,10 @@ def bench_inference(quick: bool = False) -> dict:
 def bench_training(quick: bool = False) -> dict:
     import keras
 
-    from lensviz.losses import MultiFocalLoss
-    from lensviz.model import build_unet
+    from lensviz.nn.losses import MultiFocalLoss
+    from lensviz.nn.model import build_unet
     from lensviz.simulate import simulate_batch
-    from lensviz.training import simulated_dataset
+    from lensviz.nn.training import simulated_dataset
 
     batch, steps = 8, (15 if quick else 60)
     keras.utils.set_random_seed(0)
@@ -90,7 +90,7 @@ def bench_training(quick: bool = False) -> dict:
     import tempfile
 
     from lensviz.data import write_hdf5
-    from lensviz.training import hdf5_dataset
+    from lensviz.nn.training import hdf5_dataset
 
     tmp = tempfile.TemporaryDirectory()
     eps_h5, kappa_h5 = simulate_batch(256, 5_000_000)
@@ -143,9 +143,9 @@ def bench_training(quick: bool = False) -> dict:
 
 @register("uncertainty")
 def bench_uncertainty(quick: bool = False) -> dict:
-    from lensviz.model import predict_kappa
+    from lensviz.nn.model import predict_kappa
     from lensviz.simulate import simulate_batch
-    from lensviz.uncertainty import predict_mc_dropout, predict_tta
+    from lensviz.nn.uncertainty import predict_mc_dropout, predict_tta
 
     model, source = _model()
     n, passes = (8, 10) if quick else (32, 20)

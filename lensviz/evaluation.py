@@ -131,9 +131,9 @@ def unet_predictor(weights, batch_size: int = 64) -> Predictor:
     """A predictor running the UNet saved at ``weights`` (a ``.keras`` file).
 
     The model is loaded once; predictions use the ``tf.function`` forward of
-    :func:`lensviz.model.predict_kappa`. TensorFlow is imported only here.
+    :func:`lensviz.nn.model.predict_kappa`. TensorFlow is imported only here.
     """
-    from lensviz.model import load_model, predict_kappa
+    from lensviz.nn.model import load_model, predict_kappa
 
     model = load_model(weights)
 

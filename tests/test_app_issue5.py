@@ -4,7 +4,7 @@ new figures.
 
 As in ``test_app_pages.py`` the app runs in-process on the built-in simulated set with a
 tiny untrained UNet, and the weights folder is pointed at a temporary one by
-monkeypatching ``app_pages.shared``. The app looks for the Wiener filter's κ power
+monkeypatching ``ui.shared``. The app looks for the Wiener filter's κ power
 spectrum beside the shipped weights (``shared.power_spectrum_path``), so the fixture
 writes one there: a seeded power law, which keeps these tests independent of the shipped
 ``weights/kappa_power.npz``.
@@ -22,11 +22,11 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app_pages import shared
+from ui import shared
 from lensviz import metrics, plots
 from lensviz.evaluation import wiener_predictor
 from lensviz.inversion import PowerSpectrum
-from lensviz.uncertainty import calibration
+from lensviz.nn.uncertainty import calibration
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TIMEOUT = 120
@@ -46,7 +46,7 @@ def power_law_spectrum() -> PowerSpectrum:
 @pytest.fixture(scope="module")
 def weights_dir(tmp_path_factory) -> Path:
     """A tiny untrained UNet (with decoder dropout) and a κ power spectrum beside it."""
-    from lensviz.model import UNetConfig, build_unet, save_model
+    from lensviz.nn.model import UNetConfig, build_unet, save_model
 
     folder = tmp_path_factory.mktemp("weights5")
     config = UNetConfig(base_filters=4, max_filters=8, depth=3, pad=0, n_decoder_dropout=2)
@@ -78,7 +78,7 @@ def open_page(page: str, at: AppTest | None = None) -> AppTest:
     if at is None:
         at = AppTest.from_file(APP, default_timeout=TIMEOUT)
         at.run()
-    at.switch_page(f"app_pages/{page}.py").run()
+    at.switch_page(f"ui/pages/{page}.py").run()
     return at
 
 
@@ -158,9 +158,9 @@ def test_uncertainty_tta_shows_sigma_map_and_coverage(with_weights):
     spec = specs(at)
     assert "σ per pixel" in spec and "(mean − true)" in spec  # plotly escapes the "/"
     assert "calibrated (diagonal)" in spec  # the reliability plot
-    # The numbers are those of lensviz.uncertainty on the same sample and model.
-    from lensviz.model import load_model
-    from lensviz.uncertainty import predict_tta
+    # The numbers are those of lensviz.nn.uncertainty on the same sample and model.
+    from lensviz.nn.model import load_model
+    from lensviz.nn.uncertainty import predict_tta
 
     eps, kappa = first_sample()
     mean, std = predict_tta(load_model(with_weights / "tiny.keras"), eps)

@@ -2,7 +2,7 @@
 
 The app runs in-process (``AppTest``) on the built-in simulated set with a tiny untrained
 UNet. As in ``test_app_pages.py``, the weights folders are pointed at temporary ones by
-monkeypatching ``app_pages.shared`` (the module AppTest's ``app.py`` imports is this very
+monkeypatching ``ui.shared`` (the module AppTest's ``app.py`` imports is this very
 one), so the order in which test modules set the environment does not matter. The
 job manager is the server's one (``shared.job_manager``, an ``st.cache_resource``),
 which AppTest shares with this process.
@@ -20,9 +20,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app_pages import shared
+from ui import shared
 from lensviz.evaluation import default_power_spectrum
-from lensviz.training import TrainingCancelled
+from lensviz.nn.training import TrainingCancelled
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TIMEOUT = 90  # seconds per AppTest run
@@ -35,7 +35,7 @@ JOB_TIMEOUT = 180  # seconds a tiny fine-tuning run may take
 @pytest.fixture(scope="module")
 def weights_dirs(tmp_path_factory):
     """Shipped: one tiny untrained UNet; fine-tuned: an empty folder. Yields both."""
-    from lensviz.model import UNetConfig, build_unet, save_model
+    from lensviz.nn.model import UNetConfig, build_unet, save_model
 
     shipped = tmp_path_factory.mktemp("shipped")
     user = tmp_path_factory.mktemp("finetuned")
@@ -58,7 +58,7 @@ def app(weights_dirs) -> AppTest:
 
 
 def open_page(at: AppTest, page: str) -> AppTest:
-    at.switch_page(f"app_pages/{page}.py").run()
+    at.switch_page(f"ui/pages/{page}.py").run()
     return at
 
 

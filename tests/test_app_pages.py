@@ -1,8 +1,8 @@
 """AppTests of the Compare, Loss-weights, Peaks and DICEE pages, and checks of their figures.
 
 The app runs in-process (``AppTest``) on the built-in simulated set with a tiny untrained
-UNet. ``app_pages/shared.py`` reads ``LENSVIZ_WEIGHTS_DIR`` once, at import; since AppTest
-executes ``app.py`` in this process, ``from app_pages import shared`` there returns the very
+UNet. ``ui/shared.py`` reads ``LENSVIZ_WEIGHTS_DIR`` once, at import; since AppTest
+executes ``app.py`` in this process, ``from ui import shared`` there returns the very
 module imported here, so the fixtures point it at the tiny weights by monkeypatching
 ``shared.SHIPPED_WEIGHTS_DIR`` (and an empty ``USER_WEIGHTS_DIR``) instead of relying on
 the environment, which another test module may have set first.
@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app_pages import shared
+from ui import shared
 from lensviz import metrics, plots
 from lensviz.inversion import ks93inv
 
@@ -38,7 +38,7 @@ TIMEOUT = 90
 @pytest.fixture(scope="module")
 def tiny_weights(tmp_path_factory) -> Path:
     """A folder with one tiny untrained UNet (a few thousand parameters)."""
-    from lensviz.model import UNetConfig, build_unet, save_model
+    from lensviz.nn.model import UNetConfig, build_unet, save_model
 
     folder = tmp_path_factory.mktemp("weights")
     config = UNetConfig(base_filters=4, max_filters=8, depth=3, pad=0, n_decoder_dropout=2)
@@ -65,7 +65,7 @@ def open_page(page: str, at: AppTest | None = None) -> AppTest:
     if at is None:
         at = AppTest.from_file(APP, default_timeout=TIMEOUT)
         at.run()
-    at.switch_page(f"app_pages/{page}.py").run()
+    at.switch_page(f"ui/pages/{page}.py").run()
     return at
 
 

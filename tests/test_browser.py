@@ -80,7 +80,7 @@ def server(tmp_path_factory):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
     env["LENSVIZ_USER_WEIGHTS"] = str(tmp_path_factory.mktemp("finetuned"))
     if not (ROOT / "weights" / "lite.keras").is_file():
-        from lensviz.model import UNetConfig, build_unet, save_model
+        from lensviz.nn.model import UNetConfig, build_unet, save_model
 
         shipped = tmp_path_factory.mktemp("shipped")
         save_model(build_unet(UNetConfig(base_filters=4, max_filters=8, depth=3, pad=0,

@@ -7,7 +7,7 @@ import pytest
 
 from lensviz import data
 from lensviz.cli import main
-from lensviz.model import UNetConfig, build_unet, load_model, predict_kappa, save_model
+from lensviz.nn.model import UNetConfig, build_unet, load_model, predict_kappa, save_model
 from lensviz.simulate import simulate_batch
 
 TINY = {"base_filters": 4, "max_filters": 8, "depth": 3, "pad": 0, "n_decoder_dropout": 1}

@@ -6,14 +6,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from lensviz.jobs import (
+from ui.jobs import (
     JobBusy,
     JobManager,
     describe_progress,
     format_duration,
     weights_file_name,
 )
-from lensviz.training import TrainingCancelled
+from lensviz.nn.training import TrainingCancelled
 
 TIMEOUT = 10.0  # seconds a fake job may take at most
 
@@ -149,8 +149,8 @@ def test_formatting_helpers():
 
 @pytest.mark.slow
 def test_real_tiny_finetune_runs_as_a_job(tmp_path):
-    from lensviz.model import UNetConfig, build_unet, save_model
-    from lensviz.training import FinetuneConfig, finetune
+    from lensviz.nn.model import UNetConfig, build_unet, save_model
+    from lensviz.nn.training import FinetuneConfig, finetune
 
     start = tmp_path / "tiny.keras"
     save_model(build_unet(UNetConfig(base_filters=4, max_filters=8, depth=3, pad=0,

@@ -1,13 +1,13 @@
-"""Tests of lensviz.losses against the numpy references in lensviz.weights and lensviz.metrics."""
+"""Tests of lensviz.nn.losses against the numpy references in lensviz.loss_weights and lensviz.metrics."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from lensviz import metrics, weights
+from lensviz import loss_weights, metrics
 from lensviz.inversion import gaussian_smooth
-from lensviz.losses import (
+from lensviz.nn.losses import (
     CombinedLoss,
     FocalLoss,
     MSELoss,
@@ -65,14 +65,14 @@ PARAM_SETS = [
 @pytest.mark.parametrize("params", PARAM_SETS)
 def test_weight_maps_equal_numpy(seed, params):
     k = kappa_like(seed, n_maps=3)
-    want = weights.weight_maps(k, **params)
+    want = loss_weights.weight_maps(k, **params)
     got = weight_maps_tf(k, **params)
     assert set(got) == set(want)
     for name in want:
         assert got[name].shape == want[name].shape
         np.testing.assert_allclose(got[name].numpy(), want[name], rtol=0, atol=1e-6,
                                    err_msg=name)
-    np.testing.assert_allclose(combine_weights_tf(got).numpy(), weights.combine_weights(want),
+    np.testing.assert_allclose(combine_weights_tf(got).numpy(), loss_weights.combine_weights(want),
                                rtol=0, atol=1e-6)
 
 
@@ -85,7 +85,7 @@ def test_weight_maps_single_map_noise_only_and_small_maps():
         np.zeros((1, 16, 16), np.float32),  # no peak, max |κ| = 0
     ]
     for k in cases:
-        want = weights.weight_maps(k)
+        want = loss_weights.weight_maps(k)
         got = weight_maps_tf(k)
         for name in want:
             np.testing.assert_allclose(got[name].numpy(), want[name], rtol=0, atol=1e-6,
@@ -114,10 +114,10 @@ def test_smoothing_and_peaks_match_metrics(maps):
 def test_multifocal_equals_numpy_loss(maps, noise):
     p = maps + 0.01 * noise
     np.testing.assert_allclose(MultiFocalLoss()(maps, p).numpy(),
-                               weights.multifocal_loss(maps, p).mean(), rtol=1e-5)
+                               loss_weights.multifocal_loss(maps, p).mean(), rtol=1e-5)
     coeffs = {"local": 0.5, "edges": 4.0}
     np.testing.assert_allclose(multifocal_loss(maps, p, coeffs, n_peaks=8).numpy(),
-                               weights.multifocal_loss(maps, p, coeffs, n_peaks=8), rtol=1e-5)
+                               loss_weights.multifocal_loss(maps, p, coeffs, n_peaks=8), rtol=1e-5)
 
 
 def test_focal_is_multifocal_with_only_the_focal_term(maps, noise):
@@ -237,7 +237,7 @@ def test_bad_arguments_raise(make, match):
 
 
 def test_combined_loss_trains_a_tiny_unet():
-    from lensviz.model import UNetConfig, build_unet
+    from lensviz.nn.model import UNetConfig, build_unet
 
     keras.utils.set_random_seed(0)
     cfg = UNetConfig(base_filters=4, max_filters=8, depth=3, pad=4, npix=32, n_decoder_dropout=1)

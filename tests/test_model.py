@@ -1,4 +1,4 @@
-"""Tests of lensviz.model: presets, shapes, serialisation, fine-tuning groups, inference."""
+"""Tests of lensviz.nn.model: presets, shapes, serialisation, fine-tuning groups, inference."""
 
 import dataclasses
 import os
@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from lensviz.model import (
+from lensviz.nn.model import (
     LAST_LAYER,
     PRESETS,
     ReflectionPadding2D,

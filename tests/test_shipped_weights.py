@@ -31,7 +31,7 @@ def test_shipped_weights_reproduce_their_card_in_a_fresh_process():
     code = (
         "import json, sys\n"
         f"sys.path.insert(0, {str(ROOT)!r})\n"
-        "from lensviz.card import test_set_scores\n"
+        "from lensviz.nn.card import test_set_scores\n"
         f"card = json.load(open({str(WEIGHTS / 'lite.json')!r}))\n"
         "t = card['evaluation']['test_set']\n"
         f"s = test_set_scores({str(WEIGHTS / 'lite.keras')!r}, t['n_maps'], t['seeds'][0])\n"

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from lensviz import data
-from lensviz.model import UNetConfig, build_unet, load_model, predict_kappa, save_model
+from lensviz.nn.model import UNetConfig, build_unet, load_model, predict_kappa, save_model
 from lensviz.simulate import simulate_batch
-from lensviz.training import (
+from lensviz.nn.training import (
     FinetuneConfig,
     TrainConfig,
     TrainingCancelled,
@@ -158,7 +158,7 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        from lensviz.training import TrainConfig, train
+        from lensviz.nn.training import TrainConfig, train
         cfg = TrainConfig(model_overrides={TINY!r}, epochs=1, steps_per_epoch=2,
                           batch_size=4, val_samples=4, devices=("/cpu:0", "/cpu:1"))
         print(json.dumps(train(cfg, {str(tmp_path / "run")!r})))
@@ -196,7 +196,7 @@ def test_finetune_normalises_combined_terms_to_shares_of_the_initial_loss(tmp_pa
     assert eff["multifocal"] == pytest.approx(0.95 / scales["multifocal"])
     assert eff["wmape"] == pytest.approx(0.05 / scales["wmape"])
     # The initial loss is then exactly 0.95 + 0.05 = 1 on the validation maps.
-    from lensviz.training import combined_term_scales, make_loss
+    from lensviz.nn.training import combined_term_scales, make_loss
 
     eps, kappa = simulate_batch(4, 500_000)  # the validation maps (calibration seeds)
     pred = predict_kappa(load_model(tiny_weights), eps)

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from lensviz.model import UNetConfig, build_unet, predict_kappa
+from lensviz.nn.model import UNetConfig, build_unet, predict_kappa
 from lensviz.simulate import simulate_batch
-from lensviz.uncertainty import calibration, predict_mc_dropout, predict_tta, predict_uncertainty
+from lensviz.nn.uncertainty import calibration, predict_mc_dropout, predict_tta, predict_uncertainty
 
 TINY = {"base_filters": 4, "max_filters": 8, "depth": 3, "pad": 0, "n_decoder_dropout": 2}
 

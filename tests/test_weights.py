@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from lensviz import constants
-from lensviz.weights import (
+from lensviz.loss_weights import (
     check_coeffs,
     combine_weights,
     edge_weight,

@@ -16,7 +16,7 @@ Teaching
     against noise level).
 Uncertainty
     :func:`reliability_figure` draws the observed coverage of ±zσ intervals against the
-    Gaussian expectation (:func:`lensviz.uncertainty.calibration`).
+    Gaussian expectation (:func:`lensviz.nn.uncertainty.calibration`).
 """
 
 from __future__ import annotations

@@ -365,7 +365,7 @@ def uncertainty_row(mean, std, *, truth=None, zrange: tuple[float, float] | None
     Parameters
     ----------
     mean, std : (ny, nx) array
-        E.g. from :func:`lensviz.uncertainty.predict_uncertainty`.
+        E.g. from :func:`lensviz.nn.uncertainty.predict_uncertainty`.
     truth : (ny, nx) array, optional
     zrange : (float, float), optional
         κ colour limits of the mean; default :func:`robust_range` of the mean.
@@ -625,10 +625,10 @@ def weight_components_grid(components: Mapping[str, np.ndarray], combined, *,
     Parameters
     ----------
     components : mapping of component name → (ny, nx) weight in [0, 1]
-        Usually :func:`lensviz.weights.weight_maps` (focal, local, peaks, structure,
+        Usually :func:`lensviz.loss_weights.weight_maps` (focal, local, peaks, structure,
         edges), drawn in a 2 × 3 grid, then ``combined`` last.
     combined : (ny, nx) array
-        :func:`lensviz.weights.combine_weights` of the components.
+        :func:`lensviz.loss_weights.combine_weights` of the components.
     coeffs : mapping of component name → coefficient, optional
         Shown in the panel titles.
     peaks : (n, 2) array of (row, column), optional

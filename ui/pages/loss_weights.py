@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from app_pages import shared
-from lensviz import constants, metrics, plots, weights
+from ui import shared
+from lensviz import constants, loss_weights, metrics, plots
 
 N_PEAKS_SHOWN = 10  # the report's Fig. 3 marks the 10 highest peaks
 #: What each component weighs (column captions).
@@ -81,7 +81,7 @@ def component_maps(data_key: str, index: int, _kappa: np.ndarray, neighbourhood:
                    top_fraction: float, n_peaks: int, peak_radius: float, band: float,
                    edge_width: int) -> dict[str, np.ndarray]:
     """The five weight maps of one true κ (cached per sample and parameters)."""
-    return weights.weight_maps(_kappa, neighbourhood=neighbourhood, top_fraction=top_fraction,
+    return loss_weights.weight_maps(_kappa, neighbourhood=neighbourhood, top_fraction=top_fraction,
                                n_peaks=n_peaks, peak_radius=peak_radius, band=band,
                                edge_width=edge_width)
 
@@ -111,7 +111,7 @@ maps = component_maps(sel.key, sel.index, truth, int(params["neighbourhood"]),
                       float(params["peak_radius"]), float(params["band"]),
                       int(params["edge_width"]))
 try:
-    combined = weights.combine_weights(maps, coeffs)
+    combined = loss_weights.combine_weights(maps, coeffs)
 except ValueError as exc:
     st.error(f"{exc}. Raise at least one coefficient above 0.")
     st.stop()
@@ -123,7 +123,7 @@ cards = st.columns(len(preds) + 1)
 cards[0].metric("Mean combined weight w", f"{combined.mean():.4f}",
                 help="Average of the combined map: changes with every coefficient.")
 for card, (name, pred) in zip(cards[1:], preds.items(), strict=True):
-    loss = weights.multifocal_loss(truth, pred, coeffs, **params)
+    loss = loss_weights.multifocal_loss(truth, pred, coeffs, **params)
     card.metric(f"MultiFocal loss · {name}", f"{loss:.3e}",
                 help="mean((1 + w)(κ_pred − κ_true)²) under the current weights")
 

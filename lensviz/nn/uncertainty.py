@@ -2,7 +2,7 @@
 
 Monte-Carlo dropout (Gal & Ghahramani 2016)
     ``T`` stochastic passes with the decoder's dropout layers active and BatchNorm in
-    inference mode, through a twin of the model (:class:`lensviz.model.UNet` with
+    inference mode, through a twin of the model (:class:`lensviz.nn.model.UNet` with
     ``mc_dropout=True``) that shares its weights. Mean and per-pixel standard deviation
     over the passes.
 
@@ -41,7 +41,7 @@ def mc_dropout_twin(model):
     ValueError
         If the model has no dropout layer (Monte-Carlo dropout would return σ = 0).
     """
-    from lensviz.model import UNet
+    from lensviz.nn.model import UNet
 
     if not any(layer.name.endswith("_drop") for layer in model.layers):
         raise ValueError(f"model {model.name!r} has no dropout layers; use method='tta'")
@@ -54,7 +54,7 @@ def mc_dropout_twin(model):
 
 
 def _forward(model):
-    from lensviz.model import forward_fn
+    from lensviz.nn.model import forward_fn
 
     return forward_fn(model)
 
@@ -64,7 +64,7 @@ def predict_mc_dropout(model, eps, n_passes: int = 20, batch_size: int = 32, see
 
     Parameters
     ----------
-    model : lensviz.model.UNet
+    model : lensviz.nn.model.UNet
     eps : array_like, shape (N, 128, 128, 3) or (128, 128, 3)
     n_passes : int
         T, the number of stochastic passes (≥ 2).
@@ -75,7 +75,7 @@ def predict_mc_dropout(model, eps, n_passes: int = 20, batch_size: int = 32, see
     -------
     mean, std : ndarray, float32, shape (N, 128, 128) or (128, 128)
     """
-    from lensviz.model import add_ks93_channel
+    from lensviz.nn.model import add_ks93_channel
 
     if int(n_passes) != n_passes or n_passes < 2:
         raise ValueError(f"n_passes must be an integer >= 2, got {n_passes!r}")
@@ -109,7 +109,7 @@ def predict_mc_dropout(model, eps, n_passes: int = 20, batch_size: int = 32, see
 def predict_tta(model, eps, batch_size: int = 64):
     """Mean and per-pixel σ over the 8 spin-2-correct symmetries (test-time augmentation)."""
     from lensviz.augment import N_SYMMETRIES, apply_symmetry, inverse_transform_maps
-    from lensviz.model import predict_kappa
+    from lensviz.nn.model import predict_kappa
 
     x = np.asarray(eps, dtype=np.float32)
     single = x.ndim == 3

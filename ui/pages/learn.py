@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app_pages import shared
+from ui import shared
 from lensviz import constants
 from lensviz.inversion import fourier_kernels, gaussian_smooth, ks93, ks93inv, noise_power
 from lensviz.metrics import find_peaks, pearson_r, rmse
@@ -75,7 +75,7 @@ def noise_sweep(model_path: str | None, mtime: float, sigma_px: float, _model=No
     preds = {"KS93 raw": raw, f"KS93 smoothed (σ {sigma_px:g} px)": gaussian_smooth(raw,
                                                                                   sigma_px)}
     if _model is not None:
-        from lensviz.model import predict_kappa
+        from lensviz.nn.model import predict_kappa
 
         preds["UNet"] = predict_kappa(_model, eps)
     return {"kappa": t["kappa"], "eps": eps, "preds": preds}

@@ -13,7 +13,7 @@ Architecture (report §2.1, REFERENCE.md §1)
     → Cropping2D of ``pad`` px per side → Reshape to ``(npix, npix)``.
 
 The channel axis of the output is squeezed so that a prediction has the shape of a κ
-map, ``(N, npix, npix)``, as the losses of :mod:`lensviz.losses` expect. Weights start
+map, ``(N, npix, npix)``, as the losses of :mod:`lensviz.nn.losses` expect. Weights start
 from N(0, 0.02), as in pix2pix.
 
 With ``two_kernel`` (the report's "UNet-2k", §5.1) every encoder block runs two
@@ -342,7 +342,7 @@ class UNet(keras.Model):
     mc_dropout : bool
         Build the stochastic twin whose decoder dropout stays on at inference
         (:class:`AlwaysDropout`), for Monte-Carlo-dropout uncertainty maps
-        (:mod:`lensviz.uncertainty`). Same layers and weights as the plain model.
+        (:mod:`lensviz.nn.uncertainty`). Same layers and weights as the plain model.
 
     Input ``(N, npix, npix, 3 or 4)`` float32; output ``(N, npix, npix)`` κ. The config is
     kept as ``model.unet_config`` and stored in ``.keras`` files (:func:`save_model`).
@@ -674,7 +674,7 @@ def load_model(path: str | os.PathLike, compile: bool = False) -> keras.Model:
     path : str or PathLike
     compile : bool
         Restore the training configuration too (needs its losses registered, e.g. by
-        importing :mod:`lensviz.losses`). Off by default: inference needs none.
+        importing :mod:`lensviz.nn.losses`). Off by default: inference needs none.
 
     Raises
     ------

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app_pages import shared
+from ui import shared
 from lensviz import metrics, plots
 
 

@@ -1,6 +1,6 @@
 """Command-line commands that need TensorFlow: train, finetune, predict, tune, bench.
 
-Registered in :data:`lensviz.cli.COMMANDS` as ``"lensviz.cli_model:cmd_…"`` strings, so
+Registered in :data:`lensviz.cli.COMMANDS` as ``"lensviz.cli.model:cmd_…"`` strings, so
 TensorFlow is imported only when one of these commands runs.
 """
 
@@ -24,7 +24,7 @@ __all__ = ["cmd_train", "cmd_finetune", "cmd_predict", "cmd_tune", "cmd_bench", 
 
 def parse_coeffs(text: str | None) -> dict[str, float]:
     """``"focal=1,local=2,..."`` → dict, completed with the report's values and checked."""
-    from lensviz.weights import check_coeffs
+    from lensviz.loss_weights import check_coeffs
 
     if not text:
         return check_coeffs(None)
@@ -56,7 +56,7 @@ def _print_progress(p) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a preset; prints progress and the summary."""
-    from lensviz.training import TrainConfig, train
+    from lensviz.nn.training import TrainConfig, train
 
     cfg = TrainConfig(
         preset=args.preset,
@@ -75,7 +75,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_finetune(args: argparse.Namespace) -> int:
     """Fine-tune saved weights; writes OUT only on success."""
-    from lensviz.training import FinetuneConfig, finetune
+    from lensviz.nn.training import FinetuneConfig, finetune
 
     cfg = FinetuneConfig(
         loss=args.loss, coeffs=parse_coeffs(args.coeffs),
@@ -124,7 +124,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if args.uncertainty:  # mean and σ instead of one pass
             from functools import partial
 
-            from lensviz.uncertainty import predict_uncertainty
+            from lensviz.nn.uncertainty import predict_uncertainty
 
             attrs.update(uncertainty=args.uncertainty, passes=args.passes)
             predictor = partial(predict_uncertainty, predictor.model, method=args.uncertainty,
@@ -167,8 +167,8 @@ def tuner_hypermodel(base_preset: str = "lite"):
     import keras
     import keras_tuner as kt
 
-    from lensviz.losses import MultiFocalLoss
-    from lensviz.model import UNetConfig, build_unet, resolve_config
+    from lensviz.nn.losses import MultiFocalLoss
+    from lensviz.nn.model import UNetConfig, build_unet, resolve_config
 
     base = resolve_config(base_preset)
 
@@ -192,7 +192,7 @@ def tuner_hypermodel(base_preset: str = "lite"):
             return model
 
         def fit(self, hp, model, *args, **kwargs):
-            from lensviz.training import simulated_dataset
+            from lensviz.nn.training import simulated_dataset
 
             batch = hp.Choice("batch_size", [4, 8, 16])
             ds = simulated_dataset(batch, seed_start=constants.TRAIN_SEED_START + 10_000_000)
@@ -214,7 +214,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     import keras
 
     from lensviz.evaluation import choose_ks93_sigma, ks93_predictor
-    from lensviz.training import ValidationMetrics, summarize_metrics, validation_arrays
+    from lensviz.nn.training import ValidationMetrics, summarize_metrics, validation_arrays
 
     val_eps, val_kappa = validation_arrays(args.val_n)
     sigma, _ = choose_ks93_sigma(val_eps, val_kappa)
@@ -294,8 +294,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     """Coverage of UNet uncertainty maps on data with truth."""
     from lensviz.cli import load_data
     from lensviz.evaluation import default_weights
-    from lensviz.model import load_model
-    from lensviz.uncertainty import calibration, predict_uncertainty
+    from lensviz.nn.model import load_model
+    from lensviz.nn.uncertainty import calibration, predict_uncertainty
 
     weights = args.weights or default_weights()
     if weights is None:
@@ -318,7 +318,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def cmd_card(args: argparse.Namespace) -> int:
     """Score weights on the held-out test set and write the model card."""
-    from lensviz.card import build_card, card_markdown, write_card
+    from lensviz.nn.card import build_card, card_markdown, write_card
 
     variants = {}
     for item in args.variant:

@@ -10,7 +10,7 @@ the page, and two runs at once would share the CPU (or GPU) and each crawl. A
     job.cancel()                # sets the threading.Event that finetune polls
 
 The function is called as ``fn(on_progress=..., cancel=..., **kwargs)``; this is the
-calling convention of :func:`lensviz.training.finetune` and :func:`lensviz.training.train`.
+calling convention of :func:`lensviz.nn.training.finetune` and :func:`lensviz.nn.training.train`.
 A second :meth:`JobManager.start` while a job runs raises :class:`JobBusy`, naming the
 running job and its progress.
 
@@ -66,7 +66,7 @@ def format_duration(seconds: float) -> str:
 
 
 def describe_progress(progress: Any) -> str:
-    """One line for a training :class:`~lensviz.training.Progress` record (or None).
+    """One line for a training :class:`~lensviz.nn.training.Progress` record (or None).
 
     Example: ``"epoch 2/5, step 30/64 (39%), loss 0.0123, ETA 1 min 20 s"``.
     """
@@ -253,13 +253,13 @@ class JobManager:
     ----------
     cancel_exceptions : tuple of exception types, optional
         Exceptions that mean "stopped on request" (status ``"cancelled"``, not
-        ``"failed"``). Default: :class:`lensviz.training.TrainingCancelled`. Any exception
+        ``"failed"``). Default: :class:`lensviz.nn.training.TrainingCancelled`. Any exception
         raised after :meth:`Job.cancel` also counts as a cancellation.
     """
 
     def __init__(self, cancel_exceptions: Iterable[type[BaseException]] | None = None):
         if cancel_exceptions is None:
-            from lensviz.training import TrainingCancelled
+            from lensviz.nn.training import TrainingCancelled
 
             cancel_exceptions = (TrainingCancelled,)
         self._cancel_exceptions = tuple(cancel_exceptions)

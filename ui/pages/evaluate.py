@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app_pages import shared
+from ui import shared
 from lensviz import constants
 from lensviz.evaluation import (
     HIGHER_IS_BETTER,
@@ -39,7 +39,7 @@ def score_chunk(data_key: str, model_path: str | None, mtime: float, start: int,
     """Per-map metrics of maps ``start:stop`` for each method (UNet first when given)."""
     predictors = {}
     if _model is not None:
-        from lensviz.model import predict_kappa
+        from lensviz.nn.model import predict_kappa
 
         predictors["UNet"] = lambda eps: predict_kappa(_model, eps)
     if wiener is not None:  # (power-spectrum file, its mtime)

@@ -133,7 +133,7 @@ def available_models() -> dict[str, str]:
 @st.cache_resource(max_entries=4, show_spinner="Loading the UNet…")
 def load_model(path: str, mtime: float):
     """The Keras model at ``path`` (cached per file version; never mutate it)."""
-    from lensviz.model import load_model as _load
+    from lensviz.nn.model import load_model as _load
 
     model = _load(path)
     _freeze_heap()
@@ -159,7 +159,7 @@ def model_for(sel: Selection):
 
 @st.cache_resource
 def device_label() -> str:
-    from lensviz.training import describe_device
+    from lensviz.nn.training import describe_device
 
     label = describe_device()  # imports TensorFlow
     _freeze_heap()
@@ -170,7 +170,7 @@ def device_label() -> str:
 def unet_predict(model_path: str, mtime: float, data_key: str, _eps: np.ndarray,
                  indices: tuple[int, ...]) -> np.ndarray:
     """UNet κ for ``_eps[indices]`` (a ``tf.function`` forward, never ``model.predict``)."""
-    from lensviz.model import predict_kappa
+    from lensviz.nn.model import predict_kappa
 
     model = load_model(model_path, mtime)
     return predict_kappa(model, _eps[list(indices)])
@@ -315,17 +315,17 @@ def open_sample(index: int) -> None:
     is handed to the next run, whose sidebar applies it before drawing the widget.
     """
     st.session_state[_OPEN_SAMPLE_KEY] = int(index)
-    st.switch_page("app_pages/compare.py")
+    st.switch_page("ui/pages/compare.py")
 
 
 @st.cache_resource
 def job_manager():
     """The server's one background-job runner (fine-tuning), shared by every session.
 
-    A :class:`lensviz.jobs.JobManager` runs one job at a time; another session that
-    tries to start one gets :class:`lensviz.jobs.JobBusy`.
+    A :class:`ui.jobs.JobManager` runs one job at a time; another session that
+    tries to start one gets :class:`ui.jobs.JobBusy`.
     """
-    from lensviz.jobs import JobManager
+    from ui.jobs import JobManager
 
     return JobManager()
 
@@ -420,7 +420,7 @@ def predictions(sel: Selection, sigma_px: float, pad: int) -> dict[str, np.ndarr
 #: (``python -m lensviz powerspec --out weights/kappa_power.npz`` makes it).
 POWER_SPECTRUM_FILE = "kappa_power.npz"
 WIENER_NAME = "Wiener"
-#: Choices of the UNet-uncertainty method: label → ``lensviz.uncertainty`` method.
+#: Choices of the UNet-uncertainty method: label → ``lensviz.nn.uncertainty`` method.
 UNCERTAINTY_METHODS = {"Monte-Carlo dropout": "mc_dropout",
                        "8 symmetries (test-time augmentation)": "tta"}
 MC_PASSES = 20  # default number of Monte-Carlo-dropout passes
@@ -490,9 +490,9 @@ def unet_uncertainty(model_path: str, mtime: float, data_key: str, index: int, m
     """Mean and per-pixel σ of the UNet κ of ``_eps[index]`` (``(128, 128)`` each).
 
     ``method`` is ``"mc_dropout"`` (``n_passes`` passes, seed 0) or ``"tta"`` (the 8
-    symmetries; ``n_passes`` is ignored). See :func:`lensviz.uncertainty.predict_uncertainty`.
+    symmetries; ``n_passes`` is ignored). See :func:`lensviz.nn.uncertainty.predict_uncertainty`.
     """
-    from lensviz.uncertainty import predict_uncertainty
+    from lensviz.nn.uncertainty import predict_uncertainty
 
     model = load_model(model_path, mtime)
     return predict_uncertainty(model, _eps[index], method=method, n_passes=n_passes, seed=0)

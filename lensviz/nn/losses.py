@@ -7,7 +7,7 @@ from ``κt`` are wrapped in ``tf.stop_gradient``.
 
 MultiFocal (report §3.1)
     ``mean((1 + w)(κp − κt)²)`` with ``w = Σ a_i w_i / Σ a_i``. The five maps ``w_i``
-    (:func:`weight_maps_tf`) equal the numpy reference :func:`lensviz.weights.weight_maps`
+    (:func:`weight_maps_tf`) equal the numpy reference :func:`lensviz.loss_weights.weight_maps`
     to float32 round-off (the structure band is evaluated in float64 for that reason).
 
 Combined (report §3.2)
@@ -53,7 +53,7 @@ import numpy as np
 import tensorflow as tf
 
 from lensviz import constants
-from lensviz.weights import check_coeffs
+from lensviz.loss_weights import check_coeffs
 
 __all__ = [
     "weight_maps_tf",
@@ -129,7 +129,7 @@ def _check_weight_params(neighbourhood, top_fraction, n_peaks, peak_radius, band
 
 
 # --------------------------------------------------------------------------------------
-# Weight maps (TensorFlow twins of lensviz.weights)
+# Weight maps (TensorFlow twins of lensviz.loss_weights)
 # --------------------------------------------------------------------------------------
 
 
@@ -223,7 +223,7 @@ def weight_maps_tf(kappa_true, *, neighbourhood: int = constants.LOCAL_NEIGHBOUR
                    peak_radius: float = constants.PEAK_RADIUS_PX,
                    band: float = constants.STRUCTURE_BAND,
                    edge_width: int = constants.EDGE_WIDTH_PX) -> dict[str, tf.Tensor]:
-    """The five MultiFocal weight maps, as :func:`lensviz.weights.weight_maps` in TF.
+    """The five MultiFocal weight maps, as :func:`lensviz.loss_weights.weight_maps` in TF.
 
     Parameters
     ----------
@@ -243,7 +243,7 @@ def weight_maps_tf(kappa_true, *, neighbourhood: int = constants.LOCAL_NEIGHBOUR
 
 def combine_weights_tf(maps: Mapping[str, tf.Tensor],
                        coeffs: Mapping[str, float] | None = None) -> tf.Tensor:
-    """Combined weight ``w = Σ a_i w_i / Σ a_i`` (:func:`lensviz.weights.combine_weights`)."""
+    """Combined weight ``w = Σ a_i w_i / Σ a_i`` (:func:`lensviz.loss_weights.combine_weights`)."""
     c = check_coeffs(coeffs)
     total = sum(c.values())
     return tf.add_n([c[name] * maps[name] for name in c]) / total
@@ -463,7 +463,7 @@ class MultiFocalLoss(keras.losses.Loss):
         :data:`lensviz.constants.MULTIFOCAL_COEFFS` (focal 1, local 2, peaks 3,
         structure 1.5, edges 1).
     neighbourhood, top_fraction, n_peaks, peak_radius, band, edge_width
-        Weight-map parameters, as :func:`lensviz.weights.weight_maps`.
+        Weight-map parameters, as :func:`lensviz.loss_weights.weight_maps`.
 
     Raises
     ------

@@ -1,7 +1,7 @@
 """The five MultiFocal loss weight maps (report §3.1), in numpy.
 
 This module is the reference for display and for the TensorFlow loss in
-:mod:`lensviz.losses`, whose weight maps must equal these. Every component lies in
+:mod:`lensviz.nn.losses`, whose weight maps must equal these. Every component lies in
 [0, 1] and depends on the true map κt only; maps are ``(ny, nx)`` or ``(N, ny, nx)``.
 
 Components (defaults from :mod:`lensviz.constants`)

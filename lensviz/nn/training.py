@@ -77,9 +77,9 @@ class TrainConfig:
     Attributes
     ----------
     preset : str
-        Model preset of :data:`lensviz.model.PRESETS`.
+        Model preset of :data:`lensviz.nn.model.PRESETS`.
     model_overrides : dict
-        Fields of :class:`lensviz.model.UNetConfig` replacing the preset's.
+        Fields of :class:`lensviz.nn.model.UNetConfig` replacing the preset's.
     loss : str
         One of :data:`LOSSES`.
     coeffs : dict
@@ -206,7 +206,7 @@ class FinetuneConfig:
 def make_loss(name: str, coeffs: Mapping[str, float] | None = None,
               combined_weights: Mapping[str, float] | None = None):
     """A Keras loss by name: ``mse``, ``focal``, ``multifocal`` or ``combined``."""
-    from lensviz import losses
+    from lensviz.nn import losses
 
     if name == "mse":
         return losses.MSELoss()
@@ -228,7 +228,7 @@ def _finish(ds, batch_size: int, augment: bool, with_ks93: bool, ks93_fraction: 
     import tensorflow as tf
 
     from lensviz.augment import apply_symmetry_tf
-    from lensviz.model import add_ks93_channel
+    from lensviz.nn.model import add_ks93_channel
 
     # Each element carries an integer key (its seed or index) so that augmentation and
     # the KS93 mask are deterministic per sample, whatever the parallel order.
@@ -455,7 +455,7 @@ class ValidationMetrics(keras.callbacks.Callback):
     def evaluate(self) -> dict[str, float]:
         import tensorflow as tf
 
-        from lensviz.model import predict_kappa
+        from lensviz.nn.model import predict_kappa
 
         pred = predict_kappa(self.model, self.eps, batch_size=self.batch_size)
         losses = []
@@ -537,7 +537,7 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         self.best_epoch = -1
 
     def on_epoch_end(self, epoch, logs=None):
-        from lensviz.model import save_model
+        from lensviz.nn.model import save_model
 
         value = (logs or {}).get(self.monitor)
         if value is not None and math.isfinite(value) and value < self.best:
@@ -607,7 +607,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike,
     """
     import tensorflow as tf
 
-    from lensviz.model import UNetConfig, build_unet, resolve_config
+    from lensviz.nn.model import UNetConfig, build_unet, resolve_config
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -678,7 +678,7 @@ def finetune(weights: str | os.PathLike, out_path: str | os.PathLike,
         ``path``, ``before`` and ``after`` metric dicts, ``history``, ``trainable`` layers,
         ``wall_time_s``.
     """
-    from lensviz.model import load_model, predict_kappa, save_model, set_trainable
+    from lensviz.nn.model import load_model, predict_kappa, save_model, set_trainable
 
     cfg = cfg or FinetuneConfig()
     out_path = Path(out_path)

@@ -421,7 +421,7 @@ COMMANDS: tuple[Command, ...] = (
         arg("--batch", type=_positive_int, default=256, help="samples per batch (default 256)"),
         arg("--seed", type=int, default=0, help="bootstrap seed (default 0)"),
     )),
-    Command("predict", "lensviz.cli_model:cmd_predict",
+    Command("predict", "lensviz.cli.model:cmd_predict",
             "predict κ maps with the UNet or KS93 and write them to HDF5", (
         arg("data", help=_DATA_HELP),
         arg("--method", choices=("unet", "ks93", "wiener"), default="unet"),
@@ -438,7 +438,7 @@ COMMANDS: tuple[Command, ...] = (
         arg("--out", required=True, help="output PRED.h5 (kappa_pred, names)"),
         arg("--overwrite", action="store_true", help="replace OUT if it exists"),
     )),
-    Command("calibrate", "lensviz.cli_model:cmd_calibrate",
+    Command("calibrate", "lensviz.cli.model:cmd_calibrate",
             "check UNet uncertainty maps: share of true pixels within ±1σ and ±2σ", (
         arg("data", help=_DATA_HELP),
         arg("--weights", default=None, help="UNet .keras file (default: weights/lite.keras)"),
@@ -447,7 +447,7 @@ COMMANDS: tuple[Command, ...] = (
         arg("--n", type=_positive_int, default=100, help="maps to use (default 100)"),
         arg("--json", default=None, help="also write the results (with the curve) to JSON"),
     )),
-    Command("powerspec", "lensviz.cli_model:cmd_powerspec",
+    Command("powerspec", "lensviz.cli.model:cmd_powerspec",
             "estimate the κ power spectrum of simulated maps (the Wiener filter's S)", (
         arg("--n", type=_positive_int, default=2000, help="simulated maps (default 2000)"),
         arg("--seed", type=_non_negative_int, default=constants.TRAIN_SEED_START + 90_000_000,
@@ -455,7 +455,7 @@ COMMANDS: tuple[Command, ...] = (
         arg("--bins", type=_positive_int, default=48, help="|k| bins (default 48)"),
         arg("--out", required=True, help="output .npz"),
     )),
-    Command("card", "lensviz.cli_model:cmd_card",
+    Command("card", "lensviz.cli.model:cmd_card",
             "write the model card of a .keras file (JSON + Markdown)", (
         arg("weights", help=".keras file"),
         arg("--run", default=None, help="its training run folder (config/summary/history)"),
@@ -465,7 +465,7 @@ COMMANDS: tuple[Command, ...] = (
             help="also score another .keras file on the same test set"),
         arg("--out", required=True, help="output stem: writes STEM.json and STEM.md"),
     )),
-    Command("train", "lensviz.cli_model:cmd_train", "train a UNet preset from scratch", (
+    Command("train", "lensviz.cli.model:cmd_train", "train a UNet preset from scratch", (
         arg("--preset", default="lite", help="model preset: lite, paper or unet2k"),
         arg("--out", required=True, help="run folder (model.keras, history.csv/json, ...)"),
         arg("--loss", default="multifocal", choices=("mse", "focal", "multifocal", "combined")),
@@ -486,7 +486,7 @@ COMMANDS: tuple[Command, ...] = (
         arg("--devices", default=None, help="comma-separated devices for MirroredStrategy"),
         arg("--seed", type=int, default=0),
     )),
-    Command("finetune", "lensviz.cli_model:cmd_finetune",
+    Command("finetune", "lensviz.cli.model:cmd_finetune",
             "fine-tune saved weights with the Combined loss (report §4.2)", (
         arg("--weights", required=True, help="starting .keras weights"),
         arg("--out", required=True, help="output .keras file (written only on success)"),
@@ -509,7 +509,7 @@ COMMANDS: tuple[Command, ...] = (
         arg("--val-n", type=_positive_int, default=64),
         arg("--seed", type=int, default=0),
     )),
-    Command("tune", "lensviz.cli_model:cmd_tune",
+    Command("tune", "lensviz.cli.model:cmd_tune",
             "Bayesian hyperparameter search with Keras Tuner (optional extra)", (
         arg("--out", required=True, help="tuner folder"),
         arg("--trials", type=_positive_int, default=10),
@@ -520,7 +520,7 @@ COMMANDS: tuple[Command, ...] = (
         arg("--base-preset", default="lite"),
         arg("--seed", type=int, default=0),
     )),
-    Command("bench", "lensviz.cli_model:cmd_bench",
+    Command("bench", "lensviz.cli.model:cmd_bench",
             "run the benchmarks and write JSON (medians and ratios)", (
         arg("--only", nargs="*", default=None,
             help="benchmarks to run (ks93 metrics simulate inference training app)"),

@@ -4,7 +4,7 @@
 chosen on the calibration seeds) and the Wiener filter, on a held-out simulated test set
 (seeds from :data:`lensviz.constants.TEST_SEED_START`, disjoint from the training and
 calibration seeds), and gathers the training record of its run folder
-(``config.json``, ``summary.json``, ``history.json`` written by :func:`lensviz.training.train`).
+(``config.json``, ``summary.json``, ``history.json`` written by :func:`lensviz.nn.training.train`).
 :func:`write_card` writes it as JSON and Markdown. ``python -m lensviz card`` does both.
 """
 
@@ -70,7 +70,7 @@ def build_card(weights, run_dir=None, n_test: int = 500, command: str | None = N
     ``extra_weights`` (name → path) are scored on the same test set, e.g. a fine-tuned
     variant, and reported beside the main model.
     """
-    from lensviz.model import load_model
+    from lensviz.nn.model import load_model
 
     weights = Path(weights)
     model = load_model(weights)

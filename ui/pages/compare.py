@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app_pages import shared
+from ui import shared
 from lensviz import metrics, plots
-from lensviz.uncertainty import calibration
+from lensviz.nn.uncertainty import calibration
 
 _METRIC_COLUMNS = {  # score() key → (column, help)
     "wmape": ("WMAPE", "Weighted mean absolute percentage error (lower is better)"),

@@ -1,7 +1,7 @@
 """Fine-tune: retrain part of a UNet in the background; the result joins the model list.
 
-The run is a :func:`lensviz.training.finetune` call in a background thread of the
-server's one :class:`lensviz.jobs.JobManager` (``shared.job_manager``), so the page stays
+The run is a :func:`lensviz.nn.training.finetune` call in a background thread of the
+server's one :class:`ui.jobs.JobManager` (``shared.job_manager``), so the page stays
 responsive and only one training job runs per server. A fragment polls the job once a
 second while it runs.
 """
@@ -14,11 +14,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app_pages import shared
+from ui import shared
 from lensviz import constants
-from lensviz.jobs import JobBusy, describe_progress, format_duration, weights_file_name
+from ui.jobs import JobBusy, describe_progress, format_duration, weights_file_name
 from lensviz.plots import METRIC_LABELS, loss_curves, metric_curves
-from lensviz.training import FinetuneConfig, finetune
+from lensviz.nn.training import FinetuneConfig, finetune
 
 WHICH = {
     "last": "Last layer only (the report's fine-tuning)",
