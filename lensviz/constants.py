@@ -12,6 +12,10 @@ Axis order and signs
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
 __all__ = [
     "NPIX",
     "PIXEL_ARCMIN",
@@ -70,6 +74,22 @@ N_PEAKS_WEIGHT = 5  # pixels around the 5 highest true peaks get the peak weight
 PEAK_RADIUS_PX = 3  # radius (pixels) of the disc around each peak
 STRUCTURE_BAND = 0.001  # |κ − mean κ| ≤ band marks the structure boundary
 EDGE_WIDTH_PX = 5  # width of the edge frame
+
+# --- Paths ---
+# The shipped weights folder (UNet .keras files, the κ power spectrum of the Wiener filter),
+# found in this order: the LENSVIZ_WEIGHTS_DIR environment variable; weights/ beside the
+# package (a checkout, or an editable install); <prefix>/share/lensviz/weights, where a
+# regular `pip install .` puts the copy declared as data files in pyproject.toml.
+_CHECKOUT_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+_INSTALLED_WEIGHTS_DIR = Path(sys.prefix) / "share" / "lensviz" / "weights"
+WEIGHTS_DIR = Path(
+    os.environ.get("LENSVIZ_WEIGHTS_DIR")
+    or (_CHECKOUT_WEIGHTS_DIR if _CHECKOUT_WEIGHTS_DIR.is_dir() else _INSTALLED_WEIGHTS_DIR)
+)
+DEFAULT_WEIGHTS_FILE = "lite.keras"  # the shipped UNet, in WEIGHTS_DIR
+POWER_SPECTRUM_FILE = "kappa_power.npz"  # the shipped κ power spectrum, in WEIGHTS_DIR
+
+__all__ += ["WEIGHTS_DIR", "DEFAULT_WEIGHTS_FILE", "POWER_SPECTRUM_FILE"]
 
 # --- Simulator defaults (lensviz.simulate.SimulationConfig; REFERENCE.md §5) ---
 SIM_M200_RANGE = (1e14, 2e15)  # main-cluster M200 [M☉/h], drawn log-uniform

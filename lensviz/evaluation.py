@@ -18,7 +18,8 @@ import numpy as np
 
 from lensviz import constants, metrics
 from lensviz.data import apply_convention, validate_epsilon, validate_kappa
-from lensviz.inversion import gaussian_smooth, ks93
+from lensviz.inversion import PowerSpectrum, gaussian_smooth, ks93, noise_power, wiener
+from lensviz.simulate import simulate_batch
 
 __all__ = [
     "Predictor",
@@ -41,9 +42,6 @@ __all__ = [
 ]
 
 Predictor = Callable[[np.ndarray], np.ndarray]
-
-#: The repository's ``weights/`` folder: shipped UNet weights and the κ power spectrum.
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 DEFAULT_SIGMAS = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)  # KS93 smoothing grid, pixels
 CONVENTION_SIGMA_PX = 2.0  # smoothing (pixels) of KS93 when testing data conventions
@@ -82,15 +80,18 @@ def ks93_predictor(sigma_px: float = 0.0, pad: int = 0) -> Predictor:
     return predict
 
 
-def default_weights():
-    """The shipped weights, ``weights/lite.keras`` beside the package, or None if absent."""
-    path = WEIGHTS_DIR / "lite.keras"
+def default_weights() -> Path | None:
+    """The shipped UNet, ``lite.keras`` in :data:`lensviz.constants.WEIGHTS_DIR`, or None."""
+    path = constants.WEIGHTS_DIR / constants.DEFAULT_WEIGHTS_FILE
     return path if path.exists() else None
 
 
-def default_power_spectrum():
-    """The shipped κ power spectrum for the Wiener filter, ``weights/kappa_power.npz``, or None."""
-    path = WEIGHTS_DIR / "kappa_power.npz"
+def default_power_spectrum() -> Path | None:
+    """The shipped κ power spectrum of the Wiener filter, or None when it is absent.
+
+    ``kappa_power.npz`` in :data:`lensviz.constants.WEIGHTS_DIR`.
+    """
+    path = constants.WEIGHTS_DIR / constants.POWER_SPECTRUM_FILE
     return path if path.exists() else None
 
 
@@ -108,13 +109,12 @@ def wiener_predictor(signal=None, pad: int = 0) -> Predictor:
     The noise power N of each sample comes from its own Δε channel
     (:func:`lensviz.inversion.noise_power`).
     """
-    from lensviz.inversion import PowerSpectrum, noise_power, wiener
-
     if signal is None:
         signal = default_power_spectrum()
         if signal is None:
-            raise FileNotFoundError("weights/kappa_power.npz not found; make it with "
-                                    "`python -m lensviz powerspec --out weights/kappa_power.npz`")
+            path = constants.WEIGHTS_DIR / constants.POWER_SPECTRUM_FILE
+            raise FileNotFoundError(f"{path} not found; make it with "
+                                    f"`python -m lensviz powerspec --out {path}`")
     if not isinstance(signal, PowerSpectrum):
         signal = PowerSpectrum.load(signal)
 
@@ -217,8 +217,6 @@ def calibration_set(n: int = 200, config=None) -> tuple[np.ndarray, np.ndarray]:
     n_max = constants.TRAIN_SEED_START - constants.CALIBRATION_SEED_START
     if isinstance(n, bool) or int(n) != n or not 0 < n <= n_max:
         raise ValueError(f"n must be an integer in [1, {n_max}], got {n!r}")
-    from lensviz.simulate import simulate_batch
-
     return simulate_batch(int(n), seed=constants.CALIBRATION_SEED_START, config=config)
 
 

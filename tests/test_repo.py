@@ -1,6 +1,7 @@
 """The repository keeps its promises: two README commands, CI runs the README's tests."""
 
 import re
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -16,8 +17,10 @@ def setup_commands() -> list[str]:
 
 def test_readme_has_exactly_two_setup_commands():
     app, tests = setup_commands()
-    assert "streamlit run app.py" in app and "requirements.txt" in app
-    assert "pytest" in tests and "requirements-dev.txt" in tests
+    for command in (app, tests):  # a virtual environment, so Debian's own Python works too
+        assert command.startswith("python3 -m venv .venv && .venv/bin/pip install "), command
+    assert "-r requirements.txt" in app and app.endswith(".venv/bin/streamlit run app.py")
+    assert '-e ".[dev]"' in tests and tests.endswith(".venv/bin/python -m pytest")
 
 
 def test_ci_runs_the_readme_test_command():
@@ -26,9 +29,17 @@ def test_ci_runs_the_readme_test_command():
     assert tests in ci.splitlines()
 
 
-def test_dev_requirements_include_runtime_requirements():
-    dev = (ROOT / "requirements-dev.txt").read_text().splitlines()
-    assert "-r requirements.txt" in dev
+def test_dependencies_are_declared_once_in_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = [line for line in (ROOT / "requirements.txt").read_text().splitlines()
+                    if line.strip() and not line.startswith("#")]
+    assert requirements == ["-e ."]
+    assert not (ROOT / "requirements-dev.txt").exists()
+    runtime = {re.split(r"[<>=\[ ]", d)[0] for d in project["dependencies"]}
+    assert {"numpy", "tensorflow", "streamlit", "astropy"} <= runtime
+    extras = project["optional-dependencies"]
+    assert "lensviz[tune]" in extras["dev"]  # the tests cover the tune command
+    assert project["scripts"]["lensviz"] == "lensviz.cli:main"
 
 
 def test_shipped_files_stay_small():
