@@ -482,6 +482,9 @@ COMMANDS: tuple[Command, ...] = (
         arg("--val-n", type=_positive_int, default=256, help="validation maps (default 256)"),
         arg("--patience", type=_non_negative_int, default=5, help="early-stopping patience"),
         arg("--with-ks93", action="store_true", help="add the KS93 input channel"),
+        arg("--depth-weighting", action="store_true",
+            help="weight each map's loss by its depth (lensviz.depth.training_weight), for "
+                 "training sets of mixed depth"),
         arg("--no-augment", action="store_true", help="no random spin-2 symmetries"),
         arg("--devices", default=None, help="comma-separated devices for MirroredStrategy"),
         arg("--seed", type=int, default=0),

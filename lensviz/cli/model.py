@@ -65,6 +65,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         batch_size=args.batch, epochs=args.epochs, steps_per_epoch=args.steps,
         train_data=args.train_data, train_seed=args.train_seed, val_data=args.val_data,
         val_samples=args.val_n, patience=args.patience, augment=not args.no_augment,
+        depth_weighting=args.depth_weighting,
         devices=tuple(args.devices.split(",")) if args.devices else None, seed=args.seed,
     )
     summary = train(cfg, args.out, on_progress=_print_progress)

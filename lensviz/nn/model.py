@@ -42,6 +42,8 @@ import numpy as np
 
 from lensviz import constants
 from lensviz._atomic import atomic_path
+from lensviz.depth import LEGACY_DOMAIN, TrainingDomain
+from lensviz.nn.features import LensingFeatures
 
 __all__ = [
     "UNetConfig",
@@ -56,6 +58,7 @@ __all__ = [
     "trainable_layers",
     "set_trainable",
     "add_ks93_channel",
+    "training_domain",
     "forward_fn",
     "predict_kappa",
     "save_model",
@@ -108,6 +111,11 @@ class UNetConfig:
         The large kernel of UNet-2k.
     with_ks93 : bool
         4 input channels ``(e1, e2, Δε, κ_KS93)`` instead of 3.
+    noise_aware : bool
+        The first layer is :class:`lensviz.nn.features.LensingFeatures`: the model takes
+        the raw ``(e1, e2, Δε)`` cube and reads the per-pixel noise and the mask from Δε,
+        with the KS93 E and B modes computed inside the model. One set of weights then
+        serves every survey depth. Excludes ``with_ks93``.
     npix : int
         Side of the (square) input and output maps, pixels.
     output_activation : str
@@ -131,6 +139,7 @@ class UNetConfig:
     two_kernel: bool = False
     second_kernel_size: int = 9
     with_ks93: bool = False
+    noise_aware: bool = False
     npix: int = constants.NPIX
     output_activation: str = "tanh"
     leaky_slope: float = 0.2
@@ -166,9 +175,12 @@ class UNetConfig:
             )
         if not (isinstance(self.dropout_rate, (int, float)) and 0 <= self.dropout_rate < 1):
             raise ValueError(f"dropout_rate must be in [0, 1), got {self.dropout_rate!r}")
-        for flag in ("two_kernel", "with_ks93"):
+        for flag in ("two_kernel", "with_ks93", "noise_aware"):
             if not isinstance(getattr(self, flag), bool):
                 raise ValueError(f"{flag} must be a bool, got {getattr(self, flag)!r}")
+        if self.with_ks93 and self.noise_aware:
+            raise ValueError("with_ks93 and noise_aware exclude each other: a noise-aware "
+                             "model computes its KS93 channels itself")
         if not isinstance(self.output_activation, str):
             raise ValueError(
                 f"output_activation must be a Keras activation name, got {self.output_activation!r}"
@@ -242,7 +254,7 @@ PRESETS: dict[str, UNetConfig] = {
     ),
     "lite": UNetConfig(
         base_filters=16, max_filters=128, depth=6, kernel_size=3, pad=32,
-        n_decoder_dropout=3, dropout_rate=0.5,
+        n_decoder_dropout=3, dropout_rate=0.5, noise_aware=True,
     ),
     "unet2k": UNetConfig(
         base_filters=64, max_filters=512, depth=8, kernel_size=3, pad=64,
@@ -339,6 +351,10 @@ class UNet(keras.Model):
     config : UNetConfig, dict or str
         Configuration, its :meth:`UNetConfig.to_dict`, or a :data:`PRESETS` name.
 
+    training_domain : dict, optional
+        :meth:`lensviz.depth.TrainingDomain.to_dict` of the data the weights were trained
+        on, saved with the model so that the app and the CLI can warn on samples outside
+        it (None: unknown).
     mc_dropout : bool
         Build the stochastic twin whose decoder dropout stays on at inference
         (:class:`AlwaysDropout`), for Monte-Carlo-dropout uncertainty maps
@@ -354,7 +370,8 @@ class UNet(keras.Model):
     """
 
     def __init__(self, config: UNetConfig | Mapping[str, Any] | str = "paper",
-                 mc_dropout: bool = False, **kwargs):
+                 mc_dropout: bool = False, training_domain: Mapping[str, Any] | None = None,
+                 **kwargs):
         if isinstance(config, Mapping):
             config = UNetConfig.from_dict(config)
         config = resolve_config(config)
@@ -406,9 +423,11 @@ class UNet(keras.Model):
         crop = keras.layers.Cropping2D(c.pad, name="crop")
         squeeze = keras.layers.Reshape((c.npix, c.npix), name="kappa")
 
+        features = LensingFeatures(name="features") if c.noise_aware else None
+
         # === Functional Model ===
         inputs = keras.Input(shape=(c.npix, c.npix, c.in_channels), name="eps")
-        x = pad(inputs)
+        x = pad(features(inputs) if features is not None else inputs)
         skips = []
         for block in enc:
             if c.two_kernel:
@@ -430,10 +449,11 @@ class UNet(keras.Model):
         # === Config ===
         self.unet_config = config
         self.mc_dropout = bool(mc_dropout)
+        self.training_domain = None if training_domain is None else dict(training_domain)
 
     def get_config(self):
         return {"config": self.unet_config.to_dict(), "mc_dropout": self.mc_dropout,
-                "name": self.name}
+                "training_domain": self.training_domain, "name": self.name}
 
     @classmethod
     def from_config(cls, config):
@@ -553,6 +573,22 @@ def _cached_forward(model: keras.Model) -> Callable:
         return fn
     except TypeError:  # not weak-referenceable / hashable
         return forward_fn(model)
+
+
+def training_domain(model: keras.Model) -> TrainingDomain | None:
+    """The :class:`lensviz.depth.TrainingDomain` a model was trained on.
+
+    Read from the model file (saved by :func:`lensviz.nn.training.train`). A UNet saved
+    before depth was recorded and without noise-aware features was trained at LSST depth
+    only: :data:`lensviz.depth.LEGACY_DOMAIN`. None when nothing is known.
+    """
+    values = getattr(model, "training_domain", None)
+    if values:
+        return TrainingDomain.from_dict(values)
+    config = getattr(model, "unet_config", None)
+    if config is not None and not config.noise_aware:
+        return LEGACY_DOMAIN
+    return None
 
 
 def add_ks93_channel(eps: np.ndarray) -> np.ndarray:

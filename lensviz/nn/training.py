@@ -39,6 +39,8 @@ import numpy as np
 
 from lensviz import constants
 from lensviz._atomic import write_text
+from lensviz.data import read_hdf5
+from lensviz.depth import measure_domain, pixel_noise_var, training_weight
 
 __all__ = [
     "LOSSES",
@@ -62,6 +64,9 @@ __all__ = [
     "combined_term_scales",
     "summarize_metrics",
 ]
+
+#: Training samples read to measure a model's :class:`lensviz.depth.TrainingDomain`.
+DOMAIN_SAMPLES = 2048
 
 #: Loss names accepted by :func:`make_loss`.
 LOSSES = ("mse", "focal", "multifocal", "combined")
@@ -103,6 +108,12 @@ class TrainConfig:
         Random spin-2 symmetries.
     ks93_fraction : float
         Share of samples whose KS93 channel is filled (``with_ks93`` models only).
+    depth_weighting : bool
+        Weight each sample's loss by :func:`lensviz.depth.training_weight` of its noise,
+        so that maps of every depth count alike (for training sets of mixed depth).
+    domain : dict or None
+        :meth:`lensviz.depth.TrainingDomain.to_dict` of the training data, saved in the
+        model file; None leaves it unknown.
     devices : tuple of str or None
         Devices for :class:`tf.distribute.MirroredStrategy`; None picks the GPUs.
     mixed_precision : bool or None
@@ -129,6 +140,8 @@ class TrainConfig:
     patience: int = 5
     augment: bool = True
     ks93_fraction: float = 0.5
+    depth_weighting: bool = False
+    domain: Mapping[str, Any] | None = None
     devices: tuple[str, ...] | None = None
     mixed_precision: bool | None = None
     seed: int = 0
@@ -153,6 +166,7 @@ class TrainConfig:
         d["coeffs"] = dict(self.coeffs)
         d["combined_weights"] = dict(self.combined_weights)
         d["devices"] = list(self.devices) if self.devices else None
+        d["domain"] = dict(self.domain) if self.domain else None
         return d
 
 
@@ -223,8 +237,18 @@ def make_loss(name: str, coeffs: Mapping[str, float] | None = None,
 # === Pipelines ===
 
 
+def _sample_weight(eps):
+    """:func:`lensviz.depth.training_weight` of one sample's noise, in TensorFlow."""
+    import tensorflow as tf
+
+    de = eps[..., 2]
+    filled = tf.cast(de < constants.EMPTY_PIXEL_SIGMA, tf.float32)
+    var = tf.reduce_sum(filled * de * de) / tf.maximum(tf.reduce_sum(filled), 1.0)
+    return training_weight(var)
+
+
 def _finish(ds, batch_size: int, augment: bool, with_ks93: bool, ks93_fraction: float,
-            seed: int, drop_remainder: bool = True):
+            seed: int, drop_remainder: bool = True, depth_weighting: bool = False):
     import tensorflow as tf
 
     from lensviz.augment import apply_symmetry_tf
@@ -253,14 +277,18 @@ def _finish(ds, batch_size: int, augment: bool, with_ks93: bool, ks93_fraction: 
             return key, x, kappa
 
         ds = ds.map(_add, num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.map(lambda key, eps, kappa: (eps, kappa))
+    if depth_weighting:
+        ds = ds.map(lambda key, eps, kappa: (eps, kappa, _sample_weight(eps)))
+    else:
+        ds = ds.map(lambda key, eps, kappa: (eps, kappa))
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
 
 def simulated_dataset(batch_size: int = 8, seed_start: int = constants.TRAIN_SEED_START,
                       n_samples: int | None = None, augment: bool = True,
                       with_ks93: bool = False, ks93_fraction: float = 0.5,
-                      sim_config=None, seed: int = 0, npix: int = constants.NPIX):
+                      sim_config=None, seed: int = 0, npix: int = constants.NPIX,
+                      depth_weighting: bool = False):
     """A ``tf.data.Dataset`` of simulated ``(ε, κ)`` batches generated on the fly.
 
     Parameters
@@ -298,13 +326,13 @@ def simulated_dataset(batch_size: int = 8, seed_start: int = constants.TRAIN_SEE
 
     ds = keys.map(_map, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return _finish(ds, batch_size, augment, with_ks93, ks93_fraction, seed,
-                   drop_remainder=n_samples is None)
+                   drop_remainder=n_samples is None, depth_weighting=depth_weighting)
 
 
 def hdf5_dataset(path: str | os.PathLike, batch_size: int = 8, shuffle: bool = True,
                  augment: bool = True, repeat: bool = True, chunk_size: int = 512,
                  with_ks93: bool = False, ks93_fraction: float = 0.5, seed: int = 0,
-                 start: int = 0, stop: int | None = None):
+                 start: int = 0, stop: int | None = None, depth_weighting: bool = False):
     """Stream ``(ε, κ)`` batches from an HDF5 file written by :mod:`lensviz.data`.
 
     The file is read ``chunk_size`` samples at a time (:func:`lensviz.data.read_hdf5`
@@ -342,7 +370,7 @@ def hdf5_dataset(path: str | os.PathLike, batch_size: int = 8, shuffle: bool = T
            tf.TensorSpec([npix, npix], tf.float32))
     ds = tf.data.Dataset.from_generator(gen, output_signature=sig)
     return _finish(ds, batch_size, augment, with_ks93, ks93_fraction, seed,
-                   drop_remainder=repeat)
+                   drop_remainder=repeat, depth_weighting=depth_weighting)
 
 
 def validation_arrays(n: int = 256, path: str | None = None,
@@ -447,10 +475,14 @@ class ValidationMetrics(keras.callbacks.Callback):
     that early stopping and checkpoints see these values.
     """
 
-    def __init__(self, eps, kappa, loss_fn, batch_size: int = 64):
+    def __init__(self, eps, kappa, loss_fn, batch_size: int = 64,
+                 depth_weighting: bool = False):
         super().__init__()
         self.eps, self.kappa = eps, kappa
         self.loss_fn, self.batch_size = loss_fn, batch_size
+        # Per-map loss weights, as in training (the loss is then comparable across epochs).
+        self.weights = (np.asarray(training_weight(pixel_noise_var(eps[..., 2])), np.float32)
+                        if depth_weighting else None)
 
     def evaluate(self) -> dict[str, float]:
         import tensorflow as tf
@@ -462,7 +494,8 @@ class ValidationMetrics(keras.callbacks.Callback):
         for i in range(0, len(pred), self.batch_size):
             t = tf.constant(self.kappa[i: i + self.batch_size])
             p = tf.constant(pred[i: i + self.batch_size])
-            losses.append(float(self.loss_fn(t, p)) * len(t))
+            w = None if self.weights is None else tf.constant(self.weights[i: i + self.batch_size])
+            losses.append(float(self.loss_fn(t, p, sample_weight=w)) * len(t))
         out = {"val_loss": sum(losses) / len(pred)}
         out.update({f"val_{k}": v for k, v in summarize_metrics(self.kappa, pred).items()})
         return out
@@ -575,10 +608,12 @@ def _train_dataset(cfg, with_ks93: bool, n_samples: int | None = None):
         return hdf5_dataset(cfg.train_data, cfg.batch_size, augment=cfg.augment,
                             with_ks93=with_ks93, seed=cfg.seed,
                             ks93_fraction=getattr(cfg, "ks93_fraction", 0.5),
-                            stop=n_samples)
+                            stop=n_samples,
+                            depth_weighting=getattr(cfg, "depth_weighting", False))
     return simulated_dataset(cfg.batch_size, cfg.train_seed, n_samples=n_samples,
                              augment=cfg.augment, with_ks93=with_ks93,
-                             ks93_fraction=getattr(cfg, "ks93_fraction", 0.5), seed=cfg.seed)
+                             ks93_fraction=getattr(cfg, "ks93_fraction", 0.5), seed=cfg.seed,
+                             depth_weighting=getattr(cfg, "depth_weighting", False))
 
 
 def train(cfg: TrainConfig, out_dir: str | os.PathLike,
@@ -607,7 +642,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike,
     """
     import tensorflow as tf
 
-    from lensviz.nn.model import UNetConfig, build_unet, resolve_config
+    from lensviz.nn.model import UNet, UNetConfig, resolve_config
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -618,16 +653,20 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike,
     model_cfg = UNetConfig.from_dict({**base.to_dict(), **dict(cfg.model_overrides)})
     strategy = distribution_strategy(cfg.devices)
     with strategy.scope():
-        model = build_unet(model_cfg)
+        model = UNet(model_cfg, training_domain=cfg.domain)
         loss = make_loss(cfg.loss, cfg.coeffs, cfg.combined_weights)
         model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss)
     ds = _train_dataset(cfg, model_cfg.with_ks93)
     val_eps, val_kappa = validation_arrays(cfg.val_samples, cfg.val_data)
+    if cfg.domain is None:  # what the model sees: measured on (a prefix of) its data
+        seen = read_hdf5(cfg.train_data, 0, DOMAIN_SAMPLES)[0] if cfg.train_data else val_eps
+        model.training_domain = measure_domain(seen).to_dict()
     progress = ProgressCallback(on_progress, cfg.epochs, cfg.steps_per_epoch, cancel)
     checkpoint = AtomicCheckpoint(out / "model.keras")
     callbacks = [
         ValidationMetrics(val_eps, val_kappa, make_loss(cfg.loss, cfg.coeffs,
-                                                        cfg.combined_weights)),
+                                                        cfg.combined_weights),
+                          depth_weighting=cfg.depth_weighting),
         checkpoint,
         HistoryWriter(out),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience,

@@ -1,0 +1,75 @@
+"""lensviz.depth: the depth read from Δε, the KS93 σ rule, the training domain."""
+
+import math
+
+import numpy as np
+import pytest
+
+from lensviz import constants, depth
+
+A_PIX = constants.PIXEL_ARCMIN**2
+
+
+def _delta_e(n_gal, shape=(64, 64), empty=()):
+    d = np.full(shape, constants.SIGMA_E / math.sqrt(n_gal * A_PIX) if n_gal else 0.0)
+    for y, x in empty:
+        d[y, x] = constants.EMPTY_PIXEL_SIGMA
+    return d
+
+
+def test_effective_n_gal_inverts_the_pixel_noise():
+    for n in (3.0, 10.0, 30.0, 100.0, 1000.0):
+        assert float(depth.effective_n_gal(_delta_e(n))) == pytest.approx(n, rel=1e-9)
+
+
+def test_noise_free_maps_have_infinite_depth_and_empty_pixels_are_ignored():
+    d = _delta_e(0, empty=[(0, 0), (5, 7)])
+    assert float(depth.pixel_noise_var(d)) == 0.0
+    assert math.isinf(float(depth.effective_n_gal(d)))
+    d30 = _delta_e(30.0, empty=[(1, 1)] * 1 + [(2, y) for y in range(64)])
+    assert float(depth.effective_n_gal(d30)) == pytest.approx(30.0)
+    assert float(depth.masked_fraction(d30)) == pytest.approx(65 / 64**2)
+
+
+def test_ks93_sigma_rule_hits_its_nodes_and_is_monotonic():
+    for n, sigma in depth.KS93_SIGMA_RULE.items():
+        assert depth.ks93_sigma(_delta_e(0 if math.isinf(n) else n)) == pytest.approx(sigma)
+    grid = [depth.ks93_sigma(_delta_e(n)) for n in np.geomspace(1, 5000, 30)]
+    assert all(a >= b for a, b in zip(grid, grid[1:]))
+
+
+def test_training_weight_is_one_at_lsst_depth_and_larger_for_cleaner_maps():
+    lsst = constants.SIGMA_E**2 / (constants.N_GAL_ARCMIN2 * A_PIX)
+    assert depth.training_weight(lsst) == pytest.approx(1.0)
+    assert depth.training_weight(0.0) > 5 > 1 > depth.training_weight(4 * lsst)
+
+
+def test_domain_warnings_name_noise_mask_and_values():
+    domain = depth.TrainingDomain(n_gal_range=(10.0, 100.0), noise_free=False,
+                                  max_masked_fraction=0.1, max_abs_e=0.8)
+    eps = np.zeros((64, 64, 3))
+    eps[..., 2] = _delta_e(30.0)
+    assert depth.domain_warnings(eps, domain) == []
+    eps[..., 2] = _delta_e(300.0)
+    assert "300 gal/arcmin²" in depth.domain_warnings(eps, domain)[0]
+    eps[..., 2] = 0.0
+    assert "no shape noise" in depth.domain_warnings(eps, domain)[0]
+    eps[..., 2] = _delta_e(30.0)
+    eps[:20, :, 2] = constants.EMPTY_PIXEL_SIGMA
+    eps[0, 0, 0] = 5.0
+    warnings = depth.domain_warnings(eps, domain)
+    assert len(warnings) == 2 and "masked" in warnings[0] and "|ε| reaches 5" in warnings[1]
+
+
+def test_measure_domain_spans_the_samples_and_round_trips():
+    eps = np.zeros((3, 32, 32, 3))
+    eps[0, ..., 2] = _delta_e(10.0, (32, 32))
+    eps[1, ..., 2] = _delta_e(200.0, (32, 32), empty=[(0, i) for i in range(32)])
+    eps[2, 3, 4, 1] = -0.7
+    d = depth.measure_domain(eps)
+    assert d.n_gal_range == pytest.approx((10.0, 200.0))
+    assert d.noise_free and d.max_masked_fraction == pytest.approx(1 / 32)
+    assert d.max_abs_e == pytest.approx(0.7)
+    assert depth.TrainingDomain.from_dict(d.to_dict()) == d
+    with pytest.raises(ValueError, match="expected samples"):
+        depth.measure_domain(eps[0])
