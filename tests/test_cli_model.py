@@ -1,4 +1,4 @@
-"""The TensorFlow commands of the CLI: train, finetune, predict, evaluate --weights, tune, bench."""
+"""The TensorFlow commands of the CLI: train, finetune, predict, evaluate --weights, tune."""
 
 import json
 
@@ -106,15 +106,6 @@ def test_tune_runs_a_tiny_bayesian_search(tmp_path, capsys):
     hp = best["best_hyperparameters"]
     assert {"kernel_size", "depth", "pad", "learning_rate", "batch_size", "a_peaks"} <= set(hp)
     assert best["trials"][0]["score"] > 0
-
-
-def test_bench_quick_writes_json(tmp_path, capsys):
-    status, out, _ = run(capsys, "bench", "--only", "ks93", "metrics", "--quick",
-                         "--out", tmp_path / "b.json")
-    assert status == 0
-    results = json.loads((tmp_path / "b.json").read_text())["results"]
-    assert results["ks93"]["ratio_vs_bare_ffts"] > 0
-    assert results["metrics"]["agreement_with_loop"]["dpeaks_maps_differing"] == 0
 
 
 def test_predict_with_uncertainty_and_calibrate(tmp_path, capsys, tiny_weights, dataset):

@@ -523,13 +523,6 @@ COMMANDS: tuple[Command, ...] = (
         arg("--base-preset", default="lite"),
         arg("--seed", type=int, default=0),
     )),
-    Command("bench", "lensviz.cli.model:cmd_bench",
-            "run the benchmarks and write JSON (medians and ratios)", (
-        arg("--only", nargs="*", default=None,
-            help="benchmarks to run (ks93 metrics simulate inference training app)"),
-        arg("--out", default="benchmarks/results.json", help="JSON output"),
-        arg("--quick", action="store_true", help="smaller sizes, for a smoke run"),
-    )),
 )
 
 

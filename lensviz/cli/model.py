@@ -1,4 +1,4 @@
-"""Command-line commands that need TensorFlow: train, finetune, predict, tune, bench.
+"""Command-line commands that need TensorFlow: train, finetune, predict, tune.
 
 Registered in :data:`lensviz.cli.COMMANDS` as ``"lensviz.cli.model:cmd_…"`` strings, so
 TensorFlow is imported only when one of these commands runs.
@@ -17,7 +17,7 @@ import numpy as np
 
 from lensviz import constants
 
-__all__ = ["cmd_train", "cmd_finetune", "cmd_predict", "cmd_tune", "cmd_bench", "cmd_powerspec",
+__all__ = ["cmd_train", "cmd_finetune", "cmd_predict", "cmd_tune", "cmd_powerspec",
            "cmd_calibrate", "cmd_card",
            "parse_coeffs", "tuner_hypermodel"]
 
@@ -254,17 +254,6 @@ def cmd_tune(args: argparse.Namespace) -> int:
     (Path(args.out) / "best.json").write_text(json.dumps(result, indent=1, default=float))
     print(json.dumps(result["best_hyperparameters"], indent=1, default=float))
     print(f"wrote {Path(args.out) / 'best.json'}")
-    return 0
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    """Run benchmarks; print a summary and save JSON."""
-    from lensviz import bench
-
-    results = bench.run(args.only, quick=args.quick)
-    print(bench.format_results(results))
-    path = bench.save(results, args.out)
-    print(f"wrote {path}")
     return 0
 
 
