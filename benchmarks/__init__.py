@@ -70,8 +70,12 @@ def timeit(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -> dict[s
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
-            "repeat": repeat}
+    return {
+        "median_s": statistics.median(times),
+        "min_s": min(times),
+        "max_s": max(times),
+        "repeat": repeat,
+    }
 
 
 def _resolve(name: str) -> Callable[[bool], dict]:
@@ -99,9 +103,16 @@ def run(names: Sequence[str] | None = None, quick: bool = False) -> dict:
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         raise ValueError(f"unknown benchmarks {unknown}; available: {sorted(BENCHMARKS)}")
-    results = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                           "platform": platform.platform(), "numpy": np.__version__},
-               "quick": quick, "results": {}}
+    results = {
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "numpy": np.__version__,
+        },
+        "quick": quick,
+        "results": {},
+    }
     for name in names:
         t0 = time.perf_counter()
         results["results"][name] = _resolve(name)(quick)

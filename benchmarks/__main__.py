@@ -8,13 +8,19 @@ from benchmarks import BENCHMARKS, RESULTS_PATH, format_results, run, save
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks, print a summary and write JSON; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks",
-                                     description="Run lensviz's benchmarks and write JSON.")
-    parser.add_argument("names", nargs="*", metavar="NAME",
-                        help=f"benchmarks to run (default all): {' '.join(BENCHMARKS)}")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description="Run lensviz's benchmarks and write JSON."
+    )
+    parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"benchmarks to run (default all): {' '.join(BENCHMARKS)}",
+    )
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
-    parser.add_argument("--out", default=str(RESULTS_PATH),
-                        help="JSON output (default benchmarks/results.json)")
+    parser.add_argument(
+        "--out", default=str(RESULTS_PATH), help="JSON output (default benchmarks/results.json)"
+    )
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHMARKS]
     if unknown:

@@ -15,8 +15,13 @@ from lensviz.inversion import _FFT_CHUNK, gaussian_smooth, ks93
 from lensviz.metrics import score
 from lensviz.simulate import simulate_batch, simulate_sample
 
-__all__ = ["bench_ks93", "bench_metrics", "bench_wiener", "bench_simulate",
-           "challenge_style_scores"]
+__all__ = [
+    "bench_ks93",
+    "bench_metrics",
+    "bench_wiener",
+    "bench_simulate",
+    "challenge_style_scores",
+]
 
 
 def _fields(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -39,8 +44,8 @@ def bench_ks93(quick: bool = False) -> dict:
 
     def bare():  # the same FFTs in the blocks ks93 uses, nothing else
         for i in range(0, n, _FFT_CHUNK):
-            a = sfft.rfft2(g1[i: i + _FFT_CHUNK])
-            b = sfft.rfft2(g2[i: i + _FFT_CHUNK])
+            a = sfft.rfft2(g1[i : i + _FFT_CHUNK])
+            b = sfft.rfft2(g2[i : i + _FFT_CHUNK])
             sfft.irfft2(a, s=(128, 128))
             sfft.irfft2(b, s=(128, 128))
 
@@ -151,6 +156,5 @@ def bench_simulate(quick: bool = False) -> dict:
         "time": one,
         "samples_per_s_one_core": n / one["median_s"],
         "ms_per_sample": 1e3 * one["median_s"] / n,
-        "threads": "one: the simulator uses scipy.fft (workers=1) and element-wise numpy, "
-                   "no BLAS",
+        "threads": "one: the simulator uses scipy.fft (workers=1) and element-wise numpy, no BLAS",
     }

@@ -7,9 +7,9 @@ inference
     on the same batch is timed as the baseline.
 training
     Training steps per second fed by the HDF5 streaming pipeline
-    (:func:`lensviz.nn.training.hdf5_dataset`, shuffled chunks, augmentation; a gzip file and
+    (:func:`lensviz.nn.pipelines.hdf5_dataset`, shuffled chunks, augmentation; a gzip file and
     an uncompressed one, the setting for hot training files) and
-    by the on-the-fly simulation pipeline (:func:`lensviz.nn.training.simulated_dataset`),
+    by the on-the-fly simulation pipeline (:func:`lensviz.nn.pipelines.simulated_dataset`),
     against the same model fed from in-memory arrays; and the time each pipeline takes
     to produce a batch with no training at all, from which the share of step time spent
     producing data follows. On 2 cores the simulator competes with the training step for
@@ -30,7 +30,7 @@ from lensviz.data import write_hdf5
 from lensviz.evaluation import default_weights
 from lensviz.nn.losses import MultiFocalLoss
 from lensviz.nn.model import build_unet, load_model, predict_kappa
-from lensviz.nn.training import hdf5_dataset, simulated_dataset
+from lensviz.nn.pipelines import hdf5_dataset, simulated_dataset
 from lensviz.nn.uncertainty import predict_mc_dropout, predict_tta
 from lensviz.simulate import simulate_batch
 
@@ -53,8 +53,7 @@ def bench_inference(quick: bool = False) -> dict:
     one = eps[0]
     predict_kappa(model, one)
     single = timeit(lambda: predict_kappa(model, one), 10 if quick else 30, warmup=3)
-    keras_predict = timeit(lambda: model.predict(eps[:1], verbose=0), 5 if quick else 10,
-                           warmup=2)
+    keras_predict = timeit(lambda: model.predict(eps[:1], verbose=0), 5 if quick else 10, warmup=2)
     return {
         "model": source,
         "maps": n,
@@ -81,7 +80,7 @@ def bench_training(quick: bool = False) -> dict:
         t0 = time.perf_counter()
         for i in range(steps):
             j = (i % 4) * batch
-            model.train_on_batch(eps[j: j + batch], kappa[j: j + batch])
+            model.train_on_batch(eps[j : j + batch], kappa[j : j + batch])
         return time.perf_counter() - t0
 
     tmp = tempfile.TemporaryDirectory()
@@ -118,8 +117,7 @@ def bench_training(quick: bool = False) -> dict:
         for name, it in iters.items():
             pipe[name].append(run_pipeline(it))
     mem_step = statistics.median(mem) / steps
-    out = {"batch_size": batch, "steps_per_run": steps,
-           "in_memory_steps_per_s": 1 / mem_step}
+    out = {"batch_size": batch, "steps_per_run": steps, "in_memory_steps_per_s": 1 / mem_step}
     for name, it in iters.items():
         step = statistics.median(pipe[name]) / steps
         produce = data_only(it)

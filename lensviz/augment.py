@@ -16,6 +16,10 @@ Spin 2
     **e2 is negated**. A 90° rotation (transpose + flip) negates both, as ``e^{iπ}``
     says. Δε and κ are scalars: their pixels move, their values don't. The test that
     settles it is ``ks93(augment(ε)) == augment(ks93(ε))`` for all 8 symmetries.
+
+The same symmetries in TensorFlow, for ``tf.data`` pipelines, are
+:func:`lensviz.nn.pipelines.apply_symmetry_tf` and
+:func:`lensviz.nn.pipelines.random_symmetry_tf`.
 """
 
 from __future__ import annotations
@@ -29,8 +33,6 @@ __all__ = [
     "inverse_transform_maps",
     "apply_symmetry",
     "random_symmetry",
-    "apply_symmetry_tf",
-    "random_symmetry_tf",
 ]
 
 N_SYMMETRIES = 8
@@ -118,45 +120,3 @@ def random_symmetry(epsilon, kappa, rng: np.random.Generator):
     g = int(rng.integers(N_SYMMETRIES))
     eps, k = apply_symmetry(epsilon, kappa, g)
     return eps, k, g
-
-
-def apply_symmetry_tf(epsilon, kappa, g):
-    """TensorFlow version of :func:`apply_symmetry` for one sample, usable in ``tf.data``.
-
-    Parameters
-    ----------
-    epsilon : tf.Tensor, shape (ny, nx, C)
-    kappa : tf.Tensor, shape (ny, nx)
-    g : int or scalar int tf.Tensor in 0 … 7
-    """
-    import tensorflow as tf
-
-    epsilon = tf.convert_to_tensor(epsilon)
-    kappa = tf.convert_to_tensor(kappa)
-    g = tf.cast(g, tf.int32)
-    transpose = tf.not_equal(tf.bitwise.bitwise_and(g, 4), 0)
-    flip_y = tf.not_equal(tf.bitwise.bitwise_and(g, 2), 0)
-    flip_x = tf.not_equal(tf.bitwise.bitwise_and(g, 1), 0)
-    k = kappa[..., None]
-    eps = tf.cond(transpose, lambda: tf.transpose(epsilon, [1, 0, 2]), lambda: epsilon)
-    k = tf.cond(transpose, lambda: tf.transpose(k, [1, 0, 2]), lambda: k)
-    eps = tf.cond(flip_y, lambda: tf.reverse(eps, [0]), lambda: eps)
-    k = tf.cond(flip_y, lambda: tf.reverse(k, [0]), lambda: k)
-    eps = tf.cond(flip_x, lambda: tf.reverse(eps, [1]), lambda: eps)
-    k = tf.cond(flip_x, lambda: tf.reverse(k, [1]), lambda: k)
-    s1 = tf.where(transpose, -1.0, 1.0)
-    s2 = tf.where(tf.not_equal(flip_y, flip_x), -1.0, 1.0)
-    n_extra = tf.shape(eps)[-1] - 2
-    signs = tf.concat([tf.stack([s1, s2]), tf.ones([n_extra])], axis=0)
-    return eps * tf.cast(signs, eps.dtype), k[..., 0]
-
-
-def random_symmetry_tf(epsilon, kappa, seed=None):
-    """Apply a uniformly drawn symmetry in TensorFlow (stateless when ``seed`` is a pair)."""
-    import tensorflow as tf
-
-    if seed is None:
-        g = tf.random.uniform([], 0, N_SYMMETRIES, dtype=tf.int32)
-    else:
-        g = tf.random.stateless_uniform([], seed, 0, N_SYMMETRIES, dtype=tf.int32)
-    return apply_symmetry_tf(epsilon, kappa, g)

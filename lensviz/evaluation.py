@@ -1,8 +1,9 @@
 """Scoring mass-mapping methods on a dataset.
 
 A *predictor* is any callable ``eps (N, 128, 128, 3) float32 -> kappa (N, 128, 128)``;
-:func:`evaluate_methods` takes a ``{name: predictor}`` dict, so a UNet or a Wiener
-filter is added by adding an entry. :func:`ks93_predictor` builds the KS93 ones.
+:func:`evaluate_methods` takes a ``{name: predictor}`` dict, so a method is added by
+adding an entry. :func:`ks93_predictor` and :func:`wiener_predictor` build the classical
+ones here; the UNet's is :func:`lensviz.nn.model.unet_predictor` (TensorFlow).
 
 The smoothing σ of KS93 is a free parameter. It is chosen by :func:`choose_ks93_sigma`
 on :func:`calibration_set` (simulated seeds disjoint from the test seeds,
@@ -28,7 +29,6 @@ __all__ = [
     "N_BOOTSTRAP",
     "HIGHER_IS_BETTER",
     "ks93_predictor",
-    "unet_predictor",
     "wiener_predictor",
     "default_weights",
     "default_power_spectrum",
@@ -124,25 +124,6 @@ def wiener_predictor(signal=None, pad: int = 0) -> Predictor:
 
     predict.__name__ = "wiener"
     predict.__doc__ = f"Wiener filter S/(S+N) on the KS93 E mode, pad {pad} px."
-    return predict
-
-
-def unet_predictor(weights, batch_size: int = 64) -> Predictor:
-    """A predictor running the UNet saved at ``weights`` (a ``.keras`` file).
-
-    The model is loaded once; predictions use the ``tf.function`` forward of
-    :func:`lensviz.nn.model.predict_kappa`. TensorFlow is imported only here.
-    """
-    from lensviz.nn.model import load_model, predict_kappa
-
-    model = load_model(weights)
-
-    def predict(eps: np.ndarray) -> np.ndarray:
-        return predict_kappa(model, eps, batch_size=batch_size)
-
-    predict.__name__ = "unet"
-    predict.__doc__ = f"UNet {getattr(model, 'name', '')} from {weights}."
-    predict.model = model
     return predict
 
 

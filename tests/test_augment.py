@@ -3,12 +3,12 @@ import pytest
 
 from lensviz.augment import (
     apply_symmetry,
-    apply_symmetry_tf,
     inverse_transform_maps,
     symmetry_signs,
     transform_maps,
 )
 from lensviz.inversion import ks93, ks93inv
+from lensviz.nn.pipelines import apply_symmetry_tf
 
 
 @pytest.fixture

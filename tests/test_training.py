@@ -18,10 +18,9 @@ from lensviz.nn.training import (
     TrainConfig,
     TrainingCancelled,
     finetune,
-    hdf5_dataset,
-    simulated_dataset,
     train,
 )
+from lensviz.nn.pipelines import hdf5_dataset, simulated_dataset
 
 TINY = {"base_filters": 4, "max_filters": 8, "depth": 3, "pad": 0, "n_decoder_dropout": 1}
 ROOT = Path(__file__).resolve().parent.parent

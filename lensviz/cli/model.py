@@ -1,7 +1,9 @@
-"""Command-line commands that need TensorFlow: train, finetune, predict, tune.
+"""Model commands: ``train``, ``finetune``, ``predict``, ``tune``.
 
 Registered in :data:`lensviz.cli.COMMANDS` as ``"lensviz.cli.model:cmd_…"`` strings, so
-TensorFlow is imported only when one of these commands runs.
+TensorFlow is imported only when one of these commands runs. Keras Tuner (the optional
+``tune`` extra) is imported by ``tune`` alone, inside :func:`cmd_tune` and
+:func:`tuner_hypermodel`, so the other commands work without it.
 """
 
 from __future__ import annotations
@@ -11,29 +13,58 @@ import json
 import math
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from lensviz import constants
+from lensviz.cli import _progress
+from lensviz.cli.data import iter_data
+from lensviz.data import write_predictions
+from lensviz.evaluation import (
+    choose_ks93_sigma,
+    default_weights,
+    ks93_predictor,
+    wiener_predictor,
+)
+from lensviz.loss_weights import check_coeffs
+from lensviz.nn.losses import MultiFocalLoss
+from lensviz.nn.model import UNetConfig, build_unet, resolve_config, unet_predictor
+from lensviz.nn.pipelines import simulated_dataset
+from lensviz.nn.training import (
+    FinetuneConfig,
+    TrainConfig,
+    ValidationMetrics,
+    finetune,
+    summarize_metrics,
+    train,
+    validation_arrays,
+)
+from lensviz.nn.uncertainty import predict_uncertainty
 
-__all__ = ["cmd_train", "cmd_finetune", "cmd_predict", "cmd_tune", "cmd_powerspec",
-           "cmd_calibrate", "cmd_card",
-           "parse_coeffs", "tuner_hypermodel"]
+__all__ = [
+    "cmd_train",
+    "cmd_finetune",
+    "cmd_predict",
+    "cmd_tune",
+    "parse_coeffs",
+    "tuner_hypermodel",
+]
 
 
 def parse_coeffs(text: str | None) -> dict[str, float]:
     """``"focal=1,local=2,..."`` → dict, completed with the report's values and checked."""
-    from lensviz.loss_weights import check_coeffs
-
     if not text:
         return check_coeffs(None)
     out = {}
     for part in text.split(","):
         key, sep, value = part.partition("=")
         if not sep:
-            raise ValueError(f"--coeffs: expected NAME=VALUE pairs separated by commas, got "
-                             f"{part!r}")
+            raise ValueError(
+                f"--coeffs: expected NAME=VALUE pairs separated by commas, got {part!r}"
+            )
         try:
             out[key.strip()] = float(value)
         except ValueError:
@@ -43,30 +74,38 @@ def parse_coeffs(text: str | None) -> dict[str, float]:
 
 def _print_progress(p) -> None:
     eta = "?" if math.isnan(p.eta_s) else f"{p.eta_s:5.0f}s"
-    line = (f"\repoch {p.epoch + 1}/{p.epochs} step {p.step}/{p.steps} "
-            f"loss {p.loss:.5f} eta {eta}")
+    line = f"\repoch {p.epoch + 1}/{p.epochs} step {p.step}/{p.steps} loss {p.loss:.5f} eta {eta}"
     if p.stage == "epoch_end" and p.history:
         h = p.history[-1]
-        line += (f" | val_loss {h.get('val_loss', float('nan')):.5f} "
-                 f"wmape(med) {h.get('val_wmape_median', float('nan')):.3f} "
-                 f"dicee {h.get('val_dicee', float('nan')):.3f} "
-                 f"dpeaks {h.get('val_dpeaks', float('nan')):.1f}\n")
+        line += (
+            f" | val_loss {h.get('val_loss', float('nan')):.5f} "
+            f"wmape(med) {h.get('val_wmape_median', float('nan')):.3f} "
+            f"dicee {h.get('val_dicee', float('nan')):.3f} "
+            f"dpeaks {h.get('val_dpeaks', float('nan')):.1f}\n"
+        )
     print(line, end="", file=sys.stderr, flush=True)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a preset; prints progress and the summary."""
-    from lensviz.nn.training import TrainConfig, train
-
     cfg = TrainConfig(
         preset=args.preset,
         model_overrides={"with_ks93": True} if args.with_ks93 else {},
-        loss=args.loss, coeffs=parse_coeffs(args.coeffs), learning_rate=args.lr,
-        batch_size=args.batch, epochs=args.epochs, steps_per_epoch=args.steps,
-        train_data=args.train_data, train_seed=args.train_seed, val_data=args.val_data,
-        val_samples=args.val_n, patience=args.patience, augment=not args.no_augment,
+        loss=args.loss,
+        coeffs=parse_coeffs(args.coeffs),
+        learning_rate=args.lr,
+        batch_size=args.batch,
+        epochs=args.epochs,
+        steps_per_epoch=args.steps,
+        train_data=args.train_data,
+        train_seed=args.train_seed,
+        val_data=args.val_data,
+        val_samples=args.val_n,
+        patience=args.patience,
+        augment=not args.no_augment,
         depth_weighting=args.depth_weighting,
-        devices=tuple(args.devices.split(",")) if args.devices else None, seed=args.seed,
+        devices=tuple(args.devices.split(",")) if args.devices else None,
+        seed=args.seed,
     )
     summary = train(cfg, args.out, on_progress=_print_progress)
     print(json.dumps(summary, indent=1))
@@ -76,15 +115,24 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_finetune(args: argparse.Namespace) -> int:
     """Fine-tune saved weights; writes OUT only on success."""
-    from lensviz.nn.training import FinetuneConfig, finetune
-
     cfg = FinetuneConfig(
-        loss=args.loss, coeffs=parse_coeffs(args.coeffs),
-        combined_weights={"multifocal": args.w_multifocal, "wmape": args.w_wmape,
-                          "dicee": args.w_dicee, "dpeaks": args.w_dpeaks},
-        which=args.which, epochs=args.epochs, n_samples=args.n, batch_size=args.batch,
-        learning_rate=args.lr, train_data=args.train_data, val_samples=args.val_n,
-        normalize_terms=not args.raw_term_weights, seed=args.seed,
+        loss=args.loss,
+        coeffs=parse_coeffs(args.coeffs),
+        combined_weights={
+            "multifocal": args.w_multifocal,
+            "wmape": args.w_wmape,
+            "dicee": args.w_dicee,
+            "dpeaks": args.w_dpeaks,
+        },
+        which=args.which,
+        epochs=args.epochs,
+        n_samples=args.n,
+        batch_size=args.batch,
+        learning_rate=args.lr,
+        train_data=args.train_data,
+        val_samples=args.val_n,
+        normalize_terms=not args.raw_term_weights,
+        seed=args.seed,
     )
     if not Path(args.weights).exists():
         raise FileNotFoundError(f"{args.weights}: no such weights file")
@@ -94,26 +142,22 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         rows.append(f"{key:<10} {result['before'][key]:9.4f} {result['after'][key]:9.4f}")
     print("\n".join(rows))
     if result["term_scales"]:
-        print("term scales (initial mean value of each term, the weights were divided by "
-              "them): " + ", ".join(f"{k} {v:.3g}" for k, v in result["term_scales"].items()))
+        print(
+            "term scales (initial mean value of each term, the weights were divided by "
+            "them): " + ", ".join(f"{k} {v:.3g}" for k, v in result["term_scales"].items())
+        )
     print(f"wrote {result['path']} (trainable: {', '.join(result['trainable'])})")
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Predict κ for DATA with one method; writes ``kappa_pred`` and ``names`` in input order."""
-    from lensviz.cli import _progress, iter_data
-    from lensviz.data import write_predictions
-    from lensviz.evaluation import default_weights, ks93_predictor, unet_predictor
-
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise FileExistsError(f"{out}: already exists; pass --overwrite to replace it")
     if args.uncertainty and args.method != "unet":
         raise ValueError(f"--uncertainty needs --method unet, got --method {args.method}")
     if args.method == "wiener":
-        from lensviz.evaluation import wiener_predictor
-
         predictor = wiener_predictor(None, args.pad)
         attrs = {"method": "wiener", "pad_px": args.pad}
     elif args.method == "unet":
@@ -123,13 +167,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         predictor = unet_predictor(weights)
         attrs = {"method": "unet", "weights": str(weights)}
         if args.uncertainty:  # mean and σ instead of one pass
-            from functools import partial
-
-            from lensviz.nn.uncertainty import predict_uncertainty
-
             attrs.update(uncertainty=args.uncertainty, passes=args.passes)
-            predictor = partial(predict_uncertainty, predictor.model, method=args.uncertainty,
-                                n_passes=args.passes)
+            predictor = partial(
+                predict_uncertainty, predictor.model, method=args.uncertainty, n_passes=args.passes
+            )
     else:
         predictor = ks93_predictor(args.sigma, args.pad)
         attrs = {"method": "ks93", "sigma_px": args.sigma, "pad_px": args.pad}
@@ -145,8 +186,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
             names.extend(batch_names)
             bar.update(len(eps))
     attrs["data"] = args.data
-    write_predictions(out, np.concatenate(preds), names, overwrite=args.overwrite, attrs=attrs,
-                      kappa_std=np.concatenate(stds) if stds else None)
+    write_predictions(
+        out,
+        np.concatenate(preds),
+        names,
+        overwrite=args.overwrite,
+        attrs=attrs,
+        kappa_std=np.concatenate(stds) if stds else None,
+    )
     print(f"wrote {out}: {len(names)} maps ({args.method})")
     return 0
 
@@ -165,11 +212,7 @@ def tuner_hypermodel(base_preset: str = "lite"):
     losses with different coefficients are not comparable, so the loss itself cannot
     be the objective.
     """
-    import keras
     import keras_tuner as kt
-
-    from lensviz.nn.losses import MultiFocalLoss
-    from lensviz.nn.model import UNetConfig, build_unet, resolve_config
 
     base = resolve_config(base_preset)
 
@@ -177,14 +220,19 @@ def tuner_hypermodel(base_preset: str = "lite"):
         def build(self, hp):
             depth = hp.Choice("depth", [4, 5, 6])
             pad = hp.Choice("pad", [0, 16, 32])
-            cfg = UNetConfig.from_dict({
-                **base.to_dict(),
-                "kernel_size": hp.Choice("kernel_size", [2, 3, 4, 5]),
-                "depth": depth, "pad": pad,
-                "n_decoder_dropout": min(base.n_decoder_dropout, depth - 1),
-            })
-            coeffs = {name: hp.Float(f"a_{name}", 0.0, 4.0, step=0.5)
-                      for name in constants.MULTIFOCAL_COMPONENTS}
+            cfg = UNetConfig.from_dict(
+                {
+                    **base.to_dict(),
+                    "kernel_size": hp.Choice("kernel_size", [2, 3, 4, 5]),
+                    "depth": depth,
+                    "pad": pad,
+                    "n_decoder_dropout": min(base.n_decoder_dropout, depth - 1),
+                }
+            )
+            coeffs = {
+                name: hp.Float(f"a_{name}", 0.0, 4.0, step=0.5)
+                for name in constants.MULTIFOCAL_COMPONENTS
+            }
             if sum(coeffs.values()) == 0:
                 coeffs["focal"] = 1.0
             model = build_unet(cfg)
@@ -193,8 +241,6 @@ def tuner_hypermodel(base_preset: str = "lite"):
             return model
 
         def fit(self, hp, model, *args, **kwargs):
-            from lensviz.nn.training import simulated_dataset
-
             batch = hp.Choice("batch_size", [4, 8, 16])
             ds = simulated_dataset(batch, seed_start=constants.TRAIN_SEED_START + 10_000_000)
             kwargs.pop("batch_size", None)
@@ -209,13 +255,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
         import keras_tuner as kt
         import tensorboard  # noqa: F401  (Keras Tuner needs it with TensorFlow)
     except ModuleNotFoundError:
-        raise RuntimeError("Keras Tuner is not installed; install the optional extra with "
-                           "`pip install 'keras-tuner[bayesian]' tensorboard` "
-                           "(or `pip install .[tune]`)") from None
-    import keras
-
-    from lensviz.evaluation import choose_ks93_sigma, ks93_predictor
-    from lensviz.nn.training import ValidationMetrics, summarize_metrics, validation_arrays
+        raise RuntimeError(
+            "Keras Tuner is not installed; install the optional extra with "
+            "`pip install 'keras-tuner[bayesian]' tensorboard` "
+            "(or `pip install .[tune]`)"
+        ) from None
 
     val_eps, val_kappa = validation_arrays(args.val_n)
     sigma, _ = choose_ks93_sigma(val_eps, val_kappa)
@@ -225,99 +269,56 @@ def cmd_tune(args: argparse.Namespace) -> int:
         def on_epoch_end(self, epoch, logs=None):
             super().on_epoch_end(epoch, logs)
             if logs is not None:
-                logs["val_score"] = float(np.mean([
-                    logs["val_dicee"] / ks["dicee"], logs["val_dpeaks"] / max(ks["dpeaks"], 1),
-                    logs["val_wmape_median"] / ks["wmape_median"]]))
+                logs["val_score"] = float(
+                    np.mean(
+                        [
+                            logs["val_dicee"] / ks["dicee"],
+                            logs["val_dpeaks"] / max(ks["dpeaks"], 1),
+                            logs["val_wmape_median"] / ks["wmape_median"],
+                        ]
+                    )
+                )
 
     tuner = kt.BayesianOptimization(
-        tuner_hypermodel(args.base_preset), objective=kt.Objective("val_score", "min"),
-        max_trials=args.trials, seed=args.seed, directory=args.out, project_name="lensviz",
-        overwrite=False)
+        tuner_hypermodel(args.base_preset),
+        objective=kt.Objective("val_score", "min"),
+        max_trials=args.trials,
+        seed=args.seed,
+        directory=args.out,
+        project_name="lensviz",
+        overwrite=False,
+    )
 
     class _ValCallback(Scored):
         def __init__(self):
             super().__init__(val_eps, val_kappa, keras.losses.MeanSquaredError())
 
     t0 = time.perf_counter()
-    tuner.search(epochs=args.epochs, steps_per_epoch=args.steps, verbose=0,
-                 callbacks=[_ValCallback(), keras.callbacks.EarlyStopping(
-                     monitor="val_score", mode="min", patience=args.patience)])
+    tuner.search(
+        epochs=args.epochs,
+        steps_per_epoch=args.steps,
+        verbose=0,
+        callbacks=[
+            _ValCallback(),
+            keras.callbacks.EarlyStopping(monitor="val_score", mode="min", patience=args.patience),
+        ],
+    )
     trials = [t for t in tuner.oracle.get_best_trials(args.trials) if t.score is not None]
     if not trials:
         raise RuntimeError(f"no tuning trial finished; see the trial logs under {args.out}")
     best = trials[0].hyperparameters.values
-    result = {"best_hyperparameters": best, "ks93_smoothed_reference": ks,
-              "ks93_sigma_px": sigma, "wall_time_s": time.perf_counter() - t0,
-              "trials": [{"id": t.trial_id, "score": t.score,
-                          "hyperparameters": t.hyperparameters.values} for t in trials]}
+    result = {
+        "best_hyperparameters": best,
+        "ks93_smoothed_reference": ks,
+        "ks93_sigma_px": sigma,
+        "wall_time_s": time.perf_counter() - t0,
+        "trials": [
+            {"id": t.trial_id, "score": t.score, "hyperparameters": t.hyperparameters.values}
+            for t in trials
+        ],
+    }
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "best.json").write_text(json.dumps(result, indent=1, default=float))
     print(json.dumps(result["best_hyperparameters"], indent=1, default=float))
     print(f"wrote {Path(args.out) / 'best.json'}")
-    return 0
-
-
-def cmd_powerspec(args: argparse.Namespace) -> int:
-    """Estimate the κ power spectrum of simulated maps and save it (Wiener filter's S)."""
-    from lensviz.cli import _progress
-    from lensviz.inversion import estimate_power_spectrum
-    from lensviz.simulate import simulate_batch
-
-    kappas = []
-    with _progress(args.n, "powerspec") as bar:
-        for start in range(0, args.n, 256):
-            n = min(256, args.n - start)
-            kappas.append(simulate_batch(n, args.seed + start)[1])
-            bar.update(n)
-    command = (f"python -m lensviz powerspec --n {args.n} --seed {args.seed} "
-               f"--bins {args.bins} --out {args.out}")
-    ps = estimate_power_spectrum(np.concatenate(kappas), args.bins, meta={
-        "command": command, "n_maps": args.n, "seed_start": args.seed,
-        "normalisation": "P(k) = <|FFT(kappa)|^2> / (ny*nx), per pixel, mean removed",
-    })
-    ps.save(args.out)
-    print(f"wrote {args.out} (S from {args.n} simulated maps, seeds {args.seed}..)")
-    return 0
-
-
-def cmd_calibrate(args: argparse.Namespace) -> int:
-    """Coverage of UNet uncertainty maps on data with truth."""
-    from lensviz.cli import load_data
-    from lensviz.evaluation import default_weights
-    from lensviz.nn.model import load_model
-    from lensviz.nn.uncertainty import calibration, predict_uncertainty
-
-    weights = args.weights or default_weights()
-    if weights is None:
-        raise FileNotFoundError("no --weights given and weights/lite.keras not found")
-    eps, kappa, _ = load_data(args.data, args.n, need_kappa=True)
-    mean, std = predict_uncertainty(load_model(weights), eps, args.method, args.passes)
-    c = calibration(kappa, mean, std)
-    what = f"{args.passes} passes" if args.method == "mc_dropout" else "8 symmetries"
-    print(f"{args.method} ({what}) on {len(eps)} maps of {args.data}:")
-    print(f"  within ±1σ: {c['within_1sigma']:.3f} (Gaussian {c['expected_1sigma']:.3f})")
-    print(f"  within ±2σ: {c['within_2sigma']:.3f} (Gaussian {c['expected_2sigma']:.3f})")
-    print(f"  mean σ {c['mean_sigma']:.4f} vs RMSE {c['rmse']:.4f}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"data": args.data, "method": args.method,
-                                               "passes": args.passes, "weights": str(weights),
-                                               **c}, indent=1))
-        print(f"wrote {args.json}")
-    return 0
-
-
-def cmd_card(args: argparse.Namespace) -> int:
-    """Score weights on the held-out test set and write the model card."""
-    from lensviz.nn.card import build_card, card_markdown, write_card
-
-    variants = {}
-    for item in args.variant:
-        name, sep, path = item.partition("=")
-        if not sep:
-            raise ValueError(f"--variant: expected NAME=PATH, got {item!r}")
-        variants[name] = path
-    card = build_card(args.weights, args.run, args.n, args.command, variants or None)
-    write_card(card, f"{args.out}.json", f"{args.out}.md")
-    print(card_markdown(card))
-    print(f"wrote {args.out}.json and {args.out}.md")
     return 0

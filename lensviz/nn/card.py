@@ -15,6 +15,16 @@ import json
 from pathlib import Path
 
 from lensviz import constants
+from lensviz._atomic import write_text
+from lensviz.evaluation import (
+    calibration_set,
+    choose_ks93_sigma,
+    evaluate_methods,
+    ks93_predictor,
+    wiener_predictor,
+)
+from lensviz.nn.model import load_model, unet_predictor
+from lensviz.simulate import simulate_batch
 
 __all__ = ["HEADLINE", "build_card", "card_markdown", "write_card", "test_set_scores"]
 
@@ -33,16 +43,6 @@ def _sha256(path: Path) -> str:
 def test_set_scores(weights, n_test: int = 500, seed: int = constants.TEST_SEED_START,
                     calibration_n: int = 200) -> dict:
     """Summary metrics of the UNet, KS93 raw/smoothed and Wiener on a simulated test set."""
-    from lensviz.evaluation import (
-        calibration_set,
-        choose_ks93_sigma,
-        evaluate_methods,
-        ks93_predictor,
-        unet_predictor,
-        wiener_predictor,
-    )
-    from lensviz.simulate import simulate_batch
-
     sigma, table = choose_ks93_sigma(*calibration_set(calibration_n))
     eps, kappa = simulate_batch(n_test, seed)
     predictors = {
@@ -70,8 +70,6 @@ def build_card(weights, run_dir=None, n_test: int = 500, command: str | None = N
     ``extra_weights`` (name → path) are scored on the same test set, e.g. a fine-tuned
     variant, and reported beside the main model.
     """
-    from lensviz.nn.model import load_model
-
     weights = Path(weights)
     model = load_model(weights)
     card: dict = {
@@ -183,8 +181,6 @@ def card_markdown(card: dict) -> str:
 
 def write_card(card: dict, json_path, md_path=None) -> None:
     """Write the card as JSON (and Markdown), each atomically."""
-    from lensviz._atomic import write_text
-
     write_text(json_path, json.dumps(card, indent=1, default=float))
     if md_path is not None:
         write_text(md_path, card_markdown(card))

@@ -39,10 +39,12 @@ from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from lensviz import constants
 from lensviz._atomic import atomic_path
 from lensviz.depth import LEGACY_DOMAIN, TrainingDomain
+from lensviz.inversion import ks93
 from lensviz.nn.features import LensingFeatures
 
 __all__ = [
@@ -63,6 +65,7 @@ __all__ = [
     "predict_kappa",
     "save_model",
     "load_model",
+    "unet_predictor",
 ]
 
 #: Name of the final Conv2DTranspose: the only trainable layer in ``set_trainable("last")``.
@@ -550,8 +553,6 @@ def forward_fn(model: keras.Model) -> Callable:
     callable
         ``f(x: float32 (N, npix, npix, C)) -> tf.Tensor (N, npix, npix)``.
     """
-    import tensorflow as tf
-
     ref = weakref.ref(model)
     shape = (None, *model.input_shape[1:])
 
@@ -605,8 +606,6 @@ def add_ks93_channel(eps: np.ndarray) -> np.ndarray:
     -------
     ndarray, float32, shape (..., ny, nx, 4)
     """
-    from lensviz.inversion import ks93
-
     eps = np.asarray(eps, dtype=np.float32)
     if eps.ndim < 3 or eps.shape[-1] != 3:
         raise ValueError(f"expected ε of shape (..., ny, nx, 3), got shape {eps.shape}")
@@ -729,3 +728,23 @@ def load_model(path: str | os.PathLike, compile: bool = False) -> keras.Model:
             f"model file {path!r} is corrupt or not a lensviz model: "
             f"{type(err).__name__}: {err}"
         ) from err
+
+
+def unet_predictor(weights: str | os.PathLike, batch_size: int = 64) -> Callable:
+    """A predictor running the UNet saved at ``weights`` (a ``.keras`` file).
+
+    The predictor protocol is :mod:`lensviz.evaluation`'s: ``eps (N, 128, 128, 3) ->
+    kappa (N, 128, 128)``, so the UNet joins KS93 and Wiener in
+    :func:`lensviz.evaluation.evaluate_methods`. The model is loaded once; predictions go
+    through the cached ``tf.function`` forward of :func:`predict_kappa`. The loaded model
+    is the predictor's ``model`` attribute.
+    """
+    model = load_model(weights)
+
+    def predict(eps: np.ndarray) -> np.ndarray:
+        return predict_kappa(model, eps, batch_size=batch_size)
+
+    predict.__name__ = "unet"
+    predict.__doc__ = f"UNet {getattr(model, 'name', '')} from {weights}."
+    predict.model = model
+    return predict

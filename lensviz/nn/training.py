@@ -1,13 +1,9 @@
-"""Training and fine-tuning: tf.data pipelines, callbacks, devices, atomic checkpoints.
+"""Training and fine-tuning: runs, callbacks, devices, atomic checkpoints.
 
-Pipelines
-    :func:`simulated_dataset` draws samples on the fly from :mod:`lensviz.simulate`
-    (sample ``i`` uses seed ``seed_start + i``, so a run never reuses a sample and a
-    seed range can be kept disjoint from the test set); :func:`hdf5_dataset` streams
-    an HDF5 file in chunks, shuffling chunk order and within a buffer. Both apply a
-    random spin-2-correct symmetry (:func:`lensviz.augment.random_symmetry_tf`) and,
-    for ``with_ks93`` models, append the KS93 channel, zeroed on a random
-    ``1 − ks93_fraction`` of the samples (the report used 50%).
+Data
+    Training batches come from :mod:`lensviz.nn.pipelines` (on-the-fly simulation or an
+    HDF5 stream, with random spin-2 symmetries); validation uses a fixed set,
+    :func:`validation_arrays`.
 
 Runs
     :func:`train` fits a preset with validation on a fixed simulated set from the
@@ -36,11 +32,25 @@ from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from lensviz import constants
 from lensviz._atomic import write_text
 from lensviz.data import read_hdf5
 from lensviz.depth import measure_domain, pixel_noise_var, training_weight
+from lensviz.metrics import score
+from lensviz.nn.losses import CombinedLoss, FocalLoss, MSELoss, MultiFocalLoss
+from lensviz.nn.model import (
+    UNet,
+    UNetConfig,
+    load_model,
+    predict_kappa,
+    resolve_config,
+    save_model,
+    set_trainable,
+)
+from lensviz.nn.pipelines import hdf5_dataset, simulated_dataset
+from lensviz.simulate import simulate_batch
 
 __all__ = [
     "LOSSES",
@@ -49,8 +59,6 @@ __all__ = [
     "Progress",
     "TrainingCancelled",
     "make_loss",
-    "simulated_dataset",
-    "hdf5_dataset",
     "validation_arrays",
     "ValidationMetrics",
     "ProgressCallback",
@@ -220,171 +228,26 @@ class FinetuneConfig:
 def make_loss(name: str, coeffs: Mapping[str, float] | None = None,
               combined_weights: Mapping[str, float] | None = None):
     """A Keras loss by name: ``mse``, ``focal``, ``multifocal`` or ``combined``."""
-    from lensviz.nn import losses
-
     if name == "mse":
-        return losses.MSELoss()
+        return MSELoss()
     if name == "focal":
-        return losses.FocalLoss()
+        return FocalLoss()
     if name == "multifocal":
-        return losses.MultiFocalLoss(coeffs=dict(coeffs or constants.MULTIFOCAL_COEFFS))
+        return MultiFocalLoss(coeffs=dict(coeffs or constants.MULTIFOCAL_COEFFS))
     if name == "combined":
         w = dict(combined_weights or {})
-        return losses.CombinedLoss(coeffs=dict(coeffs or constants.MULTIFOCAL_COEFFS), **w)
+        return CombinedLoss(coeffs=dict(coeffs or constants.MULTIFOCAL_COEFFS), **w)
     raise ValueError(f"unknown loss {name!r}; expected one of {list(LOSSES)}")
-
-
-# === Pipelines ===
-
-
-def _sample_weight(eps):
-    """:func:`lensviz.depth.training_weight` of one sample's noise, in TensorFlow."""
-    import tensorflow as tf
-
-    de = eps[..., 2]
-    filled = tf.cast(de < constants.EMPTY_PIXEL_SIGMA, tf.float32)
-    var = tf.reduce_sum(filled * de * de) / tf.maximum(tf.reduce_sum(filled), 1.0)
-    return training_weight(var)
-
-
-def _finish(ds, batch_size: int, augment: bool, with_ks93: bool, ks93_fraction: float,
-            seed: int, drop_remainder: bool = True, depth_weighting: bool = False):
-    import tensorflow as tf
-
-    from lensviz.augment import apply_symmetry_tf
-    from lensviz.nn.model import add_ks93_channel
-
-    # Each element carries an integer key (its seed or index) so that augmentation and
-    # the KS93 mask are deterministic per sample, whatever the parallel order.
-    if augment:
-        def _aug(key, eps, kappa):
-            g = tf.random.stateless_uniform([], tf.stack([key, tf.cast(seed, tf.int64)]), 0, 8,
-                                            dtype=tf.int32)
-            eps, kappa = apply_symmetry_tf(eps, kappa, g)
-            return key, eps, kappa
-
-        ds = ds.map(_aug, num_parallel_calls=tf.data.AUTOTUNE)
-    if with_ks93:
-        def _ks(key, eps):
-            x = add_ks93_channel(eps)
-            if np.random.default_rng([int(key), seed, 7]).random() >= ks93_fraction:
-                x[..., 3] = 0.0
-            return x
-
-        def _add(key, eps, kappa):
-            x = tf.numpy_function(_ks, [key, eps], tf.float32)
-            x.set_shape([*eps.shape[:-1], 4])
-            return key, x, kappa
-
-        ds = ds.map(_add, num_parallel_calls=tf.data.AUTOTUNE)
-    if depth_weighting:
-        ds = ds.map(lambda key, eps, kappa: (eps, kappa, _sample_weight(eps)))
-    else:
-        ds = ds.map(lambda key, eps, kappa: (eps, kappa))
-    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
-
-
-def simulated_dataset(batch_size: int = 8, seed_start: int = constants.TRAIN_SEED_START,
-                      n_samples: int | None = None, augment: bool = True,
-                      with_ks93: bool = False, ks93_fraction: float = 0.5,
-                      sim_config=None, seed: int = 0, npix: int = constants.NPIX,
-                      depth_weighting: bool = False):
-    """A ``tf.data.Dataset`` of simulated ``(ε, κ)`` batches generated on the fly.
-
-    Parameters
-    ----------
-    batch_size : int
-    seed_start : int
-        Simulator seed of the first sample; sample ``i`` uses ``seed_start + i``.
-    n_samples : int or None
-        Number of samples; None for an endless stream.
-    augment, with_ks93, ks93_fraction, seed
-        See the module docstring.
-    sim_config : lensviz.simulate.SimulationConfig or None
-
-    Returns
-    -------
-    tf.data.Dataset
-        Batches ``(ε (B, npix, npix, C), κ (B, npix, npix))`` float32.
-    """
-    import tensorflow as tf
-
-    from lensviz.simulate import simulate_sample
-
-    stop = seed_start + n_samples if n_samples is not None else np.iinfo(np.int64).max
-    keys = tf.data.Dataset.range(seed_start, stop)
-
-    def _sim(key):
-        eps, kappa = simulate_sample(int(key), sim_config)
-        return eps.astype(np.float32), kappa.astype(np.float32)
-
-    def _map(key):
-        eps, kappa = tf.numpy_function(_sim, [key], (tf.float32, tf.float32))
-        eps.set_shape([npix, npix, 3])
-        kappa.set_shape([npix, npix])
-        return key, eps, kappa
-
-    ds = keys.map(_map, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return _finish(ds, batch_size, augment, with_ks93, ks93_fraction, seed,
-                   drop_remainder=n_samples is None, depth_weighting=depth_weighting)
-
-
-def hdf5_dataset(path: str | os.PathLike, batch_size: int = 8, shuffle: bool = True,
-                 augment: bool = True, repeat: bool = True, chunk_size: int = 512,
-                 with_ks93: bool = False, ks93_fraction: float = 0.5, seed: int = 0,
-                 start: int = 0, stop: int | None = None, depth_weighting: bool = False):
-    """Stream ``(ε, κ)`` batches from an HDF5 file written by :mod:`lensviz.data`.
-
-    The file is read ``chunk_size`` samples at a time (:func:`lensviz.data.read_hdf5`
-    slices), never whole. With ``shuffle`` the chunk order and the samples inside each
-    chunk are permuted anew every pass.
-    """
-    import tensorflow as tf
-
-    from lensviz.data import hdf5_length, read_hdf5
-
-    n_total = hdf5_length(path)
-    stop = n_total if stop is None else min(stop, n_total)
-    if not 0 <= start < stop:
-        raise ValueError(f"{path}: empty sample range [{start}, {stop}) of {n_total} samples")
-    first_eps, first_kappa, _ = read_hdf5(path, start, start + 1)
-    if first_kappa is None:
-        raise ValueError(f"{path}: training needs a 'kappa' dataset, the file has none")
-    npix = first_eps.shape[1]
-
-    def gen():
-        rng = np.random.default_rng(seed)
-        while True:
-            starts = np.arange(start, stop, chunk_size)
-            if shuffle:
-                rng.shuffle(starts)
-            for c0 in starts:
-                eps, kappa, _ = read_hdf5(path, int(c0), int(min(c0 + chunk_size, stop)))
-                order = rng.permutation(len(eps)) if shuffle else np.arange(len(eps))
-                for i in order:
-                    yield np.int64(c0 + i), eps[i], kappa[i]
-            if not repeat:
-                return
-
-    sig = (tf.TensorSpec([], tf.int64), tf.TensorSpec([npix, npix, 3], tf.float32),
-           tf.TensorSpec([npix, npix], tf.float32))
-    ds = tf.data.Dataset.from_generator(gen, output_signature=sig)
-    return _finish(ds, batch_size, augment, with_ks93, ks93_fraction, seed,
-                   drop_remainder=repeat, depth_weighting=depth_weighting)
 
 
 def validation_arrays(n: int = 256, path: str | None = None,
                       seed_start: int = constants.CALIBRATION_SEED_START, sim_config=None):
     """A fixed validation set ``(ε, κ)``: the first ``n`` maps of ``path``, or simulated."""
     if path is not None:
-        from lensviz.data import read_hdf5
-
         eps, kappa, _ = read_hdf5(path, 0, n)
         if kappa is None:
             raise ValueError(f"{path}: validation needs a 'kappa' dataset, the file has none")
         return eps, kappa
-    from lensviz.simulate import simulate_batch
-
     return simulate_batch(n, seed_start, sim_config)
 
 
@@ -393,8 +256,6 @@ def validation_arrays(n: int = 256, path: str | None = None,
 
 def describe_device() -> str:
     """The device the UNet runs on, e.g. ``"GPU: NVIDIA H200"`` or ``"CPU (no GPU found)"``."""
-    import tensorflow as tf
-
     gpus = tf.config.list_physical_devices("GPU")
     if not gpus:
         return "CPU (no GPU found)"
@@ -407,8 +268,6 @@ def describe_device() -> str:
 
 def distribution_strategy(devices: Sequence[str] | None = None):
     """MirroredStrategy over ``devices`` (or all GPUs) when there are several, else default."""
-    import tensorflow as tf
-
     if devices is None:
         gpus = tf.config.list_logical_devices("GPU")
         devices = [d.name for d in gpus]
@@ -419,8 +278,6 @@ def distribution_strategy(devices: Sequence[str] | None = None):
 
 def configure_precision(mixed: bool | None = None) -> str:
     """Set Keras' global dtype policy: mixed float16 on GPU (or when asked), else float32."""
-    import tensorflow as tf
-
     if mixed is None:
         mixed = bool(tf.config.list_physical_devices("GPU"))
     policy = "mixed_float16" if mixed else "float32"
@@ -457,8 +314,6 @@ class Progress:
 
 def summarize_metrics(kappa_true: np.ndarray, kappa_pred: np.ndarray) -> dict[str, float]:
     """Mean WMAPE, DICEE, DPEAKS, RMSE and r plus the median WMAPE of a set of maps."""
-    from lensviz.metrics import score
-
     s = score(kappa_true, kappa_pred)
     out = {name: float(np.mean(v)) for name, v in s.items()}
     out["wmape_median"] = float(np.median(s["wmape"]))
@@ -485,10 +340,6 @@ class ValidationMetrics(keras.callbacks.Callback):
                         if depth_weighting else None)
 
     def evaluate(self) -> dict[str, float]:
-        import tensorflow as tf
-
-        from lensviz.nn.model import predict_kappa
-
         pred = predict_kappa(self.model, self.eps, batch_size=self.batch_size)
         losses = []
         for i in range(0, len(pred), self.batch_size):
@@ -570,8 +421,6 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         self.best_epoch = -1
 
     def on_epoch_end(self, epoch, logs=None):
-        from lensviz.nn.model import save_model
-
         value = (logs or {}).get(self.monitor)
         if value is not None and math.isfinite(value) and value < self.best:
             self.best, self.best_epoch = float(value), epoch + 1
@@ -640,10 +489,6 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike,
     TrainingCancelled
         If ``cancel`` was set; the best checkpoint written so far stays in place.
     """
-    import tensorflow as tf
-
-    from lensviz.nn.model import UNet, UNetConfig, resolve_config
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=1))
@@ -717,8 +562,6 @@ def finetune(weights: str | os.PathLike, out_path: str | os.PathLike,
         ``path``, ``before`` and ``after`` metric dicts, ``history``, ``trainable`` layers,
         ``wall_time_s``.
     """
-    from lensviz.nn.model import load_model, predict_kappa, save_model, set_trainable
-
     cfg = cfg or FinetuneConfig()
     out_path = Path(out_path)
     if out_path.suffix != ".keras":
@@ -765,8 +608,6 @@ def finetune(weights: str | os.PathLike, out_path: str | os.PathLike,
 def combined_term_scales(loss, kappa_true: np.ndarray, kappa_pred: np.ndarray,
                          batch_size: int = 64) -> dict[str, float]:
     """Mean value of each Combined-loss term (with a non-zero weight) on given maps."""
-    import tensorflow as tf
-
     sums: dict[str, float] = {}
     for i in range(0, len(kappa_true), batch_size):
         parts = loss.components(tf.constant(kappa_true[i: i + batch_size]),

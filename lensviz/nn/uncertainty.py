@@ -25,6 +25,9 @@ import weakref
 
 import numpy as np
 
+from lensviz.augment import N_SYMMETRIES, apply_symmetry, inverse_transform_maps
+from lensviz.nn.model import UNet, add_ks93_channel, forward_fn, predict_kappa
+
 __all__ = ["mc_dropout_twin", "predict_mc_dropout", "predict_tta", "predict_uncertainty",
            "calibration", "METHODS"]
 
@@ -41,8 +44,6 @@ def mc_dropout_twin(model):
     ValueError
         If the model has no dropout layer (Monte-Carlo dropout would return σ = 0).
     """
-    from lensviz.nn.model import UNet
-
     if not any(layer.name.endswith("_drop") for layer in model.layers):
         raise ValueError(f"model {model.name!r} has no dropout layers; use method='tta'")
     twin = _TWINS.get(model)
@@ -54,8 +55,6 @@ def mc_dropout_twin(model):
 
 
 def _forward(model):
-    from lensviz.nn.model import forward_fn
-
     return forward_fn(model)
 
 
@@ -75,8 +74,6 @@ def predict_mc_dropout(model, eps, n_passes: int = 20, batch_size: int = 32, see
     -------
     mean, std : ndarray, float32, shape (N, 128, 128) or (128, 128)
     """
-    from lensviz.nn.model import add_ks93_channel
-
     if int(n_passes) != n_passes or n_passes < 2:
         raise ValueError(f"n_passes must be an integer >= 2, got {n_passes!r}")
     x = np.asarray(eps, dtype=np.float32)
@@ -108,9 +105,6 @@ def predict_mc_dropout(model, eps, n_passes: int = 20, batch_size: int = 32, see
 
 def predict_tta(model, eps, batch_size: int = 64):
     """Mean and per-pixel σ over the 8 spin-2-correct symmetries (test-time augmentation)."""
-    from lensviz.augment import N_SYMMETRIES, apply_symmetry, inverse_transform_maps
-    from lensviz.nn.model import predict_kappa
-
     x = np.asarray(eps, dtype=np.float32)
     single = x.ndim == 3
     if single:

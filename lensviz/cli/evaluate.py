@@ -1,0 +1,213 @@
+"""Scoring commands: ``evaluate``, ``calibrate``, ``card``, ``powerspec``.
+
+``evaluate`` scores KS93 (raw and smoothed), the Wiener filter and the UNet with the
+challenge metrics; ``calibrate`` checks UNet uncertainty maps; ``card`` writes a model
+card; ``powerspec`` estimates the κ power spectrum the Wiener filter needs. These
+commands load TensorFlow (the UNet is one of the methods scored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from lensviz import constants
+from lensviz._atomic import write_text
+from lensviz.cli import _progress
+from lensviz.cli.data import _parse_sim, iter_data, load_data
+from lensviz.evaluation import (
+    N_BOOTSTRAP,
+    calibration_set,
+    choose_ks93_sigma,
+    default_power_spectrum,
+    default_weights,
+    format_table,
+    ks93_predictor,
+    score_methods,
+    summarize,
+    wiener_predictor,
+)
+from lensviz.inversion import estimate_power_spectrum
+from lensviz.nn.card import build_card, card_markdown, write_card
+from lensviz.nn.model import load_model, unet_predictor
+from lensviz.nn.uncertainty import calibration, predict_uncertainty
+from lensviz.simulate import simulate_batch
+
+__all__ = ["cmd_evaluate", "cmd_calibrate", "cmd_card", "cmd_powerspec"]
+
+
+def _choose_sigma(args: argparse.Namespace) -> dict:
+    """σ given on the command line, or chosen on the calibration set."""
+    if args.sigma is not None:
+        return {"sigma_px": args.sigma, "sigma_source": "given with --sigma"}
+    sim = _parse_sim(args.data)
+    cal0 = constants.CALIBRATION_SEED_START
+    if sim is not None and sim[1] < cal0 + args.calibration_n and sim[1] + sim[0] > cal0:
+        print(
+            f"warning: {args.data} overlaps the calibration seeds "
+            f"[{cal0}, {cal0 + args.calibration_n})",
+            file=sys.stderr,
+        )
+    best, table = choose_ks93_sigma(*calibration_set(args.calibration_n), pad=args.pad)
+    return {
+        "sigma_px": best,
+        "sigma_source": (
+            f"chosen on calibration_set(n={args.calibration_n}) (simulated seeds "
+            f"{cal0}..{cal0 + args.calibration_n - 1}, disjoint from the test seeds) "
+            "as the candidate with the lowest mean RMSE"
+        ),
+        "calibration_mean_rmse": {f"{s:g}": v for s, v in table.items()},
+    }
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Score KS93 raw and smoothed on DATA; print a table, optionally write JSON."""
+    json_path = None if args.json is None else Path(args.json)
+    if json_path is not None and not json_path.absolute().parent.is_dir():
+        raise FileNotFoundError(f"{json_path}: the folder {json_path.parent} does not exist")
+    total, batches = iter_data(args.data, args.batch, args.n)
+    first = next(batches)  # read (and check) the data before spending time on σ
+    if first[1] is None:
+        raise ValueError(f"{args.data}: holds ε only; evaluate needs true κ as well")
+    sigma = _choose_sigma(args)
+    predictors = {
+        "ks93_raw": ks93_predictor(0.0, args.pad),
+        "ks93_smoothed": ks93_predictor(sigma["sigma_px"], args.pad),
+    }
+    predictors.update(_model_predictors(args))
+    per_map: dict[str, dict[str, list]] = {}
+    names: list[str] = []
+    with _progress(total, "evaluate") as bar:
+        for eps, kappa, batch_names in itertools.chain([first], batches):
+            if kappa is None:
+                raise ValueError(f"{args.data}: holds ε only; evaluate needs true κ as well")
+            for meth, scores in score_methods(eps, kappa, predictors).items():
+                for met, values in scores.items():
+                    per_map.setdefault(meth, {}).setdefault(met, []).append(values)
+            names.extend(batch_names)
+            bar.update(len(eps))
+    per_map_arrays = {m: {k: np.concatenate(v) for k, v in s.items()} for m, s in per_map.items()}
+    summary = summarize(per_map_arrays, n_boot=N_BOOTSTRAP, seed=args.seed)
+    print(
+        f"{args.data}: {len(names)} maps; KS93 pad {args.pad} px; smoothed with "
+        f"σ = {sigma['sigma_px']:g} px ({sigma['sigma_source']})"
+    )
+    print(format_table(summary))
+    if json_path is not None:
+        result = {
+            "data": args.data,
+            "n_maps": len(names),
+            **sigma,
+            "pad_px": args.pad,
+            "methods": {m: p.__doc__ for m, p in predictors.items()},
+            "bootstrap": {"n_boot": N_BOOTSTRAP, "seed": args.seed},
+            "summary": summary,
+        }
+        if args.per_map:
+            result["names"] = names
+            result["per_map"] = {
+                m: {k: v.tolist() for k, v in s.items()} for m, s in per_map_arrays.items()
+            }
+        write_text(json_path, json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+        print(f"wrote {json_path}")
+    return 0
+
+
+def _model_predictors(args: argparse.Namespace) -> dict:
+    """The Wiener filter (shipped power spectrum) and the UNet of ``--weights``."""
+    out = {}
+    if not args.no_wiener:
+        if default_power_spectrum() is None:
+            print(
+                "note: weights/kappa_power.npz not found; skipping the Wiener filter",
+                file=sys.stderr,
+            )
+        else:
+            out["wiener"] = wiener_predictor(None, args.pad)
+    if not args.no_unet:
+        weights = args.weights or default_weights()
+        if weights is None:
+            print(
+                "note: no --weights given and weights/lite.keras not found; skipping the UNet",
+                file=sys.stderr,
+            )
+        else:
+            out["unet"] = unet_predictor(weights)
+    return out
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Coverage of UNet uncertainty maps on data with truth."""
+    weights = args.weights or default_weights()
+    if weights is None:
+        raise FileNotFoundError("no --weights given and weights/lite.keras not found")
+    eps, kappa, _ = load_data(args.data, args.n, need_kappa=True)
+    mean, std = predict_uncertainty(load_model(weights), eps, args.method, args.passes)
+    c = calibration(kappa, mean, std)
+    what = f"{args.passes} passes" if args.method == "mc_dropout" else "8 symmetries"
+    print(f"{args.method} ({what}) on {len(eps)} maps of {args.data}:")
+    print(f"  within ±1σ: {c['within_1sigma']:.3f} (Gaussian {c['expected_1sigma']:.3f})")
+    print(f"  within ±2σ: {c['within_2sigma']:.3f} (Gaussian {c['expected_2sigma']:.3f})")
+    print(f"  mean σ {c['mean_sigma']:.4f} vs RMSE {c['rmse']:.4f}")
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "data": args.data,
+                    "method": args.method,
+                    "passes": args.passes,
+                    "weights": str(weights),
+                    **c,
+                },
+                indent=1,
+            )
+        )
+        print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_card(args: argparse.Namespace) -> int:
+    """Score weights on the held-out test set and write the model card."""
+    variants = {}
+    for item in args.variant:
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise ValueError(f"--variant: expected NAME=PATH, got {item!r}")
+        variants[name] = path
+    card = build_card(args.weights, args.run, args.n, args.command, variants or None)
+    write_card(card, f"{args.out}.json", f"{args.out}.md")
+    print(card_markdown(card))
+    print(f"wrote {args.out}.json and {args.out}.md")
+    return 0
+
+
+def cmd_powerspec(args: argparse.Namespace) -> int:
+    """Estimate the κ power spectrum of simulated maps and save it (Wiener filter's S)."""
+    kappas = []
+    with _progress(args.n, "powerspec") as bar:
+        for start in range(0, args.n, 256):
+            n = min(256, args.n - start)
+            kappas.append(simulate_batch(n, args.seed + start)[1])
+            bar.update(n)
+    command = (
+        f"python -m lensviz powerspec --n {args.n} --seed {args.seed} "
+        f"--bins {args.bins} --out {args.out}"
+    )
+    ps = estimate_power_spectrum(
+        np.concatenate(kappas),
+        args.bins,
+        meta={
+            "command": command,
+            "n_maps": args.n,
+            "seed_start": args.seed,
+            "normalisation": "P(k) = <|FFT(kappa)|^2> / (ny*nx), per pixel, mean removed",
+        },
+    )
+    ps.save(args.out)
+    print(f"wrote {args.out} (S from {args.n} simulated maps, seeds {args.seed}..)")
+    return 0
