@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.colors as pcolors
 import plotly.graph_objects as go
+from PIL import Image
 
 from lensviz.metrics import CONFUSION_CODES
 
@@ -779,8 +780,6 @@ def map_png(m, *, colorscale: str = KAPPA_COLORSCALE,
     bytes
         An RGB PNG image.
     """
-    from PIL import Image
-
     a = _check_map(m).astype(np.float64)
     if int(upscale) != upscale or upscale < 1:
         raise ValueError(f"upscale must be a positive integer, got {upscale!r}")
