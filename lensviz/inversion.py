@@ -60,22 +60,29 @@ def _half_kernels(ny: int, nx: int, dtype: str) -> tuple[np.ndarray, np.ndarray]
 _FFT_CHUNK = 4  # maps per FFT block: keeps the complex temporaries in cache (measured)
 
 
-def _spin2_rotate(a: np.ndarray, b: np.ndarray, sign: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(c·A + sign·s·B, −sign·s·A + c·B)`` in Fourier space, blockwise over leading axes."""
+def _spin2_rotate(a: np.ndarray, b: np.ndarray | None,
+                  sign: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(c·A + sign·s·B, −sign·s·A + c·B)`` in Fourier space, blockwise over leading axes.
+
+    ``b=None`` stands for ``B = 0`` and saves its transform (the same numbers).
+    """
     shape = a.shape
     ny, nx = shape[-2:]
     c, s = _half_kernels(ny, nx, a.dtype.name)
     a2 = a.reshape(-1, ny, nx)
-    b2 = b.reshape(-1, ny, nx)
+    b2 = None if b is None else b.reshape(-1, ny, nx)
     out_a = np.empty_like(a2)
-    out_b = np.empty_like(b2)
+    out_b = np.empty_like(a2)
     for i in range(0, len(a2), _FFT_CHUNK):
         ah = sfft.rfft2(a2[i: i + _FFT_CHUNK])
-        bh = sfft.rfft2(b2[i: i + _FFT_CHUNK])
         ra = c * ah
-        ra += (sign * s) * bh
-        rb = c * bh
-        rb -= (sign * s) * ah
+        if b2 is None:
+            rb = (-sign * s) * ah
+        else:
+            bh = sfft.rfft2(b2[i: i + _FFT_CHUNK])
+            ra += (sign * s) * bh
+            rb = c * bh
+            rb -= (sign * s) * ah
         out_a[i: i + _FFT_CHUNK] = sfft.irfft2(ra, s=(ny, nx))
         out_b[i: i + _FFT_CHUNK] = sfft.irfft2(rb, s=(ny, nx))
     return out_a.reshape(shape), out_b.reshape(shape)
@@ -222,12 +229,11 @@ def ks93inv(kappa_E, kappa_B=None, pad: int = 0) -> tuple[np.ndarray, np.ndarray
     >>> g1, g2 = ks93inv(kappa)
     """
     kappa_E = np.asarray(kappa_E)
-    if kappa_B is None:
-        kappa_B = np.zeros_like(kappa_E)
-    ke, kb = _check_pair(kappa_E, kappa_B, "kappa_E and kappa_B")
+    ke, kb = _check_pair(kappa_E, kappa_E if kappa_B is None else kappa_B,
+                         "kappa_E and kappa_B")
     pad = _check_pad(pad)
     # The inverse of the rotation by 2φ is the rotation by −2φ.
-    g1, g2 = _spin2_rotate(_pad(ke, pad), _pad(kb, pad), -1)
+    g1, g2 = _spin2_rotate(_pad(ke, pad), None if kappa_B is None else _pad(kb, pad), -1)
     return _crop(g1, pad), _crop(g2, pad)
 
 
