@@ -5,17 +5,22 @@ Commands
 convert SRC OUT.h5
     Pack a challenge folder (or anything :func:`lensviz.data.load_dataset` reads) into
     one HDF5 file.
-simulate --n N --out OUT
+simulate --n N --out OUT [--n-gal G | --survey NAME | --mix] [--sigma-e S]
+         [--isolated] [--masks]
     Simulate samples into an HDF5 file (``OUT`` ending in ``.h5``/``.hdf5``) or a
-    challenge folder.
+    challenge folder, at a given depth or the training depth mix.
 conventions DATA
     Find the sign/axis convention of a dataset's ε (KS93 vs κ correlation).
 evaluate DATA
     Score raw and smoothed KS93 with the challenge metrics.
 
 ``DATA`` is a challenge folder, ``.h5``/``.hdf5``, ``.npz`` or ``.npy`` file, or
-``sim:N`` / ``sim:N:SEED`` for N simulated samples from seed SEED (default
-``constants.TEST_SEED_START``).
+``sim:N[:SEED][@DEPTH]`` for N simulated samples from seed SEED (default
+``constants.TEST_SEED_START``) at depth DEPTH: a survey preset of
+``constants.SURVEYS`` (``des``, ``lsst``, ``deep``, ``noise-free``), a number of
+galaxies per arcmin², ``inf`` (no shape noise) or ``mix`` (the training depth mix);
+default the ``lsst`` depth. Examples: ``sim:150``, ``sim:150:3000@des``,
+``sim:150@inf``, ``sim:256:500000@mix``.
 
 Bad input prints one line ``error: ...`` to stderr and exits with status 2
 (``--traceback`` shows the traceback instead). Every output is written atomically.
@@ -99,6 +104,29 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _depth_number(text: str) -> float:
+    """A source density for ``--n-gal``: a number > 0 or ``inf``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected galaxies per arcmin² (a number > 0) or inf, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(
+            f"expected galaxies per arcmin² (a number > 0) or inf, got {text!r}")
+    return value
+
+
+def _sigma_e(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}")
+    return value
+
+
 def _non_negative_float(text: str) -> float:
     try:
         value = float(text)
@@ -128,26 +156,69 @@ def _sim_name(seed: int) -> str:
     return f"seed{seed:08d}"
 
 
-def _parse_sim(spec: str) -> tuple[int, int] | None:
-    """``sim:N`` or ``sim:N:SEED`` → (N, SEED); None for anything else."""
+MIX_DEPTH = "mix"  # the DEPTH of a sim: spec that means the training depth mix
+
+
+@dataclass(frozen=True)
+class SimSpec:
+    """A parsed ``sim:N[:SEED][@DEPTH]`` data spec.
+
+    ``depth`` is the DEPTH text as given (None: the default depth); :meth:`setup`
+    turns it into the simulator's configuration.
+    """
+
+    n: int
+    seed: int
+    depth: str | None = None
+
+    def setup(self):
+        """``(SimulationConfig, DepthMix or None)`` of this spec."""
+        from lensviz.simulate import DepthMix, SimulationConfig, depth_config
+
+        if self.depth is None:
+            return SimulationConfig(), None
+        if self.depth.strip().lower() == MIX_DEPTH:
+            return SimulationConfig(), DepthMix()
+        return depth_config(self.depth), None
+
+
+def _parse_sim(spec: str) -> SimSpec | None:
+    """``sim:N[:SEED][@DEPTH]`` → :class:`SimSpec`; None for anything else.
+
+    Raises ValueError naming the spec if it starts with ``sim:`` but is malformed or
+    names an unknown depth.
+    """
     if not spec.startswith("sim:"):
         return None
-    parts = spec.split(":")[1:]
+    body, at, depth = spec[4:].partition("@")
+    parts = body.split(":")
     try:
         values = [int(p) for p in parts]
     except ValueError:
         values = []
-    if len(values) not in (1, 2) or values[0] < 1 or (len(values) == 2 and values[1] < 0):
-        raise ValueError(f"{spec!r}: expected sim:N or sim:N:SEED with N ≥ 1 and SEED ≥ 0")
-    return values[0], values[1] if len(values) == 2 else constants.TEST_SEED_START
+    if (len(values) not in (1, 2) or values[0] < 1 or (len(values) == 2 and values[1] < 0)
+            or (at and not depth.strip())):
+        raise ValueError(f"{spec!r}: expected sim:N[:SEED][@DEPTH] with N ≥ 1, SEED ≥ 0 and "
+                         "DEPTH a survey preset, a number, inf or mix")
+    sim = SimSpec(values[0], values[1] if len(values) == 2 else constants.TEST_SEED_START,
+                  depth if at else None)
+    try:
+        sim.setup()
+    except ValueError as exc:
+        raise ValueError(f"{spec!r}: {exc} (or {MIX_DEPTH})") from None
+    return sim
 
 
-def _iter_simulated(n: int, seed: int, batch: int):
-    from lensviz.simulate import simulate_batch
+def _iter_simulated(n: int, seed: int, batch: int, config=None, mix=None):
+    """Batches of simulated samples; with ``mix``, each sample at the depth it draws."""
+    from lensviz.simulate import simulate_batch, simulate_mixed_batch
 
     for i in range(0, n, batch):
         k = min(batch, n - i)
-        eps, kappa = simulate_batch(k, seed=seed + i)
+        if mix is None:
+            eps, kappa = simulate_batch(k, seed=seed + i, config=config)
+        else:
+            eps, kappa, _ = simulate_mixed_batch(k, seed + i, mix, config)
         yield eps, kappa, [_sim_name(seed + i + j) for j in range(k)]
 
 
@@ -158,7 +229,7 @@ def iter_data(spec: str, batch: int, n: int | None = None
     Parameters
     ----------
     spec : str
-        A path :func:`lensviz.data.load_dataset` reads, or ``sim:N[:SEED]``.
+        A path :func:`lensviz.data.load_dataset` reads, or ``sim:N[:SEED][@DEPTH]``.
     batch : int
         Samples per batch.
     n : int, optional
@@ -174,8 +245,8 @@ def iter_data(spec: str, batch: int, n: int | None = None
 
     sim = _parse_sim(spec)
     if sim is not None:
-        total = sim[0] if n is None else min(sim[0], n)
-        return total, _iter_simulated(total, sim[1], batch)
+        total = sim.n if n is None else min(sim.n, n)
+        return total, _iter_simulated(total, sim.seed, batch, *sim.setup())
     total = data.dataset_length(spec)
     total = total if n is None else min(total, n)
     return total, data.iter_dataset(spec, batch, 0, total)
@@ -215,25 +286,68 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _simulation_setup(args: argparse.Namespace):
+    """The ``SimulationConfig`` (and ``DepthMix`` for ``--mix``) of the simulate options."""
+    from lensviz.simulate import DepthMix, SimulationConfig, depth_config
+
+    given = [flag for flag, value in (("--n-gal", args.n_gal), ("--survey", args.survey),
+                                      ("--mix", args.mix or None)) if value is not None]
+    if len(given) > 1:
+        raise ValueError(f"{' and '.join(given)} cannot be combined: each sets the depth")
+    if args.mix and args.masks:
+        raise ValueError("--masks and --mix cannot be combined: the mix masks a share of the "
+                         "samples itself")
+    config = SimulationConfig()
+    if args.survey is not None:
+        config = depth_config(args.survey, config)
+    if args.n_gal is not None:
+        config = config.replace(n_gal=args.n_gal)
+    if args.sigma_e is not None:
+        config = config.replace(sigma_e=args.sigma_e)
+    if args.isolated:
+        config = config.replace(margin_px=0, halo_kappa_min=0.0)
+    if args.masks:
+        config = config.replace(masks=True)
+    mix = DepthMix(sigma_e=config.sigma_e) if args.mix else None
+    return config, mix
+
+
+def _simulation_attrs(args: argparse.Namespace, config, mix) -> dict:
+    """HDF5 file attributes that say how the samples were simulated."""
+    attrs = {"source": "lensviz.simulate", "seed_start": args.seed,
+             "sigma_e": config.sigma_e, "margin_px": config.margin_px,
+             "halo_kappa_min": config.halo_kappa_min, "masks": config.masks,
+             "mask_max_fraction": config.mask_max_fraction}
+    if mix is None:
+        attrs["n_gal"] = config.n_gal
+    else:
+        attrs["depth_mix"] = json.dumps(
+            {"n_gal_range": list(mix.n_gal_range), "noise_free_fraction": mix.noise_free_fraction,
+             "masked_fraction": mix.masked_fraction, "sigma_e": mix.sigma_e})
+        attrs["n_gal"] = "per sample: lensviz.simulate.mixed_config(seed_start + i, mix).n_gal"
+    return attrs
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Simulate samples into an HDF5 file or a challenge folder, atomically."""
     from lensviz.data import HDF5_SUFFIXES, ChallengeDirWriter, HDF5Writer
 
+    config, mix = _simulation_setup(args)
     out = Path(args.out)
     _check_output(out, args.overwrite)
     if out.suffix.lower() in HDF5_SUFFIXES:
-        attrs = {"source": "lensviz.simulate", "seed_start": args.seed}
         compression = None if args.compression == "none" else args.compression
-        writer = HDF5Writer(out, overwrite=args.overwrite, attrs=attrs,
-                            compression=compression)
+        writer = HDF5Writer(out, overwrite=args.overwrite, compression=compression,
+                            attrs=_simulation_attrs(args, config, mix))
     else:
         writer = ChallengeDirWriter(out, overwrite=args.overwrite)
     with writer, _progress(args.n, "simulate") as bar:
-        for eps, kappa, names in _iter_simulated(args.n, args.seed, args.batch):
+        for eps, kappa, names in _iter_simulated(args.n, args.seed, args.batch, config, mix):
             writer.append(eps, kappa, names)
             bar.update(len(eps))
-    print(f"wrote {writer.n_written} samples (seeds {args.seed}..{args.seed + args.n - 1}) "
-          f"to {out}")
+    depth = "the training depth mix" if mix is not None else f"n_gal {config.n_gal:g}"
+    print(f"wrote {writer.n_written} samples (seeds {args.seed}..{args.seed + args.n - 1}, "
+          f"{depth}) to {out}")
     return 0
 
 
@@ -274,7 +388,7 @@ def _choose_sigma(args: argparse.Namespace) -> dict:
         return {"sigma_px": args.sigma, "sigma_source": "given with --sigma"}
     sim = _parse_sim(args.data)
     cal0 = constants.CALIBRATION_SEED_START
-    if sim is not None and sim[1] < cal0 + args.calibration_n and sim[1] + sim[0] > cal0:
+    if sim is not None and sim.seed < cal0 + args.calibration_n and sim.seed + sim.n > cal0:
         print(f"warning: {args.data} overlaps the calibration seeds "
               f"[{cal0}, {cal0 + args.calibration_n})", file=sys.stderr)
     best, table = choose_ks93_sigma(*calibration_set(args.calibration_n), pad=args.pad)
@@ -373,8 +487,11 @@ def _model_predictors(args: argparse.Namespace) -> dict:
     return out
 
 
-_DATA_HELP = ("challenge folder, .h5/.hdf5, .npz or .npy file, or sim:N[:SEED] for N "
-              f"simulated samples (default SEED {constants.TEST_SEED_START})")
+_DATA_HELP = ("challenge folder, .h5/.hdf5, .npz or .npy file, or sim:N[:SEED][@DEPTH] for N "
+              f"simulated samples (default SEED {constants.TEST_SEED_START}); DEPTH is a "
+              f"survey ({', '.join(constants.SURVEYS)}), galaxies per arcmin², inf (no shape "
+              f"noise) or {MIX_DEPTH} (the training depth mix); default "
+              f"{constants.DEFAULT_SURVEY}")
 
 COMMANDS: tuple[Command, ...] = (
     Command("convert", cmd_convert, "pack a challenge folder (EPSILON/, KAPPA/) into HDF5", (
@@ -391,6 +508,26 @@ COMMANDS: tuple[Command, ...] = (
             help=f"seed of the first sample (default {constants.TEST_SEED_START}, the test "
                  f"range; training uses ≥ {constants.TRAIN_SEED_START})"),
         arg("--out", required=True, help="OUT.h5/.hdf5 for HDF5, anything else for a folder"),
+        arg("--n-gal", type=_depth_number, default=None, metavar="G",
+            help="source galaxies per arcmin², or inf for no shape noise (default "
+                 f"{constants.N_GAL_ARCMIN2:g}); not with --survey or --mix"),
+        arg("--survey", choices=tuple(constants.SURVEYS), default=None,
+            help="a named survey depth (sets n_gal and sigma_e): "
+                 + "; ".join(f"{s.name}: {s.label}" for s in constants.SURVEYS.values())),
+        arg("--mix", action="store_true",
+            help="the training depth mix: each sample's n_gal log-uniform in "
+                 f"{constants.MIX_N_GAL_RANGE[0]:g}-{constants.MIX_N_GAL_RANGE[1]:g} or no "
+                 f"noise ({constants.MIX_NOISE_FREE_FRACTION * 100:g}%%), "
+                 f"{constants.MIX_MASKED_FRACTION * 100:g}%% masked, drawn from its seed; "
+                 "sample i's n_gal is lensviz.simulate.mixed_config(SEED + i).n_gal"),
+        arg("--sigma-e", type=_sigma_e, default=None,
+            help=f"intrinsic ellipticity dispersion per component (default {constants.SIGMA_E})"),
+        arg("--isolated", action="store_true",
+            help="an isolated field with no mass outside it (no canvas margin, untruncated "
+                 "halos: the samples of earlier lensviz versions)"),
+        arg("--masks", action="store_true",
+            help="random bright-star discs and stripes on up to "
+                 f"{constants.SIM_MASK_MAX_FRACTION * 100:g}%% of each field (empty pixels)"),
         arg("--batch", type=_positive_int, default=64, help="samples per batch (default 64)"),
         arg("--compression", choices=("gzip", "lzf", "none"), default="gzip",
             help="HDF5 filter (default gzip; 'none' reads fastest when training on CPU)"),

@@ -115,7 +115,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy.stats import poisson as poisson_distribution
+from scipy.special import pdtr
 
 from lensviz import constants as C
 from lensviz.cosmology import (
@@ -1050,7 +1050,7 @@ def lens_ellipticities(e_source, g):
 @lru_cache(maxsize=16)
 def _poisson_cdf(mean: float) -> np.ndarray:
     k = np.arange(int(mean + 12.0 * np.sqrt(mean) + 12.0))
-    cdf = poisson_distribution.cdf(k, mean)
+    cdf = pdtr(k, mean)  # the Poisson CDF
     cdf[-1] = 1.0  # the tail beyond, < 1e-15, goes to the last count
     cdf.setflags(write=False)
     return cdf
