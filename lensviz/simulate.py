@@ -7,7 +7,8 @@ signs). Every sample is a pure function of an integer seed.
 
 The recipe
 ----------
-1. **Halos** (NFW, Wright & Brainerd 2000), all with Duffy et al. 2008 concentrations
+1. **Halos** (NFW, Wright & Brainerd 2000; profiles, c–M relation and maps in
+   :mod:`lensviz.halos`), all with Duffy et al. 2008 concentrations
    and a log-normal scatter, on a canvas of ``(npix + 2 margin_px)²`` pixels
    (384² for the default 128² field):
 
@@ -118,23 +119,12 @@ import numpy as np
 from scipy.special import pdtr
 
 from lensviz import constants as C
-from lensviz.cosmology import (
-    ARCMIN_PER_RADIAN,
-    Z_MAX,
-    critical_density,
-    mpc_to_arcmin,
-    sigma_crit,
-)
+from lensviz.cosmology import ARCMIN_PER_RADIAN, Z_MAX, mpc_to_arcmin
+from lensviz.halos import HaloParams, concentration_duffy08, halo_kappa_map, nfw_params
 from lensviz.inversion import ks93inv
 
 __all__ = [
     "SimulationConfig",
-    "HaloParams",
-    "nfw_kappa_profile",
-    "nfw_mean_kappa_profile",
-    "nfw_shear_profile",
-    "concentration_duffy08",
-    "nfw_params",
     "lognormal_shift",
     "convergence_power_spectrum",
     "reduced_shear",
@@ -152,11 +142,6 @@ __all__ = [
 ]
 
 # === Model constants ===
-# Duffy et al. 2008, Table 1, NFW, Δ = 200 (critical), full sample, 0 < z < 2.
-DUFFY08_A = 5.71  # normalisation
-DUFFY08_B = -0.084  # mass slope
-DUFFY08_C = -0.47  # redshift slope
-DUFFY08_M_PIVOT = 2e12  # pivot mass [M☉/h]
 
 # Fit to the nonlinear convergence power spectrum for sources at z_s = 1:
 # Δ²(ℓ) = ℓ(ℓ+1) C_ℓ / 2π = A x^α / (1 + x^(α+β)), x = ℓ / ℓ_b. Fitted (max 7 % error in
@@ -166,12 +151,6 @@ LSS_DELTA2_AMPLITUDE = 3.07e-4  # A, dimensionless
 LSS_ELL_BREAK = 5530.0  # ℓ_b, where Δ² turns over
 LSS_SLOPE_LOW = 0.86  # α: Δ² ∝ ℓ^α for ℓ ≪ ℓ_b
 LSS_SLOPE_HIGH = 0.48  # β: Δ² ∝ ℓ^-β for ℓ ≫ ℓ_b
-
-_SERIES_HALFWIDTH = 1e-3  # |x − 1| below which f(x) uses its Taylor series
-_TABLE_X_MIN = 1e-6  # f(x) table for the maps: x from 1e-6 (floor) ...
-_TABLE_LN_X_MIN = np.log(_TABLE_X_MIN)
-_TABLE_DLN_X = 2e-3  # ... in steps of 0.002 in ln x ...
-_TABLE_SIZE = int(np.ceil((np.log(1e5) - _TABLE_LN_X_MIN) / _TABLE_DLN_X)) + 1  # ... to 1e5
 
 
 # === Configuration ===
@@ -378,284 +357,6 @@ class SimulationConfig:
         return self.npix + 2 * self.margin_px
 
 
-@dataclass(frozen=True)
-class HaloParams:
-    """One drawn halo.
-
-    Attributes
-    ----------
-    kind : str
-        ``"main"``, ``"field"`` or ``"sub"``.
-    m200 : float
-        Mass inside r200 (200 × critical density) [M☉/h].
-    z : float
-        Redshift.
-    c : float
-        Concentration c200 = r200 / r_s (with scatter).
-    x, y : float
-        Centre in pixel coordinates of the returned field: column and row, ``(0, 0)``
-        the centre of its first pixel, so the map is indexed ``[round(y), round(x)]``.
-        Halos in the margin around the field have ``x, y < 0`` or ``≥ npix``.
-    q : float
-        Axis ratio b/a (1 for round halos).
-    angle : float
-        Major-axis angle [rad], from the +x (column) axis towards +y (row).
-    r_s_arcmin : float
-        Scale radius [arcmin].
-    kappa_s : float
-        NFW convergence scale κ_s for the sources of the configuration.
-    """
-
-    kind: str
-    m200: float
-    z: float
-    c: float
-    x: float
-    y: float
-    q: float
-    angle: float
-    r_s_arcmin: float
-    kappa_s: float
-
-
-# === NFW lensing (Wright & Brainerd 2000) ===
-def _nonnegative(x, name: str = "x") -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    if np.any(~(x >= 0.0)):
-        raise ValueError(f"{name} must be finite and >= 0, got min {np.nanmin(x)!r}")
-    return x
-
-
-def _nfw_f(x: np.ndarray) -> np.ndarray:
-    """``f(x)`` of Wright & Brainerd 2000 (κ = 2κ_s f); no input checks."""
-    out = np.empty_like(x)
-    t = x - 1.0
-    near = np.abs(t) < _SERIES_HALFWIDTH
-    lo = (x < 1.0) & ~near
-    hi = (x > 1.0) & ~near
-    tn = t[near]
-    out[near] = 1.0 / 3.0 + tn * (-2.0 / 5.0 + tn * (13.0 / 35.0 - tn * (20.0 / 63.0)))
-    xl = x[lo]
-    sl = np.sqrt(1.0 - xl * xl)
-    # artanh(s) = ln((1 + s)/x), written with log1p so that neither x → 0 nor x → 1 cancels
-    with np.errstate(divide="ignore"):
-        out[lo] = (1.0 - np.log1p((1.0 - xl + sl) / xl) / sl) / (xl * xl - 1.0)
-    xh = x[hi]
-    sh = np.sqrt(xh * xh - 1.0)
-    out[hi] = (1.0 - np.arctan(sh) / sh) / (xh * xh - 1.0)
-    return out
-
-
-def nfw_kappa_profile(x, kappa_s):
-    """Convergence of an NFW halo at ``x = r / r_s``.
-
-    .. math::
-
-        \\kappa(x) = 2 \\kappa_s f(x), \\qquad
-        f(x) = \\begin{cases}
-        \\dfrac{1}{x^2-1}\\left[1 - \\dfrac{2}{\\sqrt{1-x^2}}
-            \\operatorname{artanh}\\sqrt{\\dfrac{1-x}{1+x}}\\right] & x < 1 \\\\[1ex]
-        1/3 & x = 1 \\\\[1ex]
-        \\dfrac{1}{x^2-1}\\left[1 - \\dfrac{2}{\\sqrt{x^2-1}}
-            \\arctan\\sqrt{\\dfrac{x-1}{x+1}}\\right] & x > 1
-        \\end{cases}
-
-    Implemented with the equivalent ``2 artanh√((1−x)/(1+x)) = ln((1 + √(1−x²))/x)`` and
-    ``2 arctan√((x−1)/(x+1)) = arctan√(x²−1)``; for ``|x − 1| < 10⁻³`` the Taylor series
-    ``f = 1/3 − 2t/5 + 13t²/35 − 20t³/63`` (t = x − 1) avoids the 0/0 cancellation.
-
-    Parameters
-    ----------
-    x : array_like
-        Radius in units of the scale radius, ``x ≥ 0``.
-    kappa_s : float or array_like
-        ``κ_s = ρ_s r_s / Σ_crit`` (broadcast against ``x``).
-
-    Returns
-    -------
-    ndarray
-        κ(x); ``inf`` at ``x = 0`` (logarithmic cusp).
-
-    Raises
-    ------
-    ValueError
-        If any ``x`` is negative or NaN.
-
-    References
-    ----------
-    Wright & Brainerd 2000, ApJ 534, 34, eq. 11.
-    """
-    x = _nonnegative(x)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f = _nfw_f(x)
-    f = np.where(x == 0.0, np.inf, f)
-    return (2.0 * np.asarray(kappa_s, dtype=np.float64) * f)[()]
-
-
-def _nfw_g(x: np.ndarray) -> np.ndarray:
-    """``g(x) = ln(x/2) + F(x)``, the enclosed-mass function (no input checks)."""
-    out = np.empty_like(x)
-    small = x < 0.5
-    # x < 0.5: stable form without the ln(x/2) + ln(2/x) cancellation,
-    # g = [log1p(−d/2) + d ln(2/x)] / s with s = √(1 − x²), d = 1 − s = x²/(1 + s).
-    xs = x[small]
-    s = np.sqrt(1.0 - xs * xs)
-    d = xs * xs / (1.0 + s)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out[small] = (np.log1p(-0.5 * d) + d * np.log(2.0 / xs)) / s
-    xb = x[~small]
-    # F(x) = 1 − f(x)(x² − 1) reuses the series of f near x = 1.
-    out[~small] = np.log(0.5 * xb) + 1.0 - _nfw_f(xb) * (xb * xb - 1.0)
-    return out
-
-
-def nfw_mean_kappa_profile(x, kappa_s):
-    """Mean convergence of an NFW halo inside radius ``x = r / r_s``.
-
-    .. math::
-
-        \\bar\\kappa(<x) = \\frac{2}{x^2}\\int_0^x \\kappa(x')\\,x'\\,dx'
-        = \\frac{4\\kappa_s}{x^2}\\, g(x), \\qquad
-        g(x) = \\ln\\frac{x}{2} + \\begin{cases}
-        \\dfrac{2}{\\sqrt{1-x^2}}\\operatorname{artanh}\\sqrt{\\dfrac{1-x}{1+x}} & x < 1\\\\[1ex]
-        1 & x = 1\\\\[1ex]
-        \\dfrac{2}{\\sqrt{x^2-1}}\\arctan\\sqrt{\\dfrac{x-1}{x+1}} & x > 1
-        \\end{cases}
-
-    Parameters
-    ----------
-    x : array_like
-        Radius in units of the scale radius, ``x ≥ 0``.
-    kappa_s : float or array_like
-        NFW convergence scale.
-
-    Returns
-    -------
-    ndarray
-        κ̄(<x); ``inf`` at ``x = 0``.
-
-    References
-    ----------
-    Wright & Brainerd 2000, ApJ 534, 34, eqs. 13–14 (M(<x) = 4π κ_s Σ_crit r_s² g(x)).
-    """
-    x = _nonnegative(x)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean = 4.0 * _nfw_g(x) / (x * x)
-    mean = np.where(x == 0.0, np.inf, mean)
-    return (np.asarray(kappa_s, dtype=np.float64) * mean)[()]
-
-
-def nfw_shear_profile(x, kappa_s):
-    """Tangential shear of an NFW halo at ``x = r / r_s``.
-
-    .. math::
-
-        \\gamma_t(x) = \\bar\\kappa(<x) - \\kappa(x)
-        = \\kappa_s \\left[\\frac{4 g(x)}{x^2} - 2 f(x)\\right]
-
-    It tends to κ_s at the centre and is positive everywhere; in lensviz's sign
-    convention ``γt = −(γ1 cos 2φ + γ2 sin 2φ)``.
-
-    Parameters
-    ----------
-    x : array_like
-        Radius in units of the scale radius, ``x > 0``.
-    kappa_s : float or array_like
-        NFW convergence scale.
-
-    Returns
-    -------
-    ndarray
-        γt(x).
-
-    References
-    ----------
-    Wright & Brainerd 2000, ApJ 534, 34, eqs. 15–17.
-    """
-    x = _nonnegative(x)
-    if np.any(x == 0.0):
-        raise ValueError("x must be > 0 for the shear profile (γt → κ_s only as a limit)")
-    ks = np.asarray(kappa_s, dtype=np.float64)
-    return (ks * (4.0 * _nfw_g(x) / (x * x) - 2.0 * _nfw_f(x)))[()]
-
-
-def concentration_duffy08(m200, z):
-    """Mean NFW concentration c200 of Duffy et al. 2008 (full sample, Δ = 200 critical).
-
-    .. math::
-
-        c_{200} = 5.71 \\left(\\frac{M_{200}}{2\\times10^{12}\\,h^{-1}M_\\odot}\\right)^{-0.084}
-        (1+z)^{-0.47}
-
-    Parameters
-    ----------
-    m200 : array_like
-        Mass [M☉/h], > 0.
-    z : array_like
-        Redshift, ≥ 0.
-
-    Returns
-    -------
-    ndarray
-        c200 (dimensionless).
-
-    References
-    ----------
-    Duffy et al. 2008, MNRAS 390, L64, Table 1.
-    """
-    m200 = np.asarray(m200, dtype=np.float64)
-    if np.any(~(m200 > 0)):
-        raise ValueError(f"m200 must be > 0, got {m200!r}")
-    z = _nonnegative(z, "z")
-    return (DUFFY08_A * (m200 / DUFFY08_M_PIVOT) ** DUFFY08_B * (1.0 + z) ** DUFFY08_C)[()]
-
-
-def nfw_params(m200, z, c, z_source: float = C.Z_SOURCE, omega_m: float = C.OMEGA_M):
-    """Scale radius and convergence scale of NFW halos lensing sources at ``z_source``.
-
-    .. math::
-
-        M_{200} = \\frac{4\\pi}{3}\\, 200\\, \\rho_{crit}(z)\\, r_{200}^3,\\quad
-        r_s = \\frac{r_{200}}{c},\\quad
-        \\delta_c = \\frac{200}{3}\\frac{c^3}{\\ln(1+c) - c/(1+c)},\\quad
-        \\kappa_s = \\frac{\\delta_c\\, \\rho_{crit}(z)\\, r_s}{\\Sigma_{crit}(z, z_s)}
-
-    Parameters
-    ----------
-    m200 : array_like
-        Mass [M☉/h].
-    z : array_like
-        Halo redshift(s), broadcast against ``m200``.
-    c : array_like
-        Concentration(s) c200.
-    z_source : float, optional
-        Source redshift; halos at ``z ≥ z_source`` get ``κ_s = 0``.
-    omega_m : float, optional
-        Matter density today.
-
-    Returns
-    -------
-    r_s : ndarray
-        Scale radius [Mpc/h], proper.
-    kappa_s : ndarray
-        Convergence scale (dimensionless).
-
-    References
-    ----------
-    Navarro, Frenk & White 1997; Wright & Brainerd 2000, eqs. 2–3 and 7.
-    """
-    m200 = np.asarray(m200, dtype=np.float64)
-    c = np.asarray(c, dtype=np.float64)
-    if np.any(~(m200 > 0)) or np.any(~(c > 0)):
-        raise ValueError(f"m200 and c must be > 0, got m200={m200!r}, c={c!r}")
-    rho_c = critical_density(z, omega_m)
-    r200 = (3.0 * m200 / (4.0 * np.pi * 200.0 * rho_c)) ** (1.0 / 3.0)
-    r_s = r200 / c
-    delta_c = (200.0 / 3.0) * c**3 / (np.log1p(c) - c / (1.0 + c))
-    kappa_s = delta_c * rho_c * r_s / sigma_crit(z, z_source, omega_m)
-    return r_s[()], kappa_s[()]
-
-
 # === Lognormal large-scale structure ===
 def lognormal_shift(z_source):
     """Shift parameter λ of the lognormal convergence (its minimum is −λ).
@@ -710,7 +411,9 @@ def convergence_power_spectrum(ell, amplitude: float = C.SIM_LSS_AMPLITUDE):
     ndarray
         C_ℓ [sr].
     """
-    ell = _nonnegative(ell, "ell")
+    ell = np.asarray(ell, dtype=np.float64)
+    if np.any(~(ell >= 0.0)):
+        raise ValueError(f"ell must be finite and >= 0, got min {np.nanmin(ell)!r}")
     x = ell / LSS_ELL_BREAK
     delta2 = (
         amplitude
@@ -841,141 +544,12 @@ def _draw_halos(rng: np.random.Generator, config: SimulationConfig) -> list[Halo
     ]
 
 
-@lru_cache(maxsize=1)
-def _nfw_f_table() -> tuple[np.ndarray, np.ndarray]:
-    """f(x) on a uniform grid in ln x, and its first differences (float32, read-only)."""
-    ln_x = _TABLE_LN_X_MIN + _TABLE_DLN_X * np.arange(_TABLE_SIZE)
-    f = _nfw_f(np.exp(ln_x))
-    tab = f.astype(np.float32)
-    diff = np.diff(f, append=f[-1]).astype(np.float32)
-    for a in (tab, diff):
-        a.setflags(write=False)
-    return tab, diff
-
-
-def _nfw_f_of_x2(x2: np.ndarray) -> np.ndarray:
-    """f(x) from x² by linear interpolation in ln x (relative error < 1e-5, float32).
-
-    Below x = 1e-6 the value at 1e-6 is used (only reachable by sub-samples landing on a
-    halo centre); beyond the table (x > 1e5, κ < 1e-10 κ_s) the last value is used.
-    """
-    tab, diff = _nfw_f_table()
-    pos = np.log(np.maximum(x2, np.float32(_TABLE_X_MIN**2)))
-    pos *= np.float32(0.5 / _TABLE_DLN_X)
-    pos -= np.float32(_TABLE_LN_X_MIN / _TABLE_DLN_X)
-    np.clip(pos, 0.0, _TABLE_SIZE - 1, out=pos)
-    idx = pos.astype(np.int32)
-    pos -= idx
-    out = diff.take(idx)
-    out *= pos
-    out += tab.take(idx)
-    return out
-
-
-def _truncation_radius(kappa_s: np.ndarray, kappa_min: float) -> np.ndarray:
-    """``x = r/r_s`` beyond which ``2 κ_s f(x) < κ_min`` (a table point, rounded up).
-
-    ``inf`` where κ_min is 0 or the contour lies beyond the table (x > 1e5).
-    """
-    if kappa_min <= 0:
-        return np.full(kappa_s.shape, np.inf)
-    tab, _ = _nfw_f_table()
-    with np.errstate(divide="ignore"):
-        target = kappa_min / (2.0 * kappa_s)
-    idx = np.searchsorted(-tab.astype(np.float64), -target, side="right")  # first f < target
-    x_max = np.exp(_TABLE_LN_X_MIN + _TABLE_DLN_X * idx)
-    return np.where(idx >= _TABLE_SIZE, np.inf, x_max)
-
-
 def _halo_kappa(halos: list[HaloParams], config: SimulationConfig) -> np.ndarray:
-    """Convergence of all halos on the canvas (float32), pixel-averaged near centres.
-
-    With ``(u, v)`` the offsets along the major/minor axis, the stretched radius obeys
-    ``(r/r_s)² = (q u² + v²/q)/r_s² = a dx² + b dy² + c dx dy``. Each halo is evaluated
-    in the box that holds its contour ``κ = halo_kappa_min`` (half-width
-    ``x_max r_s / √q`` along the major axis), pixels below that are set to 0, and the
-    halos are added in order.
-    """
-    size, margin = config.canvas_px, config.margin_px
-    out = np.zeros((size, size), dtype=np.float32)
-    if not halos:
-        return out
-    x, y, q, angle, kappa_s, rs_arcmin = (
-        np.array([getattr(hp, f) for hp in halos])
-        for f in ("x", "y", "q", "angle", "kappa_s", "r_s_arcmin")
+    """κ of all halos on the canvas (:func:`lensviz.halos.halo_kappa_map`)."""
+    return halo_kappa_map(
+        halos, config.canvas_px, config.pixel_arcmin, config.margin_px,
+        config.halo_kappa_min, config.core_box_px, config.core_supersample,
     )
-    x = x + margin  # canvas coordinates
-    y = y + margin
-    rs2 = (rs_arcmin / config.pixel_arcmin) ** 2
-    cos2, sin2, cs = np.cos(angle) ** 2, np.sin(angle) ** 2, np.cos(angle) * np.sin(angle)
-    coef = np.stack(
-        [
-            (q * cos2 + sin2 / q) / rs2,  # a
-            (q * sin2 + cos2 / q) / rs2,  # b
-            2.0 * cs * (q - 1.0 / q) / rs2,  # c
-            2.0 * kappa_s,
-        ]
-    ).astype(np.float32)
-
-    def kappa_at(dx, dy):
-        """κ of each halo at offsets (dx, dy) [px]; dx, dy shaped (h, ...)."""
-        shape = (len(halos),) + (1,) * (max(dx.ndim, dy.ndim) - 1)
-        a, b, c, amp = (v.reshape(shape) for v in coef)
-        x2 = a * dx * dx
-        x2 = x2 + b * dy * dy
-        x2 += (c * dy) * dx
-        out = _nfw_f_of_x2(x2)
-        out *= amp
-        return out
-
-    box, sub = config.core_box_px, config.core_supersample
-    if sub > 1:
-        # (2 box + 1)² pixels around each centre, sub × sub samples each, averaged
-        steps = np.arange(-box, box + 1)
-        cx = np.rint(x).astype(int)[:, None] + steps  # (h, B) columns
-        cy = np.rint(y).astype(int)[:, None] + steps  # (h, B) rows
-        off = (np.arange(sub) + 0.5) / sub - 0.5
-        sdx = (cx - x[:, None])[:, None, :, None, None] + off[None, None, None, None, :]
-        sdy = (cy - y[:, None])[:, :, None, None, None] + off[None, None, None, :, None]
-        avg = kappa_at(sdx.astype(np.float32), sdy.astype(np.float32)).mean(axis=(3, 4))
-
-    kappa_min = float(config.halo_kappa_min)
-    half = _truncation_radius(kappa_s, kappa_min) * np.sqrt(rs2 / q)  # [px]
-    half = np.maximum(half, box + 1.0)
-    grid = np.arange(size, dtype=np.float32)
-    x32, y32 = x.astype(np.float32), y.astype(np.float32)
-    for i in range(len(halos)):
-        if not kappa_s[i] > 0:
-            continue
-        x0, x1 = _box_range(x[i], half[i], size)
-        y0, y1 = _box_range(y[i], half[i], size)
-        if x0 >= x1 or y0 >= y1:
-            continue
-        a, b, c, amp = coef[:, i]
-        dx = grid[x0:x1] - x32[i]
-        dy = grid[y0:y1] - y32[i]
-        x2 = (a * dx * dx)[None, :] + (b * dy * dy)[:, None]
-        x2 += (c * dy)[:, None] * dx[None, :]
-        kappa = _nfw_f_of_x2(x2)
-        kappa *= amp
-        if sub > 1:
-            rows, cols = cy[i], cx[i]
-            ok_r = (rows >= y0) & (rows < y1)
-            ok_c = (cols >= x0) & (cols < x1)
-            kappa[np.ix_(rows[ok_r] - y0, cols[ok_c] - x0)] = avg[i][np.ix_(ok_r, ok_c)]
-        if kappa_min > 0:
-            kappa[kappa < kappa_min] = 0.0
-        out[y0:y1, x0:x1] += kappa
-    return out
-
-
-def _box_range(centre: float, half: float, size: int) -> tuple[int, int]:
-    """Pixel index range ``[lo, hi)`` within ``half`` of ``centre``, clipped to the canvas."""
-    if not np.isfinite(half):
-        return 0, size
-    lo = max(0, int(np.floor(centre - half)))
-    hi = min(size, int(np.ceil(centre + half)) + 1)
-    return lo, hi
 
 
 # === Shear and galaxies ===
@@ -1238,8 +812,8 @@ def draw_mask(rng, npix: int, max_fraction: float = C.SIM_MASK_MAX_FRACTION) -> 
             shape = np.abs(dist) <= half
         else:
             r = np.exp(log_r[0] + u_size * (log_r[1] - log_r[0]))
-            r0, r1 = _box_range(y0, r, npix)
-            c0, c1 = _box_range(x0, r, npix)
+            r0, r1 = max(0, int(np.floor(y0 - r))), min(npix, int(np.ceil(y0 + r)) + 1)
+            c0, c1 = max(0, int(np.floor(x0 - r))), min(npix, int(np.ceil(x0 + r)) + 1)
             rows, cols = slice(r0, r1), slice(c0, c1)
             shape = (grid[None, c0:c1] - x0) ** 2 + (grid[r0:r1, None] - y0) ** 2 <= r * r
         added = int(np.count_nonzero(shape & ~mask[rows, cols]))
