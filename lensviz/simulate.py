@@ -1121,7 +1121,8 @@ def mixed_config(
 
     Examples
     --------
-    >>> mixed_config(1_000_000).n_gal   # doctest: +SKIP
+    >>> [(round(c.n_gal, 1), c.masks) for c in map(mixed_config, range(1_000_000, 1_000_004))]
+    [(7.9, False), (26.2, True), (inf, False), (394.5, True)]
     """
     mix = DepthMix() if mix is None else mix
     config = SimulationConfig() if config is None else config
