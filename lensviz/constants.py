@@ -12,8 +12,10 @@ Axis order and signs
 
 from __future__ import annotations
 
+import math
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
@@ -22,6 +24,9 @@ __all__ = [
     "N_GAL_ARCMIN2",
     "SIGMA_E",
     "Z_SOURCE",
+    "Survey",
+    "SURVEYS",
+    "DEFAULT_SURVEY",
     "OMEGA_M",
     "H0_LITTLE_H",
     "PEAK_SMOOTH_SIGMA_PX",
@@ -44,9 +49,81 @@ __all__ = [
 # --- Map geometry and survey (LSST-like depth) ---
 NPIX = 128  # pixels per side
 PIXEL_ARCMIN = 0.5  # arcmin per pixel (64 arcmin field)
-N_GAL_ARCMIN2 = 30.0  # source galaxies per arcmin^2
+N_GAL_ARCMIN2 = 30.0  # source galaxies per arcmin^2 (the "lsst" preset below)
 SIGMA_E = 0.26  # intrinsic ellipticity dispersion per component
 Z_SOURCE = 1.0  # source redshift
+
+
+# --- Survey depths: named presets ---
+@dataclass(frozen=True)
+class Survey:
+    """A named survey depth: source density and shape noise.
+
+    Attributes
+    ----------
+    name : str
+        Short key, e.g. ``"des"``; what the command line and ``sim:N@NAME`` take.
+    n_gal : float
+        Effective source density [galaxies / arcmin²]; ``math.inf`` means no shape noise.
+    sigma_e : float
+        Intrinsic ellipticity dispersion per component.
+    label : str
+        One line for menus and tables.
+    source : str
+        Where the numbers come from.
+    """
+
+    name: str
+    n_gal: float
+    sigma_e: float
+    label: str
+    source: str
+
+
+SURVEYS: dict[str, Survey] = {
+    s.name: s
+    for s in (
+        Survey(
+            "des",
+            10.0,
+            SIGMA_E,
+            "DES/KiDS-like, 10 galaxies per arcmin²",
+            "Stage-III ground-based wide surveys. Effective densities: DES Y1 ≈ 6 "
+            "(Zuntz et al. 2018), DES Y3 ≈ 5.6 (Gatti et al. 2021), KiDS-450 ≈ 8.5 "
+            "(Hildebrandt et al. 2017), KiDS-1000 ≈ 6.2 (Giblin et al. 2021), HSC Y1 ≈ 21 "
+            "(Mandelbaum et al. 2018); 10 is a round value between DES/KiDS and HSC. "
+            "σ_e ≈ 0.26-0.29 per component in these catalogues; 0.26 keeps depth the only "
+            "difference between the presets.",
+        ),
+        Survey(
+            "lsst",
+            N_GAL_ARCMIN2,
+            SIGMA_E,
+            "LSST/Euclid-like, 30 galaxies per arcmin² (the default)",
+            "Stage-IV surveys: LSST Science Book (2009, ch. 14) and Chang et al. 2013 "
+            "(n_eff ≈ 26 for the 10-year LSST, σ_e = 0.26); the Euclid Definition Study "
+            "Report (Red Book, Laureijs et al. 2011) requires ≥ 30 galaxies per arcmin².",
+        ),
+        Survey(
+            "deep",
+            100.0,
+            SIGMA_E,
+            "deep space-based (HST/JWST cluster field), 100 galaxies per arcmin²",
+            "HST/ACS: COSMOS shape catalogues hold ≈ 65-80 galaxies per arcmin² "
+            "(Leauthaud et al. 2007; Schrabback et al. 2010); deeper ACS and JWST/NIRCam "
+            "cluster fields reach ≈ 100 or more.",
+        ),
+        Survey(
+            "noise-free",
+            math.inf,
+            SIGMA_E,
+            "no shape noise (ε = g exactly, Δε = 0)",
+            "The limit of infinite depth: the reduced shear itself, as in the "
+            "simulation-only studies that map κ from noiseless shear.",
+        ),
+    )
+}
+DEFAULT_SURVEY = "lsst"  # SURVEYS[DEFAULT_SURVEY].n_gal == N_GAL_ARCMIN2
 
 # Δε of a pixel with no galaxy (e1 = e2 = 0 there); real pixels have Δε ≤ σ_e.
 EMPTY_PIXEL_SIGMA = 1.0
@@ -91,13 +168,13 @@ POWER_SPECTRUM_FILE = "kappa_power.npz"  # the shipped κ power spectrum, in WEI
 
 __all__ += ["WEIGHTS_DIR", "DEFAULT_WEIGHTS_FILE", "POWER_SPECTRUM_FILE"]
 
-# --- Simulator defaults (lensviz.simulate.SimulationConfig; REFERENCE.md §5) ---
+# --- Simulator defaults (lensviz.simulate.SimulationConfig) ---
 SIM_M200_RANGE = (1e14, 2e15)  # main-cluster M200 [M☉/h], drawn log-uniform
 SIM_Z_RANGE = (0.1, 0.6)  # main-cluster and field-halo redshifts, drawn uniform
 SIM_CENTER_OFFSET_ARCMIN = 3.0  # main-cluster centre: uniform in a disc of this radius [arcmin]
 SIM_AXIS_RATIO_RANGE = (0.5, 1.0)  # minor/major axis ratio q of the halos, drawn uniform
 SIM_CONCENTRATION_SCATTER_DEX = 0.15  # log-normal scatter of c200 about Duffy et al. 2008 [dex]
-SIM_N_FIELD_HALOS = 3.0  # Poisson mean number of field halos placed anywhere in the map
+SIM_N_FIELD_HALOS = 3.0  # Poisson mean number of field halos per npix² field (scaled to the canvas)
 SIM_FIELD_HALO_M200_RANGE = (1e12, 1e14)  # field-halo M200 [M☉/h], drawn log-uniform
 SIM_N_SUBHALOS = 4.0  # Poisson mean number of subhalos around the main cluster
 SIM_SUBHALO_MASS_FRACTION_RANGE = (1e-3, 3e-2)  # subhalo M200 / main M200, drawn log-uniform
@@ -106,7 +183,20 @@ SIM_LSS_AMPLITUDE = 1.0  # multiplier on the fiducial (z_s = 1) LSS convergence 
 SIM_KS_PAD_PX = 64  # zero-padding per side [pixels] when computing γ from κ
 SIM_CORE_BOX_PX = 2  # pixels within ±this many pixels of a halo centre are pixel-averaged
 SIM_CORE_SUPERSAMPLE = 8  # sub-samples per pixel side for that pixel average
+SIM_MARGIN_PX = 128  # halos and LSS live on a canvas this much larger per side [pixels]
+SIM_HALO_KAPPA_MIN = 1e-4  # each halo is truncated where its own κ falls below this
 REDUCED_SHEAR_MIN_DENOM = 0.1  # 1 − κ is clipped to at least this in g = γ/(1 − κ)
+
+# --- Simulated masks (bright stars, chip gaps, footprint edges) ---
+SIM_MASK_MAX_FRACTION = 0.3  # a masked sample has a fraction uniform in [0, this] masked
+MASK_DISC_RADIUS_PX = (1.0, 8.0)  # bright-star discs: radius log-uniform [pixels]
+MASK_STRIPE_WIDTH_PX = (1.0, 4.0)  # stripes (chip gaps, trails): width uniform [pixels]
+MASK_STRIPE_SHARE = 0.2  # share of the masking shapes that are stripes (the rest discs)
+
+# --- Training depth mix (lensviz.simulate.DepthMix) ---
+MIX_N_GAL_RANGE = (3.0, 1000.0)  # n_gal drawn log-uniform in this range [arcmin^-2]
+MIX_NOISE_FREE_FRACTION = 0.15  # share of samples with no shape noise (n_gal = inf)
+MIX_MASKED_FRACTION = 0.5  # share of samples with random masks
 
 __all__ += [
     "SIM_M200_RANGE",
@@ -123,5 +213,14 @@ __all__ += [
     "SIM_KS_PAD_PX",
     "SIM_CORE_BOX_PX",
     "SIM_CORE_SUPERSAMPLE",
+    "SIM_MARGIN_PX",
+    "SIM_HALO_KAPPA_MIN",
     "REDUCED_SHEAR_MIN_DENOM",
+    "SIM_MASK_MAX_FRACTION",
+    "MASK_DISC_RADIUS_PX",
+    "MASK_STRIPE_WIDTH_PX",
+    "MASK_STRIPE_SHARE",
+    "MIX_N_GAL_RANGE",
+    "MIX_NOISE_FREE_FRACTION",
+    "MIX_MASKED_FRACTION",
 ]

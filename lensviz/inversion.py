@@ -60,22 +60,29 @@ def _half_kernels(ny: int, nx: int, dtype: str) -> tuple[np.ndarray, np.ndarray]
 _FFT_CHUNK = 4  # maps per FFT block: keeps the complex temporaries in cache (measured)
 
 
-def _spin2_rotate(a: np.ndarray, b: np.ndarray, sign: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(c·A + sign·s·B, −sign·s·A + c·B)`` in Fourier space, blockwise over leading axes."""
+def _spin2_rotate(a: np.ndarray, b: np.ndarray | None,
+                  sign: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(c·A + sign·s·B, −sign·s·A + c·B)`` in Fourier space, blockwise over leading axes.
+
+    ``b=None`` stands for ``B = 0`` and saves its transform (the same numbers).
+    """
     shape = a.shape
     ny, nx = shape[-2:]
     c, s = _half_kernels(ny, nx, a.dtype.name)
     a2 = a.reshape(-1, ny, nx)
-    b2 = b.reshape(-1, ny, nx)
+    b2 = None if b is None else b.reshape(-1, ny, nx)
     out_a = np.empty_like(a2)
-    out_b = np.empty_like(b2)
+    out_b = np.empty_like(a2)
     for i in range(0, len(a2), _FFT_CHUNK):
         ah = sfft.rfft2(a2[i: i + _FFT_CHUNK])
-        bh = sfft.rfft2(b2[i: i + _FFT_CHUNK])
         ra = c * ah
-        ra += (sign * s) * bh
-        rb = c * bh
-        rb -= (sign * s) * ah
+        if b2 is None:
+            rb = (-sign * s) * ah
+        else:
+            bh = sfft.rfft2(b2[i: i + _FFT_CHUNK])
+            ra += (sign * s) * bh
+            rb = c * bh
+            rb -= (sign * s) * ah
         out_a[i: i + _FFT_CHUNK] = sfft.irfft2(ra, s=(ny, nx))
         out_b[i: i + _FFT_CHUNK] = sfft.irfft2(rb, s=(ny, nx))
     return out_a.reshape(shape), out_b.reshape(shape)
@@ -222,12 +229,11 @@ def ks93inv(kappa_E, kappa_B=None, pad: int = 0) -> tuple[np.ndarray, np.ndarray
     >>> g1, g2 = ks93inv(kappa)
     """
     kappa_E = np.asarray(kappa_E)
-    if kappa_B is None:
-        kappa_B = np.zeros_like(kappa_E)
-    ke, kb = _check_pair(kappa_E, kappa_B, "kappa_E and kappa_B")
+    ke, kb = _check_pair(kappa_E, kappa_E if kappa_B is None else kappa_B,
+                         "kappa_E and kappa_B")
     pad = _check_pad(pad)
     # The inverse of the rotation by 2φ is the rotation by −2φ.
-    g1, g2 = _spin2_rotate(_pad(ke, pad), _pad(kb, pad), -1)
+    g1, g2 = _spin2_rotate(_pad(ke, pad), None if kappa_B is None else _pad(kb, pad), -1)
     return _crop(g1, pad), _crop(g2, pad)
 
 
@@ -389,18 +395,43 @@ def noise_power(delta_e, empty_sigma: float | None = None) -> np.ndarray:
     σ² gives an E-mode noise power σ². With a Δε that varies across the map, the mean
     variance over the pixels that hold galaxies is used: this is the stationary
     approximation of the Wiener filter (the exact solution for inhomogeneous noise
-    needs an iterative, e.g. messenger-field, solver). Pixels with no galaxies
-    (``Δε ≥ empty_sigma``, default :data:`lensviz.constants.EMPTY_PIXEL_SIGMA`) carry
-    e = 0 and are left out of the mean.
+    needs an iterative, e.g. messenger-field, solver).
+
+    * Pixels with no galaxies, and masked pixels (``Δε ≥ empty_sigma``, default
+      :data:`lensviz.constants.EMPTY_PIXEL_SIGMA`), carry e = 0 and are left out of
+      the mean; a map with no measured pixel gets N = 0.
+    * A sample without shape noise has ``Δε = 0`` in every measured pixel, so N = 0
+      and :func:`wiener` reduces to KS93 on the modes with signal.
+
+    .. math::
+
+        N = \\frac{1}{|P|}\\sum_{p \\in P} \\Delta\\varepsilon_p^2,\\qquad
+        P = \\{p : \\Delta\\varepsilon_p < \\sigma_{empty}\\}
 
     Parameters
     ----------
     delta_e : array_like, shape (..., ny, nx)
+        The Δε channel of each sample. NaN pixels count as empty.
+    empty_sigma : float, optional
+        Δε at or above which a pixel is empty (default ``EMPTY_PIXEL_SIGMA``).
 
     Returns
     -------
     ndarray, shape (...)
-        σ² per sample.
+        σ² per sample (float64).
+
+    Raises
+    ------
+    ValueError
+        If ``delta_e`` is not at least 2-D or ``empty_sigma`` is not a number > 0.
+
+    Examples
+    --------
+    >>> d = np.full((2, 4, 4), 0.1)
+    >>> d[0, 0, 0] = 1.0                 # one empty pixel, left out
+    >>> d[1] = 0.0                       # no shape noise
+    >>> noise_power(d)
+    array([0.01, 0.  ])
     """
     from lensviz import constants
 
@@ -408,6 +439,8 @@ def noise_power(delta_e, empty_sigma: float | None = None) -> np.ndarray:
     if d.ndim < 2:
         raise ValueError(f"expected Δε maps of shape (..., ny, nx), got {d.shape}")
     empty = constants.EMPTY_PIXEL_SIGMA if empty_sigma is None else empty_sigma
+    if not (isinstance(empty, (int, float, np.integer, np.floating)) and empty > 0):
+        raise ValueError(f"empty_sigma must be a number > 0, got {empty_sigma!r}")
     has = d < empty
     var = np.where(has, d * d, 0.0).sum(axis=(-2, -1))
     n = has.sum(axis=(-2, -1))
@@ -431,7 +464,9 @@ def wiener(e1, e2, noise_var, signal: PowerSpectrum, pad: int = 0) -> np.ndarray
         Ellipticities (or shear).
     noise_var : float or array_like, shape (...)
         N, the per-pixel noise variance of each component (:func:`noise_power`).
-        0 returns KS93 on every mode where S > 0.
+        0 (no shape noise) returns the KS93 map projected onto the modes where S > 0;
+        modes with S = 0 are set to 0 whatever N is, so the result is finite
+        everywhere.
     signal : PowerSpectrum
         S, the κ power spectrum (pixel grid of the maps after padding).
     pad : int
@@ -441,6 +476,15 @@ def wiener(e1, e2, noise_var, signal: PowerSpectrum, pad: int = 0) -> np.ndarray
     -------
     ndarray, shape (..., ny, nx)
         float32 for float32 input.
+
+    Raises
+    ------
+    ValueError
+        If ``noise_var`` is negative or not finite, or the maps are malformed.
+
+    Examples
+    --------
+    >>> kappa_w = wiener(eps[..., 0], eps[..., 1], noise_power(eps[..., 2]), signal)
     """
     kappa_e, _ = ks93(e1, e2, pad=pad)
     dtype = kappa_e.dtype

@@ -5,27 +5,38 @@ with channels ``(e1, e2, Δε)`` and the true convergence ``(npix, npix)``, both
 on the conventions of :mod:`lensviz.constants` (maps indexed ``[y, x]``, lenspack KS93
 signs). Every sample is a pure function of an integer seed.
 
-The recipe (REFERENCE.md §5)
-----------------------------
-1. **Halos** (NFW, Wright & Brainerd 2000), all with Duffy et al. 2008 concentrations
-   and a log-normal scatter:
+The recipe
+----------
+1. **Halos** (NFW, Wright & Brainerd 2000; profiles, c–M relation and maps in
+   :mod:`lensviz.halos`), all with Duffy et al. 2008 concentrations
+   and a log-normal scatter, on a canvas of ``(npix + 2 margin_px)²`` pixels
+   (384² for the default 128² field):
 
    * one main cluster, M200 log-uniform in ``m200_range`` (default 10¹⁴–2×10¹⁵ M☉/h),
      z uniform in ``z_range`` (0.1–0.6), centred uniformly within ``center_offset_arcmin``
      of the field centre;
-   * a Poisson number of field halos (M200 10¹²–10¹⁴ M☉/h) anywhere in the field;
+   * a Poisson number of field halos (M200 10¹²–10¹⁴ M☉/h) anywhere on the canvas, with
+     a mean of ``n_field_halos`` per field area (27 on the default canvas);
    * a Poisson number of subhalos (a fraction 10⁻³–3×10⁻² of the main mass) at the main
      cluster's redshift, scattered around it with σ = ``subhalo_spread_r200`` × r200.
 
    Halos are elliptical when ``elliptical`` is set: the radius is stretched,
    :math:`r \\to \\sqrt{q u^2 + v^2/q}` with ``(u, v)`` along the major/minor axis, which
    keeps the area inside an isodensity contour (and so the mass) unchanged.
-2. **Large-scale structure**: a lognormal convergence field (see
+2. **Large-scale structure**: a lognormal convergence field on the canvas (see
    :func:`convergence_power_spectrum` and :func:`lognormal_shift`).
-3. **Shear**: ``γ = ks93inv(κ_total, pad=pad)`` (:mod:`lensviz.inversion`, the one
-   Fourier grid), then the reduced shear ``g = γ / (1 − κ)``.
+3. **Shear**: ``γ = ks93inv(κ_canvas, pad=pad)`` (:mod:`lensviz.inversion`, the one
+   Fourier grid), then the central ``npix²`` is cut out and the reduced shear
+   ``g = γ / (1 − κ)`` computed there.
 4. **Galaxies**: a Poisson number per pixel, intrinsic ellipticities, lensed exactly,
-   averaged per pixel (:func:`add_shape_noise`).
+   averaged per pixel (:func:`add_shape_noise`); with ``n_gal = inf``, ``ε = g``.
+5. **Masks** (optional, ``masks=True``): random discs and stripes (:func:`draw_mask`)
+   turn pixels into empty ones.
+
+Depth is a setting like any other: ``SimulationConfig(n_gal=...)``, the named presets
+of :data:`lensviz.constants.SURVEYS` through :func:`depth_config`, and for training a
+:class:`DepthMix` that draws each sample's depth and masking from its seed
+(:func:`simulate_mixed_batch`).
 
 Physical choices, stated once
 -----------------------------
@@ -39,30 +50,53 @@ Central cusp
     halos with r_s ≈ 0.3 px). Pixel values are therefore finite and approximate what a
     pixelised survey measures. Map values use a table of f(x) (linear in ln x,
     relative error < 1e-5) instead of the closed form, for speed.
+Halo truncation
+    Each halo is cut at its own isodensity contour ``κ = halo_kappa_min`` (1e-4):
+    pixels where the halo's κ is lower get nothing from it, and it is evaluated only
+    in the box that holds that contour, which keeps 30 halos on a 384² canvas cheap.
+    For sources at z_s = 1 the cut lies at ≈ 3–7 r200 for 10¹²–10¹³ M☉/h halos and
+    ≈ 7–20 r200 for 10¹⁴–2×10¹⁵ M☉/h clusters (farther for z ≳ 0.3), well outside the
+    splashback radius, where the infinite NFW profile no longer describes a halo.
+    γ is computed from the truncated κ, so κ and γ stay exactly consistent. Compared
+    with untruncated profiles, κ changes by less than 1e-4 per halo (measured over 20
+    default samples: at most 6e-4 per pixel with all halos, rms 2e-4, against an LSS
+    rms of 0.02) and the shear by at most about ``halo_kappa_min`` per halo.
+    ``halo_kappa_min = 0`` keeps the whole profile on the canvas.
 Mass outside the field
-    The field is an isolated mass distribution: κ is zero outside the ``npix²`` map,
-    and γ is that of the zero-padded map, so the shear is not wrapped periodically
-    (``pad = 64`` puts the nearest periodic image a full field away).
+    A real field is cut from a larger sky, so its shear also feels mass outside it.
+    Halos and LSS are therefore simulated on a canvas ``margin_px`` (128 px = 64′)
+    wider on every side; γ is that of the zero-padded canvas (``pad = 64`` puts the
+    nearest periodic image a full field away, so the shear is not periodic), and
+    ε, κ and every truth map are the central ``npix²`` crop. KS93's border errors on
+    the field are then the real ones. ``margin_px = 0`` gives an isolated field (κ = 0
+    outside the map); with ``halo_kappa_min = 0`` as well it reproduces the samples of
+    the simulator before the canvas, bit for bit.
 Strong-lensing cores
     Weak lensing breaks down where κ → 1. The denominator is clipped,
     ``g = γ / max(1 − κ, REDUCED_SHEAR_MIN_DENOM)`` (0.1, i.e. κ is capped at 0.9 in the
     denominator), so ``g`` is finite everywhere; the ``|g| > 1`` branch of the lensing
     transformation is then used where needed.
-Empty pixels
-    A pixel with no galaxy carries no measurement: ``e1 = e2 = 0`` and
-    ``Δε = EMPTY_PIXEL_SIGMA`` (a large σ, i.e. zero inverse-variance weight). Nothing
-    else is added for them. At the default depth (7.5 galaxies per pixel) about 0.06 %
-    of the pixels are empty.
-Noise-free samples
-    With ``noise=False`` the ε channels are the reduced shear itself in every pixel,
-    and Δε is the nominal ``σ_e / √(n_gal A_pix)``.
+Δε, the true noise of each pixel
+    A pixel with N galaxies has ``Δε = σ_e/√N``. A pixel with no galaxy carries no
+    measurement: ``e1 = e2 = 0`` and ``Δε = EMPTY_PIXEL_SIGMA`` (a large σ, i.e. zero
+    inverse-variance weight). At the default depth (7.5 galaxies per pixel) about
+    0.06 % of the pixels are empty. Without shape noise (``n_gal = math.inf``) the ε
+    channels are the reduced shear itself and ``Δε = 0`` in every pixel.
+Masks
+    Bright stars, chip gaps and the footprint edge leave holes. With ``masks=True`` a
+    fraction uniform in ``[0, mask_max_fraction]`` of the pixels is covered by discs
+    (radius 1–8 px) and stripes (1–4 px wide, any angle); a masked pixel is empty
+    (``ε = 0``, ``Δε = EMPTY_PIXEL_SIGMA``) at any depth, noise-free included. The
+    masks change neither κ nor the galaxies of the other pixels.
 
 Random streams
 --------------
-``np.random.default_rng(seed).spawn(3)`` gives three independent streams: halos, LSS
-and galaxies. Switching one component off therefore leaves the others unchanged (the
-same cluster with and without LSS), and :func:`simulate_truth` returns exactly the κ
-of :func:`simulate_sample` for the same seed.
+``np.random.default_rng(seed).spawn(5)`` gives five independent streams: halos, LSS,
+galaxies, masks and the depth mix (children 0–2 are those of the earlier
+``spawn(3)``, so adding the last two changed no sample). Switching one component off
+therefore leaves the others unchanged (the same cluster with and without LSS, the
+same κ at every depth and with or without masks), and :func:`simulate_truth` returns
+exactly the κ of :func:`simulate_sample` for the same seed.
 
 References
 ----------
@@ -77,46 +111,37 @@ Takahashi et al. 2012, ApJ 761, 152 (halofit, used for the LSS power-spectrum fi
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy.stats import poisson as poisson_distribution
+from scipy.special import pdtr
 
 from lensviz import constants as C
-from lensviz.cosmology import (
-    ARCMIN_PER_RADIAN,
-    Z_MAX,
-    critical_density,
-    mpc_to_arcmin,
-    sigma_crit,
-)
+from lensviz.cosmology import ARCMIN_PER_RADIAN, Z_MAX, mpc_to_arcmin
+from lensviz.halos import HaloParams, concentration_duffy08, halo_kappa_map, nfw_params
 from lensviz.inversion import ks93inv
 
 __all__ = [
     "SimulationConfig",
-    "HaloParams",
-    "nfw_kappa_profile",
-    "nfw_mean_kappa_profile",
-    "nfw_shear_profile",
-    "concentration_duffy08",
-    "nfw_params",
     "lognormal_shift",
     "convergence_power_spectrum",
     "reduced_shear",
     "lens_ellipticities",
     "add_shape_noise",
+    "draw_mask",
     "simulate_sample",
     "simulate_batch",
     "simulate_truth",
+    "depth_config",
+    "DepthMix",
+    "mixed_config",
+    "simulate_mixed_sample",
+    "simulate_mixed_batch",
 ]
 
 # === Model constants ===
-# Duffy et al. 2008, Table 1, NFW, Δ = 200 (critical), full sample, 0 < z < 2.
-DUFFY08_A = 5.71  # normalisation
-DUFFY08_B = -0.084  # mass slope
-DUFFY08_C = -0.47  # redshift slope
-DUFFY08_M_PIVOT = 2e12  # pivot mass [M☉/h]
 
 # Fit to the nonlinear convergence power spectrum for sources at z_s = 1:
 # Δ²(ℓ) = ℓ(ℓ+1) C_ℓ / 2π = A x^α / (1 + x^(α+β)), x = ℓ / ℓ_b. Fitted (max 7 % error in
@@ -126,12 +151,6 @@ LSS_DELTA2_AMPLITUDE = 3.07e-4  # A, dimensionless
 LSS_ELL_BREAK = 5530.0  # ℓ_b, where Δ² turns over
 LSS_SLOPE_LOW = 0.86  # α: Δ² ∝ ℓ^α for ℓ ≪ ℓ_b
 LSS_SLOPE_HIGH = 0.48  # β: Δ² ∝ ℓ^-β for ℓ ≫ ℓ_b
-
-_SERIES_HALFWIDTH = 1e-3  # |x − 1| below which f(x) uses its Taylor series
-_TABLE_X_MIN = 1e-6  # f(x) table for the maps: x from 1e-6 (floor) ...
-_TABLE_LN_X_MIN = np.log(_TABLE_X_MIN)
-_TABLE_DLN_X = 2e-3  # ... in steps of 0.002 in ln x ...
-_TABLE_SIZE = int(np.ceil((np.log(1e5) - _TABLE_LN_X_MIN) / _TABLE_DLN_X)) + 1  # ... to 1e5
 
 
 # === Configuration ===
@@ -167,6 +186,16 @@ def _check_positive(name: str, value, allow_zero: bool = False) -> None:
         raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
 
 
+def _check_depth(name: str, value) -> None:
+    if not _is_number(value) or np.isnan(value) or value <= 0:
+        raise ValueError(f"{name} must be a number > 0 (math.inf: no shape noise), got {value!r}")
+
+
+def _check_fraction(name: str, value) -> None:
+    if not _is_number(value) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+
+
 def _check_int(name: str, value, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
@@ -183,7 +212,8 @@ class SimulationConfig:
     pixel_arcmin : float
         Pixel side [arcmin] (0.5, a 64′ field).
     n_gal : float
-        Source density [galaxies / arcmin²] (30, LSST-like).
+        Source density [galaxies / arcmin²] (30, LSST-like); ``math.inf`` means no
+        shape noise (ε = g exactly, Δε = 0). See :func:`depth_config` for the presets.
     sigma_e : float
         Intrinsic ellipticity dispersion per component (0.26), ``0 < σ_e < 1``.
     z_source : float
@@ -202,7 +232,8 @@ class SimulationConfig:
     concentration_scatter_dex : float
         Log-normal scatter of c200 about Duffy et al. 2008 [dex] (0.15).
     n_field_halos : float
-        Poisson mean of the number of field halos (3).
+        Poisson mean of the number of field halos per ``npix²`` field (3); the canvas
+        holds ``(1 + 2 margin_px/npix)²`` times as many (27 for the defaults).
     field_halo_m200_range : tuple of float
         Field-halo M200 range [M☉/h], log-uniform ((1e12, 1e14)).
     n_subhalos : float
@@ -217,10 +248,20 @@ class SimulationConfig:
         Multiplier on the fiducial C_ℓ (1.0). The fit is for z_s = 1; the same CAMB
         calculation gives ≈ 0.22, 2.1 and 3.1 for the pixel variance at z_s = 0.5, 1.5
         and 2, a sensible ``lss_amplitude`` when changing ``z_source``.
-    noise : bool
-        Draw galaxies and shape noise (True); False gives ε = g exactly.
+    margin_px : int
+        Halos and LSS are simulated on a canvas of ``(npix + 2 margin_px)²`` pixels,
+        and the central ``npix²`` is returned (128: a 384² canvas for the default
+        field). 0 gives an isolated field with no mass outside it.
+    halo_kappa_min : float
+        Each halo is truncated where its own κ falls below this (1e-4); 0 keeps the
+        whole NFW tail on the canvas.
+    masks : bool
+        Cover a random fraction of the pixels with bright-star discs and stripes
+        (False); masked pixels are empty: ``ε = 0``, ``Δε = EMPTY_PIXEL_SIGMA``.
+    mask_max_fraction : float
+        The masked fraction is drawn uniform in ``[0, mask_max_fraction]`` (0.3).
     pad : int
-        Zero-padding per side [pixels] for κ → γ (64).
+        Zero-padding per side [pixels] of the canvas for κ → γ (64).
     core_box_px : int
         Pixels within ±this of a halo centre are pixel-averaged (2).
     core_supersample : int
@@ -235,6 +276,7 @@ class SimulationConfig:
     --------
     >>> cfg = SimulationConfig(n_gal=10.0, lss=False)
     >>> eps, kappa = simulate_sample(3, cfg)
+    >>> noise_free = SimulationConfig(n_gal=math.inf)
     """
 
     npix: int = C.NPIX
@@ -255,7 +297,10 @@ class SimulationConfig:
     subhalo_spread_r200: float = C.SIM_SUBHALO_SPREAD_R200
     lss: bool = True
     lss_amplitude: float = C.SIM_LSS_AMPLITUDE
-    noise: bool = True
+    margin_px: int = C.SIM_MARGIN_PX
+    halo_kappa_min: float = C.SIM_HALO_KAPPA_MIN
+    masks: bool = False
+    mask_max_fraction: float = C.SIM_MASK_MAX_FRACTION
     pad: int = C.SIM_KS_PAD_PX
     core_box_px: int = C.SIM_CORE_BOX_PX
     core_supersample: int = C.SIM_CORE_SUPERSAMPLE
@@ -267,7 +312,7 @@ class SimulationConfig:
                 object.__setattr__(self, f.name, tuple(value))
         _check_int("npix", self.npix, 2)
         _check_positive("pixel_arcmin", self.pixel_arcmin)
-        _check_positive("n_gal", self.n_gal)
+        _check_depth("n_gal", self.n_gal)
         if not (_is_number(self.sigma_e) and 0.0 < self.sigma_e < 1.0):
             raise ValueError(f"sigma_e must lie in (0, 1), got {self.sigma_e!r}")
         _check_positive("z_source", self.z_source)
@@ -292,7 +337,10 @@ class SimulationConfig:
         _check_range("subhalo_mass_fraction_range", self.subhalo_mass_fraction_range)
         _check_positive("subhalo_spread_r200", self.subhalo_spread_r200, allow_zero=True)
         _check_positive("lss_amplitude", self.lss_amplitude)
-        for name in ("elliptical", "lss", "noise"):
+        _check_int("margin_px", self.margin_px, 0)
+        _check_positive("halo_kappa_min", self.halo_kappa_min, allow_zero=True)
+        _check_fraction("mask_max_fraction", self.mask_max_fraction)
+        for name in ("elliptical", "lss", "masks"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
         _check_int("pad", self.pad, 0)
@@ -303,282 +351,10 @@ class SimulationConfig:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
-
-@dataclass(frozen=True)
-class HaloParams:
-    """One drawn halo.
-
-    Attributes
-    ----------
-    kind : str
-        ``"main"``, ``"field"`` or ``"sub"``.
-    m200 : float
-        Mass inside r200 (200 × critical density) [M☉/h].
-    z : float
-        Redshift.
-    c : float
-        Concentration c200 = r200 / r_s (with scatter).
-    x, y : float
-        Centre in pixel coordinates: column and row, ``(0, 0)`` the centre of the first
-        pixel, so the map is indexed ``[round(y), round(x)]``.
-    q : float
-        Axis ratio b/a (1 for round halos).
-    angle : float
-        Major-axis angle [rad], from the +x (column) axis towards +y (row).
-    r_s_arcmin : float
-        Scale radius [arcmin].
-    kappa_s : float
-        NFW convergence scale κ_s for the sources of the configuration.
-    """
-
-    kind: str
-    m200: float
-    z: float
-    c: float
-    x: float
-    y: float
-    q: float
-    angle: float
-    r_s_arcmin: float
-    kappa_s: float
-
-
-# === NFW lensing (Wright & Brainerd 2000) ===
-def _nonnegative(x, name: str = "x") -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    if np.any(~(x >= 0.0)):
-        raise ValueError(f"{name} must be finite and >= 0, got min {np.nanmin(x)!r}")
-    return x
-
-
-def _nfw_f(x: np.ndarray) -> np.ndarray:
-    """``f(x)`` of Wright & Brainerd 2000 (κ = 2κ_s f); no input checks."""
-    out = np.empty_like(x)
-    t = x - 1.0
-    near = np.abs(t) < _SERIES_HALFWIDTH
-    lo = (x < 1.0) & ~near
-    hi = (x > 1.0) & ~near
-    tn = t[near]
-    out[near] = 1.0 / 3.0 + tn * (-2.0 / 5.0 + tn * (13.0 / 35.0 - tn * (20.0 / 63.0)))
-    xl = x[lo]
-    sl = np.sqrt(1.0 - xl * xl)
-    # artanh(s) = ln((1 + s)/x), written with log1p so that neither x → 0 nor x → 1 cancels
-    with np.errstate(divide="ignore"):
-        out[lo] = (1.0 - np.log1p((1.0 - xl + sl) / xl) / sl) / (xl * xl - 1.0)
-    xh = x[hi]
-    sh = np.sqrt(xh * xh - 1.0)
-    out[hi] = (1.0 - np.arctan(sh) / sh) / (xh * xh - 1.0)
-    return out
-
-
-def nfw_kappa_profile(x, kappa_s):
-    """Convergence of an NFW halo at ``x = r / r_s``.
-
-    .. math::
-
-        \\kappa(x) = 2 \\kappa_s f(x), \\qquad
-        f(x) = \\begin{cases}
-        \\dfrac{1}{x^2-1}\\left[1 - \\dfrac{2}{\\sqrt{1-x^2}}
-            \\operatorname{artanh}\\sqrt{\\dfrac{1-x}{1+x}}\\right] & x < 1 \\\\[1ex]
-        1/3 & x = 1 \\\\[1ex]
-        \\dfrac{1}{x^2-1}\\left[1 - \\dfrac{2}{\\sqrt{x^2-1}}
-            \\arctan\\sqrt{\\dfrac{x-1}{x+1}}\\right] & x > 1
-        \\end{cases}
-
-    Implemented with the equivalent ``2 artanh√((1−x)/(1+x)) = ln((1 + √(1−x²))/x)`` and
-    ``2 arctan√((x−1)/(x+1)) = arctan√(x²−1)``; for ``|x − 1| < 10⁻³`` the Taylor series
-    ``f = 1/3 − 2t/5 + 13t²/35 − 20t³/63`` (t = x − 1) avoids the 0/0 cancellation.
-
-    Parameters
-    ----------
-    x : array_like
-        Radius in units of the scale radius, ``x ≥ 0``.
-    kappa_s : float or array_like
-        ``κ_s = ρ_s r_s / Σ_crit`` (broadcast against ``x``).
-
-    Returns
-    -------
-    ndarray
-        κ(x); ``inf`` at ``x = 0`` (logarithmic cusp).
-
-    Raises
-    ------
-    ValueError
-        If any ``x`` is negative or NaN.
-
-    References
-    ----------
-    Wright & Brainerd 2000, ApJ 534, 34, eq. 11.
-    """
-    x = _nonnegative(x)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f = _nfw_f(x)
-    f = np.where(x == 0.0, np.inf, f)
-    return (2.0 * np.asarray(kappa_s, dtype=np.float64) * f)[()]
-
-
-def _nfw_g(x: np.ndarray) -> np.ndarray:
-    """``g(x) = ln(x/2) + F(x)``, the enclosed-mass function (no input checks)."""
-    out = np.empty_like(x)
-    small = x < 0.5
-    # x < 0.5: stable form without the ln(x/2) + ln(2/x) cancellation,
-    # g = [log1p(−d/2) + d ln(2/x)] / s with s = √(1 − x²), d = 1 − s = x²/(1 + s).
-    xs = x[small]
-    s = np.sqrt(1.0 - xs * xs)
-    d = xs * xs / (1.0 + s)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out[small] = (np.log1p(-0.5 * d) + d * np.log(2.0 / xs)) / s
-    xb = x[~small]
-    # F(x) = 1 − f(x)(x² − 1) reuses the series of f near x = 1.
-    out[~small] = np.log(0.5 * xb) + 1.0 - _nfw_f(xb) * (xb * xb - 1.0)
-    return out
-
-
-def nfw_mean_kappa_profile(x, kappa_s):
-    """Mean convergence of an NFW halo inside radius ``x = r / r_s``.
-
-    .. math::
-
-        \\bar\\kappa(<x) = \\frac{2}{x^2}\\int_0^x \\kappa(x')\\,x'\\,dx'
-        = \\frac{4\\kappa_s}{x^2}\\, g(x), \\qquad
-        g(x) = \\ln\\frac{x}{2} + \\begin{cases}
-        \\dfrac{2}{\\sqrt{1-x^2}}\\operatorname{artanh}\\sqrt{\\dfrac{1-x}{1+x}} & x < 1\\\\[1ex]
-        1 & x = 1\\\\[1ex]
-        \\dfrac{2}{\\sqrt{x^2-1}}\\arctan\\sqrt{\\dfrac{x-1}{x+1}} & x > 1
-        \\end{cases}
-
-    Parameters
-    ----------
-    x : array_like
-        Radius in units of the scale radius, ``x ≥ 0``.
-    kappa_s : float or array_like
-        NFW convergence scale.
-
-    Returns
-    -------
-    ndarray
-        κ̄(<x); ``inf`` at ``x = 0``.
-
-    References
-    ----------
-    Wright & Brainerd 2000, ApJ 534, 34, eqs. 13–14 (M(<x) = 4π κ_s Σ_crit r_s² g(x)).
-    """
-    x = _nonnegative(x)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean = 4.0 * _nfw_g(x) / (x * x)
-    mean = np.where(x == 0.0, np.inf, mean)
-    return (np.asarray(kappa_s, dtype=np.float64) * mean)[()]
-
-
-def nfw_shear_profile(x, kappa_s):
-    """Tangential shear of an NFW halo at ``x = r / r_s``.
-
-    .. math::
-
-        \\gamma_t(x) = \\bar\\kappa(<x) - \\kappa(x)
-        = \\kappa_s \\left[\\frac{4 g(x)}{x^2} - 2 f(x)\\right]
-
-    It tends to κ_s at the centre and is positive everywhere; in lensviz's sign
-    convention ``γt = −(γ1 cos 2φ + γ2 sin 2φ)``.
-
-    Parameters
-    ----------
-    x : array_like
-        Radius in units of the scale radius, ``x > 0``.
-    kappa_s : float or array_like
-        NFW convergence scale.
-
-    Returns
-    -------
-    ndarray
-        γt(x).
-
-    References
-    ----------
-    Wright & Brainerd 2000, ApJ 534, 34, eqs. 15–17.
-    """
-    x = _nonnegative(x)
-    if np.any(x == 0.0):
-        raise ValueError("x must be > 0 for the shear profile (γt → κ_s only as a limit)")
-    ks = np.asarray(kappa_s, dtype=np.float64)
-    return (ks * (4.0 * _nfw_g(x) / (x * x) - 2.0 * _nfw_f(x)))[()]
-
-
-def concentration_duffy08(m200, z):
-    """Mean NFW concentration c200 of Duffy et al. 2008 (full sample, Δ = 200 critical).
-
-    .. math::
-
-        c_{200} = 5.71 \\left(\\frac{M_{200}}{2\\times10^{12}\\,h^{-1}M_\\odot}\\right)^{-0.084}
-        (1+z)^{-0.47}
-
-    Parameters
-    ----------
-    m200 : array_like
-        Mass [M☉/h], > 0.
-    z : array_like
-        Redshift, ≥ 0.
-
-    Returns
-    -------
-    ndarray
-        c200 (dimensionless).
-
-    References
-    ----------
-    Duffy et al. 2008, MNRAS 390, L64, Table 1.
-    """
-    m200 = np.asarray(m200, dtype=np.float64)
-    if np.any(~(m200 > 0)):
-        raise ValueError(f"m200 must be > 0, got {m200!r}")
-    z = _nonnegative(z, "z")
-    return (DUFFY08_A * (m200 / DUFFY08_M_PIVOT) ** DUFFY08_B * (1.0 + z) ** DUFFY08_C)[()]
-
-
-def nfw_params(m200, z, c, z_source: float = C.Z_SOURCE, omega_m: float = C.OMEGA_M):
-    """Scale radius and convergence scale of NFW halos lensing sources at ``z_source``.
-
-    .. math::
-
-        M_{200} = \\frac{4\\pi}{3}\\, 200\\, \\rho_{crit}(z)\\, r_{200}^3,\\quad
-        r_s = \\frac{r_{200}}{c},\\quad
-        \\delta_c = \\frac{200}{3}\\frac{c^3}{\\ln(1+c) - c/(1+c)},\\quad
-        \\kappa_s = \\frac{\\delta_c\\, \\rho_{crit}(z)\\, r_s}{\\Sigma_{crit}(z, z_s)}
-
-    Parameters
-    ----------
-    m200 : array_like
-        Mass [M☉/h].
-    z : array_like
-        Halo redshift(s), broadcast against ``m200``.
-    c : array_like
-        Concentration(s) c200.
-    z_source : float, optional
-        Source redshift; halos at ``z ≥ z_source`` get ``κ_s = 0``.
-    omega_m : float, optional
-        Matter density today.
-
-    Returns
-    -------
-    r_s : ndarray
-        Scale radius [Mpc/h], proper.
-    kappa_s : ndarray
-        Convergence scale (dimensionless).
-
-    References
-    ----------
-    Navarro, Frenk & White 1997; Wright & Brainerd 2000, eqs. 2–3 and 7.
-    """
-    m200 = np.asarray(m200, dtype=np.float64)
-    c = np.asarray(c, dtype=np.float64)
-    if np.any(~(m200 > 0)) or np.any(~(c > 0)):
-        raise ValueError(f"m200 and c must be > 0, got m200={m200!r}, c={c!r}")
-    rho_c = critical_density(z, omega_m)
-    r200 = (3.0 * m200 / (4.0 * np.pi * 200.0 * rho_c)) ** (1.0 / 3.0)
-    r_s = r200 / c
-    delta_c = (200.0 / 3.0) * c**3 / (np.log1p(c) - c / (1.0 + c))
-    kappa_s = delta_c * rho_c * r_s / sigma_crit(z, z_source, omega_m)
-    return r_s[()], kappa_s[()]
+    @property
+    def canvas_px(self) -> int:
+        """Pixels per side of the simulated canvas, ``npix + 2 margin_px``."""
+        return self.npix + 2 * self.margin_px
 
 
 # === Lognormal large-scale structure ===
@@ -635,7 +411,9 @@ def convergence_power_spectrum(ell, amplitude: float = C.SIM_LSS_AMPLITUDE):
     ndarray
         C_ℓ [sr].
     """
-    ell = _nonnegative(ell, "ell")
+    ell = np.asarray(ell, dtype=np.float64)
+    if np.any(~(ell >= 0.0)):
+        raise ValueError(f"ell must be finite and >= 0, got min {np.nanmin(ell)!r}")
     x = ell / LSS_ELL_BREAK
     delta2 = (
         amplitude
@@ -681,10 +459,12 @@ def _lognormal_filter(n: int, pixel_arcmin: float, amplitude: float, z_source: f
 
 
 def _lss_kappa(rng: np.random.Generator, config: SimulationConfig) -> np.ndarray:
+    """The lognormal LSS convergence on the whole canvas, ``(canvas_px, canvas_px)``."""
+    size = config.canvas_px
     amp, var_g, lam = _lognormal_filter(
-        config.npix, float(config.pixel_arcmin), float(config.lss_amplitude), float(config.z_source)
+        size, float(config.pixel_arcmin), float(config.lss_amplitude), float(config.z_source)
     )
-    white = rng.standard_normal((config.npix, config.npix), dtype=np.float32)
+    white = rng.standard_normal((size, size), dtype=np.float32)
     g = np.fft.irfft2(np.fft.rfft2(white) * amp, s=white.shape)
     g -= np.float32(0.5 * var_g)
     return np.float32(lam) * np.expm1(g)
@@ -692,8 +472,12 @@ def _lss_kappa(rng: np.random.Generator, config: SimulationConfig) -> np.ndarray
 
 # === Halos ===
 def _draw_halos(rng: np.random.Generator, config: SimulationConfig) -> list[HaloParams]:
-    """Draw the halo population (fixed order of draws: main, field halos, subhalos)."""
-    n = config.npix
+    """Draw the halo population (fixed order of draws: main, field halos, subhalos).
+
+    Positions are in field pixel coordinates; field halos fall anywhere on the canvas,
+    with a Poisson mean scaled by the canvas area.
+    """
+    n, margin, size = config.npix, config.margin_px, config.canvas_px
     centre = 0.5 * (n - 1)
     z_lo, z_hi = config.z_range
 
@@ -716,11 +500,11 @@ def _draw_halos(rng: np.random.Generator, config: SimulationConfig) -> list[Halo
     y_main = centre + radius * np.sin(phi)
     q_main, a_main = shapes(1)
     # field halos
-    n_field = rng.poisson(config.n_field_halos)
+    n_field = rng.poisson(config.n_field_halos * (size / n) ** 2)
     m_field = log_uniform(*config.field_halo_m200_range, n_field)
     z_field = rng.uniform(z_lo, z_hi, n_field)
-    x_field = rng.uniform(-0.5, n - 0.5, n_field)
-    y_field = rng.uniform(-0.5, n - 0.5, n_field)
+    x_field = rng.uniform(-0.5, size - 0.5, n_field) - margin
+    y_field = rng.uniform(-0.5, size - 0.5, n_field) - margin
     q_field, a_field = shapes(n_field)
     # subhalos, at the main redshift, around the main centre
     n_sub = rng.poisson(config.n_subhalos)
@@ -760,93 +544,12 @@ def _draw_halos(rng: np.random.Generator, config: SimulationConfig) -> list[Halo
     ]
 
 
-@lru_cache(maxsize=1)
-def _nfw_f_table() -> tuple[np.ndarray, np.ndarray]:
-    """f(x) on a uniform grid in ln x, and its first differences (float32, read-only)."""
-    ln_x = _TABLE_LN_X_MIN + _TABLE_DLN_X * np.arange(_TABLE_SIZE)
-    f = _nfw_f(np.exp(ln_x))
-    tab = f.astype(np.float32)
-    diff = np.diff(f, append=f[-1]).astype(np.float32)
-    for a in (tab, diff):
-        a.setflags(write=False)
-    return tab, diff
-
-
-def _nfw_f_of_x2(x2: np.ndarray) -> np.ndarray:
-    """f(x) from x² by linear interpolation in ln x (relative error < 1e-5, float32).
-
-    Below x = 1e-6 the value at 1e-6 is used (only reachable by sub-samples landing on a
-    halo centre); beyond the table (x > 1e5, κ < 1e-10 κ_s) the last value is used.
-    """
-    tab, diff = _nfw_f_table()
-    pos = np.log(np.maximum(x2, np.float32(_TABLE_X_MIN**2)))
-    pos *= np.float32(0.5 / _TABLE_DLN_X)
-    pos -= np.float32(_TABLE_LN_X_MIN / _TABLE_DLN_X)
-    np.clip(pos, 0.0, _TABLE_SIZE - 1, out=pos)
-    idx = pos.astype(np.int32)
-    pos -= idx
-    out = diff.take(idx)
-    out *= pos
-    out += tab.take(idx)
-    return out
-
-
 def _halo_kappa(halos: list[HaloParams], config: SimulationConfig) -> np.ndarray:
-    """Convergence of all halos on the pixel grid (float32), pixel-averaged near centres.
-
-    With ``(u, v)`` the offsets along the major/minor axis, the stretched radius obeys
-    ``(r/r_s)² = (q u² + v²/q)/r_s² = a dx² + b dy² + c dx dy``, evaluated for all halos
-    at once on ``(n_halo, ny, nx)`` arrays.
-    """
-    n = config.npix
-    if not halos:
-        return np.zeros((n, n), dtype=np.float32)
-    x, y, q, angle, kappa_s, rs_arcmin = (
-        np.array([getattr(hp, f) for hp in halos])
-        for f in ("x", "y", "q", "angle", "kappa_s", "r_s_arcmin")
+    """κ of all halos on the canvas (:func:`lensviz.halos.halo_kappa_map`)."""
+    return halo_kappa_map(
+        halos, config.canvas_px, config.pixel_arcmin, config.margin_px,
+        config.halo_kappa_min, config.core_box_px, config.core_supersample,
     )
-    rs2 = (rs_arcmin / config.pixel_arcmin) ** 2
-    cos2, sin2, cs = np.cos(angle) ** 2, np.sin(angle) ** 2, np.cos(angle) * np.sin(angle)
-    coef = np.stack(
-        [
-            (q * cos2 + sin2 / q) / rs2,  # a
-            (q * sin2 + cos2 / q) / rs2,  # b
-            2.0 * cs * (q - 1.0 / q) / rs2,  # c
-            2.0 * kappa_s,
-        ]
-    ).astype(np.float32)
-
-    def kappa_at(dx, dy):
-        """κ of each halo at offsets (dx, dy) [px]; dx, dy shaped (h, ...)."""
-        shape = (len(halos),) + (1,) * (max(dx.ndim, dy.ndim) - 1)
-        a, b, c, amp = (v.reshape(shape) for v in coef)
-        x2 = a * dx * dx
-        x2 = x2 + b * dy * dy
-        x2 += (c * dy) * dx
-        out = _nfw_f_of_x2(x2)
-        out *= amp
-        return out
-
-    grid = np.arange(n, dtype=np.float32)
-    dx = grid[None, None, :] - x.astype(np.float32)[:, None, None]
-    dy = grid[None, :, None] - y.astype(np.float32)[:, None, None]
-    maps = kappa_at(dx, dy)
-
-    box, sub = config.core_box_px, config.core_supersample
-    if sub > 1:
-        # (2 box + 1)² pixels around each centre, sub × sub samples each, averaged
-        steps = np.arange(-box, box + 1)
-        cx = np.rint(x).astype(int)[:, None] + steps  # (h, B) columns
-        cy = np.rint(y).astype(int)[:, None] + steps  # (h, B) rows
-        off = (np.arange(sub) + 0.5) / sub - 0.5
-        sdx = (cx - x[:, None])[:, None, :, None, None] + off[None, None, None, None, :]
-        sdy = (cy - y[:, None])[:, :, None, None, None] + off[None, None, None, :, None]
-        avg = kappa_at(sdx.astype(np.float32), sdy.astype(np.float32)).mean(axis=(3, 4))
-        hh, iy, ix = np.meshgrid(*(np.arange(m) for m in avg.shape), indexing="ij")
-        rows, cols = cy[hh, iy], cx[hh, ix]
-        inside = (rows >= 0) & (rows < n) & (cols >= 0) & (cols < n)
-        maps[hh[inside], rows[inside], cols[inside]] = avg[inside]
-    return maps.sum(axis=0)
 
 
 # === Shear and galaxies ===
@@ -921,7 +624,7 @@ def lens_ellipticities(e_source, g):
 @lru_cache(maxsize=16)
 def _poisson_cdf(mean: float) -> np.ndarray:
     k = np.arange(int(mean + 12.0 * np.sqrt(mean) + 12.0))
-    cdf = poisson_distribution.cdf(k, mean)
+    cdf = pdtr(k, mean)  # the Poisson CDF
     cdf[-1] = 1.0  # the tail beyond, < 1e-15, goes to the last count
     cdf.setflags(write=False)
     return cdf
@@ -971,7 +674,9 @@ def add_shape_noise(
 
     and an empty pixel (N = 0) has ``e1 = e2 = 0``, ``Δε = EMPTY_PIXEL_SIGMA``. All
     galaxies of the map are drawn at once (``np.repeat`` of the shear over the counts,
-    ``np.add.reduceat`` back to pixels), with no loop over pixels.
+    ``np.add.reduceat`` back to pixels), with no loop over pixels. With
+    ``n_gal = math.inf`` there is no shape noise: ``ε = g`` exactly, ``Δε = 0``, and
+    ``rng`` is not used.
 
     Parameters
     ----------
@@ -980,7 +685,7 @@ def add_shape_noise(
     rng : numpy.random.Generator
         Source of randomness: one uniform per pixel (the count), then two per galaxy.
     n_gal : float, optional
-        Galaxies per arcmin².
+        Galaxies per arcmin², > 0; ``math.inf`` for no shape noise.
     sigma_e : float, optional
         Intrinsic dispersion per component, ``0 < σ_e < 1``.
     pixel_arcmin : float, optional
@@ -1009,10 +714,15 @@ def add_shape_noise(
         raise ValueError(f"g1 and g2 must have the same shape, got {g1.shape} and {g2.shape}")
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    _check_positive("n_gal", n_gal)
+    _check_depth("n_gal", n_gal)
     _check_positive("pixel_arcmin", pixel_arcmin)
     if not (_is_number(sigma_e) and 0.0 < sigma_e < 1.0):
         raise ValueError(f"sigma_e must lie in (0, 1), got {sigma_e!r}")
+    if np.isinf(n_gal):
+        eps = np.zeros(g1.shape + (3,), dtype=np.float32)
+        eps[..., 0] = g1
+        eps[..., 1] = g2
+        return eps
 
     npix = g1.size
     counts = _poisson_counts(rng, float(n_gal * pixel_arcmin**2), npix)
@@ -1036,25 +746,120 @@ def add_shape_noise(
     return eps.reshape(g1.shape + (3,))
 
 
+# === Masks ===
+def draw_mask(rng, npix: int, max_fraction: float = C.SIM_MASK_MAX_FRACTION) -> np.ndarray:
+    """A random mask of bright-star discs and stripes over a square field.
+
+    A target fraction ``f ~ U[0, max_fraction]`` is drawn, then shapes until at least
+    ``f`` of the pixels are covered; a shape that would take the fraction above
+    ``max_fraction`` is skipped, so the result always lies in ``[0, max_fraction]``.
+    Each shape is a stripe with probability ``MASK_STRIPE_SHARE`` (0.2; a band of
+    width uniform in ``MASK_STRIPE_WIDTH_PX``, 1-4 px, through a random point at a
+    random angle, across the whole field: chip gaps, satellite trails, and the
+    footprint edge when it falls near a side), otherwise a disc of radius
+    log-uniform in ``MASK_DISC_RADIUS_PX`` (1-8 px = 0.5′-4′ at 0.5′ pixels: bright-star
+    masks). A pixel is covered when its centre lies inside the shape.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Source of randomness: one uniform for the target, then five per shape.
+    npix : int
+        Pixels per side.
+    max_fraction : float, optional
+        Largest masked fraction, in [0, 1].
+
+    Returns
+    -------
+    ndarray of bool, shape (npix, npix)
+        True where the pixel is masked.
+
+    Raises
+    ------
+    TypeError
+        If ``rng`` is not a :class:`numpy.random.Generator`.
+    ValueError
+        If ``npix`` or ``max_fraction`` is out of range.
+
+    Examples
+    --------
+    >>> mask = draw_mask(np.random.default_rng(0), 128)
+    >>> 0.0 <= mask.mean() <= 0.3
+    True
+    """
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    _check_int("npix", npix, 1)
+    _check_fraction("max_fraction", max_fraction)
+    area = npix * npix
+    target = rng.uniform(0.0, max_fraction) * area
+    limit = int(np.floor(max_fraction * area + 1e-9))
+    mask = np.zeros((npix, npix), dtype=bool)
+    grid = np.arange(npix, dtype=np.float64)
+    log_r = np.log(C.MASK_DISC_RADIUS_PX)
+    w_lo, w_hi = C.MASK_STRIPE_WIDTH_PX
+    covered = 0
+    for _ in range(_MASK_MAX_SHAPES):
+        if covered >= target:
+            break
+        kind, u_x, u_y, u_size, u_angle = rng.random(5)
+        x0, y0 = u_x * npix - 0.5, u_y * npix - 0.5
+        if kind < C.MASK_STRIPE_SHARE:
+            half = 0.5 * (w_lo + u_size * (w_hi - w_lo))
+            angle = np.pi * u_angle
+            rows, cols = slice(0, npix), slice(0, npix)
+            dist = (grid[None, :] - x0) * np.sin(angle) - (grid[:, None] - y0) * np.cos(angle)
+            shape = np.abs(dist) <= half
+        else:
+            r = np.exp(log_r[0] + u_size * (log_r[1] - log_r[0]))
+            r0, r1 = max(0, int(np.floor(y0 - r))), min(npix, int(np.ceil(y0 + r)) + 1)
+            c0, c1 = max(0, int(np.floor(x0 - r))), min(npix, int(np.ceil(x0 + r)) + 1)
+            rows, cols = slice(r0, r1), slice(c0, c1)
+            shape = (grid[None, c0:c1] - x0) ** 2 + (grid[r0:r1, None] - y0) ** 2 <= r * r
+        added = int(np.count_nonzero(shape & ~mask[rows, cols]))
+        if covered + added > limit:
+            continue
+        mask[rows, cols] |= shape
+        covered += added
+    return mask
+
+
+def _apply_mask(eps: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Masked pixels become empty: ``e1 = e2 = 0``, ``Δε = EMPTY_PIXEL_SIGMA`` (in place)."""
+    eps[mask, :2] = 0.0
+    eps[mask, 2] = C.EMPTY_PIXEL_SIGMA
+    return eps
+
+
 # === Public simulator ===
+# children of np.random.default_rng(seed).spawn(_N_STREAMS); 0-2 predate the others,
+# so adding streams leaves every earlier sample unchanged
+_HALO_STREAM, _LSS_STREAM, _GALAXY_STREAM, _MASK_STREAM, _MIX_STREAM = range(5)
+_N_STREAMS = 5
+_MASK_MAX_SHAPES = 10_000  # guard on the shapes tried by draw_mask (≈ 50 are typical)
+
+
 def _streams(seed: int) -> list[np.random.Generator]:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return np.random.default_rng(int(seed)).spawn(3)
+    return np.random.default_rng(int(seed)).spawn(_N_STREAMS)
 
 
 def _fields(halo_rng, lss_rng, config: SimulationConfig) -> dict:
+    """κ on the canvas, γ of the zero-padded canvas, everything cropped to the field."""
     halos = _draw_halos(halo_rng, config)
     kappa_cluster = _halo_kappa(halos, config)
     kappa_lss = _lss_kappa(lss_rng, config) if config.lss else np.zeros_like(kappa_cluster)
     kappa = kappa_cluster + kappa_lss
     gamma1, gamma2 = ks93inv(kappa, pad=config.pad)
+    field = slice(config.margin_px, config.margin_px + config.npix)
+    kappa, gamma1, gamma2 = (a[field, field] for a in (kappa, gamma1, gamma2))
     g1, g2 = reduced_shear(gamma1, gamma2, kappa)
     f32 = np.float32
     return {
         "kappa": kappa.astype(f32),
-        "kappa_cluster": kappa_cluster.astype(f32),
-        "kappa_lss": kappa_lss.astype(f32),
+        "kappa_cluster": kappa_cluster[field, field].astype(f32),
+        "kappa_lss": kappa_lss[field, field].astype(f32),
         "gamma1": g1.astype(f32),
         "gamma2": g2.astype(f32),
         "shear1": gamma1.astype(f32),
@@ -1063,12 +868,20 @@ def _fields(halo_rng, lss_rng, config: SimulationConfig) -> dict:
     }
 
 
-def _ellipticities(fields: dict, noise_rng, config: SimulationConfig) -> np.ndarray:
-    g1, g2 = fields["gamma1"], fields["gamma2"]
-    if config.noise:
-        return add_shape_noise(g1, g2, noise_rng, config.n_gal, config.sigma_e, config.pixel_arcmin)
-    sigma = config.sigma_e / np.sqrt(config.n_gal * config.pixel_arcmin**2)
-    return np.stack([g1, g2, np.full_like(g1, sigma)], axis=-1)
+def _mask(mask_rng, config: SimulationConfig) -> np.ndarray:
+    if not config.masks:
+        return np.zeros((config.npix, config.npix), dtype=bool)
+    return draw_mask(mask_rng, config.npix, config.mask_max_fraction)
+
+
+def _ellipticities(fields: dict, noise_rng, mask_rng, config: SimulationConfig) -> np.ndarray:
+    eps = add_shape_noise(
+        fields["gamma1"], fields["gamma2"], noise_rng, config.n_gal, config.sigma_e,
+        config.pixel_arcmin,
+    )
+    if config.masks:
+        _apply_mask(eps, _mask(mask_rng, config))
+    return eps
 
 
 def simulate_truth(seed: int, config: SimulationConfig | None = None) -> dict:
@@ -1087,8 +900,10 @@ def simulate_truth(seed: int, config: SimulationConfig | None = None) -> dict:
         ``kappa`` (total, equal to the κ of :func:`simulate_sample`), ``kappa_cluster``
         (all halos), ``kappa_lss``, ``gamma1``/``gamma2`` (the *reduced* shear
         g = γ/(1−κ) that the ellipticities estimate), ``shear1``/``shear2`` (the shear
-        γ itself), all ``(npix, npix)`` float32; ``halos``, a list of
-        :class:`HaloParams` (main cluster first); ``config``.
+        γ itself), all ``(npix, npix)`` float32 crops of the canvas; ``mask``
+        ``(npix, npix)`` bool, the masked pixels of the sample (all False without
+        ``config.masks``); ``halos``, a list of :class:`HaloParams` (main cluster
+        first, in field pixel coordinates); ``config``.
 
     Examples
     --------
@@ -1096,8 +911,9 @@ def simulate_truth(seed: int, config: SimulationConfig | None = None) -> dict:
     >>> t["halos"][0].m200   # main-cluster mass [M☉/h]
     """
     config = SimulationConfig() if config is None else config
-    halo_rng, lss_rng, _ = _streams(seed)
-    out = _fields(halo_rng, lss_rng, config)
+    streams = _streams(seed)
+    out = _fields(streams[_HALO_STREAM], streams[_LSS_STREAM], config)
+    out["mask"] = _mask(streams[_MASK_STREAM], config)
     out["config"] = config
     return out
 
@@ -1117,20 +933,33 @@ def simulate_sample(
     Returns
     -------
     eps : ndarray, shape (npix, npix, 3), float32
-        ``(e1, e2, Δε)``: galaxy-averaged ellipticities and their error.
+        ``(e1, e2, Δε)``: galaxy-averaged ellipticities and their error (Δε = σ_e/√N,
+        ``EMPTY_PIXEL_SIGMA`` for empty or masked pixels, 0 without shape noise).
     kappa : ndarray, shape (npix, npix), float32
         True convergence (halos + LSS).
+
+    Raises
+    ------
+    ValueError
+        If ``seed`` is not a non-negative integer.
 
     Examples
     --------
     >>> eps, kappa = simulate_sample(0)
     >>> eps.shape, kappa.shape
     ((128, 128, 3), (128, 128))
+    >>> eps, kappa = simulate_sample(0, depth_config("des"))
     """
     config = SimulationConfig() if config is None else config
-    halo_rng, lss_rng, noise_rng = _streams(seed)
-    fields = _fields(halo_rng, lss_rng, config)
-    return _ellipticities(fields, noise_rng, config), fields["kappa"]
+    streams = _streams(seed)
+    fields = _fields(streams[_HALO_STREAM], streams[_LSS_STREAM], config)
+    eps = _ellipticities(fields, streams[_GALAXY_STREAM], streams[_MASK_STREAM], config)
+    return eps, fields["kappa"]
+
+
+def _check_n(n) -> None:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"n must be a non-negative integer, got {n!r}")
 
 
 def simulate_batch(
@@ -1151,12 +980,230 @@ def simulate_batch(
     -------
     eps : ndarray, shape (n, npix, npix, 3), float32
     kappa : ndarray, shape (n, npix, npix), float32
+
+    Raises
+    ------
+    ValueError
+        If ``n`` or ``seed`` is not a non-negative integer.
+
+    Examples
+    --------
+    >>> eps, kappa = simulate_batch(4, seed=1_000_000, config=depth_config("inf"))
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"n must be a non-negative integer, got {n!r}")
+    _check_n(n)
     config = SimulationConfig() if config is None else config
     eps = np.empty((n, config.npix, config.npix, 3), dtype=np.float32)
     kappa = np.empty((n, config.npix, config.npix), dtype=np.float32)
     for i in range(n):
         eps[i], kappa[i] = simulate_sample(seed + i, config)
     return eps, kappa
+
+
+# === Depth: presets and the training mix ===
+def depth_config(spec: str, config: SimulationConfig | None = None) -> SimulationConfig:
+    """The configuration for a depth given as text: a survey preset, a number or ``inf``.
+
+    Parameters
+    ----------
+    spec : str
+        A name of :data:`lensviz.constants.SURVEYS` (``des``, ``lsst``, ``deep``,
+        ``noise-free``; sets ``n_gal`` and ``sigma_e``), a number of galaxies per
+        arcmin² (> 0; sets ``n_gal``), or ``inf`` (no shape noise). Case and surrounding
+        spaces are ignored.
+    config : SimulationConfig, optional
+        The configuration to change (default ``SimulationConfig()``).
+
+    Returns
+    -------
+    SimulationConfig
+
+    Raises
+    ------
+    ValueError
+        Naming ``spec`` and listing the presets, if it is none of these.
+
+    Examples
+    --------
+    >>> depth_config("des").n_gal
+    10.0
+    >>> depth_config("100").n_gal, depth_config("inf").n_gal
+    (100.0, inf)
+    """
+    config = SimulationConfig() if config is None else config
+    text = spec.strip().lower() if isinstance(spec, str) else None
+    if text in C.SURVEYS:
+        survey = C.SURVEYS[text]
+        return config.replace(n_gal=survey.n_gal, sigma_e=survey.sigma_e)
+    try:
+        n_gal = float(text)
+    except (TypeError, ValueError):
+        n_gal = np.nan
+    if not n_gal > 0:  # also NaN
+        raise ValueError(
+            f"depth {spec!r}: expected a survey preset ({', '.join(C.SURVEYS)}), a number "
+            "of galaxies per arcmin² > 0, or inf (no shape noise)"
+        )
+    return config.replace(n_gal=n_gal)
+
+
+@dataclass(frozen=True)
+class DepthMix:
+    """How the depth and masking of training samples are drawn.
+
+    Each sample has no shape noise with probability ``noise_free_fraction``, otherwise
+    ``n_gal`` log-uniform in ``n_gal_range``; independently, it is masked (see
+    :func:`draw_mask`) with probability ``masked_fraction``.
+
+    Parameters
+    ----------
+    n_gal_range : tuple of float
+        ``(low, high)`` galaxies per arcmin², ``0 < low ≤ high < inf`` ((3, 1000)).
+    noise_free_fraction : float
+        Share of samples with ``n_gal = inf`` (0.15).
+    masked_fraction : float
+        Share of masked samples (0.5).
+    sigma_e : float
+        Intrinsic ellipticity dispersion of every sample (0.26).
+
+    Raises
+    ------
+    ValueError
+        Naming the first field with a bad value.
+
+    Examples
+    --------
+    >>> eps, kappa, n_gal = simulate_mixed_batch(8, 1_000_000, DepthMix())
+    """
+
+    n_gal_range: tuple[float, float] = C.MIX_N_GAL_RANGE
+    noise_free_fraction: float = C.MIX_NOISE_FREE_FRACTION
+    masked_fraction: float = C.MIX_MASKED_FRACTION
+    sigma_e: float = C.SIGMA_E
+
+    def __post_init__(self) -> None:
+        if isinstance(self.n_gal_range, (list, np.ndarray)):
+            object.__setattr__(self, "n_gal_range", tuple(self.n_gal_range))
+        _check_range("n_gal_range", self.n_gal_range)
+        _check_fraction("noise_free_fraction", self.noise_free_fraction)
+        _check_fraction("masked_fraction", self.masked_fraction)
+        if not (_is_number(self.sigma_e) and 0.0 < self.sigma_e < 1.0):
+            raise ValueError(f"sigma_e must lie in (0, 1), got {self.sigma_e!r}")
+
+
+def mixed_config(
+    seed: int, mix: DepthMix | None = None, config: SimulationConfig | None = None
+) -> SimulationConfig:
+    """The configuration of sample ``seed`` under a depth mix (a pure function of seed).
+
+    Depth and masking come from the sample's own random stream (independent of its
+    halos, LSS and galaxies), with three uniforms ``u``: ``n_gal = inf`` if
+    ``u₀ < noise_free_fraction``, else ``n_gal = lo (hi/lo)^{u₁}``; ``masks = u₂ <
+    masked_fraction``.
+
+    Parameters
+    ----------
+    seed : int
+        Non-negative sample seed.
+    mix : DepthMix, optional
+        Defaults to ``DepthMix()``.
+    config : SimulationConfig, optional
+        Everything else (default ``SimulationConfig()``); its ``n_gal``, ``sigma_e``
+        and ``masks`` are replaced.
+
+    Returns
+    -------
+    SimulationConfig
+
+    Raises
+    ------
+    ValueError
+        If ``seed`` is not a non-negative integer.
+
+    Examples
+    --------
+    >>> [(round(c.n_gal, 1), c.masks) for c in map(mixed_config, range(1_000_000, 1_000_004))]
+    [(7.9, False), (26.2, True), (inf, False), (394.5, True)]
+    """
+    mix = DepthMix() if mix is None else mix
+    config = SimulationConfig() if config is None else config
+    u_free, u_depth, u_mask = _streams(seed)[_MIX_STREAM].random(3)
+    lo, hi = mix.n_gal_range
+    n_gal = math.inf if u_free < mix.noise_free_fraction else float(lo * (hi / lo) ** u_depth)
+    return config.replace(
+        n_gal=n_gal, sigma_e=mix.sigma_e, masks=bool(u_mask < mix.masked_fraction)
+    )
+
+
+def simulate_mixed_sample(
+    seed: int, mix: DepthMix | None = None, config: SimulationConfig | None = None
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """One sample at the depth and masking the mix draws for it.
+
+    Exactly ``simulate_sample(seed, mixed_config(seed, mix, config))``.
+
+    Parameters
+    ----------
+    seed : int
+        Non-negative seed.
+    mix : DepthMix, optional
+        Defaults to ``DepthMix()``.
+    config : SimulationConfig, optional
+        Everything but the depth and masking (default ``SimulationConfig()``).
+
+    Returns
+    -------
+    eps : ndarray, shape (npix, npix, 3), float32
+    kappa : ndarray, shape (npix, npix), float32
+    n_gal : float
+        The sample's depth [arcmin⁻²]; ``inf`` without shape noise.
+
+    Examples
+    --------
+    >>> eps, kappa, n_gal = simulate_mixed_sample(1_000_000)
+    """
+    cfg = mixed_config(seed, mix, config)
+    eps, kappa = simulate_sample(seed, cfg)
+    return eps, kappa, cfg.n_gal
+
+
+def simulate_mixed_batch(
+    n: int, seed: int = 0, mix: DepthMix | None = None, config: SimulationConfig | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n`` samples of a depth mix; sample ``i`` is ``simulate_mixed_sample(seed + i, ...)``.
+
+    Parameters
+    ----------
+    n : int
+        Number of samples, ≥ 0.
+    seed : int, optional
+        Seed of the first sample.
+    mix : DepthMix, optional
+        Defaults to ``DepthMix()``.
+    config : SimulationConfig, optional
+        Everything but the depth and masking (default ``SimulationConfig()``).
+
+    Returns
+    -------
+    eps : ndarray, shape (n, npix, npix, 3), float32
+    kappa : ndarray, shape (n, npix, npix), float32
+    n_gal : ndarray, shape (n,), float64
+        Each sample's depth; ``inf`` for the noise-free ones.
+
+    Raises
+    ------
+    ValueError
+        If ``n`` or ``seed`` is not a non-negative integer.
+
+    Examples
+    --------
+    >>> eps, kappa, n_gal = simulate_mixed_batch(16, seed=1_000_000)
+    >>> np.isinf(n_gal).mean()   # about DepthMix().noise_free_fraction
+    """
+    _check_n(n)
+    config = SimulationConfig() if config is None else config
+    eps = np.empty((n, config.npix, config.npix, 3), dtype=np.float32)
+    kappa = np.empty((n, config.npix, config.npix), dtype=np.float32)
+    n_gal = np.empty(n, dtype=np.float64)
+    for i in range(n):
+        eps[i], kappa[i], n_gal[i] = simulate_mixed_sample(seed + i, mix, config)
+    return eps, kappa, n_gal

@@ -1,16 +1,26 @@
 """Tests of the command line (in-process through lensviz.cli.main, plus one subprocess)."""
 
 import json
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
 from lensviz import cli, data
-from lensviz.simulate import simulate_batch
+from lensviz.cli import data as cli_data
+from lensviz import constants as C
+from lensviz.simulate import (
+    DepthMix,
+    SimulationConfig,
+    depth_config,
+    simulate_batch,
+    simulate_mixed_batch,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,6 +99,98 @@ def test_simulate_writes_both_formats(tmp_path, capsys, sim8):
     assert names[0] == "seed00000002" and no_leftovers(tmp_path)
     status, _, err = run(capsys, "simulate", "--n", 1, "--out", tmp_path / "s.h5")
     assert_one_line_error(status, err, "s.h5: already exists; use --overwrite")
+
+
+@pytest.mark.parametrize(
+    ("options", "config"),
+    [(("--n-gal", "inf"), SimulationConfig(n_gal=math.inf)),
+     (("--n-gal", "100", "--sigma-e", "0.3"), SimulationConfig(n_gal=100.0, sigma_e=0.3)),
+     (("--survey", "des"), depth_config("des")),
+     (("--isolated",), SimulationConfig(margin_px=0, halo_kappa_min=0.0)),
+     (("--masks", "--n-gal", "inf"), SimulationConfig(masks=True, n_gal=math.inf))],
+)
+def test_simulate_depth_and_field_options(tmp_path, capsys, options, config):
+    out = tmp_path / "s.h5"
+    status, stdout, _ = run(capsys, "simulate", "--n", 2, "--seed", 5, "--out", out, *options)
+    assert status == 0 and f"n_gal {config.n_gal:g}" in stdout
+    e, k, _ = data.read_hdf5(out)
+    eps, kappa = simulate_batch(2, 5, config)
+    np.testing.assert_array_equal(e, eps)
+    np.testing.assert_array_equal(k, kappa)
+    with h5py.File(out) as f:
+        assert f.attrs["n_gal"] == config.n_gal and f.attrs["sigma_e"] == config.sigma_e
+        assert f.attrs["margin_px"] == config.margin_px and f.attrs["masks"] == config.masks
+    if math.isinf(config.n_gal):
+        masked = e[..., 2] == C.EMPTY_PIXEL_SIGMA
+        assert np.all(e[..., 2][~masked] == 0.0)  # no shape noise: Δε = 0
+        assert masked.any() == config.masks
+
+
+def test_simulate_mix(tmp_path, capsys):
+    out = tmp_path / "mix.h5"
+    status, stdout, _ = run(capsys, "simulate", "--n", 3, "--seed", 1_000_000, "--mix",
+                            "--compression", "none", "--out", out)
+    assert status == 0 and "depth mix" in stdout
+    e, k, names = data.read_hdf5(out)
+    eps, kappa, _ = simulate_mixed_batch(3, 1_000_000, DepthMix())
+    np.testing.assert_array_equal(e, eps)
+    np.testing.assert_array_equal(k, kappa)
+    with h5py.File(out) as f:
+        assert json.loads(f.attrs["depth_mix"]) == {
+            "n_gal_range": [3.0, 1000.0], "noise_free_fraction": 0.15, "masked_fraction": 0.5,
+            "sigma_e": 0.26}
+        assert "mixed_config" in f.attrs["n_gal"]
+
+
+def test_simulate_bad_depth_options(tmp_path, capsys):
+    out = tmp_path / "x.h5"
+    for options, fragment in ((("--n-gal", 10, "--survey", "des"), "--n-gal and --survey"),
+                              (("--mix", "--survey", "deep"), "--survey and --mix"),
+                              (("--mix", "--masks"), "--masks and --mix")):
+        status, _, err = run(capsys, "simulate", "--n", 1, "--out", out, *options)
+        assert_one_line_error(status, err, fragment)
+        assert not out.exists()
+    for options in (("--n-gal", "0"), ("--n-gal", "abc"), ("--n-gal", "nan"),
+                    ("--sigma-e", "1.5"), ("--survey", "sdss")):
+        with pytest.raises(SystemExit) as info:
+            cli.main(["simulate", "--n", "1", "--out", str(out), *options])
+        assert info.value.code == 2
+        assert options[1] in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("spec", "config"),
+    [("sim:3:5@des", depth_config("des")), ("sim:2@inf", SimulationConfig(n_gal=math.inf)),
+     ("sim:2:9@ 250 ", SimulationConfig(n_gal=250.0)), ("sim:2:9", SimulationConfig())],
+)
+def test_sim_spec_takes_a_depth(spec, config):
+    sim = cli_data._parse_sim(spec)
+    eps, kappa, names = cli_data.load_data(spec)
+    expected = simulate_batch(sim.n, sim.seed, config)
+    np.testing.assert_array_equal(eps, expected[0])
+    np.testing.assert_array_equal(kappa, expected[1])
+    assert names[0] == cli_data._sim_name(sim.seed) and len(names) == sim.n
+
+
+def test_sim_spec_mix():
+    eps, kappa, _ = cli_data.load_data("sim:3:1000000@mix")
+    expected = simulate_mixed_batch(3, 1_000_000)
+    np.testing.assert_array_equal(eps, expected[0])
+    np.testing.assert_array_equal(kappa, expected[1])
+
+
+def test_depth_reaches_every_data_command(capsys, tmp_path):
+    # evaluate and conventions read DATA through the same spec: no noise → KS93 ≈ κ
+    r = {}
+    for depth in ("inf", "des"):
+        out = tmp_path / f"{depth}.json"
+        status, _, _ = run(capsys, "evaluate", f"sim:4:40@{depth}", "--sigma", 1,
+                           "--no-unet", "--no-wiener", "--json", out)
+        assert status == 0
+        r[depth] = json.loads(out.read_text())["summary"]["ks93_raw"]["r"]["mean"]
+    assert r["inf"] > 0.9 and r["des"] < 0.6
+    status, out, _ = run(capsys, "conventions", "sim:4@noise-free", "--n", 4)
+    assert status == 0 and "best: the identity" in out
 
 
 def test_convert_round_trip(tmp_path, capsys, challenge_dir, sim8):
@@ -212,9 +314,12 @@ def test_evaluate_given_sigma_and_file(tmp_path, capsys, challenge_dir):
 
 
 def test_evaluate_bad_input(tmp_path, capsys, sim8):
-    for spec in ("sim:abc", "sim:0", "sim:3:4:5"):
+    for spec in ("sim:abc", "sim:0", "sim:3:4:5", "sim:3@", "sim:3@sdss", "sim:3@0",
+                 "sim:3:1@des@inf", "sim:@des", "sim:3@nan"):
         status, _, err = run(capsys, "evaluate", spec, "--sigma", 1)
-        assert_one_line_error(status, err, spec)
+        assert_one_line_error(status, err, repr(spec))
+    status, _, err = run(capsys, "conventions", "sim:3@sdss")
+    assert_one_line_error(status, err, "'sim:3@sdss'", "des, lsst, deep, noise-free", "mix")
     np.save(tmp_path / "eps.npy", sim8[0][:2])
     status, _, err = run(capsys, "evaluate", tmp_path / "eps.npy", "--sigma", 1)
     assert_one_line_error(status, err, "eps.npy", "ε only")

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from scipy.integrate import quad
 
-from lensviz.inversion import ks93inv
-from lensviz.simulate import (
+from lensviz.halos import (
     nfw_kappa_profile,
     nfw_mean_kappa_profile,
     nfw_shear_profile,
 )
+from lensviz.inversion import ks93inv
 
 
 def _f_reference(x: float) -> float:

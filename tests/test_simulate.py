@@ -1,30 +1,34 @@
 """The simulator: shapes, reproducibility, noise statistics, physics pieces, validation."""
 
+import math
+
 import numpy as np
 import pytest
 
 from lensviz import constants as C
-from lensviz.cosmology import critical_density, sigma_crit
+from lensviz.halos import HaloParams, nfw_kappa_profile
 from lensviz.inversion import gaussian_smooth, ks93
 from lensviz.simulate import (
-    HaloParams,
+    DepthMix,
     SimulationConfig,
     add_shape_noise,
-    concentration_duffy08,
     convergence_power_spectrum,
+    depth_config,
+    draw_mask,
     lens_ellipticities,
     lognormal_shift,
-    nfw_kappa_profile,
-    nfw_params,
+    mixed_config,
     reduced_shear,
     simulate_batch,
+    simulate_mixed_batch,
+    simulate_mixed_sample,
     simulate_sample,
     simulate_truth,
 )
 
 # a lone round cluster, no LSS, no noise: for checking the halo maps
 LONE_HALO = SimulationConfig(
-    n_field_halos=0, n_subhalos=0, elliptical=False, lss=False, noise=False
+    n_field_halos=0, n_subhalos=0, elliptical=False, lss=False, n_gal=math.inf
 )
 
 
@@ -140,12 +144,12 @@ def test_lensed_ellipticity_mean_is_reduced_shear(g, expected):
 
 
 def test_noise_free_config_gives_reduced_shear():
-    cfg = SimulationConfig(noise=False)
+    cfg = SimulationConfig(n_gal=math.inf)
     eps, kappa = simulate_sample(21, cfg)
     truth = simulate_truth(21, cfg)
     np.testing.assert_array_equal(eps[..., 0], truth["gamma1"])
     np.testing.assert_array_equal(eps[..., 1], truth["gamma2"])
-    np.testing.assert_allclose(eps[..., 2], C.SIGMA_E / np.sqrt(7.5), rtol=1e-6)
+    assert np.all(eps[..., 2] == 0.0)  # the true noise: none
     # g ≈ γ where κ ≪ 1
     weak = np.abs(kappa) < 0.02
     np.testing.assert_allclose(eps[..., 0][weak], truth["shear1"][weak], rtol=0.03, atol=1e-6)
@@ -164,23 +168,8 @@ def test_add_shape_noise_rejects_bad_input():
 
 
 # === Physics pieces ===
-def test_duffy_concentration_and_lognormal_shift_values():
-    assert concentration_duffy08(2e12, 0.0) == pytest.approx(5.71)
-    assert concentration_duffy08(2e14, 1.0) == pytest.approx(5.71 * 100**-0.084 * 2**-0.47)
+def test_lognormal_shift_value():
     assert lognormal_shift(1.0) == pytest.approx(0.008 + 0.029 - 0.0079 + 0.00065)
-
-
-def test_nfw_params_recover_m200():
-    m200, z, c = np.array([1e12, 3e14, 2e15]), np.array([0.1, 0.3, 0.6]), np.array([8.0, 5.0, 3.0])
-    r_s, kappa_s = nfw_params(m200, z, c, z_source=1.0)
-    rho_s = kappa_s * sigma_crit(z, 1.0) / r_s
-    mass = 4 * np.pi * rho_s * r_s**3 * (np.log1p(c) - c / (1 + c))  # 3-D NFW mass inside c r_s
-    np.testing.assert_allclose(mass, m200, rtol=1e-10)
-    np.testing.assert_allclose(
-        m200, 4 / 3 * np.pi * 200 * critical_density(z) * (c * r_s) ** 3, rtol=1e-10
-    )
-    _, behind = nfw_params(1e14, 1.2, 4.0, z_source=1.0)
-    assert behind == 0.0
 
 
 def test_halo_map_is_nfw_and_core_pixels_are_pixel_averages():
@@ -191,7 +180,10 @@ def test_halo_map_is_nfw_and_core_pixels_are_pixel_averages():
     yy, xx = np.mgrid[0:128, 0:128].astype(np.float64)
     exact = nfw_kappa_profile(np.hypot(xx - h.x, yy - h.y) / rs_px, h.kappa_s)
     core = (np.abs(xx - np.rint(h.x)) <= 2) & (np.abs(yy - np.rint(h.y)) <= 2)
-    np.testing.assert_allclose(kappa[~core], exact[~core], rtol=2e-5)
+    kept = exact > 1.0001 * LONE_HALO.halo_kappa_min  # the halo is cut at κ = 1e-4
+    assert kept.mean() > 0.9
+    np.testing.assert_allclose(kappa[~core & kept], exact[~core & kept], rtol=2e-5)
+    assert np.all(kappa[exact < 0.9999 * LONE_HALO.halo_kappa_min] == 0.0)
     # core pixels: mean of κ over the pixel, checked with 200 × 200 sub-samples
     off = (np.arange(200) + 0.5) / 200 - 0.5
     iy, ix = int(np.rint(h.y)), int(np.rint(h.x))
@@ -215,7 +207,8 @@ def test_elliptical_halo_orientation():
 
 
 def test_lss_field_statistics():
-    cfg = SimulationConfig(n_field_halos=0, n_subhalos=0, noise=False)
+    # the generator itself, on an isolated 128² canvas
+    cfg = SimulationConfig(n_field_halos=0, n_subhalos=0, n_gal=math.inf, margin_px=0)
     maps = np.array([simulate_truth(s, cfg)["kappa_lss"] for s in range(12)], dtype=np.float64)
     assert maps.min() >= -lognormal_shift(1.0)  # lognormal: κ > −λ
     # the pixel variance is that of the power spectrum (lognormal keeps the 2-point function)
@@ -267,6 +260,13 @@ def test_lensing_signal_survives_the_noise():
         ({"lss": "yes"}, "lss"),
         ({"pad": -1}, "pad"),
         ({"core_supersample": 0}, "core_supersample"),
+        ({"n_gal": np.nan}, "n_gal"),
+        ({"n_gal": -math.inf}, "n_gal"),
+        ({"margin_px": -1}, "margin_px"),
+        ({"margin_px": 8.0}, "margin_px"),
+        ({"halo_kappa_min": -1e-4}, "halo_kappa_min"),
+        ({"masks": 1}, "masks"),
+        ({"mask_max_fraction": 1.5}, "mask_max_fraction"),
     ],
 )
 def test_config_validation_names_the_field(changes, field):
@@ -288,3 +288,225 @@ def test_bad_seed_raises():
         simulate_sample(-1)
     with pytest.raises(ValueError, match="n must be"):
         simulate_batch(-2)
+
+
+# === Depth: Δε semantics, presets, depth specs ===
+def test_delta_eps_for_full_empty_and_noise_free_pixels():
+    g1 = np.array([[0.01, -0.02], [0.03, 0.5]], dtype=np.float32)
+    g2 = np.array([[0.0, 0.04], [-0.01, 0.2]], dtype=np.float32)
+    # no shape noise: ε = g exactly, Δε = 0 exactly, and the generator is not touched
+    rng = np.random.default_rng(5)
+    eps = add_shape_noise(g1, g2, rng, n_gal=math.inf)
+    assert eps.dtype == np.float32 and eps.shape == (2, 2, 3)
+    np.testing.assert_array_equal(eps[..., 0], g1)
+    np.testing.assert_array_equal(eps[..., 1], g2)
+    np.testing.assert_array_equal(eps[..., 2], 0.0)
+    assert rng.random() == np.random.default_rng(5).random()
+    # a dense field: every pixel full, Δε = σ_e/√N with N the pixel's galaxy count
+    dense = add_shape_noise(np.zeros((8, 8)), np.zeros((8, 8)), rng, n_gal=4000.0,
+                            sigma_e=0.2, pixel_arcmin=0.5)
+    counts = (0.2 / dense[..., 2].astype(np.float64)) ** 2
+    np.testing.assert_allclose(counts, np.rint(counts), atol=1e-2)
+    assert np.all(np.abs(counts - 1000) < 5 * np.sqrt(1000))
+    # a very sparse field: almost every pixel empty, e = 0 and Δε = EMPTY_PIXEL_SIGMA there
+    sparse = add_shape_noise(np.full((64, 64), 0.1), np.zeros((64, 64)), rng, n_gal=1e-3)
+    empty = sparse[..., 2] == C.EMPTY_PIXEL_SIGMA
+    assert empty.mean() > 0.99 and np.all(sparse[empty][:, :2] == 0.0)
+
+
+def test_survey_presets():
+    assert set(C.SURVEYS) == {"des", "lsst", "deep", "noise-free"}
+    assert [C.SURVEYS[k].n_gal for k in ("des", "lsst", "deep")] == [10.0, 30.0, 100.0]
+    assert math.isinf(C.SURVEYS["noise-free"].n_gal)
+    assert C.SURVEYS[C.DEFAULT_SURVEY].n_gal == SimulationConfig().n_gal == C.N_GAL_ARCMIN2
+    for name, survey in C.SURVEYS.items():
+        assert survey.name == name and survey.sigma_e == C.SIGMA_E
+        assert survey.label and len(survey.source) > 40  # each says where its numbers come from
+        cfg = depth_config(name)
+        assert cfg.n_gal == survey.n_gal and cfg.sigma_e == survey.sigma_e
+
+
+@pytest.mark.parametrize(
+    ("spec", "n_gal"),
+    [("des", 10.0), (" DES ", 10.0), ("noise-free", math.inf), ("100", 100.0), ("2.5", 2.5),
+     ("1e3", 1000.0), ("inf", math.inf), ("Infinity", math.inf)],
+)
+def test_depth_config_parses_presets_numbers_and_inf(spec, n_gal):
+    base = SimulationConfig(lss=False, sigma_e=0.3, margin_px=0)
+    cfg = depth_config(spec, base)
+    assert cfg.n_gal == n_gal
+    assert not cfg.lss and cfg.margin_px == 0  # everything else is kept
+    assert cfg.sigma_e == (C.SIGMA_E if spec.strip().lower() in C.SURVEYS else 0.3)
+
+
+@pytest.mark.parametrize("spec", ["", "desi", "0", "-3", "nan", "1e3x", "-inf", None, 30])
+def test_depth_config_rejects_bad_text(spec):
+    with pytest.raises(ValueError, match="des, lsst, deep, noise-free") as info:
+        depth_config(spec)
+    assert repr(spec) in str(info.value)
+
+
+def test_depth_sets_the_noise_of_the_sample():
+    # same halos, LSS and galaxy positions; only the depth changes
+    deep = simulate_sample(8, depth_config("deep"))
+    wide = simulate_sample(8, depth_config("des"))
+    free = simulate_sample(8, depth_config("inf"))
+    np.testing.assert_array_equal(deep[1], wide[1])
+    np.testing.assert_array_equal(free[1], deep[1])
+    for eps, n_gal in ((deep[0], 100.0), (wide[0], 10.0)):
+        filled = eps[..., 2] < C.EMPTY_PIXEL_SIGMA
+        counts = np.where(filled, (C.SIGMA_E / eps[..., 2].astype(np.float64)) ** 2, 0.0)
+        assert counts.mean() == pytest.approx(n_gal * 0.25, rel=0.03)
+    np.testing.assert_array_equal(free[0][..., 2], 0.0)
+    # the noise of e1 about g shrinks as 1/√n_gal
+    resid = [np.std(e[..., 0] - free[0][..., 0]) for e in (wide[0], deep[0])]
+    assert resid[0] / resid[1] == pytest.approx(np.sqrt(10.0), rel=0.15)
+
+
+# === Mass beyond the field ===
+def test_isolated_field_reproduces_the_old_samples():
+    # values from the simulator before the canvas (lensviz 2026-11, commit 40eb59a)
+    iso = SimulationConfig(margin_px=0, halo_kappa_min=0.0)
+    old = {
+        0: (193.42652823473327, 0.3559735976724596, 1660.6326586715877,
+            [0.04174577, 0.04370241, 0.048201393, 0.055981174],
+            [0.054820877, 0.031705968, 0.008810421, 0.11669192]),
+        7: (236.59432270831894, 13.408495505740575, 1658.0801669955254,
+            [0.073506564, 0.088472016, 0.10630746, 0.13012174],
+            [-0.14376228, 0.027417274, -0.19501138, 0.072327614]),
+    }
+    for seed, (k_sum, e1_sum, de_sum, k_row, e1_row) in old.items():
+        eps, kappa = simulate_sample(seed, iso)
+        assert kappa.astype(np.float64).sum() == pytest.approx(k_sum, rel=1e-6)
+        assert eps[..., 0].astype(np.float64).sum() == pytest.approx(e1_sum, rel=1e-4)
+        assert eps[..., 2].astype(np.float64).sum() == pytest.approx(de_sum, rel=1e-7)
+        np.testing.assert_allclose(kappa[60, 60:64], k_row, rtol=1e-6)
+        np.testing.assert_allclose(eps[60, 60:64, 0], e1_row, rtol=1e-5)
+
+
+def test_cropped_canvas_shear_is_the_crop_of_the_big_field():
+    # a 64² field with a 32 px margin versus the 128² canvas simulated as an isolated field
+    small = SimulationConfig(npix=64, margin_px=32, n_gal=math.inf)
+    big = SimulationConfig(npix=128, margin_px=0, n_gal=math.inf,
+                           n_field_halos=4 * small.n_field_halos)
+    for seed in (2, 13):
+        a, b = simulate_truth(seed, small), simulate_truth(seed, big)
+        assert [h.kind for h in a["halos"]] == [h.kind for h in b["halos"]]
+        assert sum(h.kind == "field" for h in a["halos"]) > 3  # halos beyond the field
+        for ha, hb in zip(a["halos"], b["halos"]):
+            assert ha.x + 32 == pytest.approx(hb.x, abs=1e-9)
+            assert ha.m200 == hb.m200
+        crop = (slice(32, 96), slice(32, 96))
+        for key in ("kappa", "kappa_lss", "shear1", "shear2", "gamma1", "gamma2"):
+            np.testing.assert_allclose(a[key], b[key][crop], rtol=1e-5, atol=1e-7, err_msg=key)
+        eps, kappa = simulate_sample(seed, small)
+        np.testing.assert_array_equal(kappa, a["kappa"])
+        np.testing.assert_array_equal(eps[..., 0], a["gamma1"])
+
+
+def test_mass_outside_the_field_changes_the_shear_inside():
+    # the same κ inside the field, but the shear of the canvas also feels the margin
+    cfg = SimulationConfig(n_gal=math.inf, lss=False)
+    with_margin = simulate_truth(31, cfg)
+    outside = [h for h in with_margin["halos"]
+               if not (0 <= h.x < 128 and 0 <= h.y < 128)]
+    assert len(outside) > 5
+    only_inside = simulate_truth(31, cfg.replace(margin_px=0, n_field_halos=0.0))
+    # the field κ is mostly the main cluster; the shear differs by the outside mass
+    diff = with_margin["shear1"] - only_inside["shear1"]
+    assert np.abs(diff).max() > 1e-3
+
+
+def test_field_halos_fill_the_canvas_at_the_field_density():
+    cfg = SimulationConfig(npix=32, margin_px=32, pad=16, lss=False, n_gal=math.inf,
+                           n_subhalos=0.0)
+    xs, counts = [], []
+    for seed in range(60):
+        field = [h for h in simulate_truth(seed, cfg)["halos"] if h.kind == "field"]
+        counts.append(len(field))
+        xs += [h.x for h in field] + [h.y for h in field]
+    # Poisson mean 3 per 32² field, 9 times the area: 27; 60 draws → ±0.7 (1σ)
+    assert np.mean(counts) == pytest.approx(27.0, abs=3 * np.sqrt(27 / 60))
+    assert -32.5 <= min(xs) < -28 and 60 < max(xs) <= 63.5
+
+
+# === Masks ===
+def test_mask_fraction_lies_in_range_and_covers_it():
+    fractions = []
+    for seed in range(40):
+        mask = draw_mask(np.random.default_rng(seed), 128, 0.3)
+        assert mask.shape == (128, 128) and mask.dtype == bool
+        fractions.append(mask.mean())
+    fractions = np.array(fractions)
+    assert np.all((fractions >= 0.0) & (fractions <= 0.3))
+    assert fractions.min() < 0.05 and fractions.max() > 0.25  # uniform target over [0, 0.3]
+    assert not np.any(draw_mask(np.random.default_rng(0), 64, 0.0))
+    small = np.array([draw_mask(np.random.default_rng(s), 64, 0.05).mean() for s in range(20)])
+    assert np.all(small <= 0.05)
+    with pytest.raises(ValueError, match="max_fraction"):
+        draw_mask(np.random.default_rng(0), 64, 1.2)
+    with pytest.raises(TypeError, match="Generator"):
+        draw_mask(0, 64)
+
+
+def test_masked_pixels_are_empty_and_the_rest_unchanged():
+    for n_gal in (30.0, math.inf):
+        cfg = SimulationConfig(n_gal=n_gal, masks=True)
+        eps, kappa = simulate_sample(17, cfg)
+        plain, plain_kappa = simulate_sample(17, cfg.replace(masks=False))
+        mask = simulate_truth(17, cfg)["mask"]
+        assert 0.0 < mask.mean() <= cfg.mask_max_fraction
+        np.testing.assert_array_equal(kappa, plain_kappa)
+        assert np.all(eps[mask][:, :2] == 0.0)
+        assert np.all(eps[mask][:, 2] == C.EMPTY_PIXEL_SIGMA)
+        np.testing.assert_array_equal(eps[~mask], plain[~mask])
+    assert not simulate_truth(17)["mask"].any()
+
+
+# === The training depth mix ===
+def test_mix_is_deterministic_per_seed():
+    mix = DepthMix()
+    cfg = SimulationConfig(npix=32, margin_px=16, pad=16)
+    eps, kappa, n_gal = simulate_mixed_batch(4, 1_000_000, mix, cfg)
+    again = simulate_mixed_batch(4, 1_000_000, mix, cfg)
+    np.testing.assert_array_equal(eps, again[0])
+    np.testing.assert_array_equal(n_gal, again[2])
+    for i in range(4):
+        e_i, k_i, n_i = simulate_mixed_sample(1_000_000 + i, mix, cfg)
+        assert np.array_equal(eps[i], e_i) and np.array_equal(kappa[i], k_i) and n_i == n_gal[i]
+        sample_cfg = mixed_config(1_000_000 + i, mix, cfg)
+        assert sample_cfg.n_gal == n_gal[i] and sample_cfg.npix == 32
+        np.testing.assert_array_equal(simulate_sample(1_000_000 + i, sample_cfg)[0], eps[i])
+    # κ does not depend on the depth drawn: the halo and LSS streams are untouched
+    np.testing.assert_array_equal(kappa, simulate_batch(4, 1_000_000, cfg)[1])
+
+
+def test_mix_covers_its_range():
+    mix = DepthMix(n_gal_range=(3.0, 1000.0), noise_free_fraction=0.15, masked_fraction=0.5)
+    cfgs = [mixed_config(s, mix) for s in range(1_000_000, 1_002_000)]
+    n_gal = np.array([c.n_gal for c in cfgs])
+    free = np.isinf(n_gal)
+    assert free.mean() == pytest.approx(0.15, abs=4 * np.sqrt(0.15 * 0.85 / 2000))
+    masked = np.array([c.masks for c in cfgs])
+    assert masked.mean() == pytest.approx(0.5, abs=4 * np.sqrt(0.25 / 2000))
+    logs = np.log10(n_gal[~free])
+    assert logs.min() >= np.log10(3.0) and logs.max() <= 3.0
+    assert logs.min() < np.log10(3.2) and logs.max() > np.log10(900.0)
+    # log-uniform: each decade-like quarter of the log range holds a quarter of the draws
+    quarters = np.histogram(logs, bins=4, range=(np.log10(3.0), 3.0))[0] / logs.size
+    np.testing.assert_allclose(quarters, 0.25, atol=0.04)
+    assert all(c.sigma_e == mix.sigma_e for c in cfgs[:10])
+
+
+def test_mix_validation():
+    for changes, field in (({"n_gal_range": (0.0, 10.0)}, "n_gal_range"),
+                           ({"n_gal_range": (10.0, 3.0)}, "n_gal_range"),
+                           ({"n_gal_range": (3.0, math.inf)}, "n_gal_range"),
+                           ({"noise_free_fraction": 1.5}, "noise_free_fraction"),
+                           ({"masked_fraction": -0.1}, "masked_fraction"),
+                           ({"sigma_e": 0.0}, "sigma_e")):
+        with pytest.raises(ValueError, match=field):
+            DepthMix(**changes)
+    only_free = DepthMix(noise_free_fraction=1.0, masked_fraction=0.0)
+    assert all(math.isinf(mixed_config(s, only_free).n_gal) for s in range(5))
+    assert not any(mixed_config(s, only_free).masks for s in range(5))

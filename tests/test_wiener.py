@@ -1,5 +1,7 @@
 """Wiener filter: reduces to KS93 without noise, beats smoothed KS93 on Gaussian fields."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -14,6 +16,7 @@ from lensviz.inversion import (
     wavenumber,
     wiener,
 )
+from lensviz.simulate import SimulationConfig, simulate_batch
 
 
 def red_spectrum(n_bins=32):
@@ -96,10 +99,59 @@ def test_shipped_spectrum_and_predictor(rng):
     ps = PowerSpectrum.load(path)
     assert "powerspec" in ps.meta["command"]
     assert np.all(np.diff(ps.power[1:20]) < 0)  # a red spectrum
-    from lensviz.simulate import simulate_batch
-
     eps, kappa = simulate_batch(8, 123)
     pred = wiener_predictor()(eps)
     raw = ks93(eps[..., 0], eps[..., 1])[0]
     assert np.mean((pred - kappa) ** 2) < np.mean((raw - kappa) ** 2)
     assert wavenumber(4, 4)[0, 2] == 0.5
+
+
+# === No shape noise and masked pixels ===
+def band_limited_spectrum(k_cut=0.25, n_bins=32):
+    """S > 0 below ``k_cut`` cycles per pixel and exactly 0 above it."""
+    edges = np.linspace(0, np.sqrt(0.5) + 1e-9, n_bins + 1)
+    k = 0.5 * (edges[1:] + edges[:-1])
+    return PowerSpectrum(edges, np.where(k < k_cut, 1e-3 / (1 + (k / 0.05) ** 2), 0.0))
+
+
+def test_noise_free_wiener_is_ks93_on_the_signal_modes(rng):
+    # N = 0 and S = 0 on the high-k modes: the filter is 1 where S > 0 and 0 elsewhere, no NaN
+    ps = band_limited_spectrum()
+    e1, e2 = rng.normal(size=(2, 3, 64, 64))
+    delta_e = np.zeros((3, 64, 64))
+    n = noise_power(delta_e)
+    np.testing.assert_array_equal(n, 0.0)
+    with np.errstate(all="raise"):  # no 0/0 anywhere
+        out = wiener(e1, e2, n, ps)
+    k_e = ks93(e1, e2)[0]
+    signal = ps.on_grid(64, 64) > 0
+    expected = np.fft.ifft2(np.fft.fft2(k_e) * signal).real
+    assert np.all(np.isfinite(out))
+    np.testing.assert_allclose(out, expected, atol=1e-12)
+    assert np.abs(out - k_e).max() > 0.1  # the S = 0 modes were really removed
+    # a spectrum with no power at all gives 0, not NaN
+    zero = PowerSpectrum(ps.k_edges, np.zeros_like(ps.power))
+    np.testing.assert_array_equal(wiener(e1, e2, 0.0, zero), 0.0)
+
+
+def test_masked_pixels_are_left_out_of_the_noise():
+    d = np.zeros((3, 16, 16))
+    d[:, :4] = 1.0  # a masked band: empty pixels (Δε = EMPTY_PIXEL_SIGMA)
+    d[1, 4:] = 0.2  # masked + noisy
+    d[2, 4:8] = 0.1
+    d[2, 8:] = 0.3
+    d[2, 0, 0] = 5.0  # anything at or above EMPTY_PIXEL_SIGMA is empty
+    # noise-free + masked → 0; otherwise the mean Δε² over the measured pixels only
+    np.testing.assert_allclose(noise_power(d), [0.0, 0.04, (4 * 0.01 + 8 * 0.09) / 12])
+    assert noise_power(np.full((16, 16), 1.0)) == 0.0  # every pixel masked
+    with pytest.raises(ValueError, match="empty_sigma"):
+        noise_power(d, empty_sigma=0.0)
+
+
+def test_wiener_on_a_masked_noise_free_simulation():
+    eps, kappa = simulate_batch(2, 7, SimulationConfig(n_gal=math.inf, masks=True))
+    masked = eps[..., 2] == 1.0
+    assert masked.any() and np.all(eps[..., 2][~masked] == 0.0)
+    np.testing.assert_array_equal(noise_power(eps[..., 2]), 0.0)
+    out = wiener_predictor()(eps)
+    assert out.shape == kappa.shape and np.all(np.isfinite(out))

@@ -109,6 +109,29 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _depth_number(text: str) -> float:
+    """A source density for ``--n-gal``: a number > 0 or ``inf``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected galaxies per arcmin² (a number > 0) or inf, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(
+            f"expected galaxies per arcmin² (a number > 0) or inf, got {text!r}")
+    return value
+
+
+def _sigma_e(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}")
+    return value
+
+
 # === Helpers shared by the command modules ===
 
 
@@ -126,8 +149,10 @@ def _check_output(out: Path, overwrite: bool) -> None:
 # === Commands ===
 
 _DATA_HELP = (
-    "challenge folder, .h5/.hdf5, .npz or .npy file, or sim:N[:SEED] for N "
-    f"simulated samples (default SEED {constants.TEST_SEED_START})"
+    "challenge folder, .h5/.hdf5, .npz or .npy file, or sim:N[:SEED][@DEPTH] for N "
+    f"simulated samples (default SEED {constants.TEST_SEED_START}); DEPTH is a "
+    f"survey ({', '.join(constants.SURVEYS)}), galaxies per arcmin², inf (no shape "
+    f"noise) or mix (the training depth mix); default {constants.DEFAULT_SURVEY}"
 )
 
 COMMANDS: tuple[Command, ...] = (
@@ -162,6 +187,26 @@ COMMANDS: tuple[Command, ...] = (
                 f"range; training uses ≥ {constants.TRAIN_SEED_START})",
             ),
             arg("--out", required=True, help="OUT.h5/.hdf5 for HDF5, anything else for a folder"),
+            arg("--n-gal", type=_depth_number, default=None, metavar="G",
+                help="source galaxies per arcmin², or inf for no shape noise (default "
+                     f"{constants.N_GAL_ARCMIN2:g}); not with --survey or --mix"),
+            arg("--survey", choices=tuple(constants.SURVEYS), default=None,
+                help="a named survey depth (sets n_gal and sigma_e): "
+                     + "; ".join(f"{s.name}: {s.label}" for s in constants.SURVEYS.values())),
+            arg("--mix", action="store_true",
+                help="the training depth mix: each sample's n_gal log-uniform in "
+                     f"{constants.MIX_N_GAL_RANGE[0]:g}-{constants.MIX_N_GAL_RANGE[1]:g} or no "
+                     f"noise ({constants.MIX_NOISE_FREE_FRACTION * 100:g}%%), "
+                     f"{constants.MIX_MASKED_FRACTION * 100:g}%% masked, drawn from its seed; "
+                     "sample i's n_gal is lensviz.simulate.mixed_config(SEED + i).n_gal"),
+            arg("--sigma-e", type=_sigma_e, default=None,
+                help=f"intrinsic ellipticity dispersion per component (default {constants.SIGMA_E})"),
+            arg("--isolated", action="store_true",
+                help="an isolated field with no mass outside it (no canvas margin, untruncated "
+                     "halos: the samples of earlier lensviz versions)"),
+            arg("--masks", action="store_true",
+                help="random bright-star discs and stripes on up to "
+                     f"{constants.SIM_MASK_MAX_FRACTION * 100:g}%% of each field (empty pixels)"),
             arg("--batch", type=_positive_int, default=64, help="samples per batch (default 64)"),
             arg(
                 "--compression",

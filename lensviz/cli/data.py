@@ -1,8 +1,12 @@
 """Data commands and data specs: ``convert``, ``simulate``, ``conventions``.
 
 A command-line ``DATA`` argument (a *data spec*) is a challenge folder, an
-``.h5``/``.hdf5``, ``.npz`` or ``.npy`` file, or ``sim:N`` / ``sim:N:SEED`` for N simulated
-samples from seed SEED (default ``constants.TEST_SEED_START``); :func:`iter_data` reads it
+``.h5``/``.hdf5``, ``.npz`` or ``.npy`` file, or ``sim:N[:SEED][@DEPTH]`` for N simulated
+samples from seed SEED (default ``constants.TEST_SEED_START``) at depth DEPTH: a survey
+preset of ``constants.SURVEYS`` (``des``, ``lsst``, ``deep``, ``noise-free``), a number of
+galaxies per arcmin², ``inf`` (no shape noise) or ``mix`` (the training depth mix); default
+the ``lsst`` depth. Examples: ``sim:150``, ``sim:150:3000@des``, ``sim:150@inf``,
+``sim:256:500000@mix``. :func:`iter_data` reads it
 in batches and :func:`load_data` into memory. Every command of the CLI takes its data
 through these two. None of this imports TensorFlow.
 """
@@ -10,7 +14,9 @@ through these two. None of this imports TensorFlow.
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +25,13 @@ from lensviz import constants, data
 from lensviz.cli import _check_output, _progress
 from lensviz.data import HDF5_SUFFIXES, ChallengeDirWriter, HDF5Writer
 from lensviz.evaluation import convention_scores
-from lensviz.simulate import simulate_batch
+from lensviz.simulate import (
+    DepthMix,
+    SimulationConfig,
+    depth_config,
+    simulate_batch,
+    simulate_mixed_batch,
+)
 
 __all__ = ["iter_data", "load_data", "cmd_convert", "cmd_simulate", "cmd_conventions"]
 
@@ -31,24 +43,65 @@ def _sim_name(seed: int) -> str:
     return f"seed{seed:08d}"
 
 
-def _parse_sim(spec: str) -> tuple[int, int] | None:
-    """``sim:N`` or ``sim:N:SEED`` → (N, SEED); None for anything else."""
+MIX_DEPTH = "mix"  # the DEPTH of a sim: spec that means the training depth mix
+
+
+@dataclass(frozen=True)
+class SimSpec:
+    """A parsed ``sim:N[:SEED][@DEPTH]`` data spec.
+
+    ``depth`` is the DEPTH text as given (None: the default depth); :meth:`setup`
+    turns it into the simulator's configuration.
+    """
+
+    n: int
+    seed: int
+    depth: str | None = None
+
+    def setup(self) -> tuple[SimulationConfig, DepthMix | None]:
+        """``(SimulationConfig, DepthMix or None)`` of this spec."""
+        if self.depth is None:
+            return SimulationConfig(), None
+        if self.depth.strip().lower() == MIX_DEPTH:
+            return SimulationConfig(), DepthMix()
+        return depth_config(self.depth), None
+
+
+def _parse_sim(spec: str) -> SimSpec | None:
+    """``sim:N[:SEED][@DEPTH]`` → :class:`SimSpec`; None for anything else.
+
+    Raises ValueError naming the spec if it starts with ``sim:`` but is malformed or
+    names an unknown depth.
+    """
     if not spec.startswith("sim:"):
         return None
-    parts = spec.split(":")[1:]
+    body, at, depth = spec[4:].partition("@")
+    parts = body.split(":")
     try:
         values = [int(p) for p in parts]
     except ValueError:
         values = []
-    if len(values) not in (1, 2) or values[0] < 1 or (len(values) == 2 and values[1] < 0):
-        raise ValueError(f"{spec!r}: expected sim:N or sim:N:SEED with N ≥ 1 and SEED ≥ 0")
-    return values[0], values[1] if len(values) == 2 else constants.TEST_SEED_START
+    if (len(values) not in (1, 2) or values[0] < 1 or (len(values) == 2 and values[1] < 0)
+            or (at and not depth.strip())):
+        raise ValueError(f"{spec!r}: expected sim:N[:SEED][@DEPTH] with N ≥ 1, SEED ≥ 0 and "
+                         "DEPTH a survey preset, a number, inf or mix")
+    sim = SimSpec(values[0], values[1] if len(values) == 2 else constants.TEST_SEED_START,
+                  depth if at else None)
+    try:
+        sim.setup()
+    except ValueError as exc:
+        raise ValueError(f"{spec!r}: {exc} (or {MIX_DEPTH})") from None
+    return sim
 
 
-def _iter_simulated(n: int, seed: int, batch: int):
+def _iter_simulated(n: int, seed: int, batch: int, config=None, mix=None):
+    """Batches of simulated samples; with ``mix``, each sample at the depth it draws."""
     for i in range(0, n, batch):
         k = min(batch, n - i)
-        eps, kappa = simulate_batch(k, seed=seed + i)
+        if mix is None:
+            eps, kappa = simulate_batch(k, seed=seed + i, config=config)
+        else:
+            eps, kappa, _ = simulate_mixed_batch(k, seed + i, mix, config)
         yield eps, kappa, [_sim_name(seed + i + j) for j in range(k)]
 
 
@@ -59,7 +112,7 @@ def iter_data(spec: str, batch: int, n: int | None = None
     Parameters
     ----------
     spec : str
-        A path :func:`lensviz.data.load_dataset` reads, or ``sim:N[:SEED]``.
+        A path :func:`lensviz.data.load_dataset` reads, or ``sim:N[:SEED][@DEPTH]``.
     batch : int
         Samples per batch.
     n : int, optional
@@ -73,8 +126,8 @@ def iter_data(spec: str, batch: int, n: int | None = None
     """
     sim = _parse_sim(spec)
     if sim is not None:
-        total = sim[0] if n is None else min(sim[0], n)
-        return total, _iter_simulated(total, sim[1], batch)
+        total = sim.n if n is None else min(sim.n, n)
+        return total, _iter_simulated(total, sim.seed, batch, *sim.setup())
     total = data.dataset_length(spec)
     total = total if n is None else min(total, n)
     return total, data.iter_dataset(spec, batch, 0, total)
@@ -112,23 +165,65 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _simulation_setup(args: argparse.Namespace) -> tuple[SimulationConfig, DepthMix | None]:
+    """The ``SimulationConfig`` (and ``DepthMix`` for ``--mix``) of the simulate options."""
+    given = [flag for flag, value in (("--n-gal", args.n_gal), ("--survey", args.survey),
+                                      ("--mix", args.mix or None)) if value is not None]
+    if len(given) > 1:
+        raise ValueError(f"{' and '.join(given)} cannot be combined: each sets the depth")
+    if args.mix and args.masks:
+        raise ValueError("--masks and --mix cannot be combined: the mix masks a share of the "
+                         "samples itself")
+    config = SimulationConfig()
+    if args.survey is not None:
+        config = depth_config(args.survey, config)
+    if args.n_gal is not None:
+        config = config.replace(n_gal=args.n_gal)
+    if args.sigma_e is not None:
+        config = config.replace(sigma_e=args.sigma_e)
+    if args.isolated:
+        config = config.replace(margin_px=0, halo_kappa_min=0.0)
+    if args.masks:
+        config = config.replace(masks=True)
+    mix = DepthMix(sigma_e=config.sigma_e) if args.mix else None
+    return config, mix
+
+
+def _simulation_attrs(args: argparse.Namespace, config: SimulationConfig,
+                      mix: DepthMix | None) -> dict:
+    """HDF5 file attributes that say how the samples were simulated."""
+    attrs = {"source": "lensviz.simulate", "seed_start": args.seed,
+             "sigma_e": config.sigma_e, "margin_px": config.margin_px,
+             "halo_kappa_min": config.halo_kappa_min, "masks": config.masks,
+             "mask_max_fraction": config.mask_max_fraction}
+    if mix is None:
+        attrs["n_gal"] = config.n_gal
+    else:
+        attrs["depth_mix"] = json.dumps(
+            {"n_gal_range": list(mix.n_gal_range), "noise_free_fraction": mix.noise_free_fraction,
+             "masked_fraction": mix.masked_fraction, "sigma_e": mix.sigma_e})
+        attrs["n_gal"] = "per sample: lensviz.simulate.mixed_config(seed_start + i, mix).n_gal"
+    return attrs
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Simulate samples into an HDF5 file or a challenge folder, atomically."""
+    config, mix = _simulation_setup(args)
     out = Path(args.out)
     _check_output(out, args.overwrite)
     if out.suffix.lower() in HDF5_SUFFIXES:
-        attrs = {"source": "lensviz.simulate", "seed_start": args.seed}
         compression = None if args.compression == "none" else args.compression
-        writer = HDF5Writer(out, overwrite=args.overwrite, attrs=attrs,
-                            compression=compression)
+        writer = HDF5Writer(out, overwrite=args.overwrite, compression=compression,
+                            attrs=_simulation_attrs(args, config, mix))
     else:
         writer = ChallengeDirWriter(out, overwrite=args.overwrite)
     with writer, _progress(args.n, "simulate") as bar:
-        for eps, kappa, names in _iter_simulated(args.n, args.seed, args.batch):
+        for eps, kappa, names in _iter_simulated(args.n, args.seed, args.batch, config, mix):
             writer.append(eps, kappa, names)
             bar.update(len(eps))
-    print(f"wrote {writer.n_written} samples (seeds {args.seed}..{args.seed + args.n - 1}) "
-          f"to {out}")
+    depth = "the training depth mix" if mix is not None else f"n_gal {config.n_gal:g}"
+    print(f"wrote {writer.n_written} samples (seeds {args.seed}..{args.seed + args.n - 1}, "
+          f"{depth}) to {out}")
     return 0
 
 

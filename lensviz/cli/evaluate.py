@@ -47,7 +47,7 @@ def _choose_sigma(args: argparse.Namespace) -> dict:
         return {"sigma_px": args.sigma, "sigma_source": "given with --sigma"}
     sim = _parse_sim(args.data)
     cal0 = constants.CALIBRATION_SEED_START
-    if sim is not None and sim[1] < cal0 + args.calibration_n and sim[1] + sim[0] > cal0:
+    if sim is not None and sim.seed < cal0 + args.calibration_n and sim.seed + sim.n > cal0:
         print(
             f"warning: {args.data} overlaps the calibration seeds "
             f"[{cal0}, {cal0 + args.calibration_n})",
