@@ -40,7 +40,7 @@ __all__ = ["bench_inference", "bench_training", "bench_uncertainty"]
 def _model():
     shipped = default_weights()
     if shipped is not None:
-        return load_model(shipped), str(shipped)
+        return load_model(shipped), f"weights/{shipped.name}"
     return build_unet("lite"), "untrained lite (weights/lite.keras not found)"
 
 

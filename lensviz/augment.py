@@ -102,7 +102,11 @@ def apply_symmetry(epsilon, kappa, g: int):
 
     Examples
     --------
-    >>> e_rot, k_rot = apply_symmetry(eps, kappa, 6)   # 90° rotation
+    >>> eps = np.zeros((4, 4, 3)); eps[0, 1] = (0.1, 0.2, 0.3)
+    >>> kappa = np.arange(16.0).reshape(4, 4)
+    >>> e_rot, k_rot = apply_symmetry(eps, kappa, 6)   # 90° rotation: pixels move, e1, e2 flip
+    >>> bool((k_rot == np.rot90(kappa)).all()), e_rot[2, 0].tolist()
+    (True, [-0.1, -0.2, 0.3])
     """
     eps = np.asarray(epsilon)
     if eps.ndim < 3 or eps.shape[-1] < 2:

@@ -327,9 +327,14 @@ def evaluate_methods(eps, kappa, predictors: Mapping[str, Predictor], *,
 
     Examples
     --------
+    >>> from lensviz.simulate import simulate_batch
+    >>> eps, kappa = simulate_batch(4, seed=0)
     >>> result = evaluate_methods(eps, kappa, {"ks93": ks93_predictor(),
-    ...                                        "ks93 σ=2": ks93_predictor(2.0)})
-    >>> print(format_table(result["summary"]))
+    ...                                        "ks93 σ=2": ks93_predictor(2.0)}, n_boot=100)
+    >>> result["n_maps"], sorted(result["summary"]), result["per_map"]["ks93"]["rmse"].shape
+    (4, ['ks93', 'ks93 σ=2'], (4,))
+    >>> print(format_table(result["summary"]))  # doctest: +ELLIPSIS
+    metric    ks93 ...
     """
     per_map = score_methods(eps, kappa, predictors, batch_size=batch_size)
     return {

@@ -2,7 +2,8 @@
 
 Every metric takes a true map ``T`` and a prediction ``P`` of shape ``(ny, nx)``,
 returning a float, or ``(N, ny, nx)``, returning an ``(N,)`` array. Definitions follow
-REFERENCE.md §3 (the challenge rules and its published scoring code).
+the challenge rules and its published scoring code, as written out in
+docs/reference.md §3.
 
 Peaks
     :func:`find_peaks` smooths each map with a Gaussian of σ = 3 px
@@ -213,7 +214,11 @@ def find_peaks(maps, n: int = constants.N_PEAKS_METRIC,
 
     Examples
     --------
-    >>> pos, h = find_peaks(kappa, n=5)
+    >>> yy, xx = np.mgrid[0:32, 0:32]
+    >>> m = np.exp(-((yy - 10) ** 2 + (xx - 20) ** 2) / 8.0)   # one bump at (10, 20)
+    >>> pos, h = find_peaks(m, n=2, sigma_px=0)
+    >>> pos.tolist(), bool(np.isnan(h[1]))                      # a missing peak: (0, 0)
+    ([[10, 20], [0, 0]], True)
     """
     if int(n) != n or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")

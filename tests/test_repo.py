@@ -45,3 +45,45 @@ def test_dependencies_are_declared_once_in_pyproject():
 def test_shipped_files_stay_small():
     for path in (ROOT / "weights").iterdir():
         assert path.stat().st_size < 30e6, path
+
+
+# Files of other owners that still point outside the repository; empty once they are fixed.
+_NOT_YET_CLEAN = {"lensviz/constants.py", "lensviz/data.py", "tests/test_nfw_shear.py"}
+_SKIP_DIRS = {".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", "runs", "data",
+              "artifacts", "tmp", "build", "dist"}
+# Built from pieces, so that this file does not match itself.
+_OUTSIDE = re.compile("|".join([
+    re.escape("../" + "shared"),
+    re.escape("REFERENCE" + ".md"),
+    r"(?<![\w.~])/(?:work|home|root|Users|mnt)/\w",  # absolute paths on someone's machine
+]))
+
+
+def repository_text_files():
+    for path in sorted(ROOT.rglob("*")):
+        rel = path.relative_to(ROOT)
+        if not path.is_file() or _SKIP_DIRS & set(rel.parts[:-1]) or rel.parts[0].endswith(
+                ".egg-info"):
+            continue
+        try:
+            yield rel.as_posix(), path.read_text()
+        except UnicodeDecodeError:  # images, weights
+            continue
+
+
+def test_no_file_points_outside_the_repository():
+    hits = [f"{rel}:{n}: {line.strip()}"
+            for rel, text in repository_text_files() if rel not in _NOT_YET_CLEAN
+            for n, line in enumerate(text.splitlines(), 1) if _OUTSIDE.search(line)]
+    assert hits == [], "\n".join(hits)
+
+
+def test_the_reference_cites_the_report_once_and_numbers_its_sections():
+    text = (ROOT / "docs" / "reference.md").read_text()
+    assert text.count("Reporte solución equipo Barrienlens") == 1
+    assert "Urcelay" in text and "AstroDatatón 2024" in text
+    headings = re.findall(r"^## (\d+)\. ", text, re.M)
+    assert headings == [str(i) for i in range(1, len(headings) + 1)]
+    cited = {int(n) for rel, body in repository_text_files()
+             for n in re.findall(r"docs/reference\.md §(\d+)", body)}
+    assert cited and cited <= set(range(1, len(headings) + 1))

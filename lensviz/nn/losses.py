@@ -12,7 +12,7 @@ MultiFocal (report §3.1)
 
 Combined (report §3.2)
     A weighted sum of MultiFocal and differentiable stand-ins for the challenge metrics
-    (REFERENCE.md §3):
+    (docs/reference.md §3):
 
     ``wmape``
         The metric itself (:func:`wmape_loss`): exact zeros of κt and κp become 1e-5,

@@ -1,6 +1,6 @@
 """The pix2pix-style UNet of the Barrienlens report (§2), as a pure Keras 3 builder.
 
-Architecture (report §2.1, REFERENCE.md §1)
+Architecture (report §2.1; docs/reference.md §9)
     ``(npix, npix, C)`` ε cube, ``C = 3`` channels ``(e1, e2, Δε)`` or ``C = 4`` with the
     KS93 map appended (:func:`add_ks93_channel`)
     → :class:`ReflectionPadding2D` of ``pad`` px per side
@@ -368,8 +368,11 @@ class UNet(keras.Model):
 
     Examples
     --------
+    >>> import numpy as np
     >>> model = UNet("lite")
-    >>> kappa = model(eps, training=False)   # (N, 128, 128)
+    >>> eps = np.zeros((2, 128, 128, 3), np.float32)
+    >>> model(eps, training=False).shape      # κ maps, (N, 128, 128)
+    TensorShape([2, 128, 128])
     """
 
     def __init__(self, config: UNetConfig | Mapping[str, Any] | str = "paper",
