@@ -1,25 +1,50 @@
-"""lensviz: the Streamlit frame. Page config, the shared sidebar, navigation."""
+"""lensviz: the Streamlit frame. Page config, the shared sidebar, navigation, the header."""
 
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from pathlib import Path
+
 import streamlit as st
 
-from ui import shared
+from ui.header import page_header
+from ui.sidebar import sidebar
 
-st.set_page_config(page_title="lensviz · weak-lensing mass maps",
-                   page_icon=":material/blur_on:", layout="wide")
+ICON = Path(__file__).resolve().parent / "ui" / "icon.png"  # local: nothing from a CDN
 
+st.set_page_config(
+    page_title="lensviz · weak-lensing mass maps", page_icon=str(ICON), layout="wide"
+)
+
+#: url path → (file, navigation title, heading, header scope, navigation icon)
+PAGES = {
+    "compare": ("compare.py", "Compare", "Compare", "sample", ":material/compare:"),
+    "loss_weights": (
+        "loss_weights.py",
+        "Loss weights",
+        "Loss weights",
+        "sample",
+        ":material/balance:",
+    ),
+    "peaks": ("peaks.py", "Peaks", "Peaks", "sample", ":material/landscape:"),
+    "dicee": ("dicee.py", "DICEE", "DICEE", "sample", ":material/grid_on:"),
+    "finetune": ("finetune.py", "Fine-tune", "Fine-tune a UNet", "model", ":material/tune:"),
+    "evaluate": ("evaluate.py", "Evaluate", "Evaluate", "dataset", ":material/bar_chart:"),
+    "learn": (
+        "learn.py",
+        "Learn",
+        "Learn: from galaxy shapes to mass maps",
+        "sample",
+        ":material/school:",
+    ),
+}
 pages = [
-    st.Page("ui/pages/compare.py", title="Compare", icon=":material/compare:", default=True),
-    st.Page("ui/pages/loss_weights.py", title="Loss weights", icon=":material/balance:"),
-    st.Page("ui/pages/peaks.py", title="Peaks", icon=":material/landscape:"),
-    st.Page("ui/pages/dicee.py", title="DICEE", icon=":material/grid_on:"),
-    st.Page("ui/pages/finetune.py", title="Fine-tune", icon=":material/tune:"),
-    st.Page("ui/pages/evaluate.py", title="Evaluate", icon=":material/bar_chart:"),
-    st.Page("ui/pages/learn.py", title="Learn", icon=":material/school:"),
+    st.Page(f"ui/pages/{file}", title=title, icon=icon, url_path=path, default=path == "compare")
+    for path, (file, title, _, _, icon) in PAGES.items()
 ]
 pg = st.navigation(pages)
-shared.sidebar()
+sel = sidebar()
+_, _, heading, scope, _ = PAGES[pg.url_path or "compare"]
+page_header(heading, sel, scope)
 pg.run()

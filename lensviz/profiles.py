@@ -24,9 +24,9 @@ import numpy as np
 __all__ = ["region_masks", "region_rmse", "tangential_profile"]
 
 
-def tangential_profile(kappa, gamma1, gamma2, center: tuple[float, float], *,
-                       step: float = 2.0, r_max: float = 56.0
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def tangential_profile(
+    kappa, gamma1, gamma2, center: tuple[float, float], *, step: float = 2.0, r_max: float = 56.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""Mean tangential shear and the convergence contrast in annuli about ``center``.
 
     .. math::
@@ -79,12 +79,16 @@ def tangential_profile(kappa, gamma1, gamma2, center: tuple[float, float], *,
     """
     k, g1, g2 = (np.asarray(a, dtype=np.float64) for a in (kappa, gamma1, gamma2))
     if k.ndim != 2 or g1.shape != k.shape or g2.shape != k.shape:
-        raise ValueError("kappa, gamma1 and gamma2 must be 2-D maps of one shape, got "
-                         f"{k.shape}, {g1.shape} and {g2.shape}")
+        raise ValueError(
+            "kappa, gamma1 and gamma2 must be 2-D maps of one shape, got "
+            f"{k.shape}, {g1.shape} and {g2.shape}"
+        )
     if not (step > 0 and r_max > 2.5 * step):
-        raise ValueError(f"need step > 0 and r_max > 2.5 step for one annulus, got step "
-                         f"{step!r} and r_max {r_max!r}")
-    yy, xx = np.mgrid[0:k.shape[0], 0:k.shape[1]]
+        raise ValueError(
+            f"need step > 0 and r_max > 2.5 step for one annulus, got step "
+            f"{step!r} and r_max {r_max!r}"
+        )
+    yy, xx = np.mgrid[0 : k.shape[0], 0 : k.shape[1]]
     dy, dx = yy - center[0], xx - center[1]
     r = np.hypot(dx, dy)
     phi = np.arctan2(dy, dx)
@@ -100,8 +104,9 @@ def tangential_profile(kappa, gamma1, gamma2, center: tuple[float, float], *,
     return centres, np.asarray(gts), np.asarray(contrast)
 
 
-def region_masks(shape: tuple[int, int], center: tuple[float, float], radius_px: float,
-                 border_px: int) -> dict[str, np.ndarray]:
+def region_masks(
+    shape: tuple[int, int], center: tuple[float, float], radius_px: float, border_px: int
+) -> dict[str, np.ndarray]:
     """Three disjoint boolean masks that cover the map: core, edge band and the rest.
 
     Parameters
@@ -134,17 +139,20 @@ def region_masks(shape: tuple[int, int], center: tuple[float, float], radius_px:
     if len(shape) != 2 or min(shape) < 1:
         raise ValueError(f"shape must be two positive sizes (ny, nx), got {shape!r}")
     if radius_px < 0 or border_px < 0:
-        raise ValueError(f"radius_px and border_px must be ≥ 0, got {radius_px!r} and "
-                         f"{border_px!r}")
-    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+        raise ValueError(
+            f"radius_px and border_px must be ≥ 0, got {radius_px!r} and {border_px!r}"
+        )
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
     core = np.hypot(yy - center[0], xx - center[1]) < radius_px
     band = (np.minimum(yy, shape[0] - 1 - yy) < border_px) | (
-        np.minimum(xx, shape[1] - 1 - xx) < border_px)
+        np.minimum(xx, shape[1] - 1 - xx) < border_px
+    )
     return {"core": core, "edge band": band & ~core, "rest": ~core & ~band}
 
 
-def region_rmse(truth, preds: Mapping[str, np.ndarray],
-                masks: Mapping[str, np.ndarray]) -> dict[str, dict[str, float]]:
+def region_rmse(
+    truth, preds: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray]
+) -> dict[str, dict[str, float]]:
     """RMSE of each prediction inside each region and on the whole map.
 
     Parameters
@@ -178,8 +186,9 @@ def region_rmse(truth, preds: Mapping[str, np.ndarray],
     for name, p in preds.items():
         p = np.asarray(p, dtype=np.float64)
         if p.shape != t.shape:
-            raise ValueError(f"prediction {name!r} has shape {p.shape}; expected the "
-                             f"truth's {t.shape}")
+            raise ValueError(
+                f"prediction {name!r} has shape {p.shape}; expected the truth's {t.shape}"
+            )
         err2 = (p - t) ** 2
         row = {}
         for region, m in masks.items():

@@ -10,7 +10,7 @@ N = 128
 
 
 def _polar(center, shape=(N, N)):
-    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
     dy, dx = yy - center[0], xx - center[1]
     return np.hypot(dx, dy), np.arctan2(dy, dx)
 
@@ -20,14 +20,14 @@ def test_point_mass_shear_falls_as_one_over_r_squared():
     m, center = 30.0, (60.0, 70.0)
     r, phi = _polar(center)
     gt = m / (np.pi * np.maximum(r, 0.5) ** 2)
-    radius, measured, _ = tangential_profile(np.zeros((N, N)), -gt * np.cos(2 * phi),
-                                             -gt * np.sin(2 * phi), center, r_max=40)
+    radius, measured, _ = tangential_profile(
+        np.zeros((N, N)), -gt * np.cos(2 * phi), -gt * np.sin(2 * phi), center, r_max=40
+    )
     # The mean of 1/r² over a continuous ring [r − 1, r + 1) is 1/(r² − 1); a ring of
     # pixels approaches it once it holds many pixels (r ≳ 10 px).
     far = radius >= 10
     assert far.sum() > 10
-    np.testing.assert_allclose(measured[far], m / (np.pi * (radius[far] ** 2 - 1.0)),
-                               rtol=0.02)
+    np.testing.assert_allclose(measured[far], m / (np.pi * (radius[far] ** 2 - 1.0)), rtol=0.02)
 
 
 def test_cross_shear_has_no_tangential_part():
@@ -35,8 +35,9 @@ def test_cross_shear_has_no_tangential_part():
     r, phi = _polar(center)
     g = 0.05 / (1 + r)
     # γ× pattern: γ1 = g sin 2φ, γ2 = −g cos 2φ is rotated by 45° from tangential.
-    _, gt, _ = tangential_profile(np.zeros((N, N)), g * np.sin(2 * phi), -g * np.cos(2 * phi),
-                                  center)
+    _, gt, _ = tangential_profile(
+        np.zeros((N, N)), g * np.sin(2 * phi), -g * np.cos(2 * phi), center
+    )
     np.testing.assert_allclose(gt, 0.0, atol=1e-12)
 
 
@@ -54,8 +55,9 @@ def test_gaussian_lens_shear_from_ks93inv_matches_the_analytic_profile():
 
     # Each annulus averages the profile over its pixels (2 px wide rings).
     edges = np.arange(3.0, 30.0, 2.0)
-    expected = np.array([analytic(r[(r >= lo) & (r < hi)]).mean()
-                         for lo, hi in zip(edges[:-1], edges[1:])])
+    expected = np.array(
+        [analytic(r[(r >= lo) & (r < hi)]).mean() for lo, hi in zip(edges[:-1], edges[1:])]
+    )
     # The FFT's periodic images of the lens and the mean-zero shear cost about 1e-3.
     np.testing.assert_allclose(gt, expected, atol=1.5e-3)
     # κ̄(<θ) on a pixel disc converges to the analytic mean once the disc is large.
@@ -68,8 +70,9 @@ def test_tangential_profile_rejects_bad_input():
     with pytest.raises(ValueError, match="one shape"):
         tangential_profile(np.zeros((8, 8)), np.zeros((8, 8)), np.zeros((8, 4)), (4, 4))
     with pytest.raises(ValueError, match="r_max"):
-        tangential_profile(np.zeros((8, 8)), np.zeros((8, 8)), np.zeros((8, 8)), (4, 4),
-                           step=2.0, r_max=4.0)
+        tangential_profile(
+            np.zeros((8, 8)), np.zeros((8, 8)), np.zeros((8, 8)), (4, 4), step=2.0, r_max=4.0
+        )
 
 
 def test_region_masks_partition_the_map_with_the_expected_areas():

@@ -11,9 +11,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ui import shared
 from lensviz import metrics, plots
 from lensviz.nn.uncertainty import calibration
+from ui import cache
+from ui.sidebar import current
+from ui.text import ks93_label, wiener_label
 
 _METRIC_COLUMNS = {  # score() key → (column, help)
     "wmape": ("WMAPE", "Weighted mean absolute percentage error (lower is better)"),
@@ -22,43 +24,62 @@ _METRIC_COLUMNS = {  # score() key → (column, help)
     "rmse": ("RMSE", "Root-mean-square error (lower is better)"),
     "r": ("r", "Pearson correlation with the true κ (higher is better)"),
 }
-_METRIC_FORMATS = {"WMAPE": "%.3f", "DICEE": "%.3f", "DPEAKS": "%d", "RMSE": "%.4f",
-                   "r": "%.3f"}
+_METRIC_FORMATS = {"WMAPE": "%.3f", "DICEE": "%.3f", "DPEAKS": "%d", "RMSE": "%.4f", "r": "%.3f"}
 _PNG_UPSCALE = 4  # 128 px maps → 512 px images
 
 
 def whiskers_ui() -> bool:
-    return st.toggle("Shear whiskers", key="compare_whiskers",
-                     help="Sticks along the mean ellipticity of 8×8-pixel blocks "
-                     "(inverse-variance weighted); length ∝ |ε|. Around a mass "
-                     "concentration they line up tangentially.")
+    return st.toggle(
+        "Shear whiskers",
+        key="compare_whiskers",
+        help="Sticks along the mean ellipticity of 8×8-pixel blocks "
+        "(inverse-variance weighted); length ∝ |ε|. Around a mass "
+        "concentration they line up tangentially.",
+    )
 
 
 def add_mean_ui(has_truth: bool) -> bool:
-    return st.toggle("Add the true mean to KS93 & Wiener",
-                     key="compare_add_mean", disabled=not has_truth,
-                     help="KS93 and the Wiener filter cannot see a uniform mass sheet, so "
-                     "their maps have mean 0. This shifts them by the true mean in the "
-                     "figures only (display); the metrics always use the maps as they are.")
+    return st.toggle(
+        "Add the true mean to KS93 & Wiener",
+        key="compare_add_mean",
+        disabled=not has_truth,
+        help="KS93 and the Wiener filter cannot see a uniform mass sheet, so "
+        "their maps have mean 0. This shifts them by the true mean in the "
+        "figures only (display); the metrics always use the maps as they are.",
+    )
 
 
 def uncertainty_ui(has_model: bool) -> tuple[bool, str, int]:
     """The uncertainty toggle and, when it is on, the method and number of passes."""
-    on = st.toggle("UNet uncertainty", key="compare_uncertainty", disabled=not has_model,
-                   help="Per-pixel σ of the UNet map from several stochastic or "
-                   "transformed passes. Runs only while this is on.")
+    on = st.toggle(
+        "UNet uncertainty",
+        key="compare_uncertainty",
+        disabled=not has_model,
+        help="Per-pixel σ of the UNet map from several stochastic or "
+        "transformed passes. Runs only while this is on.",
+    )
     if not on:
         return False, "", 0
     c_method, c_passes = st.columns(2)
-    label = c_method.radio("Method", list(shared.UNCERTAINTY_METHODS), key="compare_unc_method",
-                           horizontal=True,
-                           help="Monte-Carlo dropout: T passes with the decoder's dropout "
-                           "active. 8 symmetries: predict on the 8 spin-2-correct "
-                           "rotations/flips of ε and transform the maps back.")
-    method = shared.UNCERTAINTY_METHODS[label]
-    passes = c_passes.slider("Monte-Carlo passes T", 2, shared.MC_MAX_PASSES, shared.MC_PASSES,
-                             key="compare_unc_passes", disabled=method != "mc_dropout",
-                             help="More passes: a less noisy σ, proportionally slower.")
+    label = c_method.radio(
+        "Method",
+        list(cache.UNCERTAINTY_METHODS),
+        key="compare_unc_method",
+        horizontal=True,
+        help="Monte-Carlo dropout: T passes with the decoder's dropout "
+        "active. 8 symmetries: predict on the 8 spin-2-correct "
+        "rotations/flips of ε and transform the maps back.",
+    )
+    method = cache.UNCERTAINTY_METHODS[label]
+    passes = c_passes.slider(
+        "Monte-Carlo passes T",
+        2,
+        cache.MC_MAX_PASSES,
+        cache.MC_PASSES,
+        key="compare_unc_passes",
+        disabled=method != "mc_dropout",
+        help="More passes: a less noisy σ, proportionally slower.",
+    )
     return True, method, int(passes)
 
 
@@ -67,46 +88,75 @@ def coverage_ui(cal: dict) -> None:
     c1, c2 = st.columns(2)
     for col, k in ((c1, 1), (c2, 2)):
         observed, expected = cal[f"within_{k}sigma"], cal[f"expected_{k}sigma"]
-        col.metric(f"True pixels within ±{k}σ", f"{100 * observed:.1f} %",
-                   delta=f"{100 * (observed - expected):+.1f} pts vs Gaussian "
-                   f"{100 * expected:.1f} %", delta_color="off",
-                   help=f"Fraction of pixels with |true − mean| ≤ {k}σ on this sample")
-    c1.metric("Mean σ", f"{cal['mean_sigma']:.4f}",
-              help="σ averaged over the pixels: how large the UNet says its error is")
-    c2.metric("RMSE of the mean", f"{cal['rmse']:.4f}",
-              help="Root-mean-square of true − mean: how large the error actually is")
+        col.metric(
+            f"True pixels within ±{k}σ",
+            f"{100 * observed:.1f} %",
+            delta=f"{100 * (observed - expected):+.1f} pts vs Gaussian {100 * expected:.1f} %",
+            delta_color="off",
+            help=f"Fraction of pixels with |true − mean| ≤ {k}σ on this sample",
+        )
+    c1.metric(
+        "Mean σ",
+        f"{cal['mean_sigma']:.4f}",
+        help="σ averaged over the pixels: how large the UNet says its error is",
+    )
+    c2.metric(
+        "RMSE of the mean",
+        f"{cal['rmse']:.4f}",
+        help="Root-mean-square of true − mean: how large the error actually is",
+    )
 
 
 def uncertainty_section(sel, truth, zrange, method: str, passes: int) -> None:
     """The UNet mean, its σ map and, with truth, z, coverage numbers and reliability plot."""
     try:
-        mean, std = shared.unet_uncertainty_of(sel, method, passes)
+        mean, std = cache.unet_sigma(sel, method, passes)
     except (ValueError, OSError) as exc:
         st.error(f"Could not compute the UNet uncertainty ({method}): {exc}")
         return
-    what = (f"mean of T = {passes} passes" if method == "mc_dropout"
-            else "mean over the 8 symmetries")
-    st.plotly_chart(plots.uncertainty_row(mean, std, truth=truth, zrange=zrange,
-                                          mean_title=f"UNet: {what}"),
-                    key="compare_uncertainty_maps", theme=None)
-    st.caption("Left: the UNet map averaged over the passes, on the colour scale above. "
-               "Middle: its per-pixel σ, on its own scale." + (
-                   " Right: z = (mean − true) / σ; the saturated colours, |z| > 2, mark the "
-                   "pixels where the truth lies outside ±2σ." if truth is not None else ""))
+    what = (
+        f"mean of T = {passes} passes" if method == "mc_dropout" else "mean over the 8 symmetries"
+    )
+    st.plotly_chart(
+        plots.uncertainty_row(mean, std, truth=truth, zrange=zrange, mean_title=f"UNet: {what}"),
+        key="compare_uncertainty_maps",
+        theme=None,
+    )
+    st.caption(
+        "Left: the UNet map averaged over the passes, on the colour scale above. "
+        "Middle: its per-pixel σ, on its own scale."
+        + (
+            " Right: z = (mean − true) / σ; the saturated colours, |z| > 2, mark the "
+            "pixels where the truth lies outside ±2σ."
+            if truth is not None
+            else ""
+        )
+    )
     if truth is not None:
         cal = calibration(truth, mean, std)
         c_num, c_fig = st.columns([1, 1], gap="medium")
         with c_num:
             coverage_ui(cal)
-            st.caption("A calibrated Gaussian σ covers 68.3 % of the true pixels at ±1σ and "
-                       "95.4 % at ±2σ. Fewer means σ is too small (the map is over-"
-                       "confident); one sample's pixels are correlated, so judge calibration "
-                       "over many samples (`python -m lensviz calibrate`).")
-        c_fig.plotly_chart(plots.reliability_figure(
-            cal["expected"], cal["observed"], z=cal["z"], name="UNet σ on this sample",
-            points={"±1σ": (cal["expected_1sigma"], cal["within_1sigma"]),
-                    "±2σ": (cal["expected_2sigma"], cal["within_2sigma"])}),
-            key="compare_reliability", theme=None)
+            st.caption(
+                "A calibrated Gaussian σ covers 68.3 % of the true pixels at ±1σ and "
+                "95.4 % at ±2σ. Fewer means σ is too small (the map is over-"
+                "confident); one sample's pixels are correlated, so judge calibration "
+                "over many samples (`python -m lensviz calibrate`)."
+            )
+        c_fig.plotly_chart(
+            plots.reliability_figure(
+                cal["expected"],
+                cal["observed"],
+                z=cal["z"],
+                name="UNet σ on this sample",
+                points={
+                    "±1σ": (cal["expected_1sigma"], cal["within_1sigma"]),
+                    "±2σ": (cal["expected_2sigma"], cal["within_2sigma"]),
+                },
+            ),
+            key="compare_reliability",
+            theme=None,
+        )
     if method == "mc_dropout":
         st.caption(
             "Monte-Carlo dropout keeps the decoder's dropout layers active at prediction "
@@ -114,25 +164,50 @@ def uncertainty_section(sel, truth, zrange, method: str, passes: int) -> None:
             "takes the mean and standard deviation of T passes. σ measures the model's own "
             "uncertainty, how much the prediction depends on which decoder units are "
             "dropped; it is an approximation, not a full posterior of κ given the galaxy "
-            "shapes, and it is only as good as its calibration.")
+            "shapes, and it is only as good as its calibration."
+        )
     else:
         st.caption(
             "The physics is unchanged by the 8 rotations and flips of the square (with ε "
             "transformed as a spin-2 field); the UNet learned that only approximately. σ "
             "over the 8 transformed predictions measures how far it is from that symmetry, "
-            "not the noise of the data: not a posterior either.")
+            "not the noise of the data: not a posterior either."
+        )
     stem = f"{_slug(sel.sample_name)}_unet_sigma_{method}"
-    st.download_button("σ as .npy", functools.partial(npy_bytes, std), file_name=f"{stem}.npy",
-                       mime="application/octet-stream", key="dl_npy_unet_sigma",
-                       on_click="ignore", icon=":material/download:",
-                       help="float32 per-pixel σ of shape (128, 128), row 0 first")
+    st.download_button(
+        "σ as .npy",
+        functools.partial(npy_bytes, std),
+        file_name=f"{stem}.npy",
+        mime="application/octet-stream",
+        key="dl_npy_unet_sigma",
+        on_click="ignore",
+        icon=":material/download:",
+        help="float32 per-pixel σ of shape (128, 128), row 0 first",
+    )
+
+
+def residual_range(truth: np.ndarray, preds: dict[str, np.ndarray]) -> tuple[float, float]:
+    """Colour limits of the residual row: from the UNet and Wiener residuals only.
+
+    KS93's residual depends on the smoothing slider (at σ = 0 it is mostly noise), so it
+    must not rescale the others; without a UNet or Wiener map the limits are half the
+    true map's colour range.
+    """
+    learned = [p - truth for name, p in preds.items() if not name.startswith("KS93")]
+    if learned:
+        return plots.symmetric_range(learned)
+    lo, hi = plots.robust_range(truth)
+    return -(hi - lo) / 2, (hi - lo) / 2
 
 
 def metrics_table(truth: np.ndarray, preds: dict[str, np.ndarray]) -> pd.DataFrame:
     """One row per method, the challenge metrics plus RMSE and r."""
-    rows = {name: {col: float(metrics.score(truth, p)[key][0])
-                   for key, (col, _) in _METRIC_COLUMNS.items()}
-            for name, p in preds.items()}
+    rows = {
+        name: {
+            col: float(metrics.score(truth, p)[key][0]) for key, (col, _) in _METRIC_COLUMNS.items()
+        }
+        for name, p in preds.items()
+    }
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("method")
 
 
@@ -153,37 +228,45 @@ def downloads_ui(preds: dict[str, np.ndarray], sample: str, zrange) -> None:
         stem = f"{_slug(sample)}_{_slug(name)}"
         col.markdown(f"**{name}**")
         col.download_button(
-            "κ as .npy", functools.partial(npy_bytes, m), file_name=f"{stem}.npy",
-            mime="application/octet-stream", key=f"dl_npy_{stem}", on_click="ignore",
-            icon=":material/download:", help="float32 array of shape (128, 128), row 0 first")
+            "κ as .npy",
+            functools.partial(npy_bytes, m),
+            file_name=f"{stem}.npy",
+            mime="application/octet-stream",
+            key=f"dl_npy_{stem}",
+            on_click="ignore",
+            icon=":material/download:",
+            help="float32 array of shape (128, 128), row 0 first",
+        )
         col.download_button(
             f"κ as PNG ({_PNG_UPSCALE * m.shape[0]} px)",
             functools.partial(plots.map_png, m, zrange=zrange, upscale=_PNG_UPSCALE),
-            file_name=f"{stem}.png", mime="image/png", key=f"dl_png_{stem}",
-            on_click="ignore", icon=":material/image:",
-            help=f"Viridis, colour limits {zrange[0]:.3g} … {zrange[1]:.3g} as in the figure")
+            file_name=f"{stem}.png",
+            mime="image/png",
+            key=f"dl_png_{stem}",
+            on_click="ignore",
+            icon=":material/image:",
+            help=f"Viridis, colour limits {zrange[0]:.3g} … {zrange[1]:.3g} as in the figure",
+        )
 
 
-sel = shared.current()
-st.title("Compare")
-st.caption(f"{sel.source} · sample {sel.index}: **{sel.sample_name}** · model: {sel.model_name}")
+sel = current()
 
 st.subheader("Measured ellipticities")
 show_whiskers = whiskers_ui()
-st.plotly_chart(plots.ellipticity_panels(sel.sample_eps, whiskers=show_whiskers),
-                key="compare_eps", theme=None)
-st.caption("ε1 > 0: galaxies stretched along x; ε2 > 0: along the x = y diagonal. "
-           "Δε is the per-pixel measurement error (shape noise / √galaxies; "
-           "1 where a pixel has no galaxy).")
+st.plotly_chart(
+    plots.ellipticity_panels(sel.sample_eps, whiskers=show_whiskers), key="compare_eps", theme=None
+)
+st.caption(
+    "ε1 > 0: galaxies stretched along x; ε2 > 0: along the x = y diagonal. "
+    "Δε is the per-pixel measurement error (shape noise / √galaxies; "
+    "1 where a pixel has no galaxy)."
+)
 
 st.subheader("Convergence κ")
-c_ks, c_display = st.columns([2, 1])
-sigma_px, pad = shared.ks93_options_ui(c_ks)
-with c_display:
-    add_mean = add_mean_ui(sel.has_truth)
-preds = shared.all_predictions(sel, sigma_px, pad)
-ks_name = shared.ks93_label(sigma_px, pad)
-linear = [name for name in preds if name in (ks_name, shared.wiener_label(pad))]
+add_mean = add_mean_ui(sel.has_truth)
+preds = cache.kappa_maps(sel)
+ks_name = ks93_label(sel.ks93_sigma_px, sel.ks93_pad)
+linear = [name for name in preds if name in (ks_name, wiener_label(sel.ks93_pad))]
 
 truth = sel.sample_kappa
 if truth is not None:
@@ -192,32 +275,51 @@ if truth is not None:
         for name in linear:
             shown[name] = preds[name] + np.float32(truth.mean())
     zrange = plots.robust_range(truth)
-    st.plotly_chart(plots.comparison_grid(truth, shown, zrange=zrange), key="compare_kappa",
-                    theme=None)
+    st.plotly_chart(
+        plots.comparison_grid(
+            truth, shown, zrange=zrange, residual_zrange=residual_range(truth, preds)
+        ),
+        key="compare_kappa",
+        theme=None,
+    )
     st.caption(
         "Top: one colour scale for every map (0.5–99.5 % of the true κ). Bottom: prediction "
-        "− true, red where the prediction is too high, blue where it is too low. Zoom any "
-        "panel to zoom all. KS93 and Wiener maps have mean 0: a uniform sheet of mass "
-        f"produces no shear (the mass-sheet degeneracy); the true map has mean "
-        f"{truth.mean():.4f}" + (", added to them here for display." if add_mean else "."))
+        "− true, red where the prediction is too high, blue where it is too low, on a scale "
+        "set by the UNet and Wiener residuals (so the KS93 settings do not change how the "
+        "other errors look; raw KS93 saturates). Zoom any panel to zoom all. KS93 and "
+        "Wiener maps have mean 0: a uniform sheet of mass produces no shear (the "
+        "mass-sheet degeneracy); the true map has mean "
+        f"{truth.mean():.4f}" + (", added to them here for display." if add_mean else ".")
+    )
 
     st.subheader("Metrics")
-    st.dataframe(metrics_table(truth, preds), key="compare_metrics", column_config={
-        col: st.column_config.NumberColumn(col, help=help_, format=_METRIC_FORMATS[col])
-        for col, help_ in _METRIC_COLUMNS.values()})
-    st.caption("Metrics of this one sample, computed on the predictions as they are (KS93 "
-               "and Wiener with mean 0). Peaks for DPEAKS are found after a σ = 3 px "
-               "smoothing. Wiener: the filter S/(S+N) on the KS93 E mode (so it follows the "
-               "zero-padding toggle), S the κ power spectrum of simulated maps, N this "
-               "sample's shape noise from its Δε.")
+    st.dataframe(
+        metrics_table(truth, preds),
+        key="compare_metrics",
+        column_config={
+            col: st.column_config.NumberColumn(col, help=help_, format=_METRIC_FORMATS[col])
+            for col, help_ in _METRIC_COLUMNS.values()
+        },
+    )
+    st.caption(
+        "Metrics of this one sample, computed on the predictions as they are (KS93 "
+        "and Wiener with mean 0). Peaks for DPEAKS are found after a σ = 3 px "
+        "smoothing. Wiener: the filter S/(S+N) on the KS93 E mode (so it follows the "
+        "zero-padding toggle), S the κ power spectrum of simulated maps, N this "
+        "sample's shape noise from its Δε."
+    )
 else:
-    st.warning("This data has no true κ (ε only): the true map, the residuals and the "
-               "metrics are unavailable. Upload an EPSILON + KAPPA pair, or an .npz/.h5 "
-               "with a 'kappa' dataset, to see them.")
+    st.warning(
+        "This data has no true κ (ε only): the true map, the residuals and the "
+        "metrics are unavailable. Upload an EPSILON + KAPPA pair, or an .npz/.h5 "
+        "with a 'kappa' dataset, to see them."
+    )
     zrange = plots.robust_range(list(preds.values()))
     st.plotly_chart(plots.map_row(preds, zrange=zrange), key="compare_kappa", theme=None)
-    st.caption("One colour scale for all panels; zoom one panel to zoom all. KS93 and Wiener "
-               "maps have mean 0 (the mass-sheet degeneracy).")
+    st.caption(
+        "One colour scale for all panels; zoom one panel to zoom all. KS93 and Wiener "
+        "maps have mean 0 (the mass-sheet degeneracy)."
+    )
 
 st.subheader("How far to trust each UNet pixel")
 show_uncertainty, unc_method, unc_passes = uncertainty_ui(sel.model_path is not None)

@@ -6,12 +6,14 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ui import shared
 from lensviz import metrics, plots
+from ui import cache
+from ui.sidebar import current, require_truth
 
 
-def confusion_table(truth: np.ndarray, preds: dict[str, np.ndarray],
-                    codes: dict[str, np.ndarray]) -> pd.DataFrame:
+def confusion_table(
+    truth: np.ndarray, preds: dict[str, np.ndarray], codes: dict[str, np.ndarray]
+) -> pd.DataFrame:
     """Counts of each class, DICEE and the two thresholds, one row per method."""
     rows = {}
     for name, p in preds.items():
@@ -25,29 +27,32 @@ def confusion_table(truth: np.ndarray, preds: dict[str, np.ndarray],
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("method")
 
 
-sel = shared.current()
-st.title("DICEE")
-st.caption(f"{sel.source} · sample {sel.index}: **{sel.sample_name}** · model: {sel.model_name}")
-shared.require_truth(sel, "The DICEE page")
+sel = current()
+require_truth(sel, "The DICEE page")
 st.markdown(
     "Each map is cut at its **own mean**: G = T > mean(T) for the truth, A = P > mean(P) for "
     "the prediction. DICEE = 1 − TP / (TP + ½FP + ½FN), so 0 is a perfect overlap; true "
-    "negatives do not count.")
-with st.expander("KS93 settings (shared with the other pages)"):
-    sigma_px, pad = shared.ks93_options_ui()
+    "negatives do not count."
+)
 
 truth = sel.sample_kappa
-preds = shared.all_predictions(sel, sigma_px, pad)
+preds = cache.kappa_maps(sel)
 codes = {name: metrics.dicee_confusion(truth, p) for name, p in preds.items()}
 
 st.plotly_chart(plots.confusion_figure(codes), key="dicee_fig", theme=None)
 table = confusion_table(truth, preds, codes)
 fmt = st.column_config.NumberColumn
-st.dataframe(table, key="dicee_table", column_config={
-    "DICEE": fmt(format="%.4f", help="1 − TP / (TP + (FP + FN)/2); lower is better"),
-    "threshold mean(T)": fmt(format="%.5f", help="The true map's mean: its mask threshold"),
-    "threshold mean(P)": fmt(format="%.5f", help="The prediction's mean: its mask threshold"),
-})
-st.caption("Because each map is thresholded at its own mean, DICEE ignores the missing "
-           "mean of the KS93 and Wiener maps (mass-sheet degeneracy) and any overall scale "
-           "of the prediction.")
+st.dataframe(
+    table,
+    key="dicee_table",
+    column_config={
+        "DICEE": fmt(format="%.4f", help="1 − TP / (TP + (FP + FN)/2); lower is better"),
+        "threshold mean(T)": fmt(format="%.5f", help="The true map's mean: its mask threshold"),
+        "threshold mean(P)": fmt(format="%.5f", help="The prediction's mean: its mask threshold"),
+    },
+)
+st.caption(
+    "Because each map is thresholded at its own mean, DICEE ignores the missing "
+    "mean of the KS93 and Wiener maps (mass-sheet degeneracy) and any overall scale "
+    "of the prediction."
+)

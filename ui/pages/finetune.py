@@ -1,24 +1,25 @@
 """Fine-tune: retrain part of a UNet in the background; the result joins the model list.
 
-The run is a :func:`lensviz.nn.training.finetune` call in a background thread of the
-server's one :class:`ui.jobs.JobManager` (``shared.job_manager``), so the page stays
-responsive and only one training job runs per server. A fragment polls the job once a
-second while it runs.
+The run is :func:`ui.jobs.finetune_job` in a background thread of the process's one
+:class:`ui.jobs.JobManager` (:func:`ui.jobs.manager`), so the page stays responsive and
+only one training job runs per server. Every session sees the running job and can
+cancel it after a confirmation. A fragment polls the job once a second while it runs.
+Fine-tuned weights are never overwritten: a taken name is refused here, and a name taken
+by another session while the run trained gets a ``-2`` suffix.
 """
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from ui import shared
 from lensviz import constants
-from ui.jobs import JobBusy, describe_progress, format_duration, weights_file_name
+from lensviz.nn.training import FinetuneConfig
 from lensviz.plots import METRIC_LABELS, loss_curves, metric_curves
-from lensviz.nn.training import FinetuneConfig, finetune
+from ui import cache
+from ui.jobs import JobBusy, finetune_job, manager, unused_path, weights_file_name
+from ui.sidebar import current
+from ui.text import describe_progress, format_duration
 
 WHICH = {
     "last": "Last layer only (the report's fine-tuning)",
@@ -53,102 +54,138 @@ def weights_ui(models: dict[str, str], selected: str) -> tuple[str, str]:
     """Starting weights (default: the sidebar's model); return (display name, path)."""
     names = list(models)
     index = names.index(selected) if selected in names else 0
-    name = st.selectbox("Starting weights", names, index=index, key="ft_start",
-                        help="Shipped weights or an earlier fine-tuned model. The file "
-                        "itself is never modified.")
+    name = st.selectbox(
+        "Starting weights",
+        names,
+        index=index,
+        key="ft_start",
+        help="Shipped weights or an earlier fine-tuned model. The file itself is never modified.",
+    )
     return name, models[name]
 
 
 def loss_ui() -> tuple[str, dict[str, float], dict[str, float]]:
     """Loss name, MultiFocal coefficients and Combined term weights."""
-    loss = st.radio("Loss", list(LOSS_NAMES), format_func=LOSS_NAMES.get, key="ft_loss",
-                    horizontal=True)
+    loss = st.radio(
+        "Loss", list(LOSS_NAMES), format_func=LOSS_NAMES.get, key="ft_loss", horizontal=True
+    )
     coeffs = dict(constants.MULTIFOCAL_COEFFS)
     if loss in ("multifocal", "combined"):
-        st.caption("MultiFocal coefficients (report: focal 1, local 2, peaks 3, "
-                   "structure 1.5, edges 1)")
+        st.caption(
+            "MultiFocal coefficients (report: focal 1, local 2, peaks 3, structure 1.5, edges 1)"
+        )
         cols = st.columns(len(coeffs))
-        for col, (name, default) in zip(cols, constants.MULTIFOCAL_COEFFS.items(),
-                                        strict=True):
-            coeffs[name] = col.number_input(name, 0.0, 10.0, float(default), 0.5,
-                                            key=f"ft_coeff_{name}")
+        for col, (name, default) in zip(cols, constants.MULTIFOCAL_COEFFS.items(), strict=True):
+            coeffs[name] = col.number_input(
+                name, 0.0, 10.0, float(default), 0.5, key=f"ft_coeff_{name}"
+            )
     terms = dict(COMBINED_DEFAULTS)
     if loss == "combined":
-        st.caption("Combined term weights (report's fine-tuning: 0.95 MultiFocal + "
-                   "0.05 WMAPE). Each term is first divided by its value for the starting "
-                   "model, so the weights are shares of the initial loss (raw, WMAPE ≈ 5 "
-                   "would swamp MultiFocal ≈ 3e-4).")
+        st.caption(
+            "Combined term weights (report's fine-tuning: 0.95 MultiFocal + "
+            "0.05 WMAPE). Each term is first divided by its value for the starting "
+            "model, so the weights are shares of the initial loss (raw, WMAPE ≈ 5 "
+            "would swamp MultiFocal ≈ 3e-4)."
+        )
         cols = st.columns(len(terms))
         for col, (name, default) in zip(cols, COMBINED_DEFAULTS.items(), strict=True):
-            terms[name] = col.number_input(name, 0.0, 1.0, float(default), 0.05,
-                                           key=f"ft_term_{name}", format="%.2f")
-    st.button("Reset the loss to the report's values", on_click=_reset_loss,
-              key="ft_reset_loss")
+            terms[name] = col.number_input(
+                name, 0.0, 1.0, float(default), 0.05, key=f"ft_term_{name}", format="%.2f"
+            )
+    st.button("Reset the loss to the report's values", on_click=_reset_loss, key="ft_reset_loss")
     return loss, coeffs, terms
 
 
 def training_ui() -> dict:
     """What trains and for how long; keyword arguments of :class:`FinetuneConfig`."""
-    which = st.radio("What trains", list(WHICH), format_func=WHICH.get, key="ft_which",
-                     help="Every other layer is frozen (BatchNorm in inference mode).")
+    which = st.radio(
+        "What trains",
+        list(WHICH),
+        format_func=WHICH.get,
+        key="ft_which",
+        help="Every other layer is frozen (BatchNorm in inference mode).",
+    )
     c1, c2 = st.columns(2)
     epochs = c1.number_input("Epochs", 1, 50, 2, 1, key="ft_epochs")
-    n_samples = c2.select_slider("Training maps per epoch", SAMPLE_CHOICES, 256,
-                                 key="ft_samples",
-                                 help="Simulated on the fly from the training seed range, "
-                                 "disjoint from the built-in test set.")
+    n_samples = c2.select_slider(
+        "Training maps per epoch",
+        SAMPLE_CHOICES,
+        256,
+        key="ft_samples",
+        help="Simulated on the fly from the training seed range, "
+        "disjoint from the built-in test set.",
+    )
     c3, c4 = st.columns(2)
-    lr = c3.select_slider("Learning rate", LR_CHOICES, 1e-4, key="ft_lr",
-                          format_func=lambda v: f"{v:.0e}", help="Adam; the report used 1e-4.")
-    val = c4.select_slider("Validation maps", VAL_CHOICES, 64, key="ft_val",
-                           help="Fixed simulated calibration maps, scored before and after "
-                           "and at every epoch end.")
-    st.caption(f"Batch size {FinetuneConfig().batch_size} (report) · "
-               f"{max(1, n_samples // FinetuneConfig().batch_size)} steps per epoch · "
-               f"runs on {shared.device_label()}")
-    return dict(which=which, epochs=int(epochs), n_samples=int(n_samples),
-                learning_rate=float(lr), val_samples=int(val))
-
-
-def unused_stem(stem: str, folder: Path) -> str:
-    """``stem``, or ``stem-2``, ``stem-3``, … : the first without a file in ``folder``."""
-    candidate, i = stem, 1
-    while (folder / f"{candidate}.keras").exists():
-        i += 1
-        candidate = f"{stem}-{i}"
-    return candidate
+    lr = c3.select_slider(
+        "Learning rate",
+        LR_CHOICES,
+        1e-4,
+        key="ft_lr",
+        format_func=lambda v: f"{v:.0e}",
+        help="Adam; the report used 1e-4.",
+    )
+    val = c4.select_slider(
+        "Validation maps",
+        VAL_CHOICES,
+        64,
+        key="ft_val",
+        help="Fixed simulated calibration maps, scored before and after and at every epoch end.",
+    )
+    st.caption(
+        f"Batch size {FinetuneConfig().batch_size} (report) · "
+        f"{max(1, n_samples // FinetuneConfig().batch_size)} steps per epoch · "
+        f"runs on {cache.device_label()}"
+    )
+    return dict(
+        which=which,
+        epochs=int(epochs),
+        n_samples=int(n_samples),
+        learning_rate=float(lr),
+        val_samples=int(val),
+    )
 
 
 def output_ui(start_path: str) -> Path | None:
     """The output name, sanitised; show the final file; None when it cannot be used."""
-    default = unused_stem(f"{Path(start_path).stem}-ft", shared.USER_WEIGHTS_DIR)
+    default = unused_path(cache.USER_WEIGHTS_DIR / f"{Path(start_path).stem}-ft.keras").stem
     suggestion = st.session_state.pop("_ft_suggest", None)
     if suggestion is not None:  # set before the widget is drawn (see finished_view)
         st.session_state.ft_name = suggestion
-    typed = st.text_input("Name of the new weights", default, key="ft_name",
-                          max_chars=80, help="Letters, digits, '_' and '-'; other characters "
-                          "become '_'. Shipped weights are never overwritten.")
-    shipped = [p.stem for p in shared.SHIPPED_WEIGHTS_DIR.glob("*.keras")]
+    typed = st.text_input(
+        "Name of the new weights",
+        default,
+        key="ft_name",
+        max_chars=80,
+        help="Letters, digits, '_' and '-'; other characters "
+        "become '_'. Existing weights, shipped or fine-tuned, are never "
+        "overwritten.",
+    )
+    shipped = [p.stem for p in cache.SHIPPED_WEIGHTS_DIR.glob("*.keras")]
     try:
-        path = weights_file_name(typed, shared.USER_WEIGHTS_DIR, reserved=shipped)
+        path = weights_file_name(typed, cache.USER_WEIGHTS_DIR, reserved=shipped)
     except ValueError as exc:
         st.error(str(exc))
         return None
-    st.caption(f"Saved as `{_display_path(path)}`; it appears in the sidebar as "
-               f"**{path.stem} (fine-tuned)**.")
     if path.resolve() == Path(start_path).resolve():
         st.error("That is the starting weights' file; choose another name.")
         return None
-    if path.exists() and not st.checkbox(f"Overwrite the existing {path.name}",
-                                         key="ft_overwrite"):
-        st.warning(f"{path.name} already exists; choose another name or tick Overwrite.")
+    if path.exists():
+        st.error(
+            f"{path.name} already exists, and fine-tuned weights are never overwritten "
+            f"(another session may be using them). Choose another name, e.g. "
+            f"{unused_path(path).stem}."
+        )
         return None
+    st.caption(
+        f"Saved as `{_display_path(path)}`; it appears in the sidebar as "
+        f"**{path.stem} (fine-tuned)**."
+    )
     return path
 
 
 def _display_path(path: Path) -> str:
     try:
-        return str(path.resolve().relative_to(shared.ROOT))
+        return str(path.resolve().relative_to(cache.ROOT))
     except ValueError:
         return str(path)
 
@@ -156,26 +193,16 @@ def _display_path(path: Path) -> str:
 # === The job ===
 
 
-def _finetune_job(weights: str, out_path: str, cfg: FinetuneConfig, on_progress, cancel):
-    """Run :func:`finetune`, then write a JSON card (settings, metrics) beside the weights."""
-    result = finetune(weights, out_path, cfg, on_progress=on_progress, cancel=cancel)
-    card = Path(out_path).with_suffix(".json")
-    try:  # the weights are saved: a card that cannot be written must not fail the run
-        fd, tmp = tempfile.mkstemp(prefix=f".{card.name}.", suffix=".tmp", dir=card.parent)
-        with os.fdopen(fd, "w") as f:
-            json.dump(result, f, indent=1, default=str)
-        os.replace(tmp, card)
-    except OSError as exc:
-        result["card_error"] = f"could not write {card.name}: {exc}"
-    return result
-
-
 def start_job(start_name: str, start_path: str, out: Path, cfg: FinetuneConfig) -> None:
     try:
-        job = shared.job_manager().start(
-            f"fine-tune {start_name} → {out.name}", _finetune_job,
+        job = manager().start(
+            f"fine-tune {start_name} → {out.name}",
+            finetune_job,
             meta={"out": str(out), "start": start_name},
-            weights=start_path, out_path=str(out), cfg=cfg)
+            weights=start_path,
+            out_path=str(out),
+            cfg=cfg,
+        )
     except JobBusy as exc:
         st.warning(f"Not started: {exc}")
         return
@@ -187,8 +214,11 @@ def start_job(start_name: str, start_path: str, out: Path, cfg: FinetuneConfig) 
 
 
 def _step_losses(records) -> list[tuple[float, float]]:
-    return [(r.epoch + r.step / r.steps, r.loss) for r in records
-            if getattr(r, "stage", "") == "train" and r.steps]
+    return [
+        (r.epoch + r.step / r.steps, r.loss)
+        for r in records
+        if getattr(r, "stage", "") == "train" and r.steps
+    ]
 
 
 def _curves(records, history, key: str, before: dict | None = None) -> None:
@@ -197,35 +227,91 @@ def _curves(records, history, key: str, before: dict | None = None) -> None:
     if history:
         right.plotly_chart(metric_curves(history, before=before), key=f"{key}_metrics")
     else:
-        right.info("Validation metrics (WMAPE, DICEE, DPEAKS, RMSE on a log axis) appear "
-                   "after the first epoch.")
+        right.info(
+            "Validation metrics (WMAPE, DICEE, DPEAKS, RMSE on a log axis) appear "
+            "after the first epoch."
+        )
 
 
 def _progress_bar(snap) -> None:
     p = snap.progress
     if p is None:
-        st.progress(0.0, text="Preparing: loading the weights, simulating the validation "
-                    f"maps and scoring the starting model… ({format_duration(snap.elapsed_s)})")
+        st.progress(
+            0.0,
+            text="Preparing: loading the weights, simulating the validation "
+            f"maps and scoring the starting model… ({format_duration(snap.elapsed_s)})",
+        )
         return
-    st.progress(p.fraction, text=f"{describe_progress(p)} · elapsed "
-                f"{format_duration(snap.elapsed_s)}")
+    st.progress(
+        p.fraction, text=f"{describe_progress(p)} · elapsed {format_duration(snap.elapsed_s)}"
+    )
+
+
+def _ask_to_cancel(job_id: int) -> None:
+    st.session_state.ft_confirm_cancel = job_id
+
+
+def _confirm_cancel(job_id: int) -> None:
+    st.session_state.ft_confirm_cancel = None
+    job = manager().get(job_id)
+    st.session_state.ft_cancel_refused = job is None or not job.cancel()
+
+
+def _keep_running() -> None:
+    st.session_state.ft_confirm_cancel = None
+
+
+def cancel_ui(snap, mine: bool) -> None:
+    """A Cancel button, then a confirmation; any session may cancel the running job.
+
+    The buttons act in callbacks, before the page (or the polling fragment) redraws,
+    so the page never needs an extra rerun.
+    """
+    ss = st.session_state
+    if ss.pop("ft_cancel_refused", False):
+        st.info("Too late to cancel: the run had already finished.")
+    if snap.cancel_requested:
+        st.info("Cancelling… the run stops after the current step; no file is written.")
+        return
+    if ss.get("ft_confirm_cancel") != snap.id:
+        st.button(
+            "Cancel this run…",
+            key="ft_cancel",
+            type="secondary",
+            icon=":material/cancel:",
+            on_click=_ask_to_cancel,
+            args=(snap.id,),
+        )
+        return
+    whose = "your run" if mine else "a run started by another session"
+    st.warning(
+        f"Cancel {whose}, “{snap.name}”? Its training so far is lost and no file is written."
+    )
+    yes, no = st.columns(2)
+    yes.button(
+        "Yes, cancel it",
+        key="ft_cancel_yes",
+        type="primary",
+        on_click=_confirm_cancel,
+        args=(snap.id,),
+    )
+    no.button("No, let it run", key="ft_cancel_no", on_click=_keep_running)
 
 
 def busy_view(snap) -> None:
-    st.warning(f"**The server is busy**: another session is running “{snap.name}” "
-               f"({describe_progress(snap.progress)}). Only one training job runs at a time; "
-               "Start becomes available when it finishes (this message updates by itself).")
+    st.warning(
+        f"**The server is busy**: another session is running “{snap.name}” "
+        f"({describe_progress(snap.progress)}). Only one training job runs at a time; "
+        "Start becomes available when it finishes (this message updates by itself)."
+    )
     _progress_bar(snap)
+    cancel_ui(snap, mine=False)
 
 
-def running_view(job, snap) -> None:
+def running_view(snap) -> None:
     st.subheader(f"Running: {snap.name}")
     _progress_bar(snap)
-    if snap.cancel_requested:
-        st.info("Cancelling… the run stops after the current step; no file is written.")
-    elif st.button("Cancel", key="ft_cancel", type="secondary"):
-        job.cancel()
-        st.info("Cancelling… the run stops after the current step; no file is written.")
+    cancel_ui(snap, mine=True)
     history = snap.progress.history if snap.progress is not None else []
     _curves(snap.records, history, "ft_live")
 
@@ -237,8 +323,15 @@ def _comparison(before: dict, after: dict) -> pd.DataFrame:
             continue
         b, a = before[m], after[m]
         better = a > b if m == "r" else a < b
-        rows.append({"metric": METRIC_LABELS.get(m, m), "before": b, "after": a,
-                     "change": a - b, "improved": "✓" if better else ("=" if a == b else "✗")})
+        rows.append(
+            {
+                "metric": METRIC_LABELS.get(m, m),
+                "before": b,
+                "after": a,
+                "change": a - b,
+                "improved": "✓" if better else ("=" if a == b else "✗"),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -250,24 +343,49 @@ def finished_view(snap) -> None:
             # First view of this result: offer a fresh name for the next run (the one just
             # used now exists) and redraw, so the name field shows it.
             st.session_state._ft_shown = snap.id
-            st.session_state._ft_suggest = unused_stem(path.stem, path.parent)
+            st.session_state._ft_suggest = unused_path(path).stem
             st.rerun()
-        st.success(f"Done in {format_duration(snap.elapsed_s)}: saved `{_display_path(path)}`. "
-                   f"It is now in the sidebar's model list as **{path.stem} (fine-tuned)**.")
-        st.button("Use it in the sidebar now", key="ft_use", on_click=_select_model,
-                  args=(f"{path.stem} (fine-tuned)",))
-        st.markdown(f"**Before and after**, on {res['config']['val_samples']} validation maps "
-                    "(simulated calibration seeds, the same maps both times):")
-        st.dataframe(_comparison(res["before"], res["after"]), hide_index=True,
-                     column_config={c: st.column_config.NumberColumn(format="%.4g")
-                                    for c in ("before", "after", "change")})
+        renamed = Path(snap.meta.get("out", path)).name != path.name
+        st.success(
+            f"Done in {format_duration(snap.elapsed_s)}: saved `{_display_path(path)}`"
+            + (
+                f" ({Path(snap.meta['out']).name} was taken meanwhile, and fine-tuned "
+                "weights are never overwritten)"
+                if renamed
+                else ""
+            )
+            + f". It is now in the sidebar's model list as **{path.stem} "
+            "(fine-tuned)**."
+        )
+        st.button(
+            "Use it in the sidebar now",
+            key="ft_use",
+            on_click=_select_model,
+            args=(f"{path.stem} (fine-tuned)",),
+        )
+        st.markdown(
+            f"**Before and after**, on {res['config']['val_samples']} validation maps "
+            "(simulated calibration seeds, the same maps both times):"
+        )
+        st.dataframe(
+            _comparison(res["before"], res["after"]),
+            hide_index=True,
+            column_config={
+                c: st.column_config.NumberColumn(format="%.4g")
+                for c in ("before", "after", "change")
+            },
+        )
         _curves(snap.records, res["history"], "ft_done", before=res["before"])
     elif snap.status == "cancelled":
-        st.info(f"“{snap.name}” was cancelled after {format_duration(snap.elapsed_s)}. "
-                "Nothing was written; the existing weights are untouched.")
+        st.info(
+            f"“{snap.name}” was cancelled after {format_duration(snap.elapsed_s)}. "
+            "Nothing was written; the existing weights are untouched."
+        )
     else:
-        st.error(f"“{snap.name}” failed: {snap.error}\n\nNothing was written; the existing "
-                 "weights are untouched.")
+        st.error(
+            f"“{snap.name}” failed: {snap.error}\n\nNothing was written; the existing "
+            "weights are untouched."
+        )
 
 
 def _select_model(name: str) -> None:
@@ -276,15 +394,15 @@ def _select_model(name: str) -> None:
 
 def job_panel(job_id: int | None, was_running: bool) -> None:
     """Status of this session's job, or of another session's running job."""
-    manager = shared.job_manager()
-    running = manager.running()
-    mine = manager.get(job_id)
+    jobs = manager()
+    running = jobs.running()
+    mine = jobs.get(job_id)
     if running is not None and running is not mine:
         busy_view(running.snapshot())
     elif mine is not None:
         snap = mine.snapshot()
         if snap.running:
-            running_view(mine, snap)
+            running_view(snap)
         else:
             finished_view(snap)
     if was_running and running is None:
@@ -293,26 +411,29 @@ def job_panel(job_id: int | None, was_running: bool) -> None:
 
 # === Page ===
 
-sel = shared.current()
-st.title("Fine-tune a UNet")
+sel = current()
 st.markdown(
     "Retrain part of a UNet on freshly simulated maps, as the report did after its main "
     "training (all layers frozen except the last, loss 0.95 MultiFocal + 0.05 WMAPE). "
     "The run happens in the background: you can keep using the other pages. The new "
-    "weights are saved only if the run finishes.")
+    "weights are saved only if the run finishes."
+)
 
-models = shared.available_models()
+models, _ = cache.model_files()
 if not models:
-    st.warning(f"No weights to start from: put a .keras file in {shared.SHIPPED_WEIGHTS_DIR} "
-               "(see the README) and reload.")
+    st.warning(
+        f"No weights to start from: put a .keras file in {cache.SHIPPED_WEIGHTS_DIR} "
+        "(see the README) and reload."
+    )
     st.stop()
 
-manager = shared.job_manager()
-running = manager.running()
+running = manager().running()
 busy = running is not None
 if busy and running.id != st.session_state.get("ft_job"):
-    st.warning("Another session is fine-tuning on this server right now; you can prepare a "
-               "run, and Start becomes available when it finishes (progress below).")
+    st.warning(
+        "Another session is fine-tuning on this server right now; you can prepare a "
+        "run, and Start becomes available when it finishes (progress below)."
+    )
 
 left, right = st.columns(2, gap="large")
 with left:
@@ -332,10 +453,13 @@ elif loss in ("multifocal", "combined") and not any(v > 0 for v in coeffs.values
 if config_error:
     st.error(config_error)
 
-clicked = st.button("▶ Start fine-tuning", type="primary", key="ft_start_button",
-                    disabled=busy or out is None or config_error is not None,
-                    help="Disabled while a training job runs on this server." if busy
-                    else None)
+clicked = st.button(
+    "▶ Start fine-tuning",
+    type="primary",
+    key="ft_start_button",
+    disabled=busy or out is None or config_error is not None,
+    help="Disabled while a training job runs on this server." if busy else None,
+)
 if clicked:
     try:
         cfg = FinetuneConfig(loss=loss, coeffs=coeffs, combined_weights=terms, **train_kwargs)

@@ -4,15 +4,12 @@ Each section has its own slider or toggle and draws from cached, noiseless simul
 (:func:`lensviz.simulate.simulate_truth`); nothing heavy runs inside an expander.
 """
 
-import os
-
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ui import shared
 from lensviz import constants
-from lensviz.inversion import fourier_kernels, gaussian_smooth, ks93, ks93inv, noise_power
+from lensviz.inversion import fourier_kernels, ks93, ks93inv, noise_power
 from lensviz.metrics import find_peaks, pearson_r, rmse
 from lensviz.plots import (
     add_whiskers,
@@ -22,14 +19,16 @@ from lensviz.plots import (
     outline_regions,
     robust_range,
 )
-from lensviz.simulate import SimulationConfig, add_shape_noise, simulate_truth
+from lensviz.profiles import region_masks, region_rmse, tangential_profile
+from lensviz.simulate import add_shape_noise
+from ui import cache
+from ui.sidebar import current
+from ui.text import WIENER_NAME
 
-CLUSTER_SEED = 7  # seed of the teaching cluster (only its concentration scatter is random)
-FIELD_SEED = 3  # seed of the realistic field of the noise section
-NOISE_SEED = 11  # seed of the galaxies drawn for the noise section
+NOISE_SEED = cache.NOISE_SEED  # the galaxies drawn for the noise sections
 M200_CHOICES = (1e14, 2e14, 5e14, 1e15, 2e15)  # M☉/h
 NGAL_CHOICES = (1, 2, 3, 5, 10, 20, 30, 50, 100)  # galaxies per arcmin²
-A_PIX = constants.PIXEL_ARCMIN ** 2  # pixel area, arcmin²
+A_PIX = constants.PIXEL_ARCMIN**2  # pixel area, arcmin²
 CORE_ARCMIN = 5.0  # default radius of the "cluster core" region around the main peak
 EDGE_ARCMIN = 4.0  # default width of the edge band
 
@@ -43,64 +42,6 @@ def _solar_masses(m: float) -> str:
 _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 
 
-# === Cached simulations (pure, small) ===
-
-
-@st.cache_data(max_entries=32, show_spinner=False)
-def cluster(m200: float, z: float, realistic: bool) -> dict:
-    """A noiseless cluster at the field centre: κ, shear γ, reduced shear g and its halo."""
-    if realistic:
-        cfg = SimulationConfig(m200_range=(m200, m200), z_range=(z, z),
-                               center_offset_arcmin=0.0)
-    else:
-        cfg = SimulationConfig(m200_range=(m200, m200), z_range=(z, z),
-                               center_offset_arcmin=0.0, n_field_halos=0.0, n_subhalos=0.0,
-                               lss=False, elliptical=False)
-    t = simulate_truth(CLUSTER_SEED, cfg)
-    return {k: t[k] for k in ("kappa", "gamma1", "gamma2", "shear1", "shear2")} | {
-        "halo": t["halos"][0]}
-
-
-@st.cache_data(max_entries=4, show_spinner="Simulating the noise sweep…")
-def noise_sweep(model_path: str | None, mtime: float, sigma_px: float, _model=None) -> dict:
-    """A fixed field observed at every density of :data:`NGAL_CHOICES`, and its maps.
-
-    Returns ``kappa`` (truth), ``eps`` (n_levels, 128, 128, 3) and the predictions
-    ``{"KS93 raw", "KS93 smoothed", "UNet"}`` → (n_levels, 128, 128).
-    """
-    t = simulate_truth(FIELD_SEED)
-    eps = np.stack([add_shape_noise(t["gamma1"], t["gamma2"], np.random.default_rng(NOISE_SEED),
-                                    n_gal=float(n)) for n in NGAL_CHOICES])
-    raw = ks93(eps[..., 0], eps[..., 1])[0]
-    preds = {"KS93 raw": raw, f"KS93 smoothed (σ {sigma_px:g} px)": gaussian_smooth(raw,
-                                                                                  sigma_px)}
-    if _model is not None:
-        from lensviz.nn.model import predict_kappa
-
-        preds["UNet"] = predict_kappa(_model, eps)
-    return {"kappa": t["kappa"], "eps": eps, "preds": preds}
-
-
-def tangential_profile(kappa, shear1, shear2, x0: float, y0: float, step: float = 2.0,
-                       r_max: float = 56.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Radius [px], mean tangential shear, and κ̄(<r) − κ̄(r), in annuli about (x0, y0).
-
-    γt = −(γ1 cos 2φ + γ2 sin 2φ), φ the polar angle from +x towards +y (row).
-    """
-    yy, xx = np.mgrid[0:kappa.shape[0], 0:kappa.shape[1]]
-    r = np.hypot(xx - x0, yy - y0)
-    phi = np.arctan2(yy - y0, xx - x0)
-    gt = -(shear1 * np.cos(2 * phi) + shear2 * np.sin(2 * phi))
-    edges = np.arange(step * 1.5, r_max, step)
-    centres, gts, diffs = [], [], []
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        ring = (r >= lo) & (r < hi)
-        centres.append(0.5 * (lo + hi))
-        gts.append(gt[ring].mean())
-        diffs.append(kappa[r < 0.5 * (lo + hi)].mean() - kappa[ring].mean())
-    return np.array(centres), np.array(gts), np.array(diffs)
-
-
 # === Sections ===
 
 
@@ -110,28 +51,49 @@ def shear_section(sel) -> dict:
         "A galaxy cluster deflects the light of the galaxies behind it. To first order the "
         "image of each background galaxy is magnified (by the **convergence** κ) and "
         "stretched (by the **shear** γ = γ₁ + iγ₂). κ is the projected mass in units of "
-        "the critical surface density:")
-    st.latex(r"\kappa(\boldsymbol\theta)=\frac{\Sigma(\boldsymbol\theta)}{\Sigma_{\rm cr}},"
-             r"\qquad \Sigma_{\rm cr}=\frac{c^2}{4\pi G}\frac{D_{\rm s}}{D_{\rm l}D_{\rm ls}}.")
+        "the critical surface density:"
+    )
+    st.latex(
+        r"\kappa(\boldsymbol\theta)=\frac{\Sigma(\boldsymbol\theta)}{\Sigma_{\rm cr}},"
+        r"\qquad \Sigma_{\rm cr}=\frac{c^2}{4\pi G}\frac{D_{\rm s}}{D_{\rm l}D_{\rm ls}}."
+    )
     st.markdown(
         "A galaxy's observed ellipticity is its intrinsic one plus the *reduced* shear "
         "g = γ/(1 − κ); intrinsic shapes are random, so averaging many galaxies gives g. "
         "Around a mass, the stretch is **tangential**, and its azimuthal mean measures the "
-        "mass inside the radius:")
-    st.latex(r"\varepsilon \simeq e_{\rm s} + g,\qquad "
-             r"\gamma_t = -\,\mathrm{Re}\!\left[\gamma\,e^{-2i\phi}\right],\qquad "
-             r"\langle\gamma_t\rangle(\theta) = \bar\kappa(<\theta) - \bar\kappa(\theta).")
+        "mass inside the radius:"
+    )
+    st.latex(
+        r"\varepsilon \simeq e_{\rm s} + g,\qquad "
+        r"\gamma_t = -\,\mathrm{Re}\!\left[\gamma\,e^{-2i\phi}\right],\qquad "
+        r"\langle\gamma_t\rangle(\theta) = \bar\kappa(<\theta) - \bar\kappa(\theta)."
+    )
     controls, figure = st.columns([1, 3], gap="medium")
     with controls:
-        m200 = st.select_slider("Cluster mass M200 [M☉/h]", M200_CHOICES, 5e14,
-                                format_func=_solar_masses,
-                                key="learn_m200")
-        z = st.slider("Cluster redshift", 0.1, 0.6, 0.3, 0.05, key="learn_z",
-                      help=f"Sources at z = {constants.Z_SOURCE:g}.")
-        realistic = st.toggle("Realistic field", False, key="learn_realistic",
-                              help="Add subhalos, field halos, an elliptical profile and "
-                              "large-scale structure, as in the built-in data set.")
-        c = cluster(float(m200), float(z), bool(realistic))
+        m200 = st.select_slider(
+            "Cluster mass M200 [M☉/h]",
+            M200_CHOICES,
+            5e14,
+            format_func=_solar_masses,
+            key="learn_m200",
+        )
+        z = st.slider(
+            "Cluster redshift",
+            0.1,
+            0.6,
+            0.3,
+            0.05,
+            key="learn_z",
+            help=f"Sources at z = {constants.Z_SOURCE:g}.",
+        )
+        realistic = st.toggle(
+            "Realistic field",
+            False,
+            key="learn_realistic",
+            help="Add subhalos, field halos, an elliptical profile and "
+            "large-scale structure, as in the built-in data set.",
+        )
+        c = cache.teaching_cluster(m200, z, realistic)
         h = c["halo"]
         st.metric("Concentration c200", f"{h.c:.2f}")
         st.metric("Scale radius r_s", f"{h.r_s_arcmin:.2f}′")
@@ -141,17 +103,24 @@ def shear_section(sel) -> dict:
         fig = map_row({"κ with the reduced shear g (whiskers)": c["kappa"]})
         add_whiskers(fig, c["gamma1"], c["gamma2"], step=8, color="white")
         fig.update_layout(height=430)
-        r, gt, diff = tangential_profile(c["kappa"], c["shear1"], c["shear2"], h.x, h.y)
+        r, gt, diff = tangential_profile(c["kappa"], c["shear1"], c["shear2"], (h.y, h.x))
         left, right = st.columns([3, 2])
         left.plotly_chart(fig, key="learn_whiskers")
-        right.plotly_chart(line_figure(
-            r * constants.PIXEL_ARCMIN, {"⟨γt⟩ measured on the map": gt,
-                                         "κ̄(<θ) − κ̄(θ)": diff},
-            xlabel="radius θ from the cluster centre [arcmin]", ylabel="tangential shear γt",
-            dashed=("κ̄(<θ) − κ̄(θ)",)), key="learn_profile")
-        st.caption("The sticks show the direction and size of g averaged over 8 × 8 pixel "
-                   "blocks: tangential around the cluster. Right: the two sides of the "
-                   "equation above agree, which is what lets us weigh clusters with shapes.")
+        right.plotly_chart(
+            line_figure(
+                r * constants.PIXEL_ARCMIN,
+                {"⟨γt⟩ measured on the map": gt, "κ̄(<θ) − κ̄(θ)": diff},
+                xlabel="radius θ from the cluster centre [arcmin]",
+                ylabel="tangential shear γt",
+                dashed=("κ̄(<θ) − κ̄(θ)",),
+            ),
+            key="learn_profile",
+        )
+        st.caption(
+            "The sticks show the direction and size of g averaged over 8 × 8 pixel "
+            "blocks: tangential around the cluster. Right: the two sides of the "
+            "equation above agree, which is what lets us weigh clusters with shapes."
+        )
     return c
 
 
@@ -161,16 +130,23 @@ def fourier_section(c: dict) -> None:
         "In Fourier space the shear is the convergence times a phase that depends only on "
         "the direction φₖ of the wave vector; Kaiser & Squires (1993) undo it by "
         "multiplying by the opposite phase. Nothing else happens: the filter has modulus 1, "
-        "so KS93 neither smooths nor suppresses noise.")
-    st.latex(r"\hat\gamma = e^{2i\phi_k}\hat\kappa = "
-             r"\frac{(k_1^2-k_2^2) + 2ik_1k_2}{k^2}\,\hat\kappa,\qquad "
-             r"\hat\kappa_E + i\hat\kappa_B = e^{-2i\phi_k}\,\hat\gamma \quad (k\neq 0).")
+        "so KS93 neither smooths nor suppresses noise."
+    )
+    st.latex(
+        r"\hat\gamma = e^{2i\phi_k}\hat\kappa = "
+        r"\frac{(k_1^2-k_2^2) + 2ik_1k_2}{k^2}\,\hat\kappa,\qquad "
+        r"\hat\kappa_E + i\hat\kappa_B = e^{-2i\phi_k}\,\hat\gamma \quad (k\neq 0)."
+    )
     controls, figure = st.columns([1, 3], gap="medium")
     with controls:
-        noisy = st.toggle("Noisy galaxy shapes", False, key="learn_fourier_noisy",
-                          help=f"Galaxies at {constants.N_GAL_ARCMIN2:g} per arcmin². Shape "
-                          "noise is white: its spectrum is flat and KS93 passes it to every "
-                          "scale of κ.")
+        noisy = st.toggle(
+            "Noisy galaxy shapes",
+            False,
+            key="learn_fourier_noisy",
+            help=f"Galaxies at {constants.N_GAL_ARCMIN2:g} per arcmin². Shape "
+            "noise is white: its spectrum is flat and KS93 passes it to every "
+            "scale of κ.",
+        )
         round_trip = st.toggle("Round trip κ → γ → κ", True, key="learn_round_trip")
     kappa = c["kappa"]
     g1, g2 = ks93inv(kappa)
@@ -183,32 +159,55 @@ def fourier_section(c: dict) -> None:
     def log_amp(m):
         return np.log10(np.abs(np.fft.fft2(m)) + 1e-6)
 
-    amps = {"log₁₀|κ̂| (true)": log_amp(kappa), "log₁₀|γ̂₁|" + (" (noisy)" if noisy else ""):
-            log_amp(g1), "log₁₀|κ̂_E| from KS93": log_amp(k_e)}
+    amps = {
+        "log₁₀|κ̂| (true)": log_amp(kappa),
+        "log₁₀|γ̂₁|" + (" (noisy)" if noisy else ""): log_amp(g1),
+        "log₁₀|κ̂_E| from KS93": log_amp(k_e),
+    }
     with figure:
-        st.plotly_chart(fourier_row({"cos 2φₖ  (γ̂₁ = cos 2φₖ κ̂)": cos2,
-                                     "sin 2φₖ  (γ̂₂ = sin 2φₖ κ̂)": sin2},
-                                    zrange=(-1.0, 1.0), colorbar_title="kernel"),
-                        key="learn_kernels")
+        st.plotly_chart(
+            fourier_row(
+                {"cos 2φₖ  (γ̂₁ = cos 2φₖ κ̂)": cos2, "sin 2φₖ  (γ̂₂ = sin 2φₖ κ̂)": sin2},
+                zrange=(-1.0, 1.0),
+                colorbar_title="kernel",
+            ),
+            key="learn_kernels",
+        )
         lo, hi = robust_range(list(amps.values()), 1.0, 100.0)
-        st.plotly_chart(fourier_row(amps, colorscale="Viridis", zrange=(lo, hi),
-                                    colorbar_title="log₁₀ amplitude"), key="learn_amps")
-        st.caption("Centre: zero frequency. The kernels are quadrupoles: a κ wave along x "
-                   "(φₖ = 0) gives pure γ₁, one along the diagonal pure γ₂. The mean (centre "
-                   "pixel) and the Nyquist row and column are set to 0.")
+        st.plotly_chart(
+            fourier_row(
+                amps, colorscale="Viridis", zrange=(lo, hi), colorbar_title="log₁₀ amplitude"
+            ),
+            key="learn_amps",
+        )
+        st.caption(
+            "Centre: zero frequency. The kernels are quadrupoles: a κ wave along x "
+            "(φₖ = 0) gives pure γ₁, one along the diagonal pure γ₂. The mean (centre "
+            "pixel) and the Nyquist row and column are set to 0."
+        )
     if round_trip:
         with figure:
-            st.plotly_chart(map_row({"true κ": kappa, "KS93 of its shear" + (
-                " + noise" if noisy else ""): k_e, "difference (true − KS93)": kappa - k_e}),
-                key="learn_round_trip_maps")
+            st.plotly_chart(
+                map_row(
+                    {
+                        "true κ": kappa,
+                        "KS93 of its shear" + (" + noise" if noisy else ""): k_e,
+                        "difference (true − KS93)": kappa - k_e,
+                    }
+                ),
+                key="learn_round_trip_maps",
+            )
         with controls:
             st.metric("Mean of true κ", f"{kappa.mean():.5f}")
             st.metric("Mean of KS93 κ", f"{k_e.mean(dtype=np.float64):.0e}")
             if not noisy:
                 rest = kappa - k_e - (kappa - k_e).mean()
-                st.metric("Largest |difference − mean|", f"{np.abs(rest).max():.1e}",
-                          help="What is left is the Nyquist row and column, which the "
-                          "kernel zeroes (see DESIGN.md).")
+                st.metric(
+                    "Largest |difference − mean|",
+                    f"{np.abs(rest).max():.1e}",
+                    help="What is left is the Nyquist row and column, which the "
+                    "kernel zeroes (see DESIGN.md).",
+                )
 
 
 def noise_section(sel) -> None:
@@ -218,51 +217,73 @@ def noise_section(sel) -> None:
         "shapes leave a noise of σ_e/√N per component. KS93 maps that white noise to white "
         "noise of the same size in κ: with the default density it is larger than the "
         "cluster signal almost everywhere. A Gaussian smoothing of σ pixels divides the noise "
-        "by about 2√π σ, and blurs the cluster; the UNet learned its own trade-off.")
-    st.latex(r"\sigma_{\rm pix}=\frac{\sigma_e}{\sqrt{n_{\rm gal}A_{\rm pix}}},\qquad "
-             r"\sigma_{\kappa,\,\rm raw}\simeq\sigma_{\rm pix},\qquad "
-             r"\sigma_{\kappa,\,\sigma}\simeq\frac{\sigma_{\rm pix}}{2\sqrt{\pi}\,\sigma}.")
-    sigma, _ = shared.calibrated_ks93_sigma()
+        "by about 2√π σ, and blurs the cluster; the UNet learned its own trade-off."
+    )
+    st.latex(
+        r"\sigma_{\rm pix}=\frac{\sigma_e}{\sqrt{n_{\rm gal}A_{\rm pix}}},\qquad "
+        r"\sigma_{\kappa,\,\rm raw}\simeq\sigma_{\rm pix},\qquad "
+        r"\sigma_{\kappa,\,\sigma}\simeq\frac{\sigma_{\rm pix}}{2\sqrt{\pi}\,\sigma}."
+    )
+    sigma, _ = cache.calibrated_ks93_sigma()
     model = None
     if sel.model_path is not None:
         try:
-            model = shared.model_for(sel)
+            model = cache.unet_model(sel)
         except (ValueError, OSError) as exc:
             st.error(f"Could not load the UNet {sel.model_name!r}: {exc}")
-    path = sel.model_path if model is not None else None
-    sweep = noise_sweep(path, os.path.getmtime(path) if path else 0.0, sigma, _model=model)
+    sweep = cache.noise_sweep(sel, sigma, NGAL_CHOICES, with_unet=model is not None)
     controls, figure = st.columns([1, 3], gap="medium")
     with controls:
-        n_gal = st.select_slider("Galaxy density n_gal [per arcmin²]", NGAL_CHOICES,
-                                 constants.N_GAL_ARCMIN2, key="learn_ngal",
-                                 help="LSST-like depth is 30; the UNet was trained at 30, "
-                                 "so far from it it works outside its training data.")
+        n_gal = st.select_slider(
+            "Galaxy density n_gal [per arcmin²]",
+            NGAL_CHOICES,
+            constants.N_GAL_ARCMIN2,
+            key="learn_ngal",
+            help="LSST-like depth is 30; the UNet was trained at 30, "
+            "so far from it it works outside its training data.",
+        )
         i = NGAL_CHOICES.index(n_gal)
         sigma_pix = constants.SIGMA_E / np.sqrt(n_gal * A_PIX)
         st.metric("Galaxies per pixel", f"{n_gal * A_PIX:.2f}")
         st.metric("Noise per pixel σ_pix", f"{sigma_pix:.3f}")
         truth = sweep["kappa"]
         for name, maps in sweep["preds"].items():
-            st.metric(f"RMSE · {name}", f"{float(rmse(truth, maps[i])):.4f}",
-                      help=f"Pearson r = {float(pearson_r(truth, maps[i])):.3f}")
+            st.metric(
+                f"RMSE · {name}",
+                f"{float(rmse(truth, maps[i])):.4f}",
+                help=f"Pearson r = {float(pearson_r(truth, maps[i])):.3f}",
+            )
         if model is None:
             st.caption("No UNet weights: the UNet is left out.")
     with figure:
         maps = {"true κ": truth} | {name: m[i] for name, m in sweep["preds"].items()}
-        st.plotly_chart(map_row(maps, zrange=robust_range(truth, 0.5, 99.9)),
-                        key="learn_noise_maps")
-        curves = {name: rmse(np.broadcast_to(truth, m.shape), m)
-                  for name, m in sweep["preds"].items()}
-        st.plotly_chart(line_figure(
-            NGAL_CHOICES, curves, xlabel="galaxy density n_gal [per arcmin²]",
-            ylabel="RMSE against the true κ", log_x=True, log_y=True, marker_x=n_gal,
-            marker_label=f"n_gal = {n_gal:g}"), key="learn_noise_curve")
-        st.caption(f"Same field and galaxy draws at every density; the colour scale is the "
-                   f"true κ's, so noise beyond it saturates. Smoothing σ = {sigma:g} px "
-                   "(chosen on calibration maps at n_gal = 30). Below about 10 per arcmin² "
-                   "many pixels hold no galaxy (ε = 0 there): raw KS93 gets less noise but "
-                   "also almost no signal, so its RMSE falls while its correlation with the "
-                   "truth (hover the ? of each RMSE) collapses.")
+        st.plotly_chart(
+            map_row(maps, zrange=robust_range(truth, 0.5, 99.9)), key="learn_noise_maps"
+        )
+        curves = {
+            name: rmse(np.broadcast_to(truth, m.shape), m) for name, m in sweep["preds"].items()
+        }
+        st.plotly_chart(
+            line_figure(
+                NGAL_CHOICES,
+                curves,
+                xlabel="galaxy density n_gal [per arcmin²]",
+                ylabel="RMSE against the true κ",
+                log_x=True,
+                log_y=True,
+                marker_x=n_gal,
+                marker_label=f"n_gal = {n_gal:g}",
+            ),
+            key="learn_noise_curve",
+        )
+        st.caption(
+            f"Same field and galaxy draws at every density; the colour scale is the "
+            f"true κ's, so noise beyond it saturates. Smoothing σ = {sigma:g} px "
+            "(chosen on calibration maps at n_gal = 30). Below about 10 per arcmin² "
+            "many pixels hold no galaxy (ε = 0 there): raw KS93 gets less noise but "
+            "also almost no signal, so its RMSE falls while its correlation with the "
+            "truth (hover the ? of each RMSE) collapses."
+        )
 
 
 def mass_sheet_section(c: dict, sel) -> None:
@@ -271,15 +292,19 @@ def mass_sheet_section(c: dict, sel) -> None:
         "A uniform sheet of mass, κ₀, lives only in the k = 0 Fourier mode, which has no "
         "direction φₖ, so it produces no shear at all. Shear cannot see it, and KS93 "
         "sets that mode to 0: its maps always have mean 0. With the reduced shear the exact "
-        "invariance is a rescaling, κ → λκ + (1 − λ), which leaves g unchanged.")
-    st.latex(r"\kappa \to \kappa + \kappa_0:\quad \hat\gamma(\mathbf k)\ \text{unchanged};"
-             r"\qquad \kappa \to \lambda\kappa + (1-\lambda):\quad "
-             r"g=\frac{\gamma}{1-\kappa}\ \text{unchanged}.")
+        "invariance is a rescaling, κ → λκ + (1 − λ), which leaves g unchanged."
+    )
+    st.latex(
+        r"\kappa \to \kappa + \kappa_0:\quad \hat\gamma(\mathbf k)\ \text{unchanged};"
+        r"\qquad \kappa \to \lambda\kappa + (1-\lambda):\quad "
+        r"g=\frac{\gamma}{1-\kappa}\ \text{unchanged}."
+    )
     controls, figure = st.columns([1, 3], gap="medium")
     kappa = c["kappa"]
     with controls:
-        k0 = st.slider("Add a uniform sheet κ₀", -0.05, 0.10, 0.05, 0.005, key="learn_sheet",
-                       format="%.3f")
+        k0 = st.slider(
+            "Add a uniform sheet κ₀", -0.05, 0.10, 0.05, 0.005, key="learn_sheet", format="%.3f"
+        )
         g1a, g2a = ks93inv(kappa)
         g1b, g2b = ks93inv(kappa + np.float32(k0))
         k_e = ks93(g1b, g2b)[0]
@@ -292,47 +317,34 @@ def mass_sheet_section(c: dict, sel) -> None:
         row = int(round(c["halo"].y))
         ks_name = "KS93 of the shear of either"
         x = np.arange(kappa.shape[1]) * constants.PIXEL_ARCMIN
-        st.plotly_chart(line_figure(
-            x, {"κ": kappa[row], "κ + κ₀": kappa[row] + k0, ks_name: k_e[row]},
-            xlabel="x [arcmin] (cut through the cluster centre)", ylabel="κ",
-            dashed=(ks_name,), colors={"κ": "#000000", "κ + κ₀": "#ff7f0e",
-                                       ks_name: "#1f77b4"}), key="learn_sheet_profile")
-        st.caption("Both fields give the same shear to float precision, so KS93 returns the "
-                   "same map for both: the true one shifted to mean 0.")
+        st.plotly_chart(
+            line_figure(
+                x,
+                {"κ": kappa[row], "κ + κ₀": kappa[row] + k0, ks_name: k_e[row]},
+                xlabel="x [arcmin] (cut through the cluster centre)",
+                ylabel="κ",
+                dashed=(ks_name,),
+                colors={"κ": "#000000", "κ + κ₀": "#ff7f0e", ks_name: "#1f77b4"},
+            ),
+            key="learn_sheet_profile",
+        )
+        st.caption(
+            "Both fields give the same shear to float precision, so KS93 returns the "
+            "same map for both: the true one shifted to mean 0."
+        )
     if sel.has_truth and sel.model_path is not None:
         st.markdown(
             "A UNet is not bound by this: trained on simulations, it learns the typical "
-            "mean κ of such fields, a prior. On the sidebar's current sample:")
+            "mean κ of such fields, a prior. On the sidebar's current sample:"
+        )
         cols = st.columns(3)
         cols[0].metric("True mean κ", f"{sel.sample_kappa.mean():.4f}")
         try:
-            cols[1].metric("UNet mean κ", f"{shared.unet_kappa(sel).mean():.4f}")
+            cols[1].metric("UNet mean κ", f"{cache.unet_kappa(sel).mean():.4f}")
         except (ValueError, OSError) as exc:
             cols[1].caption(f"UNet unavailable: {exc}")
         kappa_ks = ks93(sel.sample_eps[..., 0], sel.sample_eps[..., 1])[0]
         cols[2].metric("KS93 mean κ", f"{kappa_ks.mean(dtype=np.float64):.0e}")
-
-
-def region_masks(shape: tuple[int, int], center: tuple[float, float], radius_px: float,
-                 border_px: int) -> dict[str, np.ndarray]:
-    """Boolean masks: the disc ``r < radius_px`` around ``center`` (row, column), the band
-    of ``border_px`` pixels along the edges outside it, and the rest of the map."""
-    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
-    core = np.hypot(yy - center[0], xx - center[1]) < radius_px
-    band = (np.minimum(yy, shape[0] - 1 - yy) < border_px) | (
-        np.minimum(xx, shape[1] - 1 - xx) < border_px)
-    return {"core": core, "edge band": band & ~core, "rest": ~core & ~band}
-
-
-def region_rmse(truth: np.ndarray, preds: dict[str, np.ndarray],
-                masks: dict[str, np.ndarray]) -> pd.DataFrame:
-    """RMSE of each prediction (rows) inside each region (columns) and on the whole map."""
-    rows = {}
-    for name, p in preds.items():
-        err2 = (np.asarray(p, np.float64) - truth) ** 2
-        rows[name] = {region: float(np.sqrt(err2[m].mean())) if m.any() else np.nan
-                      for region, m in masks.items()} | {"whole map": float(rmse(truth, p))}
-    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("method")
 
 
 def wiener_section(sel) -> None:
@@ -341,10 +353,13 @@ def wiener_section(sel) -> None:
         "KS93 passes every Fourier mode of the shear through unchanged, noise included. A "
         "*linear* method can only weight each mode of the KS93 map, κ̂_E = κ̂ + n̂, by a "
         "factor W(k). With signal power S(k) and noise power N, a mode's mean-square error "
-        "is |1 − W|² S + |W|² N, which is smallest for")
-    st.latex(r"W(k)=\frac{S(k)}{S(k)+N},\qquad "
-             r"\big\langle|\hat\kappa-W\hat\kappa_E|^2\big\rangle_{\min}"
-             r"=\frac{S(k)\,N}{S(k)+N}.")
+        "is |1 − W|² S + |W|² N, which is smallest for"
+    )
+    st.latex(
+        r"W(k)=\frac{S(k)}{S(k)+N},\qquad "
+        r"\big\langle|\hat\kappa-W\hat\kappa_E|^2\big\rangle_{\min}"
+        r"=\frac{S(k)\,N}{S(k)+N}."
+    )
     st.markdown(
         "Each mode is weighted by its signal-to-noise: kept where S ≫ N, suppressed where "
         "S ≪ N. This is the **Wiener filter**, the minimum-variance *linear* estimate for any "
@@ -352,16 +367,18 @@ def wiener_section(sel) -> None:
         "Gaussian) the best estimate of all, the posterior mean, is itself linear, so no "
         "method, neural or not, can beat the Wiener filter on average. Here S is the power "
         "spectrum of simulated κ maps and N the noise of the sidebar's sample, from its Δε "
-        "(one value for the whole map: the stationary approximation).")
-    spectrum_path = shared.power_spectrum_path()
-    if spectrum_path is None:
-        st.info(f"No κ power spectrum ({shared.POWER_SPECTRUM_FILE}) beside the weights: the "
-                "filter cannot be drawn. Make it with `python -m lensviz powerspec`.")
-        return
+        "(one value for the whole map: the stationary approximation)."
+    )
     try:
-        signal = shared.power_spectrum(str(spectrum_path), spectrum_path.stat().st_mtime)
+        signal = cache.power_spectrum()
     except (ValueError, OSError) as exc:
         st.error(f"Could not read the κ power spectrum: {exc}")
+        return
+    if signal is None:
+        st.info(
+            f"No κ power spectrum ({constants.POWER_SPECTRUM_FILE}) beside the weights: "
+            "the filter cannot be drawn. Make it with `python -m lensviz powerspec`."
+        )
         return
     k = signal.k_centres
     keep = (k > 0) & (signal.power > 0)
@@ -373,24 +390,41 @@ def wiener_section(sel) -> None:
     k_eq = float(k_arcmin[below[0]]) if below.size else None  # first bin with S < N
     left, right = st.columns(2)
     spectra = line_figure(
-        k_arcmin, {"signal S(k) (simulated κ)": power, "noise N (this sample)":
-                   np.full_like(power, n)},
-        xlabel="wavenumber |k| [cycles per arcmin]", ylabel="power per pixel",
-        log_x=True, log_y=True, marker_x=k_eq,
+        k_arcmin,
+        {"signal S(k) (simulated κ)": power, "noise N (this sample)": np.full_like(power, n)},
+        xlabel="wavenumber |k| [cycles per arcmin]",
+        ylabel="power per pixel",
+        log_x=True,
+        log_y=True,
+        marker_x=k_eq,
         dashed=("noise N (this sample)",),
-        colors={"signal S(k) (simulated κ)": "#000000", "noise N (this sample)": "#7f7f7f"})
+        colors={"signal S(k) (simulated κ)": "#000000", "noise N (this sample)": "#7f7f7f"},
+    )
     left.plotly_chart(spectra.update_yaxes(exponentformat="power"), key="learn_wiener_spectra")
-    right.plotly_chart(line_figure(
-        k_arcmin, {"Wiener S/(S+N)": filt, "KS93 (all modes kept)": np.ones_like(filt)},
-        xlabel="wavenumber |k| [cycles per arcmin]", ylabel="weight of the mode",
-        log_x=True, marker_x=k_eq, dashed=("KS93 (all modes kept)",)),
-        key="learn_wiener_filter")
-    crossing = (f" S falls below N at |k| ≈ {k_eq:.2g} cycles per arcmin (dotted line), "
-                f"i.e. on scales smaller than about {1 / k_eq:.0f}′; there the filter drops "
-                "towards 0." if k_eq else " S stays above N on every scale.")
-    st.caption(f"Noise of sample {sel.index} ({sel.sample_name}): N = σ²_pix = {n:.2e} per "
-               f"pixel.{crossing} The Wiener map is KS93 smoothed by a kernel that adapts to "
-               "the noise: more galaxies, smaller N, less smoothing.")
+    right.plotly_chart(
+        line_figure(
+            k_arcmin,
+            {"Wiener S/(S+N)": filt, "KS93 (all modes kept)": np.ones_like(filt)},
+            xlabel="wavenumber |k| [cycles per arcmin]",
+            ylabel="weight of the mode",
+            log_x=True,
+            marker_x=k_eq,
+            dashed=("KS93 (all modes kept)",),
+        ),
+        key="learn_wiener_filter",
+    )
+    crossing = (
+        f" S falls below N at |k| ≈ {k_eq:.2g} cycles per arcmin (dotted line), "
+        f"i.e. on scales smaller than about {1 / k_eq:.0f}′; there the filter drops "
+        "towards 0."
+        if k_eq
+        else " S stays above N on every scale."
+    )
+    st.caption(
+        f"Noise of sample {sel.index} ({sel.sample_name}): N = σ²_pix = {n:.2e} per "
+        f"pixel.{crossing} The Wiener map is KS93 smoothed by a kernel that adapts to "
+        "the noise: more galaxies, smaller N, less smoothing."
+    )
 
     st.markdown(
         "**Where a UNet gains.** Cluster fields are not Gaussian. (1) A cluster core is a "
@@ -402,76 +436,113 @@ def wiener_section(sel) -> None:
         "so KS93 and Wiener wrap the shear across the border and err near the edges; the "
         "UNet's convolutions see the border and learn from training data how to "
         "reconstruct there. The table splits the error of the sidebar's sample into these "
-        "regions.")
+        "regions."
+    )
     if not sel.has_truth:
         st.info("The comparison by region needs the true κ, and this data has none.")
         return
     truth = sel.sample_kappa.astype(np.float64)
     controls, figure = st.columns([1, 3], gap="medium")
     with controls:
-        core_arcmin = st.slider("Core radius r [arcmin]", 1.0, 15.0, CORE_ARCMIN, 0.5,
-                                key="learn_core_radius",
-                                help="Around the highest peak of the true κ (smoothed by "
-                                f"σ = {constants.PEAK_SMOOTH_SIGMA_PX:g} px).")
-        edge_arcmin = st.slider("Edge band width [arcmin]", 1.0, 10.0, EDGE_ARCMIN, 0.5,
-                                key="learn_edge_width")
+        core_arcmin = st.slider(
+            "Core radius r [arcmin]",
+            1.0,
+            15.0,
+            CORE_ARCMIN,
+            0.5,
+            key="learn_core_radius",
+            help="Around the highest peak of the true κ (smoothed by "
+            f"σ = {constants.PEAK_SMOOTH_SIGMA_PX:g} px).",
+        )
+        edge_arcmin = st.slider(
+            "Edge band width [arcmin]", 1.0, 10.0, EDGE_ARCMIN, 0.5, key="learn_edge_width"
+        )
     pos, height = find_peaks(truth, n=1)
-    center = (tuple(int(v) for v in pos[0]) if np.isfinite(height[0])
-              else np.unravel_index(np.argmax(truth), truth.shape))
+    center = (
+        tuple(int(v) for v in pos[0])
+        if np.isfinite(height[0])
+        else np.unravel_index(np.argmax(truth), truth.shape)
+    )
     radius_px = core_arcmin / constants.PIXEL_ARCMIN
     border_px = int(round(edge_arcmin / constants.PIXEL_ARCMIN))
     masks = region_masks(truth.shape, center, radius_px, border_px)
     preds = {}
     if sel.model_path is not None:
         try:
-            preds["UNet"] = shared.unet_kappa(sel)
+            preds["UNet"] = cache.unet_kappa(sel)
         except (ValueError, OSError) as exc:
             st.error(f"Could not run the UNet {sel.model_name!r}: {exc}")
-    preds |= shared.wiener_prediction(sel)
-    sigma, _ = shared.calibrated_ks93_sigma()
-    preds[f"KS93 (σ {sigma:g} px)"] = shared.ks93_kappa(sel.key, sel.index, sel.eps, sigma)
+    try:
+        wiener = cache.wiener_kappa(sel, pad=0)
+    except (ValueError, OSError) as exc:
+        st.error(f"Could not run the Wiener filter: {exc}")
+        wiener = None
+    if wiener is not None:
+        preds[WIENER_NAME] = wiener
+    sigma, _ = cache.calibrated_ks93_sigma()
+    preds[f"KS93 (σ {sigma:g} px)"] = cache.ks93_kappa(sel, sigma, 0)
     # Shift the mean-zero linear maps by the true mean, so that the regions compare
     # structure rather than the mass-sheet offset (which favours the UNet everywhere).
     mean = np.float32(truth.mean())
     shifted = {name: (p if name == "UNet" else p + mean) for name, p in preds.items()}
     with figure:
         shown = {f"true κ (sample {sel.index})": truth} | {
-            name: shifted[name] for name in ("UNet", shared.WIENER_NAME) if name in shifted}
+            name: shifted[name] for name in ("UNet", WIENER_NAME) if name in shifted
+        }
         fig = map_row(shown, zrange=robust_range(truth, 0.5, 99.9))
-        outline_regions(fig, center=center, radius=radius_px, border=border_px,
-                        shape=truth.shape, panels=range(1, len(shown) + 1))
+        outline_regions(
+            fig,
+            center=center,
+            radius=radius_px,
+            border=border_px,
+            shape=truth.shape,
+            panels=range(1, len(shown) + 1),
+        )
         st.plotly_chart(fig, key="learn_wiener_maps")
-    table = region_rmse(truth, shifted, masks)
-    table.columns = [f"core (r < {core_arcmin:g}′)", f"edge band ({edge_arcmin:g}′)", "rest",
-                     "whole map"]
+    table = pd.DataFrame.from_dict(region_rmse(truth, shifted, masks), orient="index").rename_axis(
+        "method"
+    )
+    table.columns = [
+        f"core (r < {core_arcmin:g}′)",
+        f"edge band ({edge_arcmin:g}′)",
+        "rest",
+        "whole map",
+    ]
     with controls:
         for name in table.index:
-            st.metric(f"Core RMSE · {name}", f"{table.iloc[:, 0][name]:.4f}",
-                      help=f"Outside the core: {table.iloc[:, 2][name]:.4f} (rest), "
-                      f"{table.iloc[:, 1][name]:.4f} (edge band)")
+            st.metric(
+                f"Core RMSE · {name}",
+                f"{table.iloc[:, 0][name]:.4f}",
+                help=f"Outside the core: {table.iloc[:, 2][name]:.4f} (rest), "
+                f"{table.iloc[:, 1][name]:.4f} (edge band)",
+            )
     with figure:
-        st.dataframe(table, key="learn_wiener_table", column_config={
-            c: st.column_config.NumberColumn(format="%.4f") for c in table.columns})
+        st.dataframe(
+            table,
+            key="learn_wiener_table",
+            column_config={c: st.column_config.NumberColumn(format="%.4f") for c in table.columns},
+        )
         st.caption(
             f"RMSE against the true κ in each region: the dashed circle is the core "
             f"({masks['core'].sum()} px), the dotted frame the inner edge of the band "
             f"({masks['edge band'].sum()} px). Wiener and KS93 are shifted by the true mean "
             f"κ̄ = {truth.mean():.4f} (which they cannot know) so that only the shapes are "
             "compared. A well-trained UNet's lead is largest in the core and smaller at the "
-            "edges; one sample is noisy, so try a few (sidebar).")
+            "edges; one sample is noisy, so try a few (sidebar)."
+        )
 
 
 # === Page ===
 
-sel = shared.current()
-st.title("Learn: from galaxy shapes to mass maps")
+sel = current()
 st.markdown(
     "Five short sections, each with its own control: how a cluster shears the galaxies "
     "behind it, what the Kaiser–Squires (KS93) inversion does, how the number of galaxies "
     "sets the noise, why KS93 cannot know the mean mass, and why the Wiener filter is the "
     "best linear map but not the best map. The maps are 128 × 128 pixels "
     f"of {constants.PIXEL_ARCMIN:g}′ (a {128 * constants.PIXEL_ARCMIN:g}′ field), sources at "
-    f"z = {constants.Z_SOURCE:g}.")
+    f"z = {constants.Z_SOURCE:g}."
+)
 c = shear_section(sel)
 st.divider()
 fourier_section(c)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from ui import shared
 from lensviz import constants, loss_weights, metrics, plots
+from ui import cache
+from ui.sidebar import current, require_truth
 
 N_PEAKS_SHOWN = 10  # the report's Fig. 3 marks the 10 highest peaks
 #: What each component weighs (column captions).
@@ -19,19 +20,60 @@ COMPONENTS = {
 }
 #: Component parameters: name → (component, default, label, min, max, step, help).
 PARAMS = {
-    "neighbourhood": ("local", constants.LOCAL_NEIGHBOURHOOD_PX, "neighbourhood (px)", 1, 32,
-                      1, "Side of the square window whose maximum |κ| normalises the local "
-                      "weight."),
-    "top_fraction": ("local", constants.LOCAL_TOP_FRACTION, "top fraction", 0.05, 1.0, 0.05,
-                     "Only this fraction of highest-κ pixels gets the local weight."),
-    "n_peaks": ("peaks", constants.N_PEAKS_WEIGHT, "number of peaks", 0, 20, 1,
-                "How many of the highest true peaks (unsmoothed local maxima) get weight."),
-    "peak_radius": ("peaks", float(constants.PEAK_RADIUS_PX), "radius (px)", 0.0, 10.0, 0.5,
-                    "Radius of the disc of weight 1 around each peak."),
-    "band": ("structure", constants.STRUCTURE_BAND, "band |κ − mean κ|", 0.0, 0.02, 0.0005,
-             "Pixels within this distance of the mean κ (the DICEE threshold) get weight."),
-    "edge_width": ("edges", constants.EDGE_WIDTH_PX, "width (px)", 0, 20, 1,
-                   "Width of the frame along the map border."),
+    "neighbourhood": (
+        "local",
+        constants.LOCAL_NEIGHBOURHOOD_PX,
+        "neighbourhood (px)",
+        1,
+        32,
+        1,
+        "Side of the square window whose maximum |κ| normalises the local weight.",
+    ),
+    "top_fraction": (
+        "local",
+        constants.LOCAL_TOP_FRACTION,
+        "top fraction",
+        0.05,
+        1.0,
+        0.05,
+        "Only this fraction of highest-κ pixels gets the local weight.",
+    ),
+    "n_peaks": (
+        "peaks",
+        constants.N_PEAKS_WEIGHT,
+        "number of peaks",
+        0,
+        20,
+        1,
+        "How many of the highest true peaks (unsmoothed local maxima) get weight.",
+    ),
+    "peak_radius": (
+        "peaks",
+        float(constants.PEAK_RADIUS_PX),
+        "radius (px)",
+        0.0,
+        10.0,
+        0.5,
+        "Radius of the disc of weight 1 around each peak.",
+    ),
+    "band": (
+        "structure",
+        constants.STRUCTURE_BAND,
+        "band |κ − mean κ|",
+        0.0,
+        0.02,
+        0.0005,
+        "Pixels within this distance of the mean κ (the DICEE threshold) get weight.",
+    ),
+    "edge_width": (
+        "edges",
+        constants.EDGE_WIDTH_PX,
+        "width (px)",
+        0,
+        20,
+        1,
+        "Width of the frame along the map border.",
+    ),
 }
 
 
@@ -62,28 +104,28 @@ def weights_ui() -> tuple[dict[str, float], dict[str, float]]:
         key = _coeff_key(component)
         st.session_state.setdefault(key, float(report))
         coeffs[component] = col.slider(
-            f"coefficient a ({component})", 0.0, 5.0, step=0.1, key=key,
-            help=f"Weight of the {component} map in the combination. Report's value: "
-            f"{report:g}.")
+            f"coefficient a ({component})",
+            0.0,
+            5.0,
+            step=0.1,
+            key=key,
+            help=f"Weight of the {component} map in the combination. Report's value: {report:g}.",
+        )
         for name, (owner, value, label, lo, hi, step, help_) in PARAMS.items():
             if owner != component:
                 continue
             key = _param_key(name)
             st.session_state.setdefault(key, value)
-            params[name] = col.slider(label, lo, hi, step=step, key=key,
-                                      format="%.4f" if name == "band" else None,
-                                      help=f"{help_} Report's value: {value:g}.")
+            params[name] = col.slider(
+                label,
+                lo,
+                hi,
+                step=step,
+                key=key,
+                format="%.4f" if name == "band" else None,
+                help=f"{help_} Report's value: {value:g}.",
+            )
     return coeffs, params
-
-
-@st.cache_data(max_entries=64)
-def component_maps(data_key: str, index: int, _kappa: np.ndarray, neighbourhood: int,
-                   top_fraction: float, n_peaks: int, peak_radius: float, band: float,
-                   edge_width: int) -> dict[str, np.ndarray]:
-    """The five weight maps of one true κ (cached per sample and parameters)."""
-    return loss_weights.weight_maps(_kappa, neighbourhood=neighbourhood, top_fraction=top_fraction,
-                               n_peaks=n_peaks, peak_radius=peak_radius, band=band,
-                               edge_width=edge_width)
 
 
 def top_peaks(kappa: np.ndarray, n: int) -> np.ndarray:
@@ -92,43 +134,58 @@ def top_peaks(kappa: np.ndarray, n: int) -> np.ndarray:
     return pos[np.isfinite(height)]
 
 
-sel = shared.current()
-st.title("Loss weights")
-st.caption(f"{sel.source} · sample {sel.index}: **{sel.sample_name}** · model: {sel.model_name}")
-shared.require_truth(sel, "The Loss-weights page")
+sel = current()
+require_truth(sel, "The Loss-weights page")
 truth = sel.sample_kappa
 
 st.markdown(
     "The MultiFocal loss weighs each pixel's squared error by **1 + w**, where **w** mixes "
     "five maps in [0, 1] computed from the true κ (report §3.1, Fig. 3). Move the sliders "
-    "to see where training pays attention.")
+    "to see where training pays attention."
+)
 coeffs, params = weights_ui()
-st.button("Reset to the report's values", on_click=reset_to_report, key="lw_reset",
-          icon=":material/restart_alt:")
+st.button(
+    "Reset to the report's values",
+    on_click=reset_to_report,
+    key="lw_reset",
+    icon=":material/restart_alt:",
+)
 
-maps = component_maps(sel.key, sel.index, truth, int(params["neighbourhood"]),
-                      float(params["top_fraction"]), int(params["n_peaks"]),
-                      float(params["peak_radius"]), float(params["band"]),
-                      int(params["edge_width"]))
+maps = cache.weight_maps(
+    sel,
+    neighbourhood=int(params["neighbourhood"]),
+    top_fraction=float(params["top_fraction"]),
+    n_peaks=int(params["n_peaks"]),
+    peak_radius=float(params["peak_radius"]),
+    band=float(params["band"]),
+    edge_width=int(params["edge_width"]),
+)
 try:
     combined = loss_weights.combine_weights(maps, coeffs)
 except ValueError as exc:
     st.error(f"{exc}. Raise at least one coefficient above 0.")
     st.stop()
 
-with st.expander("KS93 settings (shared with the other pages)"):
-    sigma_px, pad = shared.ks93_options_ui()
-preds = shared.predictions(sel, sigma_px, pad)
+preds = cache.kappa_maps(sel)
 cards = st.columns(len(preds) + 1)
-cards[0].metric("Mean combined weight w", f"{combined.mean():.4f}",
-                help="Average of the combined map: changes with every coefficient.")
+cards[0].metric(
+    "Mean combined weight w",
+    f"{combined.mean():.4f}",
+    help="Average of the combined map: changes with every coefficient.",
+)
 for card, (name, pred) in zip(cards[1:], preds.items(), strict=True):
     loss = loss_weights.multifocal_loss(truth, pred, coeffs, **params)
-    card.metric(f"MultiFocal loss · {name}", f"{loss:.3e}",
-                help="mean((1 + w)(κ_pred − κ_true)²) under the current weights")
+    card.metric(
+        f"MultiFocal loss · {name}",
+        f"{loss:.3e}",
+        help="mean((1 + w)(κ_pred − κ_true)²) under the current weights",
+    )
 
-fig = plots.weight_components_grid(maps, combined, coeffs=coeffs,
-                                   peaks=top_peaks(truth, N_PEAKS_SHOWN))
+fig = plots.weight_components_grid(
+    maps, combined, coeffs=coeffs, peaks=top_peaks(truth, N_PEAKS_SHOWN)
+)
 st.plotly_chart(fig, key="lw_grid", theme=None)
-st.caption(f"Red crosses: the {N_PEAKS_SHOWN} highest local maxima of the unsmoothed true κ "
-           "(the peak weight uses the first ones). All panels share the 0–1 scale and the zoom.")
+st.caption(
+    f"Red crosses: the {N_PEAKS_SHOWN} highest local maxima of the unsmoothed true κ "
+    "(the peak weight uses the first ones). All panels share the 0–1 scale and the zoom."
+)

@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ui import shared
 from lensviz import constants, metrics, plots
 from lensviz.inversion import gaussian_smooth
+from ui import cache
+from ui.sidebar import current, require_truth
 
 N_TRUE_SHOWN = 5  # crosses on the truth, as in the report's Fig. 1
 N_PRED = constants.N_PEAKS_METRIC  # DPEAKS compares the top 3, matched by rank
@@ -24,14 +25,16 @@ def ranking_table(true_pos, true_h, pred_pos, pred_h) -> pd.DataFrame:
     rows = []
     for i in range(N_PRED):
         dy, dx = (abs(int(a) - int(b)) for a, b in zip(true_pos[i], pred_pos[i], strict=True))
-        rows.append({
-            "rank": i + 1,
-            "true (y, x)": _position(true_pos[i], true_h[i]),
-            "true height": true_h[i],
-            "predicted (y, x)": _position(pred_pos[i], pred_h[i]),
-            "predicted height": pred_h[i],
-            "|Δy| + |Δx|": dy + dx,
-        })
+        rows.append(
+            {
+                "rank": i + 1,
+                "true (y, x)": _position(true_pos[i], true_h[i]),
+                "true height": true_h[i],
+                "predicted (y, x)": _position(pred_pos[i], pred_h[i]),
+                "predicted height": pred_h[i],
+                "|Δy| + |Δx|": dy + dx,
+            }
+        )
     return pd.DataFrame(rows).set_index("rank")
 
 
@@ -39,31 +42,33 @@ def valid(pos: np.ndarray, height: np.ndarray) -> np.ndarray:
     return pos[np.isfinite(height)]
 
 
-sel = shared.current()
-st.title("Peaks")
-st.caption(f"{sel.source} · sample {sel.index}: **{sel.sample_name}** · model: {sel.model_name}")
-shared.require_truth(sel, "The Peaks page")
+sel = current()
+require_truth(sel, "The Peaks page")
 st.markdown(
     f"As the challenge scores DPEAKS, every map is first smoothed with a Gaussian of "
     f"σ = {SIGMA:g} px; peaks are strict 8-neighbour maxima away from the border, ranked by "
     f"height. DPEAKS sums |Δy| + |Δx| over the top {N_PRED}, matched by rank (true peak 1 "
-    "with predicted peak 1, and so on); a missing peak counts as position (0, 0).")
-with st.expander("KS93 settings (shared with the other pages)"):
-    sigma_px, pad = shared.ks93_options_ui()
+    "with predicted peak 1, and so on); a missing peak counts as position (0, 0)."
+)
 
 truth = sel.sample_kappa
-preds = shared.all_predictions(sel, sigma_px, pad)
+preds = cache.kappa_maps(sel)
 true_pos, true_h = metrics.find_peaks(truth, n=N_TRUE_SHOWN)
 found = {name: metrics.find_peaks(p, n=N_PRED) for name, p in preds.items()}
 
 fig = plots.peaks_figure(
-    gaussian_smooth(truth, SIGMA), {name: gaussian_smooth(p, SIGMA) for name, p in preds.items()},
-    valid(true_pos, true_h), {name: valid(*found[name]) for name in preds},
-    truth_title=f"true κ (σ {SIGMA:g} px)")
+    gaussian_smooth(truth, SIGMA),
+    {name: gaussian_smooth(p, SIGMA) for name, p in preds.items()},
+    valid(true_pos, true_h),
+    {name: valid(*found[name]) for name in preds},
+    truth_title=f"true κ (σ {SIGMA:g} px)",
+)
 st.plotly_chart(fig, key="peaks_fig", theme=None)
-st.caption(f"Crosses T1–T{N_TRUE_SHOWN}: the highest true peaks. Circles P1–P{N_PRED}: each "
-           "prediction's highest peaks. Each panel has its own colour scale (the UNet, "
-           "Wiener and KS93 maps differ in amplitude); panels share the zoom.")
+st.caption(
+    f"Crosses T1–T{N_TRUE_SHOWN}: the highest true peaks. Circles P1–P{N_PRED}: each "
+    "prediction's highest peaks. Each panel has its own colour scale (the UNet, "
+    "Wiener and KS93 maps differ in amplitude); panels share the zoom."
+)
 
 cols = st.columns(len(preds))
 for col, (name, (pos, height)) in zip(cols, found.items(), strict=True):
@@ -71,20 +76,35 @@ for col, (name, (pos, height)) in zip(cols, found.items(), strict=True):
     total = int(table["|Δy| + |Δx|"].sum())
     with col:
         st.subheader(name)
-        st.metric("DPEAKS", f"{metrics.dpeaks(truth, preds[name]):g} px",
-                  help=f"Sum of |Δy| + |Δx| over the top {N_PRED} peaks")
+        st.metric(
+            "DPEAKS",
+            f"{metrics.dpeaks(truth, preds[name]):g} px",
+            help=f"Sum of |Δy| + |Δx| over the top {N_PRED} peaks",
+        )
         # Three tables side by side: short headers, and the distances before the heights
         # (which may need a horizontal scroll on narrow screens).
-        st.dataframe(table, key=f"peaks_table_{name}", width="stretch", column_order=(
-            "true (y, x)", "predicted (y, x)", "|Δy| + |Δx|", "true height",
-            "predicted height"), column_config={
-            "true (y, x)": st.column_config.TextColumn("true (y,x)"),
-            "true height": st.column_config.NumberColumn(
-                "true h", format="%.3f", help="true height (σ = 3 px smoothed)"),
-            "predicted (y, x)": st.column_config.TextColumn("pred. (y,x)"),
-            "predicted height": st.column_config.NumberColumn(
-                "pred. h", format="%.3f", help="predicted height (σ = 3 px smoothed)"),
-            "|Δy| + |Δx|": st.column_config.NumberColumn("|Δy|+|Δx|"),
-        })
+        st.dataframe(
+            table,
+            key=f"peaks_table_{name}",
+            width="stretch",
+            column_order=(
+                "true (y, x)",
+                "predicted (y, x)",
+                "|Δy| + |Δx|",
+                "true height",
+                "predicted height",
+            ),
+            column_config={
+                "true (y, x)": st.column_config.TextColumn("true (y,x)"),
+                "true height": st.column_config.NumberColumn(
+                    "true h", format="%.3f", help="true height (σ = 3 px smoothed)"
+                ),
+                "predicted (y, x)": st.column_config.TextColumn("pred. (y,x)"),
+                "predicted height": st.column_config.NumberColumn(
+                    "pred. h", format="%.3f", help="predicted height (σ = 3 px smoothed)"
+                ),
+                "|Δy| + |Δx|": st.column_config.NumberColumn("|Δy|+|Δx|"),
+            },
+        )
         st.caption(" + ".join(str(v) for v in table["|Δy| + |Δx|"]) + f" = {total} px")
         st.caption("Heights are those of the σ = 3 px smoothed maps; (y, x) = (row, column).")

@@ -29,11 +29,16 @@ import pytest
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 SCREENSHOTS = ROOT / "screenshots"
 DOCS = ROOT / "docs"
 #: url path → (title shown in the navigation, whether the page draws plotly figures)
@@ -46,8 +51,11 @@ PAGES = {
     "evaluate": ("Evaluate", True),
     "learn": ("Learn", True),
 }
-README_SHOTS = {"": "compare.png", "loss_weights": "loss_weights.png",
-                "evaluate": "evaluate.png"}  # copied to docs/ for the README
+README_SHOTS = {
+    "": "compare.png",
+    "loss_weights": "loss_weights.png",
+    "evaluate": "evaluate.png",
+}  # copied to docs/ for the README
 SERVER_START_S = 90
 PAGE_RUN_S = 120  # the first page pays the TensorFlow import
 
@@ -83,24 +91,47 @@ def server(tmp_path_factory):
         from lensviz.nn.model import UNetConfig, build_unet, save_model
 
         shipped = tmp_path_factory.mktemp("shipped")
-        save_model(build_unet(UNetConfig(base_filters=4, max_filters=8, depth=3, pad=0,
-                                         n_decoder_dropout=1)), shipped / "tiny.keras")
+        save_model(
+            build_unet(
+                UNetConfig(base_filters=4, max_filters=8, depth=3, pad=0, n_decoder_dropout=1)
+            ),
+            shipped / "tiny.keras",
+        )
         env["LENSVIZ_WEIGHTS_DIR"] = str(shipped)
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "streamlit.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1",
-             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "app.py",
+                "--server.headless",
+                "true",
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--browser.gatherUsageStats",
+                "false",
+                "--server.fileWatcherType",
+                "none",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + SERVER_START_S
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited with {proc.returncode}:\n"
-                                   f"{log.read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"streamlit exited with {proc.returncode}:\n{log.read_text()[-3000:]}"
+                )
             try:
                 with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
                     if r.read().strip() == b"ok":
@@ -108,8 +139,10 @@ def server(tmp_path_factory):
             except OSError:
                 pass
             if time.time() > deadline:
-                raise RuntimeError(f"streamlit did not answer within {SERVER_START_S} s:\n"
-                                   f"{log.read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"streamlit did not answer within {SERVER_START_S} s:\n"
+                    f"{log.read_text()[-3000:]}"
+                )
             time.sleep(0.5)
         yield url
     finally:
@@ -163,8 +196,10 @@ def wait_for_run(page, timeout_s: float = PAGE_RUN_S) -> None:
         else:
             settled = 0
         page.wait_for_timeout(500)
-    raise AssertionError(f"page still running after {timeout_s} s "
-                         f"(state {app.get_attribute('data-test-script-state')!r})")
+    raise AssertionError(
+        f"page still running after {timeout_s} s "
+        f"(state {app.get_attribute('data-test-script-state')!r})"
+    )
 
 
 def wait_for_plots(page, timeout_s: float = 30) -> int:
@@ -184,8 +219,9 @@ def screenshot(page, name: str) -> Path:
     SCREENSHOTS.mkdir(exist_ok=True)
     height = page.evaluate(
         "() => Math.max(...[...document.querySelectorAll("
-        "'[data-testid=\"stMain\"], [data-testid=\"stMainBlockContainer\"]')]"
-        ".map(e => e.scrollHeight), 800)")
+        '\'[data-testid="stMain"], [data-testid="stMainBlockContainer"]\')]'
+        ".map(e => e.scrollHeight), 800)"
+    )
     page.set_viewport_size({"width": 1500, "height": min(int(height) + 40, 9000)})
     page.wait_for_timeout(800)  # let plotly relayout to the new size
     path = SCREENSHOTS / f"{name}.png"
@@ -195,10 +231,12 @@ def screenshot(page, name: str) -> Path:
 
 
 def problems(page) -> list[str]:
-    found = [f"exception: {t}" for t in
-             page.locator('[data-testid="stException"]').all_inner_texts()]
-    found += [f"error: {t}" for t in
-              page.locator('[data-testid="stAlertContentError"]').all_inner_texts()]
+    found = [
+        f"exception: {t}" for t in page.locator('[data-testid="stException"]').all_inner_texts()
+    ]
+    found += [
+        f"error: {t}" for t in page.locator('[data-testid="stAlertContentError"]').all_inner_texts()
+    ]
     return found
 
 

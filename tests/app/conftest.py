@@ -1,0 +1,90 @@
+"""Shared fixtures of the app tests: tiny weights, the app handle, ``open_page``.
+
+Helpers (``new_session``, ``no_errors``, ``upload``, …) are in ``apptools.py``. The
+app runs in-process (``AppTest``) on the built-in simulated set with a tiny untrained
+UNet and a power-law κ power spectrum. ``ui/cache.py`` reads its folders once, at
+import; AppTest executes ``app.py`` in this process, so ``from ui import cache`` there
+returns the very module imported here, and the fixtures point it at temporary folders by
+monkeypatching ``cache.SHIPPED_WEIGHTS_DIR`` and ``cache.USER_WEIGHTS_DIR``.
+
+Every app test gets a fresh session (:func:`app`); only the first one in a process pays
+the TensorFlow import. The job manager is the process's one (``ui.jobs.manager()``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from lensviz.nn.model import build_unet, save_model
+from tests.app import apptools
+from tests.app.apptools import TINY, power_law_spectrum
+from ui import cache, jobs
+
+
+@pytest.fixture(scope="session")
+def shipped_dir(tmp_path_factory) -> Path:
+    """A tiny untrained UNet (``tiny.keras``) and a κ power spectrum beside it."""
+    folder = tmp_path_factory.mktemp("shipped")
+    save_model(build_unet(TINY), folder / "tiny.keras")
+    power_law_spectrum().save(folder / "kappa_power.npz")
+    return folder
+
+
+@pytest.fixture
+def user_dir(tmp_path) -> Path:
+    folder = tmp_path / "finetuned"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def weights(shipped_dir, user_dir, monkeypatch):
+    """The app sees the tiny UNet, the power spectrum and an empty fine-tuned folder."""
+    monkeypatch.setattr(cache, "SHIPPED_WEIGHTS_DIR", shipped_dir)
+    monkeypatch.setattr(cache, "USER_WEIGHTS_DIR", user_dir)
+    return shipped_dir, user_dir
+
+
+@pytest.fixture
+def no_weights(tmp_path, monkeypatch):
+    monkeypatch.setattr(cache, "SHIPPED_WEIGHTS_DIR", tmp_path / "none")
+    monkeypatch.setattr(cache, "USER_WEIGHTS_DIR", tmp_path / "none_either")
+
+
+@pytest.fixture
+def no_spectrum(shipped_dir, tmp_path, monkeypatch):
+    """The tiny UNet alone: no power spectrum beside it."""
+    folder = tmp_path / "model_only"
+    folder.mkdir()
+    (folder / "tiny.keras").write_bytes((shipped_dir / "tiny.keras").read_bytes())
+    monkeypatch.setattr(cache, "SHIPPED_WEIGHTS_DIR", folder)
+    monkeypatch.setattr(cache, "USER_WEIGHTS_DIR", tmp_path / "none")
+
+
+@pytest.fixture
+def app(weights) -> AppTest:
+    """A fresh app session on the Compare page, with the tiny weights."""
+    return apptools.new_session()
+
+
+@pytest.fixture
+def open_page():
+    """``open_page(at, title)``: switch the session to a page by its navigation title."""
+    return apptools.open_page
+
+
+@pytest.fixture
+def idle_jobs():
+    """Cancel any job left running by an earlier test; yields the manager."""
+    manager = jobs.manager()
+    job = manager.running()
+    if job is not None:
+        job.cancel()
+        assert job.wait(180), f"job {job.name!r} did not stop"
+    yield manager

@@ -1,0 +1,165 @@
+"""The Compare page: maps, residuals, metrics, uncertainty and downloads."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from lensviz import metrics
+from lensviz.evaluation import wiener_predictor
+from lensviz.nn.model import load_model
+from lensviz.nn.uncertainty import calibration, predict_tta
+from tests.app.apptools import (
+    first_sample,
+    new_session,
+    no_errors,
+    npy_bytes,
+    power_law_spectrum,
+    specs,
+    texts,
+    upload,
+)
+from ui import cache
+
+TTA = "8 symmetries (test-time augmentation)"
+
+
+def test_defaults_show_unet_wiener_and_ks93_in_maps_and_metrics(app):
+    no_errors(app)
+    assert app.title[0].value == "Compare"
+    table = app.dataframe[0].value
+    assert list(table.columns) == ["WMAPE", "DICEE", "DPEAKS", "RMSE", "r"]
+    assert list(table.index) == ["UNet", "Wiener", "KS93 (σ 3 px)"]
+    # The Wiener row scores the package's Wiener filter with this spectrum.
+    eps, kappa = first_sample()
+    expected = wiener_predictor(power_law_spectrum())(eps[None])[0]
+    assert table.loc["Wiener", "RMSE"] == pytest.approx(
+        float(metrics.rmse(kappa, expected)), rel=1e-5
+    )
+    assert table.loc["Wiener", "DPEAKS"] == metrics.dpeaks(kappa, expected)
+    assert "Wiener − true" in specs(app)  # its residual panel
+    downloads = [b.proto.label for b in app.get("download_button")]
+    assert downloads.count("κ as .npy") == 3  # UNet, Wiener, KS93
+
+
+def test_without_weights_says_why(no_weights):
+    at = new_session()
+    assert any("No UNet weights" in i.value for i in at.info)
+    assert any("UNet views are disabled" in w.value for w in at.sidebar.warning)
+
+
+def test_without_spectrum_leaves_wiener_out_and_says_why(no_spectrum):
+    at = new_session()
+    assert list(at.dataframe[0].value.index) == ["UNet", "KS93 (σ 3 px)"]
+    assert any("Wiener filter is left out" in c for c in texts(at.caption))
+
+
+def test_sidebar_smoothing_changes_ks93_only_and_not_the_residual_scale(app):
+    table = app.dataframe[0].value
+    scale = _residual_scale(app)
+    app.sidebar.slider(key="ks93_sigma").set_value(0.0).run()
+    no_errors(app)
+    raw = app.dataframe[0].value
+    assert list(raw.index) == ["UNet", "Wiener", "KS93 (σ 0 px)"]
+    assert raw.iloc[2]["RMSE"] > table.iloc[2]["RMSE"]  # raw KS93 is mostly noise
+    assert raw.iloc[2]["r"] < table.iloc[2]["r"]
+    np.testing.assert_array_equal(raw.iloc[0].to_numpy(), table.iloc[0].to_numpy())  # UNet
+    # The residual colour scale comes from the UNet and Wiener residuals only.
+    assert _residual_scale(app) == scale
+    _, kappa = first_sample()
+    assert scale[1] < np.abs(kappa).max()
+
+
+def _residual_scale(at) -> tuple[float, float]:
+    spec = json.loads(at.get("plotly_chart")[1].proto.spec)  # the κ grid
+    axis = spec["layout"]["coloraxis2"]
+    return axis["cmin"], axis["cmax"]
+
+
+def test_padding_and_true_mean_apply_to_wiener_and_ks93(app):
+    app.sidebar.toggle(key="ks93_pad").set_value(True).run()
+    no_errors(app)
+    assert list(app.dataframe[0].value.index) == [
+        "UNet",
+        "Wiener (padded)",
+        "KS93 (σ 3 px, padded)",
+    ]
+    before = app.dataframe[0].value
+    app.toggle(key="compare_add_mean").set_value(True).run()
+    no_errors(app)
+    assert app.dataframe[0].value.equals(before)  # display only
+
+
+def test_whiskers_toggle(app):
+    assert "shear whiskers" not in app.get("plotly_chart")[0].proto.spec
+    app.toggle(key="compare_whiskers").set_value(True).run()
+    assert "shear whiskers" in app.get("plotly_chart")[0].proto.spec
+
+
+def test_uncertainty_is_off_by_default(app):
+    assert app.toggle(key="compare_uncertainty").value is False
+    assert "σ per pixel" not in specs(app)
+    assert not [m for m in app.metric if "within" in m.label]
+
+
+def test_uncertainty_tta_shows_sigma_map_and_coverage(app, weights):
+    app.toggle(key="compare_uncertainty").set_value(True).run()
+    app.radio(key="compare_unc_method").set_value(TTA).run()
+    no_errors(app)
+    assert app.slider(key="compare_unc_passes").disabled  # T is for MC dropout only
+    spec = specs(app)
+    assert "σ per pixel" in spec and "(mean − true)" in spec
+    assert "calibrated (diagonal)" in spec  # the reliability plot
+    # The numbers are those of lensviz.nn.uncertainty on the same sample and model.
+    eps, kappa = first_sample()
+    mean, std = predict_tta(load_model(weights[0] / "tiny.keras"), eps)
+    cal = calibration(kappa, mean, std)
+    cards = {m.label: m for m in app.metric}
+    one, two = cards["True pixels within ±1σ"], cards["True pixels within ±2σ"]
+    assert one.value == f"{100 * cal['within_1sigma']:.1f} %"
+    assert two.value == f"{100 * cal['within_2sigma']:.1f} %"
+    assert "68.3 %" in one.delta and "95.4 %" in two.delta
+    assert cards["Mean σ"].value == f"{cal['mean_sigma']:.4f}"
+    assert any("8 rotations and flips" in c for c in texts(app.caption))
+
+
+def test_uncertainty_mc_dropout_with_few_passes(app):
+    app.toggle(key="compare_uncertainty").set_value(True).run()
+    assert app.radio(key="compare_unc_method").value == "Monte-Carlo dropout"
+    assert app.slider(key="compare_unc_passes").value == cache.MC_PASSES
+    app.slider(key="compare_unc_passes").set_value(3).run()
+    no_errors(app)
+    assert "mean of T = 3 passes" in specs(app)
+    within = {m.label: float(m.value.rstrip(" %")) for m in app.metric if "within" in m.label}
+    assert set(within) == {"True pixels within ±1σ", "True pixels within ±2σ"}
+    assert 0 <= within["True pixels within ±1σ"] <= within["True pixels within ±2σ"] <= 100
+    caption = " ".join(texts(app.caption))
+    assert "BatchNorm" in caption and "not a full posterior" in caption
+    app.run()  # same arguments: served from the cache, the numbers do not change
+    assert {
+        m.label: float(m.value.rstrip(" %")) for m in app.metric if "within" in m.label
+    } == within
+
+
+def test_epsilon_only_upload_shows_maps_and_sigma_without_truth(app):
+    rng = np.random.default_rng(5)
+    eps = np.stack(
+        [
+            0.05 * rng.standard_normal((128, 128)),
+            0.05 * rng.standard_normal((128, 128)),
+            np.full((128, 128), 0.05),
+        ]
+    ).astype(np.float32)
+    upload(app, [("eps_only.npy", npy_bytes(eps))])
+    no_errors(app)
+    assert any("no true κ" in w for w in texts(app.warning))
+    assert list(app.dataframe) == []  # no metrics without truth
+    app.toggle(key="compare_uncertainty").set_value(True).run()
+    app.radio(key="compare_unc_method").set_value(TTA).run()
+    no_errors(app)
+    spec = specs(app)
+    assert "σ per pixel" in spec and "(mean − true)" not in spec
+    assert not [m for m in app.metric if "within" in m.label]
+    assert [b.proto.label for b in app.get("download_button")].count("κ as .npy") == 3

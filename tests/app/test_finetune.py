@@ -1,0 +1,151 @@
+"""The Fine-tune page: settings, names, a tiny run, failures, and the shared job slot."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import streamlit as st
+
+from lensviz.nn.training import TrainingCancelled
+from tests.app.apptools import new_session, texts
+from ui import cache
+
+JOB_TIMEOUT = 180  # seconds a tiny fine-tuning run may take
+
+
+def wait_until(at, done, timeout: float = JOB_TIMEOUT) -> None:
+    """Rerun the page (as the polling fragment would) until ``done(at)`` or timeout."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        time.sleep(0.5)
+        at.run()
+        assert not at.exception, at.exception
+        if done(at):
+            return
+    raise AssertionError(
+        f"timed out after {timeout} s; warnings {texts(at.warning)}, errors {texts(at.error)}"
+    )
+
+
+def tiny_run_settings(at, name: str, start: str | None = None) -> None:
+    if start is not None:
+        at.selectbox(key="ft_start").set_value(start)
+    at.select_slider(key="ft_samples").set_value(16)
+    at.select_slider(key="ft_val").set_value(8)
+    at.number_input(key="ft_epochs").set_value(1)
+    at.text_input(key="ft_name").input(name)
+    at.run()
+    assert not at.exception
+
+
+@pytest.fixture
+def other_sessions_job(idle_jobs):
+    """A job started by "another session" that runs until released; yields (job, release)."""
+    release = threading.Event()
+
+    def job_fn(on_progress, cancel):
+        while not release.wait(0.02):
+            if cancel.is_set():
+                raise TrainingCancelled("cancelled")
+
+    job = idle_jobs.start("fine-tune by someone else", job_fn)
+    yield job, release
+    release.set()
+    assert job.wait(10)
+
+
+def test_defaults(app, open_page, idle_jobs):
+    open_page(app, "Fine-tune")
+    assert not app.exception
+    assert app.title[0].value == "Fine-tune a UNet"
+    assert not app.button(key="ft_start_button").disabled
+    assert app.selectbox(key="ft_start").value == "tiny (shipped)"
+    assert app.number_input(key="ft_term_multifocal").value == pytest.approx(0.95)
+    assert app.number_input(key="ft_term_wmape").value == pytest.approx(0.05)
+    assert app.radio(key="ft_which").value == "last"
+
+
+def test_output_name_is_sanitised_and_taken_names_refused(app, open_page, weights):
+    _, user = weights
+    open_page(app, "Fine-tune")
+    app.text_input(key="ft_name").input("my run #1/../x").run()
+    assert any("my_run_1_x.keras" in c for c in texts(app.caption))
+    app.text_input(key="ft_name").input("tiny").run()
+    assert any("shipped" in e for e in texts(app.error))
+    assert app.button(key="ft_start_button").disabled
+    # Fine-tuned weights are never overwritten: an existing name is refused, no checkbox.
+    (user / "mine.keras").write_bytes(b"someone's weights")
+    app.text_input(key="ft_name").input("mine").run()
+    assert any("never overwritten" in e and "mine-2" in e for e in texts(app.error))
+    assert app.button(key="ft_start_button").disabled
+    assert (user / "mine.keras").read_bytes() == b"someone's weights"
+
+
+@pytest.mark.slow
+def test_tiny_finetune_completes_and_registers_weights(app, open_page, weights, idle_jobs):
+    _, user = weights
+    open_page(app, "Fine-tune")
+    tiny_run_settings(app, "tiny run")
+    app.button(key="ft_start_button").click().run()
+    assert not app.exception
+    wait_until(app, lambda a: bool(a.success) or bool(a.error))
+    assert not texts(app.error), texts(app.error)
+    assert any("tiny_run.keras" in s for s in texts(app.success))
+    keras_file, card = user / "tiny_run.keras", user / "tiny_run.json"
+    assert keras_file.is_file() and card.is_file()  # the settings and metrics beside it
+    assert card.stat().st_mode & 0o777 == keras_file.stat().st_mode & 0o777
+    assert sorted(p.name for p in user.iterdir()) == ["tiny_run.json", "tiny_run.keras"]
+    assert cache.model_files()[0]["tiny_run (fine-tuned)"] == str(keras_file)
+    table = app.dataframe[0].value
+    assert list(table.columns[:3]) == ["metric", "before", "after"]
+    app.run()  # the sidebar and the start list rescan the folder on every run
+    assert "tiny_run (fine-tuned)" in app.selectbox(key="ft_start").options
+    # The next run is offered a fresh name, so Start is not blocked by the file just written.
+    assert app.text_input(key="ft_name").value == "tiny_run-2"
+    assert not app.button(key="ft_start_button").disabled
+
+
+def test_failed_finetune_shows_the_error_and_writes_nothing(app, open_page, weights, idle_jobs):
+    _, user = weights
+    (user / "zz_broken.keras").write_bytes(b"not a zip file")
+    app.run()
+    open_page(app, "Fine-tune")
+    tiny_run_settings(app, "from broken", start="zz_broken (fine-tuned)")
+    app.button(key="ft_start_button").click().run()
+    wait_until(app, lambda a: bool(a.error) or bool(a.success))
+    assert any("failed" in e and "corrupt" in e for e in texts(app.error)), texts(app.error)
+    assert sorted(p.name for p in user.iterdir()) == ["zz_broken.keras"]  # no temporaries
+
+
+def test_busy_message_and_cancel_with_confirmation_from_another_session(
+    app, open_page, other_sessions_job
+):
+    job, _ = other_sessions_job
+    open_page(app, "Fine-tune")
+    assert not app.exception
+    warnings = " ".join(texts(app.warning))
+    assert "busy" in warnings and "fine-tune by someone else" in warnings
+    assert app.button(key="ft_start_button").disabled
+    app.button(key="ft_cancel").click().run()
+    assert job.running  # not yet: a confirmation first
+    assert any("started by another session" in w for w in texts(app.warning))
+    app.button(key="ft_cancel_no").click().run()
+    assert job.running and not job.snapshot().cancel_requested
+    app.button(key="ft_cancel").click().run()
+    app.button(key="ft_cancel_yes").click().run()
+    assert job.wait(10)
+    assert job.status == "cancelled"
+    app.run()
+    assert not app.button(key="ft_start_button").disabled
+
+
+def test_the_job_survives_a_cache_clear(app, open_page, other_sessions_job):
+    job, _ = other_sessions_job
+    st.cache_resource.clear()  # what any client can trigger from its browser
+    st.cache_data.clear()
+    at = new_session()
+    open_page(at, "Fine-tune")
+    assert at.button(key="ft_start_button").disabled
+    assert any("fine-tune by someone else" in w for w in texts(at.warning))

@@ -1,0 +1,61 @@
+"""The Learn page: the shear profile, KS93 in Fourier space, noise, mass sheet, Wiener."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.app.apptools import new_session, no_errors, specs
+
+
+def test_defaults_and_noise_slider_changes_the_numbers(app, open_page):
+    open_page(app, "Learn")
+    no_errors(app)
+    assert len(app.get("plotly_chart")) >= 6
+    before = {m.label: (m.value, m.help) for m in app.metric}
+    assert before["Galaxies per pixel"][0] == "7.50"  # 30 per arcmin² × 0.25 arcmin²
+    app.select_slider(key="learn_ngal").set_value(3).run()
+    no_errors(app)
+    after = {m.label: (m.value, m.help) for m in app.metric}
+    assert after["Galaxies per pixel"][0] == "0.75"
+    raw = "RMSE · KS93 raw"
+    assert float(after[raw][0]) > float(before[raw][0])  # fewer galaxies, noisier KS93
+    # Every method responds: its RMSE or its Pearson r (shown as the metric's help) moves.
+    # (The tiny untrained UNet's output is nearly flat, so its RMSE may not move at 4 digits.)
+    methods = [k for k in before if k.startswith("RMSE")]
+    assert len(methods) == 3
+    assert all(before[k] != after[k] for k in methods), (before, after)
+
+
+def test_mass_sheet_leaves_the_shear_unchanged(app, open_page):
+    open_page(app, "Learn")
+    app.slider(key="learn_sheet").set_value(0.1).run()
+    no_errors(app)
+    values = {m.label: m.value for m in app.metric}
+    assert float(values["Largest shear difference"]) < 1e-6
+    assert abs(float(values["Mean of KS93 κ"])) < 1e-6
+    assert float(values["Mean κ + κ₀"]) == pytest.approx(float(values["Mean κ"]) + 0.1, abs=2e-4)
+
+
+def test_wiener_section_and_regions(app, open_page):
+    open_page(app, "Learn")
+    no_errors(app)
+    assert any(h.value.startswith("5 · The Wiener filter") for h in app.header)
+    assert any(r"\frac{S(k)}{S(k)+N}" in x.value for x in app.latex)
+    spec = specs(app)
+    assert "signal S(k)" in spec and "noise N (this sample)" in spec
+    table = app.dataframe[-1].value  # the page's one table
+    assert list(table.index)[:2] == ["UNet", "Wiener"]
+    assert list(table.columns)[0] == "core (r < 5′)"
+    app.slider(key="learn_core_radius").set_value(10.0).run()
+    no_errors(app)
+    wider = app.dataframe[-1].value
+    assert list(wider.columns)[0] == "core (r < 10′)"
+    np.testing.assert_allclose(wider["whole map"], table["whole map"])  # regions only
+
+
+def test_without_weights_the_unet_is_left_out(no_weights, open_page):
+    at = new_session()
+    open_page(at, "Learn")
+    assert not at.exception
+    assert not any(m.label == "RMSE · UNet" for m in at.metric)

@@ -1,0 +1,59 @@
+"""The Loss-weights page: the MultiFocal components, their combination and the losses."""
+
+from __future__ import annotations
+
+import json
+
+from tests.app.apptools import metric_values, no_errors
+
+
+def test_renders_with_unet_wiener_and_ks93_losses(app, open_page):
+    open_page(app, "Loss weights")
+    no_errors(app)
+    assert app.title[0].value == "Loss weights"
+    losses = [k for k in metric_values(app) if k.startswith("MultiFocal loss")]
+    assert losses == [
+        "MultiFocal loss · UNet",
+        "MultiFocal loss · Wiener",
+        "MultiFocal loss · KS93 (σ 3 px)",
+    ]
+    assert app.get("plotly_chart")
+
+
+def test_peaks_coefficient_changes_the_combined_map_and_reset_restores(app, open_page):
+    open_page(app, "Loss weights")
+    before = metric_values(app)
+    assert app.slider(key="lw_coeff_peaks").value == 3.0  # the report's value
+    app.slider(key="lw_coeff_peaks").set_value(0.0).run()
+    after = metric_values(app)
+    no_errors(app)
+    loss_labels = [k for k in before if k.startswith("MultiFocal loss")]
+    assert after["Mean combined weight w"] != before["Mean combined weight w"]
+    assert all(after[k] != before[k] for k in loss_labels)
+    # A component parameter changes the maps too, and the reset restores everything.
+    app.slider(key="lw_edge_width").set_value(12).run()
+    assert metric_values(app)["Mean combined weight w"] != after["Mean combined weight w"]
+    app.button(key="lw_reset").click().run()
+    assert app.slider(key="lw_coeff_peaks").value == 3.0
+    assert app.slider(key="lw_edge_width").value == 5
+    assert metric_values(app) == before
+
+
+def test_a_component_at_zero_is_drawn_faded(app, open_page):
+    open_page(app, "Loss weights")
+    app.slider(key="lw_coeff_edges").set_value(0.0).run()
+    no_errors(app)
+    spec = json.loads(app.get("plotly_chart")[0].proto.spec)
+    opacity = {t["name"]: t.get("opacity", 1.0) for t in spec["data"] if t["type"] == "heatmap"}
+    edges = next(k for k in opacity if k.startswith("edges"))
+    focal = next(k for k in opacity if k.startswith("focal"))
+    assert opacity[edges] < 0.5 and opacity[focal] == 1.0
+
+
+def test_all_zero_coefficients_is_an_error_not_a_crash(app, open_page):
+    open_page(app, "Loss weights")
+    for name in ("focal", "local", "peaks", "structure", "edges"):
+        app.slider(key=f"lw_coeff_{name}").set_value(0.0)
+    app.run()
+    assert not app.exception
+    assert any("coefficient" in e.value for e in app.error)

@@ -1,0 +1,112 @@
+"""The figures of lensviz.plots: whiskers, map rows, residuals, confusion colours, PNG
+export, uncertainty rows, reliability plots and region outlines (moved from the app
+tests)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lensviz import metrics, plots
+from lensviz.inversion import ks93inv
+from lensviz.nn.uncertainty import calibration
+
+
+def test_whiskers_are_tangential_around_a_mass_concentration():
+    yy, xx = np.mgrid[0:128, 0:128]
+    kappa = np.exp(-((yy - 64) ** 2 + (xx - 64) ** 2) / (2 * 6.0**2))
+    g1, g2 = ks93inv(kappa)
+    trace = plots.shear_whiskers(g1, g2, step=8)
+    x = np.asarray(trace.x, dtype=float).reshape(-1, 3)[:, :2]
+    y = np.asarray(trace.y, dtype=float).reshape(-1, 3)[:, :2]
+    centre = np.stack([x.mean(1), y.mean(1)], axis=1) - 64.0
+    stick = np.stack([x[:, 1] - x[:, 0], y[:, 1] - y[:, 0]], axis=1)
+    r = np.hypot(*centre.T)
+    ring = (r > 12) & (r < 40) & (np.hypot(*stick.T) > 0.5)
+    assert ring.sum() > 20
+    cos = np.abs((centre * stick).sum(1))[ring] / (r[ring] * np.hypot(*stick[ring].T))
+    assert np.median(cos) < 0.1  # perpendicular to the radius: tangential
+
+
+def test_map_row_links_zoom_square_pixels_row_zero_on_top():
+    fig = plots.map_row({"a": np.zeros((8, 8)), "b": np.ones((8, 8))}, zrange=(0.0, 1.0))
+    lay = fig.layout
+    assert lay.yaxis.autorange == "reversed" and lay.yaxis2.autorange == "reversed"
+    assert lay.yaxis.scaleanchor == "x" and lay.yaxis2.scaleanchor == "x2"
+    assert lay.xaxis2.matches == "x" and lay.yaxis2.matches == "y"
+    assert [t.coloraxis for t in fig.data] == ["coloraxis", "coloraxis"]
+    assert (lay.coloraxis.cmin, lay.coloraxis.cmax) == (0.0, 1.0)
+    assert [a.text for a in lay.annotations] == ["a", "b"]
+
+
+def test_residuals_are_symmetric_and_confusion_colours_match_the_report():
+    t = np.zeros((16, 16))
+    fig = plots.residual_row(t, {"m": np.linspace(-1, 3, 256).reshape(16, 16)})
+    assert fig.layout.coloraxis.cmin == -fig.layout.coloraxis.cmax
+    codes = np.arange(4, dtype=np.uint8).repeat(4).reshape(4, 4)
+    fig = plots.confusion_figure({"m": codes})
+    scale = fig.data[0].colorscale  # two stops per code: [c/4, colour], [(c+1)/4, colour]
+    assert (fig.data[0].zmin, fig.data[0].zmax) == (-0.5, 3.5)
+    for cls, code in metrics.CONFUSION_CODES.items():
+        colour = plots.CONFUSION_COLORS[cls][0]
+        assert scale[2 * code] == (code / 4, colour) and scale[2 * code + 1][1] == colour
+    legend = {t.name.split(":")[0]: t.marker.color for t in fig.data[1:]}
+    assert legend == {"TP": "#2ca02c", "TN": "#ffffff", "FP": "#1f5fd6", "FN": "#d62728"}
+
+
+def test_map_png_round_trip():
+    m = np.zeros((4, 6))
+    m[0, 0] = 1.0  # top-left pixel at the top of the scale
+    img = Image.open(io.BytesIO(plots.map_png(m, zrange=(0.0, 1.0), upscale=2)))
+    assert img.size == (12, 8) and img.mode == "RGB"
+    lut = plots.colormap_lut()
+    assert img.getpixel((0, 0)) == tuple(lut[-1]) and img.getpixel((11, 7)) == tuple(lut[0])
+
+
+def test_uncertainty_row_standardises_the_residual():
+    mean = np.full((8, 8), 0.1)
+    std = np.full((8, 8), 0.02)
+    std[0, 0] = 0.0
+    truth = mean - 0.04  # mean is 2σ too high
+    fig = plots.uncertainty_row(mean, std, truth=truth, zrange=(0.0, 0.2))
+    assert [a.text for a in fig.layout.annotations] == [
+        "UNet mean",
+        "σ per pixel",
+        "(mean − true) / σ",
+    ]
+    z = np.asarray(fig.data[2].z, dtype=float)
+    assert np.isnan(z[0, 0])  # σ = 0: undefined
+    np.testing.assert_allclose(z.ravel()[1:], 2.0, rtol=1e-5)
+    assert (fig.layout.coloraxis3.cmin, fig.layout.coloraxis3.cmax) == (-3.0, 3.0)
+    assert fig.layout.coloraxis2.cmin == 0.0
+    assert len(plots.uncertainty_row(mean, std).data) == 2  # no truth: no z panel
+    with pytest.raises(ValueError, match="shape"):
+        plots.uncertainty_row(mean, std[:4])
+
+
+def test_reliability_figure_has_the_diagonal_and_the_points():
+    cal = calibration(np.zeros((16, 16)), np.zeros((16, 16)), np.ones((16, 16)))
+    fig = plots.reliability_figure(
+        cal["expected"], cal["observed"], z=cal["z"], points={"±1σ": (cal["expected_1sigma"], 1.0)}
+    )
+    assert list(fig.data[0].x) == [0, 1] and list(fig.data[0].y) == [0, 1]
+    np.testing.assert_allclose(fig.data[1].y, 1.0)  # zero error: always covered
+    assert fig.data[2].text == ("±1σ",)
+    with pytest.raises(ValueError, match="1-D"):
+        plots.reliability_figure([0.1, 0.2], [0.1])
+
+
+def test_outline_regions_draws_on_every_requested_panel():
+    fig = plots.map_row({"a": np.zeros((16, 16)), "b": np.zeros((16, 16))})
+    plots.outline_regions(fig, center=(8, 6), radius=3, border=2, shape=(16, 16), panels=(1, 2))
+    circles = [s for s in fig.layout.shapes if s.type == "circle"]
+    assert [(c.xref, c.x0, c.x1, c.y0, c.y1) for c in circles] == [
+        ("x", 3, 9, 5, 11),
+        ("x2", 3, 9, 5, 11),
+    ]
+    assert sum(s.type == "rect" for s in fig.layout.shapes) == 2
+    with pytest.raises(ValueError, match="shape"):
+        plots.outline_regions(fig, border=2)

@@ -1,0 +1,650 @@
+"""Every cached computation of the app, and where its files are.
+
+One naming rule:
+
+- A **public** function is named by the quantity it returns. When that quantity belongs
+  to the sidebar's selection it takes the :class:`ui.sidebar.Selection` first:
+  ``unet_kappa(sel)``, ``wiener_kappa(sel)``, ``ks93_kappa(sel)``, ``kappa_maps(sel)``,
+  ``unet_sigma(sel, method)``, ``weight_maps(sel, ...)``, ``metric_scores(sel, ...)``.
+  Public functions never carry a Streamlit cache themselves; pages call only these.
+- A **private** worker (``_name``) holds the ``st.cache_data`` / ``st.cache_resource``
+  decorator. It takes hashable keys (the dataset key, the model file and its
+  modification time, the settings) and the arrays behind them as ``_``-prefixed
+  arguments, which Streamlit does not hash.
+
+Models and datasets are ``st.cache_resource`` (one object per server, never mutated:
+the arrays are read-only), pure results are ``st.cache_data(max_entries=…)``. No
+function here reads a widget.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import hashlib
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from lensviz import constants, data, loss_weights
+from lensviz.evaluation import (
+    calibration_set,
+    choose_ks93_sigma,
+    ks93_predictor,
+    score_methods,
+    summarize,
+    wiener_predictor,
+)
+from lensviz.inversion import PowerSpectrum, gaussian_smooth, ks93
+from lensviz.nn.model import load_model, predict_kappa
+from lensviz.nn.training import describe_device
+from lensviz.nn.uncertainty import predict_uncertainty
+from lensviz.simulate import SimulationConfig, add_shape_noise, simulate_batch, simulate_truth
+from ui.jobs import first_non_finite_weight
+from ui.text import ks93_label, wiener_label
+
+__all__ = [
+    "BUILTIN_SAMPLES",
+    "CALIBRATION_MAPS",
+    "DATA_DIR",
+    "Dataset",
+    "MC_MAX_PASSES",
+    "MC_PASSES",
+    "ROOT",
+    "SHIPPED_WEIGHTS_DIR",
+    "UNCERTAINTY_METHODS",
+    "USER_WEIGHTS_DIR",
+    "builtin_dataset",
+    "calibrated_ks93_sigma",
+    "device_label",
+    "epsilon_and_kappa_files",
+    "kappa_maps",
+    "ks93_kappa",
+    "metric_scores",
+    "metric_summary",
+    "model_files",
+    "noise_sweep",
+    "power_spectrum",
+    "power_spectrum_path",
+    "server_dataset",
+    "server_dataset_names",
+    "teaching_cluster",
+    "unet_kappa",
+    "unet_model",
+    "unet_sigma",
+    "uploaded_dataset",
+    "weight_maps",
+    "wiener_kappa",
+]
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Shipped weights (read-only): one ``.keras`` per preset, a model card and the κ power
+#: spectrum beside them (honours ``LENSVIZ_WEIGHTS_DIR``, see :mod:`lensviz.constants`).
+SHIPPED_WEIGHTS_DIR = Path(constants.WEIGHTS_DIR)
+#: Fine-tuned weights written from the app (override with ``LENSVIZ_USER_WEIGHTS``).
+USER_WEIGHTS_DIR = Path(os.environ.get("LENSVIZ_USER_WEIGHTS", ROOT / "runs" / "finetuned"))
+#: Server-side datasets offered in the sidebar (override with ``LENSVIZ_DATA_DIR``).
+DATA_DIR = Path(os.environ.get("LENSVIZ_DATA_DIR", ROOT / "data"))
+BUILTIN_SAMPLES = 24  # maps in the built-in simulated set
+SERVER_MAX_SAMPLES = 512  # maps loaded from a server dataset
+#: Calibration maps used to choose the smoothing σ of "KS93 smoothed" (Evaluate, Learn).
+CALIBRATION_MAPS = 200
+#: Choices of the UNet-uncertainty method: label → ``lensviz.nn.uncertainty`` method.
+UNCERTAINTY_METHODS = {
+    "Monte-Carlo dropout": "mc_dropout",
+    "8 symmetries (test-time augmentation)": "tta",
+}
+MC_PASSES = 20  # default number of Monte-Carlo-dropout passes
+MC_MAX_PASSES = 50
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Dataset:
+    """Maps offered by a data source (the arrays are read-only and shared by sessions)."""
+
+    label: str  # for people, e.g. "simulated (seed 0)"
+    key: str  # identifies the content, for caches, e.g. "sim:0"
+    eps: np.ndarray  # (N, 128, 128, 3) float32
+    kappa: np.ndarray | None  # (N, 128, 128) float32, or None without truth
+    names: tuple[str, ...]
+
+
+def _read_only(*arrays):
+    for a in arrays:
+        if a is not None:
+            a.setflags(write=False)
+
+
+def _freeze_heap() -> None:
+    """Exempt the objects alive now (TensorFlow, Keras, loaded models) from cyclic GC.
+
+    After every script run Streamlit calls ``keras.backend.clear_session()`` and
+    ``gc.collect()``. Once TensorFlow is imported each full collection scans millions of
+    objects: 0.4–0.9 s on 2 CPU cores, twice per widget move. Frozen objects are still
+    freed by reference counting; only cycles among them are never collected.
+    """
+    gc.freeze()
+
+
+# === Datasets ===
+
+
+@st.cache_resource(max_entries=8, show_spinner="Simulating galaxy-cluster fields…")
+def _simulated(seed: int, n: int) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    first = constants.TEST_SEED_START + seed * n
+    eps, kappa = simulate_batch(n, first)
+    _read_only(eps, kappa)
+    return eps, kappa, tuple(f"sim_{first + i:06d}" for i in range(n))
+
+
+def builtin_dataset(seed: int, n: int = BUILTIN_SAMPLES) -> Dataset:
+    """``n`` simulated samples from the test seed range (seed 0 → seeds 0 … n−1)."""
+    eps, kappa, names = _simulated(int(seed), int(n))
+    return Dataset(f"simulated (seed {seed})", f"sim:{seed}", eps, kappa, names)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Reading the upload…")
+def _upload(digest: str, _files: tuple[tuple[str, bytes], ...]):
+    if len(_files) == 1:
+        eps, kappa, names = data.load_upload(*_files[0])
+    elif len(_files) == 2 and all(name.lower().endswith(".npy") for name, _ in _files):
+        (en, eb), (kn, kb) = epsilon_and_kappa_files(_files)
+        eps, kappa, names = data.load_upload_pair(en, eb, kn, kb)
+    else:
+        raise ValueError(
+            f"got {len(_files)} files; upload one .npy (ε only), .npz or .h5 file, or a "
+            "challenge-style pair: EPSILON/NAME.npy (3,128,128) and KAPPA/NAME.npy (128,128)"
+        )
+    _read_only(eps, kappa)
+    return eps, kappa, tuple(names)
+
+
+def epsilon_and_kappa_files(files):
+    """Order a pair of ``.npy`` uploads as (ε file, κ file).
+
+    For the same number of maps the ε file (3 channels) is the larger array; the shapes
+    are read from the ``.npy`` headers only.
+    """
+    sizes = [data.load_npy(io.BytesIO(b), name).size for name, b in files]
+    return tuple(files) if sizes[0] >= sizes[1] else tuple(files[::-1])
+
+
+def uploaded_dataset(files: tuple[tuple[str, bytes], ...]) -> Dataset:
+    """The maps of uploaded files: one ``.npy``/``.npz``/``.h5``, or an ε + κ ``.npy`` pair.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Naming the file and what was expected.
+    """
+    digest = hashlib.sha1(b"".join(b for _, b in files)).hexdigest()[:12]
+    eps, kappa, names = _upload(digest, tuple(files))
+    label = " + ".join(n for n, _ in files)
+    return Dataset(f"upload: {label}", f"upload:{digest}", eps, kappa, names)
+
+
+def server_dataset_names() -> list[str]:
+    """Datasets directly under :data:`DATA_DIR`: HDF5/npz files and challenge folders."""
+    if not DATA_DIR.is_dir():
+        return []
+    found = []
+    for p in sorted(DATA_DIR.iterdir()):
+        if p.name.startswith("."):
+            continue
+        if p.suffix.lower() in (".h5", ".hdf5", ".npz") and p.is_file():
+            found.append(p.name)
+        elif p.is_dir() and (p / "EPSILON").is_dir():
+            found.append(p.name)
+    return found
+
+
+@st.cache_resource(max_entries=4, show_spinner="Reading the dataset…")
+def _server(name: str, mtime: float):
+    eps, kappa, names = data.load_dataset(DATA_DIR / name, 0, SERVER_MAX_SAMPLES)
+    _read_only(eps, kappa)
+    return eps, kappa, tuple(names)
+
+
+def server_dataset(name: str) -> Dataset:
+    """At most :data:`SERVER_MAX_SAMPLES` maps of a dataset of :func:`server_dataset_names`."""
+    if name not in server_dataset_names():  # only names we listed: no arbitrary paths
+        raise ValueError(f"{name!r} is not a dataset under the configured data directory")
+    eps, kappa, names = _server(name, (DATA_DIR / name).stat().st_mtime)
+    return Dataset(f"server: {name}", f"server:{name}", eps, kappa, names)
+
+
+# === Models ===
+
+
+def _is_temporary(path: Path) -> bool:
+    """Hidden files and the temporary siblings of atomic writes (``.NAME.keras.x.tmp``)."""
+    return path.name.startswith(".") or ".tmp" in path.name
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _non_finite_weights(path: str, mtime: float) -> str | None:
+    """See :func:`ui.jobs.first_non_finite_weight`; an unreadable file is left to the
+    Keras loader, which names the problem when the model is used."""
+    try:
+        return first_non_finite_weight(path)
+    except ValueError:
+        return None
+
+
+def model_files() -> tuple[dict[str, str], dict[str, str]]:
+    """The models to offer, and the ones left out with the reason.
+
+    Returns
+    -------
+    models : dict
+        Display name → path: the shipped weights first, then fine-tuned ones (newest
+        first). Temporary files of interrupted writes are never listed.
+    ignored : dict
+        File name → why it is not offered (non-finite weights).
+    """
+    models, ignored = {}, {}
+    found = [(p, "shipped") for p in sorted(SHIPPED_WEIGHTS_DIR.glob("*.keras"))]
+    if USER_WEIGHTS_DIR.is_dir():
+        user = [p for p in USER_WEIGHTS_DIR.glob("*.keras") if not _is_temporary(p)]
+        found += [(p, "fine-tuned") for p in sorted(user, key=lambda p: -p.stat().st_mtime)]
+    for p, kind in found:
+        if _is_temporary(p) or not p.is_file():
+            continue
+        bad = _non_finite_weights(str(p), p.stat().st_mtime)
+        if bad is not None:
+            ignored[p.name] = f"non-finite weights (NaN or inf) in {bad}"
+            continue
+        models[f"{p.stem} ({kind})"] = str(p)
+    return models, ignored
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the UNet…")
+def _keras_model(path: str, mtime: float):
+    model = load_model(path)
+    for w, value in zip(model.weights, model.get_weights(), strict=True):
+        if not np.isfinite(value).all():
+            raise ValueError(
+                f"model file {Path(path).name!r} has non-finite weights (NaN "
+                f"or inf) in {w.path}; it cannot be used"
+            )
+    _freeze_heap()
+    return model
+
+
+def unet_model(sel):
+    """The selected Keras model (cached per file version; never mutate it), or None.
+
+    Raises
+    ------
+    ValueError
+        If the file is corrupt or its weights are not finite.
+    """
+    if sel.model_path is None:
+        return None
+    return _keras_model(sel.model_path, sel.model_mtime)
+
+
+@st.cache_resource
+def _device() -> str:
+    label = describe_device()  # initialises TensorFlow's devices
+    _freeze_heap()
+    return label
+
+
+def device_label() -> str:
+    """Where the UNet runs, e.g. ``"CPU (2 cores)"``."""
+    return _device()
+
+
+# === κ maps of the selected sample ===
+
+
+@st.cache_data(max_entries=64, show_spinner="Running the UNet…")
+def _unet(
+    model_path: str, mtime: float, data_key: str, index: int, _eps: np.ndarray, _model
+) -> np.ndarray:
+    return predict_kappa(_model, _eps[index][None])[0]
+
+
+def unet_kappa(sel) -> np.ndarray | None:
+    """UNet κ ``(128, 128)`` of the selected sample (a ``tf.function`` forward); None
+    without a model.
+
+    Raises
+    ------
+    ValueError, OSError
+        If the model cannot be loaded or run.
+    """
+    if sel.model_path is None:
+        return None
+    return _unet(sel.model_path, sel.model_mtime, sel.key, sel.index, sel.eps, unet_model(sel))
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def _ks93(data_key: str, index: int, sigma_px: float, pad: int, _eps: np.ndarray) -> np.ndarray:
+    e = _eps[index]
+    return gaussian_smooth(ks93(e[..., 0], e[..., 1], pad=pad)[0], sigma_px)
+
+
+def ks93_kappa(sel, sigma_px: float | None = None, pad: int | None = None) -> np.ndarray:
+    """KS93 E mode of the selected sample, Gaussian-smoothed by ``sigma_px`` pixels.
+
+    ``sigma_px`` and ``pad`` default to the sidebar's KS93 settings.
+    """
+    sigma = sel.ks93_sigma_px if sigma_px is None else float(sigma_px)
+    pad = sel.ks93_pad if pad is None else int(pad)
+    return _ks93(sel.key, sel.index, sigma, pad, sel.eps)
+
+
+def power_spectrum_path() -> Path | None:
+    """``kappa_power.npz`` in :data:`SHIPPED_WEIGHTS_DIR`, or None when it is not there."""
+    path = SHIPPED_WEIGHTS_DIR / constants.POWER_SPECTRUM_FILE
+    return path if path.is_file() else None
+
+
+@st.cache_resource(max_entries=4)
+def _spectrum(path: str, mtime: float) -> PowerSpectrum:
+    return PowerSpectrum.load(path)
+
+
+def power_spectrum() -> PowerSpectrum | None:
+    """The shipped κ power spectrum S of the Wiener filter, or None when it is missing.
+
+    Raises
+    ------
+    ValueError, OSError
+        If the file is unreadable.
+    """
+    path = power_spectrum_path()
+    if path is None:
+        return None
+    return _spectrum(str(path), path.stat().st_mtime)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _wiener(
+    data_key: str,
+    index: int,
+    spectrum_path: str,
+    mtime: float,
+    pad: int,
+    _eps: np.ndarray,
+    _signal: PowerSpectrum,
+) -> np.ndarray:
+    return wiener_predictor(_signal, pad=pad)(_eps[index][None])[0]
+
+
+def wiener_kappa(sel, pad: int | None = None) -> np.ndarray | None:
+    """Wiener κ, ``S/(S+N)`` on the KS93 E mode, of the selected sample; N from its own
+    Δε. None without a power spectrum. ``pad`` defaults to the sidebar's KS93 padding.
+
+    Raises
+    ------
+    ValueError, OSError
+        If the power spectrum is unreadable.
+    """
+    path = power_spectrum_path()
+    if path is None:
+        return None
+    pad = sel.ks93_pad if pad is None else int(pad)
+    mtime = path.stat().st_mtime
+    return _wiener(sel.key, sel.index, str(path), mtime, pad, sel.eps, _spectrum(str(path), mtime))
+
+
+def kappa_maps(sel) -> dict[str, np.ndarray]:
+    """UNet, Wiener and KS93 κ of the selected sample, keyed by display name, in that order.
+
+    A method that cannot run is left out, and a note on the page says why (no weights,
+    no power spectrum, an unreadable file).
+    """
+    out = {}
+    if sel.model_path is None:
+        st.info(
+            "No UNet weights found (looked in "
+            f"{SHIPPED_WEIGHTS_DIR} and {USER_WEIGHTS_DIR}): the UNet views are missing. "
+            "Train or copy a model to weights/*.keras, or fine-tune one on the "
+            "Fine-tune page."
+        )
+    else:
+        try:
+            out["UNet"] = unet_kappa(sel)
+        except (ValueError, OSError) as exc:
+            st.error(f"Could not run the UNet {sel.model_name!r}: {exc}")
+    try:
+        wiener = wiener_kappa(sel)
+    except (ValueError, OSError) as exc:
+        st.error(f"Could not run the Wiener filter: {exc}")
+    else:
+        if wiener is None:
+            st.caption(
+                f"No κ power spectrum ({constants.POWER_SPECTRUM_FILE}) in "
+                f"{SHIPPED_WEIGHTS_DIR}: the Wiener filter is left out. Make it with "
+                "`python -m lensviz powerspec --out "
+                f"{SHIPPED_WEIGHTS_DIR / constants.POWER_SPECTRUM_FILE}`."
+            )
+        else:
+            out[wiener_label(sel.ks93_pad)] = wiener
+    out[ks93_label(sel.ks93_sigma_px, sel.ks93_pad)] = ks93_kappa(sel)
+    return out
+
+
+@st.cache_data(max_entries=16, show_spinner="Running the UNet uncertainty passes…")
+def _uncertainty(
+    model_path: str,
+    mtime: float,
+    data_key: str,
+    index: int,
+    method: str,
+    n_passes: int,
+    _eps: np.ndarray,
+    _model,
+) -> tuple[np.ndarray, np.ndarray]:
+    return predict_uncertainty(_model, _eps[index], method=method, n_passes=n_passes, seed=0)
+
+
+def unet_sigma(sel, method: str, n_passes: int = MC_PASSES) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and per-pixel σ ``(128, 128)`` of the selected sample's UNet κ.
+
+    ``method`` is ``"mc_dropout"`` (``n_passes`` passes, seed 0) or ``"tta"`` (the 8
+    symmetries; ``n_passes`` is ignored). See
+    :func:`lensviz.nn.uncertainty.predict_uncertainty`.
+
+    Raises
+    ------
+    ValueError
+        Without a model, or if it cannot be loaded.
+    """
+    if sel.model_path is None:
+        raise ValueError("no UNet weights are available")
+    passes = int(n_passes) if method == "mc_dropout" else 0  # one cache entry for "tta"
+    return _uncertainty(
+        sel.model_path,
+        sel.model_mtime,
+        sel.key,
+        sel.index,
+        method,
+        passes,
+        sel.eps,
+        unet_model(sel),
+    )
+
+
+# === Loss weights ===
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _weight_maps(data_key: str, index: int, params: tuple, _kappa: np.ndarray):
+    return loss_weights.weight_maps(_kappa, **dict(params))
+
+
+def weight_maps(sel, **params) -> dict[str, np.ndarray]:
+    """The five MultiFocal weight maps of the selected sample's true κ (see
+    :func:`lensviz.loss_weights.weight_maps` for ``params``)."""
+    return _weight_maps(sel.key, sel.index, tuple(sorted(params.items())), sel.sample_kappa)
+
+
+# === Scores over many maps (Evaluate) ===
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def _scores(
+    data_key: str,
+    model_path: str | None,
+    mtime: float,
+    start: int,
+    stop: int,
+    sigma_px: float,
+    spectrum: tuple[str, float] | None,
+    smoothed_name: str,
+    _eps: np.ndarray,
+    _kappa: np.ndarray,
+    _model=None,
+    _signal: PowerSpectrum | None = None,
+) -> dict[str, dict[str, np.ndarray]]:
+    predictors = {}
+    if _model is not None:
+        predictors["UNet"] = lambda eps: predict_kappa(_model, eps)
+    if _signal is not None:
+        predictors["Wiener"] = wiener_predictor(_signal)
+    predictors["KS93 raw"] = ks93_predictor(0.0)
+    predictors[smoothed_name] = ks93_predictor(sigma_px)
+    return score_methods(_eps[start:stop], _kappa[start:stop], predictors)
+
+
+def metric_scores(
+    sel, start: int, stop: int, sigma_px: float, smoothed_name: str, *, with_unet: bool
+) -> dict[str, dict[str, np.ndarray]]:
+    """Per-map metrics ``{method: {metric: (stop − start,)}}`` of maps ``start:stop``.
+
+    Methods: the UNet (when ``with_unet``), Wiener (with a power spectrum), raw KS93 and
+    KS93 smoothed by ``sigma_px`` (named ``smoothed_name``). One cache entry per chunk,
+    so a larger N reuses what was already scored.
+    """
+    path = sel.model_path if with_unet else None
+    spec = power_spectrum_path()
+    spectrum = (str(spec), spec.stat().st_mtime) if spec is not None else None
+    return _scores(
+        sel.key,
+        path,
+        sel.model_mtime if path else 0.0,
+        int(start),
+        int(stop),
+        float(sigma_px),
+        spectrum,
+        smoothed_name,
+        sel.eps,
+        sel.kappa,
+        _model=unet_model(sel) if path else None,
+        _signal=_spectrum(*spectrum) if spectrum else None,
+    )
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _summary(
+    data_key: str,
+    model_path: str | None,
+    n: int,
+    sigma_px: float,
+    methods: tuple[str, ...],
+    _per_map: dict,
+) -> dict:
+    return summarize(_per_map)
+
+
+def metric_summary(sel, per_map: dict, sigma_px: float) -> dict:
+    """Mean, median, std and bootstrap s.e. of every metric of ``per_map`` (see
+    :func:`lensviz.evaluation.summarize`), cached per data, model and settings."""
+    n = len(next(iter(next(iter(per_map.values())).values())))
+    return _summary(
+        sel.key, f"{sel.model_path}@{sel.model_mtime}", n, float(sigma_px), tuple(per_map), per_map
+    )
+
+
+@st.cache_data(show_spinner="Choosing the KS93 smoothing on calibration maps…")
+def _calibrated_sigma(n: int, pad: int) -> tuple[float, dict]:
+    eps, kappa = calibration_set(n)
+    return choose_ks93_sigma(eps, kappa, pad=pad)
+
+
+def calibrated_ks93_sigma(n: int = CALIBRATION_MAPS, pad: int = 0) -> tuple[float, dict]:
+    """σ (pixels) minimising KS93's mean RMSE on ``n`` calibration maps, and the table.
+
+    See :func:`lensviz.evaluation.choose_ks93_sigma`; the calibration seeds are disjoint
+    from the built-in test set, so σ is never tuned on the data being scored.
+    """
+    return _calibrated_sigma(int(n), int(pad))
+
+
+# === Teaching simulations (Learn) ===
+
+CLUSTER_SEED = 7  # seed of the teaching cluster (only its concentration scatter is random)
+FIELD_SEED = 3  # seed of the realistic field of the noise section
+NOISE_SEED = 11  # seed of the galaxies drawn for the noise section
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _cluster(m200: float, z: float, realistic: bool) -> dict:
+    if realistic:
+        cfg = SimulationConfig(m200_range=(m200, m200), z_range=(z, z), center_offset_arcmin=0.0)
+    else:
+        cfg = SimulationConfig(
+            m200_range=(m200, m200),
+            z_range=(z, z),
+            center_offset_arcmin=0.0,
+            n_field_halos=0.0,
+            n_subhalos=0.0,
+            lss=False,
+            elliptical=False,
+        )
+    t = simulate_truth(CLUSTER_SEED, cfg)
+    return {k: t[k] for k in ("kappa", "gamma1", "gamma2", "shear1", "shear2")} | {
+        "halo": t["halos"][0]
+    }
+
+
+def teaching_cluster(m200: float, z: float, realistic: bool) -> dict:
+    """A noiseless cluster at the field centre: κ, shear γ, reduced shear g and its halo.
+
+    ``realistic`` adds subhalos, field halos, ellipticity and large-scale structure.
+    """
+    return _cluster(float(m200), float(z), bool(realistic))
+
+
+@st.cache_data(max_entries=4, show_spinner="Simulating the noise sweep…")
+def _sweep(
+    model_path: str | None, mtime: float, sigma_px: float, densities: tuple[float, ...], _model=None
+) -> dict:
+    t = simulate_truth(FIELD_SEED)
+    eps = np.stack(
+        [
+            add_shape_noise(
+                t["gamma1"], t["gamma2"], np.random.default_rng(NOISE_SEED), n_gal=float(n)
+            )
+            for n in densities
+        ]
+    )
+    raw = ks93(eps[..., 0], eps[..., 1])[0]
+    preds = {"KS93 raw": raw, f"KS93 smoothed (σ {sigma_px:g} px)": gaussian_smooth(raw, sigma_px)}
+    if _model is not None:
+        preds["UNet"] = predict_kappa(_model, eps)
+    return {"kappa": t["kappa"], "eps": eps, "preds": preds}
+
+
+def noise_sweep(sel, sigma_px: float, densities: tuple[float, ...], *, with_unet: bool) -> dict:
+    """A fixed field observed at every galaxy density of ``densities``, and its maps.
+
+    Returns ``kappa`` (truth), ``eps`` (n_levels, 128, 128, 3) and the predictions
+    ``{"KS93 raw", "KS93 smoothed (σ …)", "UNet"}`` → (n_levels, 128, 128); the UNet (the
+    sidebar's model) only when ``with_unet``.
+    """
+    path = sel.model_path if with_unet else None
+    return _sweep(
+        path,
+        sel.model_mtime if path else 0.0,
+        float(sigma_px),
+        tuple(float(d) for d in densities),
+        _model=unet_model(sel) if path else None,
+    )

@@ -1,0 +1,32 @@
+"""The page header drawn by the frame: the page's title and what it is looking at."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ui.sidebar import Selection
+from ui.text import count
+
+__all__ = ["SCOPES", "page_header"]
+
+#: What a page's caption describes: one sample, the whole dataset, or only the model.
+SCOPES = ("sample", "dataset", "model")
+
+
+def caption(sel: Selection, scope: str) -> str:
+    """The header caption, e.g. ``"simulated (seed 0) · sample 3: **sim_000003** · model:
+    lite (shipped)"``."""
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
+    model = f"model: {sel.model_name}"
+    if scope == "sample":
+        return f"{sel.source} · sample {sel.index}: **{sel.sample_name}** · {model}"
+    if scope == "dataset":
+        return f"{sel.source} · {count(sel.n_samples, 'sample')} · {model}"
+    return f"starting {model} (sidebar)"
+
+
+def page_header(title: str, sel: Selection, scope: str = "sample") -> None:
+    """``st.title`` and a one-line caption of the selection the page works on."""
+    st.title(title)
+    st.caption(caption(sel, scope))

@@ -1,0 +1,84 @@
+"""Text for people: durations, progress lines, counts, method names and numbers.
+
+Pure functions (no Streamlit), shared by the sidebar, the pages and the job manager.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+__all__ = [
+    "WIENER_NAME",
+    "count",
+    "describe_progress",
+    "format_duration",
+    "format_number",
+    "ks93_label",
+    "wiener_label",
+]
+
+WIENER_NAME = "Wiener"
+
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``"1 sample"``, ``"24 samples"``; ``plural`` for irregular nouns."""
+    return f"{n} {noun if n == 1 else (plural or noun + 's')}"
+
+
+def format_duration(seconds: float | None) -> str:
+    """``"1 h 02 min"``, ``"3 min 05 s"``, ``"42 s"``; ``"–"`` when unknown (NaN, inf, < 0)."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "–"
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    if s >= 60:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s} s"
+
+
+def describe_progress(progress: Any) -> str:
+    """One line for a training :class:`~lensviz.nn.training.Progress` record (or None).
+
+    Example: ``"epoch 2/5, step 30/64 (39%), loss 0.0123, ETA 1 min 20 s"``.
+    """
+    if progress is None:
+        return "starting (no step finished yet)"
+    parts = []
+    epoch, epochs = getattr(progress, "epoch", None), getattr(progress, "epochs", None)
+    if epoch is not None and epochs:
+        parts.append(f"epoch {epoch + 1}/{epochs}")
+    step, steps = getattr(progress, "step", None), getattr(progress, "steps", None)
+    fraction = getattr(progress, "fraction", None)
+    if step is not None and steps:
+        parts.append(
+            f"step {step}/{steps}" + (f" ({fraction:.0%})" if fraction is not None else "")
+        )
+    loss = getattr(progress, "loss", None)
+    if loss is not None and math.isfinite(loss):
+        parts.append(f"loss {loss:.4g}")
+    eta = getattr(progress, "eta_s", None)
+    if eta is not None:
+        parts.append(f"ETA {format_duration(eta)}")
+    return ", ".join(parts) or repr(progress)
+
+
+def format_number(value: float, decimals: int) -> str:
+    """``value`` with exactly ``decimals`` decimals; ``"–"`` for NaN or None.
+
+    Tables of one metric use one number of decimals, so the columns line up.
+    """
+    if value is None or not math.isfinite(value):
+        return "–"
+    return f"{value:.{decimals}f}"
+
+
+def ks93_label(sigma_px: float, pad: int) -> str:
+    """Display name of a KS93 map, e.g. ``"KS93 (σ 3 px)"``."""
+    return f"KS93 (σ {sigma_px:g} px{', padded' if pad else ''})"
+
+
+def wiener_label(pad: int) -> str:
+    """Display name of a Wiener map: ``"Wiener"`` or ``"Wiener (padded)"``."""
+    return WIENER_NAME + (" (padded)" if pad else "")
