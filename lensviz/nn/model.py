@@ -696,7 +696,7 @@ def save_model(model: keras.Model, path: str | os.PathLike) -> str:
     if isinstance(model, UNet) and getattr(model, "optimizer", None) is not None:
         # Ship weights, not training state: a fresh twin without the optimizer's moments
         # (they would triple the file size).
-        bare = UNet(model.unet_config, name=model.name)
+        bare = UNet(model.unet_config, training_domain=model.training_domain, name=model.name)
         bare.set_weights(model.get_weights())
         model = bare
     with atomic_path(path, suffix=".keras") as tmp:
