@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lensviz import constants, metrics
+from lensviz import constants, depth, metrics
 from lensviz.data import apply_convention, validate_epsilon, validate_kappa
 from lensviz.inversion import PowerSpectrum, gaussian_smooth, ks93, noise_power, wiener
-from lensviz.simulate import simulate_batch
+from lensviz.simulate import depth_config, simulate_batch
 
 __all__ = [
     "Predictor",
@@ -29,6 +29,7 @@ __all__ = [
     "N_BOOTSTRAP",
     "HIGHER_IS_BETTER",
     "ks93_predictor",
+    "ks93_depth_predictor",
     "wiener_predictor",
     "default_weights",
     "default_power_spectrum",
@@ -37,6 +38,7 @@ __all__ = [
     "score_methods",
     "summarize",
     "evaluate_methods",
+    "evaluate_depths",
     "format_table",
     "convention_scores",
 ]
@@ -77,6 +79,35 @@ def ks93_predictor(sigma_px: float = 0.0, pad: int = 0) -> Predictor:
 
     predict.__name__ = f"ks93_sigma{sigma_px:g}"
     predict.__doc__ = f"KS93 E mode, pad {pad} px, Gaussian σ = {sigma_px:g} px."
+    return predict
+
+
+def ks93_depth_predictor(pad: int = 0) -> Predictor:
+    """KS93 smoothed by the depth rule: each map with σ = :func:`lensviz.depth.ks93_sigma`
+    of its own Δε.
+
+    The one rule for "best-smoothed KS93" in lensviz (CLI, model cards and app alike): the
+    σ that minimised the RMSE on calibration seeds at the depth that the map's noise
+    implies (:data:`lensviz.depth.KS93_SIGMA_RULE`).
+
+    Returns
+    -------
+    callable
+        ``eps (N, ny, nx, 3) -> kappa (N, ny, nx)`` float32.
+    """
+    def predict(eps: np.ndarray) -> np.ndarray:
+        eps = np.asarray(eps)
+        kappa_e, _ = ks93(eps[..., 0], eps[..., 1], pad=pad)
+        sigmas = np.array([depth.ks93_sigma(e[..., 2]) for e in eps.reshape(-1, *eps.shape[-3:])])
+        out = np.empty_like(kappa_e).reshape(-1, *kappa_e.shape[-2:])
+        flat = kappa_e.reshape(out.shape)
+        for s in np.unique(sigmas):  # one smoothing call per distinct σ
+            pick = sigmas == s
+            out[pick] = gaussian_smooth(flat[pick], float(s))
+        return out.reshape(kappa_e.shape)
+
+    predict.__name__ = "ks93_depth_rule"
+    predict.__doc__ = f"KS93 E mode, pad {pad} px, Gaussian σ from the depth rule of each map."
     return predict
 
 
@@ -327,7 +358,7 @@ def evaluate_methods(eps, kappa, predictors: Mapping[str, Predictor], *,
 
     Examples
     --------
-    >>> from lensviz.simulate import simulate_batch
+    >>> from lensviz.simulate import depth_config, simulate_batch
     >>> eps, kappa = simulate_batch(4, seed=0)
     >>> result = evaluate_methods(eps, kappa, {"ks93": ks93_predictor(),
     ...                                        "ks93 σ=2": ks93_predictor(2.0)}, n_boot=100)
@@ -343,6 +374,56 @@ def evaluate_methods(eps, kappa, predictors: Mapping[str, Predictor], *,
         "per_map": per_map,
         "summary": summarize(per_map, n_boot=n_boot, seed=seed),
     }
+
+
+def evaluate_depths(predictors: Mapping[str, Predictor], depths: Sequence[str], n: int,
+                    seed: int = constants.TEST_SEED_START, *, pad: int = 0,
+                    n_boot: int = N_BOOTSTRAP, boot_seed: int = 0,
+                    on_depth: Callable[[str], None] | None = None) -> dict[str, dict]:
+    """Score methods at several survey depths on the same simulated fields.
+
+    For each depth the same ``n`` seeds are simulated (the same κ, only the galaxies
+    change), and every method is scored beside raw KS93 and KS93 smoothed by the depth
+    rule (:func:`ks93_depth_predictor`).
+
+    Parameters
+    ----------
+    predictors : mapping of str to callable
+        Extra methods (UNet, Wiener, ...), ``eps -> kappa``.
+    depths : sequence of str
+        Depth specs of :func:`lensviz.simulate.depth_config`: survey names, numbers of
+        galaxies per arcmin² or ``"inf"``.
+    n : int
+        Maps per depth.
+    seed : int
+        First seed (held-out test range by default).
+    pad, n_boot, boot_seed
+        KS93 zero-padding; bootstrap resamples and seed of :func:`summarize`.
+    on_depth : callable, optional
+        Called with each depth spec before it is scored (progress).
+
+    Returns
+    -------
+    dict
+        ``{depth spec: {"n_gal": float, "label": str, "ks93_sigma_px": float,
+        "summary": summarize(...)}}``.
+    """
+    out = {}
+    for spec in depths:
+        if on_depth is not None:
+            on_depth(spec)
+        config = depth_config(str(spec))
+        eps, kappa = simulate_batch(n, seed, config)
+        methods = {"ks93_raw": ks93_predictor(0.0, pad),
+                   "ks93_smoothed": ks93_depth_predictor(pad), **predictors}
+        per_map = score_methods(eps, kappa, methods)
+        out[str(spec)] = {
+            "n_gal": float(config.n_gal),
+            "label": depth.depth_label(config.n_gal),
+            "ks93_sigma_px": depth.ks93_sigma(eps[..., 2]),
+            "summary": summarize(per_map, n_boot=n_boot, seed=boot_seed),
+        }
+    return out
 
 
 def format_table(summary: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str:

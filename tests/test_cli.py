@@ -279,17 +279,14 @@ def test_conventions_recovers_foreign_variant(tmp_path, capsys, sim8, variant):
 
 def test_evaluate_json(tmp_path, capsys):
     out = tmp_path / "eval.json"
-    status, stdout, _ = run(capsys, "evaluate", "sim:12:3", "--calibration-n", 12,
-                            "--json", out, "--per-map")
+    status, stdout, _ = run(capsys, "evaluate", "sim:12:3", "--json", out, "--per-map")
     assert status == 0
     assert "ks93_raw" in stdout and "ks93_smoothed" in stdout and "rmse" in stdout
     result = json.loads(out.read_text())
-    assert {"data", "n_maps", "sigma_px", "sigma_source", "calibration_mean_rmse", "pad_px",
-            "methods", "bootstrap", "summary", "names", "per_map"} <= set(result)
+    assert {"data", "n_maps", "ks93_smoothing", "pad_px", "methods", "bootstrap", "summary",
+            "names", "per_map"} <= set(result)
     assert result["n_maps"] == 12 and result["names"][0] == "seed00000003"
-    assert "calibration_set(n=12)" in result["sigma_source"]
-    table = result["calibration_mean_rmse"]
-    assert result["sigma_px"] == float(min(table, key=table.get))
+    assert "depth" in result["ks93_smoothing"]
     summary = result["summary"]
     # The shipped UNet and Wiener spectrum are scored beside KS93 by default.
     assert set(summary) == {"ks93_raw", "ks93_smoothed", "unet", "wiener"}
@@ -309,7 +306,7 @@ def test_evaluate_given_sigma_and_file(tmp_path, capsys, challenge_dir):
                        "--json", out, "--batch", 2)
     assert status == 0
     result = json.loads(out.read_text())
-    assert result["sigma_px"] == 2.5 and result["sigma_source"] == "given with --sigma"
+    assert result["ks93_smoothing"] == "σ = 2.5 px (given with --sigma)"
     assert result["n_maps"] == 5 and "per_map" not in result
 
 
@@ -331,3 +328,24 @@ def test_evaluate_bad_input(tmp_path, capsys, sim8):
     status, _, err = run(capsys, "evaluate", "sim:2", "--sigma", 1,
                          "--json", tmp_path / "no" / "x.json")
     assert_one_line_error(status, err, "does not exist")
+
+
+def test_evaluate_depths_scores_each_depth_on_the_same_fields(tmp_path, capsys):
+    out = tmp_path / "depths.json"
+    status, stdout, _ = run(capsys, "evaluate", "sim:6:40", "--depths", "10,inf", "--no-unet",
+                            "--json", out)
+    assert status == 0
+    assert "10 gal/arcmin² (10)" in stdout and "no shape noise (inf)" in stdout
+    depths = json.loads(out.read_text())["depths"]
+    assert list(depths) == ["10", "inf"] and depths["inf"]["n_gal"] == float("inf")
+    assert depths["inf"]["ks93_sigma_px"] < depths["10"]["ks93_sigma_px"]
+    raw = {d: r["summary"]["ks93_raw"]["rmse"]["mean"] for d, r in depths.items()}
+    assert raw["inf"] < raw["10"] / 3  # the same κ, far less noise
+    assert set(depths["10"]["summary"]) == {"ks93_raw", "ks93_smoothed", "wiener"}
+
+
+@pytest.mark.parametrize("args", [("sim:4@des", "--depths", "10"), ("sim:4", "--depths", "deep,x"),
+                                  ("sim:4", "--depths", ","), ("missing.h5", "--depths", "10")])
+def test_evaluate_depths_bad_input(capsys, args):
+    status, _, err = run(capsys, "evaluate", *args, "--no-unet")
+    assert status == 2 and err.startswith("error:") and len(err.strip().splitlines()) == 1

@@ -255,13 +255,15 @@ COMMANDS: tuple[Command, ...] = (
                 "--sigma",
                 type=_non_negative_float,
                 default=None,
-                help="smoothing σ in pixels (default: chosen on the calibration set)",
+                help="KS93 smoothing σ in pixels (default: each map's σ from the depth rule, "
+                "lensviz.depth.ks93_sigma of its Δε)",
             ),
             arg(
-                "--calibration-n",
-                type=_positive_int,
-                default=200,
-                help="calibration samples for choosing σ (default 200)",
+                "--depths",
+                default=None,
+                metavar="D1,D2,...",
+                help="score at each of these depths (survey names, galaxies per arcmin² or "
+                "inf; e.g. 10,30,100,inf) on the same sim:N[:SEED] fields, one table each",
             ),
             arg(
                 "--pad",

@@ -16,17 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-from lensviz import constants
 from lensviz._atomic import write_text
 from lensviz.cli import _progress
 from lensviz.cli.data import _parse_sim, iter_data, load_data
 from lensviz.evaluation import (
     N_BOOTSTRAP,
-    calibration_set,
-    choose_ks93_sigma,
     default_power_spectrum,
     default_weights,
+    evaluate_depths,
     format_table,
+    ks93_depth_predictor,
     ks93_predictor,
     score_methods,
     summarize,
@@ -36,33 +35,50 @@ from lensviz.inversion import estimate_power_spectrum
 from lensviz.nn.card import build_card, card_markdown, write_card
 from lensviz.nn.model import load_model, unet_predictor
 from lensviz.nn.uncertainty import calibration, predict_uncertainty
-from lensviz.simulate import simulate_batch
+from lensviz.simulate import depth_config, simulate_batch
 
 __all__ = ["cmd_evaluate", "cmd_calibrate", "cmd_card", "cmd_powerspec"]
 
 
-def _choose_sigma(args: argparse.Namespace) -> dict:
-    """σ given on the command line, or chosen on the calibration set."""
+def _ks93_smoothed(args: argparse.Namespace):
+    """``(predictor, description)`` of smoothed KS93: ``--sigma``, or the depth rule."""
     if args.sigma is not None:
-        return {"sigma_px": args.sigma, "sigma_source": "given with --sigma"}
+        return ks93_predictor(args.sigma, args.pad), f"σ = {args.sigma:g} px (given with --sigma)"
+    return ks93_depth_predictor(args.pad), "σ from each map's depth (lensviz.depth.ks93_sigma)"
+
+
+def _write_json(json_path: Path | None, result: dict) -> None:
+    if json_path is not None:
+        write_text(json_path, json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+        print(f"wrote {json_path}")
+
+
+def _evaluate_depths(args: argparse.Namespace, json_path: Path | None) -> int:
+    """``evaluate sim:N[:SEED] --depths ...``: one table per depth, the same fields."""
     sim = _parse_sim(args.data)
-    cal0 = constants.CALIBRATION_SEED_START
-    if sim is not None and sim.seed < cal0 + args.calibration_n and sim.seed + sim.n > cal0:
-        print(
-            f"warning: {args.data} overlaps the calibration seeds "
-            f"[{cal0}, {cal0 + args.calibration_n})",
-            file=sys.stderr,
-        )
-    best, table = choose_ks93_sigma(*calibration_set(args.calibration_n), pad=args.pad)
-    return {
-        "sigma_px": best,
-        "sigma_source": (
-            f"chosen on calibration_set(n={args.calibration_n}) (simulated seeds "
-            f"{cal0}..{cal0 + args.calibration_n - 1}, disjoint from the test seeds) "
-            "as the candidate with the lowest mean RMSE"
-        ),
-        "calibration_mean_rmse": {f"{s:g}": v for s, v in table.items()},
-    }
+    if sim is None or sim.depth is not None:
+        raise ValueError(f"{args.data}: --depths needs a sim:N[:SEED] spec without @DEPTH "
+                         "(each depth simulates the same seeds)")
+    depths = [d.strip() for d in args.depths.split(",") if d.strip()]
+    if not depths:
+        raise ValueError(f"--depths {args.depths!r}: expected a comma-separated list such as "
+                         "10,30,100,inf or des,lsst,deep,noise-free")
+    for d in depths:
+        depth_config(d)  # a bad depth fails before any work
+    n = sim.n if args.n is None else min(sim.n, args.n)
+    models = _model_predictors(args)
+    with _progress(len(depths), "depths", unit="depth") as bar:
+        results = evaluate_depths(models, depths, n, sim.seed, pad=args.pad, boot_seed=args.seed,
+                                  on_depth=lambda d: bar.set_postfix_str(d))
+        bar.update(len(depths))
+    for d, r in results.items():
+        print(f"\n{r['label']} ({d}): {n} maps from seed {sim.seed}; KS93 pad {args.pad} px, "
+              f"smoothed with σ = {r['ks93_sigma_px']:g} px (depth rule)")
+        print(format_table(r["summary"]))
+    _write_json(json_path, {"data": args.data, "n_maps": n, "seed": sim.seed, "pad_px": args.pad,
+                            "bootstrap": {"n_boot": N_BOOTSTRAP, "seed": args.seed},
+                            "depths": results})
+    return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -70,15 +86,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     json_path = None if args.json is None else Path(args.json)
     if json_path is not None and not json_path.absolute().parent.is_dir():
         raise FileNotFoundError(f"{json_path}: the folder {json_path.parent} does not exist")
+    if args.depths is not None:
+        return _evaluate_depths(args, json_path)
     total, batches = iter_data(args.data, args.batch, args.n)
-    first = next(batches)  # read (and check) the data before spending time on σ
+    first = next(batches)  # read (and check) the data before loading any model
     if first[1] is None:
         raise ValueError(f"{args.data}: holds ε only; evaluate needs true κ as well")
-    sigma = _choose_sigma(args)
-    predictors = {
-        "ks93_raw": ks93_predictor(0.0, args.pad),
-        "ks93_smoothed": ks93_predictor(sigma["sigma_px"], args.pad),
-    }
+    smoothed, sigma_text = _ks93_smoothed(args)
+    predictors = {"ks93_raw": ks93_predictor(0.0, args.pad), "ks93_smoothed": smoothed}
     predictors.update(_model_predictors(args))
     per_map: dict[str, dict[str, list]] = {}
     names: list[str] = []
@@ -93,16 +108,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             bar.update(len(eps))
     per_map_arrays = {m: {k: np.concatenate(v) for k, v in s.items()} for m, s in per_map.items()}
     summary = summarize(per_map_arrays, n_boot=N_BOOTSTRAP, seed=args.seed)
-    print(
-        f"{args.data}: {len(names)} maps; KS93 pad {args.pad} px; smoothed with "
-        f"σ = {sigma['sigma_px']:g} px ({sigma['sigma_source']})"
-    )
+    print(f"{args.data}: {len(names)} maps; KS93 pad {args.pad} px; smoothed with {sigma_text}")
     print(format_table(summary))
     if json_path is not None:
         result = {
             "data": args.data,
             "n_maps": len(names),
-            **sigma,
+            "ks93_smoothing": sigma_text,
             "pad_px": args.pad,
             "methods": {m: p.__doc__ for m, p in predictors.items()},
             "bootstrap": {"n_boot": N_BOOTSTRAP, "seed": args.seed},
@@ -113,8 +125,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             result["per_map"] = {
                 m: {k: v.tolist() for k, v in s.items()} for m, s in per_map_arrays.items()
             }
-        write_text(json_path, json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-        print(f"wrote {json_path}")
+        _write_json(json_path, result)
     return 0
 
 
