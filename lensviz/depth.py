@@ -36,7 +36,9 @@ __all__ = [
     "KS93_SIGMA_RULE",
     "TrainingDomain",
     "LEGACY_DOMAIN",
+    "domain_issues",
     "domain_warnings",
+    "DomainTally",
     "measure_domain",
     "training_weight",
 ]
@@ -216,8 +218,8 @@ def measure_domain(eps, sigma_e: float = constants.SIGMA_E,
     )
 
 
-def domain_warnings(eps, domain: TrainingDomain) -> list[str]:
-    """Why a sample lies outside a model's training domain; empty when it does not.
+def domain_issues(eps, domain: TrainingDomain) -> dict[str, str]:
+    """Why a sample lies outside a model's training domain, by kind.
 
     Parameters
     ----------
@@ -227,31 +229,70 @@ def domain_warnings(eps, domain: TrainingDomain) -> list[str]:
 
     Returns
     -------
-    list of str
-        One sentence per problem (noise level, masked fraction, ellipticity values).
+    dict
+        ``{"noise" | "masked" | "values": sentence}``; empty when the sample is inside.
     """
     eps = np.asarray(eps)
     if eps.ndim != 3 or eps.shape[-1] != 3:
         raise ValueError(f"expected one sample of shape (ny, nx, 3), got shape {eps.shape}")
-    out = []
+    out = {}
     n = float(effective_n_gal(eps[..., 2], domain.sigma_e, domain.pixel_arcmin))
     lo, hi = domain.n_gal_range
     if math.isinf(n):
         if not domain.noise_free:
-            out.append("the sample has no shape noise (Δε = 0); the model was trained on "
-                       f"noisy data only ({lo:.3g}–{hi:.3g} gal/arcmin²)")
+            out["noise"] = ("the sample has no shape noise (Δε = 0); the model was trained on "
+                            f"noisy data only ({lo:.3g}–{hi:.3g} gal/arcmin²)")
     elif not lo <= n <= hi:
-        out.append(f"the noise in Δε corresponds to {n:.3g} gal/arcmin², outside the "
-                   f"{lo:.3g}–{hi:.3g} the model was trained on")
+        out["noise"] = (f"the noise in Δε corresponds to {n:.3g} gal/arcmin², outside the "
+                        f"{lo:.3g}–{hi:.3g} the model was trained on")
     frac = float(masked_fraction(eps[..., 2]))
     if frac > domain.max_masked_fraction:
-        out.append(f"{frac:.0%} of the pixels are empty or masked; the model saw at most "
-                   f"{domain.max_masked_fraction:.0%}")
+        out["masked"] = (f"{frac:.0%} of the pixels are empty or masked; the model saw at most "
+                         f"{domain.max_masked_fraction:.0%}")
     e_max = float(np.max(np.abs(eps[..., :2]))) if eps.size else 0.0
     if e_max > domain.max_abs_e:
-        out.append(f"|ε| reaches {e_max:.3g}, beyond the {domain.max_abs_e:.3g} seen in "
-                   "training: check the units and the sign convention")
+        out["values"] = (f"|ε| reaches {e_max:.3g}, beyond the {domain.max_abs_e:.3g} seen in "
+                         "training: check the units and the sign convention")
     return out
+
+
+def domain_warnings(eps, domain: TrainingDomain) -> list[str]:
+    """The sentences of :func:`domain_issues`, in the order noise, mask, values."""
+    return list(domain_issues(eps, domain).values())
+
+
+class DomainTally:
+    """Counts the samples of a stream that lie outside a training domain (batch commands).
+
+    Examples
+    --------
+    >>> tally = DomainTally(TrainingDomain())
+    >>> tally.add(np.zeros((2, 8, 8, 3)))      # two noise-free samples: inside
+    >>> tally.warnings()
+    []
+    """
+
+    def __init__(self, domain: TrainingDomain):
+        self.domain = domain
+        self.n = 0
+        self.n_outside = 0
+        self.counts: dict[str, int] = {}
+        self.examples: dict[str, str] = {}
+
+    def add(self, eps) -> None:
+        """Check every sample of a batch ``(N, ny, nx, 3)``."""
+        for sample in np.asarray(eps):
+            self.n += 1
+            issues = domain_issues(sample, self.domain)
+            self.n_outside += bool(issues)
+            for kind, message in issues.items():
+                self.counts[kind] = self.counts.get(kind, 0) + 1
+                self.examples.setdefault(kind, message)
+
+    def warnings(self) -> list[str]:
+        """One line per kind of problem: how many samples, and the first example."""
+        return [f"{count} of {self.n} samples lie outside the UNet's training domain "
+                f"({kind}), e.g. {self.examples[kind]}" for kind, count in self.counts.items()]
 
 
 def training_weight(noise_var):

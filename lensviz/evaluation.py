@@ -379,7 +379,9 @@ def evaluate_methods(eps, kappa, predictors: Mapping[str, Predictor], *,
 def evaluate_depths(predictors: Mapping[str, Predictor], depths: Sequence[str], n: int,
                     seed: int = constants.TEST_SEED_START, *, pad: int = 0,
                     n_boot: int = N_BOOTSTRAP, boot_seed: int = 0,
-                    on_depth: Callable[[str], None] | None = None) -> dict[str, dict]:
+                    on_depth: Callable[[str], None] | None = None,
+                    on_samples: Callable[[str, np.ndarray], None] | None = None
+                    ) -> dict[str, dict]:
     """Score methods at several survey depths on the same simulated fields.
 
     For each depth the same ``n`` seeds are simulated (the same κ, only the galaxies
@@ -401,6 +403,8 @@ def evaluate_depths(predictors: Mapping[str, Predictor], depths: Sequence[str], 
         KS93 zero-padding; bootstrap resamples and seed of :func:`summarize`.
     on_depth : callable, optional
         Called with each depth spec before it is scored (progress).
+    on_samples : callable, optional
+        Called with each depth spec and its ε ``(n, ny, nx, 3)`` (e.g. a domain check).
 
     Returns
     -------
@@ -414,6 +418,8 @@ def evaluate_depths(predictors: Mapping[str, Predictor], depths: Sequence[str], 
             on_depth(spec)
         config = depth_config(str(spec))
         eps, kappa = simulate_batch(n, seed, config)
+        if on_samples is not None:
+            on_samples(str(spec), eps)
         methods = {"ks93_raw": ks93_predictor(0.0, pad),
                    "ks93_smoothed": ks93_depth_predictor(pad), **predictors}
         per_map = score_methods(eps, kappa, methods)

@@ -349,3 +349,23 @@ def test_evaluate_depths_scores_each_depth_on_the_same_fields(tmp_path, capsys):
 def test_evaluate_depths_bad_input(capsys, args):
     status, _, err = run(capsys, "evaluate", *args, "--no-unet")
     assert status == 2 and err.startswith("error:") and len(err.strip().splitlines()) == 1
+
+
+def test_predict_and_evaluate_warn_outside_the_unet_training_domain(tmp_path, capsys):
+    # The legacy shipped UNet was trained at LSST depth only: no-noise maps are outside.
+    from lensviz.nn.model import UNet, UNetConfig, save_model
+
+    tiny = UNetConfig(base_filters=4, max_filters=8, depth=3, pad=0, n_decoder_dropout=1)
+    weights = save_model(UNet(tiny, training_domain={"n_gal_range": [20.0, 40.0],
+                                                     "noise_free": False}), tmp_path / "m.keras")
+    status, _, err = run(capsys, "predict", "sim:3@inf", "--weights", weights,
+                         "--out", tmp_path / "p.h5")
+    assert status == 0
+    assert "warning: 3 of 3 samples lie outside the UNet's training domain (noise)" in err
+    with h5py.File(tmp_path / "p.h5") as f:
+        assert f.attrs["outside_training_domain"] == 3
+    status, _, err = run(capsys, "evaluate", "sim:3", "--weights", weights, "--no-wiener")
+    assert status == 0 and "outside" not in err  # 30 gal/arcmin² lies inside [20, 40]
+    status, _, err = run(capsys, "evaluate", "sim:3", "--depths", "30,inf", "--weights", weights,
+                         "--no-wiener")
+    assert status == 0 and "at depth inf: 3 of 3 samples" in err and "depth 30:" not in err

@@ -200,7 +200,8 @@ COMMANDS: tuple[Command, ...] = (
                      f"{constants.MIX_MASKED_FRACTION * 100:g}%% masked, drawn from its seed; "
                      "sample i's n_gal is lensviz.simulate.mixed_config(SEED + i).n_gal"),
             arg("--sigma-e", type=_sigma_e, default=None,
-                help=f"intrinsic ellipticity dispersion per component (default {constants.SIGMA_E})"),
+                help="intrinsic ellipticity dispersion per component "
+                     f"(default {constants.SIGMA_E})"),
             arg("--isolated", action="store_true",
                 help="an isolated field with no mass outside it (no canvas margin, untruncated "
                      "halos: the samples of earlier lensviz versions)"),

@@ -19,6 +19,7 @@ import numpy as np
 from lensviz._atomic import write_text
 from lensviz.cli import _progress
 from lensviz.cli.data import _parse_sim, iter_data, load_data
+from lensviz.depth import DomainTally
 from lensviz.evaluation import (
     N_BOOTSTRAP,
     default_power_spectrum,
@@ -33,7 +34,7 @@ from lensviz.evaluation import (
 )
 from lensviz.inversion import estimate_power_spectrum
 from lensviz.nn.card import build_card, card_markdown, write_card
-from lensviz.nn.model import load_model, unet_predictor
+from lensviz.nn.model import load_model, training_domain, unet_predictor
 from lensviz.nn.uncertainty import calibration, predict_uncertainty
 from lensviz.simulate import depth_config, simulate_batch
 
@@ -45,6 +46,18 @@ def _ks93_smoothed(args: argparse.Namespace):
     if args.sigma is not None:
         return ks93_predictor(args.sigma, args.pad), f"σ = {args.sigma:g} px (given with --sigma)"
     return ks93_depth_predictor(args.pad), "σ from each map's depth (lensviz.depth.ks93_sigma)"
+
+
+def _domain_tally(predictors: dict) -> DomainTally | None:
+    """A :class:`DomainTally` for the UNet among ``predictors`` (None without one)."""
+    unet = predictors.get("unet")
+    domain = None if unet is None else training_domain(unet.model)
+    return None if domain is None else DomainTally(domain)
+
+
+def _print_domain_warnings(tally: DomainTally | None, prefix: str = "") -> None:
+    for line in [] if tally is None else tally.warnings():
+        print(f"warning: {prefix}{line}", file=sys.stderr)
 
 
 def _write_json(json_path: Path | None, result: dict) -> None:
@@ -67,10 +80,19 @@ def _evaluate_depths(args: argparse.Namespace, json_path: Path | None) -> int:
         depth_config(d)  # a bad depth fails before any work
     n = sim.n if args.n is None else min(sim.n, args.n)
     models = _model_predictors(args)
+    tallies = {}
+
+    def check(spec: str, eps: np.ndarray) -> None:
+        tallies[spec] = _domain_tally(models)
+        if tallies[spec] is not None:
+            tallies[spec].add(eps)
+
     with _progress(len(depths), "depths", unit="depth") as bar:
         results = evaluate_depths(models, depths, n, sim.seed, pad=args.pad, boot_seed=args.seed,
-                                  on_depth=lambda d: bar.set_postfix_str(d))
+                                  on_depth=lambda d: bar.set_postfix_str(d), on_samples=check)
         bar.update(len(depths))
+    for spec, tally in tallies.items():
+        _print_domain_warnings(tally, f"at depth {spec}: ")
     for d, r in results.items():
         print(f"\n{r['label']} ({d}): {n} maps from seed {sim.seed}; KS93 pad {args.pad} px, "
               f"smoothed with σ = {r['ks93_sigma_px']:g} px (depth rule)")
@@ -95,12 +117,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     smoothed, sigma_text = _ks93_smoothed(args)
     predictors = {"ks93_raw": ks93_predictor(0.0, args.pad), "ks93_smoothed": smoothed}
     predictors.update(_model_predictors(args))
+    tally = _domain_tally(predictors)
     per_map: dict[str, dict[str, list]] = {}
     names: list[str] = []
     with _progress(total, "evaluate") as bar:
         for eps, kappa, batch_names in itertools.chain([first], batches):
             if kappa is None:
                 raise ValueError(f"{args.data}: holds ε only; evaluate needs true κ as well")
+            if tally is not None:
+                tally.add(eps)
             for meth, scores in score_methods(eps, kappa, predictors).items():
                 for met, values in scores.items():
                     per_map.setdefault(meth, {}).setdefault(met, []).append(values)
@@ -108,6 +133,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             bar.update(len(eps))
     per_map_arrays = {m: {k: np.concatenate(v) for k, v in s.items()} for m, s in per_map.items()}
     summary = summarize(per_map_arrays, n_boot=N_BOOTSTRAP, seed=args.seed)
+    _print_domain_warnings(tally)
     print(f"{args.data}: {len(names)} maps; KS93 pad {args.pad} px; smoothed with {sigma_text}")
     print(format_table(summary))
     if json_path is not None:

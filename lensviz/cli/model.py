@@ -23,6 +23,7 @@ from lensviz import constants
 from lensviz.cli import _progress
 from lensviz.cli.data import iter_data
 from lensviz.data import write_predictions
+from lensviz.depth import DomainTally
 from lensviz.evaluation import (
     choose_ks93_sigma,
     default_weights,
@@ -31,7 +32,13 @@ from lensviz.evaluation import (
 )
 from lensviz.loss_weights import check_coeffs
 from lensviz.nn.losses import MultiFocalLoss
-from lensviz.nn.model import UNetConfig, build_unet, resolve_config, unet_predictor
+from lensviz.nn.model import (
+    UNetConfig,
+    build_unet,
+    resolve_config,
+    training_domain,
+    unet_predictor,
+)
 from lensviz.nn.pipelines import simulated_dataset
 from lensviz.nn.training import (
     FinetuneConfig,
@@ -157,6 +164,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise FileExistsError(f"{out}: already exists; pass --overwrite to replace it")
     if args.uncertainty and args.method != "unet":
         raise ValueError(f"--uncertainty needs --method unet, got --method {args.method}")
+    tally = None
     if args.method == "wiener":
         predictor = wiener_predictor(None, args.pad)
         attrs = {"method": "wiener", "pad_px": args.pad}
@@ -165,6 +173,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if weights is None:
             raise FileNotFoundError("no --weights given and weights/lite.keras not found")
         predictor = unet_predictor(weights)
+        domain = training_domain(predictor.model)
+        tally = None if domain is None else DomainTally(domain)
         attrs = {"method": "unet", "weights": str(weights)}
         if args.uncertainty:  # mean and σ instead of one pass
             attrs.update(uncertainty=args.uncertainty, passes=args.passes)
@@ -178,6 +188,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     preds, stds, names = [], [], []
     with _progress(total, f"predict ({args.method})") as bar:
         for eps, _, batch_names in batches:
+            if tally is not None:
+                tally.add(eps)
             result = predictor(eps)
             if isinstance(result, tuple):
                 result, std = result
@@ -186,6 +198,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
             names.extend(batch_names)
             bar.update(len(eps))
     attrs["data"] = args.data
+    if tally is not None:
+        attrs["outside_training_domain"] = tally.n_outside
+        for line in tally.warnings():
+            print(f"warning: {line}", file=sys.stderr)
     write_predictions(
         out,
         np.concatenate(preds),
