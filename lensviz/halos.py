@@ -83,7 +83,9 @@ class HaloParams:
 
     Examples
     --------
-    >>> HaloParams("main", 1e15, 0.3, 4.0, 63.5, 63.5, 1.0, 0.0, 2.0, 0.4)
+    >>> halo = HaloParams("main", 1e15, 0.3, 4.0, 63.5, 63.5, 1.0, 0.0, 2.0, 0.4)
+    >>> halo.kind, halo.r_s_arcmin
+    ('main', 2.0)
     """
 
     kind: str
@@ -393,7 +395,7 @@ def truncation_radius(kappa_s: np.ndarray, kappa_min: float) -> np.ndarray:
     Examples
     --------
     >>> truncation_radius(np.array([0.05]), 1e-4)   # 2 κ_s f(x) ≈ 2 κ_s / x² far out
-    array([30.9...])
+    array([30.89...])
     """
     kappa_s = _nonnegative(kappa_s, "kappa_s")
     if kappa_min <= 0:

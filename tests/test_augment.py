@@ -8,7 +8,6 @@ from lensviz.augment import (
     transform_maps,
 )
 from lensviz.inversion import ks93, ks93inv
-from lensviz.nn.pipelines import apply_symmetry_tf
 
 
 @pytest.fixture
@@ -52,15 +51,6 @@ def test_group_structure():
     assert len({transform_maps(m, g).tobytes() for g in range(8)}) == 8
     for g in range(8):
         np.testing.assert_array_equal(inverse_transform_maps(transform_maps(m, g), g), m)
-
-
-@pytest.mark.parametrize("g", range(8))
-def test_tensorflow_matches_numpy(sample, g):
-    eps, kappa = sample
-    e_np, k_np = apply_symmetry(eps, kappa, g)
-    e_tf, k_tf = apply_symmetry_tf(eps, kappa, g)
-    np.testing.assert_array_equal(e_tf.numpy(), e_np)
-    np.testing.assert_array_equal(k_tf.numpy(), k_np)
 
 
 def test_batches_and_bad_index(sample):

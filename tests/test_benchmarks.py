@@ -19,6 +19,7 @@ def test_every_registered_benchmark_resolves_to_a_module_of_the_package():
         assert module in ("benchmarks.core", "benchmarks.nn") and func == f"bench_{name}"
 
 
+@pytest.mark.slow  # times 200 maps several times
 def test_quick_numpy_benchmarks_write_json(tmp_path, capsys):
     assert main(["ks93", "metrics", "--quick", "--out", str(tmp_path / "b.json")]) == 0
     assert "[ks93]" in capsys.readouterr().out

@@ -2,11 +2,12 @@
 
 import numpy as np
 import pytest
-from conftest import gaussian_blobs
 
 from lensviz import constants, evaluation, metrics
 from lensviz.data import apply_convention
 from lensviz.inversion import gaussian_smooth, ks93inv, project_modes
+from lensviz.simulate import simulate_batch
+from tests.fields import gaussian_blobs
 
 
 def make_sample(n, noise, seed):
@@ -137,9 +138,6 @@ def test_convention_scores_recovers_variant(variant):
 
 
 def test_calibration_set_uses_calibration_seeds():
-    pytest.importorskip("lensviz.simulate")
-    from lensviz.simulate import simulate_batch
-
     eps, kappa = evaluation.calibration_set(2)
     ref_eps, ref_kappa = simulate_batch(2, seed=constants.CALIBRATION_SEED_START)
     assert eps.shape == (2, 128, 128, 3) and kappa.shape == (2, 128, 128)

@@ -1,5 +1,7 @@
 """The repository keeps its promises: two README commands, CI runs the README's tests."""
 
+import functools
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -59,16 +61,24 @@ _OUTSIDE = re.compile("|".join([
 ]))
 
 
-def repository_text_files():
-    for path in sorted(ROOT.rglob("*")):
-        rel = path.relative_to(ROOT)
-        if not path.is_file() or _SKIP_DIRS & set(rel.parts[:-1]) or rel.parts[0].endswith(
-                ".egg-info"):
-            continue
-        try:
-            yield rel.as_posix(), path.read_text()
-        except UnicodeDecodeError:  # images, weights
-            continue
+_BINARY = {".keras", ".npz", ".npy", ".h5", ".hdf5", ".png", ".jpg", ".ico", ".pyc"}
+
+
+@functools.cache
+def repository_text_files() -> tuple[tuple[str, str], ...]:
+    """``(path relative to the repository, text)`` of every text file that ships."""
+    out = []
+    for folder, dirs, files in os.walk(ROOT):
+        dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.endswith(".egg-info"))
+        for name in sorted(files):
+            path = Path(folder, name)
+            if path.suffix in _BINARY:
+                continue
+            try:
+                out.append((path.relative_to(ROOT).as_posix(), path.read_text()))
+            except UnicodeDecodeError:
+                continue
+    return tuple(out)
 
 
 def test_no_file_points_outside_the_repository():

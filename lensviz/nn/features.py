@@ -70,9 +70,10 @@ class LensingFeatures(keras.layers.Layer):
 
     Examples
     --------
-    >>> x = LensingFeatures()(eps)          # eps: (N, 128, 128, 3) float32
-    >>> x.shape
-    TensorShape([N, 128, 128, 5])
+    >>> import numpy as np
+    >>> eps = np.zeros((2, 128, 128, 3), np.float32)   # (N, 128, 128, 3)
+    >>> LensingFeatures()(eps).shape                    # channels FEATURES
+    TensorShape([2, 128, 128, 5])
     """
 
     def __init__(self, sigma_ref: float = SIGMA_REF, ks_pad: int = KS_PAD_PX,

@@ -6,11 +6,19 @@ import numpy as np
 import pytest
 
 from lensviz import constants
+from lensviz.data import write_hdf5
 from lensviz.inversion import ks93, ks93inv
 from lensviz.nn.features import FEATURES, LensingFeatures
-from lensviz.nn.model import UNet, UNetConfig, load_model, predict_kappa, save_model
-from lensviz.nn.model import training_domain
+from lensviz.nn.model import (
+    UNet,
+    UNetConfig,
+    load_model,
+    predict_kappa,
+    save_model,
+    training_domain,
+)
 from lensviz.nn.training import TrainConfig, train
+from lensviz.simulate import SimulationConfig, simulate_batch
 
 TINY = {"base_filters": 4, "max_filters": 8, "depth": 3, "pad": 0, "n_decoder_dropout": 1,
         "noise_aware": True}
@@ -68,9 +76,6 @@ def test_noise_aware_unet_saves_and_loads_with_its_domain(tmp_path):
 
 @pytest.mark.slow
 def test_depth_weighted_training_on_two_depths_records_the_domain(tmp_path):
-    from lensviz.data import write_hdf5
-    from lensviz.simulate import SimulationConfig, simulate_batch
-
     parts = [simulate_batch(4, seed=1_000_000 + 10 * i, config=SimulationConfig(n_gal=n))
              for i, n in enumerate((10.0, float("inf")))]
     eps = np.concatenate([p[0] for p in parts])

@@ -1,4 +1,4 @@
-"""Training pipelines, callbacks, devices and fine-tuning, on tiny configurations."""
+"""lensviz.nn.training: runs, callbacks, devices and fine-tuning, on the tiny UNet."""
 
 import json
 import subprocess
@@ -10,84 +10,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lensviz import data
-from lensviz.nn.model import UNetConfig, build_unet, load_model, predict_kappa, save_model
-from lensviz.simulate import simulate_batch
+from lensviz.nn.model import load_model, predict_kappa
 from lensviz.nn.training import (
     FinetuneConfig,
     TrainConfig,
     TrainingCancelled,
+    combined_term_scales,
     finetune,
+    make_loss,
     train,
 )
-from lensviz.nn.pipelines import hdf5_dataset, simulated_dataset
+from lensviz.simulate import simulate_batch
 
-TINY = {"base_filters": 4, "max_filters": 8, "depth": 3, "pad": 0, "n_decoder_dropout": 1}
-ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory):
-    path = tmp_path_factory.mktemp("weights") / "tiny.keras"
-    save_model(build_unet(UNetConfig.from_dict({**UNetConfig().to_dict(), **TINY})), path)
-    return path
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_simulated_dataset_shapes_and_determinism():
-    ds = simulated_dataset(batch_size=2, seed_start=10, n_samples=4, augment=True, seed=3)
-    batches = [(x.numpy(), y.numpy()) for x, y in ds]
-    again = [(x.numpy(), y.numpy()) for x, y in
-             simulated_dataset(batch_size=2, seed_start=10, n_samples=4, augment=True, seed=3)]
-    assert len(batches) == 2 and batches[0][0].shape == (2, 128, 128, 3)
-    assert batches[0][1].shape == (2, 128, 128)
-    for (x1, y1), (x2, y2) in zip(batches, again):
-        np.testing.assert_array_equal(x1, x2)
-        np.testing.assert_array_equal(y1, y2)
-
-
-def test_pipeline_augmentation_is_a_spin2_symmetry_of_the_simulated_sample():
-    from lensviz.augment import apply_symmetry
-
-    eps0, kappa0 = simulate_batch(3, 20)
-    ds = simulated_dataset(batch_size=3, seed_start=20, n_samples=3, augment=True, seed=0)
-    x, y = next(iter(ds))
-    found = 0
-    for i in range(3):
-        matches = [g for g in range(8)
-                   if np.allclose(apply_symmetry(eps0[i], kappa0[i], g)[0], x.numpy()[i])
-                   and np.allclose(apply_symmetry(eps0[i], kappa0[i], g)[1], y.numpy()[i])]
-        found += len(matches) == 1
-    assert found == 3
-
-
-def test_ks93_channel_is_filled_for_a_fraction_of_samples():
-    ds = simulated_dataset(batch_size=16, seed_start=30, n_samples=16, augment=False,
-                           with_ks93=True, ks93_fraction=0.5)
-    x, _ = next(iter(ds))
-    x = x.numpy()
-    assert x.shape[-1] == 4
-    filled = np.abs(x[..., 3]).max(axis=(1, 2)) > 0
-    assert 0 < filled.sum() < 16
-    from lensviz.inversion import ks93
-
-    i = int(np.argmax(filled))
-    np.testing.assert_allclose(x[i, ..., 3], ks93(x[i, ..., 0], x[i, ..., 1])[0], atol=1e-6)
-
-
-def test_hdf5_stream_reads_every_sample_once_per_pass(tmp_path):
-    eps, kappa = simulate_batch(10, 40)
-    path = tmp_path / "d.h5"
-    data.write_hdf5(path, eps, kappa, [f"s{i}" for i in range(10)])
-    ds = hdf5_dataset(path, batch_size=5, shuffle=True, augment=False, repeat=False,
-                      chunk_size=4)
-    seen = np.concatenate([y.numpy() for _, y in ds])
-    assert seen.shape == (10, 128, 128)
-    order = [int(np.argmin([np.abs(k - s).max() for k in kappa])) for s in seen]
-    assert sorted(order) == list(range(10))
-
-
-def test_train_writes_history_checkpoint_and_summary(tmp_path):
-    cfg = TrainConfig(model_overrides=TINY, epochs=2, steps_per_epoch=2, batch_size=2,
+@pytest.mark.slow  # trains
+def test_train_writes_history_checkpoint_and_summary(tmp_path, tiny_overrides):
+    cfg = TrainConfig(model_overrides=tiny_overrides, epochs=2, steps_per_epoch=2, batch_size=2,
                       val_samples=4, patience=3)
     reports = []
     summary = train(cfg, tmp_path / "run", on_progress=reports.append)
@@ -105,7 +45,7 @@ def test_train_writes_history_checkpoint_and_summary(tmp_path):
     assert not list(run.glob("*.tmp*"))
 
 
-def test_cancel_stops_training_and_raises(tmp_path):
+def test_cancel_stops_training_and_raises(tmp_path, tiny_overrides):
     cancel = threading.Event()
     steps = []
 
@@ -114,7 +54,7 @@ def test_cancel_stops_training_and_raises(tmp_path):
             steps.append(p.epoch * p.steps + p.step)
         cancel.set()
 
-    cfg = TrainConfig(model_overrides=TINY, epochs=3, steps_per_epoch=50, batch_size=2,
+    cfg = TrainConfig(model_overrides=tiny_overrides, epochs=3, steps_per_epoch=50, batch_size=2,
                       val_samples=2)
     with pytest.raises(TrainingCancelled):
         train(cfg, tmp_path / "run", on_progress=on_progress, cancel=cancel)
@@ -148,7 +88,8 @@ def test_cancelled_finetune_leaves_files_untouched(tmp_path, tiny_weights):
         finetune(tiny_weights, tiny_weights, cfg)
 
 
-def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
+@pytest.mark.slow  # trains in a fresh TensorFlow process
+def test_mirrored_strategy_over_two_logical_cpus(tmp_path, tiny_overrides):
     script = textwrap.dedent(f"""
         import os, json, sys
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
@@ -158,7 +99,7 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         from lensviz.nn.training import TrainConfig, train
-        cfg = TrainConfig(model_overrides={TINY!r}, epochs=1, steps_per_epoch=2,
+        cfg = TrainConfig(model_overrides={tiny_overrides!r}, epochs=1, steps_per_epoch=2,
                           batch_size=4, val_samples=4, devices=("/cpu:0", "/cpu:1"))
         print(json.dumps(train(cfg, {str(tmp_path / "run")!r})))
     """)
@@ -186,6 +127,7 @@ def test_bad_configs():
         FinetuneConfig(which="encoder")
 
 
+@pytest.mark.slow  # trains
 def test_finetune_normalises_combined_terms_to_shares_of_the_initial_loss(tmp_path,
                                                                          tiny_weights):
     cfg = FinetuneConfig(epochs=1, n_samples=4, batch_size=2, val_samples=4)
@@ -195,8 +137,6 @@ def test_finetune_normalises_combined_terms_to_shares_of_the_initial_loss(tmp_pa
     assert eff["multifocal"] == pytest.approx(0.95 / scales["multifocal"])
     assert eff["wmape"] == pytest.approx(0.05 / scales["wmape"])
     # The initial loss is then exactly 0.95 + 0.05 = 1 on the validation maps.
-    from lensviz.nn.training import combined_term_scales, make_loss
-
     eps, kappa = simulate_batch(4, 500_000)  # the validation maps (calibration seeds)
     pred = predict_kappa(load_model(tiny_weights), eps)
     loss = make_loss("combined", None, eff)

@@ -31,7 +31,8 @@ TINY = UNetConfig(base_filters=4, max_filters=8, depth=3, kernel_size=3, pad=4, 
 
 # Exact parameter counts (trainable + BatchNorm moving statistics), kernel 3.
 PAPER_PARAMS = 30_621_761
-LITE_PARAMS = 1_031_697
+# noise-aware: LensingFeatures feeds 5 channels, not 3, to the first 3×3 conv of 16 filters
+LITE_PARAMS = 1_031_697 + 2 * 3 * 3 * 16
 UNET2K_PARAMS = 74_570_561
 
 

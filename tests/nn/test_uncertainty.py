@@ -1,18 +1,19 @@
 """Monte-Carlo dropout and test-time-augmentation uncertainty, and calibration."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from lensviz.nn.model import UNetConfig, build_unet, predict_kappa
-from lensviz.simulate import simulate_batch
+from lensviz.nn.model import build_unet, predict_kappa
 from lensviz.nn.uncertainty import calibration, predict_mc_dropout, predict_tta, predict_uncertainty
-
-TINY = {"base_filters": 4, "max_filters": 8, "depth": 3, "pad": 0, "n_decoder_dropout": 2}
+from lensviz.simulate import simulate_batch
 
 
 @pytest.fixture(scope="module")
-def model():
-    return build_unet(UNetConfig.from_dict({**UNetConfig().to_dict(), **TINY}))
+def model(tiny_config):
+    """The tiny UNet with dropout in two decoder blocks."""
+    return build_unet(dataclasses.replace(tiny_config, n_decoder_dropout=2))
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +45,8 @@ def test_mc_dropout_twin_uses_current_weights(model, eps):
     assert np.abs(twin_mean).max() > 0
 
 
-def test_model_without_dropout_is_rejected(eps):
-    m = build_unet(UNetConfig.from_dict({**UNetConfig().to_dict(), **TINY,
-                                         "n_decoder_dropout": 0}))
+def test_model_without_dropout_is_rejected(eps, tiny_config):
+    m = build_unet(dataclasses.replace(tiny_config, n_decoder_dropout=0))
     with pytest.raises(ValueError, match="no dropout"):
         predict_mc_dropout(m, eps[:1], n_passes=2)
 

@@ -23,6 +23,7 @@ from lensviz.nn.losses import (
     weight_maps_tf,
     wmape_loss,
 )
+from lensviz.nn.model import UNetConfig, build_unet
 
 FOCAL_ONLY = {"focal": 1.0, "local": 0.0, "peaks": 0.0, "structure": 0.0, "edges": 0.0}
 
@@ -237,8 +238,6 @@ def test_bad_arguments_raise(make, match):
 
 
 def test_combined_loss_trains_a_tiny_unet():
-    from lensviz.nn.model import UNetConfig, build_unet
-
     keras.utils.set_random_seed(0)
     cfg = UNetConfig(base_filters=4, max_filters=8, depth=3, pad=4, npix=32, n_decoder_dropout=1)
     model = build_unet(cfg)
