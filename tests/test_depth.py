@@ -73,3 +73,24 @@ def test_measure_domain_spans_the_samples_and_round_trips():
     assert depth.TrainingDomain.from_dict(d.to_dict()) == d
     with pytest.raises(ValueError, match="expected samples"):
         depth.measure_domain(eps[0])
+
+
+def test_depth_figure_draws_every_method_and_puts_no_noise_last():
+    from lensviz.plots.depth import depth_figure
+
+    def stats(v):
+        return {m: {"mean": v, "sem_boot": 0.1 * v} for m in ("rmse", "r", "dicee")}
+
+    depths = {"inf": {"n_gal": math.inf, "summary": {"unet": stats(1.0), "wiener": stats(2.0)}},
+              "10": {"n_gal": 10.0, "summary": {"unet": stats(3.0), "wiener": stats(4.0)}},
+              "100": {"n_gal": 100.0, "summary": {"unet": stats(2.0)}}}
+    fig = depth_figure(depths)
+    unet = [t for t in fig.data if t.name == "UNet"]
+    assert len(unet) == 3 and list(unet[0].x) == [10.0, 100.0, 400.0]
+    assert list(unet[0].y) == [3.0, 2.0, 1.0]
+    assert list(unet[0].error_y.array) == pytest.approx([0.3, 0.2, 0.1])
+    wiener = [t for t in fig.data if t.name == "Wiener"]
+    assert list(wiener[0].x) == [10.0, 400.0]  # no Wiener result at 100: no point there
+    assert fig.layout.xaxis.ticktext[-1] == "no<br>noise" and fig.layout.yaxis.type == "log"
+    with pytest.raises(ValueError, match="at least one depth"):
+        depth_figure({})

@@ -343,7 +343,9 @@ COMMANDS: tuple[Command, ...] = (
         (
             arg("weights", help=".keras file"),
             arg("--run", default=None, help="its training run folder (config/summary/history)"),
-            arg("--n", type=_positive_int, default=500, help="test maps (default 500)"),
+            arg("--n", type=_positive_int, default=150,
+                help="held-out test maps per depth (default 150); the depths are "
+                     "lensviz.nn.card.CARD_DEPTHS"),
             arg("--command", default=None, help="the exact command that produced the weights"),
             arg(
                 "--variant",

@@ -1,10 +1,11 @@
-"""Model cards: what a set of weights is, how it was made, and how well it does.
+"""Model cards: what a set of weights is, how it was made, and how well it does at every depth.
 
-:func:`build_card` scores a ``.keras`` file beside KS93 (raw and with the smoothing σ
-chosen on the calibration seeds) and the Wiener filter, on a held-out simulated test set
-(seeds from :data:`lensviz.constants.TEST_SEED_START`, disjoint from the training and
-calibration seeds), and gathers the training record of its run folder
-(``config.json``, ``summary.json``, ``history.json`` written by :func:`lensviz.nn.training.train`).
+:func:`build_card` scores a ``.keras`` file at the survey depths of :data:`CARD_DEPTHS` —
+the same held-out simulated fields (seeds from :data:`lensviz.constants.TEST_SEED_START`,
+disjoint from the training and calibration seeds) observed with each depth's galaxies —
+beside raw KS93, KS93 smoothed by the depth rule (:func:`lensviz.depth.ks93_sigma`) and
+the Wiener filter, and gathers the training record of its run folder (``config.json``,
+``summary.json``, ``history.json`` written by :func:`lensviz.nn.training.train`).
 :func:`write_card` writes it as JSON and Markdown. ``python -m lensviz card`` does both.
 """
 
@@ -12,24 +13,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 
 from lensviz import constants
 from lensviz._atomic import write_text
-from lensviz.evaluation import (
-    calibration_set,
-    choose_ks93_sigma,
-    evaluate_methods,
-    ks93_predictor,
-    wiener_predictor,
-)
-from lensviz.nn.model import load_model, unet_predictor
-from lensviz.simulate import simulate_batch
+from lensviz.evaluation import evaluate_depths, wiener_predictor
+from lensviz.nn.model import load_model, training_domain, unet_predictor
 
-__all__ = ["HEADLINE", "build_card", "card_markdown", "write_card", "test_set_scores"]
+__all__ = ["CARD_DEPTHS", "CARD_MAPS_PER_DEPTH", "METHOD_LABELS", "build_card",
+           "card_markdown", "depth_table", "write_card", "test_set_scores"]
 
-#: Metrics on which the UNet is compared with smoothed KS93 (relative improvement).
-HEADLINE = (("dicee", "mean"), ("dpeaks", "mean"), ("wmape", "median"), ("rmse", "mean"))
+#: Depths a card scores (galaxies per arcmin², ``inf``: no shape noise).
+CARD_DEPTHS = ("5", "10", "30", "100", "300", "inf")
+#: Held-out maps per depth.
+CARD_MAPS_PER_DEPTH = 150
+#: Human names of the scored methods, in table order.
+METHOD_LABELS = {"unet": "UNet (this model)", "wiener": "Wiener filter",
+                 "ks93_smoothed": "KS93, smoothed by the depth rule", "ks93_raw": "KS93 raw"}
 
 
 def _sha256(path: Path) -> str:
@@ -40,38 +41,40 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def test_set_scores(weights, n_test: int = 500, seed: int = constants.TEST_SEED_START,
-                    calibration_n: int = 200) -> dict:
-    """Summary metrics of the UNet, KS93 raw/smoothed and Wiener on a simulated test set."""
-    sigma, table = choose_ks93_sigma(*calibration_set(calibration_n))
-    eps, kappa = simulate_batch(n_test, seed)
-    predictors = {
-        "unet": unet_predictor(weights),
-        "wiener": wiener_predictor(),
-        "ks93_smoothed": ks93_predictor(sigma),
-        "ks93_raw": ks93_predictor(0.0),
-    }
-    result = evaluate_methods(eps, kappa, predictors)
+def test_set_scores(weights, n_test: int = CARD_MAPS_PER_DEPTH,
+                    seed: int = constants.TEST_SEED_START,
+                    depths: tuple[str, ...] = CARD_DEPTHS, extra_weights: dict | None = None
+                    ) -> dict:
+    """Scores of the UNet (and ``extra_weights``), Wiener and KS93 at every depth."""
+    predictors = {"unet": unet_predictor(weights), "wiener": wiener_predictor()}
+    for name, path in (extra_weights or {}).items():
+        predictors[name] = unet_predictor(path)
     return {
-        "test_set": {"n_maps": n_test, "seeds": [seed, seed + n_test - 1],
-                     "source": "lensviz.simulate defaults (n_gal 30/arcmin², σ_e 0.26, z_s 1)"},
-        "ks93_sigma_px": sigma,
-        "ks93_sigma_choice": f"lowest mean RMSE on calibration_set(n={calibration_n}), "
-                             f"seeds {constants.CALIBRATION_SEED_START}+",
-        "calibration_rmse": {f"{k:g}": v for k, v in table.items()},
-        "summary": result["summary"],
+        "test_set": {"n_maps_per_depth": n_test, "seeds": [seed, seed + n_test - 1],
+                     "source": "lensviz.simulate defaults (the central 128² of a 384² canvas, "
+                               "σ_e 0.26, z_s 1), the same fields at every depth"},
+        "ks93_sigma_choice": "lensviz.depth.ks93_sigma of each map's Δε (the depth rule)",
+        "depths": evaluate_depths(predictors, depths, n_test, seed),
     }
 
 
-def build_card(weights, run_dir=None, n_test: int = 500, command: str | None = None,
-               extra_weights: dict | None = None) -> dict:
+def _relative_gain(unet: float, other: float, higher_is_better: bool = False) -> float:
+    """How much better the UNet is than ``other``, as a fraction of ``other``'s error."""
+    if higher_is_better:
+        return (unet - other) / max(1.0 - other, 1e-12)  # share of the missing correlation
+    return 1.0 - unet / other
+
+
+def build_card(weights, run_dir=None, n_test: int = CARD_MAPS_PER_DEPTH,
+               command: str | None = None, extra_weights: dict | None = None) -> dict:
     """The model card of ``weights`` as a dict (see the module docstring).
 
-    ``extra_weights`` (name → path) are scored on the same test set, e.g. a fine-tuned
-    variant, and reported beside the main model.
+    ``extra_weights`` (name → path) are scored on the same maps at every depth, e.g. the
+    previously shipped model, and reported beside the main model.
     """
     weights = Path(weights)
     model = load_model(weights)
+    domain = training_domain(model)
     card: dict = {
         "name": weights.stem,
         "file": weights.name,
@@ -79,6 +82,7 @@ def build_card(weights, run_dir=None, n_test: int = 500, command: str | None = N
         "sha256": _sha256(weights),
         "params": int(model.count_params()),
         "config": model.unet_config.to_dict(),
+        "training_domain": None if domain is None else domain.to_dict(),
     }
     if run_dir is not None:
         run = Path(run_dir)
@@ -91,92 +95,115 @@ def build_card(weights, run_dir=None, n_test: int = 500, command: str | None = N
             card["training_history"] = json.loads(hist.read_text())
     if command:
         card["command"] = command
-    scores = test_set_scores(weights, n_test)
-    card["evaluation"] = scores
-    summary = scores["summary"]
-    card["vs_smoothed_ks93"] = {
-        f"{metric}_{stat}": 1.0 - summary["unet"][metric][stat]
-        / summary["ks93_smoothed"][metric][stat]
-        for metric, stat in HEADLINE
+    card["evaluation"] = test_set_scores(weights, n_test, extra_weights=extra_weights)
+    card["variants"] = {name: {"file": Path(path).name, "sha256": _sha256(Path(path))}
+                        for name, path in (extra_weights or {}).items()}
+    card["vs_baselines"] = {
+        spec: {
+            f"{metric} vs {other}": _relative_gain(r["summary"]["unet"][metric]["mean"],
+                                                   r["summary"][other][metric]["mean"],
+                                                   metric == "r")
+            for metric in ("rmse", "r", "dicee")
+            for other in ("ks93_smoothed", "wiener")
+        }
+        for spec, r in card["evaluation"]["depths"].items()
     }
-    if extra_weights:
-        card["variants"] = {}
-        for name, path in extra_weights.items():
-            s = test_set_scores(path, n_test)["summary"]
-            card["variants"][name] = {"file": Path(path).name,
-                                      "sha256": _sha256(Path(path)),
-                                      "summary": s["unet"]}
     return card
 
 
 def _fmt(x: float) -> str:
-    return f"{x:.4g}"
+    return "—" if not math.isfinite(x) else f"{x:.4g}"
+
+
+def _cell(stats: dict) -> str:
+    return f"{_fmt(stats['mean'])} ± {_fmt(stats['sem_boot'])}"
 
 
 def card_markdown(card: dict) -> str:
     """The card as Markdown (what ``weights/*.md`` holds)."""
-    s = card["evaluation"]["summary"]
-    methods = [("unet", "UNet (this model)"), ("wiener", "Wiener filter"),
-               ("ks93_smoothed", f"KS93 smoothed (σ = {card['evaluation']['ks93_sigma_px']:g} px)"),
-               ("ks93_raw", "KS93 raw")]
+    ev = card["evaluation"]
     lines = [f"# Model card: `{card['file']}`", ""]
     cfg = card["config"]
+    inputs = ("noise-aware inputs (masked e1, e2, an inverse-variance weight from Δε, and the "
+              "KS93 E and B modes computed inside the model)" if cfg.get("noise_aware")
+              else f"{'a KS93 channel' if cfg['with_ks93'] else 'the raw (e1, e2, Δε)'} input")
     lines += [
         f"A `{card.get('training_config', {}).get('preset', 'lite')}` UNet "
         f"({card['params']:,} parameters, {card['size_bytes'] / 1e6:.1f} MB): depth "
         f"{cfg['depth']}, filters {cfg['base_filters']}→{cfg['max_filters']}, kernel "
         f"{cfg['kernel_size']}, reflection padding {cfg['pad']} px, dropout "
         f"{cfg['dropout_rate']} on the first {cfg['n_decoder_dropout']} decoder blocks, "
-        f"{'with' if cfg['with_ks93'] else 'no'} KS93 input channel. SHA-256 `{card['sha256']}`.",
+        f"{inputs}. SHA-256 `{card['sha256']}`.",
         "",
     ]
+    dom = card.get("training_domain")
+    if dom:
+        lo, hi = dom["n_gal_range"]
+        lines += [
+            f"**Training domain** (saved in the file; the app and the CLI warn outside it): "
+            f"noise of {lo:.3g}–{hi:.3g} galaxies per arcmin² (read from Δε)"
+            f"{' and no shape noise' if dom['noise_free'] else ''}, up to "
+            f"{dom['max_masked_fraction']:.0%} of the pixels empty or masked, |ε| ≤ "
+            f"{dom['max_abs_e']:.3g}.", "",
+        ]
     if "command" in card:
         lines += ["## Reproduce", "", "```bash", card["command"], "```", ""]
     tc, ts = card.get("training_config"), card.get("training_summary")
     if tc and ts:
+        data = (f"the HDF5 file `{Path(tc['train_data']).name}`" if tc.get("train_data")
+                else f"simulated on the fly from seed {tc['train_seed']:,} on")
+        weighting = (", each map weighted by its depth (lensviz.depth.training_weight)"
+                     if tc.get("depth_weighting") else "")
         lines += [
             "## Training", "",
-            f"- Loss: {tc['loss']} with coefficients {tc['coeffs']}; Adam, learning rate "
-            f"{tc['learning_rate']}, batch {tc['batch_size']}.",
-            f"- Data: simulated on the fly from seed {tc['train_seed']:,} on (never reused; "
-            f"disjoint from the test seeds {card['evaluation']['test_set']['seeds']} and the "
-            f"calibration seeds), random spin-2 symmetries.",
+            f"- Loss: {tc['loss']} with coefficients {tc['coeffs']}{weighting}; Adam, "
+            f"learning rate {tc['learning_rate']}, batch {tc['batch_size']}.",
+            f"- Data: {data} (training seeds, disjoint from the test seeds "
+            f"{ev['test_set']['seeds']} and the calibration seeds), random spin-2 symmetries.",
             f"- {ts['epochs_run']} epochs × {tc['steps_per_epoch']} steps = {ts['steps']:,} "
             f"steps ({ts['samples_seen']:,} maps) in {ts['wall_time_s'] / 60:.0f} min on "
             f"{ts['device']} ({ts['precision']}); best epoch {ts['best_epoch']} by validation "
             f"loss on {tc['val_samples']} calibration-seed maps.",
             "",
         ]
-    t = card["evaluation"]["test_set"]
+    t = ev["test_set"]
     lines += [
-        "## Held-out test set", "",
-        f"{t['n_maps']} simulated maps, seeds {t['seeds'][0]}–{t['seeds'][1]} ({t['source']}). "
-        f"KS93 σ chosen by {card['evaluation']['ks93_sigma_choice']}. Mean ± bootstrap s.e. "
-        "and median; lower is better except r.", "",
-        "| method | WMAPE mean | WMAPE median | DICEE mean | DICEE median | DPEAKS mean | "
-        "DPEAKS median | RMSE mean | RMSE median | r mean | r median |",
-        "|---|" + "---:|" * 10,
+        "## Held-out test fields at every depth", "",
+        f"{t['n_maps_per_depth']} simulated maps per depth, seeds {t['seeds'][0]}–{t['seeds'][1]} "
+        f"({t['source']}). KS93 σ: {ev['ks93_sigma_choice']}. Mean ± bootstrap standard "
+        "error; lower is better except r; WMAPE is the median.", "",
     ]
-    for key, label in methods:
-        if key not in s:
-            continue
-        cells = []
-        for metric in ("wmape", "dicee", "dpeaks", "rmse", "r"):
-            v = s[key][metric]
-            cells += [f"{_fmt(v['mean'])} ± {_fmt(v['sem_boot'])}", _fmt(v["median"])]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines += ["", "Improvement of the UNet over smoothed KS93 (target: 25% on each):", ""]
-    for key, value in card["vs_smoothed_ks93"].items():
-        mark = "met" if value >= 0.25 else "not met"
-        lines.append(f"- {key.replace('_', ' ')}: {100 * value:+.1f}% ({mark})")
-    for name, v in card.get("variants", {}).items():
-        lines += ["", f"### Variant `{v['file']}` ({name})", "",
-                  "| metric | mean | median |", "|---|---:|---:|"]
-        for metric in ("wmape", "dicee", "dpeaks", "rmse", "r"):
-            lines.append(f"| {metric} | {_fmt(v['summary'][metric]['mean'])} | "
-                         f"{_fmt(v['summary'][metric]['median'])} |")
+    variants = list(card.get("variants", {}))
+    labels = {**METHOD_LABELS, **{v: f"UNet `{card['variants'][v]['file']}` ({v})"
+                                  for v in variants}}
+    for spec, r in ev["depths"].items():
+        s = r["summary"]
+        lines += [f"### {r['label']}", "",
+                  f"KS93 smoothing σ = {r['ks93_sigma_px']:g} px.", "",
+                  "| method | RMSE | Pearson r | DICEE | DPEAKS [px] | WMAPE (median) |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for key in ["unet", *variants, "wiener", "ks93_smoothed", "ks93_raw"]:
+            if key not in s:
+                continue
+            m = s[key]
+            lines.append(f"| {labels.get(key, key)} | {_cell(m['rmse'])} | {_cell(m['r'])} | "
+                         f"{_cell(m['dicee'])} | {_cell(m['dpeaks'])} | "
+                         f"{_fmt(m['wmape']['median'])} |")
+        gains = card["vs_baselines"][spec]
+        lines += ["", "UNet against the baselines: " + "; ".join(
+            f"{k} {100 * v:+.0f}%" for k, v in gains.items()) + " (positive: the UNet is better; "
+            "for r, the share of the missing correlation 1 − r recovered).", ""]
     lines.append("")
     return "\n".join(lines)
+
+
+def depth_table(card: dict, metric: str = "rmse") -> dict[str, dict[str, float]]:
+    """``{method: {depth label: mean}}`` of one metric, for plots and the README."""
+    out: dict[str, dict[str, float]] = {}
+    for r in card["evaluation"]["depths"].values():
+        for method, stats in r["summary"].items():
+            out.setdefault(method, {})[r["label"]] = stats[metric]["mean"]
+    return out
 
 
 def write_card(card: dict, json_path, md_path=None) -> None:

@@ -44,8 +44,13 @@ def test_shipped_weights_reproduce_their_card_in_a_fresh_process():
         "t['seeds'][0], depths=('30', 'inf'))\n"
         "print(json.dumps(s['depths']))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=900, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     fresh = json.loads(proc.stdout.strip().splitlines()[-1])
     card = json.loads((WEIGHTS / "lite.json").read_text())["evaluation"]["depths"]
@@ -54,5 +59,5 @@ def test_shipped_weights_reproduce_their_card_in_a_fresh_process():
             for metric in ("wmape", "dicee", "dpeaks", "rmse", "r"):
                 for stat in ("mean", "median"):
                     assert fresh[spec]["summary"][method][metric][stat] == pytest.approx(
-                        card[spec]["summary"][method][metric][stat], rel=1e-4, abs=1e-6), (
-                        spec, method, metric, stat)
+                        card[spec]["summary"][method][metric][stat], rel=1e-4, abs=1e-6
+                    ), (spec, method, metric, stat)
