@@ -95,6 +95,7 @@ def ks93_depth_predictor(pad: int = 0) -> Predictor:
     callable
         ``eps (N, ny, nx, 3) -> kappa (N, ny, nx)`` float32.
     """
+
     def predict(eps: np.ndarray) -> np.ndarray:
         eps = np.asarray(eps)
         kappa_e, _ = ks93(eps[..., 0], eps[..., 1], pad=pad)
@@ -144,8 +145,9 @@ def wiener_predictor(signal=None, pad: int = 0) -> Predictor:
         signal = default_power_spectrum()
         if signal is None:
             path = constants.WEIGHTS_DIR / constants.POWER_SPECTRUM_FILE
-            raise FileNotFoundError(f"{path} not found; make it with "
-                                    f"`python -m lensviz powerspec --out {path}`")
+            raise FileNotFoundError(
+                f"{path} not found; make it with `python -m lensviz powerspec --out {path}`"
+            )
     if not isinstance(signal, PowerSpectrum):
         signal = PowerSpectrum.load(signal)
 
@@ -162,13 +164,16 @@ def _pair(eps, kappa, source: str) -> tuple[np.ndarray, np.ndarray]:
     eps = validate_epsilon(eps, f"{source} eps")
     kappa = validate_kappa(kappa, f"{source} kappa")
     if len(eps) != len(kappa):
-        raise ValueError(f"{source}: eps holds {len(eps)} samples and kappa {len(kappa)} maps; "
-                         "expected the same number")
+        raise ValueError(
+            f"{source}: eps holds {len(eps)} samples and kappa {len(kappa)} maps; "
+            "expected the same number"
+        )
     return eps, kappa
 
 
-def choose_ks93_sigma(eps, kappa, sigmas: Sequence[float] = DEFAULT_SIGMAS, pad: int = 0
-                      ) -> tuple[float, dict[float, float]]:
+def choose_ks93_sigma(
+    eps, kappa, sigmas: Sequence[float] = DEFAULT_SIGMAS, pad: int = 0
+) -> tuple[float, dict[float, float]]:
     """Pick the Gaussian σ of smoothed KS93 that minimises the mean RMSE against κ.
 
     Parameters
@@ -236,8 +241,9 @@ def _predict(name: str, predictor: Predictor, eps: np.ndarray, batch_size: int |
     if batch_size is None:
         pred = np.asarray(predictor(eps))
     else:
-        parts = [np.asarray(predictor(eps[i:i + batch_size]))
-                 for i in range(0, len(eps), batch_size)]
+        parts = [
+            np.asarray(predictor(eps[i : i + batch_size])) for i in range(0, len(eps), batch_size)
+        ]
         pred = np.concatenate(parts)
     if pred.ndim == 4 and pred.shape[-1] == 1:  # Keras-style (N, 128, 128, 1)
         pred = pred[..., 0]
@@ -245,13 +251,16 @@ def _predict(name: str, predictor: Predictor, eps: np.ndarray, batch_size: int |
     if pred.shape != expected:
         raise ValueError(f"predictor {name!r} returned shape {pred.shape}; expected {expected}")
     if pred.dtype.kind != "f" or not np.isfinite(pred).all():
-        raise ValueError(f"predictor {name!r} returned non-finite or non-float values "
-                         f"(dtype {pred.dtype}); expected finite float maps")
+        raise ValueError(
+            f"predictor {name!r} returned non-finite or non-float values "
+            f"(dtype {pred.dtype}); expected finite float maps"
+        )
     return pred
 
 
-def score_methods(eps, kappa, predictors: Mapping[str, Predictor], *,
-                  batch_size: int | None = None) -> dict[str, dict[str, np.ndarray]]:
+def score_methods(
+    eps, kappa, predictors: Mapping[str, Predictor], *, batch_size: int | None = None
+) -> dict[str, dict[str, np.ndarray]]:
     """Per-map scores of each predictor.
 
     Parameters
@@ -278,15 +287,18 @@ def score_methods(eps, kappa, predictors: Mapping[str, Predictor], *,
     out = {}
     for name, predictor in predictors.items():
         if not callable(predictor):
-            raise TypeError(f"predictor {name!r} is a {type(predictor).__name__}; "
-                            "expected a callable eps -> kappa")
+            raise TypeError(
+                f"predictor {name!r} is a {type(predictor).__name__}; "
+                "expected a callable eps -> kappa"
+            )
         scores = metrics.score(kappa, _predict(name, predictor, eps, batch_size))
         out[name] = {k: np.asarray(v, dtype=np.float64) for k, v in scores.items()}
     return out
 
 
-def summarize(per_map: Mapping[str, Mapping[str, np.ndarray]], *, n_boot: int = N_BOOTSTRAP,
-              seed: int = 0) -> dict[str, dict[str, dict[str, float]]]:
+def summarize(
+    per_map: Mapping[str, Mapping[str, np.ndarray]], *, n_boot: int = N_BOOTSTRAP, seed: int = 0
+) -> dict[str, dict[str, dict[str, float]]]:
     """Mean, median, standard deviation and bootstrap standard error of per-map scores.
 
     Parameters
@@ -334,9 +346,15 @@ def summarize(per_map: Mapping[str, Mapping[str, np.ndarray]], *, n_boot: int = 
     return summary
 
 
-def evaluate_methods(eps, kappa, predictors: Mapping[str, Predictor], *,
-                     n_boot: int = N_BOOTSTRAP, seed: int = 0,
-                     batch_size: int | None = None) -> dict:
+def evaluate_methods(
+    eps,
+    kappa,
+    predictors: Mapping[str, Predictor],
+    *,
+    n_boot: int = N_BOOTSTRAP,
+    seed: int = 0,
+    batch_size: int | None = None,
+) -> dict:
     """Score several mass-mapping methods on the same samples.
 
     Parameters
@@ -376,12 +394,18 @@ def evaluate_methods(eps, kappa, predictors: Mapping[str, Predictor], *,
     }
 
 
-def evaluate_depths(predictors: Mapping[str, Predictor], depths: Sequence[str], n: int,
-                    seed: int = constants.TEST_SEED_START, *, pad: int = 0,
-                    n_boot: int = N_BOOTSTRAP, boot_seed: int = 0,
-                    on_depth: Callable[[str], None] | None = None,
-                    on_samples: Callable[[str, np.ndarray], None] | None = None
-                    ) -> dict[str, dict]:
+def evaluate_depths(
+    predictors: Mapping[str, Predictor],
+    depths: Sequence[str],
+    n: int,
+    seed: int = constants.TEST_SEED_START,
+    *,
+    pad: int = 0,
+    n_boot: int = N_BOOTSTRAP,
+    boot_seed: int = 0,
+    on_depth: Callable[[str], None] | None = None,
+    on_samples: Callable[[str, np.ndarray], None] | None = None,
+) -> dict[str, dict]:
     """Score methods at several survey depths on the same simulated fields.
 
     For each depth the same ``n`` seeds are simulated (the same κ, only the galaxies
@@ -420,8 +444,11 @@ def evaluate_depths(predictors: Mapping[str, Predictor], depths: Sequence[str], 
         eps, kappa = simulate_batch(n, seed, config)
         if on_samples is not None:
             on_samples(str(spec), eps)
-        methods = {"ks93_raw": ks93_predictor(0.0, pad),
-                   "ks93_smoothed": ks93_depth_predictor(pad), **predictors}
+        methods = {
+            "ks93_raw": ks93_predictor(0.0, pad),
+            "ks93_smoothed": ks93_depth_predictor(pad),
+            **predictors,
+        }
         per_map = score_methods(eps, kappa, methods)
         out[str(spec)] = {
             "n_gal": float(config.n_gal),
@@ -465,16 +492,18 @@ def format_table(summary: Mapping[str, Mapping[str, Mapping[str, float]]]) -> st
             row.append(f"{s['mean']:.4g} ± {s['sem_boot']:.2g} ({s['median']:.4g}){mark}")
         rows.append(row)
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-             for r in [header, *rows]]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in [header, *rows]
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    lines.append("cells: mean ± bootstrap s.e. (median); ↓ lower is better, ↑ higher; "
-                 "* best mean")
+    lines.append("cells: mean ± bootstrap s.e. (median); ↓ lower is better, ↑ higher; * best mean")
     return "\n".join(lines)
 
 
-def convention_scores(eps, kappa, sigma_px: float = CONVENTION_SIGMA_PX, pad: int = 0
-                      ) -> list[dict]:
+def convention_scores(
+    eps, kappa, sigma_px: float = CONVENTION_SIGMA_PX, pad: int = 0
+) -> list[dict]:
     """Which sign/axis convention makes KS93 of ``eps`` match ``kappa`` best.
 
     Tries the 8 variants of :func:`lensviz.data.apply_convention` (e1 sign ±, e2 sign ±,
@@ -504,10 +533,15 @@ def convention_scores(eps, kappa, sigma_px: float = CONVENTION_SIGMA_PX, pad: in
     for transpose in (False, True):
         for negate_e1 in (False, True):
             for negate_e2 in (False, True):
-                variant = {"negate_e1": negate_e1, "negate_e2": negate_e2,
-                           "transpose": transpose}
+                variant = {"negate_e1": negate_e1, "negate_e2": negate_e2, "transpose": transpose}
                 r = metrics.pearson_r(kappa, predict(apply_convention(eps, **variant)))
-                rows.append({**variant, "identity": not (negate_e1 or negate_e2 or transpose),
-                             "mean_r": float(np.mean(r)), "median_r": float(np.median(r))})
+                rows.append(
+                    {
+                        **variant,
+                        "identity": not (negate_e1 or negate_e2 or transpose),
+                        "mean_r": float(np.mean(r)),
+                        "median_r": float(np.median(r)),
+                    }
+                )
     rows.sort(key=lambda row: -row["mean_r"])
     return rows

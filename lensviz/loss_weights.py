@@ -87,8 +87,11 @@ def _top_threshold(k: np.ndarray, fraction: float) -> np.ndarray:
     return kth[:, None, None]
 
 
-def local_weight(kappa_true, neighbourhood: int = constants.LOCAL_NEIGHBOURHOOD_PX,
-                 top_fraction: float = constants.LOCAL_TOP_FRACTION) -> np.ndarray:
+def local_weight(
+    kappa_true,
+    neighbourhood: int = constants.LOCAL_NEIGHBOURHOOD_PX,
+    top_fraction: float = constants.LOCAL_TOP_FRACTION,
+) -> np.ndarray:
     """Local weight: ``|κt|`` over its ``neighbourhood``² window maximum, on the top pixels."""
     if int(neighbourhood) != neighbourhood or neighbourhood < 1:
         raise ValueError(f"neighbourhood must be a positive integer, got {neighbourhood!r}")
@@ -101,8 +104,11 @@ def local_weight(kappa_true, neighbourhood: int = constants.LOCAL_NEIGHBOURHOOD_
     return _out(np.where(k >= _top_threshold(k, top_fraction), ratio, 0.0), single)
 
 
-def peak_weight(kappa_true, n_peaks: int = constants.N_PEAKS_WEIGHT,
-                peak_radius: float = constants.PEAK_RADIUS_PX) -> np.ndarray:
+def peak_weight(
+    kappa_true,
+    n_peaks: int = constants.N_PEAKS_WEIGHT,
+    peak_radius: float = constants.PEAK_RADIUS_PX,
+) -> np.ndarray:
     """1 within ``peak_radius`` px of the ``n_peaks`` highest local maxima of κt, else 0."""
     if int(n_peaks) != n_peaks or n_peaks < 0:
         raise ValueError(f"n_peaks must be a non-negative integer, got {n_peaks!r}")
@@ -146,12 +152,16 @@ def edge_weight(kappa_true, edge_width: int = constants.EDGE_WIDTH_PX) -> np.nda
     return _out(w, single)
 
 
-def weight_maps(kappa_true, *, neighbourhood: int = constants.LOCAL_NEIGHBOURHOOD_PX,
-                top_fraction: float = constants.LOCAL_TOP_FRACTION,
-                n_peaks: int = constants.N_PEAKS_WEIGHT,
-                peak_radius: float = constants.PEAK_RADIUS_PX,
-                band: float = constants.STRUCTURE_BAND,
-                edge_width: int = constants.EDGE_WIDTH_PX) -> dict[str, np.ndarray]:
+def weight_maps(
+    kappa_true,
+    *,
+    neighbourhood: int = constants.LOCAL_NEIGHBOURHOOD_PX,
+    top_fraction: float = constants.LOCAL_TOP_FRACTION,
+    n_peaks: int = constants.N_PEAKS_WEIGHT,
+    peak_radius: float = constants.PEAK_RADIUS_PX,
+    band: float = constants.STRUCTURE_BAND,
+    edge_width: int = constants.EDGE_WIDTH_PX,
+) -> dict[str, np.ndarray]:
     """All five components, keyed by :data:`lensviz.constants.MULTIFOCAL_COMPONENTS`.
 
     Returns
@@ -186,8 +196,9 @@ def check_coeffs(coeffs: Mapping[str, float] | None) -> dict[str, float]:
     return full
 
 
-def combine_weights(maps: Mapping[str, np.ndarray],
-                    coeffs: Mapping[str, float] | None = None) -> np.ndarray:
+def combine_weights(
+    maps: Mapping[str, np.ndarray], coeffs: Mapping[str, float] | None = None
+) -> np.ndarray:
     """Combined weight ``w = Σ a_i w_i / Σ a_i`` (report eq. 3); lies in [0, 1]."""
     c = check_coeffs(coeffs)
     total = sum(c.values())
@@ -196,14 +207,14 @@ def combine_weights(maps: Mapping[str, np.ndarray],
     )
 
 
-def multifocal_weight(kappa_true, coeffs: Mapping[str, float] | None = None,
-                      **params) -> np.ndarray:
+def multifocal_weight(
+    kappa_true, coeffs: Mapping[str, float] | None = None, **params
+) -> np.ndarray:
     """Combined MultiFocal weight of a true map; ``params`` go to :func:`weight_maps`."""
     return combine_weights(weight_maps(kappa_true, **params), coeffs)
 
 
-def multifocal_loss(kappa_true, kappa_pred, coeffs: Mapping[str, float] | None = None,
-                    **params):
+def multifocal_loss(kappa_true, kappa_pred, coeffs: Mapping[str, float] | None = None, **params):
     """MultiFocal loss ``mean((1 + w)(κp − κt)²)`` per map (float, or ``(N,)`` array)."""
     t = np.asarray(kappa_true, dtype=np.float64)
     p = np.asarray(kappa_pred, dtype=np.float64)

@@ -67,7 +67,7 @@ def _blocks(t: np.ndarray, p: np.ndarray):
     """Copies of consecutive blocks of maps in the working precision."""
     dtype = _work_dtype(t, p)
     for i in range(0, len(t), _CHUNK):
-        yield t[i: i + _CHUNK].astype(dtype), p[i: i + _CHUNK].astype(dtype)
+        yield t[i : i + _CHUNK].astype(dtype), p[i : i + _CHUNK].astype(dtype)
 
 
 def _per_map(fn, true, pred):
@@ -109,8 +109,10 @@ def _wmape(t: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 def _masks(t: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # Means accumulate in float64, so float32 maps get the same threshold as float64 ones.
-    return (t > t.mean(axis=(-2, -1), keepdims=True, dtype=np.float64),
-            p > p.mean(axis=(-2, -1), keepdims=True, dtype=np.float64))
+    return (
+        t > t.mean(axis=(-2, -1), keepdims=True, dtype=np.float64),
+        p > p.mean(axis=(-2, -1), keepdims=True, dtype=np.float64),
+    )
 
 
 def dicee(true, pred):
@@ -140,10 +142,17 @@ def _rmse(t: np.ndarray, p: np.ndarray) -> np.ndarray:
     return np.sqrt(_sum(d * d) / (t.shape[-1] * t.shape[-2]))
 
 
-def _dpeaks(t: np.ndarray, p: np.ndarray, n: int = constants.N_PEAKS_METRIC,
-            sigma_px: float = constants.PEAK_SMOOTH_SIGMA_PX) -> np.ndarray:
-    return np.abs(find_peaks(t, n, sigma_px)[0] - find_peaks(p, n, sigma_px)[0]).sum(
-        axis=(-2, -1)).astype(np.float64)
+def _dpeaks(
+    t: np.ndarray,
+    p: np.ndarray,
+    n: int = constants.N_PEAKS_METRIC,
+    sigma_px: float = constants.PEAK_SMOOTH_SIGMA_PX,
+) -> np.ndarray:
+    return (
+        np.abs(find_peaks(t, n, sigma_px)[0] - find_peaks(p, n, sigma_px)[0])
+        .sum(axis=(-2, -1))
+        .astype(np.float64)
+    )
 
 
 def dicee_confusion(true, pred) -> np.ndarray:
@@ -192,8 +201,9 @@ def local_maxima(maps) -> np.ndarray:
     return out
 
 
-def find_peaks(maps, n: int = constants.N_PEAKS_METRIC,
-               sigma_px: float = constants.PEAK_SMOOTH_SIGMA_PX) -> tuple[np.ndarray, np.ndarray]:
+def find_peaks(
+    maps, n: int = constants.N_PEAKS_METRIC, sigma_px: float = constants.PEAK_SMOOTH_SIGMA_PX
+) -> tuple[np.ndarray, np.ndarray]:
     """The ``n`` highest peaks of each map, after Gaussian smoothing.
 
     Parameters
@@ -251,8 +261,9 @@ def find_peaks(maps, n: int = constants.N_PEAKS_METRIC,
     return positions, heights
 
 
-def dpeaks(true, pred, n: int = constants.N_PEAKS_METRIC,
-           sigma_px: float = constants.PEAK_SMOOTH_SIGMA_PX):
+def dpeaks(
+    true, pred, n: int = constants.N_PEAKS_METRIC, sigma_px: float = constants.PEAK_SMOOTH_SIGMA_PX
+):
     """Peak-position error: Manhattan distance of the ``n`` highest peaks, matched by rank.
 
     .. math::
@@ -288,8 +299,7 @@ def score(true, pred, names=METRIC_NAMES) -> dict[str, np.ndarray]:
     unknown = set(names) - set(METRIC_NAMES)
     if unknown:
         raise ValueError(f"unknown metrics {sorted(unknown)}; expected some of {METRIC_NAMES}")
-    fns = {"wmape": _wmape, "dicee": _dicee, "dpeaks": _dpeaks, "rmse": _rmse,
-           "r": _pearson_r}
+    fns = {"wmape": _wmape, "dicee": _dicee, "dpeaks": _dpeaks, "rmse": _rmse, "r": _pearson_r}
     t, p, _ = _pair(true, pred)
     out: dict[str, list[np.ndarray]] = {name: [] for name in names}
     for tc, pc in _blocks(t, p):

@@ -3,8 +3,9 @@
 import numpy as np
 
 
-def gaussian_blobs(rng: np.random.Generator, n_maps: int = 1, npix: int = 128,
-                   n_blobs: int = 6) -> np.ndarray:
+def gaussian_blobs(
+    rng: np.random.Generator, n_maps: int = 1, npix: int = 128, n_blobs: int = 6
+) -> np.ndarray:
     """Sum of random positive Gaussian blobs minus a constant: a κ-like map, (N, npix, npix)."""
     yy, xx = np.mgrid[0:npix, 0:npix]
     out = np.zeros((n_maps, npix, npix))

@@ -37,9 +37,12 @@ def test_unknown_benchmark_is_an_error(capsys):
 
 
 def test_numpy_benchmarks_never_import_tensorflow():
-    code = ("import sys, benchmarks.core, benchmarks.__main__; "
-            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    code = (
+        "import sys, benchmarks.core, benchmarks.__main__; "
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"

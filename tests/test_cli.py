@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from lensviz import cli, data
-from lensviz.cli import data as cli_data
 from lensviz import constants as C
+from lensviz.cli import data as cli_data
 from lensviz.simulate import (
     DepthMix,
     SimulationConfig,

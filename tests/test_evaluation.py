@@ -15,9 +15,14 @@ def make_sample(n, noise, seed):
     rng = np.random.default_rng(seed)
     kappa = gaussian_blobs(rng, n_maps=n).astype(np.float32)
     g1, g2 = ks93inv(kappa)
-    eps = np.stack([g1 + noise * rng.standard_normal(g1.shape),
-                    g2 + noise * rng.standard_normal(g2.shape),
-                    np.full(g1.shape, noise)], axis=-1).astype(np.float32)
+    eps = np.stack(
+        [
+            g1 + noise * rng.standard_normal(g1.shape),
+            g2 + noise * rng.standard_normal(g2.shape),
+            np.full(g1.shape, noise),
+        ],
+        axis=-1,
+    ).astype(np.float32)
     return eps, kappa
 
 
@@ -42,8 +47,9 @@ def test_choose_ks93_sigma():
     assert 0.5 < best < 8.0
     assert table[best] < table[0.5] and table[best] < table[8.0]
     with pytest.raises(ValueError, match="4 samples and kappa 2"):
-        evaluation.choose_ks93_sigma(*make_sample(4, 0.3, seed=3)[:1],
-                                     make_sample(2, 0.3, seed=3)[1])
+        evaluation.choose_ks93_sigma(
+            *make_sample(4, 0.3, seed=3)[:1], make_sample(2, 0.3, seed=3)[1]
+        )
 
 
 def test_summarize_known_values():
@@ -54,19 +60,25 @@ def test_summarize_known_values():
     # Bootstrap s.e. of the mean → population std / sqrt(N) = 0.559.
     assert s["a"]["x"]["sem_boot"] == pytest.approx(np.sqrt(1.25) / 2, rel=0.05)
     assert s["b"]["x"]["sem_boot"] == 0.0
-    assert evaluation.summarize(per_map, n_boot=100, seed=3) == \
-        evaluation.summarize(per_map, n_boot=100, seed=3)
+    assert evaluation.summarize(per_map, n_boot=100, seed=3) == evaluation.summarize(
+        per_map, n_boot=100, seed=3
+    )
     with pytest.raises(ValueError, match="one length"):
         evaluation.summarize({"a": {"x": np.ones(3)}, "b": {"x": np.ones(4)}})
 
 
 def test_evaluate_methods_structure_and_perfect_predictor():
     eps, kappa = make_sample(4, 0.1, seed=4)
-    result = evaluation.evaluate_methods(eps, kappa, {
-        "truth": lambda e: kappa,
-        "keras-shaped": lambda e: kappa[..., None],
-        "ks93": evaluation.ks93_predictor(),
-    }, n_boot=50)
+    result = evaluation.evaluate_methods(
+        eps,
+        kappa,
+        {
+            "truth": lambda e: kappa,
+            "keras-shaped": lambda e: kappa[..., None],
+            "ks93": evaluation.ks93_predictor(),
+        },
+        n_boot=50,
+    )
     assert result["n_maps"] == 4
     assert result["metrics"] == list(metrics.METRIC_NAMES)
     assert set(result["per_map"]) == set(result["summary"]) == {"truth", "keras-shaped", "ks93"}
@@ -80,8 +92,9 @@ def test_evaluate_methods_structure_and_perfect_predictor():
     assert result["summary"]["keras-shaped"] == truth
     assert set(truth["rmse"]) == {"mean", "median", "std", "sem_boot"}
     # Batching does not change the scores.
-    batched = evaluation.score_methods(eps, kappa, {"ks93": evaluation.ks93_predictor()},
-                                       batch_size=3)
+    batched = evaluation.score_methods(
+        eps, kappa, {"ks93": evaluation.ks93_predictor()}, batch_size=3
+    )
     np.testing.assert_allclose(batched["ks93"]["rmse"], result["per_map"]["ks93"]["rmse"])
 
 
@@ -101,10 +114,14 @@ def test_evaluate_methods_rejects_bad_predictors():
 
 def test_format_table():
     summary = {
-        "raw": {"rmse": {"mean": 0.5, "median": 0.4, "std": 0.1, "sem_boot": 0.01},
-                "r": {"mean": 0.2, "median": 0.2, "std": 0.1, "sem_boot": 0.01}},
-        "smooth": {"rmse": {"mean": 0.1, "median": 0.1, "std": 0.1, "sem_boot": 0.01},
-                   "r": {"mean": 0.7, "median": 0.7, "std": 0.1, "sem_boot": 0.01}},
+        "raw": {
+            "rmse": {"mean": 0.5, "median": 0.4, "std": 0.1, "sem_boot": 0.01},
+            "r": {"mean": 0.2, "median": 0.2, "std": 0.1, "sem_boot": 0.01},
+        },
+        "smooth": {
+            "rmse": {"mean": 0.1, "median": 0.1, "std": 0.1, "sem_boot": 0.01},
+            "r": {"mean": 0.7, "median": 0.7, "std": 0.1, "sem_boot": 0.01},
+        },
     }
     lines = evaluation.format_table(summary).splitlines()
     assert lines[0].split() == ["metric", "raw", "smooth"]
@@ -117,13 +134,16 @@ def test_format_table():
     assert rmse[offset:].startswith("0.5") and r[offset:].startswith("0.2")
 
 
-@pytest.mark.parametrize("variant", [
-    {},
-    {"transpose": True},
-    {"negate_e1": True},
-    {"negate_e2": True},
-    {"negate_e1": True, "negate_e2": True, "transpose": True},
-])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {},
+        {"transpose": True},
+        {"negate_e1": True},
+        {"negate_e2": True},
+        {"negate_e1": True, "negate_e2": True, "transpose": True},
+    ],
+)
 def test_convention_scores_recovers_variant(variant):
     eps, kappa = make_sample(6, 0.1, seed=6)
     rows = evaluation.convention_scores(apply_convention(eps, **variant), kappa)
@@ -133,8 +153,7 @@ def test_convention_scores_recovers_variant(variant):
     assert {k: best[k] for k in expected} == expected
     assert best["identity"] == (not variant)
     assert best["mean_r"] > 0.5 and best["mean_r"] > rows[1]["mean_r"] + 0.1
-    assert [row["mean_r"] for row in rows] == sorted((row["mean_r"] for row in rows),
-                                                     reverse=True)
+    assert [row["mean_r"] for row in rows] == sorted((row["mean_r"] for row in rows), reverse=True)
 
 
 def test_calibration_set_uses_calibration_seeds():

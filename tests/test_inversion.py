@@ -9,8 +9,9 @@ def test_round_trip_kappa_gamma_kappa(kappa_maps):
     ke, kb = ks93(g1, g2)
     np.testing.assert_allclose(ke, project_modes(kappa_maps), atol=1e-6)
     # A smooth field has almost no Nyquist power: the round trip is κ minus its mean.
-    np.testing.assert_allclose(ke, kappa_maps - kappa_maps.mean(axis=(-2, -1), keepdims=True),
-                               atol=2e-4)
+    np.testing.assert_allclose(
+        ke, kappa_maps - kappa_maps.mean(axis=(-2, -1), keepdims=True), atol=2e-4
+    )
     np.testing.assert_allclose(kb, 0, atol=1e-6)
 
 

@@ -52,8 +52,15 @@ def imported_names(path: Path) -> list[tuple[str, bool]]:
 
 def test_the_numpy_modules_are_found():
     modules = numpy_modules()
-    for name in ("lensviz.inversion", "lensviz.metrics", "lensviz.simulate", "lensviz.cli",
-                 "lensviz.cli.data", "lensviz.plots.maps", "lensviz.evaluation"):
+    for name in (
+        "lensviz.inversion",
+        "lensviz.metrics",
+        "lensviz.simulate",
+        "lensviz.cli",
+        "lensviz.cli.data",
+        "lensviz.plots.maps",
+        "lensviz.evaluation",
+    ):
         assert name in modules
     assert not any(m.startswith("lensviz.nn") for m in modules)
 
@@ -66,21 +73,25 @@ def test_import_lensviz_never_loads_tensorflow_keras_or_streamlit():
         "    importlib.import_module(name)\n"
         f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.splitlines()[-1]) == []
 
 
 def test_the_data_commands_do_not_load_tensorflow():
-    code = ("import sys\n"
-            "from lensviz.cli import COMMANDS\n"
-            "for c in COMMANDS:\n"
-            "    if c.name in ('convert', 'simulate', 'conventions'):\n"
-            "        c.resolve()\n"
-            "print('tensorflow' in sys.modules, 'keras' in sys.modules)\n")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+    code = (
+        "import sys\n"
+        "from lensviz.cli import COMMANDS\n"
+        "for c in COMMANDS:\n"
+        "    if c.name in ('convert', 'simulate', 'conventions'):\n"
+        "        c.resolve()\n"
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["False", "False"]
 
@@ -104,6 +115,9 @@ def test_imports_sit_at_the_top_except_optional_extras():
             rel = path.relative_to(ROOT).as_posix()
             if rel in _NOT_YET_CLEAN or rel == "benchmarks/bench_app.py":
                 continue
-            inside = [name for name, in_function in imported_names(path)
-                      if in_function and name not in OPTIONAL_EXTRAS]
+            inside = [
+                name
+                for name, in_function in imported_names(path)
+                if in_function and name not in OPTIONAL_EXTRAS
+            ]
             assert inside == [], f"{rel} imports {inside} inside functions"

@@ -61,12 +61,18 @@ def test_structure_and_edges():
 
 def test_combination_and_coefficients(kappa_maps):
     maps = weight_maps(kappa_maps)
-    only_peaks = combine_weights(maps, {"focal": 0, "local": 0, "peaks": 1, "structure": 0,
-                                        "edges": 0})
+    only_peaks = combine_weights(
+        maps, {"focal": 0, "local": 0, "peaks": 1, "structure": 0, "edges": 0}
+    )
     np.testing.assert_allclose(only_peaks, maps["peaks"])
     default = combine_weights(maps)
-    expected = (maps["focal"] + 2 * maps["local"] + 3 * maps["peaks"]
-                + 1.5 * maps["structure"] + maps["edges"]) / 8.5
+    expected = (
+        maps["focal"]
+        + 2 * maps["local"]
+        + 3 * maps["peaks"]
+        + 1.5 * maps["structure"]
+        + maps["edges"]
+    ) / 8.5
     np.testing.assert_allclose(default, expected, atol=1e-6)
     more_peaks = combine_weights(maps, {"peaks": 6.0})
     assert not np.allclose(more_peaks, default)

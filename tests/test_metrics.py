@@ -54,8 +54,10 @@ def test_confusion_codes_match_dicee(rng):
 
 def _bumps(centres, heights, n=128, s=2.0):
     yy, xx = np.mgrid[0:n, 0:n]
-    return sum(h * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * s * s))
-               for (y, x), h in zip(centres, heights))
+    return sum(
+        h * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * s * s))
+        for (y, x), h in zip(centres, heights)
+    )
 
 
 def test_find_peaks_on_constructed_map():

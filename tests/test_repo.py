@@ -3,8 +3,12 @@
 import functools
 import os
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -13,8 +17,11 @@ def setup_commands() -> list[str]:
     readme = (ROOT / "README.md").read_text()
     block = re.search(r"## Setup: two commands.*?```bash\n(.*?)```", readme, re.S)
     assert block, "README must have a 'Setup: two commands' section with a bash block"
-    return [line for line in block.group(1).splitlines()
-            if line.strip() and not line.lstrip().startswith("#")]
+    return [
+        line
+        for line in block.group(1).splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
 
 
 def test_readme_has_exactly_two_setup_commands():
@@ -33,8 +40,11 @@ def test_ci_runs_the_readme_test_command():
 
 def test_dependencies_are_declared_once_in_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    requirements = [line for line in (ROOT / "requirements.txt").read_text().splitlines()
-                    if line.strip() and not line.startswith("#")]
+    requirements = [
+        line
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert requirements == ["-e ."]
     assert not (ROOT / "requirements-dev.txt").exists()
     runtime = {re.split(r"[<>=\[ ]", d)[0] for d in project["dependencies"]}
@@ -51,14 +61,29 @@ def test_shipped_files_stay_small():
 
 # Files of other owners that still point outside the repository; empty once they are fixed.
 _NOT_YET_CLEAN = {"lensviz/constants.py", "lensviz/data.py", "tests/test_nfw_shear.py"}
-_SKIP_DIRS = {".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", "runs", "data",
-              "artifacts", "tmp", "build", "dist"}
+_SKIP_DIRS = {
+    ".git",
+    ".venv",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+    "runs",
+    "data",
+    "artifacts",
+    "tmp",
+    "build",
+    "dist",
+}
 # Built from pieces, so that this file does not match itself.
-_OUTSIDE = re.compile("|".join([
-    re.escape("../" + "shared"),
-    re.escape("REFERENCE" + ".md"),
-    r"(?<![\w.~])/(?:work|home|root|Users|mnt)/\w",  # absolute paths on someone's machine
-]))
+_OUTSIDE = re.compile(
+    "|".join(
+        [
+            re.escape("../" + "shared"),
+            re.escape("REFERENCE" + ".md"),
+            r"(?<![\w.~])/(?:work|home|root|Users|mnt)/\w",  # absolute paths on someone's machine
+        ]
+    )
+)
 
 
 _BINARY = {".keras", ".npz", ".npy", ".h5", ".hdf5", ".png", ".jpg", ".ico", ".pyc"}
@@ -82,9 +107,13 @@ def repository_text_files() -> tuple[tuple[str, str], ...]:
 
 
 def test_no_file_points_outside_the_repository():
-    hits = [f"{rel}:{n}: {line.strip()}"
-            for rel, text in repository_text_files() if rel not in _NOT_YET_CLEAN
-            for n, line in enumerate(text.splitlines(), 1) if _OUTSIDE.search(line)]
+    hits = [
+        f"{rel}:{n}: {line.strip()}"
+        for rel, text in repository_text_files()
+        if rel not in _NOT_YET_CLEAN
+        for n, line in enumerate(text.splitlines(), 1)
+        if _OUTSIDE.search(line)
+    ]
     assert hits == [], "\n".join(hits)
 
 
@@ -94,6 +123,21 @@ def test_the_reference_cites_the_report_once_and_numbers_its_sections():
     assert "Urcelay" in text and "AstroDatatón 2024" in text
     headings = re.findall(r"^## (\d+)\. ", text, re.M)
     assert headings == [str(i) for i in range(1, len(headings) + 1)]
-    cited = {int(n) for rel, body in repository_text_files()
-             for n in re.findall(r"docs/reference\.md §(\d+)", body)}
+    cited = {
+        int(n)
+        for rel, body in repository_text_files()
+        for n in re.findall(r"docs/reference\.md §(\d+)", body)
+    }
     assert cited and cited <= set(range(1, len(headings) + 1))
+
+
+@pytest.mark.parametrize("command", [["check", "."], ["format", "--check", "."]])
+def test_ruff_lint_and_format(command):
+    proc = subprocess.run(
+        [sys.executable, "-m", "ruff", *command],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-1000:]

@@ -204,8 +204,9 @@ def _edge_w(k: tf.Tensor, edge_width: int) -> tf.Tensor:
     return tf.zeros_like(k) + tf.constant(frame, k.dtype)
 
 
-def _weight_maps(k: tf.Tensor, neighbourhood, top_fraction, n_peaks, peak_radius, band,
-                 edge_width) -> dict[str, tf.Tensor]:
+def _weight_maps(
+    k: tf.Tensor, neighbourhood, top_fraction, n_peaks, peak_radius, band, edge_width
+) -> dict[str, tf.Tensor]:
     _check_weight_params(neighbourhood, top_fraction, n_peaks, peak_radius, band, edge_width)
     k = tf.stop_gradient(k)
     return {
@@ -217,12 +218,16 @@ def _weight_maps(k: tf.Tensor, neighbourhood, top_fraction, n_peaks, peak_radius
     }
 
 
-def weight_maps_tf(kappa_true, *, neighbourhood: int = constants.LOCAL_NEIGHBOURHOOD_PX,
-                   top_fraction: float = constants.LOCAL_TOP_FRACTION,
-                   n_peaks: int = constants.N_PEAKS_WEIGHT,
-                   peak_radius: float = constants.PEAK_RADIUS_PX,
-                   band: float = constants.STRUCTURE_BAND,
-                   edge_width: int = constants.EDGE_WIDTH_PX) -> dict[str, tf.Tensor]:
+def weight_maps_tf(
+    kappa_true,
+    *,
+    neighbourhood: int = constants.LOCAL_NEIGHBOURHOOD_PX,
+    top_fraction: float = constants.LOCAL_TOP_FRACTION,
+    n_peaks: int = constants.N_PEAKS_WEIGHT,
+    peak_radius: float = constants.PEAK_RADIUS_PX,
+    band: float = constants.STRUCTURE_BAND,
+    edge_width: int = constants.EDGE_WIDTH_PX,
+) -> dict[str, tf.Tensor]:
     """The five MultiFocal weight maps, as :func:`lensviz.loss_weights.weight_maps` in TF.
 
     Parameters
@@ -241,8 +246,9 @@ def weight_maps_tf(kappa_true, *, neighbourhood: int = constants.LOCAL_NEIGHBOUR
     return {name: w[0] for name, w in maps.items()} if single else maps
 
 
-def combine_weights_tf(maps: Mapping[str, tf.Tensor],
-                       coeffs: Mapping[str, float] | None = None) -> tf.Tensor:
+def combine_weights_tf(
+    maps: Mapping[str, tf.Tensor], coeffs: Mapping[str, float] | None = None
+) -> tf.Tensor:
     """Combined weight ``w = Σ a_i w_i / Σ a_i`` (:func:`lensviz.loss_weights.combine_weights`)."""
     c = check_coeffs(coeffs)
     total = sum(c.values())
@@ -287,8 +293,9 @@ def gaussian_smooth_tf(maps, sigma_px: float = constants.PEAK_SMOOTH_SIGMA_PX) -
     return x[..., 0]
 
 
-def find_peaks_tf(maps, n: int = constants.N_PEAKS_METRIC,
-                  sigma_px: float = constants.PEAK_SMOOTH_SIGMA_PX) -> tuple[tf.Tensor, tf.Tensor]:
+def find_peaks_tf(
+    maps, n: int = constants.N_PEAKS_METRIC, sigma_px: float = constants.PEAK_SMOOTH_SIGMA_PX
+) -> tuple[tf.Tensor, tf.Tensor]:
     """The ``n`` highest peaks of smoothed maps, as :func:`lensviz.metrics.find_peaks`.
 
     Returns
@@ -327,8 +334,9 @@ def focal_loss(y_true, y_pred) -> tf.Tensor:
     return tf.reduce_mean((1.0 + w) * tf.square(p - t), axis=_AXES)
 
 
-def multifocal_loss(y_true, y_pred, coeffs: Mapping[str, float] | None = None,
-                    **params) -> tf.Tensor:
+def multifocal_loss(
+    y_true, y_pred, coeffs: Mapping[str, float] | None = None, **params
+) -> tf.Tensor:
     """MultiFocal loss ``mean((1 + w)(κp − κt)²)`` per map; ``params`` as :func:`weight_maps_tf`."""
     t, p = _pair(y_true, y_pred)
     w = combine_weights_tf(weight_maps_tf(t, **params), coeffs)
@@ -384,9 +392,14 @@ def _soft_argmax(s: tf.Tensor, window: tf.Tensor, temperature: float) -> tuple[t
     return tf.reduce_sum(prob * yy, axis=_AXES), tf.reduce_sum(prob * xx, axis=_AXES)
 
 
-def peak_shift(y_true, y_pred, n_peaks: int = constants.N_PEAKS_METRIC,
-               sigma_px: float = constants.PEAK_SMOOTH_SIGMA_PX, window: int = 8,
-               temperature: float = 0.05) -> tf.Tensor:
+def peak_shift(
+    y_true,
+    y_pred,
+    n_peaks: int = constants.N_PEAKS_METRIC,
+    sigma_px: float = constants.PEAK_SMOOTH_SIGMA_PX,
+    window: int = 8,
+    temperature: float = 0.05,
+) -> tf.Tensor:
     """Differentiable DPEAKS surrogate per map, in pixels (see the module notes).
 
     Parameters
@@ -471,20 +484,28 @@ class MultiFocalLoss(keras.losses.Loss):
         For unknown components, negative coefficients or bad weight parameters.
     """
 
-    def __init__(self, coeffs: Mapping[str, float] | None = None,
-                 neighbourhood: int = constants.LOCAL_NEIGHBOURHOOD_PX,
-                 top_fraction: float = constants.LOCAL_TOP_FRACTION,
-                 n_peaks: int = constants.N_PEAKS_WEIGHT,
-                 peak_radius: float = constants.PEAK_RADIUS_PX,
-                 band: float = constants.STRUCTURE_BAND,
-                 edge_width: int = constants.EDGE_WIDTH_PX,
-                 name: str = "multifocal", reduction: str = "sum_over_batch_size", dtype=None):
+    def __init__(
+        self,
+        coeffs: Mapping[str, float] | None = None,
+        neighbourhood: int = constants.LOCAL_NEIGHBOURHOOD_PX,
+        top_fraction: float = constants.LOCAL_TOP_FRACTION,
+        n_peaks: int = constants.N_PEAKS_WEIGHT,
+        peak_radius: float = constants.PEAK_RADIUS_PX,
+        band: float = constants.STRUCTURE_BAND,
+        edge_width: int = constants.EDGE_WIDTH_PX,
+        name: str = "multifocal",
+        reduction: str = "sum_over_batch_size",
+        dtype=None,
+    ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.coeffs = check_coeffs(coeffs)
         _check_weight_params(neighbourhood, top_fraction, n_peaks, peak_radius, band, edge_width)
         self.params = {
-            "neighbourhood": int(neighbourhood), "top_fraction": float(top_fraction),
-            "n_peaks": int(n_peaks), "peak_radius": float(peak_radius), "band": float(band),
+            "neighbourhood": int(neighbourhood),
+            "top_fraction": float(top_fraction),
+            "n_peaks": int(n_peaks),
+            "peak_radius": float(peak_radius),
+            "band": float(band),
             "edge_width": int(edge_width),
         }
 
@@ -521,25 +542,40 @@ class CombinedLoss(keras.losses.Loss):
         :func:`peak_shift` parameters.
     """
 
-    def __init__(self, multifocal: float = 0.95, wmape: float = 0.05, dicee: float = 0.0,
-                 dpeaks: float = 0.0, coeffs: Mapping[str, float] | None = None,
-                 neighbourhood: int = constants.LOCAL_NEIGHBOURHOOD_PX,
-                 top_fraction: float = constants.LOCAL_TOP_FRACTION,
-                 n_peaks: int = constants.N_PEAKS_WEIGHT,
-                 peak_radius: float = constants.PEAK_RADIUS_PX,
-                 band: float = constants.STRUCTURE_BAND,
-                 edge_width: int = constants.EDGE_WIDTH_PX,
-                 dicee_temperature: float = 0.05,
-                 dpeaks_n: int = constants.N_PEAKS_METRIC,
-                 dpeaks_window: int = 8,
-                 dpeaks_temperature: float = 0.05,
-                 sigma_px: float = constants.PEAK_SMOOTH_SIGMA_PX,
-                 name: str = "combined", reduction: str = "sum_over_batch_size", dtype=None):
+    def __init__(
+        self,
+        multifocal: float = 0.95,
+        wmape: float = 0.05,
+        dicee: float = 0.0,
+        dpeaks: float = 0.0,
+        coeffs: Mapping[str, float] | None = None,
+        neighbourhood: int = constants.LOCAL_NEIGHBOURHOOD_PX,
+        top_fraction: float = constants.LOCAL_TOP_FRACTION,
+        n_peaks: int = constants.N_PEAKS_WEIGHT,
+        peak_radius: float = constants.PEAK_RADIUS_PX,
+        band: float = constants.STRUCTURE_BAND,
+        edge_width: int = constants.EDGE_WIDTH_PX,
+        dicee_temperature: float = 0.05,
+        dpeaks_n: int = constants.N_PEAKS_METRIC,
+        dpeaks_window: int = 8,
+        dpeaks_temperature: float = 0.05,
+        sigma_px: float = constants.PEAK_SMOOTH_SIGMA_PX,
+        name: str = "combined",
+        reduction: str = "sum_over_batch_size",
+        dtype=None,
+    ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.term_weights = {"multifocal": multifocal, "wmape": wmape, "dicee": dicee,
-                        "dpeaks": dpeaks}
-        bad = {k: v for k, v in self.term_weights.items()
-               if not (isinstance(v, (int, float)) and np.isfinite(v) and v >= 0)}
+        self.term_weights = {
+            "multifocal": multifocal,
+            "wmape": wmape,
+            "dicee": dicee,
+            "dpeaks": dpeaks,
+        }
+        bad = {
+            k: v
+            for k, v in self.term_weights.items()
+            if not (isinstance(v, (int, float)) and np.isfinite(v) and v >= 0)
+        }
         if bad:
             raise ValueError(f"CombinedLoss weights must be finite numbers >= 0, got {bad}")
         if sum(self.term_weights.values()) <= 0:
@@ -547,8 +583,9 @@ class CombinedLoss(keras.losses.Loss):
                 f"at least one CombinedLoss weight must be > 0, got {self.term_weights}"
             )
         self.term_weights = {k: float(v) for k, v in self.term_weights.items()}
-        self.multifocal = MultiFocalLoss(coeffs, neighbourhood, top_fraction, n_peaks,
-                                         peak_radius, band, edge_width)
+        self.multifocal = MultiFocalLoss(
+            coeffs, neighbourhood, top_fraction, n_peaks, peak_radius, band, edge_width
+        )
         if not dicee_temperature > 0:
             raise ValueError(f"dicee_temperature must be > 0, got {dicee_temperature!r}")
         if int(dpeaks_n) != dpeaks_n or dpeaks_n < 1:
@@ -560,9 +597,12 @@ class CombinedLoss(keras.losses.Loss):
         if not (np.isfinite(sigma_px) and sigma_px >= 0):
             raise ValueError(f"sigma_px must be a finite number >= 0, got {sigma_px!r}")
         self.dicee_temperature = float(dicee_temperature)
-        self.dpeaks_params = {"n_peaks": int(dpeaks_n), "window": int(dpeaks_window),
-                              "temperature": float(dpeaks_temperature),
-                              "sigma_px": float(sigma_px)}
+        self.dpeaks_params = {
+            "n_peaks": int(dpeaks_n),
+            "window": int(dpeaks_window),
+            "temperature": float(dpeaks_temperature),
+            "sigma_px": float(sigma_px),
+        }
 
     def components(self, y_true, y_pred) -> dict[str, tf.Tensor]:
         """Unweighted per-map value ``(N,)`` of every term with a non-zero weight."""
@@ -588,11 +628,13 @@ class CombinedLoss(keras.losses.Loss):
             mf.pop(key, None)
         config.update(self.term_weights)
         config.update(mf)
-        config.update({
-            "dicee_temperature": self.dicee_temperature,
-            "dpeaks_n": self.dpeaks_params["n_peaks"],
-            "dpeaks_window": self.dpeaks_params["window"],
-            "dpeaks_temperature": self.dpeaks_params["temperature"],
-            "sigma_px": self.dpeaks_params["sigma_px"],
-        })
+        config.update(
+            {
+                "dicee_temperature": self.dicee_temperature,
+                "dpeaks_n": self.dpeaks_params["n_peaks"],
+                "dpeaks_window": self.dpeaks_params["window"],
+                "dpeaks_temperature": self.dpeaks_params["temperature"],
+                "sigma_px": self.dpeaks_params["sigma_px"],
+            }
+        )
         return config

@@ -152,8 +152,7 @@ class UNetConfig:
         _check_int("max_filters", self.max_filters, 1)
         if self.max_filters < self.base_filters:
             raise ValueError(
-                f"max_filters must be >= base_filters ({self.base_filters}), "
-                f"got {self.max_filters}"
+                f"max_filters must be >= base_filters ({self.base_filters}), got {self.max_filters}"
             )
         _check_int("depth", self.depth, 1)
         _check_int("kernel_size", self.kernel_size, 1)
@@ -182,8 +181,10 @@ class UNetConfig:
             if not isinstance(getattr(self, flag), bool):
                 raise ValueError(f"{flag} must be a bool, got {getattr(self, flag)!r}")
         if self.with_ks93 and self.noise_aware:
-            raise ValueError("with_ks93 and noise_aware exclude each other: a noise-aware "
-                             "model computes its KS93 channels itself")
+            raise ValueError(
+                "with_ks93 and noise_aware exclude each other: a noise-aware "
+                "model computes its KS93 channels itself"
+            )
         if not isinstance(self.output_activation, str):
             raise ValueError(
                 f"output_activation must be a Keras activation name, got {self.output_activation!r}"
@@ -252,16 +253,34 @@ class UNetConfig:
 #:     512-filter blocks.
 PRESETS: dict[str, UNetConfig] = {
     "paper": UNetConfig(
-        base_filters=64, max_filters=512, depth=8, kernel_size=3, pad=64,
-        n_decoder_dropout=3, dropout_rate=0.5,
+        base_filters=64,
+        max_filters=512,
+        depth=8,
+        kernel_size=3,
+        pad=64,
+        n_decoder_dropout=3,
+        dropout_rate=0.5,
     ),
     "lite": UNetConfig(
-        base_filters=16, max_filters=128, depth=6, kernel_size=3, pad=32,
-        n_decoder_dropout=3, dropout_rate=0.5, noise_aware=True,
+        base_filters=16,
+        max_filters=128,
+        depth=6,
+        kernel_size=3,
+        pad=32,
+        n_decoder_dropout=3,
+        dropout_rate=0.5,
+        noise_aware=True,
     ),
     "unet2k": UNetConfig(
-        base_filters=64, max_filters=512, depth=8, kernel_size=3, pad=64,
-        n_decoder_dropout=3, dropout_rate=0.5, two_kernel=True, second_kernel_size=9,
+        base_filters=64,
+        max_filters=512,
+        depth=8,
+        kernel_size=3,
+        pad=64,
+        n_decoder_dropout=3,
+        dropout_rate=0.5,
+        two_kernel=True,
+        second_kernel_size=9,
     ),
 }
 
@@ -375,9 +394,13 @@ class UNet(keras.Model):
     TensorShape([2, 128, 128])
     """
 
-    def __init__(self, config: UNetConfig | Mapping[str, Any] | str = "paper",
-                 mc_dropout: bool = False, training_domain: Mapping[str, Any] | None = None,
-                 **kwargs):
+    def __init__(
+        self,
+        config: UNetConfig | Mapping[str, Any] | str = "paper",
+        mc_dropout: bool = False,
+        training_domain: Mapping[str, Any] | None = None,
+        **kwargs,
+    ):
         if isinstance(config, Mapping):
             config = UNetConfig.from_dict(config)
         config = resolve_config(config)
@@ -390,18 +413,33 @@ class UNet(keras.Model):
             block = {}
             if c.two_kernel:
                 block["conv_a"] = keras.layers.Conv2D(
-                    f // 2, c.kernel_size, strides=2, padding="same", use_bias=False,
-                    kernel_initializer=_init(), name=f"enc{i}_conv_a",
+                    f // 2,
+                    c.kernel_size,
+                    strides=2,
+                    padding="same",
+                    use_bias=False,
+                    kernel_initializer=_init(),
+                    name=f"enc{i}_conv_a",
                 )
                 block["conv_b"] = keras.layers.Conv2D(
-                    f - f // 2, c.second_kernel_size, strides=2, padding="same",
-                    use_bias=False, kernel_initializer=_init(), name=f"enc{i}_conv_b",
+                    f - f // 2,
+                    c.second_kernel_size,
+                    strides=2,
+                    padding="same",
+                    use_bias=False,
+                    kernel_initializer=_init(),
+                    name=f"enc{i}_conv_b",
                 )
                 block["cat"] = keras.layers.Concatenate(name=f"enc{i}_cat")
             else:
                 block["conv"] = keras.layers.Conv2D(
-                    f, c.kernel_size, strides=2, padding="same", use_bias=False,
-                    kernel_initializer=_init(), name=f"enc{i}_conv",
+                    f,
+                    c.kernel_size,
+                    strides=2,
+                    padding="same",
+                    use_bias=False,
+                    kernel_initializer=_init(),
+                    name=f"enc{i}_conv",
                 )
             if i > 1:
                 block["bn"] = keras.layers.BatchNormalization(name=f"enc{i}_bn")
@@ -411,8 +449,13 @@ class UNet(keras.Model):
         for i, f in enumerate(c.decoder_filters, start=1):
             block = {
                 "convt": keras.layers.Conv2DTranspose(
-                    f, c.kernel_size, strides=2, padding="same", use_bias=False,
-                    kernel_initializer=_init(), name=f"dec{i}_convt",
+                    f,
+                    c.kernel_size,
+                    strides=2,
+                    padding="same",
+                    use_bias=False,
+                    kernel_initializer=_init(),
+                    name=f"dec{i}_convt",
                 ),
                 "bn": keras.layers.BatchNormalization(name=f"dec{i}_bn"),
             }
@@ -423,8 +466,13 @@ class UNet(keras.Model):
             block["skip"] = keras.layers.Concatenate(name=f"dec{i}_skip")
             dec.append(block)
         last = keras.layers.Conv2DTranspose(
-            1, c.kernel_size, strides=2, padding="same", activation=c.output_activation,
-            kernel_initializer=_init(), name=LAST_LAYER,
+            1,
+            c.kernel_size,
+            strides=2,
+            padding="same",
+            activation=c.output_activation,
+            kernel_initializer=_init(),
+            name=LAST_LAYER,
         )
         crop = keras.layers.Cropping2D(c.pad, name="crop")
         squeeze = keras.layers.Reshape((c.npix, c.npix), name="kappa")
@@ -458,8 +506,12 @@ class UNet(keras.Model):
         self.training_domain = None if training_domain is None else dict(training_domain)
 
     def get_config(self):
-        return {"config": self.unet_config.to_dict(), "mc_dropout": self.mc_dropout,
-                "training_domain": self.training_domain, "name": self.name}
+        return {
+            "config": self.unet_config.to_dict(),
+            "mc_dropout": self.mc_dropout,
+            "training_domain": self.training_domain,
+            "name": self.name,
+        }
 
     @classmethod
     def from_config(cls, config):
@@ -728,8 +780,7 @@ def load_model(path: str | os.PathLike, compile: bool = False) -> keras.Model:
         return keras.saving.load_model(path, compile=compile)
     except Exception as err:  # zip, JSON, h5 and Keras errors alike
         raise ValueError(
-            f"model file {path!r} is corrupt or not a lensviz model: "
-            f"{type(err).__name__}: {err}"
+            f"model file {path!r} is corrupt or not a lensviz model: {type(err).__name__}: {err}"
         ) from err
 
 

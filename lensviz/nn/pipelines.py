@@ -79,19 +79,30 @@ def _sample_weight(eps):
     return training_weight(var)
 
 
-def _finish(ds, batch_size: int, augment: bool, with_ks93: bool, ks93_fraction: float,
-            seed: int, drop_remainder: bool = True, depth_weighting: bool = False):
+def _finish(
+    ds,
+    batch_size: int,
+    augment: bool,
+    with_ks93: bool,
+    ks93_fraction: float,
+    seed: int,
+    drop_remainder: bool = True,
+    depth_weighting: bool = False,
+):
     # Each element carries an integer key (its seed or index) so that augmentation and
     # the KS93 mask are deterministic per sample, whatever the parallel order.
     if augment:
+
         def _aug(key, eps, kappa):
-            g = tf.random.stateless_uniform([], tf.stack([key, tf.cast(seed, tf.int64)]), 0, 8,
-                                            dtype=tf.int32)
+            g = tf.random.stateless_uniform(
+                [], tf.stack([key, tf.cast(seed, tf.int64)]), 0, 8, dtype=tf.int32
+            )
             eps, kappa = apply_symmetry_tf(eps, kappa, g)
             return key, eps, kappa
 
         ds = ds.map(_aug, num_parallel_calls=tf.data.AUTOTUNE)
     if with_ks93:
+
         def _ks(key, eps):
             x = add_ks93_channel(eps)
             if np.random.default_rng([int(key), seed, 7]).random() >= ks93_fraction:
@@ -111,11 +122,18 @@ def _finish(ds, batch_size: int, augment: bool, with_ks93: bool, ks93_fraction: 
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
 
-def simulated_dataset(batch_size: int = 8, seed_start: int = constants.TRAIN_SEED_START,
-                      n_samples: int | None = None, augment: bool = True,
-                      with_ks93: bool = False, ks93_fraction: float = 0.5,
-                      sim_config=None, seed: int = 0, npix: int = constants.NPIX,
-                      depth_weighting: bool = False):
+def simulated_dataset(
+    batch_size: int = 8,
+    seed_start: int = constants.TRAIN_SEED_START,
+    n_samples: int | None = None,
+    augment: bool = True,
+    with_ks93: bool = False,
+    ks93_fraction: float = 0.5,
+    sim_config=None,
+    seed: int = 0,
+    npix: int = constants.NPIX,
+    depth_weighting: bool = False,
+):
     """A ``tf.data.Dataset`` of simulated ``(ε, κ)`` batches generated on the fly.
 
     Parameters
@@ -148,14 +166,32 @@ def simulated_dataset(batch_size: int = 8, seed_start: int = constants.TRAIN_SEE
         return key, eps, kappa
 
     ds = keys.map(_map, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return _finish(ds, batch_size, augment, with_ks93, ks93_fraction, seed,
-                   drop_remainder=n_samples is None, depth_weighting=depth_weighting)
+    return _finish(
+        ds,
+        batch_size,
+        augment,
+        with_ks93,
+        ks93_fraction,
+        seed,
+        drop_remainder=n_samples is None,
+        depth_weighting=depth_weighting,
+    )
 
 
-def hdf5_dataset(path: str | os.PathLike, batch_size: int = 8, shuffle: bool = True,
-                 augment: bool = True, repeat: bool = True, chunk_size: int = 512,
-                 with_ks93: bool = False, ks93_fraction: float = 0.5, seed: int = 0,
-                 start: int = 0, stop: int | None = None, depth_weighting: bool = False):
+def hdf5_dataset(
+    path: str | os.PathLike,
+    batch_size: int = 8,
+    shuffle: bool = True,
+    augment: bool = True,
+    repeat: bool = True,
+    chunk_size: int = 512,
+    with_ks93: bool = False,
+    ks93_fraction: float = 0.5,
+    seed: int = 0,
+    start: int = 0,
+    stop: int | None = None,
+    depth_weighting: bool = False,
+):
     """Stream ``(ε, κ)`` batches from an HDF5 file written by :mod:`lensviz.data`.
 
     The file is read ``chunk_size`` samples at a time (:func:`lensviz.data.read_hdf5`
@@ -185,8 +221,19 @@ def hdf5_dataset(path: str | os.PathLike, batch_size: int = 8, shuffle: bool = T
             if not repeat:
                 return
 
-    sig = (tf.TensorSpec([], tf.int64), tf.TensorSpec([npix, npix, 3], tf.float32),
-           tf.TensorSpec([npix, npix], tf.float32))
+    sig = (
+        tf.TensorSpec([], tf.int64),
+        tf.TensorSpec([npix, npix, 3], tf.float32),
+        tf.TensorSpec([npix, npix], tf.float32),
+    )
     ds = tf.data.Dataset.from_generator(gen, output_signature=sig)
-    return _finish(ds, batch_size, augment, with_ks93, ks93_fraction, seed,
-                   drop_remainder=repeat, depth_weighting=depth_weighting)
+    return _finish(
+        ds,
+        batch_size,
+        augment,
+        with_ks93,
+        ks93_fraction,
+        seed,
+        drop_remainder=repeat,
+        depth_weighting=depth_weighting,
+    )

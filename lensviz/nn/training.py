@@ -134,9 +134,11 @@ class TrainConfig:
     model_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     loss: str = "multifocal"
     coeffs: Mapping[str, float] = dataclasses.field(
-        default_factory=lambda: dict(constants.MULTIFOCAL_COEFFS))
+        default_factory=lambda: dict(constants.MULTIFOCAL_COEFFS)
+    )
     combined_weights: Mapping[str, float] = dataclasses.field(
-        default_factory=lambda: {"multifocal": 0.95, "wmape": 0.05, "dicee": 0.0, "dpeaks": 0.0})
+        default_factory=lambda: {"multifocal": 0.95, "wmape": 0.05, "dicee": 0.0, "dpeaks": 0.0}
+    )
     learning_rate: float = 1e-4
     batch_size: int = 8
     epochs: int = 20
@@ -191,9 +193,11 @@ class FinetuneConfig:
 
     loss: str = "combined"
     coeffs: Mapping[str, float] = dataclasses.field(
-        default_factory=lambda: dict(constants.MULTIFOCAL_COEFFS))
+        default_factory=lambda: dict(constants.MULTIFOCAL_COEFFS)
+    )
     combined_weights: Mapping[str, float] = dataclasses.field(
-        default_factory=lambda: {"multifocal": 0.95, "wmape": 0.05, "dicee": 0.0, "dpeaks": 0.0})
+        default_factory=lambda: {"multifocal": 0.95, "wmape": 0.05, "dicee": 0.0, "dpeaks": 0.0}
+    )
     which: str = "last"
     epochs: int = 2
     n_samples: int = 512
@@ -225,8 +229,11 @@ class FinetuneConfig:
         return d
 
 
-def make_loss(name: str, coeffs: Mapping[str, float] | None = None,
-              combined_weights: Mapping[str, float] | None = None):
+def make_loss(
+    name: str,
+    coeffs: Mapping[str, float] | None = None,
+    combined_weights: Mapping[str, float] | None = None,
+):
     """A Keras loss by name: ``mse``, ``focal``, ``multifocal`` or ``combined``."""
     if name == "mse":
         return MSELoss()
@@ -240,8 +247,12 @@ def make_loss(name: str, coeffs: Mapping[str, float] | None = None,
     raise ValueError(f"unknown loss {name!r}; expected one of {list(LOSSES)}")
 
 
-def validation_arrays(n: int = 256, path: str | None = None,
-                      seed_start: int = constants.CALIBRATION_SEED_START, sim_config=None):
+def validation_arrays(
+    n: int = 256,
+    path: str | None = None,
+    seed_start: int = constants.CALIBRATION_SEED_START,
+    sim_config=None,
+):
     """A fixed validation set ``(ε, κ)``: the first ``n`` maps of ``path``, or simulated."""
     if path is not None:
         eps, kappa, _ = read_hdf5(path, 0, n)
@@ -330,22 +341,24 @@ class ValidationMetrics(keras.callbacks.Callback):
     that early stopping and checkpoints see these values.
     """
 
-    def __init__(self, eps, kappa, loss_fn, batch_size: int = 64,
-                 depth_weighting: bool = False):
+    def __init__(self, eps, kappa, loss_fn, batch_size: int = 64, depth_weighting: bool = False):
         super().__init__()
         self.eps, self.kappa = eps, kappa
         self.loss_fn, self.batch_size = loss_fn, batch_size
         # Per-map loss weights, as in training (the loss is then comparable across epochs).
-        self.weights = (np.asarray(training_weight(pixel_noise_var(eps[..., 2])), np.float32)
-                        if depth_weighting else None)
+        self.weights = (
+            np.asarray(training_weight(pixel_noise_var(eps[..., 2])), np.float32)
+            if depth_weighting
+            else None
+        )
 
     def evaluate(self) -> dict[str, float]:
         pred = predict_kappa(self.model, self.eps, batch_size=self.batch_size)
         losses = []
         for i in range(0, len(pred), self.batch_size):
-            t = tf.constant(self.kappa[i: i + self.batch_size])
-            p = tf.constant(pred[i: i + self.batch_size])
-            w = None if self.weights is None else tf.constant(self.weights[i: i + self.batch_size])
+            t = tf.constant(self.kappa[i : i + self.batch_size])
+            p = tf.constant(pred[i : i + self.batch_size])
+            w = None if self.weights is None else tf.constant(self.weights[i : i + self.batch_size])
             losses.append(float(self.loss_fn(t, p, sample_weight=w)) * len(t))
         out = {"val_loss": sum(losses) / len(pred)}
         out.update({f"val_{k}": v for k, v in summarize_metrics(self.kappa, pred).items()})
@@ -354,6 +367,7 @@ class ValidationMetrics(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs.update(self.evaluate())
+
 
 class ProgressCallback(keras.callbacks.Callback):
     """Reports :class:`Progress` to ``on_progress`` and honours a cancel event.
@@ -369,9 +383,14 @@ class ProgressCallback(keras.callbacks.Callback):
         Minimum time between two per-step reports.
     """
 
-    def __init__(self, on_progress: Callable[[Progress], None] | None, epochs: int,
-                 steps: int, cancel: threading.Event | None = None,
-                 min_interval_s: float = 0.5):
+    def __init__(
+        self,
+        on_progress: Callable[[Progress], None] | None,
+        epochs: int,
+        steps: int,
+        cancel: threading.Event | None = None,
+        min_interval_s: float = 0.5,
+    ):
         super().__init__()
         self.on_progress, self.epochs, self.steps = on_progress, epochs, steps
         self.cancel, self.min_interval_s = cancel, min_interval_s
@@ -387,8 +406,19 @@ class ProgressCallback(keras.callbacks.Callback):
         done = self._epoch * self.steps + step
         total = self.epochs * self.steps
         eta = elapsed / done * (total - done) if done else float("nan")
-        self.on_progress(Progress(stage, self._epoch, self.epochs, step, self.steps,
-                                  float(loss), elapsed, eta, list(self.history)))
+        self.on_progress(
+            Progress(
+                stage,
+                self._epoch,
+                self.epochs,
+                step,
+                self.steps,
+                float(loss),
+                elapsed,
+                eta,
+                list(self.history),
+            )
+        )
 
     def on_train_begin(self, logs=None):
         self._t0 = self._last = time.perf_counter()
@@ -411,6 +441,7 @@ class ProgressCallback(keras.callbacks.Callback):
         self.history.append(row)
         self._emit("epoch_end", self.steps, row.get("loss", float("nan")))
 
+
 class AtomicCheckpoint(keras.callbacks.Callback):
     """Save the model when ``monitor`` improves: temp file, then ``os.replace``."""
 
@@ -425,6 +456,7 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         if value is not None and math.isfinite(value) and value < self.best:
             self.best, self.best_epoch = float(value), epoch + 1
             save_model(self.model, self.path)
+
 
 class HistoryWriter(keras.callbacks.Callback):
     """Append every epoch's logs to ``history.csv`` and ``history.json`` (atomically)."""
@@ -454,20 +486,35 @@ def _fmt(v) -> str:
 
 def _train_dataset(cfg, with_ks93: bool, n_samples: int | None = None):
     if cfg.train_data:
-        return hdf5_dataset(cfg.train_data, cfg.batch_size, augment=cfg.augment,
-                            with_ks93=with_ks93, seed=cfg.seed,
-                            ks93_fraction=getattr(cfg, "ks93_fraction", 0.5),
-                            stop=n_samples,
-                            depth_weighting=getattr(cfg, "depth_weighting", False))
-    return simulated_dataset(cfg.batch_size, cfg.train_seed, n_samples=n_samples,
-                             augment=cfg.augment, with_ks93=with_ks93,
-                             ks93_fraction=getattr(cfg, "ks93_fraction", 0.5), seed=cfg.seed,
-                             depth_weighting=getattr(cfg, "depth_weighting", False))
+        return hdf5_dataset(
+            cfg.train_data,
+            cfg.batch_size,
+            augment=cfg.augment,
+            with_ks93=with_ks93,
+            seed=cfg.seed,
+            ks93_fraction=getattr(cfg, "ks93_fraction", 0.5),
+            stop=n_samples,
+            depth_weighting=getattr(cfg, "depth_weighting", False),
+        )
+    return simulated_dataset(
+        cfg.batch_size,
+        cfg.train_seed,
+        n_samples=n_samples,
+        augment=cfg.augment,
+        with_ks93=with_ks93,
+        ks93_fraction=getattr(cfg, "ks93_fraction", 0.5),
+        seed=cfg.seed,
+        depth_weighting=getattr(cfg, "depth_weighting", False),
+    )
 
 
-def train(cfg: TrainConfig, out_dir: str | os.PathLike,
-          on_progress: Callable[[Progress], None] | None = None,
-          cancel: threading.Event | None = None, verbose: int = 0) -> dict[str, Any]:
+def train(
+    cfg: TrainConfig,
+    out_dir: str | os.PathLike,
+    on_progress: Callable[[Progress], None] | None = None,
+    cancel: threading.Event | None = None,
+    verbose: int = 0,
+) -> dict[str, Any]:
     """Train a UNet from scratch; write ``model.keras``, history and a run summary.
 
     Parameters
@@ -509,18 +556,27 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike,
     progress = ProgressCallback(on_progress, cfg.epochs, cfg.steps_per_epoch, cancel)
     checkpoint = AtomicCheckpoint(out / "model.keras")
     callbacks = [
-        ValidationMetrics(val_eps, val_kappa, make_loss(cfg.loss, cfg.coeffs,
-                                                        cfg.combined_weights),
-                          depth_weighting=cfg.depth_weighting),
+        ValidationMetrics(
+            val_eps,
+            val_kappa,
+            make_loss(cfg.loss, cfg.coeffs, cfg.combined_weights),
+            depth_weighting=cfg.depth_weighting,
+        ),
         checkpoint,
         HistoryWriter(out),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience,
-                                      restore_best_weights=False),
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=cfg.patience, restore_best_weights=False
+        ),
         progress,
     ]
     t0 = time.perf_counter()
-    model.fit(ds, epochs=cfg.epochs, steps_per_epoch=cfg.steps_per_epoch,
-              callbacks=callbacks, verbose=verbose)
+    model.fit(
+        ds,
+        epochs=cfg.epochs,
+        steps_per_epoch=cfg.steps_per_epoch,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
     wall = time.perf_counter() - t0
     keras.mixed_precision.set_global_policy("float32")
     if progress.cancelled:
@@ -544,10 +600,14 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike,
     return summary
 
 
-def finetune(weights: str | os.PathLike, out_path: str | os.PathLike,
-             cfg: FinetuneConfig | None = None,
-             on_progress: Callable[[Progress], None] | None = None,
-             cancel: threading.Event | None = None, verbose: int = 0) -> dict[str, Any]:
+def finetune(
+    weights: str | os.PathLike,
+    out_path: str | os.PathLike,
+    cfg: FinetuneConfig | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    cancel: threading.Event | None = None,
+    verbose: int = 0,
+) -> dict[str, Any]:
     """Fine-tune saved weights (report §4.2) and save the result atomically.
 
     Every layer is frozen except ``cfg.which`` (``"last"`` by default); the model is
@@ -577,10 +637,10 @@ def finetune(weights: str | os.PathLike, out_path: str | os.PathLike,
     term_weights = dict(cfg.combined_weights)
     scales = {}
     if cfg.loss == "combined" and cfg.normalize_terms:
-        scales = combined_term_scales(make_loss("combined", cfg.coeffs, term_weights),
-                                      val_kappa, val_pred)
-        term_weights = {k: (w / scales[k] if k in scales else w)
-                        for k, w in term_weights.items()}
+        scales = combined_term_scales(
+            make_loss("combined", cfg.coeffs, term_weights), val_kappa, val_pred
+        )
+        term_weights = {k: (w / scales[k] if k in scales else w) for k, w in term_weights.items()}
     loss = make_loss(cfg.loss, cfg.coeffs, term_weights)
     model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss)
     with_ks93 = model.input_shape[-1] == 4
@@ -591,27 +651,36 @@ def finetune(weights: str | os.PathLike, out_path: str | os.PathLike,
     progress = ProgressCallback(on_progress, cfg.epochs, steps, cancel)
     callbacks = [ValidationMetrics(val_eps, val_kappa, loss), progress]
     t0 = time.perf_counter()
-    model.fit(ds, epochs=cfg.epochs, steps_per_epoch=steps, callbacks=callbacks,
-              verbose=verbose)
+    model.fit(ds, epochs=cfg.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=verbose)
     wall = time.perf_counter() - t0
     if progress.cancelled:
         raise TrainingCancelled(f"fine-tuning cancelled after epoch {len(progress.history)}")
     after = summarize_metrics(val_kappa, predict_kappa(model, val_eps))
     model.trainable = True
     save_model(model, out_path)
-    return {"path": str(out_path), "before": before, "after": after,
-            "history": progress.history, "trainable": trainable, "wall_time_s": wall,
-            "config": cfg.to_dict(), "weights": str(weights), "term_scales": scales,
-            "effective_term_weights": term_weights}
+    return {
+        "path": str(out_path),
+        "before": before,
+        "after": after,
+        "history": progress.history,
+        "trainable": trainable,
+        "wall_time_s": wall,
+        "config": cfg.to_dict(),
+        "weights": str(weights),
+        "term_scales": scales,
+        "effective_term_weights": term_weights,
+    }
 
 
-def combined_term_scales(loss, kappa_true: np.ndarray, kappa_pred: np.ndarray,
-                         batch_size: int = 64) -> dict[str, float]:
+def combined_term_scales(
+    loss, kappa_true: np.ndarray, kappa_pred: np.ndarray, batch_size: int = 64
+) -> dict[str, float]:
     """Mean value of each Combined-loss term (with a non-zero weight) on given maps."""
     sums: dict[str, float] = {}
     for i in range(0, len(kappa_true), batch_size):
-        parts = loss.components(tf.constant(kappa_true[i: i + batch_size]),
-                                tf.constant(kappa_pred[i: i + batch_size]))
+        parts = loss.components(
+            tf.constant(kappa_true[i : i + batch_size]), tf.constant(kappa_pred[i : i + batch_size])
+        )
         for name, value in parts.items():
             sums[name] = sums.get(name, 0.0) + float(tf.reduce_sum(value))
     return {name: max(total / len(kappa_true), 1e-12) for name, total in sums.items()}

@@ -28,8 +28,14 @@ import numpy as np
 from lensviz.augment import N_SYMMETRIES, apply_symmetry, inverse_transform_maps
 from lensviz.nn.model import UNet, add_ks93_channel, forward_fn, predict_kappa
 
-__all__ = ["mc_dropout_twin", "predict_mc_dropout", "predict_tta", "predict_uncertainty",
-           "calibration", "METHODS"]
+__all__ = [
+    "mc_dropout_twin",
+    "predict_mc_dropout",
+    "predict_tta",
+    "predict_uncertainty",
+    "calibration",
+    "METHODS",
+]
 
 METHODS = ("mc_dropout", "tta")
 
@@ -92,11 +98,11 @@ def predict_mc_dropout(model, eps, n_passes: int = 20, batch_size: int = 32, see
     total = np.zeros(x.shape[:3])
     total_sq = np.zeros(x.shape[:3])
     for i in range(0, len(x), batch_size):
-        chunk = x[i: i + batch_size]
+        chunk = x[i : i + batch_size]
         for _ in range(int(n_passes)):
             p = np.asarray(fwd(chunk), dtype=np.float64)
-            total[i: i + batch_size] += p
-            total_sq[i: i + batch_size] += p * p
+            total[i : i + batch_size] += p
+            total_sq[i : i + batch_size] += p * p
     mean = total / n_passes
     var = np.maximum(total_sq / n_passes - mean * mean, 0.0) * n_passes / (n_passes - 1)
     mean, std = mean.astype(np.float32), np.sqrt(var).astype(np.float32)
@@ -119,8 +125,7 @@ def predict_tta(model, eps, batch_size: int = 64):
     return (mean[0], std[0]) if single else (mean, std)
 
 
-def predict_uncertainty(model, eps, method: str = "mc_dropout", n_passes: int = 20,
-                        seed: int = 0):
+def predict_uncertainty(model, eps, method: str = "mc_dropout", n_passes: int = 20, seed: int = 0):
     """Dispatch to :func:`predict_mc_dropout` or :func:`predict_tta`; returns (mean, std)."""
     if method == "mc_dropout":
         return predict_mc_dropout(model, eps, n_passes=n_passes, seed=seed)

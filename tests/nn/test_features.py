@@ -20,8 +20,14 @@ from lensviz.nn.model import (
 from lensviz.nn.training import TrainConfig, train
 from lensviz.simulate import SimulationConfig, simulate_batch
 
-TINY = {"base_filters": 4, "max_filters": 8, "depth": 3, "pad": 0, "n_decoder_dropout": 1,
-        "noise_aware": True}
+TINY = {
+    "base_filters": 4,
+    "max_filters": 8,
+    "depth": 3,
+    "pad": 0,
+    "n_decoder_dropout": 1,
+    "noise_aware": True,
+}
 
 
 def _eps(seed=0, n=2, npix=32):
@@ -34,8 +40,8 @@ def _eps(seed=0, n=2, npix=32):
 
 def test_ks93_channels_equal_lensviz_ks93_with_the_same_padding():
     eps, _ = _eps()
-    eps[0, 3:9, 5:12, :2] = 0.4          # a masked hole with garbage ε ...
-    eps[0, 3:9, 5:12, 2] = constants.EMPTY_PIXEL_SIGMA   # ... that must be ignored
+    eps[0, 3:9, 5:12, :2] = 0.4  # a masked hole with garbage ε ...
+    eps[0, 3:9, 5:12, 2] = constants.EMPTY_PIXEL_SIGMA  # ... that must be ignored
     x = LensingFeatures(ks_pad=16)(eps).numpy()
     assert x.shape == (2, 32, 32, len(FEATURES))
     filled = eps[..., 2] < constants.EMPTY_PIXEL_SIGMA
@@ -76,15 +82,23 @@ def test_noise_aware_unet_saves_and_loads_with_its_domain(tmp_path):
 
 @pytest.mark.slow
 def test_depth_weighted_training_on_two_depths_records_the_domain(tmp_path):
-    parts = [simulate_batch(4, seed=1_000_000 + 10 * i, config=SimulationConfig(n_gal=n))
-             for i, n in enumerate((10.0, float("inf")))]
+    parts = [
+        simulate_batch(4, seed=1_000_000 + 10 * i, config=SimulationConfig(n_gal=n))
+        for i, n in enumerate((10.0, float("inf")))
+    ]
     eps = np.concatenate([p[0] for p in parts])
     kappa = np.concatenate([p[1] for p in parts])
     write_hdf5(tmp_path / "train.h5", eps, kappa)
-    cfg = TrainConfig(model_overrides=TINY, epochs=2, steps_per_epoch=2, batch_size=2,
-                      train_data=str(tmp_path / "train.h5"),
-                      val_data=str(tmp_path / "train.h5"), val_samples=8,
-                      depth_weighting=True)
+    cfg = TrainConfig(
+        model_overrides=TINY,
+        epochs=2,
+        steps_per_epoch=2,
+        batch_size=2,
+        train_data=str(tmp_path / "train.h5"),
+        val_data=str(tmp_path / "train.h5"),
+        val_samples=8,
+        depth_weighting=True,
+    )
     train(cfg, tmp_path / "run")
     model = load_model(tmp_path / "run" / "model.keras")
     domain = training_domain(model)

@@ -1,4 +1,4 @@
-"""Tests of lensviz.nn.losses against the numpy references in lensviz.loss_weights and lensviz.metrics."""
+"""lensviz.nn.losses against the numpy references in lensviz.loss_weights and lensviz.metrics."""
 
 import keras
 import numpy as np
@@ -55,10 +55,22 @@ def noise():
 
 PARAM_SETS = [
     {},
-    {"neighbourhood": 5, "top_fraction": 0.1, "n_peaks": 10, "peak_radius": 2.5,
-     "band": 0.01, "edge_width": 0},
-    {"neighbourhood": 1, "top_fraction": 1.0, "n_peaks": 0, "peak_radius": 0, "band": 0.0,
-     "edge_width": 64},
+    {
+        "neighbourhood": 5,
+        "top_fraction": 0.1,
+        "n_peaks": 10,
+        "peak_radius": 2.5,
+        "band": 0.01,
+        "edge_width": 0,
+    },
+    {
+        "neighbourhood": 1,
+        "top_fraction": 1.0,
+        "n_peaks": 0,
+        "peak_radius": 0,
+        "band": 0.0,
+        "edge_width": 64,
+    },
 ]
 
 
@@ -71,10 +83,10 @@ def test_weight_maps_equal_numpy(seed, params):
     assert set(got) == set(want)
     for name in want:
         assert got[name].shape == want[name].shape
-        np.testing.assert_allclose(got[name].numpy(), want[name], rtol=0, atol=1e-6,
-                                   err_msg=name)
-    np.testing.assert_allclose(combine_weights_tf(got).numpy(), loss_weights.combine_weights(want),
-                               rtol=0, atol=1e-6)
+        np.testing.assert_allclose(got[name].numpy(), want[name], rtol=0, atol=1e-6, err_msg=name)
+    np.testing.assert_allclose(
+        combine_weights_tf(got).numpy(), loss_weights.combine_weights(want), rtol=0, atol=1e-6
+    )
 
 
 def test_weight_maps_single_map_noise_only_and_small_maps():
@@ -89,8 +101,9 @@ def test_weight_maps_single_map_noise_only_and_small_maps():
         want = loss_weights.weight_maps(k)
         got = weight_maps_tf(k)
         for name in want:
-            np.testing.assert_allclose(got[name].numpy(), want[name], rtol=0, atol=1e-6,
-                                       err_msg=f"{name} {k.shape}")
+            np.testing.assert_allclose(
+                got[name].numpy(), want[name], rtol=0, atol=1e-6, err_msg=f"{name} {k.shape}"
+            )
 
 
 def test_structure_band_is_active(maps):
@@ -101,8 +114,9 @@ def test_structure_band_is_active(maps):
 
 
 def test_smoothing_and_peaks_match_metrics(maps):
-    np.testing.assert_allclose(gaussian_smooth_tf(maps).numpy(), gaussian_smooth(maps, 3.0),
-                               rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        gaussian_smooth_tf(maps).numpy(), gaussian_smooth(maps, 3.0), rtol=0, atol=1e-6
+    )
     pos, valid = find_peaks_tf(maps, n=3)
     want, heights = metrics.find_peaks(maps, n=3)
     np.testing.assert_array_equal(pos.numpy(), want)
@@ -114,11 +128,15 @@ def test_smoothing_and_peaks_match_metrics(maps):
 
 def test_multifocal_equals_numpy_loss(maps, noise):
     p = maps + 0.01 * noise
-    np.testing.assert_allclose(MultiFocalLoss()(maps, p).numpy(),
-                               loss_weights.multifocal_loss(maps, p).mean(), rtol=1e-5)
+    np.testing.assert_allclose(
+        MultiFocalLoss()(maps, p).numpy(), loss_weights.multifocal_loss(maps, p).mean(), rtol=1e-5
+    )
     coeffs = {"local": 0.5, "edges": 4.0}
-    np.testing.assert_allclose(multifocal_loss(maps, p, coeffs, n_peaks=8).numpy(),
-                               loss_weights.multifocal_loss(maps, p, coeffs, n_peaks=8), rtol=1e-5)
+    np.testing.assert_allclose(
+        multifocal_loss(maps, p, coeffs, n_peaks=8).numpy(),
+        loss_weights.multifocal_loss(maps, p, coeffs, n_peaks=8),
+        rtol=1e-5,
+    )
 
 
 def test_focal_is_multifocal_with_only_the_focal_term(maps, noise):
@@ -127,8 +145,9 @@ def test_focal_is_multifocal_with_only_the_focal_term(maps, noise):
     np.testing.assert_allclose(multifocal_loss(maps, p, FOCAL_ONLY).numpy(), focal, rtol=1e-6)
     w_f = 1 + np.abs(maps) / np.abs(maps).max(axis=(1, 2), keepdims=True)
     np.testing.assert_allclose(focal, (w_f * (p - maps) ** 2).mean(axis=(1, 2)), rtol=1e-5)
-    np.testing.assert_allclose(FocalLoss()(maps, p).numpy(),
-                               MultiFocalLoss(coeffs=FOCAL_ONLY)(maps, p).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        FocalLoss()(maps, p).numpy(), MultiFocalLoss(coeffs=FOCAL_ONLY)(maps, p).numpy(), rtol=1e-6
+    )
     np.testing.assert_allclose(MSELoss()(maps, p).numpy(), ((p - maps) ** 2).mean(), rtol=1e-5)
 
 
@@ -149,8 +168,9 @@ def test_wmape_replaces_exact_zeros_like_the_metric():
 
 def test_soft_dicee_tends_to_the_metric(maps, noise):
     p = maps + 0.01 * noise
-    np.testing.assert_allclose(soft_dicee(maps, p, temperature=1e-4).numpy(),
-                               metrics.dicee(maps, p), atol=2e-3)
+    np.testing.assert_allclose(
+        soft_dicee(maps, p, temperature=1e-4).numpy(), metrics.dicee(maps, p), atol=2e-3
+    )
 
 
 def test_peak_shift_zero_on_truth_and_grows_with_a_shift(maps):
@@ -185,8 +205,9 @@ def test_gradients_finite_and_non_zero(name, maps, noise):
     assert np.abs(grad).max() > 0
 
 
-@pytest.mark.parametrize("fn", [mse, focal_loss, multifocal_loss, wmape_loss, soft_dicee,
-                                peak_shift])
+@pytest.mark.parametrize(
+    "fn", [mse, focal_loss, multifocal_loss, wmape_loss, soft_dicee, peak_shift]
+)
 def test_loss_decreases_as_prediction_approaches_truth(fn, maps, noise):
     scales = [0.03, 0.01, 0.003, 0.001, 0.0003]
     values = [float(tf.reduce_mean(fn(maps, maps + s * noise))) for s in scales]
@@ -214,8 +235,11 @@ def test_combined_components_sum_to_the_loss(maps, noise):
 
 def test_channel_axis_is_squeezed(maps, noise):
     p = maps + 0.01 * noise
-    np.testing.assert_allclose(MultiFocalLoss()(maps[..., None], p[..., None]).numpy(),
-                               MultiFocalLoss()(maps, p).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        MultiFocalLoss()(maps[..., None], p[..., None]).numpy(),
+        MultiFocalLoss()(maps, p).numpy(),
+        rtol=1e-6,
+    )
 
 
 @pytest.mark.parametrize(
@@ -241,8 +265,10 @@ def test_combined_loss_trains_a_tiny_unet():
     keras.utils.set_random_seed(0)
     cfg = UNetConfig(base_filters=4, max_filters=8, depth=3, pad=4, npix=32, n_decoder_dropout=1)
     model = build_unet(cfg)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3),
-                  loss=CombinedLoss(multifocal=1.0, wmape=0.01, dicee=0.1, dpeaks=0.01))
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=CombinedLoss(multifocal=1.0, wmape=0.01, dicee=0.1, dpeaks=0.01),
+    )
     rng = np.random.default_rng(0)
     x = rng.normal(size=(4, 32, 32, 3)).astype(np.float32)
     y = kappa_like(8, n_maps=4, npix=32)

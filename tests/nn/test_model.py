@@ -26,8 +26,9 @@ from lensviz.nn.model import (
 )
 
 # A few-thousand-parameter UNet on 32×32 maps: 3 blocks, reflection padding 4 → 40 px.
-TINY = UNetConfig(base_filters=4, max_filters=8, depth=3, kernel_size=3, pad=4, npix=32,
-                  n_decoder_dropout=1)
+TINY = UNetConfig(
+    base_filters=4, max_filters=8, depth=3, kernel_size=3, pad=4, npix=32, n_decoder_dropout=1
+)
 
 # Exact parameter counts (trainable + BatchNorm moving statistics), kernel 3.
 PAPER_PARAMS = 30_621_761
@@ -88,8 +89,10 @@ def test_unet2k_block_width_matches_plain_unet():
     assert model.get_layer("enc1_conv_a").kernel.shape == (3, 3, 3, 2)
     assert model.get_layer("enc1_conv_b").kernel.shape == (9, 9, 3, 2)
     for i in range(1, cfg.depth + 1):
-        assert (model.get_layer(f"enc{i}_act").output.shape
-                == plain.get_layer(f"enc{i}_act").output.shape)
+        assert (
+            model.get_layer(f"enc{i}_act").output.shape
+            == plain.get_layer(f"enc{i}_act").output.shape
+        )
     out = model(np.zeros((1, 128, 128, 3), np.float32), training=False)
     assert out.shape == (1, 128, 128)
 

@@ -32,8 +32,12 @@ def test_tensorflow_matches_numpy(sample, g):
 def test_simulated_dataset_shapes_and_determinism():
     ds = simulated_dataset(batch_size=2, seed_start=10, n_samples=4, augment=True, seed=3)
     batches = [(x.numpy(), y.numpy()) for x, y in ds]
-    again = [(x.numpy(), y.numpy()) for x, y in
-             simulated_dataset(batch_size=2, seed_start=10, n_samples=4, augment=True, seed=3)]
+    again = [
+        (x.numpy(), y.numpy())
+        for x, y in simulated_dataset(
+            batch_size=2, seed_start=10, n_samples=4, augment=True, seed=3
+        )
+    ]
     assert len(batches) == 2 and batches[0][0].shape == (2, 128, 128, 3)
     assert batches[0][1].shape == (2, 128, 128)
     for (x1, y1), (x2, y2) in zip(batches, again):
@@ -47,16 +51,20 @@ def test_pipeline_augmentation_is_a_spin2_symmetry_of_the_simulated_sample():
     x, y = next(iter(ds))
     found = 0
     for i in range(3):
-        matches = [g for g in range(8)
-                   if np.allclose(apply_symmetry(eps0[i], kappa0[i], g)[0], x.numpy()[i])
-                   and np.allclose(apply_symmetry(eps0[i], kappa0[i], g)[1], y.numpy()[i])]
+        matches = [
+            g
+            for g in range(8)
+            if np.allclose(apply_symmetry(eps0[i], kappa0[i], g)[0], x.numpy()[i])
+            and np.allclose(apply_symmetry(eps0[i], kappa0[i], g)[1], y.numpy()[i])
+        ]
         found += len(matches) == 1
     assert found == 3
 
 
 def test_ks93_channel_is_filled_for_a_fraction_of_samples():
-    ds = simulated_dataset(batch_size=16, seed_start=30, n_samples=16, augment=False,
-                           with_ks93=True, ks93_fraction=0.5)
+    ds = simulated_dataset(
+        batch_size=16, seed_start=30, n_samples=16, augment=False, with_ks93=True, ks93_fraction=0.5
+    )
     x, _ = next(iter(ds))
     x = x.numpy()
     assert x.shape[-1] == 4
@@ -71,8 +79,7 @@ def test_hdf5_stream_reads_every_sample_once_per_pass(tmp_path):
     eps, kappa = simulate_batch(10, 40)
     path = tmp_path / "d.h5"
     data.write_hdf5(path, eps, kappa, [f"s{i}" for i in range(10)])
-    ds = hdf5_dataset(path, batch_size=5, shuffle=True, augment=False, repeat=False,
-                      chunk_size=4)
+    ds = hdf5_dataset(path, batch_size=5, shuffle=True, augment=False, repeat=False, chunk_size=4)
     seen = np.concatenate([y.numpy() for _, y in ds])
     assert seen.shape == (10, 128, 128)
     order = [int(np.argmin([np.abs(k - s).max() for k in kappa])) for s in seen]

@@ -27,8 +27,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.slow  # trains
 def test_train_writes_history_checkpoint_and_summary(tmp_path, tiny_overrides):
-    cfg = TrainConfig(model_overrides=tiny_overrides, epochs=2, steps_per_epoch=2, batch_size=2,
-                      val_samples=4, patience=3)
+    cfg = TrainConfig(
+        model_overrides=tiny_overrides,
+        epochs=2,
+        steps_per_epoch=2,
+        batch_size=2,
+        val_samples=4,
+        patience=3,
+    )
     reports = []
     summary = train(cfg, tmp_path / "run", on_progress=reports.append)
     run = tmp_path / "run"
@@ -54,8 +60,9 @@ def test_cancel_stops_training_and_raises(tmp_path, tiny_overrides):
             steps.append(p.epoch * p.steps + p.step)
         cancel.set()
 
-    cfg = TrainConfig(model_overrides=tiny_overrides, epochs=3, steps_per_epoch=50, batch_size=2,
-                      val_samples=2)
+    cfg = TrainConfig(
+        model_overrides=tiny_overrides, epochs=3, steps_per_epoch=50, batch_size=2, val_samples=2
+    )
     with pytest.raises(TrainingCancelled):
         train(cfg, tmp_path / "run", on_progress=on_progress, cancel=cancel)
     assert max(steps) < 50  # stopped inside the first epoch, long before 150 steps
@@ -67,8 +74,11 @@ def test_finetune_trains_only_the_last_layer_and_saves_atomically(tmp_path, tiny
     result = finetune(tiny_weights, out, cfg)
     assert out.exists() and result["trainable"] == ["last_convt"]
     before, after = load_model(tiny_weights), load_model(out)
-    changed = {w.path.split("/")[0] for w, v in zip(before.weights, after.weights)
-               if not np.array_equal(np.asarray(w), np.asarray(v))}
+    changed = {
+        w.path.split("/")[0]
+        for w, v in zip(before.weights, after.weights)
+        if not np.array_equal(np.asarray(w), np.asarray(v))
+    }
     assert changed == {"last_convt"}
     assert set(result["before"]) == set(result["after"]) >= {"wmape", "dicee", "dpeaks"}
 
@@ -103,8 +113,9 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path, tiny_overrides):
                           batch_size=4, val_samples=4, devices=("/cpu:0", "/cpu:1"))
         print(json.dumps(train(cfg, {str(tmp_path / "run")!r})))
     """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["replicas"] == 2
@@ -128,8 +139,7 @@ def test_bad_configs():
 
 
 @pytest.mark.slow  # trains
-def test_finetune_normalises_combined_terms_to_shares_of_the_initial_loss(tmp_path,
-                                                                         tiny_weights):
+def test_finetune_normalises_combined_terms_to_shares_of_the_initial_loss(tmp_path, tiny_weights):
     cfg = FinetuneConfig(epochs=1, n_samples=4, batch_size=2, val_samples=4)
     result = finetune(tiny_weights, tmp_path / "ft.keras", cfg)
     scales, eff = result["term_scales"], result["effective_term_weights"]
@@ -142,7 +152,9 @@ def test_finetune_normalises_combined_terms_to_shares_of_the_initial_loss(tmp_pa
     loss = make_loss("combined", None, eff)
     total = sum(eff[k] * v for k, v in combined_term_scales(loss, kappa, pred).items())
     assert total == pytest.approx(1.0, rel=1e-4)
-    raw = finetune(tiny_weights, tmp_path / "raw.keras",
-                   FinetuneConfig(epochs=1, n_samples=4, batch_size=2, val_samples=4,
-                                  normalize_terms=False))
+    raw = finetune(
+        tiny_weights,
+        tmp_path / "raw.keras",
+        FinetuneConfig(epochs=1, n_samples=4, batch_size=2, val_samples=4, normalize_terms=False),
+    )
     assert raw["term_scales"] == {} and raw["effective_term_weights"]["wmape"] == 0.05
