@@ -43,11 +43,13 @@ __all__ = [
     "data",
     "depth",
     "evaluation",
+    "halos",
     "inversion",
     "loss_weights",
     "metrics",
     "nn",
     "plots",
+    "profiles",
     "simulate",
 ]
 

@@ -24,11 +24,15 @@ Reference: Kaiser & Squires 1993, ApJ 404, 441; lenspack ``image/inversion.py``.
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 
 import numpy as np
 from scipy import fft as sfft
 from scipy import ndimage
+
+from lensviz import constants
+from lensviz._atomic import atomic_path
 
 __all__ = [
     "fourier_kernels",
@@ -349,10 +353,6 @@ class PowerSpectrum:
 
     def save(self, path) -> None:
         """Write ``.npz`` with ``k_edges``, ``power`` and the provenance as JSON text."""
-        import json
-
-        from lensviz._atomic import atomic_path
-
         with atomic_path(path, suffix=".npz") as tmp:
             np.savez(tmp, k_edges=self.k_edges, power=self.power,
                      meta=np.array(json.dumps(self.meta)))
@@ -360,8 +360,6 @@ class PowerSpectrum:
     @classmethod
     def load(cls, path) -> PowerSpectrum:
         """Read a file written by :meth:`save`; ValueError naming the file if it is not one."""
-        import json
-
         try:
             with np.load(path, allow_pickle=False) as f:
                 return cls(f["k_edges"], f["power"], json.loads(str(f["meta"])))
@@ -440,8 +438,6 @@ def noise_power(delta_e, empty_sigma: float | None = None) -> np.ndarray:
     >>> noise_power(d)
     array([0.01, 0.  ])
     """
-    from lensviz import constants
-
     d = np.asarray(delta_e, dtype=np.float64)
     if d.ndim < 2:
         raise ValueError(f"expected Δε maps of shape (..., ny, nx), got {d.shape}")

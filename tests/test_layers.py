@@ -105,16 +105,10 @@ def test_only_the_nn_layer_imports_tensorflow_and_nothing_imports_streamlit():
             assert not names & {"tensorflow", "keras"}, f"{path} imports TensorFlow/Keras"
 
 
-# Files of other owners that still import inside functions; empty once they are cleaned.
-_NOT_YET_CLEAN = {"lensviz/inversion.py"}
-
-
 def test_imports_sit_at_the_top_except_optional_extras():
     for folder in (PACKAGE, ROOT / "benchmarks"):
         for path in sorted(folder.rglob("*.py")):
             rel = path.relative_to(ROOT).as_posix()
-            if rel in _NOT_YET_CLEAN or rel == "benchmarks/bench_app.py":
-                continue
             inside = [
                 name
                 for name, in_function in imported_names(path)
