@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from lensviz._atomic import atomic_path, write_text
+from lensviz._atomic import atomic_path, is_temp_name, write_text
 
 
 def test_success_replaces_target_with_normal_mode(tmp_path):
@@ -18,7 +18,8 @@ def test_failure_leaves_target_and_no_temporary(tmp_path):
     target = tmp_path / "w.keras"
     target.write_bytes(b"weights")
     with pytest.raises(RuntimeError), atomic_path(target, suffix=".keras") as tmp:
-        assert tmp.name.endswith(".keras") and tmp.parent == tmp_path
+        assert tmp.name == "w.keras" and tmp.parent.parent == tmp_path
+        assert is_temp_name(tmp.parent.name)
         tmp.write_bytes(b"half")
         raise RuntimeError("interrupted")
     assert target.read_bytes() == b"weights"
