@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import gc
 import hashlib
-import io
 import os
 from pathlib import Path
 
@@ -76,21 +75,19 @@ def builtin_set(seed: int, n: int = BUILTIN_SAMPLES):
     return eps, kappa, names
 
 
-@st.cache_data(max_entries=4, show_spinner="Reading the upload…")
+@st.cache_resource(max_entries=4, ttl=3600, show_spinner="Reading the upload…")
 def read_upload(files: tuple[tuple[str, bytes], ...]):
-    """Parse uploaded files: one ``.npy``/``.npz``/``.h5``, or an EPSILON + KAPPA ``.npy`` pair."""
-    if len(files) == 1:
-        eps, kappa, names = data.load_upload(*files[0])
-        return eps, kappa, tuple(names)
-    if len(files) == 2 and all(name.lower().endswith(".npy") for name, _ in files):
-        # For the same number of maps the ε file (3 channels) is the larger one.
-        sizes = [data.load_npy(io.BytesIO(b), name).size for name, b in files]
-        (en, eb), (kn, kb) = files if sizes[0] >= sizes[1] else files[::-1]
-        eps, kappa, names = data.load_upload_pair(en, eb, kn, kb)
-        return eps, kappa, tuple(names)
-    raise ValueError(
-        f"got {len(files)} files; upload one .npy (ε only), .npz or .h5 file, or a "
-        "challenge-style pair: EPSILON/NAME.npy (3,128,128) and KAPPA/NAME.npy (128,128)")
+    """Parse uploaded files: one ``.npy``/``.npz``/``.h5``, or an EPSILON + KAPPA ``.npy`` pair.
+
+    Cached as a resource, so a rerun gets the same arrays back instead of a fresh copy
+    (``st.cache_data`` would unpickle one per rerun); they are read-only, so no caller
+    can change what another session sees.
+    """
+    eps, kappa, names = data.load_uploads(files)
+    for arr in (eps, kappa):
+        if arr is not None:
+            arr.setflags(write=False)
+    return eps, kappa, tuple(names)
 
 
 def server_datasets() -> list[str]:

@@ -209,7 +209,7 @@ def _check_name(name: str, source: str) -> None:
     if (not name or name in (".", "..") or name.startswith(".")
             or any(c in name for c in "/\\\0")):
         raise DataError(
-            f"{source}: sample name {quote(name)!r} cannot be a file name; expected a non-empty "
+            f"{source}: sample name '{quote(name)}' cannot be a file name; expected a non-empty "
             "name without '/', '\\\\' or NUL that does not start with '.'"
         )
 
@@ -289,7 +289,7 @@ class ChallengeDirWriter:
         for i, name in enumerate(names):
             _check_name(name, source)
             if name in self._names:
-                raise DataError(f"{source}: duplicate sample name {quote(name)!r}")
+                raise DataError(f"{source}: duplicate sample name '{quote(name)}'")
             self._names.add(name)
             _save(self._tmp / "EPSILON" / f"{name}.npy", np.ascontiguousarray(eps16[i]))
             _save(self._tmp / "KAPPA" / f"{name}.npy", kappa16[i])

@@ -50,7 +50,7 @@ def _kind(path: Path) -> str:
         return "hdf5"
     if suffix in (".npz", ".npy"):
         return suffix[1:]
-    raise DataError(f"{path}: unsupported file type {quote(path.suffix)!r}; expected a "
+    raise DataError(f"{path}: unsupported file type '{quote(path.suffix)}'; expected a "
                     "challenge folder (EPSILON/ + KAPPA/), .h5/.hdf5, .npz or .npy")
 
 

@@ -41,10 +41,12 @@ from h5py import h5d, h5g, h5l, h5o, h5s, h5z
 from lensviz._atomic import atomic_path, fsync_path, remove_stale_temps
 from lensviz.data.errors import DataError, DataTypeError, LimitError, UnsafeFileError, quote
 from lensviz.data.limits import (
+    MAX_COMPRESSION_RATIO,
     MAX_HDF5_CHUNK_BYTES,
     MAX_HDF5_DEPTH,
     MAX_HDF5_LINKS,
     MAX_NAME_CHARS,
+    RATIO_CHECK_BYTES,
     READ_BLOCK_SAMPLES,
 )
 from lensviz.data.validate import (
@@ -131,16 +133,21 @@ def _check_dataset(dsid: h5d.DatasetID, where: str) -> None:
     if nbytes and dsid.get_space_status() != h5d.SPACE_STATUS_ALLOCATED:
         raise DataError(f"{where} declares {nbytes} bytes but its data were never (fully) "
                         "written; expected a dataset whose data are all stored in the file")
-    if layout == h5d.CONTIGUOUS and dsid.get_storage_size() < nbytes:
-        raise DataError(f"{where} stores {dsid.get_storage_size()} of its {nbytes} bytes; "
-                        "the file is truncated or corrupt")
+    stored = dsid.get_storage_size()
+    if layout == h5d.CONTIGUOUS and stored < nbytes:
+        raise DataError(f"{where} stores {stored} of its {nbytes} bytes; the file is "
+                        "truncated or corrupt")
+    if nbytes > RATIO_CHECK_BYTES and nbytes > MAX_COMPRESSION_RATIO * max(stored, 1):
+        raise LimitError(f"{where} declares {nbytes} bytes stored in {stored}, a compression "
+                         f"ratio over {MAX_COMPRESSION_RATIO} (lensviz.data.limits."
+                         "MAX_COMPRESSION_RATIO); refused as a compression bomb")
 
 
 def _list_links(gid, where: str, budget: int) -> list:
     found = []
 
     def visit(name, info):
-        found.append((name, info))
+        found.append((name, info.type))  # h5py reuses `info` between calls: copy the type
         return True if len(found) > budget else None
 
     gid.links.iterate(visit, info=True)
@@ -188,13 +195,13 @@ def check_hdf5_file(f: h5py.File, source: str) -> dict[bytes, int]:
             gid, parts = stack.pop()
             links = _list_links(gid, source, budget)
             budget -= len(links)
-            for name, info in links:
+            for name, link_type in links:
                 where = f"{source}: {_path_text((*parts, name))}"
                 if not name or name in (b".", b"..") or b"/" in name:
-                    raise DataError(f"{where}: a link has the name {quote(name)!r}, which HDF5 "
+                    raise DataError(f"{where}: a link has the name '{quote(name)}', which HDF5 "
                                     "would resolve as a path; expected a plain name")
-                if info.type != h5l.TYPE_HARD:
-                    kind = _LINKS.get(info.type, f"a user-defined link (type {info.type})")
+                if link_type != h5l.TYPE_HARD:
+                    kind = _LINKS.get(link_type, f"a user-defined link (type {link_type})")
                     raise UnsafeFileError(f"{where} is {kind}; lensviz follows no links, "
                                           "expected datasets stored in the file itself")
                 obj = h5o.get_info(gid, name)

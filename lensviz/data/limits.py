@@ -16,6 +16,14 @@ block by block, so the peak memory of a read is the output plus about 25 MiB (pl
 one HDF5 chunk of at most :data:`MAX_HDF5_CHUNK_BYTES`, plus the upload's bytes for an
 upload). Larger datasets are read in batches (:func:`~lensviz.data.iter_dataset`).
 
+Compression
+-----------
+A small compressed file can declare gigabytes of zeros (a "zip bomb"). An ``.npz``
+member or an HDF5 dataset that declares more than :data:`RATIO_CHECK_BYTES` must not
+compress by more than :data:`MAX_COMPRESSION_RATIO`: ε and κ maps compress 1.2–3×
+(float16 challenge data about 2×), a field of zeros about 1000×. The check uses the
+sizes the zip directory and the HDF5 storage declare, so nothing is decompressed.
+
 Uploads
 -------
 One uploaded file holds at most :data:`MAX_UPLOAD_BYTES`; a session uploads at most
@@ -44,6 +52,8 @@ __all__ = [
     "READ_BLOCK_SAMPLES",
     "MAX_READ_BYTES",
     "MAX_DECLARED_BYTES",
+    "MAX_COMPRESSION_RATIO",
+    "RATIO_CHECK_BYTES",
     "MAX_NPY_HEADER_BYTES",
     "MAX_ZIP_MEMBERS",
     "MAX_ZIP_DIRECTORY_BYTES",
@@ -67,8 +77,12 @@ MAX_SESSION_UPLOAD_BYTES = 1024 * _MiB  # bytes one app session may upload in al
 # --- One read ---
 MAX_SAMPLES_PER_READ = 2048  # samples one read returns: ≤ 512 MiB of float32 ε + κ
 READ_BLOCK_SAMPLES = 64  # samples decoded and checked at a time (≤ 25 MiB of float64 ε)
-MAX_READ_BYTES = MAX_SAMPLES_PER_READ * 256 * 1024  # 512 MiB: an array a read takes whole
+MAX_READ_BYTES = MAX_SAMPLES_PER_READ * 256 * 1024  # 512 MiB: an array read whole (load_npy)
 MAX_DECLARED_BYTES = 2**40  # one array as declared by a file (1 TiB): shapes beyond are absurd
+
+# --- Compression: a "bomb" is refused from its declared and stored sizes ---
+MAX_COMPRESSION_RATIO = 100  # declared / stored bytes; float maps compress 1.2-3x, zeros 1000x
+RATIO_CHECK_BYTES = 64 * _MiB  # the ratio is checked for arrays declaring more than this
 
 # --- .npy / .npz ---
 MAX_NPY_HEADER_BYTES = 10_000  # a .npy header (numpy's own safety limit)

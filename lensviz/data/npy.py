@@ -37,12 +37,14 @@ from numpy.lib import format as npformat
 
 from lensviz.data.errors import DataError, DataTypeError, LimitError, UnsafeFileError, quote
 from lensviz.data.limits import (
+    MAX_COMPRESSION_RATIO,
     MAX_NAME_CHARS,
     MAX_NPY_HEADER_BYTES,
     MAX_READ_BYTES,
     MAX_ZIP_DIRECTORY_BYTES,
     MAX_ZIP_MEMBER_BYTES,
     MAX_ZIP_MEMBERS,
+    RATIO_CHECK_BYTES,
     READ_BLOCK_SAMPLES,
 )
 from lensviz.data.validate import (
@@ -481,7 +483,7 @@ class NpzArchive:
             key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
             if key in self.members:
                 raise DataError(f"{source}: cannot read as .npz: it holds two entries named "
-                                f"{quote(key, 60)!r}")
+                                f"'{quote(key, 60)}'")
             self.members[key] = info
 
     @property
@@ -503,6 +505,12 @@ class NpzArchive:
         if info.file_size > MAX_ZIP_MEMBER_BYTES:
             raise LimitError(f"{where}: the entry declares {info.file_size} bytes; the limit "
                              "is lensviz.data.limits.MAX_ZIP_MEMBER_BYTES")
+        if (info.file_size > RATIO_CHECK_BYTES
+                and info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1)):
+            raise LimitError(f"{where}: the entry declares {info.file_size} bytes stored in "
+                             f"{info.compress_size}, a compression ratio over "
+                             f"{MAX_COMPRESSION_RATIO} (lensviz.data.limits."
+                             "MAX_COMPRESSION_RATIO); refused as a zip bomb")
         try:
             fp = self._stack.enter_context(self._zf.open(info))
         except (*_STREAM_ERRORS, KeyError) as exc:

@@ -78,7 +78,7 @@ def load_upload(filename: str, data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES
             return _read_npz_selection(npz_layout(npz), filename, 0, None)
     if suffix in HDF5_SUFFIXES:
         return read_hdf5(buffer, source=filename)
-    raise DataError(f"{filename}: unsupported upload type {quote(suffix)!r}; expected .npy "
+    raise DataError(f"{filename}: unsupported upload type '{quote(suffix)}'; expected .npy "
                     "(ε only), .npz or .h5/.hdf5")
 
 

@@ -368,7 +368,7 @@ def _check_one_name(name: str, source: str) -> str:
                         f"({quote(name, 40)}); expected at most {MAX_NAME_CHARS} "
                         "(lensviz.data.limits.MAX_NAME_CHARS)")
     if not name.isprintable():
-        raise DataError(f"{source}: the sample name {quote(name, 60)!r} holds control "
+        raise DataError(f"{source}: the sample name '{quote(name, 60)}' holds control "
                         "characters; expected printable text")
     return name
 
@@ -407,7 +407,7 @@ def validate_names(names: Iterable | None, n: int, source: str) -> list[str]:
             try:
                 name = bytes(name).decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise DataError(f"{source}: the sample name {quote(bytes(name), 60)!r} is "
+                raise DataError(f"{source}: the sample name '{quote(bytes(name), 60)}' is "
                                 "not UTF-8; expected UTF-8 text") from exc
         if not isinstance(name, (str, np.str_)):
             raise DataTypeError(f"{source}: names must be str, got "
