@@ -741,9 +741,10 @@ def read_predictions(path, start: int = 0, stop: int | None = None
         else:
             names = [f"{i:06d}" for i in rows]
         try:
-            if f.id.get_num_attrs() > MAX_HDF5_LINKS:
-                raise LimitError(f"{source}: holds {f.id.get_num_attrs()} attributes; expected "
-                                 f"at most {MAX_HDF5_LINKS}")
+            n_attrs = h5o.get_info(f.id).num_attrs
+            if n_attrs > MAX_HDF5_LINKS:
+                raise LimitError(f"{source}: holds {n_attrs} attributes; expected at most "
+                                 f"{MAX_HDF5_LINKS}")
             attrs = {k: _attr_value(v) for k, v in f.attrs.items()}
         except _H5_ERRORS as exc:
             if isinstance(exc, DataError):

@@ -401,6 +401,8 @@ def validate_names(names: Iterable | None, n: int, source: str) -> list[str]:
     if isinstance(names, (str, bytes)):
         raise DataTypeError(f"{source}: names must be a sequence of str, got a single "
                             f"{type(names).__name__}")
+    if hasattr(names, "__len__") and len(names) != n:
+        raise DataError(f"{source}: got {len(names)} names for {n} samples; expected one each")
     out = []
     for name in names:
         if isinstance(name, (bytes, np.bytes_)):

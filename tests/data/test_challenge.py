@@ -1,9 +1,13 @@
 """lensviz.data.challenge: challenge folders, read and written."""
 
+import os
+import time
+
 import numpy as np
 import pytest
 
 from lensviz import data
+from lensviz._atomic import STALE_TEMP_AGE_S
 
 N = 4
 
@@ -143,3 +147,56 @@ def test_write_challenge_dir_failures_leave_nothing(tmp_path, arrays, leftovers)
         w.append(eps[:2], kappa[:2], ["a", "b"])
         raise RuntimeError("boom")
     assert not out.exists() and leftovers(tmp_path) == []
+
+
+# === Symbolic links, fsync, leftovers of killed writers ===
+
+
+def test_symbolic_links_in_a_challenge_folder_are_refused(tmp_path, arrays, make_challenge_dir):
+    root = make_challenge_dir(tmp_path / "set", *arrays, ["a", "b", "c", "d"])
+    outside = tmp_path / "outside.npy"
+    np.save(outside, np.zeros((3, 128, 128), np.float16))  # valid: would pass every check
+    (root / "EPSILON" / "b.npy").unlink()
+    (root / "EPSILON" / "b.npy").symlink_to(outside)
+    with pytest.raises(data.UnsafeFileError, match=r"set/EPSILON/b\.npy: is a symbolic link"):
+        data.read_challenge_dir(root)
+    with pytest.raises(data.UnsafeFileError):
+        data.dataset_length(root)
+    root2 = make_challenge_dir(tmp_path / "set2", *arrays, ["a", "b", "c", "d"])
+    (root2 / "KAPPA").rename(tmp_path / "elsewhere")
+    (root2 / "KAPPA").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(data.UnsafeFileError, match=r"set2/KAPPA: is a symbolic link"):
+        data.load_dataset(root2)
+
+
+def test_challenge_writer_fsyncs_every_file_before_the_rename(tmp_path, arrays, monkeypatch):
+    synced, renamed = [], []
+    real_fsync, real_rename = os.fsync, os.rename
+
+    def fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    def rename(src, dst):
+        renamed.append((str(src), len(synced)))
+        real_rename(src, dst)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "rename", rename)
+    data.write_challenge_dir(tmp_path / "out", *arrays, ["a", "b", "c", "d"])
+    files = [s for s in synced if s.endswith(".npy")]
+    assert len(files) == 8  # 4 ε + 4 κ files
+    (src, n_synced_before), = renamed
+    assert n_synced_before >= 8 + 3  # the files, EPSILON/, KAPPA/ and the folder itself
+    assert synced[-1] == str(tmp_path)  # the parent, after the rename
+
+
+def test_stale_temporaries_of_a_killed_writer_are_removed(tmp_path, arrays):
+    stale = tmp_path / ".out.abcd1234.tmp"
+    (stale / "EPSILON").mkdir(parents=True)
+    fresh = tmp_path / ".out.efgh5678.tmp"  # a write in progress: left alone
+    fresh.mkdir()
+    old = time.time() - 2 * STALE_TEMP_AGE_S
+    os.utime(stale / "EPSILON", (old, old))
+    os.utime(stale, (old, old))
+    data.write_challenge_dir(tmp_path / "out", *arrays, ["a", "b", "c", "d"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.efgh5678.tmp", "out"]

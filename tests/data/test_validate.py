@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 from lensviz import data
+from lensviz.data.errors import quote
+from lensviz.data.validate import check_declared_size, validate_names
 
 N = 4
 
@@ -75,3 +77,106 @@ def test_validate_kappa(arrays):
     bad[1, 3, 4] = np.nan
     with pytest.raises(ValueError, match=r"map=1, y=3, x=4"):
         data.validate_kappa(bad, "k.npy")
+
+
+# === Physical bounds (lensviz.data.limits) ===
+
+
+@pytest.mark.parametrize("channel, value, match", [
+    (0, 5.5, r"e1 = 5\.5 at sample=1, y=2, x=3, channel=0 .*\|e1\|, \|e2\| ≤ 5"),
+    (1, -1e36, r"e2 = -1e\+36 at sample=1, y=2, x=3"),
+    (2, -0.01, r"Δε = -0\.01 at sample=1, y=2, x=3.*0 ≤ Δε ≤ 10"),
+    (2, 10.5, r"Δε = 10\.5 at"),
+])
+def test_validate_epsilon_refuses_values_beyond_physical_bounds(arrays, channel, value, match):
+    eps = arrays[0].copy()
+    eps[1, 2, 3, channel] = value
+    with pytest.raises(data.DataError, match=r"^bad\.h5: " + match):
+        data.validate_epsilon(eps, "bad.h5")
+
+
+def test_values_at_the_bounds_are_accepted(arrays):
+    eps, kappa = arrays[0].copy(), arrays[1].copy()
+    eps[0, 0, 0] = (data.limits.EPS_COMPONENT_MAX, -data.limits.EPS_COMPONENT_MAX,
+                    data.limits.DELTA_EPS_MAX)
+    eps[0, 0, 1, 2] = 0.0
+    kappa[0, 0, 0], kappa[0, 0, 1] = data.limits.KAPPA_ABS_MAX, -data.limits.KAPPA_ABS_MAX
+    np.testing.assert_array_equal(data.validate_epsilon(eps, "x"), eps)
+    np.testing.assert_array_equal(data.validate_kappa(kappa, "x"), kappa)
+
+
+def test_validate_kappa_refuses_values_beyond_bounds(arrays):
+    kappa = arrays[1].copy()
+    kappa[3, 100, 7] = -150.0
+    kappa[0, 0, 0] = 101.0
+    with pytest.raises(data.DataError, match=r"k\.npy: κ = 101 at map=0, y=0, x=0 \(2 value"):
+        data.validate_kappa(kappa, "k.npy")
+
+
+def test_the_empty_pixel_marker_is_within_the_delta_eps_bound():
+    from lensviz.constants import EMPTY_PIXEL_SIGMA
+
+    assert 0 < EMPTY_PIXEL_SIGMA <= data.limits.DELTA_EPS_MAX
+    # float16 (the challenge files) holds every value within the bounds.
+    assert max(data.limits.EPS_COMPONENT_MAX, data.limits.DELTA_EPS_MAX,
+               data.limits.KAPPA_ABS_MAX) < np.finfo(np.float16).max
+
+
+def test_value_errors_are_counted_over_the_whole_array(arrays):
+    eps = arrays[0].copy()
+    eps[0, 0, 0, 0] = np.nan
+    eps[3, 127, 127, 2] = np.inf  # in another block of READ_BLOCK_SAMPLES? same block, N=4
+    big = np.concatenate([eps] + [arrays[0]] * 20)  # 84 samples: two blocks
+    big[80, 1, 1, 1] = np.nan
+    with pytest.raises(data.DataError, match=r"3 NaN or infinite value\(s\) \(first at sample=0"):
+        data.validate_epsilon(big, "x")
+
+
+# === Names ===
+
+
+@pytest.mark.parametrize("names, match", [
+    (["a\x1b[2Jb"], r"holds control characters"),
+    (["x" * 256], r"has 256 characters .*at most 255"),
+    ([b"\xff\xfe"], r"is not UTF-8"),
+    (["a", "b"], r"got 2 names for 1 samples"),
+    (["a\u202eb"], r"holds control characters"),
+])
+def test_validate_names_refuses(names, match):
+    with pytest.raises(data.DataError, match=r"^f\.h5: .*" + match):
+        validate_names(names, 1, "f.h5")
+
+
+def test_validate_names_accepts_unicode_and_bytes():
+    assert validate_names(["ñame-0", b"caf\xc3\xa9"], 2, "f") == ["ñame-0", "café"]
+    assert validate_names(None, 2, "f") == ["000000", "000001"]
+    with pytest.raises(data.DataTypeError):
+        validate_names([1], 1, "f")
+    with pytest.raises(TypeError):  # a DataTypeError is a TypeError too
+        validate_names("ab", 2, "f")
+
+
+# === Error types and messages ===
+
+
+def test_error_types_fit_the_documented_contract():
+    assert issubclass(data.DataError, ValueError)
+    assert issubclass(data.DataTypeError, data.DataError)
+    assert issubclass(data.DataTypeError, TypeError)
+    assert issubclass(data.UnsafeFileError, data.DataError)
+    assert issubclass(data.LimitError, data.DataError)
+
+
+def test_messages_are_one_printable_line():
+    err = data.DataError("x.npy: bad\nname \x1b[2J here")
+    assert str(err) == "x.npy: bad\\nname \\x1b[2J here"
+    assert quote(b"bad\xffname\n") == "bad\\xffname\\n"
+    assert quote("y" * 500, 10) == "y" * 9 + "…"
+
+
+def test_declared_sizes_are_checked_before_allocation():
+    with pytest.raises(data.LimitError, match=r"x: the header declares .*1024 GiB"):
+        check_declared_size((10**13, 128, 128, 3), 4, "x", "the header")
+    with pytest.raises(data.DataError, match="negative dimension"):
+        check_declared_size((-1, 128), 4, "x", "the header")
+    assert check_declared_size((2, 128, 128, 3), 4, "x", "y") == 2 * 196608
