@@ -154,8 +154,8 @@ def read_challenge_dir(path, start: int = 0, stop: int | None = None):
         The folder.
     start, stop : int, optional
         Read only samples ``[start:stop]`` of the name-sorted list (``stop`` past the
-        end is clipped; an empty selection is an error); at most
-        :data:`~lensviz.data.limits.MAX_SAMPLES_PER_READ`.
+        end is clipped; an empty selection is an error); within
+        :data:`~lensviz.data.limits.MAX_READ_BYTES`.
 
     Returns
     -------

@@ -69,7 +69,7 @@ def _read_npz_selection(layout, source: str, start: int, stop: int | None):
     """Samples ``[start:stop]`` of an ``.npz`` from :func:`lensviz.data.npy.npz_layout`."""
     eps_a, kappa_a, names_a, n = layout
     start, stop = slice_bounds(n, start, stop, source)
-    check_read_size(stop - start, source)
+    check_read_size(stop - start, source, kappa=kappa_a is not None)
     eps = read_epsilon(eps_a, f"{source} [epsilon]", start, stop)
     kappa = None if kappa_a is None else read_kappa(kappa_a, f"{source} [kappa]", start, stop)
     if names_a is None:
@@ -90,8 +90,8 @@ def load_dataset(path, start: int = 0, stop: int | None = None):
     path : str or path-like
         A challenge folder, ``.h5``/``.hdf5``, ``.npz`` or ``.npy`` (ε only).
     start, stop : int, optional
-        Load samples ``[start:stop]`` (at most
-        :data:`~lensviz.data.limits.MAX_SAMPLES_PER_READ`); only those are read.
+        Load samples ``[start:stop]`` (within :data:`~lensviz.data.limits.MAX_READ_BYTES`);
+        only those are read.
 
     Returns
     -------

@@ -368,7 +368,8 @@ def _hdf5_selection(n: int, start, stop, indices, source: str):
 def _read_hdf5_open(f, root, source, start=0, stop=None, indices=None):
     eps_ds, kappa_ds, names_ds = _hdf5_layout(f, root, source)
     rows, inverse = _hdf5_selection(eps_ds.shape[0], start, stop, indices, source)
-    check_read_size(len(rows) if inverse is None else len(inverse), source)
+    check_read_size(len(rows) if inverse is None else len(inverse), source,
+                    kappa=kappa_ds is not None)
     channels_first = eps_ds.shape[1:] == EPS_FIRST
     eps = _read_floats(eps_ds, "epsilon", rows, EPS_LAST, source,
                        (lambda b: np.moveaxis(b, 1, -1)) if channels_first else None)
@@ -418,7 +419,7 @@ def read_hdf5(path, start: int = 0, stop: int | None = None, indices=None, *,
         If the file is not HDF5, is truncated or corrupt, is refused by
         :func:`check_hdf5_file`, has no ``epsilon`` dataset, has datasets of the wrong
         shape, the selection holds more than
-        :data:`~lensviz.data.limits.MAX_SAMPLES_PER_READ` samples, or the values read are
+        :data:`~lensviz.data.limits.MAX_READ_BYTES` as float32, or the values read are
         non-finite or out of bounds.
     DataTypeError
         If a dataset is not floating point.
@@ -712,8 +713,7 @@ def read_predictions(path, start: int = 0, stop: int | None = None
     ----------
     path : str, path-like or binary file object
     start, stop : int, optional
-        Read maps ``[start:stop]`` only (at most
-        :data:`~lensviz.data.limits.MAX_SAMPLES_PER_READ`).
+        Read maps ``[start:stop]`` only (within :data:`~lensviz.data.limits.MAX_READ_BYTES`).
 
     Raises
     ------
@@ -727,7 +727,7 @@ def read_predictions(path, start: int = 0, stop: int | None = None
                             "`python -m lensviz predict`")
         ds = _float_dataset(f, root, "kappa_pred", source, (MAP,), "(N, 128, 128)")
         rows = np.arange(*slice_bounds(ds.shape[0], start, stop, source))
-        check_read_size(len(rows), source)
+        check_read_size(len(rows), source, kappa=True)  # as many bytes as a κ map
         kappa = _read_floats(ds, "kappa_pred", rows, MAP, source)
         check_kappa_values(kappa, f"{source} [kappa_pred]")
         if root.get(b"names") == h5o.TYPE_DATASET:

@@ -9,8 +9,10 @@ Memory of one read
 ------------------
 One call of a loader (:func:`~lensviz.data.load_upload`, :func:`~lensviz.data.load_dataset`,
 :func:`~lensviz.data.read_hdf5`, one batch of :func:`~lensviz.data.iter_dataset`) returns at
-most :data:`MAX_SAMPLES_PER_READ` samples. The output is float32: 192 KiB of ε and
-64 KiB of κ per sample, so at most 512 MiB. The file's own dtype is decoded
+most :data:`MAX_READ_BYTES` of float32 output: 192 KiB of ε and 64 KiB of κ per sample,
+so at most 2048 samples with κ and 2730 without (a 200 MiB float16 ``.npy`` upload holds
+2133). :func:`~lensviz.data.load_npy` reads an array whole only within the same
+budget. The file's own dtype is decoded
 :data:`READ_BLOCK_SAMPLES` samples at a time into that output, and values are checked
 block by block, so the peak memory of a read is the output plus about 25 MiB (plus
 one HDF5 chunk of at most :data:`MAX_HDF5_CHUNK_BYTES`, plus the upload's bytes for an
@@ -48,7 +50,6 @@ __all__ = [
     "MAX_UPLOAD_BYTES",
     "MAX_SESSION_UPLOADS",
     "MAX_SESSION_UPLOAD_BYTES",
-    "MAX_SAMPLES_PER_READ",
     "READ_BLOCK_SAMPLES",
     "MAX_READ_BYTES",
     "MAX_DECLARED_BYTES",
@@ -75,9 +76,8 @@ MAX_SESSION_UPLOADS = 32  # files one app session may upload
 MAX_SESSION_UPLOAD_BYTES = 1024 * _MiB  # bytes one app session may upload in all
 
 # --- One read ---
-MAX_SAMPLES_PER_READ = 2048  # samples one read returns: ≤ 512 MiB of float32 ε + κ
 READ_BLOCK_SAMPLES = 64  # samples decoded and checked at a time (≤ 25 MiB of float64 ε)
-MAX_READ_BYTES = MAX_SAMPLES_PER_READ * 256 * 1024  # 512 MiB: an array read whole (load_npy)
+MAX_READ_BYTES = 512 * _MiB  # float32 output of one read (ε + κ), or an array read whole
 MAX_DECLARED_BYTES = 2**40  # one array as declared by a file (1 TiB): shapes beyond are absurd
 
 # --- Compression: a "bomb" is refused from its declared and stored sizes ---

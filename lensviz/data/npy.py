@@ -371,12 +371,12 @@ def read_epsilon(arr: NpyArray, source: str, start: int = 0, stop: int | None = 
     ------
     DataTypeError, DataError, LimitError
         Wrong dtype or shape (from the header), a selection over
-        :data:`~lensviz.data.limits.MAX_SAMPLES_PER_READ`, or values out of bounds.
+        :data:`~lensviz.data.limits.MAX_READ_BYTES`, or values out of bounds.
     """
     check_float_dtype(arr.dtype, source, "ε", arr.shape)
     n, channels_first = epsilon_layout(arr.shape, source)
     start, stop = slice_bounds(n, start, stop, source)
-    check_read_size(stop - start, source)
+    check_read_size(stop - start, source, kappa=False)
     out = np.empty((stop - start, *EPS_LAST), np.float32)
     row = EPS_FIRST if channels_first else EPS_LAST
     _fill(out, arr.blocks(row, start, stop),

@@ -21,7 +21,7 @@ from lensviz.data.limits import (
     KAPPA_ABS_MAX,
     MAX_DECLARED_BYTES,
     MAX_NAME_CHARS,
-    MAX_SAMPLES_PER_READ,
+    MAX_READ_BYTES,
     READ_BLOCK_SAMPLES,
 )
 
@@ -157,18 +157,29 @@ def kappa_count(shape: Sequence[int], source: str) -> int:
     return n
 
 
-def check_read_size(n: int, source: str) -> None:
-    """Refuse to read more than :data:`~lensviz.data.limits.MAX_SAMPLES_PER_READ` at once.
+def check_read_size(n: int, source: str, kappa: bool = True) -> None:
+    """Refuse a read whose float32 output exceeds :data:`~lensviz.data.limits.MAX_READ_BYTES`.
+
+    Parameters
+    ----------
+    n : int
+        Samples to read.
+    source : str
+    kappa : bool, optional
+        Whether κ maps are read too (256 KiB per sample instead of 192 KiB).
 
     Raises
     ------
     LimitError
     """
-    if n > MAX_SAMPLES_PER_READ:
+    per_sample = 4 * (math.prod(EPS_LAST) + (math.prod(MAP) if kappa else 0))
+    if n * per_sample > MAX_READ_BYTES:
         raise LimitError(
-            f"{source}: the selection holds {n} samples; one read takes at most "
-            f"{MAX_SAMPLES_PER_READ} (lensviz.data.limits.MAX_SAMPLES_PER_READ). Read it in "
-            "batches (lensviz.data.iter_dataset, or the command line), or pass start/stop")
+            f"{source}: the selection holds {n} samples ({n * per_sample / 2**20:.3g} MiB as "
+            f"float32); one read returns at most {MAX_READ_BYTES / 2**20:.3g} MiB, "
+            f"{MAX_READ_BYTES // per_sample} samples (lensviz.data.limits.MAX_READ_BYTES). "
+            "Read it in batches (lensviz.data.iter_dataset, or the command line), or pass "
+            "start/stop")
 
 
 # === Values ===

@@ -95,10 +95,10 @@ def test_huge_declared_shapes_are_refused_before_allocating(tmp_path):
 
 
 def test_one_read_is_bounded_and_batches_are_not(tmp_path, arrays, monkeypatch):
-    monkeypatch.setattr("lensviz.data.validate.MAX_SAMPLES_PER_READ", 3)
+    monkeypatch.setattr("lensviz.data.validate.MAX_READ_BYTES", 3 * 128 * 128 * 3 * 4)
     np.save(tmp_path / "e.npy", arrays[0])
-    with pytest.raises(data.LimitError, match=r"e\.npy: the selection holds 4 samples; one read "
-                       "takes at most 3"):
+    with pytest.raises(data.LimitError, match=r"e\.npy: the selection holds 4 samples \(0\.75 MiB "
+                       r"as float32\); one read returns at most 0\.562 MiB, 3 samples"):
         data.load_dataset(tmp_path / "e.npy")
     batches = list(data.iter_dataset(tmp_path / "e.npy", 3))
     np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]), arrays[0])
