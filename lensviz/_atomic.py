@@ -44,7 +44,6 @@ __all__ = [
     "is_temp_name",
     "temp_dir",
     "fsync_path",
-    "fsync_tree",
     "remove_stale_temps",
 ]
 
@@ -81,18 +80,6 @@ def fsync_path(path: str | os.PathLike) -> None:
             raise
     finally:
         os.close(fd)
-
-
-def fsync_tree(path: str | os.PathLike) -> None:
-    """:func:`fsync_path` on a file, or on a folder and everything below it."""
-    path = Path(path)
-    if path.is_dir() and not path.is_symlink():
-        for root, _, files in os.walk(path):
-            for name in files:
-                fsync_path(Path(root) / name)
-            fsync_path(root)
-    else:
-        fsync_path(path)
 
 
 def _newest_mtime(entry: Path) -> float:

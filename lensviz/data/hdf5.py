@@ -38,7 +38,7 @@ import h5py
 import numpy as np
 from h5py import h5d, h5g, h5l, h5o, h5s, h5z
 
-from lensviz._atomic import atomic_path, fsync_path, remove_stale_temps
+from lensviz._atomic import atomic_path
 from lensviz.data.errors import DataError, DataTypeError, LimitError, UnsafeFileError, quote
 from lensviz.data.limits import (
     MAX_COMPRESSION_RATIO,
@@ -557,8 +557,7 @@ class HDF5Writer:
 
     def __enter__(self) -> HDF5Writer:
         _check_target(self.path, self.overwrite)
-        remove_stale_temps(self.path.parent, self.path.name)
-        self._atomic = atomic_path(self.path)
+        self._atomic = atomic_path(self.path)  # also removes stale temporaries of self.path
         self._tmp = self._atomic.__enter__()
         try:
             self._file = h5py.File(self._tmp, "x")
@@ -698,7 +697,6 @@ def write_predictions(path, kappa_pred, names: Sequence[str], *, overwrite: bool
             f.attrs["format"] = "lensviz-predictions"
             for key, value in (attrs or {}).items():
                 f.attrs[key] = value
-        fsync_path(tmp)
 
 
 def _attr_value(value):

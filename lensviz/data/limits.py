@@ -12,11 +12,13 @@ One call of a loader (:func:`~lensviz.data.load_upload`, :func:`~lensviz.data.lo
 most :data:`MAX_READ_BYTES` of float32 output: 192 KiB of ε and 64 KiB of κ per sample,
 so at most 2048 samples with κ and 2730 without (a 200 MiB float16 ``.npy`` upload holds
 2133). :func:`~lensviz.data.load_npy` reads an array whole only within the same
-budget. The file's own dtype is decoded
-:data:`READ_BLOCK_SAMPLES` samples at a time into that output, and values are checked
-block by block, so the peak memory of a read is the output plus about 25 MiB (plus
-one HDF5 chunk of at most :data:`MAX_HDF5_CHUNK_BYTES`, plus the upload's bytes for an
-upload). Larger datasets are read in batches (:func:`~lensviz.data.iter_dataset`).
+budget. The file's own dtype is decoded :data:`READ_BLOCK_SAMPLES` samples at a time
+into that output, and values are checked block by block, so the peak memory of a read
+is the output plus about 25 MiB (plus one HDF5 chunk of at most
+:data:`MAX_HDF5_CHUNK_BYTES`, plus the upload's bytes for an upload). Larger datasets
+are read in batches (:func:`~lensviz.data.iter_dataset`): the budget per upload is
+:data:`MAX_UPLOAD_BYTES` in and :data:`MAX_READ_BYTES` out, the budget per batch
+:data:`MAX_READ_BYTES`.
 
 Compression
 -----------

@@ -217,10 +217,12 @@ class NpyArray:
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """The declared shape."""
         return self.header.shape
 
     @property
     def dtype(self) -> np.dtype:
+        """The declared dtype."""
         return self.header.dtype
 
     def _readinto(self, buf: np.ndarray) -> None:
