@@ -1,0 +1,114 @@
+"""Reading, writing and validating lensviz datasets; every input file is hostile.
+
+In memory a dataset is three things:
+
+* ``eps`` : ``(N, 128, 128, 3)`` float32, channels-last ``(e1, e2, Δε)``;
+* ``kappa`` : ``(N, 128, 128)`` float32, or ``None`` for ε-only data (prediction);
+* ``names`` : list of ``N`` str.
+
+On disk lensviz reads four layouts (:func:`load_dataset` dispatches on the path):
+
+Challenge folder (AstroDatatón 2024, :mod:`lensviz.data.challenge`)
+    ``EPSILON/NAME.npy`` of shape ``(3, 128, 128)`` float16 (channels first) and
+    ``KAPPA/NAME.npy`` of shape ``(128, 128)`` float16, paired by ``NAME``, ordered by
+    name. Files that do not end in ``.npy`` are ignored.
+HDF5 (``.h5`` / ``.hdf5``, :mod:`lensviz.data.hdf5`)
+    Datasets ``epsilon`` ``(N, 128, 128, 3)`` float32, ``kappa`` ``(N, 128, 128)`` float32
+    (optional: ε-only files) and ``names`` ``(N,)`` variable-length UTF-8 (optional),
+    chunked by sample so that any slice is read without touching the rest of the file.
+``.npz`` (:mod:`lensviz.data.npy`)
+    Arrays ``epsilon``, optional ``kappa`` and optional ``names`` (a str array).
+``.npy``
+    A single ε array (no κ).
+
+Uploads (name + bytes) are read by :func:`load_upload`, :func:`load_upload_pair` and
+:func:`load_uploads` (:mod:`lensviz.data.upload`).
+
+Hostile input
+    Every reader checks what a file declares (``.npy`` headers, the zip directory, the
+    HDF5 link structure, storage, filters, shapes and chunks) before it reads a byte of
+    data, and refuses anything that would make it read outside the file, resolve links
+    or allocate beyond the budgets of :mod:`lensviz.data.limits`; nothing is ever
+    unpickled. Only the selected rows are then decoded, a block at a time, and checked
+    by :func:`validate_epsilon` / :func:`validate_kappa`: shapes, dtypes, finiteness and
+    the physical bounds of :mod:`lensviz.data.limits`.
+Errors (:mod:`lensviz.data.errors`)
+    Bad content raises :class:`DataError` (a :class:`ValueError`); a wrong dtype
+    :class:`DataTypeError` (also a :class:`TypeError`); an unsafe file
+    :class:`UnsafeFileError`; a declared size beyond a budget :class:`LimitError`. A
+    missing path raises :class:`FileNotFoundError`; refusing to overwrite raises
+    :class:`FileExistsError`. Every message is one line that names the file, what was
+    found and what was expected. A user-facing caller catches
+    ``(ValueError, TypeError, OSError)``.
+Atomic writes
+    :class:`HDF5Writer`, :class:`ChallengeDirWriter` and :func:`write_predictions` write
+    to a hidden temporary beside the target, fsync it and rename it into place only on
+    success; on any failure (including Ctrl-C) the temporary is deleted, so no partial
+    output remains (:mod:`lensviz._atomic`).
+"""
+
+from __future__ import annotations
+
+from lensviz.data import limits
+from lensviz.data.challenge import (
+    ChallengeDirWriter,
+    challenge_names,
+    iter_challenge_dir,
+    read_challenge_dir,
+    write_challenge_dir,
+)
+from lensviz.data.convention import apply_convention
+from lensviz.data.dataset import dataset_length, iter_dataset, load_dataset
+from lensviz.data.errors import DataError, DataTypeError, LimitError, UnsafeFileError
+from lensviz.data.hdf5 import (
+    HDF5_SUFFIXES,
+    HDF5Writer,
+    check_hdf5_file,
+    hdf5_length,
+    read_hdf5,
+    read_predictions,
+    write_hdf5,
+    write_predictions,
+)
+from lensviz.data.limits import MAX_UPLOAD_BYTES
+from lensviz.data.npy import load_npy
+from lensviz.data.upload import (
+    check_session_uploads,
+    load_upload,
+    load_upload_pair,
+    load_uploads,
+)
+from lensviz.data.validate import validate_epsilon, validate_kappa
+
+__all__ = [
+    "DataError",
+    "DataTypeError",
+    "UnsafeFileError",
+    "LimitError",
+    "limits",
+    "MAX_UPLOAD_BYTES",
+    "HDF5_SUFFIXES",
+    "validate_epsilon",
+    "validate_kappa",
+    "load_npy",
+    "challenge_names",
+    "read_challenge_dir",
+    "iter_challenge_dir",
+    "write_challenge_dir",
+    "ChallengeDirWriter",
+    "HDF5Writer",
+    "write_hdf5",
+    "read_hdf5",
+    "hdf5_length",
+    "check_hdf5_file",
+    "load_dataset",
+    "dataset_length",
+    "iter_dataset",
+    "load_upload",
+    "load_upload_pair",
+    "load_uploads",
+    "check_session_uploads",
+    "apply_convention",
+    "write_predictions",
+    "read_predictions",
+]

@@ -1,0 +1,168 @@
+"""Any dataset on disk: challenge folder, HDF5, ``.npz`` or ``.npy``, by its path.
+
+:func:`load_dataset` reads a selection, :func:`iter_dataset` streams batches and
+:func:`dataset_length` counts samples from the headers alone. Every layout is read
+the same careful way: headers and structure are checked first (see
+:mod:`lensviz.data.npy` and :mod:`lensviz.data.hdf5`), then only the selected rows are
+decoded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from lensviz.data.challenge import challenge_names, iter_challenge_dir, read_challenge_dir
+from lensviz.data.errors import DataError, quote
+from lensviz.data.hdf5 import HDF5_SUFFIXES, hdf5_length, iter_hdf5, read_hdf5
+from lensviz.data.npy import (
+    NpyArray,
+    npy_names,
+    npz_layout,
+    open_npy,
+    open_npz,
+    read_epsilon,
+    read_kappa,
+    read_names,
+)
+from lensviz.data.validate import (
+    check_batch_size,
+    check_read_size,
+    epsilon_layout,
+    slice_bounds,
+)
+
+__all__ = ["load_dataset", "dataset_length", "iter_dataset"]
+
+
+
+
+def _kind(path: Path) -> str:
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or folder")
+    if path.is_dir():
+        return "folder"
+    suffix = path.suffix.lower()
+    if suffix in HDF5_SUFFIXES:
+        return "hdf5"
+    if suffix in (".npz", ".npy"):
+        return suffix[1:]
+    raise DataError(f"{path}: unsupported file type '{quote(path.suffix)}'; expected a "
+                    "challenge folder (EPSILON/ + KAPPA/), .h5/.hdf5, .npz or .npy")
+
+
+# === .npy (ε only) and .npz ===
+
+
+def _read_npy_selection(arr: NpyArray, source: str, stem: str, start: int, stop: int | None):
+    """Samples ``[start:stop]`` of an opened ε-only ``.npy``: ``(eps, None, names)``."""
+    n, _ = epsilon_layout(arr.shape, source)
+    start, stop = slice_bounds(n, start, stop, source)
+    eps = read_epsilon(arr, source, start, stop)
+    return eps, None, npy_names(stem, n, start, stop)
+
+
+def _read_npz_selection(layout, source: str, start: int, stop: int | None):
+    """Samples ``[start:stop]`` of an ``.npz`` from :func:`lensviz.data.npy.npz_layout`."""
+    eps_a, kappa_a, names_a, n = layout
+    start, stop = slice_bounds(n, start, stop, source)
+    check_read_size(stop - start, source, kappa=kappa_a is not None)
+    eps = read_epsilon(eps_a, f"{source} [epsilon]", start, stop)
+    kappa = None if kappa_a is None else read_kappa(kappa_a, f"{source} [kappa]", start, stop)
+    if names_a is None:
+        names = [f"{i:06d}" for i in range(start, stop)]
+    else:
+        names = read_names(names_a, n, f"{source} [names]", start, stop)
+    return eps, kappa, names
+
+
+# === Any layout ===
+
+
+def load_dataset(path, start: int = 0, stop: int | None = None):
+    """Load samples from any supported layout (see :mod:`lensviz.data`).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A challenge folder, ``.h5``/``.hdf5``, ``.npz`` or ``.npy`` (ε only).
+    start, stop : int, optional
+        Load samples ``[start:stop]`` (within :data:`~lensviz.data.limits.MAX_READ_BYTES`);
+        only those are read.
+
+    Returns
+    -------
+    eps : ndarray, shape (N, 128, 128, 3), float32
+    kappa : ndarray, shape (N, 128, 128), float32, or None
+        None for ε-only data.
+    names : list of str
+
+    Raises
+    ------
+    DataError, DataTypeError, FileNotFoundError
+        As the reader of each layout (:mod:`lensviz.data.errors`).
+    """
+    path = Path(path)
+    kind = _kind(path)
+    if kind == "folder":
+        return read_challenge_dir(path, start, stop)
+    if kind == "hdf5":
+        return read_hdf5(path, start, stop)
+    if kind == "npz":
+        with open_npz(path) as npz:
+            return _read_npz_selection(npz_layout(npz), str(path), start, stop)
+    with open_npy(path) as arr:
+        return _read_npy_selection(arr, str(path), path.stem, start, stop)
+
+
+def dataset_length(path) -> int:
+    """Number of samples :func:`load_dataset` would return for ``path``, from headers only."""
+    path = Path(path)
+    kind = _kind(path)
+    if kind == "folder":
+        return len(challenge_names(path))
+    if kind == "hdf5":
+        return hdf5_length(path)
+    if kind == "npz":
+        with open_npz(path) as npz:
+            return npz_layout(npz)[3]
+    with open_npy(path) as arr:
+        return epsilon_layout(arr.shape, str(path))[0]
+
+
+def iter_dataset(path, batch_size: int, start: int = 0, stop: int | None = None
+                 ) -> Iterator[tuple[np.ndarray, np.ndarray | None, list[str]]]:
+    """Yield ``(eps, kappa | None, names)`` batches of any supported layout.
+
+    Every layout is streamed: the file is opened and checked once, and each batch
+    decodes only its own rows (``.npz`` members are decompressed as they are read).
+    """
+    batch_size = check_batch_size(batch_size)
+    path = Path(path)
+    kind = _kind(path)
+    if kind == "folder":
+        yield from iter_challenge_dir(path, batch_size, start, stop)
+        return
+    if kind == "hdf5":
+        yield from iter_hdf5(path, batch_size, start, stop)
+        return
+    source = str(path)
+    with contextlib.ExitStack() as stack:
+        if kind == "npz":
+            layout = npz_layout(stack.enter_context(open_npz(path)))
+            n = layout[3]
+
+            def read(i, j):
+                return _read_npz_selection(layout, source, i, j)
+        else:
+            arr = stack.enter_context(open_npy(path))
+            n = epsilon_layout(arr.shape, source)[0]
+
+            def read(i, j):
+                return _read_npy_selection(arr, source, path.stem, i, j)
+        start, stop = slice_bounds(n, start, stop, source)
+        for i in range(start, stop, batch_size):
+            yield read(i, min(i + batch_size, stop))

@@ -1,0 +1,187 @@
+"""Uploaded files (name + bytes, e.g. from a web form), read with the same checks as files.
+
+An upload is read from its bytes in memory, never written to disk, and goes through
+the same header, structure and value checks as a file on disk; it is also bounded by
+:data:`~lensviz.data.limits.MAX_UPLOAD_BYTES`, and a session by
+:func:`check_session_uploads`.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from lensviz.data.dataset import _read_npy_selection, _read_npz_selection
+from lensviz.data.errors import DataError, DataTypeError, LimitError, quote
+from lensviz.data.hdf5 import HDF5_SUFFIXES, read_hdf5
+from lensviz.data.limits import MAX_SESSION_UPLOAD_BYTES, MAX_SESSION_UPLOADS, MAX_UPLOAD_BYTES
+from lensviz.data.npy import npz_layout, open_npy, open_npz, read_epsilon, read_kappa
+from lensviz.data.validate import check_counts, epsilon_layout
+
+__all__ = ["load_upload", "load_upload_pair", "load_uploads", "check_session_uploads"]
+
+_PAIR_HELP = ("upload one .npy (ε only), .npz or .h5 file, or a challenge-style pair: "
+              "EPSILON/NAME.npy (3,128,128) and KAPPA/NAME.npy (128,128)")
+
+
+def _check_upload(filename: str, data, max_bytes: int) -> None:
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise DataTypeError(f"{filename}: upload data must be bytes, got {type(data).__name__}")
+    size = len(data)
+    if size == 0:
+        raise DataError(f"{filename}: the uploaded file is empty")
+    if size > max_bytes:
+        raise LimitError(
+            f"{filename}: the upload is {size / 1024**2:.1f} MiB; the limit is "
+            f"{max_bytes / 1024**2:.1f} MiB. Use a smaller file, or the command line "
+            "(python -m lensviz) for large datasets"
+        )
+
+
+def load_upload(filename: str, data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES):
+    """Load an uploaded file from its name and bytes.
+
+    Parameters
+    ----------
+    filename : str
+        Original name; its suffix picks the reader: ``.npy`` (ε only), ``.npz``,
+        ``.h5``/``.hdf5``.
+    data : bytes
+        File contents.
+    max_bytes : int, optional
+        Size limit, default :data:`~lensviz.data.limits.MAX_UPLOAD_BYTES` (200 MiB).
+
+    Returns
+    -------
+    eps, kappa or None, names
+        As :func:`lensviz.data.load_dataset`.
+
+    Raises
+    ------
+    DataError
+        Over the size limit, empty, unsupported suffix, unsafe or bad content (see
+        :mod:`lensviz.data.errors`).
+    DataTypeError
+        Bad dtype, or ``data`` not bytes.
+    """
+    filename = quote(filename, 200)
+    _check_upload(filename, data, max_bytes)
+    suffix = Path(filename).suffix.lower()
+    buffer = io.BytesIO(data)
+    if suffix == ".npy":
+        with open_npy(buffer, filename) as arr:
+            return _read_npy_selection(arr, filename, Path(filename).stem, 0, None)
+    if suffix == ".npz":
+        with open_npz(buffer, filename) as npz:
+            return _read_npz_selection(npz_layout(npz), filename, 0, None)
+    if suffix in HDF5_SUFFIXES:
+        return read_hdf5(buffer, source=filename)
+    raise DataError(f"{filename}: unsupported upload type '{quote(suffix)}'; expected .npy "
+                    "(ε only), .npz or .h5/.hdf5")
+
+
+def load_upload_pair(eps_name: str, eps_bytes: bytes, kappa_name: str, kappa_bytes: bytes,
+                     *, max_bytes: int = MAX_UPLOAD_BYTES):
+    """Load a challenge-style pair of uploaded ``.npy`` files (EPSILON + KAPPA).
+
+    Parameters
+    ----------
+    eps_name, eps_bytes : str, bytes
+        The ε file: ``(3, 128, 128)`` as in ``EPSILON/`` (any layout
+        :func:`lensviz.data.validate_epsilon` takes, including batches).
+    kappa_name, kappa_bytes : str, bytes
+        The κ file: ``(128, 128)`` as in ``KAPPA/``, or ``(N, 128, 128)``.
+    max_bytes : int, optional
+        Size limit per file.
+
+    Returns
+    -------
+    eps : ndarray, shape (N, 128, 128, 3), float32
+    kappa : ndarray, shape (N, 128, 128), float32
+    names : list of str
+        From the ε file name. The two names need not match (users rename files).
+
+    Raises
+    ------
+    DataError, DataTypeError
+        As :func:`load_upload`, for either file, or different numbers of samples.
+    """
+    eps_name, kappa_name = quote(eps_name, 200), quote(kappa_name, 200)
+    for name, data in ((eps_name, eps_bytes), (kappa_name, kappa_bytes)):
+        _check_upload(name, data, max_bytes)
+        if Path(name).suffix.lower() != ".npy":
+            raise DataError(f"{name}: expected a .npy file as in the challenge's EPSILON/ "
+                            "and KAPPA/ folders")
+    with open_npy(io.BytesIO(eps_bytes), eps_name) as eps_arr, \
+            open_npy(io.BytesIO(kappa_bytes), kappa_name) as kappa_arr:
+        eps = read_epsilon(eps_arr, eps_name)
+        kappa = read_kappa(kappa_arr, kappa_name)
+    check_counts(len(eps), len(kappa), f"{eps_name} + {kappa_name}")
+    n, _ = epsilon_layout(eps_arr.shape, eps_name)
+    stem = Path(eps_name).stem
+    return eps, kappa, [stem] if n == 1 else [f"{stem}_{i:06d}" for i in range(n)]
+
+
+def _declared_elements(name: str, data: bytes) -> int:
+    _check_upload(name, data, MAX_UPLOAD_BYTES)
+    with open_npy(io.BytesIO(data), name) as arr:
+        return math.prod(arr.shape)
+
+
+def load_uploads(files: Sequence[tuple[str, bytes]], *, max_bytes: int = MAX_UPLOAD_BYTES):
+    """Load what a user uploaded at once: one file, or an EPSILON + KAPPA ``.npy`` pair.
+
+    Parameters
+    ----------
+    files : sequence of (name, bytes)
+        One ``.npy``/``.npz``/``.h5`` file (:func:`load_upload`), or two ``.npy``
+        files in either order: for the same number of maps the ε file (3 channels) is
+        the larger one, told from the headers alone (:func:`load_upload_pair`).
+    max_bytes : int, optional
+        Size limit per file.
+
+    Returns
+    -------
+    eps, kappa or None, names
+        As :func:`load_upload`.
+
+    Raises
+    ------
+    DataError, DataTypeError
+        As :func:`load_upload`, or files that are neither one file nor a pair.
+    """
+    files = list(files)
+    if len(files) == 1:
+        return load_upload(*files[0], max_bytes=max_bytes)
+    if len(files) == 2 and all(str(name).lower().endswith(".npy") for name, _ in files):
+        sizes = [_declared_elements(quote(name, 200), data) for name, data in files]
+        (en, eb), (kn, kb) = files if sizes[0] >= sizes[1] else files[::-1]
+        return load_upload_pair(en, eb, kn, kb, max_bytes=max_bytes)
+    raise DataError(f"got {len(files)} files; {_PAIR_HELP}")
+
+
+def check_session_uploads(sizes: Sequence[int]) -> None:
+    """Refuse an app session's uploads beyond the per-session limits.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Bytes of every file the session has uploaded so far, the new ones included.
+
+    Raises
+    ------
+    LimitError
+        More than :data:`~lensviz.data.limits.MAX_SESSION_UPLOADS` files or
+        :data:`~lensviz.data.limits.MAX_SESSION_UPLOAD_BYTES` bytes.
+    """
+    total = sum(int(s) for s in sizes)
+    if len(sizes) > MAX_SESSION_UPLOADS:
+        raise LimitError(f"this session has uploaded {len(sizes)} files; the limit is "
+                         f"{MAX_SESSION_UPLOADS} per session. Reload the page to start a new "
+                         "session")
+    if total > MAX_SESSION_UPLOAD_BYTES:
+        raise LimitError(f"this session has uploaded {total / 2**20:.0f} MiB; the limit is "
+                         f"{MAX_SESSION_UPLOAD_BYTES / 2**20:.0f} MiB per session. Reload the "
+                         "page to start a new session")

@@ -1,0 +1,455 @@
+"""Checks of ε, κ and sample names: shapes, dtypes, finiteness and physical bounds.
+
+The shape and dtype checks work on what a file *declares* (a ``.npy`` header, an HDF5
+dataspace), so the readers run them before reading any data; the value checks run on
+the float32 output, :data:`~lensviz.data.limits.READ_BLOCK_SAMPLES` samples at a time.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from lensviz.constants import NPIX
+from lensviz.data.errors import DataError, DataTypeError, LimitError, quote
+from lensviz.data.limits import (
+    DELTA_EPS_MAX,
+    EPS_COMPONENT_MAX,
+    KAPPA_ABS_MAX,
+    MAX_DECLARED_BYTES,
+    MAX_NAME_CHARS,
+    MAX_READ_BYTES,
+    READ_BLOCK_SAMPLES,
+)
+
+__all__ = [
+    "EPS_LAST",
+    "EPS_FIRST",
+    "MAP",
+    "validate_epsilon",
+    "validate_kappa",
+    "validate_names",
+    "epsilon_layout",
+    "kappa_count",
+    "check_float_dtype",
+    "check_declared_size",
+    "check_read_size",
+    "check_epsilon_values",
+    "check_kappa_values",
+    "check_counts",
+    "check_same_length",
+    "slice_bounds",
+    "check_batch_size",
+]
+
+EPS_LAST = (NPIX, NPIX, 3)  # one ε sample, channels last (lensviz)
+EPS_FIRST = (3, NPIX, NPIX)  # one ε sample, channels first (the challenge files)
+MAP = (NPIX, NPIX)  # one κ map
+
+_EPS_EXPECTED = (
+    f"(128, 128, 3) or (3, 128, 128) for one sample, or (N, 128, 128, 3) or "
+    f"(N, 3, 128, 128) for N samples (NPIX={NPIX})"
+)
+_KAPPA_EXPECTED = "(128, 128) for one map or (N, 128, 128) for N maps"
+_FLOAT_SIZES = (2, 4, 8)  # float16, float32, float64
+_EPS_AXES = ("sample", "y", "x", "channel")
+_KAPPA_AXES = ("map", "y", "x")
+_CHANNELS = ("e1", "e2", "Δε")
+
+
+# === Declared shapes and dtypes ===
+
+
+def check_float_dtype(dtype, source: str, what: str, shape=None) -> np.dtype:
+    """Refuse any dtype but float16/32/64 (either byte order).
+
+    Raises
+    ------
+    DataTypeError
+        Naming ``source``, ``what`` and the dtype found.
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f" or dtype.itemsize not in _FLOAT_SIZES:
+        found = "" if shape is None else f" (shape {tuple(shape)})"
+        raise DataTypeError(f"{source}: {what} has dtype {quote(dtype)}{found}; "
+                            "expected float16, float32 or float64")
+    return dtype
+
+
+def check_declared_size(shape: Sequence[int], itemsize: int, source: str, what: str) -> int:
+    """Bytes an array of ``shape`` declares; refuse absurd shapes before any allocation.
+
+    Raises
+    ------
+    DataError
+        A negative dimension.
+    LimitError
+        More than :data:`~lensviz.data.limits.MAX_DECLARED_BYTES`.
+    """
+    if any(int(d) < 0 for d in shape):
+        raise DataError(f"{source}: {what} declares the shape {quote(tuple(shape))}, "
+                        "which has a negative dimension")
+    nbytes = math.prod(int(d) for d in shape) * int(itemsize)
+    if nbytes > MAX_DECLARED_BYTES:
+        raise LimitError(f"{source}: {what} declares the shape {quote(tuple(shape))} "
+                         f"({nbytes / 2**30:.3g} GiB); the limit is "
+                         f"{MAX_DECLARED_BYTES / 2**30:.0f} GiB per array "
+                         "(lensviz.data.limits.MAX_DECLARED_BYTES)")
+    return nbytes
+
+
+def epsilon_layout(shape: Sequence[int], source: str) -> tuple[int, bool]:
+    """Samples and layout of an ε array from its (declared) shape.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        ``(128, 128, 3)``, ``(3, 128, 128)``, ``(N, 128, 128, 3)`` or ``(N, 3, 128, 128)``.
+    source : str
+        Used in error messages.
+
+    Returns
+    -------
+    n : int
+        Number of samples (1 for a 3-D shape).
+    channels_first : bool
+
+    Raises
+    ------
+    DataError
+        Any other shape, or no sample.
+
+    Notes
+    -----
+    The layout is decided by where the axis of length 3 sits: last → channels-last,
+    right after the batch axis (or first, for a single sample) → channels-first. A
+    3-D array is always one sample and a 4-D array always a batch. Since the map side
+    (128) is not 3, no shape matches both layouts.
+    """
+    shape = tuple(int(d) for d in shape)
+    body = shape if len(shape) == 3 else shape[1:] if len(shape) == 4 else None
+    if body not in (EPS_LAST, EPS_FIRST):
+        raise DataError(f"{source}: ε has shape {quote(shape)}; expected {_EPS_EXPECTED}")
+    n = 1 if len(shape) == 3 else shape[0]
+    if n == 0:
+        raise DataError(f"{source}: ε has shape {shape}, which holds no samples")
+    return n, body == EPS_FIRST
+
+
+def kappa_count(shape: Sequence[int], source: str) -> int:
+    """Number of κ maps an array of (declared) ``shape`` holds; refuse other shapes.
+
+    Raises
+    ------
+    DataError
+        A shape other than ``(128, 128)`` or ``(N, 128, 128)``, or no map.
+    """
+    shape = tuple(int(d) for d in shape)
+    body = shape if len(shape) == 2 else shape[1:] if len(shape) == 3 else None
+    if body != MAP:
+        raise DataError(f"{source}: κ has shape {quote(shape)}; expected {_KAPPA_EXPECTED}")
+    n = 1 if len(shape) == 2 else shape[0]
+    if n == 0:
+        raise DataError(f"{source}: κ has shape {shape}, which holds no maps")
+    return n
+
+
+def check_read_size(n: int, source: str, kappa: bool = True) -> None:
+    """Refuse a read whose float32 output exceeds :data:`~lensviz.data.limits.MAX_READ_BYTES`.
+
+    Parameters
+    ----------
+    n : int
+        Samples to read.
+    source : str
+    kappa : bool, optional
+        Whether κ maps are read too (256 KiB per sample instead of 192 KiB).
+
+    Raises
+    ------
+    LimitError
+    """
+    per_sample = 4 * (math.prod(EPS_LAST) + (math.prod(MAP) if kappa else 0))
+    if n * per_sample > MAX_READ_BYTES:
+        raise LimitError(
+            f"{source}: the selection holds {n} samples ({n * per_sample / 2**20:.3g} MiB as "
+            f"float32); one read returns at most {MAX_READ_BYTES / 2**20:.3g} MiB, "
+            f"{MAX_READ_BYTES // per_sample} samples (lensviz.data.limits.MAX_READ_BYTES). "
+            "Read it in batches (lensviz.data.iter_dataset, or the command line), or pass "
+            "start/stop")
+
+
+# === Values ===
+
+
+def _location(index, axes) -> str:
+    return ", ".join(f"{a}={int(i)}" for a, i in zip(axes, index, strict=True))
+
+
+def _scan(out: np.ndarray, bad_of, source: str, axes, offset: int):
+    """Count the entries ``bad_of(block)`` marks, block by block; return (count, first)."""
+    count, first = 0, None
+    for i in range(0, len(out), READ_BLOCK_SAMPLES):
+        bad = bad_of(out[i:i + READ_BLOCK_SAMPLES])
+        k = int(np.count_nonzero(bad))
+        if k and first is None:
+            where = np.argwhere(bad)[0]
+            where[0] += i + offset
+            first = tuple(int(j) for j in where)
+        count += k
+    return count, first
+
+
+def _check_finite(out, source: str, what: str, axes, offset: int) -> None:
+    count, first = _scan(out, lambda b: ~np.isfinite(b), source, axes, offset)
+    if count:
+        raise DataError(f"{source}: {what} contains {count} NaN or infinite value(s) "
+                        f"(first at {_location(first, axes)}); expected finite values")
+
+
+def _value_at(out, first, offset: int) -> float:
+    return float(out[(first[0] - offset, *first[1:])])
+
+
+def check_epsilon_values(out: np.ndarray, source: str, offset: int = 0) -> None:
+    """Check finite ε within the physical bounds of :mod:`lensviz.data.limits`.
+
+    Parameters
+    ----------
+    out : ndarray, shape (n, 128, 128, 3), float32
+    source : str
+    offset : int, optional
+        Index of ``out[0]`` in the array the message should count in.
+
+    Raises
+    ------
+    DataError
+        NaN/Inf, ``|e1|`` or ``|e2|`` above ``EPS_COMPONENT_MAX`` or Δε outside
+        ``[0, DELTA_EPS_MAX]``; the message gives the count, the first offending value
+        and where it is.
+    """
+    _check_finite(out, source, "ε", _EPS_AXES, offset)
+    count, first = _scan(out, lambda b: np.abs(b[..., :2]) > EPS_COMPONENT_MAX, source,
+                         _EPS_AXES, offset)
+    if count:
+        raise DataError(
+            f"{source}: {_CHANNELS[first[3]]} = {_value_at(out, first, offset):.6g} at "
+            f"{_location(first, _EPS_AXES)} ({count} value(s) out of bounds); expected "
+            f"|e1|, |e2| ≤ {EPS_COMPONENT_MAX:g} (lensviz.data.limits.EPS_COMPONENT_MAX)")
+    count, first = _scan(out, lambda b: (b[..., 2:] < 0) | (b[..., 2:] > DELTA_EPS_MAX),
+                         source, _EPS_AXES, offset)
+    if count:
+        first = (*first[:3], 2)
+        raise DataError(
+            f"{source}: Δε = {_value_at(out, first, offset):.6g} at "
+            f"{_location(first, _EPS_AXES)} ({count} value(s) out of bounds); expected a "
+            f"standard deviation 0 ≤ Δε ≤ {DELTA_EPS_MAX:g} (lensviz.data.limits.DELTA_EPS_MAX)")
+
+
+def check_kappa_values(out: np.ndarray, source: str, offset: int = 0) -> None:
+    """Check finite κ with ``|κ| ≤ KAPPA_ABS_MAX``.
+
+    Raises
+    ------
+    DataError
+        As :func:`check_epsilon_values`.
+    """
+    _check_finite(out, source, "κ", _KAPPA_AXES, offset)
+    count, first = _scan(out, lambda b: np.abs(b) > KAPPA_ABS_MAX, source, _KAPPA_AXES, offset)
+    if count:
+        raise DataError(
+            f"{source}: κ = {_value_at(out, first, offset):.6g} at "
+            f"{_location(first, _KAPPA_AXES)} ({count} value(s) out of bounds); expected "
+            f"|κ| ≤ {KAPPA_ABS_MAX:g} (lensviz.data.limits.KAPPA_ABS_MAX)")
+
+
+def _as_float_array(arr, source: str, what: str) -> np.ndarray:
+    if not isinstance(arr, np.ndarray):
+        try:
+            arr = np.asarray(arr)
+        except (ValueError, TypeError) as exc:
+            raise DataTypeError(f"{source}: {what} is not a numeric array "
+                                f"({quote(exc)})") from exc
+    check_float_dtype(arr.dtype, source, what, arr.shape)
+    return arr
+
+
+def _as_float32(a: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):  # overflow becomes inf, reported by the value check
+        return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def validate_epsilon(arr, source: str = "array") -> np.ndarray:
+    """Check an ε (ellipticity) array and return it as a channels-last float32 batch.
+
+    Parameters
+    ----------
+    arr : array_like
+        One sample, ``(128, 128, 3)`` (channels last) or ``(3, 128, 128)`` (channels
+        first, the challenge files), or a batch ``(N, 128, 128, 3)`` or
+        ``(N, 3, 128, 128)``. Channels are ``(e1, e2, Δε)``. float16, float32 or float64.
+    source : str, optional
+        What the array came from (usually a file name); used in error messages.
+
+    Returns
+    -------
+    ndarray, shape (N, 128, 128, 3), float32
+        C-contiguous; shares memory with ``arr`` when that already has this form.
+
+    Raises
+    ------
+    DataTypeError
+        If the dtype is not float16/32/64 (integer, complex, object, bool, ...); a
+        :class:`TypeError`.
+    DataError
+        If the shape is none of the above, the batch is empty, a value is NaN or
+        infinite (also after conversion to float32), ``|e1|`` or ``|e2|`` exceeds
+        :data:`~lensviz.data.limits.EPS_COMPONENT_MAX`, or Δε lies outside
+        ``[0, DELTA_EPS_MAX]``; a :class:`ValueError`.
+
+    Notes
+    -----
+    See :func:`epsilon_layout` for how the layout is told from the shape.
+
+    Examples
+    --------
+    >>> validate_epsilon(np.zeros((3, 128, 128), np.float16), "a.npy").shape
+    (1, 128, 128, 3)
+    """
+    a = _as_float_array(arr, source, "ε")
+    _, channels_first = epsilon_layout(a.shape, source)
+    if a.ndim == 3:
+        a = a[None]
+    if channels_first:
+        a = np.moveaxis(a, 1, -1)
+    out = _as_float32(a)
+    check_epsilon_values(out, source)
+    return out
+
+
+def validate_kappa(arr, source: str = "array") -> np.ndarray:
+    """Check a κ (convergence) array and return it as a float32 batch.
+
+    Parameters
+    ----------
+    arr : array_like
+        One map ``(128, 128)`` or a batch ``(N, 128, 128)``; float16, float32 or float64.
+    source : str, optional
+        What the array came from; used in error messages.
+
+    Returns
+    -------
+    ndarray, shape (N, 128, 128), float32
+
+    Raises
+    ------
+    DataTypeError
+        If the dtype is not float16/32/64.
+    DataError
+        If the shape is wrong, the batch is empty, a value is NaN or infinite, or
+        ``|κ|`` exceeds :data:`~lensviz.data.limits.KAPPA_ABS_MAX`.
+    """
+    a = _as_float_array(arr, source, "κ")
+    kappa_count(a.shape, source)
+    out = _as_float32(a[None] if a.ndim == 2 else a)
+    check_kappa_values(out, source)
+    return out
+
+
+def check_counts(n_eps: int, n_kappa: int | None, source: str) -> None:
+    """Refuse ε and κ that hold different numbers of samples (``n_kappa`` None: no κ)."""
+    if n_kappa is not None and n_kappa != n_eps:
+        raise DataError(
+            f"{source}: ε holds {n_eps} samples but κ holds {n_kappa} maps; "
+            "expected one κ map per ε sample"
+        )
+
+
+def check_same_length(eps: np.ndarray, kappa: np.ndarray | None, source: str) -> None:
+    """Refuse ε and κ arrays of different lengths."""
+    check_counts(len(eps), None if kappa is None else len(kappa), source)
+
+
+def _check_one_name(name: str, source: str) -> str:
+    if len(name) > MAX_NAME_CHARS:
+        raise DataError(f"{source}: a sample name has {len(name)} characters "
+                        f"({quote(name, 40)}); expected at most {MAX_NAME_CHARS} "
+                        "(lensviz.data.limits.MAX_NAME_CHARS)")
+    if not name.isprintable():
+        raise DataError(f"{source}: the sample name '{quote(name, 60)}' holds control "
+                        "characters; expected printable text")
+    return name
+
+
+def validate_names(names: Iterable | None, n: int, source: str) -> list[str]:
+    """Sample names as a list of ``n`` printable str (``"000000"``, … when ``None``).
+
+    Parameters
+    ----------
+    names : iterable of str or bytes, or None
+        Bytes must be UTF-8.
+    n : int
+        Expected number of names.
+    source : str
+
+    Returns
+    -------
+    list of str
+
+    Raises
+    ------
+    DataTypeError
+        A name that is not text, or ``names`` given as one str.
+    DataError
+        A wrong count, bytes that are not UTF-8, a name longer than
+        :data:`~lensviz.data.limits.MAX_NAME_CHARS` or holding control characters.
+    """
+    if names is None:
+        return [f"{i:06d}" for i in range(n)]
+    if isinstance(names, (str, bytes)):
+        raise DataTypeError(f"{source}: names must be a sequence of str, got a single "
+                            f"{type(names).__name__}")
+    if hasattr(names, "__len__") and len(names) != n:
+        raise DataError(f"{source}: got {len(names)} names for {n} samples; expected one each")
+    out = []
+    for name in names:
+        if isinstance(name, (bytes, np.bytes_)):
+            try:
+                name = bytes(name).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{source}: the sample name '{quote(bytes(name), 60)}' is "
+                                "not UTF-8; expected UTF-8 text") from exc
+        if not isinstance(name, (str, np.str_)):
+            raise DataTypeError(f"{source}: names must be str, got "
+                                f"{type(name).__name__} {quote(repr(name), 60)}")
+        out.append(_check_one_name(str(name), source))
+        if len(out) > n:
+            break
+    if len(out) != n:
+        got = f"{len(out)}" if len(out) <= n else f"more than {n}"
+        raise DataError(f"{source}: got {got} names for {n} samples; expected one each")
+    return out
+
+
+def slice_bounds(n: int, start, stop, source: str) -> tuple[int, int]:
+    """``(start, stop)`` clipped to ``n`` samples; an empty selection is an error."""
+    start = operator.index(start)
+    stop = n if stop is None else operator.index(stop)
+    if start < 0 or stop < 0:
+        raise DataError(f"start and stop must be non-negative, got start={start}, stop={stop}")
+    stop = min(stop, n)
+    if start >= stop:
+        raise DataError(
+            f"{source}: the selection [{start}:{stop}] holds no samples; it holds {n} sample(s)"
+        )
+    return start, stop
+
+
+def check_batch_size(batch_size) -> int:
+    """A positive integer batch size."""
+    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+        raise DataError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return int(batch_size)

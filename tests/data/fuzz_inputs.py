@@ -1,0 +1,922 @@
+"""A deterministic generator of malformed and hostile data files, and one trial runner.
+
+:func:`generate` builds, from a seed, more than 1,000 malformed inputs in the classes of
+:data:`CLASSES` (plus a few valid controls), and :func:`run_trial` feeds one input to
+one entry point of :data:`ENTRY_POINTS` and classifies what came out. Used by
+``tests/data/test_fuzz.py`` and ``benchmarks/fuzz_report.py``.
+
+Every case that could make a reader reach outside its input points at planted secret
+files in ``workdir`` (:func:`plant_secrets`): ``secret.bin`` holds float32 values that
+would pass every value check, so a reader that followed external storage, a link or a
+virtual dataset would return them; ``secret.txt`` holds a marker text. :func:`run_trial`
+looks for both in every array, name and message that comes back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import pickle
+import struct
+import tracemalloc
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from lensviz import data
+from lensviz.cli import data as cli_data
+from lensviz.data import limits
+
+__all__ = ["Case", "Trial", "CLASSES", "ENTRY_POINTS", "OUTCOMES", "plant_secrets",
+           "generate", "run_trial", "count_table", "bomb_npz_bytes", "names_bomb_npz_bytes"]
+
+CLASSES = (
+    "valid", "truncation", "random_bytes", "bitflip", "wrong_dtype", "wrong_shape",
+    "nonfinite", "extreme_values", "pickle", "npy_header", "huge_shape", "npz_bomb",
+    "zip_method", "h5_external_storage", "h5_virtual", "h5_links", "h5_unwritten",
+    "h5_huge_chunk", "h5_filter_compact", "non_utf8_names", "bad_names", "layout",
+    "challenge_folder", "pair",
+)
+ENTRY_POINTS = ("upload", "pair", "server", "cli")
+OUTCOMES = ("accepted", "DataError", "DataTypeError", "UnsafeFileError", "LimitError")
+DOCUMENTED = (data.DataError,)  # every documented reader error derives from DataError
+PEAK_BUDGET = 64 * 2**20  # tracemalloc peak of one trial on these small inputs (bytes)
+SECRET_TEXT = b"root:x:0:0:LENSVIZ-SECRET-MARKER:/root:/bin/bash\n"
+SECRET_PERIOD = 256  # float32 values in one period of secret.bin (1 KiB)
+NPIX = 128
+
+
+# === Cases and trials ===
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One input: a single file, an upload pair or a challenge folder.
+
+    ``files`` maps a path relative to the case folder to bytes, or to a ``Path`` for
+    a symbolic link. A single file has one entry; a pair has two ``.npy`` entries; a
+    folder has entries under ``name/``.
+    """
+
+    klass: str
+    name: str
+    kind: str  # "file", "pair" or "folder"
+    expect: str  # "refused", "accepted" or "either"
+    files: dict
+
+    def entry_points(self) -> tuple[str, ...]:
+        return {"file": ("upload", "server", "cli"), "pair": ("pair",),
+                "folder": ("server", "cli")}[self.kind]
+
+
+@dataclasses.dataclass(frozen=True)
+class Trial:
+    """What one entry point did with one case."""
+
+    klass: str
+    name: str
+    entry: str
+    expect: str
+    outcome: str  # one of OUTCOMES, or "escaped:<type>"
+    message: str
+    peak_bytes: int
+    leaked: bool
+    problems: tuple[str, ...]
+
+
+# === Secrets ===
+
+
+def _secret_values() -> np.ndarray:
+    period = (0.0123 + 1e-5 * np.arange(SECRET_PERIOD)).astype("<f4")
+    return np.tile(period, 4 * NPIX * NPIX * 3 // SECRET_PERIOD)  # 4 samples of ε
+
+
+def plant_secrets(workdir: Path) -> dict[str, Path]:
+    """Write the secret files (and an HDF5 file made of them) that hostile cases point at."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    paths = {"bin": workdir / "secret.bin", "txt": workdir / "secret.txt",
+             "h5": workdir / "secret.h5", "npy": workdir / "secret_eps.npy"}
+    values = _secret_values()
+    paths["bin"].write_bytes(values.tobytes())
+    paths["txt"].write_bytes(SECRET_TEXT * 4000)
+    eps = values[: NPIX * NPIX * 3].reshape(1, NPIX, NPIX, 3)
+    with h5py.File(paths["h5"], "w") as f:
+        f["epsilon"] = eps
+        f["kappa"] = eps[..., 0]
+    np.save(paths["npy"], np.moveaxis(eps[0], -1, 0))
+    return paths
+
+
+def _leaks(blobs: list[bytes]) -> bool:
+    marker = _secret_values()[:16].tobytes()
+    text = SECRET_TEXT[11:33]
+    return any(marker in b or text in b for b in blobs)
+
+
+# === Building blocks ===
+
+
+def _eps(rng, n=1, dtype="<f4") -> np.ndarray:
+    eps = np.empty((n, NPIX, NPIX, 3), np.float64)
+    eps[..., :2] = np.clip(rng.normal(0, 0.1, (n, NPIX, NPIX, 2)), -0.9, 0.9)
+    eps[..., 2] = rng.uniform(0.05, 0.3, (n, NPIX, NPIX))
+    return eps.astype(dtype)
+
+
+def _kappa(rng, n=1, dtype="<f4") -> np.ndarray:
+    return np.clip(rng.normal(0, 0.05, (n, NPIX, NPIX)), -0.5, 2).astype(dtype)
+
+
+def _npy(arr) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=True)
+    return buf.getvalue()
+
+
+def _npz(compressed=False, **arrays) -> bytes:
+    buf = io.BytesIO()
+    (np.savez_compressed if compressed else np.savez)(buf, **arrays)
+    return _fix_zip_times(buf.getvalue())
+
+
+def _h5(build: Callable[[h5py.File], None]) -> bytes:
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        build(f)
+    return buf.getvalue()
+
+
+def _npy_raw(header: bytes, payload: bytes = b"", version: bytes = b"\x01\x00") -> bytes:
+    size = (struct.pack("<H", len(header) % 2**16) if version == b"\x01\x00"
+            else struct.pack("<I", len(header)))
+    return b"\x93NUMPY" + version + size + header + payload
+
+
+def _header(descr="'<f4'", shape="(1, 128, 128, 3)", fortran="False") -> bytes:
+    return f"{{'descr': {descr}, 'fortran_order': {fortran}, 'shape': {shape}, }}\n".encode()
+
+
+def _good_file(rng, fmt: str, n: int = 1) -> bytes:
+    eps, kappa = _eps(rng, n), _kappa(rng, n)
+    if fmt == "npy":
+        return _npy(eps.astype("<f2"))
+    if fmt == "npz":
+        return _npz(bool(rng.integers(2)), epsilon=eps, kappa=kappa,
+                    names=np.array([f"s{i}" for i in range(n)]))
+
+    def build(f):
+        f.create_dataset("epsilon", data=eps, chunks=(1, NPIX, NPIX, 3), compression="gzip")
+        f.create_dataset("kappa", data=kappa, chunks=(1, NPIX, NPIX), compression="gzip")
+        f.create_dataset("names", data=[f"s{i}" for i in range(n)], dtype=h5py.string_dtype())
+    return _h5(build)
+
+
+def _streamed_npz(members: dict[str, tuple[dict, bytes, int]]) -> bytes:
+    """An .npz whose members are written as a stream: name → (header, chunk, repeats)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for name, (header, chunk, repeats) in members.items():
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as fh:
+                hdr = io.BytesIO()
+                np.lib.format.write_array_header_1_0(hdr, header)
+                fh.write(hdr.getvalue())
+                for _ in range(repeats):
+                    fh.write(chunk)
+    return _fix_zip_times(buf.getvalue())
+
+
+def bomb_npz_bytes(n_samples: int = 3000) -> bytes:
+    """An honest gzip bomb: ``n_samples`` ε of zeros (2.36 GB for 3000), about 2.5 MB."""
+    sample = bytes(NPIX * NPIX * 3 * 4)
+    header = {"descr": "<f4", "fortran_order": False, "shape": (n_samples, NPIX, NPIX, 3)}
+    return _streamed_npz({"epsilon": (header, sample, n_samples)})
+
+
+def names_bomb_npz_bytes(n_names: int = 30_000_000) -> bytes:
+    """One valid ε and ``n_names`` names (120 MB for 3×10⁷), about 120 kB."""
+    eps = _npy(np.zeros((1, NPIX, NPIX, 3), "<f4"))
+    chunk = np.full(1_000_000, "a", "<U1").tobytes()
+    header = {"descr": "<U1", "fortran_order": False, "shape": (n_names,)}
+    buf = io.BytesIO(_streamed_npz({"names": (header, chunk, n_names // 1_000_000)}))
+    with zipfile.ZipFile(buf, "a") as zf:
+        zf.writestr("epsilon.npy", eps)
+    return _fix_zip_times(buf.getvalue())
+
+
+_ZIP_EPOCH = struct.pack("<2H", 0, (0 << 9) | (1 << 5) | 1)  # 00:00 on 1980-01-01
+
+
+def _fix_zip_times(raw: bytes) -> bytes:
+    """The zip ``raw`` with every entry dated 1980-01-01, so that its bytes are reproducible."""
+    z = bytearray(raw)
+    with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+        infos, at = zf.infolist(), zf.start_dir
+    for info in infos:
+        z[info.header_offset + 10:info.header_offset + 14] = _ZIP_EPOCH
+    for _ in infos:  # the central directory entries, in order
+        z[at + 12:at + 16] = _ZIP_EPOCH
+        n, m, k = struct.unpack("<3H", z[at + 28:at + 34])
+        at += 46 + n + m + k
+    return bytes(z)
+
+
+def _patch_zip(raw: bytes, method: int | None = None, flags: int = 0) -> bytes:
+    z = bytearray(raw)
+    for sig, flag_at, method_at in ((b"PK\x01\x02", 8, 10), (b"PK\x03\x04", 6, 8)):
+        i = z.find(sig)
+        while i >= 0:
+            if method is not None:
+                z[i + method_at:i + method_at + 2] = struct.pack("<H", method)
+            z[i + flag_at] |= flags
+            i = z.find(sig, i + 4)
+    return bytes(z)
+
+
+# === The classes ===
+
+
+def _truncation(rng, n):
+    for i in range(n):
+        fmt = ("npy", "npz", "h5")[i % 3]
+        raw = _good_file(rng, fmt)
+        cut = int(rng.integers(0, len(raw)))
+        yield "refused", f"trunc_{i:04d}.{fmt}", raw[:cut]
+
+
+def _random_bytes(rng, n):
+    prefixes = (b"", b"\x93NUMPY\x01\x00", b"PK\x03\x04", b"\x89HDF\r\n\x1a\n", b"PK\x05\x06")
+    for i in range(n):
+        fmt = ("npy", "npz", "h5")[i % 3]
+        size = int(rng.integers(1, 4000))
+        payload = prefixes[i % len(prefixes)] + rng.bytes(size)
+        yield "refused", f"random_{i:04d}.{fmt}", payload
+
+
+def _bitflip(rng, n):
+    for i in range(n):
+        fmt = ("npy", "npz", "h5")[i % 3]
+        z = bytearray(_good_file(rng, fmt))
+        for _ in range(int(rng.integers(1, 6))):
+            at = int(rng.integers(0, min(len(z), 4096) if rng.integers(2) else len(z)))
+            z[at] = int(rng.integers(0, 256))
+        yield "either", f"flip_{i:04d}.{fmt}", bytes(z)
+
+
+_BAD_DTYPES = ("<i1", "<i2", "<i4", "<i8", "<u1", "<u2", "<c8", "<c16", "?", "<U4", "S4",
+               "<M8[s]", "<m8[s]")
+
+
+def _wrong_dtype(rng, n):
+    for i in range(n):
+        dtype = _BAD_DTYPES[i % len(_BAD_DTYPES)]
+        fmt = ("npy", "npz", "h5")[(i // len(_BAD_DTYPES)) % 3]
+        arr = np.zeros((1, NPIX, NPIX, 3), dtype)
+        if fmt == "npy":
+            raw = _npy(arr)
+        elif fmt == "npz":
+            raw = _npz(epsilon=arr) if i % 2 else _npz(epsilon=_eps(rng),
+                                                        kappa=np.zeros((1, NPIX, NPIX), dtype))
+        else:
+            if dtype.startswith(("<U", "<M", "<m")):  # types h5py cannot store
+                dtype = "<i4"
+            zeros = np.zeros((1, NPIX, NPIX, 3), dtype)
+            raw = _h5(lambda f, a=zeros: f.create_dataset("epsilon", data=a))
+        yield "refused", f"dtype_{i:04d}.{fmt}", raw
+    yield "refused", "dtype_struct.npy", _npy(np.zeros((1, NPIX, NPIX, 3), [("a", "<f4")]))
+
+
+_BAD_SHAPES = ((NPIX, NPIX), (2, NPIX, NPIX, 2), (1, 64, 64, 3), (1, 1, NPIX, NPIX, 3),
+               (0, NPIX, NPIX, 3), (), (5,), (3, NPIX, 127), (NPIX, 3, NPIX), (1, NPIX, NPIX, 4),
+               (4, NPIX, NPIX), (2, 2, NPIX, NPIX))
+
+
+def _wrong_shape(rng, n):
+    for i in range(n):
+        shape = _BAD_SHAPES[i % len(_BAD_SHAPES)]
+        fmt = ("npy", "npz", "h5")[(i // len(_BAD_SHAPES)) % 3]
+        arr = np.zeros(shape, "<f2")
+        if fmt == "npy":
+            raw = _npy(arr)
+        elif fmt == "npz":
+            raw = _npz(epsilon=arr)
+        else:
+            raw = _h5(lambda f, a=arr: f.create_dataset("epsilon", data=a))
+        yield "refused", f"shape_{i:04d}.{fmt}", raw
+        if i % 4 == 0:  # a valid ε with a κ of the wrong shape
+            kappa = np.zeros(((1, NPIX, 64), (NPIX,), (1, 1, NPIX, NPIX))[i // 4 % 3], "<f4")
+            yield "refused", f"shape_k{i:04d}.npz", _npz(epsilon=_eps(rng), kappa=kappa)
+
+
+_BAD_VALUES = {"nan": np.nan, "inf": np.inf, "-inf": -np.inf, "e36": 1e36, "e_big": 5.5,
+               "e_neg": -0.01, "de_big": 10.5, "k_big": 150.0, "f64_overflow": 1e40}
+
+
+def _put_bad_value(rng, kind: str, fmt: str) -> bytes:
+    eps, kappa = _eps(rng, 2, "<f8"), _kappa(rng, 2, "<f8")
+    s, y, x = (int(rng.integers(0, m)) for m in (2, NPIX, NPIX))
+    in_kappa = kind == "k_big" or (kind in ("nan", "inf", "-inf") and fmt != "npy"
+                                   and rng.integers(3) == 0)
+    if in_kappa:
+        kappa[s, y, x] = _BAD_VALUES[kind]
+    else:
+        channel = 2 if kind in ("e_neg", "de_big") else int(rng.integers(0, 2))
+        eps[s, y, x, channel] = _BAD_VALUES[kind]
+    dtype = "<f8" if kind == "f64_overflow" else "<f4"
+    eps, kappa = eps.astype(dtype), kappa.astype(dtype)
+    if fmt == "npy":
+        return _npy(eps)
+    if fmt == "npz":
+        return _npz(epsilon=eps, kappa=kappa)
+
+    def build(f):
+        f.create_dataset("epsilon", data=eps, chunks=(1, NPIX, NPIX, 3))
+        f.create_dataset("kappa", data=kappa)
+    return _h5(build)
+
+
+def _nonfinite(rng, n):
+    for i in range(n):
+        fmt = ("npy", "npz", "h5")[i % 3]
+        yield "refused", f"nonfinite_{i:04d}.{fmt}", _put_bad_value(
+            rng, ("nan", "inf", "-inf")[(i // 3) % 3], fmt)
+
+
+def _extreme(rng, n):
+    kinds = ("e36", "e_big", "e_neg", "de_big", "k_big", "f64_overflow")
+    for i in range(n):
+        fmt = ("npy", "npz", "h5")[i % 3]
+        kind = kinds[(i // 3) % len(kinds)]
+        if kind == "k_big" and fmt == "npy":
+            fmt = "npz"
+        yield "refused", f"extreme_{i:04d}.{fmt}", _put_bad_value(rng, kind, fmt)
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("lensviz unpickled a payload",))
+
+
+def _pickle(rng, n):
+    for i in range(n):
+        proto = int(rng.integers(0, 6))
+        which = i % 5
+        if which == 0:
+            yield "refused", f"pickle_{i:04d}.npy", pickle.dumps({"epsilon": 1}, protocol=proto)
+        elif which == 1:
+            yield "refused", f"pickle_{i:04d}.npy", pickle.dumps(_Payload(), protocol=proto)
+        elif which == 2:
+            yield "refused", f"pickle_{i:04d}.npy", _npy(np.array([_Payload(), 1], object))
+        elif which == 3:
+            yield "refused", f"pickle_{i:04d}.npz", _npz(
+                epsilon=_eps(rng), names=np.array([_Payload()], object))
+        else:
+            buf = io.BytesIO()
+            with zipfile.ZipFile(buf, "w") as zf:
+                zf.writestr("epsilon.npy", pickle.dumps(_Payload(), protocol=proto))
+            yield "refused", f"pickle_{i:04d}.npz", _fix_zip_times(buf.getvalue())
+
+
+_HEADERS = (
+    b"{'descr': '<f4', 'fortran_order': False, 'shape': (1, 128",  # unterminated
+    b"{'descr': '<f4', 'fortran_order': False, 'shape': (1, 128, 128, 3)\n",
+    b"[1, 2, 3]\n",
+    b"{'descr': '<f4', 'shape': (1, 128, 128, 3), }\n",  # missing key
+    b"{'descr': '<f4', 'fortran_order': False, 'shape': (-1, 128, 128, 3), }\n",
+    b"{'descr': '<f4', 'fortran_order': False, 'shape': (1.5, 128, 128, 3), }\n",
+    b"{'descr': '<x9', 'fortran_order': False, 'shape': (1, 128, 128, 3), }\n",
+    b"{'descr': 'O', 'fortran_order': False, 'shape': (1, 128, 128, 3), }\n",
+    b"{'descr': '<f4', 'fortran_order': 'yes', 'shape': (1, 128, 128, 3), }\n",
+    b"{'descr': '<f4', 'fortran_order': False, 'shape': (1L, 128L, 128L, 3L), }\n",  # Python 2
+    b"(" * 3000 + b")" * 3000,
+    b"{'descr': '<f4', 'fortran_order': False, 'shape': (1, 128, 128, 3), 'x': 1}\n",
+    b"\xff\xfe{'descr': '<f4'}\n",
+    b"{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1, 128, 128, 3), }\n",
+    b"{'descr': '<U99999999999', 'fortran_order': False, 'shape': (1,), }\n",
+    b"{'descr': '<f4', 'fortran_order': False, 'shape': (2**70,), }\n",
+    b"{'descr': '<f4', 'fortran_order': False, 'shape': " + b"(" * 200 + b")" * 200 + b", }\n",
+    b"\x00" * 64,
+)
+
+
+def _npy_header(rng, n):
+    payload = _eps(rng).astype("<f4").tobytes()
+    for i in range(n):
+        header = _HEADERS[i % len(_HEADERS)]
+        variant = (i // len(_HEADERS)) % 5
+        if variant == 0:
+            raw = _npy_raw(header, payload)
+        elif variant == 1:  # header length beyond the data
+            raw = b"\x93NUMPY\x01\x00\xff\xff" + header
+        elif variant == 2:
+            raw = _npy_raw(header, payload, b"\x02\x00")
+        elif variant == 3:  # unknown format versions
+            raw = _npy_raw(header, payload, bytes([int(rng.integers(3, 256)), 0]))
+        else:  # a valid header inside an .npz member
+            buf = io.BytesIO()
+            with zipfile.ZipFile(buf, "w") as zf:
+                zf.writestr("epsilon.npy", _npy_raw(header, payload))
+            yield ("either" if b"128L" in header else "refused"), f"header_{i:04d}.npz", \
+                _fix_zip_times(buf.getvalue())
+            continue
+        python2 = b"128L" in header and variant in (0, 2)  # numpy still reads these
+        yield "either" if python2 else "refused", f"header_{i:04d}.npy", raw
+
+
+def _huge_shape(rng, n):
+    shapes = ("(1000000, 128, 128, 3)", "(3000, 128, 128, 3)", "(10**13, 128, 128, 3)",
+              "(2048, 3, 128, 128)", "(9223372036854775807, 128, 128, 3)")
+    for i in range(n):
+        shape = shapes[i % len(shapes)]
+        shape = shape.replace("10**13", str(10**13))
+        kind = (i // len(shapes)) % 4
+        if kind == 0:
+            yield "refused", f"huge_{i:04d}.npy", _npy_raw(_header(shape=shape), rng.bytes(4096))
+        elif kind == 1:
+            buf = io.BytesIO()
+            with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+                zf.writestr("epsilon.npy", _npy_raw(_header(shape=shape), bytes(65536)))
+            yield "refused", f"huge_{i:04d}.npz", _fix_zip_times(buf.getvalue())
+        elif kind == 2:
+            big = (int(rng.integers(3000, 10**6)), NPIX, NPIX, 3)
+            yield "refused", f"huge_{i:04d}.h5", _h5(lambda f, s=big: f.create_dataset(
+                "epsilon", shape=s, dtype="<f4", chunks=(1, NPIX, NPIX, 3), compression="gzip"))
+        else:  # declared in an .npz member, with the zip directory agreeing
+            buf = io.BytesIO()
+            with zipfile.ZipFile(buf, "w") as zf:
+                zf.writestr("epsilon.npy", _npy_raw(_header(shape=shape), bytes(1024)))
+            raw = bytearray(_fix_zip_times(buf.getvalue()))
+            yield "refused", f"huge_{i:04d}.npz", bytes(raw)
+
+
+def _npz_bomb(rng, n, bomb: bytes, names_bomb: bytes):
+    for i in range(n):
+        kind = i % 5
+        if kind == 0:
+            yield "refused", f"bomb_{i:04d}.npz", bomb
+        elif kind == 1:
+            yield "refused", f"bomb_{i:04d}.npz", names_bomb
+        elif kind == 2:  # more members than allowed
+            buf = io.BytesIO()
+            with zipfile.ZipFile(buf, "w") as zf:
+                zf.writestr("epsilon.npy", _npy(_eps(rng)))
+                for j in range(limits.MAX_ZIP_MEMBERS + int(rng.integers(1, 3000))):
+                    zf.writestr(f"x{j}.npy", b"")
+            yield "refused", f"bomb_{i:04d}.npz", _fix_zip_times(buf.getvalue())
+        elif kind == 3:  # a member whose directory entry lies about its size
+            raw = bytearray(_npz(epsilon=_eps(rng)))
+            at = raw.find(b"PK\x01\x02")
+            raw[at + 24:at + 28] = struct.pack("<L", 0xFFFFFFF0)
+            yield "either", f"bomb_{i:04d}.npz", bytes(raw)
+        else:  # a huge comment before the end record
+            raw = _npz(epsilon=_eps(rng))
+            yield "refused", f"bomb_{i:04d}.npz", raw[:-2] + struct.pack("<H", 65535) + (
+                b"PK\x05\x06" + bytes(18)) * 10
+
+
+def _zip_method(rng, n):
+    for i in range(n):
+        raw = _npz(bool(i % 2), epsilon=_eps(rng), kappa=_kappa(rng))
+        kind = (i // 2) % 6
+        patched = {0: _patch_zip(raw, 9), 1: _patch_zip(raw, flags=0x01),
+                   2: _patch_zip(raw, 12), 3: _patch_zip(raw, 14),
+                   4: _patch_zip(raw, flags=0x20), 5: _patch_zip(raw, 99, flags=0x41)}[kind]
+        yield "refused", f"zip_{i:04d}.npz", patched
+
+
+def _h5_external(rng, n, secrets):
+    for i in range(n):
+        target = str(secrets["bin" if i % 3 else "txt"])
+        offset = 1024 * int(rng.integers(0, 8))
+        key = ("epsilon", "kappa", "names")[i % 3]
+        eps = _eps(rng)
+
+        def build(f, target=target, offset=offset, key=key, eps=eps):
+            ext = [(target, offset, h5py.h5f.UNLIMITED)]
+            if key == "epsilon":
+                f.create_dataset("epsilon", shape=(1, NPIX, NPIX, 3), dtype="<f4", external=ext)
+            else:
+                f["epsilon"] = eps
+                shape, dtype = ((1, NPIX, NPIX), "<f4") if key == "kappa" else ((1,), "S16")
+                f.create_dataset(key, shape=shape, dtype=dtype, external=ext)
+        yield "refused", f"external_{i:04d}.h5", _h5(build)
+
+
+def _create_virtual(f, name: bytes, layout) -> None:
+    """``f.create_virtual_dataset`` without a modification time, so the bytes are reproducible."""
+    dcpl = layout._get_dcpl(f.filename)
+    dcpl.set_obj_track_times(False)
+    space = h5py.h5s.create_simple(layout.shape)
+    h5py.h5d.create(f.id, name, h5py.h5t.py_create(np.dtype(layout.dtype)), space, dcpl=dcpl)
+
+
+def _h5_virtual(rng, n, secrets):
+    shape = (1, NPIX, NPIX, 3)
+    for i in range(n):
+        kind = i % 4
+
+        def build(f, kind=kind, i=i):
+            layout = h5py.VirtualLayout(shape=shape, dtype="<f4")
+            if kind == 0:  # its own source: HDF5 would recurse until it crashes
+                layout[...] = h5py.VirtualSource(".", "epsilon", shape=shape)
+            elif kind == 1:  # another file on the server
+                layout[...] = h5py.VirtualSource(str(secrets["h5"]), "epsilon", shape=shape)
+            elif kind == 2:  # another dataset of the same file
+                f["src"] = np.zeros(shape, "<f4")
+                layout[...] = h5py.VirtualSource(".", "src", shape=shape)
+            else:  # a relative source path, resolved against the file's folder
+                layout[...] = h5py.VirtualSource(f"../secrets/{secrets['h5'].name}",
+                                                 "epsilon", shape=shape)
+            _create_virtual(f, b"epsilon", layout)
+            if i % 8 >= 4:  # hide it under a group, next to good data
+                f.move("epsilon", "g/epsilon")
+                f["epsilon"] = _eps(rng)
+        yield "refused", f"virtual_{i:04d}.h5", _h5(build)
+
+
+def _h5_links(rng, n, secrets):
+    for i in range(n):
+        kind = i % 8
+        eps = _eps(rng)
+        expect = "refused"
+
+        def build(f, kind=kind, eps=eps):
+            if kind == 0:
+                f["real"] = eps
+                f["epsilon"] = h5py.SoftLink("/real")
+            elif kind == 1:
+                f["epsilon"] = h5py.SoftLink("/nothing")
+            elif kind == 2:
+                f["epsilon"] = h5py.SoftLink("/a")
+                f["a"] = h5py.SoftLink("/epsilon")
+            elif kind == 3:
+                f["epsilon"] = h5py.SoftLink("/epsilon")
+            elif kind == 4:
+                f["epsilon"] = h5py.ExternalLink(str(secrets["h5"]), "/epsilon")
+            elif kind == 5:
+                f["epsilon"] = eps
+                f["kappa"] = h5py.ExternalLink(str(secrets["h5"]), "/kappa")
+            elif kind == 6:
+                f["epsilon"] = eps
+                g = f.create_group("meta/deeper")
+                g["loop"] = h5py.SoftLink("/meta")
+            else:  # a hard link cycle: legal HDF5, walked once
+                f["epsilon"] = eps
+                g = f.create_group("g")
+                g["up"] = g
+        if kind == 7:
+            expect = "either"
+        yield expect, f"links_{i:04d}.h5", _h5(build)
+
+
+def _h5_unwritten(rng, n):
+    for i in range(n):
+        kind = i % 4
+        k = int(rng.integers(1, 3000))
+
+        def build(f, kind=kind, k=k):
+            if kind == 0:
+                f.create_dataset("epsilon", shape=(k, NPIX, NPIX, 3), dtype="<f4")
+            elif kind == 1:
+                f.create_dataset("epsilon", shape=(k, NPIX, NPIX, 3), dtype="<f4",
+                                 chunks=(1, NPIX, NPIX, 3), fillvalue=0.0)
+            elif kind == 2:
+                ds = f.create_dataset("epsilon", shape=(3, NPIX, NPIX, 3), dtype="<f4",
+                                      chunks=(1, NPIX, NPIX, 3))
+                ds[0] = _eps(rng)[0]
+            else:
+                f["epsilon"] = _eps(rng)
+                f.create_dataset("kappa", shape=(1, NPIX, NPIX), dtype="<f4")
+        yield "refused", f"unwritten_{i:04d}.h5", _h5(build)
+
+
+def _h5_huge_chunk(rng, n):
+    for i in range(n):
+        k = int(rng.integers(342, 5000))  # 342 samples of float32 ε: just over 64 MiB
+
+        def build(f, k=k, i=i):
+            f.create_dataset("epsilon", shape=(k, NPIX, NPIX, 3), dtype="<f4",
+                             chunks=(k, NPIX, NPIX, 3), compression="gzip")
+            if i % 2:
+                f.create_dataset("names", shape=(10**7,), dtype="S8", chunks=(10**7,))
+        yield "refused", f"chunk_{i:04d}.h5", _h5(build)
+
+
+def _h5_filter_compact(rng, n):
+    for i in range(n):
+        kind = i % 3
+        eps, kappa = _eps(rng), _kappa(rng)
+
+        def build(f, kind=kind, eps=eps, kappa=kappa):
+            if kind == 0:
+                f.create_dataset("epsilon", data=eps, chunks=(1, NPIX, NPIX, 3), scaleoffset=4)
+            elif kind == 1:
+                f["epsilon"] = eps
+                space = h5py.h5s.create_simple((1, NPIX, NPIX))
+                dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+                dcpl.set_layout(h5py.h5d.COMPACT)
+                dcpl.set_obj_track_times(False)
+                dsid = h5py.h5d.create(f.id, b"kappa", h5py.h5t.IEEE_F16LE, space, dcpl)
+                dsid.write(h5py.h5s.ALL, h5py.h5s.ALL, kappa.astype("<f2"))
+            else:
+                f.create_dataset("epsilon", data=eps, chunks=(1, NPIX, NPIX, 3),
+                                 compression="lzf")
+        raw = _h5(build)
+        if kind == 2:  # an unknown filter id, which would make HDF5 look for a plugin
+            at = raw.find(b"lzf\x00") - 8
+            raw = raw[:at] + struct.pack("<H", 32123) + raw[at + 2:]
+        yield "refused", f"filter_{i:04d}.h5", raw
+
+
+def _non_utf8_names(rng, n):
+    bad = (b"\xff\xfe", b"ok\x80", b"\xc3\x28", b"\xed\xa0\x80")
+    for i in range(n):
+        name = bad[i % len(bad)]
+        kind = (i // len(bad)) % 3
+        eps = _eps(rng)
+        if kind == 0:
+            def build(f, eps=eps, name=name):
+                f["epsilon"] = eps
+                f.create_dataset("names", data=np.array([name], object),
+                                 dtype=h5py.string_dtype("utf-8"))
+            yield "refused", f"utf8_{i:04d}.h5", _h5(build)
+        elif kind == 1:
+            yield "refused", f"utf8_{i:04d}.npz", _npz(epsilon=eps, names=np.array([name], "S8"))
+        else:  # a link with a non-UTF-8 name beside good data
+            def build(f, eps=eps, name=name):
+                f["epsilon"] = eps
+                f.create_dataset(name, data=np.zeros(3))
+            yield "either", f"utf8_{i:04d}.h5", _h5(build)
+
+
+def _bad_names(rng, n):
+    names = (["a\x1b[2Jb"], ["x" * (limits.MAX_NAME_CHARS + 1)], ["a", "b"], ["\n"],
+             ["a\u202eb"], [""])
+    for i in range(n):
+        bad = names[i % len(names)]
+        fmt = ("npz", "h5")[(i // len(names)) % 2]
+        eps = _eps(rng)
+        if fmt == "npz":
+            raw = _npz(epsilon=eps, names=np.array(bad))
+        else:
+            def build(f, eps=eps, bad=bad):
+                f["epsilon"] = eps
+                f.create_dataset("names", data=bad, dtype=h5py.string_dtype())
+            raw = _h5(build)
+        expect = "either" if bad == [""] else "refused"
+        yield expect, f"names_{i:04d}.{fmt}", raw
+    yield "refused", "names_numeric.npz", _npz(epsilon=_eps(rng), names=np.arange(1))
+    yield "refused", "names_2d.npz", _npz(epsilon=_eps(rng), names=np.array([["a"]]))
+
+
+def _layout(rng, n):
+    for i in range(n):
+        kind = i % 6
+        eps, kappa = _eps(rng, 2), _kappa(rng, 2)
+
+        def build(f, kind=kind, eps=eps, kappa=kappa):
+            if kind == 1:
+                f["kappa"] = kappa
+            elif kind == 2:
+                f.create_group("epsilon")
+            elif kind == 3:
+                f["epsilon"] = eps
+                f["kappa"] = kappa[:1]
+            else:
+                f["epsilon"] = eps
+                f.create_group("names")
+        if kind == 0:
+            raw, fmt = _npz(kappa=kappa), "npz"
+        elif kind == 5:
+            raw, fmt = _npz(epsilon=eps, kappa=kappa, names=np.array(["a", "b", "c"])), "npz"
+        else:
+            raw, fmt = _h5(build), "h5"
+        yield "refused", f"layout_{i:04d}.{fmt}", raw
+
+
+def _challenge_folders(rng, n, secrets):
+    for i in range(n):
+        kind = i % 6
+        name = f"folder_{i:04d}"
+        files = {}
+        names = [f"{j:05d}_00001" for j in range(2)]
+        for stem in names:
+            files[f"{name}/EPSILON/{stem}.npy"] = _npy(np.moveaxis(_eps(rng)[0], -1, 0)
+                                                       .astype("<f2"))
+            files[f"{name}/KAPPA/{stem}.npy"] = _npy(_kappa(rng)[0].astype("<f2"))
+        first = f"{name}/EPSILON/{names[0]}.npy"
+        if kind == 0:  # a symbolic link to a valid file outside the folder
+            files[first] = secrets["npy"]
+        elif kind == 1:
+            files[f"{name}/KAPPA/{names[1]}.npy"] = secrets["txt"]
+        elif kind == 2:
+            del files[first]
+        elif kind == 3:
+            files[first] = files[first][: int(rng.integers(0, len(files[first])))]
+        elif kind == 4:
+            files[first] = _npy(np.full((3, NPIX, NPIX), 1e4, "<f2"))
+        else:
+            files[first] = pickle.dumps(_Payload())
+        yield Case("challenge_folder", name, "folder", "refused", files)
+
+
+def _pairs(rng, n):
+    for i in range(n):
+        kind = i % 6
+        e = _npy(np.moveaxis(_eps(rng)[0], -1, 0).astype("<f2"))
+        k = _npy(_kappa(rng)[0].astype("<f2"))
+        if kind == 0:
+            k = _npy(_kappa(rng, 2))
+        elif kind == 1:
+            e = e[: int(rng.integers(0, len(e)))]
+        elif kind == 2:
+            k = rng.bytes(int(rng.integers(1, 3000)))
+        elif kind == 3:
+            e = _npy_raw(_header(shape="(3000, 3, 128, 128)"), bytes(1024))
+        elif kind == 4:
+            k = _npy(np.full((NPIX, NPIX), np.nan, "<f4"))
+        else:
+            k = pickle.dumps(_Payload())
+        yield Case("pair", f"pair_{i:04d}", "pair", "refused",
+                   {f"pair_{i:04d}_eps.npy": e, f"pair_{i:04d}_kappa.npy": k})
+
+
+def _valid(rng, n):
+    for i in range(n):
+        fmt = ("npy", "npz", "h5")[i % 3]
+        yield "accepted", f"valid_{i:04d}.{fmt}", _good_file(rng, fmt, 1 + i % 3)
+    e = _npy(np.moveaxis(_eps(rng)[0], -1, 0).astype("<f2"))
+    k = _npy(_kappa(rng)[0].astype("<f2"))
+    yield Case("valid", "valid_pair", "pair", "accepted",
+               {"valid_pair_kappa.npy": k, "valid_pair_eps.npy": e})
+
+
+# === The generator ===
+
+
+_COUNTS = {  # cases per class (the valid controls are not counted as malformed)
+    "valid": 12, "truncation": 120, "random_bytes": 90, "bitflip": 90, "wrong_dtype": 60,
+    "wrong_shape": 60, "nonfinite": 36, "extreme_values": 54, "pickle": 40, "npy_header": 90,
+    "huge_shape": 24, "npz_bomb": 15, "zip_method": 36, "h5_external_storage": 30,
+    "h5_virtual": 24, "h5_links": 40, "h5_unwritten": 24, "h5_huge_chunk": 16,
+    "h5_filter_compact": 15, "non_utf8_names": 36, "bad_names": 36, "layout": 30,
+    "challenge_folder": 30, "pair": 48,
+}
+_CACHE: dict = {}
+
+
+def generate(seed: int, secrets: dict[str, Path], scale: float = 1.0) -> list[Case]:
+    """All cases, deterministically from ``seed``.
+
+    Parameters
+    ----------
+    seed : int
+    secrets : dict
+        From :func:`plant_secrets`.
+    scale : float, optional
+        Multiplies the number of cases of every class.
+    """
+    rng = np.random.default_rng(seed)
+    if "bombs" not in _CACHE:
+        _CACHE["bombs"] = (bomb_npz_bytes(), names_bomb_npz_bytes())
+    n = {k: max(1, round(v * scale)) for k, v in _COUNTS.items()}
+    makers = {
+        "valid": _valid(rng, n["valid"]),
+        "truncation": _truncation(rng, n["truncation"]),
+        "random_bytes": _random_bytes(rng, n["random_bytes"]),
+        "bitflip": _bitflip(rng, n["bitflip"]),
+        "wrong_dtype": _wrong_dtype(rng, n["wrong_dtype"]),
+        "wrong_shape": _wrong_shape(rng, n["wrong_shape"]),
+        "nonfinite": _nonfinite(rng, n["nonfinite"]),
+        "extreme_values": _extreme(rng, n["extreme_values"]),
+        "pickle": _pickle(rng, n["pickle"]),
+        "npy_header": _npy_header(rng, n["npy_header"]),
+        "huge_shape": _huge_shape(rng, n["huge_shape"]),
+        "npz_bomb": _npz_bomb(rng, n["npz_bomb"], *_CACHE["bombs"]),
+        "zip_method": _zip_method(rng, n["zip_method"]),
+        "h5_external_storage": _h5_external(rng, n["h5_external_storage"], secrets),
+        "h5_virtual": _h5_virtual(rng, n["h5_virtual"], secrets),
+        "h5_links": _h5_links(rng, n["h5_links"], secrets),
+        "h5_unwritten": _h5_unwritten(rng, n["h5_unwritten"]),
+        "h5_huge_chunk": _h5_huge_chunk(rng, n["h5_huge_chunk"]),
+        "h5_filter_compact": _h5_filter_compact(rng, n["h5_filter_compact"]),
+        "non_utf8_names": _non_utf8_names(rng, n["non_utf8_names"]),
+        "bad_names": _bad_names(rng, n["bad_names"]),
+        "layout": _layout(rng, n["layout"]),
+        "challenge_folder": _challenge_folders(rng, n["challenge_folder"], secrets),
+        "pair": _pairs(rng, n["pair"]),
+    }
+    cases = []
+    for klass in CLASSES:
+        for item in makers[klass]:
+            if isinstance(item, Case):
+                cases.append(item)
+            else:
+                expect, name, raw = item
+                cases.append(Case(klass, name, "file", expect, {name: raw}))
+    return cases
+
+
+# === Running a trial ===
+
+
+def _materialize(case: Case, root: Path) -> Path:
+    """Write the case's files under ``root``; return the file or folder to read."""
+    for rel, content in case.files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists() or path.is_symlink():
+            continue
+        if isinstance(content, Path):
+            path.symlink_to(content)
+        else:
+            path.write_bytes(content)
+    return root / case.name
+
+
+def _call(case: Case, entry: str, root: Path):
+    if entry == "upload":
+        (name, raw), = case.files.items()
+        return data.load_upload(name, raw)
+    if entry == "pair":
+        return data.load_uploads(list(case.files.items()))
+    path = _materialize(case, root)
+    if entry == "server":
+        return data.load_dataset(path, 0, 512)
+    return cli_data.load_data(str(path), need_kappa=False)
+
+
+def _check_accepted(result) -> list[str]:
+    eps, kappa, names = result
+    problems = []
+    if not (isinstance(eps, np.ndarray) and eps.dtype == np.float32 and eps.ndim == 4
+            and eps.shape[1:] == (NPIX, NPIX, 3) and np.isfinite(eps).all()):
+        problems.append("accepted ε is not a finite (N, 128, 128, 3) float32 array")
+    elif (np.abs(eps[..., :2]).max() > limits.EPS_COMPONENT_MAX
+          or eps[..., 2].min() < 0 or eps[..., 2].max() > limits.DELTA_EPS_MAX):
+        problems.append("accepted ε is out of bounds")
+    if kappa is not None and not (kappa.shape == eps.shape[:3] and np.isfinite(kappa).all()
+                                  and np.abs(kappa).max() <= limits.KAPPA_ABS_MAX):
+        problems.append("accepted κ is not finite, in bounds and one per sample")
+    if len(names) != len(eps) or not all(isinstance(s, str) and s.isprintable() for s in names):
+        problems.append("accepted names are not one printable str per sample")
+    return problems
+
+
+def run_trial(case: Case, entry: str, root: Path) -> Trial:
+    """Feed ``case`` to ``entry`` (files written under ``root``) and judge the outcome.
+
+    The outcome is the documented error type raised, ``"accepted"``, or
+    ``"escaped:<type>"`` for anything else. ``problems`` lists what breaks the error
+    contract: an escaped type, a message that does not name the input, secret bytes
+    in any output, an accepted hostile case, a peak over :data:`PEAK_BUDGET`.
+    """
+    problems = []
+    message, result = "", None
+    tracemalloc.start()
+    try:
+        result = _call(case, entry, root)
+        outcome = "accepted"
+    except DOCUMENTED as exc:
+        outcome, message = type(exc).__name__, str(exc)
+    except Exception as exc:  # noqa: BLE001 - classifying what escapes is the point
+        outcome, message = f"escaped:{type(exc).__name__}", str(exc)
+        problems.append(f"undocumented exception {type(exc).__name__}: {message[:200]}")
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    blobs = [message.encode("utf-8", "backslashreplace")]
+    if result is not None:
+        eps, kappa, names = result
+        blobs += [eps.tobytes(), b"" if kappa is None else kappa.tobytes(),
+                  "\n".join(names).encode("utf-8", "backslashreplace")]
+        problems += _check_accepted(result)
+        if case.expect == "refused":
+            problems.append("a malformed input was accepted")
+    elif case.expect == "accepted":
+        problems.append(f"a valid input was refused: {message}")
+    if outcome != "accepted" and not any(name.split("/")[0] in message
+                                         for name in [case.name, *case.files]):
+        problems.append(f"the message does not name the input: {message[:200]}")
+    if "\n" in message or "\r" in message:
+        problems.append("the message spans several lines")
+    leaked = _leaks(blobs)
+    if leaked:
+        problems.append("bytes of a planted secret reached the output")
+    if peak > PEAK_BUDGET:
+        problems.append(f"peak memory {peak / 2**20:.1f} MiB over {PEAK_BUDGET / 2**20:.0f} MiB")
+    return Trial(case.klass, case.name, entry, case.expect, outcome, message, peak, leaked,
+                 tuple(problems))
+
+
+def count_table(trials: list[Trial]) -> dict[str, dict[str, int]]:
+    """Class → outcome → number of trials."""
+    table: dict[str, dict[str, int]] = {}
+    for t in trials:
+        row = table.setdefault(t.klass, {})
+        row[t.outcome] = row.get(t.outcome, 0) + 1
+    return table
+

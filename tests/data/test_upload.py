@@ -1,0 +1,53 @@
+"""lensviz.data.upload: what the app reads from an upload, and the per-session limits."""
+
+import io
+
+import numpy as np
+import pytest
+
+from lensviz import data
+
+
+def test_load_uploads_orders_a_pair_from_the_headers(arrays, npy_bytes):
+    eps, kappa = arrays
+    e = npy_bytes(np.moveaxis(eps[1], -1, 0).astype(np.float16))
+    k = npy_bytes(kappa[1].astype(np.float16))
+    for files in ((("00087_00323.npy", e), ("00087_00323.npy", k)),
+                  (("00087_00323.npy", k), ("00087_00323.npy", e))):
+        got_e, got_k, names = data.load_uploads(files)
+        np.testing.assert_array_equal(got_e, eps[1:2])
+        np.testing.assert_array_equal(got_k, kappa[1:2])
+        assert names == ["00087_00323"]
+    got_e, got_k, _ = data.load_uploads([("one.npz", _npz(eps, kappa))])
+    np.testing.assert_array_equal(got_k, kappa)
+
+
+def _npz(eps, kappa):
+    buf = io.BytesIO()
+    np.savez(buf, epsilon=eps, kappa=kappa)
+    return buf.getvalue()
+
+
+def test_load_uploads_errors_name_the_file(arrays, npy_bytes):
+    with pytest.raises(data.DataError, match="got 3 files"):
+        data.load_uploads([("a.npy", b"1"), ("b.npy", b"2"), ("c.npy", b"3")])
+    with pytest.raises(data.DataError, match=r"k\.npy: cannot read as \.npy: it is not a \.npy"):
+        data.load_uploads([("e.npy", npy_bytes(arrays[0][:1])), ("k.npy", b"\x00" * 100)])
+    with pytest.raises(data.LimitError, match=r"e\.npy: the upload is .* MiB; the limit is"):
+        data.load_uploads([("e.npy", npy_bytes(arrays[0]))], max_bytes=1000)
+
+
+def test_session_upload_limits():
+    limits = data.limits
+    data.check_session_uploads([limits.MAX_UPLOAD_BYTES] * 5)  # 1000 MiB: within 1 GiB
+    with pytest.raises(data.LimitError, match=r"uploaded 33 files; the limit is 32 per session"):
+        data.check_session_uploads([1] * (limits.MAX_SESSION_UPLOADS + 1))
+    with pytest.raises(data.LimitError, match=r"uploaded 1200 MiB; the limit is 1024 MiB"):
+        data.check_session_uploads([limits.MAX_UPLOAD_BYTES] * 6)
+
+
+def test_an_upload_is_read_in_memory(arrays, npy_bytes, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    e, _, _ = data.load_upload("e.npy", npy_bytes(arrays[0]))
+    np.testing.assert_array_equal(e, arrays[0])
+    assert list(tmp_path.iterdir()) == []
