@@ -40,8 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         cases = fz.generate(args.seed, secrets)
         t1 = time.perf_counter()
-        trials = [fz.run_trial(c, e, Path(tmp) / "cases") for c in cases
-                  for e in c.entry_points()]
+        trials = [fz.run_trial(c, e, Path(tmp) / "cases") for c in cases for e in c.entry_points()]
         t2 = time.perf_counter()
     table = fz.count_table(trials)
     columns = [o for o in fz.OUTCOMES if any(o in row for row in table.values())]
@@ -51,22 +50,27 @@ def main(argv: list[str] | None = None) -> int:
     for klass in fz.CLASSES:
         row = table.get(klass, {})
         n_inputs = sum(1 for c in cases if c.klass == klass)
-        print(f"{klass:<{width}}  {n_inputs:>6}  "
-              + "  ".join(f"{row.get(c, 0):>15}" for c in columns))
+        print(
+            f"{klass:<{width}}  {n_inputs:>6}  "
+            + "  ".join(f"{row.get(c, 0):>15}" for c in columns)
+        )
     totals = {c: sum(row.get(c, 0) for row in table.values()) for c in columns}
-    print(f"{'total':<{width}}  {len(cases):>6}  "
-          + "  ".join(f"{totals[c]:>15}" for c in columns))
+    print(f"{'total':<{width}}  {len(cases):>6}  " + "  ".join(f"{totals[c]:>15}" for c in columns))
     by_entry = {e: sum(1 for t in trials if t.entry == e) for e in fz.ENTRY_POINTS}
     problems = [f"{t.klass} {t.name} via {t.entry}: {p}" for t in trials for p in t.problems]
     malformed = sum(1 for c in cases if c.klass != "valid")
-    print(f"\n{len(cases)} inputs ({malformed} malformed), {len(trials)} trials "
-          f"({', '.join(f'{e}: {n}' for e, n in by_entry.items())}); "
-          f"generated in {t1 - t0:.1f} s, run in {t2 - t1:.1f} s")
-    print(f"escaped exception types: "
-          f"{sorted({t.outcome for t in trials if t.outcome.startswith('escaped')}) or 'none'}; "
-          f"secrets leaked: {sum(t.leaked for t in trials)}; "
-          f"largest traced peak: {max(t.peak_bytes for t in trials) / 2**20:.1f} MiB; "
-          f"problems: {len(problems)}")
+    print(
+        f"\n{len(cases)} inputs ({malformed} malformed), {len(trials)} trials "
+        f"({', '.join(f'{e}: {n}' for e, n in by_entry.items())}); "
+        f"generated in {t1 - t0:.1f} s, run in {t2 - t1:.1f} s"
+    )
+    print(
+        f"escaped exception types: "
+        f"{sorted({t.outcome for t in trials if t.outcome.startswith('escaped')}) or 'none'}; "
+        f"secrets leaked: {sum(t.leaked for t in trials)}; "
+        f"largest traced peak: {max(t.peak_bytes for t in trials) / 2**20:.1f} MiB; "
+        f"problems: {len(problems)}"
+    )
     for line in problems[:20]:
         print("  " + line)
     result = {

@@ -137,7 +137,7 @@ TRAIN_SEED_START = 1_000_000  # training data: seeds ≥ 1_000_000
 OMEGA_M = 0.3  # matter density today
 H0_LITTLE_H = 0.7  # H0 / (100 km/s/Mpc)
 
-# --- Challenge metrics (REFERENCE.md §3) ---
+# --- Challenge metrics (docs/reference.md §3) ---
 PEAK_SMOOTH_SIGMA_PX = 3.0  # Gaussian σ (pixels) applied before peak finding
 N_PEAKS_METRIC = 3  # DPEAKS compares the 3 highest peaks, matched by rank
 WMAPE_ZERO_EPS = 1e-5  # exact zeros in T and P are replaced by this value

@@ -39,10 +39,14 @@ def test_failure_leaves_target_and_no_temporary(tmp_path):
 def test_the_file_is_fsynced_before_the_rename_and_the_folder_after(tmp_path, monkeypatch):
     events = []
     real_fsync, real_replace = os.fsync, os.replace
-    monkeypatch.setattr(os, "fsync", lambda fd: (events.append(
-        ("fsync", os.readlink(f"/proc/self/fd/{fd}"))), real_fsync(fd)))
-    monkeypatch.setattr(os, "replace", lambda a, b: (events.append(("replace", str(b))),
-                                                     real_replace(a, b)))
+    monkeypatch.setattr(
+        os,
+        "fsync",
+        lambda fd: (events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))), real_fsync(fd)),
+    )
+    monkeypatch.setattr(
+        os, "replace", lambda a, b: (events.append(("replace", str(b))), real_replace(a, b))
+    )
     write_text(tmp_path / "a.json", "{}")
     kinds = [e[0] for e in events]
     assert kinds == ["fsync", "replace", "fsync"]
@@ -58,14 +62,17 @@ def test_temporaries_are_never_listed_as_models(tmp_path):
     assert [p.name for p in tmp_path.glob("*.keras")] == ["lite.keras"]
 
 
-@pytest.mark.parametrize("name, temp", [
-    (".lite.keras.abcd_123.tmp", True),
-    (".out.h5.k2j4h5g6.tmp", True),
-    ("lite.keras", False),
-    (".lite.keras.abc.tmp", False),  # too short a token
-    (".lite.keras.abcd1234.tmp.keras", False),  # the old pattern ended in .keras
-    ("lite.keras.abcd1234.tmp", False),  # not hidden
-])
+@pytest.mark.parametrize(
+    "name, temp",
+    [
+        (".lite.keras.abcd_123.tmp", True),
+        (".out.h5.k2j4h5g6.tmp", True),
+        ("lite.keras", False),
+        (".lite.keras.abc.tmp", False),  # too short a token
+        (".lite.keras.abcd1234.tmp.keras", False),  # the old pattern ended in .keras
+        ("lite.keras.abcd1234.tmp", False),  # not hidden
+    ],
+)
 def test_temp_name_pattern(name, temp):
     assert is_temp_name(name) is temp
 
@@ -86,7 +93,9 @@ def test_remove_stale_temps_only_removes_old_matching_leftovers(tmp_path):
     for p in (stale_dir / "w.keras", stale_dir, stale_file, other_target, keep):
         os.utime(p, (old, old))
     assert remove_stale_temps(tmp_path, target="w.keras") == [stale_dir]
-    assert sorted(p.name for p in remove_stale_temps(tmp_path)) == [other_target.name,
-                                                                    stale_file.name]
+    assert sorted(p.name for p in remove_stale_temps(tmp_path)) == [
+        other_target.name,
+        stale_file.name,
+    ]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".hidden", fresh.name]
     assert remove_stale_temps(tmp_path / "missing") == []

@@ -19,7 +19,7 @@ from lensviz.inversion import ks93inv
 
 
 def _f_reference(x: float) -> float:
-    """f(x) of Wright & Brainerd in the literal form of REFERENCE.md §5, 50 digits."""
+    """f(x) of Wright & Brainerd in the literal form of docs/reference.md §6, 50 digits."""
     with mpmath.workdps(50):
         x = mpmath.mpf(x)
         if x < 1:

@@ -59,8 +59,6 @@ def test_shipped_files_stay_small():
         assert path.stat().st_size < 30e6, path
 
 
-# Files of other owners that still point outside the repository; empty once they are fixed.
-_NOT_YET_CLEAN = {"lensviz/constants.py", "lensviz/data.py", "tests/test_nfw_shear.py"}
 _SKIP_DIRS = {
     ".git",
     ".venv",
@@ -110,7 +108,6 @@ def test_no_file_points_outside_the_repository():
     hits = [
         f"{rel}:{n}: {line.strip()}"
         for rel, text in repository_text_files()
-        if rel not in _NOT_YET_CLEAN
         for n, line in enumerate(text.splitlines(), 1)
         if _OUTSIDE.search(line)
     ]

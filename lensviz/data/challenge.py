@@ -247,8 +247,14 @@ class ChallengeDirWriter:
 
     Examples
     --------
-    >>> with ChallengeDirWriter("out") as w:
-    ...     w.append(eps, kappa, names)
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp()) / "out"
+    >>> eps = np.zeros((2, 128, 128, 3), np.float32)
+    >>> kappa = np.zeros((2, 128, 128), np.float32)
+    >>> with ChallengeDirWriter(out) as w:
+    ...     w.append(eps, kappa, ["a", "b"])
+    >>> sorted(p.name for p in out.iterdir()), sorted(p.name for p in (out / "KAPPA").iterdir())
+    (['EPSILON', 'KAPPA'], ['a.npy', 'b.npy'])
     """
 
     def __init__(self, path, *, overwrite: bool = False):

@@ -524,9 +524,15 @@ class HDF5Writer:
 
     Examples
     --------
-    >>> with HDF5Writer("train.h5", attrs={"seed_start": 1_000_000}) as w:
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "train.h5"
+    >>> batches = [(np.zeros((1, 128, 128, 3), np.float32), np.zeros((1, 128, 128), np.float32),
+    ...             [f"s{i}"]) for i in range(2)]
+    >>> with HDF5Writer(path, attrs={"seed_start": 1_000_000}) as w:
     ...     for eps, kappa, names in batches:
     ...         w.append(eps, kappa, names)
+    >>> w.n_written
+    2
     """
 
     def __init__(self, path, *, overwrite: bool = False, compression: str | None = "gzip",
