@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from lensviz import constants
+from lensviz import _native_logs, constants
 
 __all__ = ["Command", "arg", "COMMANDS", "build_parser", "main"]
 
@@ -76,7 +76,8 @@ class Command:
         if callable(self.run):
             return self.run
         module, _, func = self.run.partition(":")
-        return getattr(importlib.import_module(module), func)
+        with _native_logs.captured():  # the module may import TensorFlow: keep its chatter
+            return getattr(importlib.import_module(module), func)
 
 
 def _positive_int(text: str) -> int:
