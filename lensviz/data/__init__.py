@@ -2,18 +2,24 @@
 
 In memory a dataset is three things:
 
-* ``eps`` : ``(N, 128, 128, 3)`` float32, channels-last ``(e1, e2, Δε)``;
-* ``kappa`` : ``(N, 128, 128)`` float32, or ``None`` for ε-only data (prediction);
+* ``eps`` : ``(N, ny, nx, 3)`` float32, channels-last ``(e1, e2, Δε)``;
+* ``kappa`` : ``(N, ny, nx)`` float32, or ``None`` for ε-only data (prediction);
 * ``names`` : list of ``N`` str.
+
+Maps have any size from 64 to 2048 pixels a side, square or not
+(:data:`~lensviz.data.limits.MIN_FIELD_PX`, :data:`~lensviz.data.limits.MAX_FIELD_PX`):
+the challenge's 128 × 128 tiles, and whole survey fields. All maps of one dataset have
+the same size.
 
 On disk lensviz reads four layouts (:func:`load_dataset` dispatches on the path):
 
 Challenge folder (AstroDatatón 2024, :mod:`lensviz.data.challenge`)
     ``EPSILON/NAME.npy`` of shape ``(3, 128, 128)`` float16 (channels first) and
     ``KAPPA/NAME.npy`` of shape ``(128, 128)`` float16, paired by ``NAME``, ordered by
-    name. Files that do not end in ``.npy`` are ignored.
+    name. Files that do not end in ``.npy`` are ignored. Folders of other map sizes
+    (``(3, ny, nx)``, ``(ny, nx)``) are read and written too.
 HDF5 (``.h5`` / ``.hdf5``, :mod:`lensviz.data.hdf5`)
-    Datasets ``epsilon`` ``(N, 128, 128, 3)`` float32, ``kappa`` ``(N, 128, 128)`` float32
+    Datasets ``epsilon`` ``(N, ny, nx, 3)`` float32, ``kappa`` ``(N, ny, nx)`` float32
     (optional: ε-only files) and ``names`` ``(N,)`` variable-length UTF-8 (optional),
     chunked by sample so that any slice is read without touching the rest of the file.
 ``.npz`` (:mod:`lensviz.data.npy`)
@@ -41,7 +47,7 @@ Errors (:mod:`lensviz.data.errors`)
     found and what was expected. A user-facing caller catches
     ``(ValueError, TypeError, OSError)``.
 Atomic writes
-    :class:`HDF5Writer`, :class:`ChallengeDirWriter` and :func:`write_predictions` write
+    :class:`HDF5Writer`, :class:`ChallengeDirWriter` and :class:`PredictionWriter` write
     to a hidden temporary beside the target, fsync it and rename it into place only on
     success; on any failure (including Ctrl-C) the temporary is deleted, so no partial
     output remains (:mod:`lensviz._atomic`).
@@ -63,7 +69,9 @@ from lensviz.data.errors import DataError, DataTypeError, LimitError, UnsafeFile
 from lensviz.data.hdf5 import (
     HDF5_SUFFIXES,
     HDF5Writer,
+    PredictionWriter,
     check_hdf5_file,
+    hdf5_field,
     hdf5_length,
     read_hdf5,
     read_predictions,
@@ -100,6 +108,7 @@ __all__ = [
     "write_hdf5",
     "read_hdf5",
     "hdf5_length",
+    "hdf5_field",
     "check_hdf5_file",
     "load_dataset",
     "dataset_length",
@@ -109,6 +118,7 @@ __all__ = [
     "load_uploads",
     "check_session_uploads",
     "apply_convention",
+    "PredictionWriter",
     "write_predictions",
     "read_predictions",
 ]

@@ -2,7 +2,9 @@
 
 ``EPSILON/NAME.npy`` holds ``(3, 128, 128)`` float16 (channels first) and
 ``KAPPA/NAME.npy`` ``(128, 128)`` float16, paired by ``NAME`` and ordered by name.
-Files that do not end in ``.npy`` are ignored. A folder is self-contained: symbolic
+Files that do not end in ``.npy`` are ignored. lensviz also reads and writes folders of
+other map sizes, ``(3, ny, nx)`` and ``(ny, nx)``, as long as every file of a folder
+has the same size. A folder is self-contained: symbolic
 links inside it (the subfolders or ``.npy`` files) are refused, so a dataset can never
 make lensviz read a file outside it.
 """
@@ -21,13 +23,14 @@ from lensviz._atomic import fsync_path, remove_stale_temps, temp_dir
 from lensviz.data.errors import DataError, UnsafeFileError, quote
 from lensviz.data.npy import open_npy, read_epsilon, read_kappa
 from lensviz.data.validate import (
-    EPS_LAST,
-    MAP,
+    batch_within_budget,
     check_batch_size,
     check_read_size,
+    check_same_field,
     check_same_length,
+    eps_row,
     epsilon_layout,
-    kappa_count,
+    kappa_layout,
     slice_bounds,
     validate_epsilon,
     validate_kappa,
@@ -42,7 +45,8 @@ __all__ = [
     "write_challenge_dir",
 ]
 
-_LAYOUT = "expected EPSILON/NAME.npy (3, 128, 128) and KAPPA/NAME.npy (128, 128)"
+_LAYOUT = ("expected EPSILON/NAME.npy (3, ny, nx) and KAPPA/NAME.npy (ny, nx), (3, 128, 128) "
+           "and (128, 128) in the challenge")
 _N_LISTED = 5  # unmatched names listed in an error message before "... and k more"
 
 
@@ -122,25 +126,41 @@ def _one_sample(file: Path, n: int, shape) -> None:
     if n != 1:
         raise DataError(
             f"{file}: has shape {tuple(shape)}, which holds {n} samples; expected one sample "
-            "per file, (3, 128, 128) in EPSILON and (128, 128) in KAPPA"
+            "per file, (3, ny, nx) in EPSILON and (ny, nx) in KAPPA"
         )
 
 
-def _read_challenge_samples(root: Path, names: Sequence[str]):
-    check_read_size(len(names), str(root))
+def _eps_field(file: Path) -> tuple[int, int]:
+    """The map size of one ``EPSILON/NAME.npy``, from its header."""
+    with open_npy(file) as arr:
+        if arr.dtype.kind != "f":
+            return read_epsilon(arr, str(file)).shape[1:3]  # raises the dtype error
+        n, _, field = epsilon_layout(arr.shape, str(file))
+        _one_sample(file, n, arr.shape)
+        return field
+
+
+def _read_challenge_samples(root: Path, names: Sequence[str], field=None):
+    """Samples ``names``; every file must have the size of the first (or ``field``)."""
+    field = _eps_field(root / "EPSILON" / f"{names[0]}.npy") if field is None else field
+    check_read_size(len(names), str(root), field=field)
     n = len(names)
-    eps = np.empty((n, *EPS_LAST), np.float32)
-    kappa = np.empty((n, *MAP), np.float32)
+    eps = np.empty((n, *eps_row(field)), np.float32)
+    kappa = np.empty((n, *field), np.float32)
     for i, name in enumerate(names):
         file = root / "EPSILON" / f"{name}.npy"
         with open_npy(file) as arr:
             if arr.dtype.kind == "f":
-                _one_sample(file, epsilon_layout(arr.shape, str(file))[0], arr.shape)
+                count, _, this = epsilon_layout(arr.shape, str(file))
+                _one_sample(file, count, arr.shape)
+                check_same_field(field, this, str(file), "its ε")
             eps[i] = read_epsilon(arr, str(file))[0]
         file = root / "KAPPA" / f"{name}.npy"
         with open_npy(file) as arr:
             if arr.dtype.kind == "f":
-                _one_sample(file, kappa_count(arr.shape, str(file)), arr.shape)
+                count, this = kappa_layout(arr.shape, str(file))
+                _one_sample(file, count, arr.shape)
+                check_same_field(field, this, str(file), "its κ")
             kappa[i] = read_kappa(arr, str(file))[0]
     return eps, kappa, list(names)
 
@@ -159,9 +179,10 @@ def read_challenge_dir(path, start: int = 0, stop: int | None = None):
 
     Returns
     -------
-    eps : ndarray, shape (N, 128, 128, 3), float32
-        Channels-last ``(e1, e2, Δε)`` (the files are channels-first).
-    kappa : ndarray, shape (N, 128, 128), float32
+    eps : ndarray, shape (N, ny, nx, 3), float32
+        Channels-last ``(e1, e2, Δε)`` (the files are channels-first); ``(ny, nx)`` is
+        ``(128, 128)`` for the challenge's data, and the same for every file of a folder.
+    kappa : ndarray, shape (N, ny, nx), float32
     names : list of str
         ``NAME`` of each sample, sorted.
 
@@ -192,14 +213,17 @@ def iter_challenge_dir(path, batch_size: int, start: int = 0, stop: int | None =
     Yields
     ------
     eps, kappa, names
-        As :func:`read_challenge_dir`, for consecutive batches.
+        As :func:`read_challenge_dir`, for consecutive batches (fewer than
+        ``batch_size`` samples for fields too large for one read's budget).
     """
     batch_size = check_batch_size(batch_size)
     root = Path(path)
     names = challenge_names(root)
     start, stop = slice_bounds(len(names), start, stop, str(root))
+    field = _eps_field(root / "EPSILON" / f"{names[start]}.npy")
+    batch_size = batch_within_budget(batch_size, field)
     for i in range(start, stop, batch_size):
-        yield _read_challenge_samples(root, names[i:min(i + batch_size, stop)])
+        yield _read_challenge_samples(root, names[i:min(i + batch_size, stop)], field)
 
 
 # === Writing ===
@@ -231,8 +255,9 @@ def _save(path: Path, arr: np.ndarray) -> None:
 class ChallengeDirWriter:
     """Write a challenge folder incrementally and atomically.
 
-    Samples go to ``EPSILON/NAME.npy`` (``(3, 128, 128)`` float16, channels first) and
-    ``KAPPA/NAME.npy`` (``(128, 128)`` float16) inside a hidden temporary folder next
+    Samples go to ``EPSILON/NAME.npy`` (``(3, ny, nx)`` float16, channels first; 128 ×
+    128 in the challenge) and ``KAPPA/NAME.npy`` (``(ny, nx)`` float16; every sample of
+    a folder has the size of the first) inside a hidden temporary folder next
     to ``path`` (named as :data:`lensviz._atomic.TEMP_NAME_PATTERN` says); leaving the
     ``with`` block normally fsyncs it and renames it to ``path``, leaving it by an
     exception (or Ctrl-C) deletes it.
@@ -262,6 +287,7 @@ class ChallengeDirWriter:
         self.overwrite = bool(overwrite)
         self._tmp: Path | None = None
         self._names: set[str] = set()
+        self._field: tuple[int, int] | None = None
 
     @property
     def n_written(self) -> int:
@@ -281,13 +307,15 @@ class ChallengeDirWriter:
         return self
 
     def append(self, eps, kappa, names: Sequence[str]) -> None:
-        """Write a batch: ε ``(n, 128, 128, 3)`` or channels-first, κ ``(n, 128, 128)``."""
+        """Write a batch: ε ``(n, ny, nx, 3)`` or channels-first, κ ``(n, ny, nx)``."""
         if self._tmp is None:
             raise ValueError(f"{self.path}: writer is not open; use it in a with block")
         source = f"batch for {self.path}"
         eps = validate_epsilon(eps, source)
         kappa = validate_kappa(kappa, source)
         check_same_length(eps, kappa, source)
+        self._field = eps.shape[1:3] if self._field is None else self._field
+        check_same_field(self._field, eps.shape[1:3], source, "ε")
         names = validate_names(names, len(eps), source)
         # The value bounds of lensviz.data.limits lie far inside float16's ±65504.
         eps16 = np.moveaxis(eps, -1, 1).astype(np.float16)
@@ -347,9 +375,9 @@ def write_challenge_dir(path, eps, kappa, names: Sequence[str], *, overwrite: bo
     Parameters
     ----------
     path : str or path-like
-    eps : array_like, shape (N, 128, 128, 3)
+    eps : array_like, shape (N, ny, nx, 3)
         Stored channels-first as float16.
-    kappa : array_like, shape (N, 128, 128)
+    kappa : array_like, shape (N, ny, nx)
         Stored as float16.
     names : sequence of str
         File stems, unique.

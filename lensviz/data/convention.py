@@ -20,7 +20,7 @@ def apply_convention(eps, *, negate_e1: bool = False, negate_e2: bool = False,
 
     Parameters
     ----------
-    eps : array_like, shape (N, 128, 128, 3)
+    eps : array_like, shape (N, ny, nx, 3)
         Any layout :func:`lensviz.data.validate_epsilon` takes.
     negate_e1, negate_e2 : bool, optional
         Flip the sign of that component.
@@ -29,7 +29,7 @@ def apply_convention(eps, *, negate_e1: bool = False, negate_e2: bool = False,
 
     Returns
     -------
-    ndarray, shape (N, 128, 128, 3), float32
+    ndarray, shape (N, ny, nx, 3), float32
         A new array; sign flips and the transpose commute.
     """
     out = validate_epsilon(eps, "eps").copy()

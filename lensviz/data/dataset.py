@@ -29,6 +29,7 @@ from lensviz.data.npy import (
     read_names,
 )
 from lensviz.data.validate import (
+    batch_within_budget,
     check_batch_size,
     check_read_size,
     epsilon_layout,
@@ -36,8 +37,6 @@ from lensviz.data.validate import (
 )
 
 __all__ = ["load_dataset", "dataset_length", "iter_dataset"]
-
-
 
 
 def _kind(path: Path) -> str:
@@ -59,7 +58,7 @@ def _kind(path: Path) -> str:
 
 def _read_npy_selection(arr: NpyArray, source: str, stem: str, start: int, stop: int | None):
     """Samples ``[start:stop]`` of an opened ε-only ``.npy``: ``(eps, None, names)``."""
-    n, _ = epsilon_layout(arr.shape, source)
+    n = epsilon_layout(arr.shape, source)[0]
     start, stop = slice_bounds(n, start, stop, source)
     eps = read_epsilon(arr, source, start, stop)
     return eps, None, npy_names(stem, n, start, stop)
@@ -69,7 +68,8 @@ def _read_npz_selection(layout, source: str, start: int, stop: int | None):
     """Samples ``[start:stop]`` of an ``.npz`` from :func:`lensviz.data.npy.npz_layout`."""
     eps_a, kappa_a, names_a, n = layout
     start, stop = slice_bounds(n, start, stop, source)
-    check_read_size(stop - start, source, kappa=kappa_a is not None)
+    field = epsilon_layout(eps_a.shape, source)[2]
+    check_read_size(stop - start, source, kappa=kappa_a is not None, field=field)
     eps = read_epsilon(eps_a, f"{source} [epsilon]", start, stop)
     kappa = None if kappa_a is None else read_kappa(kappa_a, f"{source} [kappa]", start, stop)
     if names_a is None:
@@ -95,8 +95,9 @@ def load_dataset(path, start: int = 0, stop: int | None = None):
 
     Returns
     -------
-    eps : ndarray, shape (N, 128, 128, 3), float32
-    kappa : ndarray, shape (N, 128, 128), float32, or None
+    eps : ndarray, shape (N, ny, nx, 3), float32
+        Every map of a dataset has the same size ``(ny, nx)``.
+    kappa : ndarray, shape (N, ny, nx), float32, or None
         None for ε-only data.
     names : list of str
 
@@ -139,6 +140,9 @@ def iter_dataset(path, batch_size: int, start: int = 0, stop: int | None = None
 
     Every layout is streamed: the file is opened and checked once, and each batch
     decodes only its own rows (``.npz`` members are decompressed as they are read).
+    A batch holds at most ``batch_size`` samples, fewer for fields so large that
+    ``batch_size`` of them would exceed one read's budget
+    (:func:`lensviz.data.validate.batch_within_budget`).
     """
     batch_size = check_batch_size(batch_size)
     path = Path(path)
@@ -154,12 +158,15 @@ def iter_dataset(path, batch_size: int, start: int = 0, stop: int | None = None
         if kind == "npz":
             layout = npz_layout(stack.enter_context(open_npz(path)))
             n = layout[3]
+            field = epsilon_layout(layout[0].shape, source)[2]
+            batch_size = batch_within_budget(batch_size, field, layout[1] is not None)
 
             def read(i, j):
                 return _read_npz_selection(layout, source, i, j)
         else:
             arr = stack.enter_context(open_npy(path))
-            n = epsilon_layout(arr.shape, source)[0]
+            n, _, field = epsilon_layout(arr.shape, source)
+            batch_size = batch_within_budget(batch_size, field, False)
 
             def read(i, j):
                 return _read_npy_selection(arr, source, path.stem, i, j)

@@ -9,13 +9,15 @@ Memory of one read
 ------------------
 One call of a loader (:func:`~lensviz.data.load_upload`, :func:`~lensviz.data.load_dataset`,
 :func:`~lensviz.data.read_hdf5`, one batch of :func:`~lensviz.data.iter_dataset`) returns at
-most :data:`MAX_READ_BYTES` of float32 output: 192 KiB of ε and 64 KiB of κ per sample,
-so at most 2048 samples with κ and 2730 without (a 200 MiB float16 ``.npy`` upload holds
-2133). :func:`~lensviz.data.load_npy` reads an array whole only within the same
-budget. The file's own dtype is decoded :data:`READ_BLOCK_SAMPLES` samples at a time
-into that output, and values are checked block by block, so the peak memory of a read
-is the output plus about 25 MiB (plus one HDF5 chunk of at most
-:data:`MAX_HDF5_CHUNK_BYTES`, plus the upload's bytes for an upload). Larger datasets
+most :data:`MAX_READ_BYTES` of float32 output: 192 KiB of ε and 64 KiB of κ per
+128 × 128 sample, so at most 2048 such samples with κ and 2730 without (a 200 MiB float16
+``.npy`` upload holds 2133); a larger field costs ``16 ny nx`` bytes per sample with κ.
+:func:`~lensviz.data.load_npy` reads an array whole only within the same budget. The
+file's own dtype is decoded :data:`READ_BLOCK_SAMPLES` samples at a time (fewer for large
+fields: at most :data:`READ_BLOCK_BYTES` of float64 ε) into that output, and values are
+checked block by block, so the peak memory of a read is the output plus about 25 MiB
+(plus one HDF5 chunk of at most :data:`MAX_HDF5_CHUNK_BYTES`, plus the upload's bytes
+for an upload). Larger datasets
 are read in batches (:func:`~lensviz.data.iter_dataset`): the budget per upload is
 :data:`MAX_UPLOAD_BYTES` in and :data:`MAX_READ_BYTES` out, the budget per batch
 :data:`MAX_READ_BYTES`.
@@ -27,6 +29,13 @@ member or an HDF5 dataset that declares more than :data:`RATIO_CHECK_BYTES` must
 compress by more than :data:`MAX_COMPRESSION_RATIO`: ε and κ maps compress 1.2–3×
 (float16 challenge data about 2×), a field of zeros about 1000×. The check uses the
 sizes the zip directory and the HDF5 storage declare, so nothing is decompressed.
+
+Field sizes
+-----------
+A map may have any size ``ny × nx`` with :data:`MIN_FIELD_PX` ≤ ny, nx ≤
+:data:`MAX_FIELD_PX` (64 to 2048 pixels a side, square or not); every map of one dataset
+has the same size. The upper bound keeps one ε sample (``12 ny nx`` bytes) within one
+HDF5 chunk (:data:`MAX_HDF5_CHUNK_BYTES`), so that a sample is always read whole.
 
 Uploads
 -------
@@ -53,6 +62,7 @@ __all__ = [
     "MAX_SESSION_UPLOADS",
     "MAX_SESSION_UPLOAD_BYTES",
     "READ_BLOCK_SAMPLES",
+    "READ_BLOCK_BYTES",
     "MAX_READ_BYTES",
     "MAX_DECLARED_BYTES",
     "MAX_COMPRESSION_RATIO",
@@ -65,6 +75,8 @@ __all__ = [
     "MAX_HDF5_LINKS",
     "MAX_HDF5_DEPTH",
     "MAX_NAME_CHARS",
+    "MIN_FIELD_PX",
+    "MAX_FIELD_PX",
     "EPS_COMPONENT_MAX",
     "DELTA_EPS_MAX",
     "KAPPA_ABS_MAX",
@@ -79,6 +91,7 @@ MAX_SESSION_UPLOAD_BYTES = 1024 * _MiB  # bytes one app session may upload in al
 
 # --- One read ---
 READ_BLOCK_SAMPLES = 64  # samples decoded and checked at a time (≤ 25 MiB of float64 ε)
+READ_BLOCK_BYTES = 25 * _MiB  # ... and fewer for large fields: at most this many float64 bytes
 MAX_READ_BYTES = 512 * _MiB  # float32 output of one read (ε + κ), or an array read whole
 MAX_DECLARED_BYTES = 2**40  # one array as declared by a file (1 TiB): shapes beyond are absurd
 
@@ -96,6 +109,10 @@ MAX_ZIP_MEMBER_BYTES = MAX_DECLARED_BYTES  # uncompressed size of one member
 MAX_HDF5_CHUNK_BYTES = 64 * _MiB  # one chunk, uncompressed (lensviz writes 192 KiB chunks)
 MAX_HDF5_LINKS = 256  # links in the whole file (lensviz writes 3)
 MAX_HDF5_DEPTH = 8  # nesting of groups
+
+# --- Field sizes: a map is ny × nx pixels with MIN_FIELD_PX ≤ ny, nx ≤ MAX_FIELD_PX ---
+MIN_FIELD_PX = 64  # smaller maps hold too few modes for KS93 (and half a UNet tile)
+MAX_FIELD_PX = 2048  # a 2048² ε sample is 48 MiB of float32: one HDF5 chunk, well in one read
 
 # --- Sample names ---
 MAX_NAME_CHARS = 255  # one sample name (a file name on most systems)

@@ -45,20 +45,19 @@ from lensviz.data.limits import (
     MAX_ZIP_MEMBER_BYTES,
     MAX_ZIP_MEMBERS,
     RATIO_CHECK_BYTES,
-    READ_BLOCK_SAMPLES,
 )
 from lensviz.data.validate import (
-    EPS_FIRST,
-    EPS_LAST,
-    MAP,
+    block_rows,
     check_counts,
     check_declared_size,
     check_epsilon_values,
     check_float_dtype,
     check_kappa_values,
     check_read_size,
+    check_same_field,
+    eps_row,
     epsilon_layout,
-    kappa_count,
+    kappa_layout,
     slice_bounds,
     validate_names,
 )
@@ -277,14 +276,16 @@ class NpyArray:
         h = self.header
         if h.fortran_order:  # rows are not contiguous: read it whole (within the budget)
             whole = self.read_all().reshape((-1, *row_shape))
-            for i in range(start, stop, READ_BLOCK_SAMPLES):
-                yield i - start, whole[i:min(i + READ_BLOCK_SAMPLES, stop)]
+            step = block_rows(math.prod(row_shape))
+            for i in range(start, stop, step):
+                yield i - start, whole[i:min(i + step, stop)]
             return
         row_bytes = math.prod(row_shape) * h.dtype.itemsize
         self._seek(h.offset + start * row_bytes)
-        buf = np.empty((min(READ_BLOCK_SAMPLES, stop - start), *row_shape), h.dtype)
-        for i in range(start, stop, READ_BLOCK_SAMPLES):
-            block = buf[:min(READ_BLOCK_SAMPLES, stop - i)]
+        step = block_rows(math.prod(row_shape))
+        buf = np.empty((min(step, stop - start), *row_shape), h.dtype)
+        for i in range(start, stop, step):
+            block = buf[:min(step, stop - i)]
             self._readinto(block)
             yield i - start, block
 
@@ -367,7 +368,7 @@ def _fill(out: np.ndarray, blocks, transform=None) -> None:
 
 def read_epsilon(arr: NpyArray, source: str, start: int = 0, stop: int | None = None
                  ) -> np.ndarray:
-    """Samples ``[start:stop]`` of an ε array, checked, as ``(n, 128, 128, 3)`` float32.
+    """Samples ``[start:stop]`` of an ε array, checked, as ``(n, ny, nx, 3)`` float32.
 
     Raises
     ------
@@ -376,11 +377,11 @@ def read_epsilon(arr: NpyArray, source: str, start: int = 0, stop: int | None = 
         :data:`~lensviz.data.limits.MAX_READ_BYTES`, or values out of bounds.
     """
     check_float_dtype(arr.dtype, source, "ε", arr.shape)
-    n, channels_first = epsilon_layout(arr.shape, source)
+    n, channels_first, field = epsilon_layout(arr.shape, source)
     start, stop = slice_bounds(n, start, stop, source)
-    check_read_size(stop - start, source, kappa=False)
-    out = np.empty((stop - start, *EPS_LAST), np.float32)
-    row = EPS_FIRST if channels_first else EPS_LAST
+    check_read_size(stop - start, source, kappa=False, field=field)
+    out = np.empty((stop - start, *eps_row(field)), np.float32)
+    row = eps_row(field, channels_first)
     _fill(out, arr.blocks(row, start, stop),
           (lambda b: np.moveaxis(b, 1, -1)) if channels_first else None)
     check_epsilon_values(out, source)
@@ -389,13 +390,13 @@ def read_epsilon(arr: NpyArray, source: str, start: int = 0, stop: int | None = 
 
 def read_kappa(arr: NpyArray, source: str, start: int = 0, stop: int | None = None
                ) -> np.ndarray:
-    """Maps ``[start:stop]`` of a κ array, checked, as ``(n, 128, 128)`` float32."""
+    """Maps ``[start:stop]`` of a κ array, checked, as ``(n, ny, nx)`` float32."""
     check_float_dtype(arr.dtype, source, "κ", arr.shape)
-    n = kappa_count(arr.shape, source)
+    n, field = kappa_layout(arr.shape, source)
     start, stop = slice_bounds(n, start, stop, source)
-    check_read_size(stop - start, source)
-    out = np.empty((stop - start, *MAP), np.float32)
-    _fill(out, arr.blocks(MAP, start, stop))
+    check_read_size(stop - start, source, field=field)
+    out = np.empty((stop - start, *field), np.float32)
+    _fill(out, arr.blocks(field, start, stop))
     check_kappa_values(out, source)
     return out
 
@@ -572,20 +573,21 @@ def npz_layout(npz: NpzArchive) -> tuple[NpyArray, NpyArray | None, NpyArray | N
     if "epsilon" not in npz.members:
         raise DataError(
             f"{source}: has no array 'epsilon' (found {quote(sorted(npz.files))}); expected "
-            "arrays 'epsilon' (N, 128, 128, 3), optional 'kappa' (N, 128, 128), optional "
+            "arrays 'epsilon' (N, ny, nx, 3), optional 'kappa' (N, ny, nx), optional "
             "'names'")
     names = npz.open("names") if "names" in npz.members else None
     if names is not None and (len(names.shape) != 1 or names.dtype.kind not in _NAMES_KINDS):
         _check_names_header(names, 0, source)
     eps = npz.open("epsilon")
     check_float_dtype(eps.dtype, f"{source} [epsilon]", "ε", eps.shape)
-    n, _ = epsilon_layout(eps.shape, f"{source} [epsilon]")
+    n, _, field = epsilon_layout(eps.shape, f"{source} [epsilon]")
     kappa = None
     if "kappa" in npz.members:
         kappa = npz.open("kappa")
         check_float_dtype(kappa.dtype, f"{source} [kappa]", "κ", kappa.shape)
-        n_kappa = kappa_count(kappa.shape, f"{source} [kappa]")
+        n_kappa, kappa_field = kappa_layout(kappa.shape, f"{source} [kappa]")
         check_counts(n, n_kappa, source)
+        check_same_field(field, kappa_field, source)
     if names is not None:
         _check_names_header(names, n, source)
     return eps, kappa, names, n

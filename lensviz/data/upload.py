@@ -18,12 +18,13 @@ from lensviz.data.errors import DataError, DataTypeError, LimitError, quote
 from lensviz.data.hdf5 import HDF5_SUFFIXES, read_hdf5
 from lensviz.data.limits import MAX_SESSION_UPLOAD_BYTES, MAX_SESSION_UPLOADS, MAX_UPLOAD_BYTES
 from lensviz.data.npy import npz_layout, open_npy, open_npz, read_epsilon, read_kappa
-from lensviz.data.validate import check_counts, epsilon_layout
+from lensviz.data.validate import check_counts, check_same_field, epsilon_layout
 
 __all__ = ["load_upload", "load_upload_pair", "load_uploads", "check_session_uploads"]
 
 _PAIR_HELP = ("upload one .npy (ε only), .npz or .h5 file, or a challenge-style pair: "
-              "EPSILON/NAME.npy (3,128,128) and KAPPA/NAME.npy (128,128)")
+              "EPSILON/NAME.npy (3, ny, nx) and KAPPA/NAME.npy (ny, nx), 128 × 128 in the "
+              "challenge")
 
 
 def _check_upload(filename: str, data, max_bytes: int) -> None:
@@ -89,17 +90,17 @@ def load_upload_pair(eps_name: str, eps_bytes: bytes, kappa_name: str, kappa_byt
     Parameters
     ----------
     eps_name, eps_bytes : str, bytes
-        The ε file: ``(3, 128, 128)`` as in ``EPSILON/`` (any layout
+        The ε file: ``(3, ny, nx)`` as in ``EPSILON/`` (any layout
         :func:`lensviz.data.validate_epsilon` takes, including batches).
     kappa_name, kappa_bytes : str, bytes
-        The κ file: ``(128, 128)`` as in ``KAPPA/``, or ``(N, 128, 128)``.
+        The κ file: ``(ny, nx)`` as in ``KAPPA/``, or ``(N, ny, nx)``; the same size.
     max_bytes : int, optional
         Size limit per file.
 
     Returns
     -------
-    eps : ndarray, shape (N, 128, 128, 3), float32
-    kappa : ndarray, shape (N, 128, 128), float32
+    eps : ndarray, shape (N, ny, nx, 3), float32
+    kappa : ndarray, shape (N, ny, nx), float32
     names : list of str
         From the ε file name. The two names need not match (users rename files).
 
@@ -119,7 +120,8 @@ def load_upload_pair(eps_name: str, eps_bytes: bytes, kappa_name: str, kappa_byt
         eps = read_epsilon(eps_arr, eps_name)
         kappa = read_kappa(kappa_arr, kappa_name)
     check_counts(len(eps), len(kappa), f"{eps_name} + {kappa_name}")
-    n, _ = epsilon_layout(eps_arr.shape, eps_name)
+    check_same_field(eps.shape[1:3], kappa.shape[1:3], f"{eps_name} + {kappa_name}")
+    n = epsilon_layout(eps_arr.shape, eps_name)[0]
     stem = Path(eps_name).stem
     return eps, kappa, [stem] if n == 1 else [f"{stem}_{i:06d}" for i in range(n)]
 

@@ -3,6 +3,12 @@
 The shape and dtype checks work on what a file *declares* (a ``.npy`` header, an HDF5
 dataspace), so the readers run them before reading any data; the value checks run on
 the float32 output, :data:`~lensviz.data.limits.READ_BLOCK_SAMPLES` samples at a time.
+
+Field sizes
+    A map is ``(ny, nx)`` with :data:`~lensviz.data.limits.MIN_FIELD_PX` ≤ ny, nx ≤
+    :data:`~lensviz.data.limits.MAX_FIELD_PX`, square or not: the challenge's 128 × 128
+    tiles and whole survey fields alike. Every map of one dataset has the same size
+    (:func:`check_same_field`); a dataset's size is its *field*, ``(ny, nx)``.
 """
 
 from __future__ import annotations
@@ -20,8 +26,11 @@ from lensviz.data.limits import (
     EPS_COMPONENT_MAX,
     KAPPA_ABS_MAX,
     MAX_DECLARED_BYTES,
+    MAX_FIELD_PX,
     MAX_NAME_CHARS,
     MAX_READ_BYTES,
+    MIN_FIELD_PX,
+    READ_BLOCK_BYTES,
     READ_BLOCK_SAMPLES,
 )
 
@@ -33,7 +42,10 @@ __all__ = [
     "validate_kappa",
     "validate_names",
     "epsilon_layout",
+    "kappa_layout",
     "kappa_count",
+    "eps_row",
+    "check_same_field",
     "check_float_dtype",
     "check_declared_size",
     "check_read_size",
@@ -43,17 +55,20 @@ __all__ = [
     "check_same_length",
     "slice_bounds",
     "check_batch_size",
+    "batch_within_budget",
+    "block_rows",
 ]
 
-EPS_LAST = (NPIX, NPIX, 3)  # one ε sample, channels last (lensviz)
-EPS_FIRST = (3, NPIX, NPIX)  # one ε sample, channels first (the challenge files)
-MAP = (NPIX, NPIX)  # one κ map
+EPS_LAST = (NPIX, NPIX, 3)  # one 128 × 128 ε tile, channels last (lensviz)
+EPS_FIRST = (3, NPIX, NPIX)  # one 128 × 128 ε tile, channels first (the challenge files)
+MAP = (NPIX, NPIX)  # one 128 × 128 κ tile
 
+_SIZES = f"{MIN_FIELD_PX} ≤ ny, nx ≤ {MAX_FIELD_PX}"
 _EPS_EXPECTED = (
-    f"(128, 128, 3) or (3, 128, 128) for one sample, or (N, 128, 128, 3) or "
-    f"(N, 3, 128, 128) for N samples (NPIX={NPIX})"
+    "(ny, nx, 3) or (3, ny, nx) for one sample, or (N, ny, nx, 3) or (N, 3, ny, nx) for N "
+    f"samples, with {_SIZES} (the challenge's tiles are 128 × 128)"
 )
-_KAPPA_EXPECTED = "(128, 128) for one map or (N, 128, 128) for N maps"
+_KAPPA_EXPECTED = f"(ny, nx) for one map or (N, ny, nx) for N maps, with {_SIZES}"
 _FLOAT_SIZES = (2, 4, 8)  # float16, float32, float64
 _EPS_AXES = ("sample", "y", "x", "channel")
 _KAPPA_AXES = ("map", "y", "x")
@@ -101,21 +116,42 @@ def check_declared_size(shape: Sequence[int], itemsize: int, source: str, what: 
     return nbytes
 
 
-def epsilon_layout(shape: Sequence[int], source: str) -> tuple[int, bool]:
-    """Samples and layout of an ε array from its (declared) shape.
+def _is_field(dims: Sequence[int]) -> bool:
+    return len(dims) == 2 and all(MIN_FIELD_PX <= d <= MAX_FIELD_PX for d in dims)
+
+
+def _size_hint(dims: Sequence[int]) -> str:
+    """Why a body of the right rank is not a field: too small or too large."""
+    if len(dims) == 2 and all(d > 0 for d in dims):
+        if min(dims) < MIN_FIELD_PX:
+            return f" (a map needs at least {MIN_FIELD_PX} pixels a side)"
+        if max(dims) > MAX_FIELD_PX:
+            return (f" (a map has at most {MAX_FIELD_PX} pixels a side, "
+                    "lensviz.data.limits.MAX_FIELD_PX)")
+    return ""
+
+
+def epsilon_layout(shape: Sequence[int], source: str, what: str = "ε"
+                   ) -> tuple[int, bool, tuple[int, int]]:
+    """Samples, layout and field size of an ε array from its (declared) shape.
 
     Parameters
     ----------
     shape : sequence of int
-        ``(128, 128, 3)``, ``(3, 128, 128)``, ``(N, 128, 128, 3)`` or ``(N, 3, 128, 128)``.
+        ``(ny, nx, 3)``, ``(3, ny, nx)``, ``(N, ny, nx, 3)`` or ``(N, 3, ny, nx)`` with
+        ``MIN_FIELD_PX ≤ ny, nx ≤ MAX_FIELD_PX`` (64 and 2048).
     source : str
         Used in error messages.
+    what : str, optional
+        What the array is, for messages (e.g. ``"dataset 'epsilon'"``).
 
     Returns
     -------
     n : int
         Number of samples (1 for a 3-D shape).
     channels_first : bool
+    field : tuple of int
+        ``(ny, nx)``.
 
     Raises
     ------
@@ -126,38 +162,95 @@ def epsilon_layout(shape: Sequence[int], source: str) -> tuple[int, bool]:
     -----
     The layout is decided by where the axis of length 3 sits: last → channels-last,
     right after the batch axis (or first, for a single sample) → channels-first. A
-    3-D array is always one sample and a 4-D array always a batch. Since the map side
-    (128) is not 3, no shape matches both layouts.
+    3-D array is always one sample and a 4-D array always a batch. Since a map side is
+    at least 64, no shape matches both layouts.
+
+    Examples
+    --------
+    >>> epsilon_layout((3, 256, 200), "f.npy")
+    (1, True, (256, 200))
     """
     shape = tuple(int(d) for d in shape)
-    body = shape if len(shape) == 3 else shape[1:] if len(shape) == 4 else None
-    if body not in (EPS_LAST, EPS_FIRST):
-        raise DataError(f"{source}: ε has shape {quote(shape)}; expected {_EPS_EXPECTED}")
+    body = shape if len(shape) == 3 else shape[1:] if len(shape) == 4 else ()
+    if len(body) == 3 and body[-1] == 3 and _is_field(body[:2]):
+        channels_first, field = False, body[:2]
+    elif len(body) == 3 and body[0] == 3 and _is_field(body[1:]):
+        channels_first, field = True, body[1:]
+    else:
+        dims = body[:2] if body[-1:] == (3,) else body[1:] if body[:1] == (3,) else ()
+        raise DataError(f"{source}: {what} has shape {quote(shape)}{_size_hint(dims)}; "
+                        f"expected {_EPS_EXPECTED}")
     n = 1 if len(shape) == 3 else shape[0]
     if n == 0:
-        raise DataError(f"{source}: ε has shape {shape}, which holds no samples")
-    return n, body == EPS_FIRST
+        raise DataError(f"{source}: {what} has shape {shape}, which holds no samples")
+    return n, channels_first, field
 
 
-def kappa_count(shape: Sequence[int], source: str) -> int:
-    """Number of κ maps an array of (declared) ``shape`` holds; refuse other shapes.
+def kappa_layout(shape: Sequence[int], source: str, what: str = "κ"
+                 ) -> tuple[int, tuple[int, int]]:
+    """Number of κ maps and their size ``(ny, nx)`` from a (declared) ``shape``.
+
+    ``what`` names the array in messages, as in :func:`epsilon_layout`.
 
     Raises
     ------
     DataError
-        A shape other than ``(128, 128)`` or ``(N, 128, 128)``, or no map.
+        A shape other than ``(ny, nx)`` or ``(N, ny, nx)`` with
+        ``MIN_FIELD_PX ≤ ny, nx ≤ MAX_FIELD_PX``, or no map.
     """
     shape = tuple(int(d) for d in shape)
-    body = shape if len(shape) == 2 else shape[1:] if len(shape) == 3 else None
-    if body != MAP:
-        raise DataError(f"{source}: κ has shape {quote(shape)}; expected {_KAPPA_EXPECTED}")
+    body = shape if len(shape) == 2 else shape[1:] if len(shape) == 3 else ()
+    if not _is_field(body):
+        raise DataError(f"{source}: {what} has shape {quote(shape)}{_size_hint(body)}; "
+                        f"expected {_KAPPA_EXPECTED}")
     n = 1 if len(shape) == 2 else shape[0]
     if n == 0:
-        raise DataError(f"{source}: κ has shape {shape}, which holds no maps")
-    return n
+        raise DataError(f"{source}: {what} has shape {shape}, which holds no maps")
+    return n, body
 
 
-def check_read_size(n: int, source: str, kappa: bool = True) -> None:
+def kappa_count(shape: Sequence[int], source: str) -> int:
+    """Number of κ maps an array of (declared) ``shape`` holds (see :func:`kappa_layout`)."""
+    return kappa_layout(shape, source)[0]
+
+
+def eps_row(field: Sequence[int], channels_first: bool = False) -> tuple[int, int, int]:
+    """The shape of one ε sample of size ``field``: ``(ny, nx, 3)`` or ``(3, ny, nx)``."""
+    ny, nx = (int(d) for d in field)
+    return (3, ny, nx) if channels_first else (ny, nx, 3)
+
+
+def check_same_field(field, other, source: str, what: str = "κ") -> None:
+    """Refuse maps of another size than the dataset's: a dataset holds one field size.
+
+    Parameters
+    ----------
+    field : tuple of int
+        ``(ny, nx)`` of the dataset (its ε).
+    other : tuple of int
+        ``(ny, nx)`` of the maps being added or paired.
+    source : str
+    what : str, optional
+        What ``other`` is, for the message.
+
+    Raises
+    ------
+    DataError
+    """
+    field, other = tuple(int(d) for d in field), tuple(int(d) for d in other)
+    if field != other:
+        raise DataError(f"{source}: {what} maps are {other[0]} × {other[1]} pixels but the "
+                        f"dataset's ε maps are {field[0]} × {field[1]}; a dataset holds maps "
+                        "of one size")
+
+
+def _sample_bytes(field, kappa: bool) -> int:
+    ny, nx = (int(d) for d in field)
+    return 4 * ny * nx * (3 + (1 if kappa else 0))
+
+
+def check_read_size(n: int, source: str, kappa: bool = True,
+                    field: Sequence[int] = MAP) -> None:
     """Refuse a read whose float32 output exceeds :data:`~lensviz.data.limits.MAX_READ_BYTES`.
 
     Parameters
@@ -166,13 +259,15 @@ def check_read_size(n: int, source: str, kappa: bool = True) -> None:
         Samples to read.
     source : str
     kappa : bool, optional
-        Whether κ maps are read too (256 KiB per sample instead of 192 KiB).
+        Whether κ maps are read too (``16 ny nx`` bytes per sample instead of ``12 ny nx``).
+    field : tuple of int, optional
+        ``(ny, nx)`` of the maps (default 128 × 128).
 
     Raises
     ------
     LimitError
     """
-    per_sample = 4 * (math.prod(EPS_LAST) + (math.prod(MAP) if kappa else 0))
+    per_sample = _sample_bytes(field, kappa)
     if n * per_sample > MAX_READ_BYTES:
         raise LimitError(
             f"{source}: the selection holds {n} samples ({n * per_sample / 2**20:.3g} MiB as "
@@ -180,6 +275,22 @@ def check_read_size(n: int, source: str, kappa: bool = True) -> None:
             f"{MAX_READ_BYTES // per_sample} samples (lensviz.data.limits.MAX_READ_BYTES). "
             "Read it in batches (lensviz.data.iter_dataset, or the command line), or pass "
             "start/stop")
+
+
+def batch_within_budget(batch_size: int, field: Sequence[int], kappa: bool = True) -> int:
+    """``batch_size`` lowered, if need be, so that one batch fits one read's budget.
+
+    The streaming readers call this, so a batch size chosen for 128 × 128 tiles still
+    works on a dataset of large fields.
+    """
+    return max(1, min(int(batch_size), MAX_READ_BYTES // _sample_bytes(field, kappa)))
+
+
+def block_rows(row_elements: int) -> int:
+    """Samples decoded or checked at a time: :data:`~lensviz.data.limits.READ_BLOCK_SAMPLES`,
+    fewer when that many would exceed :data:`~lensviz.data.limits.READ_BLOCK_BYTES` of float64.
+    """
+    return max(1, min(READ_BLOCK_SAMPLES, READ_BLOCK_BYTES // (8 * max(int(row_elements), 1))))
 
 
 # === Values ===
@@ -192,8 +303,9 @@ def _location(index, axes) -> str:
 def _scan(out: np.ndarray, bad_of, source: str, axes, offset: int):
     """Count the entries ``bad_of(block)`` marks, block by block; return (count, first)."""
     count, first = 0, None
-    for i in range(0, len(out), READ_BLOCK_SAMPLES):
-        bad = bad_of(out[i:i + READ_BLOCK_SAMPLES])
+    step = block_rows(out[0].size if len(out) else 1)
+    for i in range(0, len(out), step):
+        bad = bad_of(out[i:i + step])
         k = int(np.count_nonzero(bad))
         if k and first is None:
             where = np.argwhere(bad)[0]
@@ -219,7 +331,7 @@ def check_epsilon_values(out: np.ndarray, source: str, offset: int = 0) -> None:
 
     Parameters
     ----------
-    out : ndarray, shape (n, 128, 128, 3), float32
+    out : ndarray, shape (n, ny, nx, 3), float32
     source : str
     offset : int, optional
         Index of ``out[0]`` in the array the message should count in.
@@ -288,15 +400,17 @@ def validate_epsilon(arr, source: str = "array") -> np.ndarray:
     Parameters
     ----------
     arr : array_like
-        One sample, ``(128, 128, 3)`` (channels last) or ``(3, 128, 128)`` (channels
-        first, the challenge files), or a batch ``(N, 128, 128, 3)`` or
-        ``(N, 3, 128, 128)``. Channels are ``(e1, e2, Δε)``. float16, float32 or float64.
+        One sample, ``(ny, nx, 3)`` (channels last) or ``(3, ny, nx)`` (channels first,
+        the challenge files), or a batch ``(N, ny, nx, 3)`` or ``(N, 3, ny, nx)``, with
+        ``64 ≤ ny, nx ≤ 2048`` (:data:`~lensviz.data.limits.MIN_FIELD_PX`,
+        :data:`~lensviz.data.limits.MAX_FIELD_PX`). Channels are ``(e1, e2, Δε)``.
+        float16, float32 or float64.
     source : str, optional
         What the array came from (usually a file name); used in error messages.
 
     Returns
     -------
-    ndarray, shape (N, 128, 128, 3), float32
+    ndarray, shape (N, ny, nx, 3), float32
         C-contiguous; shares memory with ``arr`` when that already has this form.
 
     Raises
@@ -318,9 +432,11 @@ def validate_epsilon(arr, source: str = "array") -> np.ndarray:
     --------
     >>> validate_epsilon(np.zeros((3, 128, 128), np.float16), "a.npy").shape
     (1, 128, 128, 3)
+    >>> validate_epsilon(np.zeros((384, 256, 3)), "field.npy").shape
+    (1, 384, 256, 3)
     """
     a = _as_float_array(arr, source, "ε")
-    _, channels_first = epsilon_layout(a.shape, source)
+    _, channels_first, _ = epsilon_layout(a.shape, source)
     if a.ndim == 3:
         a = a[None]
     if channels_first:
@@ -336,13 +452,14 @@ def validate_kappa(arr, source: str = "array") -> np.ndarray:
     Parameters
     ----------
     arr : array_like
-        One map ``(128, 128)`` or a batch ``(N, 128, 128)``; float16, float32 or float64.
+        One map ``(ny, nx)`` or a batch ``(N, ny, nx)``, ``64 ≤ ny, nx ≤ 2048``; float16,
+        float32 or float64.
     source : str, optional
         What the array came from; used in error messages.
 
     Returns
     -------
-    ndarray, shape (N, 128, 128), float32
+    ndarray, shape (N, ny, nx), float32
 
     Raises
     ------
@@ -369,8 +486,10 @@ def check_counts(n_eps: int, n_kappa: int | None, source: str) -> None:
 
 
 def check_same_length(eps: np.ndarray, kappa: np.ndarray | None, source: str) -> None:
-    """Refuse ε and κ arrays of different lengths."""
+    """Refuse ε and κ arrays of different lengths or of different map sizes."""
     check_counts(len(eps), None if kappa is None else len(kappa), source)
+    if kappa is not None:
+        check_same_field(eps.shape[1:3], kappa.shape[1:3], source)
 
 
 def _check_one_name(name: str, source: str) -> str:

@@ -289,9 +289,10 @@ def _wrong_dtype(rng, n):
     yield "refused", "dtype_struct.npy", _npy(np.zeros((1, NPIX, NPIX, 3), [("a", "<f4")]))
 
 
-_BAD_SHAPES = ((NPIX, NPIX), (2, NPIX, NPIX, 2), (1, 64, 64, 3), (1, 1, NPIX, NPIX, 3),
-               (0, NPIX, NPIX, 3), (), (5,), (3, NPIX, 127), (NPIX, 3, NPIX), (1, NPIX, NPIX, 4),
-               (4, NPIX, NPIX), (2, 2, NPIX, NPIX))
+# Fields of any size from MIN_FIELD_PX (64) to MAX_FIELD_PX (2048) a side are valid.
+_BAD_SHAPES = ((NPIX, NPIX), (2, NPIX, NPIX, 2), (1, 63, 64, 3), (1, 1, NPIX, NPIX, 3),
+               (0, NPIX, NPIX, 3), (), (5,), (3, NPIX, 63), (NPIX, 3, NPIX), (1, NPIX, NPIX, 4),
+               (4, NPIX, NPIX), (2, 2, NPIX, NPIX), (1, 64, 2049, 3))
 
 
 def _wrong_shape(rng, n):
@@ -853,8 +854,10 @@ def _check_accepted(result) -> list[str]:
     eps, kappa, names = result
     problems = []
     if not (isinstance(eps, np.ndarray) and eps.dtype == np.float32 and eps.ndim == 4
-            and eps.shape[1:] == (NPIX, NPIX, 3) and np.isfinite(eps).all()):
-        problems.append("accepted ε is not a finite (N, 128, 128, 3) float32 array")
+            and eps.shape[-1] == 3
+            and all(limits.MIN_FIELD_PX <= d <= limits.MAX_FIELD_PX for d in eps.shape[1:3])
+            and np.isfinite(eps).all()):
+        problems.append("accepted ε is not a finite (N, ny, nx, 3) float32 array")
     elif (np.abs(eps[..., :2]).max() > limits.EPS_COMPONENT_MAX
           or eps[..., 2].min() < 0 or eps[..., 2].max() > limits.DELTA_EPS_MAX):
         problems.append("accepted ε is out of bounds")

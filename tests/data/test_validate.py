@@ -34,8 +34,8 @@ def test_validate_epsilon_float_dtypes(arrays, dtype):
 
 
 @pytest.mark.parametrize("shape", [(128, 128), (128, 128, 4), (4, 128, 128), (2, 128, 128, 2),
-                                   (2, 64, 64, 3), (0, 128, 128, 3), (1, 1, 128, 128, 3),
-                                   (128, 3, 128)])
+                                   (2, 63, 64, 3), (0, 128, 128, 3), (1, 1, 128, 128, 3),
+                                   (128, 3, 128), (3, 64, 2049), (2, 3, 32, 32)])
 def test_validate_epsilon_rejects_shapes(shape):
     with pytest.raises(ValueError, match=r"bad\.npy.*shape") as info:
         data.validate_epsilon(np.zeros(shape, np.float32), "bad.npy")
@@ -68,7 +68,7 @@ def test_validate_kappa(arrays):
     _, kappa = arrays
     assert data.validate_kappa(kappa[0].astype(np.float16), "k").shape == (1, 128, 128)
     np.testing.assert_array_equal(data.validate_kappa(kappa, "k"), kappa)
-    for shape in [(128,), (128, 64), (2, 128, 128, 1), (0, 128, 128)]:
+    for shape in [(128,), (128, 63), (2, 128, 128, 1), (0, 128, 128), (2049, 64)]:
         with pytest.raises(ValueError, match=r"k\.npy.*κ has shape"):
             data.validate_kappa(np.zeros(shape, np.float32), "k.npy")
     with pytest.raises(TypeError, match=r"k\.npy.*int64"):
