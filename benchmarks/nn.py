@@ -3,7 +3,7 @@
 inference
     The shipped model (``weights/lite.keras``, or an untrained ``lite`` if absent) on
     CPU: maps per second in batches and single-map latency, warm, through the
-    ``tf.function`` forward of :func:`lensviz.nn.model.predict_kappa`; ``model.predict``
+    ``tf.function`` forward of :func:`lensviz.nn.inference.predict_kappa`; ``model.predict``
     on the same batch is timed as the baseline.
 training
     Training steps per second fed by the HDF5 streaming pipeline
@@ -28,10 +28,12 @@ import keras
 from benchmarks import timeit
 from lensviz.data import write_hdf5
 from lensviz.evaluation import default_weights
+from lensviz.nn.inference import load_model, predict_kappa
 from lensviz.nn.losses import MultiFocalLoss
-from lensviz.nn.model import build_unet, load_model, predict_kappa
 from lensviz.nn.pipelines import hdf5_dataset, simulated_dataset
+from lensviz.nn.presets import PRESETS
 from lensviz.nn.uncertainty import predict_mc_dropout, predict_tta
+from lensviz.nn.unet import build_unet
 from lensviz.simulate import simulate_batch
 
 __all__ = ["bench_inference", "bench_training", "bench_uncertainty"]
@@ -41,7 +43,7 @@ def _model():
     shipped = default_weights()
     if shipped is not None:
         return load_model(shipped), f"weights/{shipped.name}"
-    return build_unet("lite"), "untrained lite (weights/lite.keras not found)"
+    return build_unet(PRESETS["lite"]), "untrained lite (weights/lite.keras not found)"
 
 
 def bench_inference(quick: bool = False) -> dict:
@@ -70,7 +72,7 @@ def bench_inference(quick: bool = False) -> dict:
 def bench_training(quick: bool = False) -> dict:
     batch, steps = 8, (15 if quick else 60)
     keras.utils.set_random_seed(0)
-    model = build_unet("lite")
+    model = build_unet(PRESETS["lite"])
     model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=MultiFocalLoss())
     eps, kappa = simulate_batch(batch * 4, 2_000_000)
     for _ in range(3):  # trace and warm up

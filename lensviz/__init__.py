@@ -23,7 +23,7 @@ Examples
 >>> scores = metrics.score(kappa, ks93)                         # one value per map
 >>> sorted(scores), scores["dicee"].shape
 (['dicee', 'dpeaks', 'r', 'rmse', 'wmape'], (8,))
->>> from lensviz.nn.model import unet_predictor                 # TensorFlow from here on
+>>> from lensviz.nn.inference import unet_predictor             # TensorFlow from here on
 >>> unet = unet_predictor(constants.WEIGHTS_DIR / constants.DEFAULT_WEIGHTS_FILE)
 >>> unet(eps).shape
 (8, 128, 128)

@@ -25,7 +25,7 @@ import math
 import numpy as np
 
 from lensviz import constants
-from lensviz.inversion import noise_power
+from lensviz.wiener import noise_power
 
 __all__ = [
     "pixel_noise_var",

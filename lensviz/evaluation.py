@@ -3,7 +3,7 @@
 A *predictor* is any callable ``eps (N, 128, 128, 3) float32 -> kappa (N, 128, 128)``;
 :func:`evaluate_methods` takes a ``{name: predictor}`` dict, so a method is added by
 adding an entry. :func:`ks93_predictor` and :func:`wiener_predictor` build the classical
-ones here; the UNet's is :func:`lensviz.nn.model.unet_predictor` (TensorFlow).
+ones here; the UNet's is :func:`lensviz.nn.inference.unet_predictor` (TensorFlow).
 
 The smoothing σ of KS93 is a free parameter. It is chosen by :func:`choose_ks93_sigma`
 on :func:`calibration_set` (simulated seeds disjoint from the test seeds,
@@ -19,8 +19,9 @@ import numpy as np
 
 from lensviz import constants, depth, metrics
 from lensviz.data import apply_convention, validate_epsilon, validate_kappa
-from lensviz.inversion import PowerSpectrum, gaussian_smooth, ks93, noise_power, wiener
+from lensviz.inversion import gaussian_smooth, ks93
 from lensviz.simulate import depth_config, simulate_batch
+from lensviz.wiener import PowerSpectrum, noise_power, wiener
 
 __all__ = [
     "Predictor",
@@ -128,7 +129,7 @@ def default_power_spectrum() -> Path | None:
 
 
 def wiener_predictor(signal=None, pad: int = 0) -> Predictor:
-    """A predictor returning the Wiener-filtered E mode (:func:`lensviz.inversion.wiener`).
+    """A predictor returning the Wiener-filtered E mode (:func:`lensviz.wiener.wiener`).
 
     Parameters
     ----------
@@ -139,7 +140,7 @@ def wiener_predictor(signal=None, pad: int = 0) -> Predictor:
         S is per pixel, and padding keeps the pixel scale).
 
     The noise power N of each sample comes from its own Δε channel
-    (:func:`lensviz.inversion.noise_power`).
+    (:func:`lensviz.wiener.noise_power`).
     """
     if signal is None:
         signal = default_power_spectrum()

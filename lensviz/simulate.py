@@ -121,7 +121,7 @@ from scipy.special import pdtr
 from lensviz import constants as C
 from lensviz.cosmology import ARCMIN_PER_RADIAN, Z_MAX, mpc_to_arcmin
 from lensviz.halos import HaloParams, concentration_duffy08, halo_kappa_map, nfw_params
-from lensviz.inversion import ks93inv
+from lensviz.inversion import frequencies, ks93inv, wavenumber
 
 __all__ = [
     "SimulationConfig",
@@ -427,13 +427,12 @@ def convergence_power_spectrum(ell, amplitude: float = C.SIM_LSS_AMPLITUDE):
 
 
 def _frequencies(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """|k| [cycles/pixel] and the pixel window ``sinc²(k1) sinc²(k2)``.
+    """|k| [cycles/pixel] and the pixel window ``sinc²(k1) sinc²(k2)`` of an ``n × n`` grid.
 
-    Same layout as :func:`lensviz.inversion.fourier_kernels`, which gives only the
-    spin-2 angles ``cos 2φ_k, sin 2φ_k`` and not the modulus a power spectrum needs.
+    Both on the one Fourier grid of :func:`lensviz.inversion.frequencies`.
     """
-    k1, k2 = np.meshgrid(np.fft.fftfreq(n), np.fft.fftfreq(n))
-    return np.hypot(k1, k2), (np.sinc(k1) * np.sinc(k2)) ** 2
+    k1, k2 = frequencies(n, n)
+    return wavenumber(n, n), (np.sinc(k1) * np.sinc(k2)) ** 2
 
 
 @lru_cache(maxsize=8)

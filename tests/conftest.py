@@ -29,7 +29,8 @@ import keras
 import numpy as np
 import pytest
 
-from lensviz.nn.model import UNetConfig, build_unet, save_model
+from lensviz.nn.inference import save_model
+from lensviz.nn.unet import UNetConfig, build_unet
 from tests.fields import gaussian_blobs
 
 #: The tiny UNet: the default configuration with these fields replaced.

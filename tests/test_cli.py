@@ -353,7 +353,8 @@ def test_evaluate_depths_bad_input(capsys, args):
 
 def test_predict_and_evaluate_warn_outside_the_unet_training_domain(tmp_path, capsys):
     # The legacy shipped UNet was trained at LSST depth only: no-noise maps are outside.
-    from lensviz.nn.model import UNet, UNetConfig, save_model
+    from lensviz.nn.inference import save_model
+    from lensviz.nn.unet import UNet, UNetConfig
 
     tiny = UNetConfig(base_filters=4, max_filters=8, depth=3, pad=0, n_decoder_dropout=1)
     weights = save_model(UNet(tiny, training_domain={"n_gal_range": [20.0, 40.0],

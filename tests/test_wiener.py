@@ -5,18 +5,11 @@ import math
 import numpy as np
 import pytest
 
+from lensviz.data import DataError
 from lensviz.evaluation import DEFAULT_SIGMAS, default_power_spectrum, wiener_predictor
-from lensviz.inversion import (
-    PowerSpectrum,
-    estimate_power_spectrum,
-    gaussian_smooth,
-    ks93,
-    ks93inv,
-    noise_power,
-    wavenumber,
-    wiener,
-)
+from lensviz.inversion import gaussian_smooth, ks93, ks93inv, wavenumber
 from lensviz.simulate import SimulationConfig, simulate_batch
+from lensviz.wiener import PowerSpectrum, estimate_power_spectrum, noise_power, wiener
 
 
 def red_spectrum(n_bins=32):
@@ -91,6 +84,51 @@ def test_save_load_round_trip(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="bad.npz"):
         PowerSpectrum.load(tmp_path / "bad.npz")
+
+
+def _spectrum_file(path, **arrays):
+    ps = red_spectrum(8)
+    values = {"k_edges": ps.k_edges, "power": ps.power, "meta": np.array("{}")}
+    values.update(arrays)
+    np.savez(path, **{k: v for k, v in values.items() if v is not None})
+    return path
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        ({"bytes": b"not a zip"}, "not a zip archive"),
+        ({"bytes": b"PK\x03\x04" + b"\0" * 40}, "not a zip archive"),
+        ({"power": None}, "no array power"),
+        ({"meta": np.array([{"a": 1}], dtype=object)}, "pickled or object data"),
+        ({"meta": np.array("{not json")}, "meta.*not JSON"),
+        ({"meta": np.array("[1, 2]")}, "meta.*expected an object"),
+        ({"meta": np.array("[" * 100_000 + "]" * 100_000)}, "meta.*not JSON"),
+        ({"power": np.array(["a"] * 8)}, "power.*expected real numbers"),
+        ({"power": np.ones(3)}, r"not a power spectrum.*B\+1 edges"),
+        ({"power": -np.ones(8)}, "not a power spectrum.*power must be finite and >= 0"),
+        ({"k_edges": np.full(9, np.nan)}, "not a power spectrum.*k_edges"),
+    ],
+)
+def test_load_refuses_hostile_files_naming_the_file(tmp_path, content, match):
+    path = tmp_path / "hostile.npz"
+    if "bytes" in content:
+        path.write_bytes(content["bytes"])
+    else:
+        _spectrum_file(path, **content)
+    with pytest.raises(DataError, match=match) as info:
+        PowerSpectrum.load(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_load_truncated_file_and_missing_path(tmp_path):
+    path = _spectrum_file(tmp_path / "ps.npz")
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataError, match="ps.npz"):
+        PowerSpectrum.load(path)
+    with pytest.raises(FileNotFoundError, match="nothing.npz"):
+        PowerSpectrum.load(tmp_path / "nothing.npz")
 
 
 def test_shipped_spectrum_and_predictor(rng):

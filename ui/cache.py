@@ -38,11 +38,12 @@ from lensviz.evaluation import (
     summarize,
     wiener_predictor,
 )
-from lensviz.inversion import PowerSpectrum, gaussian_smooth, ks93
-from lensviz.nn.model import load_model, predict_kappa
-from lensviz.nn.training import describe_device
+from lensviz.inversion import gaussian_smooth, ks93
+from lensviz.nn.devices import describe_device
+from lensviz.nn.inference import load_model, predict_kappa
 from lensviz.nn.uncertainty import predict_uncertainty
 from lensviz.simulate import SimulationConfig, add_shape_noise, simulate_batch, simulate_truth
+from lensviz.wiener import PowerSpectrum
 from ui.jobs import first_non_finite_weight
 from ui.text import ks93_label, wiener_label
 

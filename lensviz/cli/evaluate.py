@@ -32,11 +32,11 @@ from lensviz.evaluation import (
     summarize,
     wiener_predictor,
 )
-from lensviz.inversion import estimate_power_spectrum
 from lensviz.nn.card import build_card, card_markdown, write_card
-from lensviz.nn.model import load_model, training_domain, unet_predictor
+from lensviz.nn.inference import load_model, training_domain, unet_predictor
 from lensviz.nn.uncertainty import calibration, predict_uncertainty
 from lensviz.simulate import depth_config, simulate_batch
+from lensviz.wiener import estimate_power_spectrum
 
 __all__ = ["cmd_evaluate", "cmd_calibrate", "cmd_card", "cmd_powerspec"]
 

@@ -3,7 +3,8 @@
 Registered in :data:`lensviz.cli.COMMANDS` as ``"lensviz.cli.model:cmd_…"`` strings, so
 TensorFlow is imported only when one of these commands runs. Keras Tuner (the optional
 ``tune`` extra) is imported by ``tune`` alone, inside :func:`cmd_tune` and
-:func:`tuner_hypermodel`, so the other commands work without it.
+:func:`lensviz.nn.tuning.tuner_hypermodel` (the search space), so the other commands work
+without it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from lensviz import constants
 from lensviz.cli import _progress
 from lensviz.cli.data import iter_data
 from lensviz.data import write_predictions
@@ -31,24 +31,16 @@ from lensviz.evaluation import (
     wiener_predictor,
 )
 from lensviz.loss_weights import check_coeffs
-from lensviz.nn.losses import MultiFocalLoss
-from lensviz.nn.model import (
-    UNetConfig,
-    build_unet,
-    resolve_config,
-    training_domain,
-    unet_predictor,
-)
-from lensviz.nn.pipelines import simulated_dataset
+from lensviz.nn.inference import training_domain, unet_predictor
 from lensviz.nn.training import (
     FinetuneConfig,
     TrainConfig,
-    ValidationMetrics,
     finetune,
     summarize_metrics,
     train,
     validation_arrays,
 )
+from lensviz.nn.tuning import OBJECTIVE, ScoredValidation, tuner_hypermodel
 from lensviz.nn.uncertainty import predict_uncertainty
 
 __all__ = [
@@ -57,7 +49,6 @@ __all__ = [
     "cmd_predict",
     "cmd_tune",
     "parse_coeffs",
-    "tuner_hypermodel",
 ]
 
 
@@ -217,57 +208,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
 # === Keras Tuner ===
 
 
-def tuner_hypermodel(base_preset: str = "lite"):
-    """A Keras Tuner ``HyperModel`` over the report's search space.
-
-    Kernel size, depth, border padding, learning rate, batch size and the five
-    MultiFocal coefficients. Every trial sees the same simulated training stream. The
-    objective (``val_score``, logged by :func:`cmd_tune`'s callback) is the mean of the
-    validation DICEE, DPEAKS and median WMAPE, each divided by smoothed KS93's value on
-    the same maps: 1.0 means "as good as smoothed KS93", lower is better. MultiFocal
-    losses with different coefficients are not comparable, so the loss itself cannot
-    be the objective.
-    """
-    import keras_tuner as kt
-
-    base = resolve_config(base_preset)
-
-    class LensvizHyperModel(kt.HyperModel):
-        def build(self, hp):
-            depth = hp.Choice("depth", [4, 5, 6])
-            pad = hp.Choice("pad", [0, 16, 32])
-            cfg = UNetConfig.from_dict(
-                {
-                    **base.to_dict(),
-                    "kernel_size": hp.Choice("kernel_size", [2, 3, 4, 5]),
-                    "depth": depth,
-                    "pad": pad,
-                    "n_decoder_dropout": min(base.n_decoder_dropout, depth - 1),
-                }
-            )
-            coeffs = {
-                name: hp.Float(f"a_{name}", 0.0, 4.0, step=0.5)
-                for name in constants.MULTIFOCAL_COMPONENTS
-            }
-            if sum(coeffs.values()) == 0:
-                coeffs["focal"] = 1.0
-            model = build_unet(cfg)
-            lr = hp.Float("learning_rate", 1e-5, 1e-3, sampling="log")
-            model.compile(optimizer=keras.optimizers.Adam(lr), loss=MultiFocalLoss(coeffs))
-            return model
-
-        def fit(self, hp, model, *args, **kwargs):
-            batch = hp.Choice("batch_size", [4, 8, 16])
-            ds = simulated_dataset(batch, seed_start=constants.TRAIN_SEED_START + 10_000_000)
-            kwargs.pop("batch_size", None)
-            return model.fit(ds, *args, **kwargs)
-
-    return LensvizHyperModel()
-
-
 def cmd_tune(args: argparse.Namespace) -> int:
-    """Bayesian search (Keras Tuner) with early stopping, objective ``val_score``."""
-    try:
+    """Bayesian search (Keras Tuner) with early stopping, objective ``val_score``.
+
+    The search space and the objective are :mod:`lensviz.nn.tuning`'s.
+    """
+    try:  # the optional extra: only this command needs it
         import keras_tuner as kt
         import tensorboard  # noqa: F401  (Keras Tuner needs it with TensorFlow)
     except ModuleNotFoundError:
@@ -281,23 +227,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     sigma, _ = choose_ks93_sigma(val_eps, val_kappa)
     ks = summarize_metrics(val_kappa, ks93_predictor(sigma)(val_eps))
 
-    class Scored(ValidationMetrics):
-        def on_epoch_end(self, epoch, logs=None):
-            super().on_epoch_end(epoch, logs)
-            if logs is not None:
-                logs["val_score"] = float(
-                    np.mean(
-                        [
-                            logs["val_dicee"] / ks["dicee"],
-                            logs["val_dpeaks"] / max(ks["dpeaks"], 1),
-                            logs["val_wmape_median"] / ks["wmape_median"],
-                        ]
-                    )
-                )
-
     tuner = kt.BayesianOptimization(
         tuner_hypermodel(args.base_preset),
-        objective=kt.Objective("val_score", "min"),
+        objective=kt.Objective(OBJECTIVE, "min"),
         max_trials=args.trials,
         seed=args.seed,
         directory=args.out,
@@ -305,18 +237,14 @@ def cmd_tune(args: argparse.Namespace) -> int:
         overwrite=False,
     )
 
-    class _ValCallback(Scored):
-        def __init__(self):
-            super().__init__(val_eps, val_kappa, keras.losses.MeanSquaredError())
-
     t0 = time.perf_counter()
     tuner.search(
         epochs=args.epochs,
         steps_per_epoch=args.steps,
         verbose=0,
         callbacks=[
-            _ValCallback(),
-            keras.callbacks.EarlyStopping(monitor="val_score", mode="min", patience=args.patience),
+            ScoredValidation(val_eps, val_kappa, ks),
+            keras.callbacks.EarlyStopping(monitor=OBJECTIVE, mode="min", patience=args.patience),
         ],
     )
     trials = [t for t in tuner.oracle.get_best_trials(args.trials) if t.score is not None]

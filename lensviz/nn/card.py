@@ -19,7 +19,7 @@ from pathlib import Path
 from lensviz import constants
 from lensviz._atomic import write_text
 from lensviz.evaluation import evaluate_depths, wiener_predictor
-from lensviz.nn.model import load_model, training_domain, unet_predictor
+from lensviz.nn.inference import load_model, training_domain, unet_predictor
 
 __all__ = ["CARD_DEPTHS", "CARD_MAPS_PER_DEPTH", "METHOD_LABELS", "build_card",
            "card_markdown", "depth_table", "write_card", "test_set_scores"]

@@ -21,7 +21,7 @@ from lensviz import constants
 from lensviz.augment import N_SYMMETRIES
 from lensviz.data import hdf5_length, read_hdf5
 from lensviz.depth import training_weight
-from lensviz.nn.model import add_ks93_channel
+from lensviz.nn.inference import add_ks93_channel
 from lensviz.simulate import simulate_sample
 
 __all__ = ["apply_symmetry_tf", "random_symmetry_tf", "simulated_dataset", "hdf5_dataset"]

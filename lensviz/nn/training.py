@@ -1,4 +1,4 @@
-"""Training and fine-tuning: runs, callbacks, devices, atomic checkpoints.
+"""Training and fine-tuning: runs, callbacks, distribution, precision, atomic checkpoints.
 
 Data
     Training batches come from :mod:`lensviz.nn.pipelines` (on-the-fly simulation or an
@@ -39,17 +39,12 @@ from lensviz._atomic import write_text
 from lensviz.data import read_hdf5
 from lensviz.depth import measure_domain, pixel_noise_var, training_weight
 from lensviz.metrics import score
+from lensviz.nn.devices import describe_device
+from lensviz.nn.inference import load_model, predict_kappa, save_model
 from lensviz.nn.losses import CombinedLoss, FocalLoss, MSELoss, MultiFocalLoss
-from lensviz.nn.model import (
-    UNet,
-    UNetConfig,
-    load_model,
-    predict_kappa,
-    resolve_config,
-    save_model,
-    set_trainable,
-)
 from lensviz.nn.pipelines import hdf5_dataset, simulated_dataset
+from lensviz.nn.presets import resolve_config
+from lensviz.nn.unet import UNet, UNetConfig, set_trainable
 from lensviz.simulate import simulate_batch
 
 __all__ = [
@@ -64,7 +59,6 @@ __all__ = [
     "ProgressCallback",
     "AtomicCheckpoint",
     "HistoryWriter",
-    "describe_device",
     "distribution_strategy",
     "configure_precision",
     "train",
@@ -90,9 +84,9 @@ class TrainConfig:
     Attributes
     ----------
     preset : str
-        Model preset of :data:`lensviz.nn.model.PRESETS`.
+        Model preset of :data:`lensviz.nn.presets.PRESETS`.
     model_overrides : dict
-        Fields of :class:`lensviz.nn.model.UNetConfig` replacing the preset's.
+        Fields of :class:`lensviz.nn.unet.UNetConfig` replacing the preset's.
     loss : str
         One of :data:`LOSSES`.
     coeffs : dict
@@ -262,19 +256,7 @@ def validation_arrays(
     return simulate_batch(n, seed_start, sim_config)
 
 
-# === Devices ===
-
-
-def describe_device() -> str:
-    """The device the UNet runs on, e.g. ``"GPU: NVIDIA H200"`` or ``"CPU (no GPU found)"``."""
-    gpus = tf.config.list_physical_devices("GPU")
-    if not gpus:
-        return "CPU (no GPU found)"
-    try:
-        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name)
-    except (ValueError, RuntimeError):
-        name = gpus[0].name
-    return f"GPU: {name}" + (f" (×{len(gpus)})" if len(gpus) > 1 else "")
+# === Distribution and precision ===
 
 
 def distribution_strategy(devices: Sequence[str] | None = None):

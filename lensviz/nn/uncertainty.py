@@ -2,7 +2,7 @@
 
 Monte-Carlo dropout (Gal & Ghahramani 2016)
     ``T`` stochastic passes with the decoder's dropout layers active and BatchNorm in
-    inference mode, through a twin of the model (:class:`lensviz.nn.model.UNet` with
+    inference mode, through a twin of the model (:class:`lensviz.nn.unet.UNet` with
     ``mc_dropout=True``) that shares its weights. Mean and per-pixel standard deviation
     over the passes.
 
@@ -26,7 +26,8 @@ import weakref
 import numpy as np
 
 from lensviz.augment import N_SYMMETRIES, apply_symmetry, inverse_transform_maps
-from lensviz.nn.model import UNet, add_ks93_channel, forward_fn, predict_kappa
+from lensviz.nn.inference import add_ks93_channel, forward_fn, predict_kappa
+from lensviz.nn.unet import UNet
 
 __all__ = [
     "mc_dropout_twin",
@@ -69,7 +70,7 @@ def predict_mc_dropout(model, eps, n_passes: int = 20, batch_size: int = 32, see
 
     Parameters
     ----------
-    model : lensviz.nn.model.UNet
+    model : lensviz.nn.unet.UNet
     eps : array_like, shape (N, 128, 128, 3) or (128, 128, 3)
     n_passes : int
         T, the number of stochastic passes (≥ 2).

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
-from lensviz.inversion import PowerSpectrum, ks93inv
-from lensviz.nn.model import UNetConfig
+from lensviz.inversion import ks93inv
+from lensviz.nn.unet import UNetConfig
+from lensviz.wiener import PowerSpectrum
 from ui import cache
 from ui.sidebar import DEFAULT_SAMPLE
 

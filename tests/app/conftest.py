@@ -21,7 +21,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lensviz.nn.model import build_unet, save_model
+from lensviz.nn.inference import save_model
+from lensviz.nn.unet import build_unet
 from tests.app import apptools
 from tests.app.apptools import TINY, power_law_spectrum
 from ui import cache, jobs

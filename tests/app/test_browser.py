@@ -88,7 +88,8 @@ def server(tmp_path_factory):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
     env["LENSVIZ_USER_WEIGHTS"] = str(tmp_path_factory.mktemp("finetuned"))
     if not (ROOT / "weights" / "lite.keras").is_file():
-        from lensviz.nn.model import UNetConfig, build_unet, save_model
+        from lensviz.nn.inference import save_model
+        from lensviz.nn.unet import UNetConfig, build_unet
 
         shipped = tmp_path_factory.mktemp("shipped")
         save_model(

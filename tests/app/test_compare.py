@@ -9,7 +9,7 @@ import pytest
 
 from lensviz import metrics
 from lensviz.evaluation import wiener_predictor
-from lensviz.nn.model import load_model
+from lensviz.nn.inference import load_model
 from lensviz.nn.uncertainty import calibration, predict_tta
 from tests.app.apptools import (
     first_sample,

@@ -10,7 +10,8 @@ import shutil
 import numpy as np
 import pytest
 
-from lensviz.nn.model import build_unet, save_model
+from lensviz.nn.inference import save_model
+from lensviz.nn.unet import build_unet
 from tests.app.apptools import (
     TINY,
     challenge_pair,

@@ -8,7 +8,7 @@ import pytest
 
 from lensviz import data
 from lensviz.evaluation import ks93_predictor, wiener_predictor
-from lensviz.nn.model import load_model, predict_kappa
+from lensviz.nn.inference import load_model, predict_kappa
 
 
 @pytest.mark.slow  # trains the lite preset

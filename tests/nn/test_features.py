@@ -9,15 +9,9 @@ from lensviz import constants
 from lensviz.data import write_hdf5
 from lensviz.inversion import ks93, ks93inv
 from lensviz.nn.features import FEATURES, LensingFeatures
-from lensviz.nn.model import (
-    UNet,
-    UNetConfig,
-    load_model,
-    predict_kappa,
-    save_model,
-    training_domain,
-)
+from lensviz.nn.inference import load_model, predict_kappa, save_model, training_domain
 from lensviz.nn.training import TrainConfig, train
+from lensviz.nn.unet import UNet, UNetConfig
 from lensviz.simulate import SimulationConfig, simulate_batch
 
 TINY = {

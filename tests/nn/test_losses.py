@@ -23,7 +23,7 @@ from lensviz.nn.losses import (
     weight_maps_tf,
     wmape_loss,
 )
-from lensviz.nn.model import UNetConfig, build_unet
+from lensviz.nn.unet import UNetConfig, build_unet
 
 FOCAL_ONLY = {"focal": 1.0, "local": 0.0, "peaks": 0.0, "structure": 0.0, "edges": 0.0}
 

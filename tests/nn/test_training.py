@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lensviz.nn.model import load_model, predict_kappa
+from lensviz.nn.inference import load_model, predict_kappa
 from lensviz.nn.training import (
     FinetuneConfig,
     TrainConfig,

@@ -5,8 +5,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from lensviz.nn.model import build_unet, predict_kappa
+from lensviz.nn.inference import predict_kappa
 from lensviz.nn.uncertainty import calibration, predict_mc_dropout, predict_tta, predict_uncertainty
+from lensviz.nn.unet import build_unet
 from lensviz.simulate import simulate_batch
 
 

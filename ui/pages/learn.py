@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from lensviz import constants
-from lensviz.inversion import fourier_kernels, ks93, ks93inv, noise_power
+from lensviz.inversion import fourier_kernels, ks93, ks93inv
 from lensviz.metrics import find_peaks, pearson_r, rmse
 from lensviz.plots import (
     add_whiskers,
@@ -21,6 +21,7 @@ from lensviz.plots import (
 )
 from lensviz.profiles import region_masks, region_rmse, tangential_profile
 from lensviz.simulate import add_shape_noise
+from lensviz.wiener import noise_power
 from ui import cache
 from ui.sidebar import current
 from ui.text import WIENER_NAME

@@ -1,26 +1,20 @@
-"""Tests of lensviz.nn.model: presets, shapes, serialisation, fine-tuning groups, inference."""
+"""Tests of lensviz.nn.unet, lensviz.nn.layers and lensviz.nn.presets: presets, shapes,
+configuration, the custom layers, fine-tuning groups."""
 
 import dataclasses
-import os
 
 import keras
 import numpy as np
 import pytest
 
-from lensviz.nn.model import (
+from lensviz.nn.layers import AlwaysDropout, ReflectionPadding2D
+from lensviz.nn.presets import PRESETS, resolve_config
+from lensviz.nn.unet import (
     LAST_LAYER,
-    PRESETS,
-    ReflectionPadding2D,
     UNet,
     UNetConfig,
-    add_ks93_channel,
     build_unet,
     count_params,
-    forward_fn,
-    load_model,
-    predict_kappa,
-    resolve_config,
-    save_model,
     set_trainable,
     trainable_layers,
 )
@@ -42,12 +36,6 @@ def _seed():
     keras.utils.set_random_seed(7)
 
 
-def _eps(rng, n, npix=32, channels=3):
-    x = rng.normal(0.0, 0.3, size=(n, npix, npix, channels)).astype(np.float32)
-    x[..., 2] = np.abs(x[..., 2])
-    return x
-
-
 # === Presets and shapes ===
 
 
@@ -56,7 +44,7 @@ def test_paper_matches_the_report():
     assert cfg.encoder_filters == (64, 128, 256, 512, 512, 512, 512, 512)
     assert cfg.decoder_filters == (512, 512, 512, 512, 256, 128, 64)
     assert cfg.npix + 2 * cfg.pad == 256
-    model = build_unet("paper")
+    model = build_unet(PRESETS["paper"])
     assert model.count_params() == PAPER_PARAMS
     assert model.input_shape == (None, 128, 128, 3)
     assert model.output_shape == (None, 128, 128)
@@ -71,7 +59,7 @@ def test_paper_matches_the_report():
 
 
 def test_lite_preset_shape_and_size():
-    model = build_unet("lite")
+    model = build_unet(PRESETS["lite"])
     assert model.count_params() == LITE_PARAMS
     assert LITE_PARAMS * 4 < 10e6  # float32 weights under 10 MB
     out = model(np.zeros((2, 128, 128, 3), np.float32), training=False)
@@ -79,7 +67,7 @@ def test_lite_preset_shape_and_size():
 
 
 def test_unet2k_parameter_count():
-    assert count_params("unet2k") == UNET2K_PARAMS
+    assert count_params(PRESETS["unet2k"]) == UNET2K_PARAMS
 
 
 def test_unet2k_block_width_matches_plain_unet():
@@ -105,9 +93,20 @@ def test_with_ks93_takes_four_channels():
 
 def test_unknown_preset_lists_known_ones():
     with pytest.raises(ValueError, match="known presets.*lite.*paper.*unet2k"):
-        build_unet("pix2pix")
+        resolve_config("pix2pix")
     with pytest.raises(TypeError):
         resolve_config(3)
+    assert resolve_config("lite") is PRESETS["lite"]
+    assert resolve_config(TINY) is TINY
+
+
+def test_the_builder_takes_configs_not_names():
+    assert build_unet().unet_config == UNetConfig() == PRESETS["paper"]
+    assert build_unet(TINY.to_dict()).unet_config == TINY
+    with pytest.raises(TypeError, match="'lite'.*resolve_config"):
+        build_unet("lite")
+    with pytest.raises(TypeError, match="got int"):
+        UNet(3)
 
 
 # === Config ===
@@ -159,35 +158,20 @@ def test_model_config_round_trip():
     assert [w.shape for w in clone.weights] == [w.shape for w in model.weights]
 
 
-# === Files ===
+def test_always_dropout_stays_on_at_inference():
+    layer = AlwaysDropout(0.5, seed=3)
+    x = np.ones((4, 64), np.float32)
+    out = np.asarray(layer(x, training=False))
+    assert 0 < np.mean(out == 0) < 1  # some units dropped, even in inference mode
+    np.testing.assert_allclose(out[out != 0], 2.0)  # the survivors scaled by 1 / (1 - 0.5)
+    assert np.array_equal(np.asarray(keras.layers.Dropout(0.5)(x, training=False)), x)
 
 
-def test_save_load_same_output(tmp_path, rng):
-    model = build_unet(TINY)
-    x = _eps(rng, 3)
-    path = tmp_path / "sub" / "tiny.keras"
-    assert save_model(model, path) == str(path)
-    assert sorted(os.listdir(path.parent)) == ["tiny.keras"]  # no temporary file left
-    loaded = load_model(path)
-    assert isinstance(loaded, UNet) and loaded.unet_config == TINY
-    np.testing.assert_array_equal(
-        np.asarray(loaded(x, training=False)), np.asarray(model(x, training=False))
-    )
-
-
-def test_save_requires_keras_suffix(tmp_path):
-    with pytest.raises(ValueError, match="'.keras'"):
-        save_model(build_unet(TINY), tmp_path / "tiny.h5")
-
-
-def test_load_missing_or_corrupt_file(tmp_path):
-    missing = tmp_path / "nothing.keras"
-    with pytest.raises(ValueError, match="nothing.keras.*does not exist"):
-        load_model(missing)
-    corrupt = tmp_path / "corrupt.keras"
-    corrupt.write_bytes(b"this is not a zip archive")
-    with pytest.raises(ValueError, match="corrupt.keras.*corrupt"):
-        load_model(corrupt)
+def test_mc_twin_has_the_same_weights_and_always_dropout():
+    model = UNet(TINY, mc_dropout=True)
+    drops = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+    assert [type(d) for d in drops] == [AlwaysDropout]
+    assert [w.shape for w in model.weights] == [w.shape for w in build_unet(TINY).weights]
 
 
 # === Fine-tuning ===
@@ -213,40 +197,3 @@ def test_trainable_groups():
     assert len(model.trainable_weights) == len(build_unet(TINY).trainable_weights)
     with pytest.raises(ValueError, match="which must be one of.*'encoder'"):
         trainable_layers(model, "encoder")
-
-
-# === Inference ===
-
-
-def test_predict_kappa_equals_forward(rng):
-    model = build_unet(TINY)
-    x = _eps(rng, 5)
-    want = np.asarray(model(x, training=False))
-    got = predict_kappa(model, x, batch_size=2)
-    assert got.shape == (5, 32, 32) and got.dtype == np.float32
-    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
-    single = predict_kappa(model, x[1])
-    assert single.shape == (32, 32)
-    np.testing.assert_allclose(single, want[1], rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(np.asarray(forward_fn(model)(x)), want, rtol=1e-6, atol=1e-7)
-
-
-def test_predict_kappa_adds_ks93_channel(rng):
-    model = build_unet(dataclasses.replace(TINY, with_ks93=True))
-    x = _eps(rng, 2)
-    x4 = add_ks93_channel(x)
-    assert x4.shape == (2, 32, 32, 4)
-    np.testing.assert_array_equal(x4[..., :3], x)
-    want = np.asarray(model(x4, training=False))
-    np.testing.assert_allclose(predict_kappa(model, x), want, rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(predict_kappa(model, x4), want, rtol=1e-6, atol=1e-7)
-
-
-def test_predict_kappa_rejects_bad_shapes(rng):
-    model = build_unet(TINY)
-    with pytest.raises(ValueError, match="expected ε of shape \\(N, 32, 32, 3\\)"):
-        predict_kappa(model, _eps(rng, 1, npix=16))
-    with pytest.raises(ValueError, match="takes 3 input channels, got ε with 4"):
-        predict_kappa(model, _eps(rng, 1, channels=4))
-    with pytest.raises(ValueError, match="batch_size"):
-        predict_kappa(model, _eps(rng, 1), batch_size=0)

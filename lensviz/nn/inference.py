@@ -1,0 +1,252 @@
+"""Running and storing a trained UNet: ``tf.function`` forwards, predictors, ``.keras`` files.
+
+Inference
+    :func:`predict_kappa` runs a model through a cached ``tf.function`` forward
+    (:func:`forward_fn`), never ``model.predict``; :func:`unet_predictor` wraps a saved
+    model in :mod:`lensviz.evaluation`'s predictor protocol; :func:`add_ks93_channel`
+    builds the 4th input channel of ``with_ks93`` models; :func:`training_domain` reads
+    what a model was trained on.
+Files
+    :func:`save_model` writes ``.keras`` atomically and without optimizer state;
+    :func:`load_model` reads one, naming the file on any failure. Importing this module
+    registers the lensviz layers and the UNet with Keras (:mod:`lensviz.nn.layers`,
+    :mod:`lensviz.nn.features`, :mod:`lensviz.nn.unet`), so any ``.keras`` file saved by
+    lensviz loads, whichever module defined the classes when it was written.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from collections.abc import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from lensviz._atomic import atomic_path
+from lensviz.depth import LEGACY_DOMAIN, TrainingDomain
+from lensviz.inversion import ks93
+from lensviz.nn.layers import check_int
+from lensviz.nn.unet import UNet
+
+__all__ = [
+    "forward_fn",
+    "predict_kappa",
+    "add_ks93_channel",
+    "training_domain",
+    "unet_predictor",
+    "save_model",
+    "load_model",
+]
+
+
+# === Inference ===
+
+_FORWARDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def forward_fn(model: keras.Model) -> Callable:
+    """A ``tf.function`` computing ``model(x, training=False)``.
+
+    Traced once for the model's input shape with a free batch size (``input_signature``,
+    ``reduce_retracing``); it holds the model only weakly and reads the current weights
+    on every call.
+
+    Returns
+    -------
+    callable
+        ``f(x: float32 (N, npix, npix, C)) -> tf.Tensor (N, npix, npix)``.
+    """
+    ref = weakref.ref(model)
+    shape = (None, *model.input_shape[1:])
+
+    def forward(x):
+        return ref()(x, training=False)
+
+    return tf.function(
+        forward,
+        input_signature=[tf.TensorSpec(shape, tf.float32)],
+        reduce_retracing=True,
+    )
+
+
+def _cached_forward(model: keras.Model) -> Callable:
+    try:
+        return _FORWARDS[model]
+    except KeyError:
+        fn = _FORWARDS[model] = forward_fn(model)
+        return fn
+    except TypeError:  # not weak-referenceable / hashable
+        return forward_fn(model)
+
+
+def training_domain(model: keras.Model) -> TrainingDomain | None:
+    """The :class:`lensviz.depth.TrainingDomain` a model was trained on.
+
+    Read from the model file (saved by :func:`lensviz.nn.training.train`). A UNet saved
+    before depth was recorded and without noise-aware features was trained at LSST depth
+    only: :data:`lensviz.depth.LEGACY_DOMAIN`. None when nothing is known.
+    """
+    values = getattr(model, "training_domain", None)
+    if values:
+        return TrainingDomain.from_dict(values)
+    config = getattr(model, "unet_config", None)
+    if config is not None and not config.noise_aware:
+        return LEGACY_DOMAIN
+    return None
+
+
+def add_ks93_channel(eps: np.ndarray) -> np.ndarray:
+    """Append the KS93 E-mode map of ``(e1, e2)`` as a 4th channel.
+
+    The channel is :func:`lensviz.inversion.ks93` of channels 0 and 1 (no padding, no
+    smoothing): the input the ``with_ks93`` models expect. Training must use this too.
+
+    Parameters
+    ----------
+    eps : array_like, shape (..., ny, nx, 3)
+
+    Returns
+    -------
+    ndarray, float32, shape (..., ny, nx, 4)
+    """
+    eps = np.asarray(eps, dtype=np.float32)
+    if eps.ndim < 3 or eps.shape[-1] != 3:
+        raise ValueError(f"expected ε of shape (..., ny, nx, 3), got shape {eps.shape}")
+    kappa_e, _ = ks93(eps[..., 0], eps[..., 1])
+    return np.concatenate([eps, kappa_e[..., None]], axis=-1)
+
+
+def predict_kappa(model: keras.Model, eps, batch_size: int = 64) -> np.ndarray:
+    """Predict κ maps with a cached ``tf.function`` forward (never ``model.predict``).
+
+    Parameters
+    ----------
+    model : keras.Model
+        A :class:`UNet` or any model mapping ``(N, ny, nx, C)`` to ``(N, ny, nx)``.
+    eps : array_like, shape (N, ny, nx, 3) or (ny, nx, 3)
+        ε cube(s), channels ``(e1, e2, Δε)``. For a 4-channel model the KS93 channel is
+        computed on the fly (:func:`add_ks93_channel`); a 4-channel input is used as is.
+    batch_size : int
+        Maps per forward call.
+
+    Returns
+    -------
+    ndarray, float32, shape (N, ny, nx), or (ny, nx) for a single sample.
+
+    Raises
+    ------
+    ValueError
+        If the shape does not fit the model, or ``batch_size`` < 1.
+    """
+    check_int("batch_size", batch_size, 1)
+    eps = np.asarray(eps, dtype=np.float32)
+    single = eps.ndim == 3
+    if single:
+        eps = eps[None]
+    want = tuple(model.input_shape[1:])
+    if eps.ndim != 4 or eps.shape[1:3] != want[:2]:
+        raise ValueError(
+            f"expected ε of shape (N, {want[0]}, {want[1]}, 3) or ({want[0]}, {want[1]}, 3) "
+            f"for model {model.name!r}, got shape {eps.shape if not single else eps.shape[1:]}"
+        )
+    if eps.shape[-1] == 3 and want[-1] == 4:
+        eps = add_ks93_channel(eps)
+    if eps.shape[-1] != want[-1]:
+        raise ValueError(
+            f"model {model.name!r} takes {want[-1]} input channels, got ε with {eps.shape[-1]}"
+        )
+    forward = _cached_forward(model)
+    out = [np.asarray(forward(eps[i : i + batch_size])) for i in range(0, len(eps), batch_size)]
+    kappa = (
+        np.concatenate(out).astype(np.float32, copy=False)
+        if out
+        else np.zeros((0, *want[:2]), np.float32)
+    )
+    return kappa[0] if single else kappa
+
+
+# === Files ===
+
+
+def save_model(model: keras.Model, path: str | os.PathLike) -> str:
+    """Save a model as ``.keras`` (architecture, config and weights), atomically.
+
+    Writes a temporary ``.keras`` file in the same directory, then renames it over
+    ``path`` (:func:`lensviz._atomic.atomic_path`), so a reader never sees a half-written
+    file. A compiled :class:`UNet` is saved without
+    its optimizer state (a third of the size).
+
+    Returns
+    -------
+    str
+        The path written.
+
+    Raises
+    ------
+    ValueError
+        If ``path`` does not end in ``.keras``.
+    """
+    path = os.fspath(path)
+    if not path.endswith(".keras"):
+        raise ValueError(f"model files must end in '.keras', got {path!r}")
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    if isinstance(model, UNet) and getattr(model, "optimizer", None) is not None:
+        # Ship weights, not training state: a fresh twin without the optimizer's moments
+        # (they would triple the file size).
+        bare = UNet(model.unet_config, training_domain=model.training_domain, name=model.name)
+        bare.set_weights(model.get_weights())
+        model = bare
+    with atomic_path(path, suffix=".keras") as tmp:
+        model.save(tmp)
+    return path
+
+
+def load_model(path: str | os.PathLike, compile: bool = False) -> keras.Model:
+    """Load a ``.keras`` model written by :func:`save_model`.
+
+    Parameters
+    ----------
+    path : str or PathLike
+    compile : bool
+        Restore the training configuration too (needs its losses registered, e.g. by
+        importing :mod:`lensviz.nn.losses`). Off by default: inference needs none.
+
+    Raises
+    ------
+    ValueError
+        Naming the file, when it is missing, not a ``.keras`` file, or unreadable.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"model file {path!r} does not exist")
+    if not path.endswith(".keras"):
+        raise ValueError(f"model file {path!r} must be a '.keras' file")
+    try:
+        return keras.saving.load_model(path, compile=compile)
+    except Exception as err:  # zip, JSON, h5 and Keras errors alike
+        raise ValueError(
+            f"model file {path!r} is corrupt or not a lensviz model: {type(err).__name__}: {err}"
+        ) from err
+
+
+def unet_predictor(weights: str | os.PathLike, batch_size: int = 64) -> Callable:
+    """A predictor running the UNet saved at ``weights`` (a ``.keras`` file).
+
+    The predictor protocol is :mod:`lensviz.evaluation`'s: ``eps (N, 128, 128, 3) ->
+    kappa (N, 128, 128)``, so the UNet joins KS93 and Wiener in
+    :func:`lensviz.evaluation.evaluate_methods`. The model is loaded once; predictions go
+    through the cached ``tf.function`` forward of :func:`predict_kappa`. The loaded model
+    is the predictor's ``model`` attribute.
+    """
+    model = load_model(weights)
+
+    def predict(eps: np.ndarray) -> np.ndarray:
+        return predict_kappa(model, eps, batch_size=batch_size)
+
+    predict.__name__ = "unet"
+    predict.__doc__ = f"UNet {getattr(model, 'name', '')} from {weights}."
+    predict.model = model
+    return predict
