@@ -110,3 +110,103 @@ def test_outline_regions_draws_on_every_requested_panel():
     assert sum(s.type == "rect" for s in fig.layout.shapes) == 2
     with pytest.raises(ValueError, match="shape"):
         plots.outline_regions(fig, border=2)
+
+
+# === Readability (issue 12) ===
+
+
+def test_log_ticks_are_full_numbers_on_the_1_2_5_sequence():
+    vals, text = plots.log_ticks([12.0, 140.0])
+    assert vals == [10.0, 20.0, 50.0, 100.0, 200.0]
+    assert text == ["10", "20", "50", "100", "200"]
+    vals, text = plots.log_ticks([1e-5, 0.2])  # wide: powers of ten, all in one style
+    assert vals == [1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0]
+    assert text[0] == "10<sup>−5</sup>" and text[-1] == "10<sup>0</sup>"
+    assert plots.log_ticks([3.1, 5.5])[0] == [4.0, 5.0]  # within a decade: integers
+    assert plots.log_ticks([0.0, -1.0, None]) == ([], [])
+
+
+def test_metric_curves_grid_has_full_tick_labels_and_room_for_the_modebar():
+    history = [
+        {
+            "epoch": e,
+            "val_wmape": 5.0 / e,
+            "val_dicee": 0.4,
+            "val_dpeaks": 150 / e,
+            "val_rmse": 0.02 / e,
+        }
+        for e in (1, 2, 3)
+    ]
+    fig = plots.metric_curves(history, before={"dpeaks": 300.0})
+    assert fig.layout.yaxis3.type == "log" and fig.layout.yaxis3.ticktext[:3] == (
+        "50",
+        "100",
+        "200",
+    )
+    assert fig.layout.yaxis2.type == "linear"  # DICEE does not vary: no log axis
+    assert fig.layout.xaxis3.domain[1] < fig.layout.xaxis4.domain[0]  # 2 × 2 grid
+    assert fig.layout.margin.t >= 60
+
+
+def test_histograms_are_step_outlines_on_shared_bins():
+    rng = np.random.default_rng(0)
+    per_map = {
+        k: {m: rng.normal(1 + i, 0.2, 30) for m in ("wmape", "rmse")}
+        for i, k in enumerate(("UNet", "KS93 raw"))
+    }
+    fig = plots.metric_histograms(per_map, metrics=("wmape", "rmse"))
+    assert all(t.type == "scatter" and t.line.shape == "hv" for t in fig.data)
+    assert len({t.line.dash for t in fig.data}) == 2  # one dash pattern per method
+    first = [t for t in fig.data if t.xaxis == "x"]
+    assert first[0].x.tolist() == first[1].x.tolist()  # shared bins
+    assert first[0].y.sum() == 30 and first[0].y[0] == 0 and first[0].y[-1] == 0
+
+
+def test_weight_component_with_zero_coefficient_is_faded():
+    maps = {k: np.zeros((8, 8)) for k in ("focal", "peaks")}
+    fig = plots.weight_components_grid(maps, np.zeros((8, 8)), coeffs={"focal": 1.0, "peaks": 0.0})
+    opacity = {t.name: t.opacity for t in fig.data}
+    assert opacity["focal  (a = 1)"] == 1.0 and opacity["peaks  (a = 0: off)"] == 0.2
+
+
+def test_peaks_figure_spans_the_map_and_keeps_labels_inside_and_apart():
+    truth = np.zeros((128, 128))
+    true_peaks = np.array([[64, 64], [66, 70], [2, 125], [125, 3]])
+    fig = plots.peaks_figure(truth, {"m": truth}, true_peaks, {"m": np.array([[64, 66]])})
+    assert tuple(fig.layout.xaxis.range) == (-0.5, 127.5)
+    assert tuple(fig.layout.yaxis.range) == (127.5, -0.5)
+    crosses = next(t for t in fig.data if t.name == "true peaks (crosses)")
+    spots = list(crosses.textposition)
+    assert "right" not in spots[2] and "top" not in spots[2]  # the corner at (2, 125)
+    assert "left" not in spots[3] and "bottom" not in spots[3]  # the corner at (125, 3)
+    # Label boxes (about 12 × 8 map px beside 3.5 px crosses) do not overlap each other.
+    centres = []
+    for (y, x), spot in zip(true_peaks, spots):
+        vertical, horizontal = spot.split()
+        dy = {"top": -1, "middle": 0, "bottom": 1}[vertical]
+        dx = {"left": -1, "center": 0, "right": 1}[horizontal]
+        centres.append((x + dx * 9.5, y + dy * 7.5))
+    for i in range(len(centres)):
+        for j in range(i):
+            (xi, yi), (xj, yj) = centres[i], centres[j]
+            assert abs(xi - xj) >= 12 - 1e-9 or abs(yi - yj) >= 8 - 1e-9, (spots, i, j)
+
+
+def test_map_figure_png_has_axes_and_a_colour_bar():
+    m = np.zeros((128, 128))
+    m[0, 0] = 1.0
+    img = Image.open(
+        io.BytesIO(
+            plots.map_figure_png(m, title="UNet κ", zrange=(0.0, 1.0), pixel_arcmin=0.5, upscale=4)
+        )
+    )
+    assert img.mode == "RGB" and img.width > 512 + 150 and img.height > 512 + 80
+    assert img.info["dpi"][0] == pytest.approx(150, abs=1)
+    lut = plots.colormap_lut()
+    pixels = np.asarray(img)
+    # The map's top-left pixel (row 0 at the top) has the top colour of the scale.
+    ys, xs = np.nonzero((pixels == lut[-1]).all(axis=-1))
+    assert ys.min() < 80  # near the top: the map pixel and the top of the colour bar
+    assert plots.nice_ticks(0.0, 64.0) == [0.0, 20.0, 40.0, 60.0]
+    with pytest.raises(ValueError, match="2-D"):
+        plots.map_figure_png(np.zeros(5))

@@ -23,7 +23,7 @@ def caption(sel: Selection, scope: str) -> str:
         return f"{sel.source} · sample {sel.index}: **{sel.sample_name}** · {model}"
     if scope == "dataset":
         return f"{sel.source} · {count(sel.n_samples, 'sample')} · {model}"
-    return f"starting {model} (sidebar)"
+    return f"Trains on freshly simulated maps · starting model (from the sidebar): {sel.model_name}"
 
 
 def page_header(title: str, sel: Selection, scope: str = "sample") -> None:

@@ -9,6 +9,7 @@ import math
 from typing import Any
 
 __all__ = [
+    "METRIC_DECIMALS",
     "WIENER_NAME",
     "count",
     "describe_progress",
@@ -19,6 +20,9 @@ __all__ = [
 ]
 
 WIENER_NAME = "Wiener"
+#: Decimals of each metric in the app's tables (one count per metric, so columns line up;
+#: enough to tell the methods apart on typical maps).
+METRIC_DECIMALS = {"wmape": 2, "wmape_median": 2, "dicee": 3, "dpeaks": 1, "rmse": 4, "r": 3}
 
 
 def count(n: int, noun: str, plural: str | None = None) -> str:

@@ -36,6 +36,7 @@ __all__ = [
     "metric_histograms",
     "fourier_row",
     "line_figure",
+    "log_ticks",
     "reliability_figure",
 ]
 
@@ -92,6 +93,74 @@ def _positive(values) -> list[float | None]:
     return out
 
 
+def log_ticks(values, max_ticks: int = 7) -> tuple[list[float], list[str]]:
+    """Tick values and labels for a logarithmic axis spanning the finite positive ``values``.
+
+    Uses the 1–2–5 sequence (…, 0.1, 0.2, 0.5, 1, 2, 5, 10, …), thinned to 1–3 or to
+    powers of ten when there would be more than ``max_ticks``, and labels every tick
+    with its full value (``"20"``, ``"0.05"``, ``"2e-05"``), never plotly's bare minor
+    digits ("2, 5").
+
+    Examples
+    --------
+    >>> log_ticks([12.0, 140.0])[1]
+    ['10', '20', '50', '100', '200']
+    """
+    v = np.asarray([x for x in np.ravel(np.asarray(values, dtype=object)) if x is not None],
+                   dtype=np.float64)
+    v = v[np.isfinite(v) & (v > 0)]
+    if v.size == 0:
+        return [], []
+    lo, hi = float(v.min()), float(v.max())
+    decades = range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
+    ticks: list[float] = []
+    for mantissas in ((1, 2, 5), (1, 3), (1,)):
+        ticks = [m * 10.0**e for e in decades for m in mantissas]
+        below = [t for t in ticks if t <= lo]
+        above = [t for t in ticks if t >= hi]
+        start = below[-1] if below else ticks[0]
+        stop = above[0] if above else ticks[-1]
+        ticks = [t for t in ticks if start <= t <= stop]
+        if len(ticks) <= max_ticks:
+            break
+    if len(ticks) > max_ticks:  # very wide ranges: every n-th power of ten
+        ticks = ticks[:: math.ceil(len(ticks) / max_ticks)]
+    if sum(lo <= t <= hi for t in ticks) < 3:  # less than a decade: every integer mantissa
+        fine = [m * 10.0**e for e in decades for m in range(1, 10)]
+        inside = [t for t in fine if lo <= t <= hi]
+        if len(inside) >= 2:
+            step = math.ceil(len(inside) / max_ticks)
+            ticks = inside[::step]
+    powers = not all(1e-3 <= t < 1e4 for t in ticks)
+    return ticks, [_tick_label(t, powers) for t in ticks]
+
+
+def _tick_label(t: float, powers: bool = False) -> str:
+    """``"20"``, ``"0.05"``; with ``powers``, ``"2×10<sup>−5</sup>"``."""
+    if not powers:
+        return f"{t:.3g}"
+    exponent = math.floor(math.log10(t) + 1e-9)
+    mantissa = round(t / 10.0**exponent)
+    power = f"10<sup>{str(exponent).replace('-', '−')}</sup>"
+    return power if mantissa == 1 else f"{mantissa}×{power}"
+
+
+def _log_axis(values) -> dict:
+    """Axis settings of a log axis with :func:`log_ticks` (no minor-digit labels).
+
+    Values within less than a factor of 3 get a linear axis: a log axis would show no
+    more than one labelled tick.
+    """
+    v = np.asarray([x for x in np.ravel(np.asarray(values, dtype=object)) if x is not None],
+                   dtype=np.float64)
+    v = v[np.isfinite(v) & (v > 0)]
+    if v.size and v.max() < 3 * v.min():
+        return dict(type="linear", nticks=5)
+    vals, text = log_ticks(v)
+    return dict(type="log", tickmode="array", tickvals=vals, ticktext=text) if vals else (
+        dict(type="log"))
+
+
 # === Training (report Figs. 4 and 5) ===
 
 
@@ -129,18 +198,24 @@ def loss_curves(step_loss: Sequence[tuple[float, float]] | None,
                                      line=dict(color=color, dash=dash),
                                      marker=dict(size=8)))
     fig.update_xaxes(title_text="epoch", rangemode="tozero")
-    fig.update_yaxes(title_text="loss", type="log" if log_y else "linear")
+    if log_y:
+        fig.update_yaxes(title_text="loss", **_log_axis([v for t in fig.data for v in t.y]))
+    else:
+        fig.update_yaxes(title_text="loss")
     if not fig.data:
         fig.add_annotation(text="no training step finished yet", showarrow=False,
                            x=0.5, y=0.5, xref="paper", yref="paper")
-    return _layout(fig)
+    fig = _layout(fig, height=_HEIGHT + 40)
+    # The legend goes under the axis title, where it cannot cover the curves.
+    return fig.update_layout(margin=dict(t=20, b=110),
+                             legend=dict(orientation="h", yanchor="top", y=-0.28, x=0.0))
 
 
 def metric_curves(history: Sequence[Mapping[str, float]],
                   metrics: Sequence[str] = ("wmape", "dicee", "dpeaks", "rmse"), *,
                   before: Mapping[str, float] | None = None, prefix: str = "val_",
-                  log_y: bool = True) -> go.Figure:
-    """Validation metrics per epoch, one panel each, log y (report Fig. 5).
+                  log_y: bool = True, cols: int = 2) -> go.Figure:
+    """Validation metrics per epoch, one panel each in a grid, log y (report Fig. 5).
 
     Parameters
     ----------
@@ -153,7 +228,10 @@ def metric_curves(history: Sequence[Mapping[str, float]],
     prefix : str
         Key prefix of the metrics in ``history``.
     log_y : bool
-        Logarithmic y axes (Pearson r, which can be ≤ 0, always gets a linear axis).
+        Logarithmic y axes (Pearson r, which can be ≤ 0, always gets a linear axis),
+        labelled by :func:`log_ticks`.
+    cols : int
+        Panels per row (2: a 2 × 2 grid for four metrics, so tick labels have room).
 
     Returns
     -------
@@ -162,10 +240,16 @@ def metric_curves(history: Sequence[Mapping[str, float]],
     metrics = list(metrics)
     if not metrics:
         raise ValueError("metrics is empty; expected names such as 'wmape'")
-    fig = make_subplots(rows=1, cols=len(metrics),
+    if cols < 1:
+        raise ValueError(f"cols must be at least 1, got {cols!r}")
+    cols = min(cols, len(metrics))
+    rows = -(-len(metrics) // cols)
+    fig = make_subplots(rows=rows, cols=cols,
                         subplot_titles=[METRIC_LABELS.get(m, m) for m in metrics],
-                        horizontal_spacing=0.1)
-    for col, m in enumerate(metrics, start=1):
+                        horizontal_spacing=0.16, vertical_spacing=0.2 if rows > 1 else 0.0)
+    for i, m in enumerate(metrics):
+        row, col = divmod(i, cols)
+        row, col = row + 1, col + 1
         x = [r.get("epoch") for r in history]
         y = [r.get(prefix + m, math.nan) for r in history]
         if before is not None and m in before:
@@ -173,15 +257,20 @@ def metric_curves(history: Sequence[Mapping[str, float]],
         log = log_y and m != "r"
         fig.add_trace(go.Scatter(x=x, y=_positive(y) if log else y, mode="lines+markers",
                                  name=METRIC_LABELS.get(m, m), showlegend=False,
-                                 line=dict(color=_PALETTE[(col - 1) % len(_PALETTE)]),
-                                 marker=dict(size=8)), row=1, col=col)
-        fig.update_yaxes(type="log" if log else "linear", row=1, col=col)
-        fig.update_xaxes(title_text="epoch" + (" (0 = before)" if before else ""),
+                                 line=dict(color=_PALETTE[i % len(_PALETTE)]),
+                                 marker=dict(size=8)), row=row, col=col)
+        if log:
+            fig.update_yaxes(**_log_axis(_positive(y)), row=row, col=col)
+        else:
+            fig.update_yaxes(nticks=5, row=row, col=col)
+        last_row = i + cols >= len(metrics)
+        fig.update_xaxes(title_text=("epoch" + (" (0 = before)" if before else ""))
+                         if last_row else None,
                          rangemode="tozero", dtick=1 if len(x) <= 10 else None,
-                         row=1, col=col)
-    fig.update_yaxes(nticks=5)
-    fig.update_annotations(yshift=6)
-    return _layout(fig, height=300)
+                         row=row, col=col)
+    fig.update_annotations(yshift=4, font_size=13)
+    # A top margin the modebar (about 30 px) fits in without covering the first titles.
+    return _layout(fig, height=150 + 170 * rows).update_layout(margin=dict(t=60, b=50))
 
 
 # === Evaluation ===
@@ -189,8 +278,14 @@ def metric_curves(history: Sequence[Mapping[str, float]],
 
 def metric_histograms(per_map: Mapping[str, Mapping[str, np.ndarray]],
                       metrics: Sequence[str] = ("wmape", "dicee", "dpeaks", "rmse", "r"), *,
-                      bins: int = 20, clip_percentile: float = 98.0) -> go.Figure:
-    """Per-map metric distributions, methods overlaid on shared bins, one panel per metric.
+                      bins: int = 20, clip_percentile: float = 98.0,
+                      cols: int = 3) -> go.Figure:
+    """Per-map metric distributions, one step outline per method on shared bins, one
+    panel per metric in a grid of ``cols`` columns.
+
+    Outlines (no fill) stay readable where the methods overlap: no blended colours that
+    are not in the legend. Each method keeps its colour (:data:`METHOD_COLORS`) and a
+    dash pattern of its own.
 
     Parameters
     ----------
@@ -203,6 +298,8 @@ def metric_histograms(per_map: Mapping[str, Mapping[str, np.ndarray]],
     clip_percentile : float
         The bins end at this percentile of all methods' values pooled (WMAPE has a long
         tail where κ ≈ 0); the panel title counts the values beyond it.
+    cols : int
+        Panels per row (3: five metrics in a 3 × 2 grid, the legend in the free cell).
 
     Returns
     -------
@@ -211,9 +308,16 @@ def metric_histograms(per_map: Mapping[str, Mapping[str, np.ndarray]],
     methods = list(per_map)
     if not methods:
         raise ValueError("per_map is empty; expected {method: {metric: values}}")
-    fig = make_subplots(rows=1, cols=len(metrics), horizontal_spacing=0.06,
+    if cols < 1:
+        raise ValueError(f"cols must be at least 1, got {cols!r}")
+    cols = min(cols, len(metrics))
+    rows = -(-len(metrics) // cols)
+    fig = make_subplots(rows=rows, cols=cols, horizontal_spacing=0.08,
+                        vertical_spacing=0.22 if rows > 1 else 0.0,
                         subplot_titles=[METRIC_LABELS.get(m, m) for m in metrics])
-    for col, m in enumerate(metrics, start=1):
+    dashes = ("solid", "dash", "dot", "dashdot", "longdash")
+    for j, m in enumerate(metrics):
+        row, col = j // cols + 1, j % cols + 1
         pooled = np.concatenate([np.asarray(per_map[k][m], np.float64) for k in methods])
         pooled = pooled[np.isfinite(pooled)]
         if pooled.size == 0:
@@ -224,23 +328,33 @@ def metric_histograms(per_map: Mapping[str, Mapping[str, np.ndarray]],
         if not hi > lo:
             lo, hi = lo - 0.5, hi + 0.5
         n_bins = int(max(5, min(bins, np.sqrt(pooled.size / len(methods)) * 2)))
-        size = (hi - lo) / n_bins
+        edges = np.linspace(lo, hi, n_bins + 1)
         hidden = int((pooled > hi + 1e-12 * abs(hi)).sum())
         for i, k in enumerate(methods):
-            fig.add_trace(go.Histogram(
-                x=np.asarray(per_map[k][m], np.float64), name=k, legendgroup=k,
-                showlegend=col == 1, opacity=0.55, marker_color=_color(k, i),
-                xbins=dict(start=lo, end=hi + size * 1e-6, size=size),
-                hovertemplate=f"{k}<br>{m} %{{x}}<br>%{{y}} maps<extra></extra>"),
-                row=1, col=col)
+            values = np.asarray(per_map[k][m], np.float64)
+            counts, _ = np.histogram(values[np.isfinite(values)], bins=edges)
+            fig.add_trace(go.Scatter(
+                x=np.r_[edges[0], edges], y=np.r_[0, counts, 0], mode="lines",
+                line=dict(shape="hv", color=_color(k, i), width=2.2,
+                          dash=dashes[i % len(dashes)]),
+                name=k, legendgroup=k, showlegend=j == 0,
+                customdata=np.r_[edges[0], edges[:-1], edges[-1]],
+                hovertemplate=f"{k}<br>{m} from %{{customdata:.3g}}<br>%{{y}} maps"
+                "<extra></extra>"), row=row, col=col)
         if hidden:
-            fig.layout.annotations[col - 1].text += (f"<br><span style='font-size:11px'>"
-                                                     f"{hidden} above {hi:.3g} not shown</span>")
-        fig.update_yaxes(title_text="maps" if col == 1 else None, row=1, col=col)
-    fig.update_layout(barmode="overlay")
-    fig = _layout(fig, height=360)
-    fig.update_layout(margin=dict(t=70, b=40),
-                      legend=dict(orientation="h", yanchor="top", y=-0.12, x=0.0))
+            fig.layout.annotations[j].text += (f"<br><span style='font-size:11px'>"
+                                               f"{hidden} above {hi:.3g} not shown</span>")
+        pad = 0.04 * (hi - lo)  # outlines on the first and last bin stay off the frame
+        fig.update_xaxes(nticks=5, range=[lo - pad, hi + pad], row=row, col=col)
+        fig.update_yaxes(title_text="maps" if col == 1 else None, rangemode="tozero",
+                         row=row, col=col)
+    fig = _layout(fig, height=150 + 230 * rows)
+    # The legend fills the empty cell of the grid when there is one, else goes below.
+    spare = rows * cols > len(metrics)
+    legend = (dict(orientation="v", yanchor="middle", y=0.5 / rows, xanchor="left",
+                   x=(len(metrics) % cols) / cols + 0.03)
+              if spare else dict(orientation="h", yanchor="top", y=-0.12, x=0.0))
+    fig.update_layout(margin=dict(t=80, b=40), legend=legend)
     return fig
 
 
@@ -298,7 +412,14 @@ def fourier_row(panels: Mapping[str, np.ndarray], *, colorscale: str = "RdBu_r",
                                      colorbar=dict(title=dict(text=colorbar_title,
                                                               side="right"),
                                                    thickness=14, len=0.9)))
+    # Titles on the (square-constrained) axis domains, a little above the frame: no gap
+    # above the maps and no frame line through the titles.
+    for col, annotation in enumerate(fig.layout.annotations, start=1):
+        suffix = "" if col == 1 else str(col)
+        annotation.update(x=0.5, y=1.0, xref=f"x{suffix} domain", yref=f"y{suffix} domain",
+                          xanchor="center", yanchor="bottom", yshift=8)
     fig = _layout(fig)
+    fig.update_layout(margin=dict(t=60))  # room for the modebar above the titles
     fig.update_xaxes(showgrid=False)
     fig.update_yaxes(showgrid=False)
     return fig
@@ -346,8 +467,10 @@ def line_figure(x, curves: Mapping[str, np.ndarray], *, xlabel: str, ylabel: str
             fig.add_annotation(x=math.log10(marker_x) if log_x else marker_x, y=1.0,
                                yref="paper", yanchor="bottom", text=marker_label,
                                showarrow=False, font=dict(size=11, color="#444"))
-    fig.update_xaxes(title_text=xlabel, type="log" if log_x else "linear")
-    fig.update_yaxes(title_text=ylabel, type="log" if log_y else "linear")
+    fig.update_xaxes(title_text=xlabel, **(_log_axis(x) if log_x else {}))
+    ys = np.concatenate([np.asarray(c, np.float64).ravel() for c in curves.values()]) if (
+        curves) else np.zeros(0)
+    fig.update_yaxes(title_text=ylabel, **(_log_axis(ys) if log_y else {}))
     return _layout(fig)
 
 

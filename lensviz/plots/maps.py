@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.colors as pcolors
 import plotly.graph_objects as go
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from lensviz.metrics import CONFUSION_CODES
 
@@ -52,7 +52,9 @@ __all__ = [
     "peaks_figure",
     "confusion_figure",
     "colormap_lut",
+    "map_figure_png",
     "map_png",
+    "nice_ticks",
 ]
 
 KAPPA_COLORSCALE = "Viridis"  # κ maps
@@ -70,7 +72,7 @@ CONFUSION_COLORS = {
     "FN": ("#d62728", "FN: only the truth above"),
 }
 
-_PLOT_WIDTH_PX = 1000  # typical width of a figure's plot area in the app's wide layout
+_PLOT_WIDTH_PX = 820  # typical plot-area width in the app's wide layout on a 1400 px screen
 _MAX_PANEL_PX = 420  # panels are at most this tall
 _TITLE_FONT = 15
 _LEGEND_MARGIN_PX = 95  # bottom margin that holds the x axis title and a legend row
@@ -165,16 +167,23 @@ class _Panels:
                 visible=not blank,
                 **({} if i == 0 else {"matches": "x"}),
                 **({"title": {"text": "x [px]"}} if (r, c) == (rows - 1, 0) else {}))
+            # When square pixels leave the panels shorter than their rows, the rows close
+            # up towards each other: the spare height goes above and below the grid.
+            toward = "middle" if rows == 1 else (
+                "bottom" if r == 0 else "top" if r == rows - 1 else "middle")
             self.layout[f"yaxis{s}"] = dict(
                 axis, domain=ydom, anchor=f"x{s}", scaleanchor=f"x{s}", scaleratio=1,
+                constraintoward=toward,
                 autorange="reversed", showticklabels=c == first_col[r], visible=not blank,
                 **({} if i == 0 else {"matches": "y"}),
                 **({"title": {"text": "y [px]"}} if c == first_col[r] else {}))
             if i < len(self.titles) and self.titles[i]:
+                # On the axis domain, which square pixels may shrink: the title stays
+                # just above its map, with no gap, whatever the figure's width.
                 annotations.append(dict(
-                    text=self.titles[i], x=x0 + w / 2, y=y1, xref="paper", yref="paper",
-                    xanchor="center", yanchor="bottom", yshift=6, showarrow=False,
-                    font=dict(size=_TITLE_FONT, color="#262730")))
+                    text=self.titles[i], x=0.5, y=1.0, xref=f"x{s} domain",
+                    yref=f"y{s} domain", xanchor="center", yanchor="bottom", yshift=6,
+                    showarrow=False, font=dict(size=_TITLE_FONT, color="#262730")))
         panel_px = min(_MAX_PANEL_PX, _PLOT_WIDTH_PX * w)
         self.area_px = panel_px * rows / (1.0 - vspace * (rows - 1))
         self.layout.update(annotations=annotations, plot_bgcolor="white")
@@ -189,7 +198,9 @@ class _Panels:
     def figure(self, **layout) -> go.Figure:
         """The figure; ``layout`` entries (colour axes, legend, …) are added last."""
         legend = any(t.type == "scatter" and t.showlegend is not False for t in self.traces)
-        top, bottom = 36, _LEGEND_MARGIN_PX if legend else 50
+        # The top margin holds the titles below the modebar (about 30 px), which would
+        # otherwise cover the last title on hover.
+        top, bottom = 62, _LEGEND_MARGIN_PX if legend else 50
         self.layout.update(
             height=round(self.area_px) + top + bottom,
             margin=dict(l=55, r=20, t=top, b=bottom),
@@ -312,7 +323,11 @@ def comparison_grid(truth, preds: Mapping[str, np.ndarray], *,
     maps = {name: _check_map(p, name) for name, p in preds.items()}
     if not maps:
         raise ValueError("need at least one prediction to compare with the truth")
-    res = {f"{name} − true": p - t for name, p in maps.items()}
+    # Residual titles name the method without its settings ("KS93 − true"): the map
+    # above carries them, and the short titles still fit side by side on narrow screens.
+    res = {f"{name.split(' (')[0]} − true": p - t for name, p in maps.items()}
+    if len(res) < len(maps):  # two methods of one name: keep the full names
+        res = {f"{name} − true": p - t for name, p in maps.items()}
     zmin, zmax = robust_range(t) if zrange is None else zrange
     rmin, rmax = symmetric_range(list(res.values())) if residual_zrange is None else (
         residual_zrange)
@@ -404,7 +419,7 @@ def uncertainty_row(mean, std, *, truth=None, zrange: tuple[float, float] | None
     w = (1.0 - 0.06 * (n - 1)) / n
     bar_px = 62  # room under the x axis title for the horizontal colour bars
     area = panels.area_px
-    top, bottom = 36, 50 + bar_px
+    top, bottom = 62, 50 + bar_px  # titles below the modebar, as in _Panels
 
     def hbar(col: int, title: str) -> dict:
         return dict(title=dict(text=title, side="top"), orientation="h", thickness=12,
@@ -601,7 +616,8 @@ def ellipticity_panels(eps, *, whiskers: bool = False, step: int = 8,
 
 def _peak_markers(peaks, *, symbol: str, color: str, size: int, name: str,
                   prefix: str = "", showlegend: bool = True, text: bool = True,
-                  text_position: str = "top right", line_width: float = 3) -> go.Scatter:
+                  text_position: str | Sequence[str] = "top right",
+                  line_width: float = 3) -> go.Scatter:
     p = np.asarray(peaks, dtype=float).reshape(-1, 2)
     labels = [f"{prefix}{i + 1}" for i in range(len(p))]
     marker = dict(symbol=symbol, color=color, size=size)
@@ -611,6 +627,7 @@ def _peak_markers(peaks, *, symbol: str, color: str, size: int, name: str,
         marker["line"] = dict(width=1.5, color="black")
     return go.Scatter(
         x=p[:, 1], y=p[:, 0], mode="markers+text" if text else "markers", marker=marker,
+        cliponaxis=False,
         text=labels if text else None, textposition=text_position,
         textfont=_LABEL_FONT,
         name=name, showlegend=showlegend, legendgroup=name,
@@ -631,7 +648,8 @@ def weight_components_grid(components: Mapping[str, np.ndarray], combined, *,
     combined : (ny, nx) array
         :func:`lensviz.loss_weights.combine_weights` of the components.
     coeffs : mapping of component name → coefficient, optional
-        Shown in the panel titles.
+        Shown in the panel titles; a component with coefficient 0 is drawn faded
+        (opacity 0.2) and titled "off".
     peaks : (n, 2) array of (row, column), optional
         Marked as red crosses on every panel (the report marks the 10 highest peaks).
 
@@ -640,17 +658,22 @@ def weight_components_grid(components: Mapping[str, np.ndarray], combined, *,
     plotly.graph_objects.Figure
     """
     maps = dict(components)
-    titles = [f"{k}  (a = {coeffs[k]:g})" if coeffs and k in coeffs else k for k in maps]
+    off = {k for k in maps if coeffs and k in coeffs and coeffs[k] == 0}
+    titles = [(f"{k}  (a = 0: off)" if k in off else f"{k}  (a = {coeffs[k]:g})")
+              if coeffs and k in coeffs else k for k in maps]
     maps["combined"] = combined
-    titles.append("combined  Σ aᵢwᵢ / Σ aᵢ")
+    titles.append("combined  Σaw / Σa")
     arrays, _ = _titles_for(maps, titles)
     cols = 3
     rows = -(-len(arrays) // cols)
     panels = _Panels(titles, rows=rows, cols=cols, hspace=0.03)
     n_peaks = 0 if peaks is None else len(np.asarray(peaks).reshape(-1, 2))
+    faded = [k in off for k in maps]
     for i, (m, t) in enumerate(zip(arrays, titles, strict=True)):
         r, c = divmod(i, cols)
-        panels.add(_heatmap(m, t, label="w", fmt=".3f"), row=r + 1, col=c + 1)
+        # A component with coefficient 0 takes no part in the combination: faded.
+        panels.add(_heatmap(m, t, label="w", fmt=".3f", opacity=0.2 if faded[i] else 1.0),
+                   row=r + 1, col=c + 1)
         if n_peaks:
             panels.add(_peak_markers(peaks, symbol="x", color=_PEAK_CROSS, size=8,
                                      name=f"top-{n_peaks} true peaks", showlegend=i == 0,
@@ -660,6 +683,53 @@ def weight_components_grid(components: Mapping[str, np.ndarray], combined, *,
 
 
 # === Peaks (report Fig. 1) ===
+
+
+#: Label positions tried in turn for a peak label, as plotly ``textposition`` →
+#: direction (columns right, rows down) of the label box from the marker.
+_LABEL_SPOTS = {
+    "top right": (1, -1), "bottom left": (-1, 1), "top left": (-1, -1),
+    "bottom right": (1, 1), "middle right": (1, 0), "middle left": (-1, 0),
+    "top center": (0, -1), "bottom center": (0, 1),
+}
+#: A bold two-character label in map pixels, for panels about 200 screen pixels wide
+#: (1.6 screen px per map px): 19 × 13 screen px.
+_LABEL_BOX_PX = (12.0, 8.0)
+
+
+def _place_labels(points, shape: tuple[int, int], taken: list, first: str,
+                  marker_px: float) -> list[str]:
+    """Greedy label placement: for each point the first position (``first``, then the
+    others of :data:`_LABEL_SPOTS`) whose box stays inside the map and overlaps no box in
+    ``taken``; the chosen boxes are added to ``taken``. Boxes are ``(x0, x1, y0, y1)`` in
+    map pixels."""
+    w, h = _LABEL_BOX_PX
+    order = [first, *[k for k in _LABEL_SPOTS if k != first]]
+    positions = []
+    for y, x in np.asarray(points, dtype=float).reshape(-1, 2):
+        best, best_box = order[0], None
+        for spot in order:
+            dx, dy = _LABEL_SPOTS[spot]
+            cx = x + dx * (marker_px + w / 2)
+            cy = y + dy * (marker_px + h / 2)
+            box = (cx - w / 2, cx + w / 2, cy - h / 2, cy + h / 2)
+            inside = box[0] >= -0.5 and box[1] <= shape[1] - 0.5 and box[2] >= -0.5 and (
+                box[3] <= shape[0] - 0.5)
+            free = all(box[1] <= b[0] or box[0] >= b[1] or box[3] <= b[2] or box[2] >= b[3]
+                       for b in taken)
+            if best_box is None:
+                best_box = box
+            if inside and free:
+                best, best_box = spot, box
+                break
+        taken.append(best_box)
+        positions.append(best)
+    return positions
+
+
+def _marker_boxes(points, radius: float) -> list:
+    return [(x - radius, x + radius, y - radius, y + radius)
+            for y, x in np.asarray(points, dtype=float).reshape(-1, 2)]
 
 
 def peaks_figure(truth, preds: Mapping[str, np.ndarray], true_peaks,
@@ -683,29 +753,42 @@ def peaks_figure(truth, preds: Mapping[str, np.ndarray], true_peaks,
     plotly.graph_objects.Figure
         One panel per map; each panel has its own colour scale (peaks are about
         positions, and KS93 and the UNet differ in amplitude), without a colour bar.
+        The axes span exactly the map, and the labels are placed so that they stay
+        inside it and do not overlap each other or the markers.
     """
     t = _check_map(truth, "truth")
     names = [truth_title, *preds]
     panels = _Panels(names)
+    true_peaks = np.asarray(true_peaks, dtype=float).reshape(-1, 2)
     for col, (name, m) in enumerate([(truth_title, t), *preds.items()], start=1):
         m = _check_map(m, name)
         zmin, zmax = robust_range(m, 0.0, 100.0)
         panels.add(_heatmap(m, name, coloraxis=None, colorscale=KAPPA_COLORSCALE,
                             zmin=zmin, zmax=zmax, showscale=False), col=col)
+        circles = (np.asarray(pred_peaks[name], dtype=float).reshape(-1, 2)
+                   if col > 1 and name in pred_peaks else np.zeros((0, 2)))
+        # Marker radii in map pixels at about 1.6 screen px per map px (11 and 18 px).
+        taken = _marker_boxes(true_peaks, 3.5) + _marker_boxes(circles, 5.5)
+        t_spots = _place_labels(true_peaks, m.shape, taken, "bottom left", 3.5)
+        p_spots = _place_labels(circles, m.shape, taken, "top right", 5.5)
         panels.add(_peak_markers(true_peaks, symbol="x", color=_PEAK_CROSS, size=11,
                                  name="true peaks (crosses)", prefix="T",
-                                 showlegend=col == 1, text_position="bottom left"), col=col)
-        if col > 1 and name in pred_peaks:
+                                 showlegend=col == 1, text_position=t_spots), col=col)
+        if len(circles):
             # A dark halo under each circle keeps it visible on bright peaks.
-            panels.add(_peak_markers(pred_peaks[name], symbol="circle-open", color="black",
+            panels.add(_peak_markers(circles, symbol="circle-open", color="black",
                                      size=18, name="halo", showlegend=False, text=False,
                                      line_width=6).update(hoverinfo="skip",
                                                           hovertemplate=None), col=col)
-            panels.add(_peak_markers(pred_peaks[name], symbol="circle-open",
+            panels.add(_peak_markers(circles, symbol="circle-open",
                                      color=_PEAK_CIRCLE, size=18,
                                      name="predicted peaks (circles)", prefix="P",
-                                     showlegend=col == 2, text_position="top right"), col=col)
-    return panels.figure()
+                                     showlegend=col == 2, text_position=p_spots), col=col)
+    fig = panels.figure()
+    ny, nx = t.shape
+    fig.update_xaxes(range=[-0.5, nx - 0.5], autorange=False)
+    fig.update_yaxes(range=[ny - 0.5, -0.5], autorange=False)
+    return fig
 
 
 # === DICEE confusion maps (report Fig. 2) ===
@@ -794,4 +877,132 @@ def map_png(m, *, colorscale: str = KAPPA_COLORSCALE,
         rgb = np.repeat(np.repeat(rgb, int(upscale), axis=0), int(upscale), axis=1)
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+# === Publication-style PNG (Pillow, no matplotlib or kaleido) ===
+
+_FIGURE_FONT = "DejaVuSans.ttf"  # found in the system's font folders; Pillow's own if absent
+_GREEK_ASCII = str.maketrans({"κ": "kappa", "ε": "eps", "σ": "sigma", "Δ": "d", "γ": "gamma",
+                              "′": "'", "−": "-"})
+
+
+def _font(size: int):
+    """A TrueType font with Greek letters (DejaVu Sans) and whether it was found."""
+    try:
+        return ImageFont.truetype(_FIGURE_FONT, size), True
+    except OSError:
+        return ImageFont.load_default(size), False
+
+
+def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    """About ``n`` round tick values (steps of 1, 2, 2.5 or 5 × 10ᵏ) within ``[lo, hi]``.
+
+    Examples
+    --------
+    >>> nice_ticks(0.0, 64.0)
+    [0.0, 20.0, 40.0, 60.0]
+    >>> nice_ticks(-0.013, 0.21)
+    [0.0, 0.05, 0.1, 0.15, 0.2]
+    """
+    if not hi > lo:
+        return [float(lo)]
+    raw = (hi - lo) / max(n, 1)
+    power = 10.0 ** np.floor(np.log10(raw))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+    first = np.ceil(lo / step - 1e-9) * step
+    ticks = np.arange(first, hi + step * 1e-9, step)
+    return [round(float(np.round(t / step) * step), 12) + 0.0 for t in ticks]
+
+
+def map_figure_png(m, *, title: str = "", colorscale: str = KAPPA_COLORSCALE,
+                   zrange: tuple[float, float] | None = None, label: str = "κ",
+                   pixel_arcmin: float | None = None, upscale: int = 4,
+                   dpi: int = 150) -> bytes:
+    """A slide-ready figure of one map as PNG bytes: axes, ticks, colour bar and units.
+
+    Drawn with Pillow (no matplotlib, no kaleido): the map at ``upscale`` × its size,
+    row 0 at the top as in the app, a frame with ticks in arcmin (or pixels), a colour
+    bar with round ticks and the quantity's name, and an optional title.
+
+    Parameters
+    ----------
+    m : (ny, nx) array
+    title : str
+        Drawn above the map.
+    colorscale : str
+        A plotly colour-scale name.
+    zrange : (float, float), optional
+        Colour limits; default :func:`robust_range`. Values outside are clipped.
+    label : str
+        The quantity on the colour bar, e.g. ``"κ"`` or ``"Δκ"``.
+    pixel_arcmin : float, optional
+        Pixel size in arcmin: the axes are then in arcmin, else in pixels.
+    upscale : int
+        Nearest-neighbour magnification of the map.
+    dpi : int
+        Resolution written into the PNG (for slide and print software).
+
+    Returns
+    -------
+    bytes
+        An RGB PNG image.
+
+    Raises
+    ------
+    ValueError
+        If ``m`` is not 2-D, ``upscale`` is not a positive integer or ``zrange`` is not
+        increasing.
+    """
+    a = _check_map(m)
+    ny, nx = a.shape
+    zmin, zmax = robust_range(a) if zrange is None else (float(zrange[0]), float(zrange[1]))
+    image = Image.open(io.BytesIO(map_png(a, colorscale=colorscale, zrange=(zmin, zmax),
+                                          upscale=upscale)))
+    font, unicode_ok = _font(20)
+    small, _ = _font(17)
+
+    def text(s: str) -> str:
+        return s if unicode_ok else s.translate(_GREEK_ASCII)
+
+    w, h = image.size
+    left, top, bottom = 95, 60 if title else 25, 85
+    bar_gap, bar_w, right = 30, 26, 120
+    canvas = Image.new("RGB", (left + w + bar_gap + bar_w + right, top + h + bottom), "white")
+    draw = ImageDraw.Draw(canvas)
+    canvas.paste(image, (left, top))
+    ink = (38, 39, 48)
+    draw.rectangle([left - 1, top - 1, left + w, top + h], outline=ink, width=2)
+    unit = "arcmin" if pixel_arcmin else "px"
+    scale = float(pixel_arcmin) if pixel_arcmin else 1.0
+    for t in nice_ticks(0.0, nx * scale):  # x ticks along the bottom edge
+        x = left + t / (nx * scale) * w
+        draw.line([x, top + h, x, top + h + 8], fill=ink, width=2)
+        draw.text((x, top + h + 12), f"{t:g}", fill=ink, font=small, anchor="mt")
+    for t in nice_ticks(0.0, ny * scale):  # y ticks, row 0 at the top
+        y = top + t / (ny * scale) * h
+        draw.line([left - 8, y, left, y], fill=ink, width=2)
+        draw.text((left - 12, y), f"{t:g}", fill=ink, font=small, anchor="rm")
+    draw.text((left + w / 2, top + h + 45), f"x [{unit}]", fill=ink, font=font, anchor="mt")
+    ylab = Image.new("RGB", (200, 30), "white")
+    ImageDraw.Draw(ylab).text((100, 15), f"y [{unit}]", fill=ink, font=font, anchor="mm")
+    canvas.paste(ylab.rotate(90, expand=True), (8, top + h // 2 - 100))
+    if title:
+        draw.text((left + w / 2, top - 18), text(title), fill=ink, font=font, anchor="mb")
+    # The colour bar: the top of the scale at the top.
+    lut = colormap_lut(colorscale)
+    ramp = lut[np.linspace(len(lut) - 1, 0, h).round().astype(int)]
+    bar = Image.fromarray(np.repeat(ramp[:, None, :], bar_w, axis=1))
+    x0 = left + w + bar_gap
+    canvas.paste(bar, (x0, top))
+    draw.rectangle([x0 - 1, top - 1, x0 + bar_w, top + h], outline=ink, width=1)
+    for t in nice_ticks(zmin, zmax):
+        y = top + (zmax - t) / (zmax - zmin) * h
+        draw.line([x0 + bar_w, y, x0 + bar_w + 6, y], fill=ink, width=2)
+        draw.text((x0 + bar_w + 10, y), f"{t:.3g}", fill=ink, font=small, anchor="lm")
+    blab = Image.new("RGB", (200, 30), "white")
+    ImageDraw.Draw(blab).text((100, 15), text(label), fill=ink, font=font, anchor="mm")
+    canvas.paste(blab.rotate(90, expand=True), (x0 + bar_w + 72, top + h // 2 - 100))
+    buf = io.BytesIO()
+    canvas.save(buf, format="PNG", dpi=(dpi, dpi))
     return buf.getvalue()

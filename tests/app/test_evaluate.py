@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from tests.app.apptools import new_session, no_errors, texts
+import numpy as np
+
+from tests.app.apptools import challenge_pair, new_session, no_errors, texts, upload
 from ui import cache
 
 
 def _tables(at):
-    summary = next(d.value for d in at.dataframe if "method" in d.value.columns)
+    summary = at.dataframe[0].value
     per_sample = [d.value for d in at.dataframe if "sample" in d.value.columns]
     return summary, per_sample
 
@@ -16,11 +18,15 @@ def test_summary_histograms_and_per_sample_table(app, open_page):
     open_page(app, "Evaluate")
     no_errors(app)
     summary, per_sample = _tables(app)
-    smoothed = next(m for m in summary["method"] if "smoothed" in m)
-    assert set(summary["method"]) == {"UNet", "Wiener", "KS93 raw", smoothed}
-    assert len(summary) == 4 * 5  # five metrics per method
-    assert {"mean", "median", "std", "± s.e. (bootstrap)"} <= set(summary.columns)
-    assert (summary["± s.e. (bootstrap)"] >= 0).all()
+    smoothed = next(m for m in summary.index if "smoothed" in m)
+    # Methods as rows, metrics as columns, "mean ± s.e." with one decimal count per metric.
+    assert list(summary.index) == ["UNet", "Wiener", "KS93 raw", smoothed]
+    assert list(summary.columns) == ["WMAPE ↓", "DICEE ↓", "DPEAKS [px] ↓", "RMSE ↓", "Pearson r ↑"]
+    for column, decimals in zip(summary.columns, (2, 3, 1, 4, 3)):
+        for cell in summary[column]:
+            mean, se = cell.removesuffix(" ★").split(" ± ")
+            assert len(mean.split(".")[1]) == decimals and len(se.split(".")[1]) == decimals
+        assert sum(cell.endswith("★") for cell in summary[column]) == 1
     assert len(per_sample) == 1 and len(per_sample[0]) == cache.BUILTIN_SAMPLES
     assert any("Summary over 24 maps" in s for s in texts(app.subheader))
 
@@ -35,7 +41,7 @@ def test_without_weights_only_ks93_and_wiener_are_scored(no_weights, open_page):
     open_page(at, "Evaluate")
     assert not at.exception
     assert any("only KS93" in i for i in texts(at.info))
-    assert "UNet" not in set(_tables(at)[0]["method"])
+    assert "UNet" not in set(_tables(at)[0].index)
 
 
 def test_row_click_opens_the_sample_on_compare(app, open_page):
@@ -46,3 +52,15 @@ def test_row_click_opens_the_sample_on_compare(app, open_page):
     no_errors(app)
     assert app.title[0].value == "Compare"
     assert app.sidebar.number_input(key="sample_index").value == 5
+
+
+def test_one_map_has_no_standard_error(app, open_page):
+    eps_bytes, kappa_bytes = challenge_pair(np.random.default_rng(7))
+    upload(app, [("e.npy", eps_bytes), ("k.npy", kappa_bytes)])
+    open_page(app, "Evaluate")
+    no_errors(app)
+    assert "Summary over 1 map" in texts(app.subheader)
+    summary = app.dataframe[0].value
+    assert not any("±" in cell for cell in summary.to_numpy().ravel())
+    assert any("no standard error" in c for c in texts(app.caption))
+    assert not app.get("plotly_chart")  # no distribution of one value

@@ -4,20 +4,29 @@ from __future__ import annotations
 
 import json
 
-from tests.app.apptools import metric_values, no_errors
+from lensviz import constants
+from lensviz.inversion import gaussian_smooth, ks93
+from lensviz.loss_weights import multifocal_loss
+from tests.app.apptools import first_sample, metric_values, no_errors
 
 
 def test_renders_with_unet_wiener_and_ks93_losses(app, open_page):
     open_page(app, "Loss weights")
     no_errors(app)
     assert app.title[0].value == "Loss weights"
-    losses = [k for k in metric_values(app) if k.startswith("MultiFocal loss")]
+    values = metric_values(app)
+    losses = [k for k in values if k.startswith("MultiFocal loss")]
     assert losses == [
         "MultiFocal loss · UNet",
         "MultiFocal loss · Wiener",
         "MultiFocal loss · KS93 (σ 3 px)",
     ]
     assert app.get("plotly_chart")
+    # The card is lensviz's MultiFocal loss of the KS93 map, with the report's weights.
+    eps, kappa = first_sample()
+    ks = gaussian_smooth(ks93(eps[..., 0], eps[..., 1])[0], 3.0)
+    expected = multifocal_loss(kappa, ks, constants.MULTIFOCAL_COEFFS)
+    assert values["MultiFocal loss · KS93 (σ 3 px)"] == f"{expected:.3e}"
 
 
 def test_peaks_coefficient_changes_the_combined_map_and_reset_restores(app, open_page):

@@ -19,6 +19,9 @@ def test_breakdown_sums_to_dpeaks_for_each_method(app, open_page):
         parts = [int(v) for v in re.findall(r"\d+", line)]
         assert sum(parts[:-1]) == parts[-1]
         assert card.value == f"{parts[-1]} px"
-    table = app.dataframe[0].value
-    assert list(table.index) == [1, 2, 3]
-    assert table["|Δy| + |Δx|"].sum() == int(dpeaks[0].value.split()[0])
+    table = app.dataframe[0].value  # rank by rank, method by method
+    assert list(table["method"]) == ["UNet"] * 3 + ["Wiener"] * 3 + ["KS93 (σ 3 px)"] * 3
+    assert list(table["rank"]) == [1, 2, 3] * 3
+    for i, card in enumerate(dpeaks):
+        rows = table.iloc[3 * i : 3 * i + 3]
+        assert rows["|Δy| + |Δx|"].sum() == int(card.value.split()[0])

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from lensviz import metrics, plots
+from lensviz import constants, metrics, plots
 from lensviz.nn.uncertainty import calibration
 from ui import cache
 from ui.sidebar import current
@@ -222,7 +222,8 @@ def _slug(text: str) -> str:
 
 
 def downloads_ui(preds: dict[str, np.ndarray], sample: str, zrange) -> None:
-    """``.npy`` (float32, exact values) and PNG (colour scale of the figure) per prediction."""
+    """``.npy`` (float32, exact values) and a figure PNG (axes, colour bar, arcmin) per
+    prediction."""
     cols = st.columns(len(preds))
     for col, (name, m) in zip(cols, preds.items(), strict=True):
         stem = f"{_slug(sample)}_{_slug(name)}"
@@ -238,14 +239,23 @@ def downloads_ui(preds: dict[str, np.ndarray], sample: str, zrange) -> None:
             help="float32 array of shape (128, 128), row 0 first",
         )
         col.download_button(
-            f"κ as PNG ({_PNG_UPSCALE * m.shape[0]} px)",
-            functools.partial(plots.map_png, m, zrange=zrange, upscale=_PNG_UPSCALE),
+            "κ figure (PNG)",
+            functools.partial(
+                plots.map_figure_png,
+                m,
+                title=f"{name} κ · {sample}",
+                zrange=zrange,
+                pixel_arcmin=constants.PIXEL_ARCMIN,
+                upscale=_PNG_UPSCALE,
+            ),
             file_name=f"{stem}.png",
             mime="image/png",
             key=f"dl_png_{stem}",
             on_click="ignore",
             icon=":material/image:",
-            help=f"Viridis, colour limits {zrange[0]:.3g} … {zrange[1]:.3g} as in the figure",
+            help=f"A slide-ready figure: the map ({_PNG_UPSCALE * m.shape[0]} px), axes in "
+            f"arcmin, a colour bar with the figure's limits {zrange[0]:.3g} … "
+            f"{zrange[1]:.3g}",
         )
 
 

@@ -16,9 +16,9 @@ from lensviz.metrics import METRIC_NAMES
 from lensviz.plots import METRIC_LABELS, metric_histograms
 from ui import cache
 from ui.sidebar import Selection, current, open_sample, require_truth
+from ui.text import METRIC_DECIMALS, count, format_number
 
 CHUNK = 16  # maps scored per step of the progress bar (and per cache entry)
-ROW_PX = 35  # height of a dataframe row, to show the whole summary without scrolling
 
 
 def smoothed_name(sigma_px: float) -> str:
@@ -47,29 +47,37 @@ def score_all(sel: Selection, n: int, sigma_px: float, with_unet: bool) -> dict:
 # === Tables ===
 
 
-def summary_table(summary: dict) -> pd.DataFrame:
-    """One row per (metric, method): mean, bootstrap s.e., median, std; ★ on the best mean."""
-    rows = []
+DECIMALS = METRIC_DECIMALS  # one number of decimals per metric, in every table
+#: What the summary table shows: label → summary statistic.
+STATISTICS = {"mean ± s.e.": "mean", "median": "median", "std over maps": "std"}
+
+
+def summary_table(summary: dict, statistic: str, n: int) -> pd.DataFrame:
+    """Methods as rows, metrics as columns: ``statistic`` of each metric over the maps.
+
+    ``"mean"`` cells read ``"3.75 ± 0.30"`` (bootstrap s.e.; just ``"3.75"`` for one map).
+    The best method of each metric gets a ★ (for the mean and the median). Every metric
+    has its own number of decimals (:data:`DECIMALS`).
+    """
+    table = {}
     for met in METRIC_NAMES:
-        means = {meth: summary[meth][met]["mean"] for meth in summary}
-        best = (max if met in HIGHER_IS_BETTER else min)(means, key=means.__getitem__)
-        for meth in summary:
-            s = summary[meth][met]
-            rows.append(
-                {
-                    "metric": METRIC_LABELS.get(met, met),
-                    "method": meth,
-                    "mean": s["mean"],
-                    "± s.e. (bootstrap)": s["sem_boot"],
-                    "median": s["median"],
-                    "std": s["std"],
-                    "best mean": "★" if meth == best and len(summary) > 1 else "",
-                }
-            )
-    return pd.DataFrame(rows)
+        d = DECIMALS[met]
+        values = {meth: summary[meth][met][statistic] for meth in summary}
+        best = (max if met in HIGHER_IS_BETTER else min)(values, key=values.__getitem__)
+        column = {}
+        for meth, value in values.items():
+            cell = format_number(value, d)
+            if statistic == "mean" and n > 1:
+                cell += f" ± {format_number(summary[meth][met]['sem_boot'], d)}"
+            if statistic != "std" and meth == best and len(summary) > 1:
+                cell += " ★"
+            column[meth] = cell
+        table[METRIC_LABELS.get(met, met)] = column
+    return pd.DataFrame(table).rename_axis("method")
 
 
 def per_sample_table(sel: Selection, per_map: dict, metric: str) -> pd.DataFrame:
+    """One row per map: its index, name, the metric of each method and the best method."""
     n = len(next(iter(per_map.values()))[metric])
     df = pd.DataFrame({"sample": np.arange(n), "name": list(sel.names[:n])})
     for meth, scores in per_map.items():
@@ -93,6 +101,15 @@ def settings_ui(n_total: int) -> int:
             "Samples to score (the first N of the current data)", 1, n_total, default, key="eval_n"
         )
     )
+
+
+def statistic_ui(n: int) -> str:
+    if n == 1:
+        return "mean"
+    label = st.segmented_control(
+        "Show", list(STATISTICS), default="mean ± s.e.", key="eval_statistic", required=True
+    )
+    return STATISTICS[label or "mean ± s.e."]
 
 
 def metric_pick_ui() -> str:
@@ -154,26 +171,30 @@ except (ValueError, OSError) as exc:
     st.stop()
 summary = cache.metric_summary(sel, per_map, sigma)
 
-st.subheader(f"Summary over {n} maps")
-table = summary_table(summary)
-st.dataframe(
-    table,
-    hide_index=True,
-    key="eval_summary",
-    height=ROW_PX * (len(table) + 1) + 3,
-    column_config={
-        c: st.column_config.NumberColumn(format="%.4g")
-        for c in ("mean", "± s.e. (bootstrap)", "median", "std")
-    },
-)
-st.caption(
-    "± s.e.: standard deviation of the mean over 1000 bootstrap resamples of the maps "
-    "(the same resamples for every method); std: spread over maps. WMAPE explodes "
-    "where κ ≈ 0, so compare its median too."
-)
+st.subheader(f"Summary over {count(n, 'map')}")
+statistic = statistic_ui(n)
+st.dataframe(summary_table(summary, statistic, n), key="eval_summary")
+if n == 1:
+    st.caption(
+        "One map: no standard error and no spread; score more maps to compare the methods fairly."
+    )
+else:
+    st.caption(
+        "± s.e.: standard deviation of the mean over 1000 bootstrap resamples of the maps "
+        "(the same resamples for every method); ★: the best method of each metric. WMAPE "
+        "explodes where κ ≈ 0, so compare its median too."
+    )
 
 st.subheader("Distributions")
-st.plotly_chart(metric_histograms(per_map), key="eval_hist")
+if n == 1:
+    st.caption("A distribution needs at least two maps.")
+else:
+    st.plotly_chart(metric_histograms(per_map), key="eval_hist", theme=None)
+    st.caption(
+        "Step outlines of the per-map metrics, one colour and dash per method, on "
+        "shared bins; the long tails are cut at the 98th percentile (counted above "
+        "each panel)."
+    )
 
 st.subheader("Per sample")
 metric = metric_pick_ui()
@@ -188,7 +209,9 @@ event = st.dataframe(
     key=_pick_key(),
     on_select="rerun",
     selection_mode="single-row",
-    column_config={meth: st.column_config.NumberColumn(format="%.4g") for meth in per_map},
+    column_config={
+        meth: st.column_config.NumberColumn(format=f"%.{DECIMALS[metric]}f") for meth in per_map
+    },
 )
 rows = event.selection.rows if event is not None else []
 if rows:

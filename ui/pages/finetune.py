@@ -19,7 +19,7 @@ from lensviz.plots import METRIC_LABELS, loss_curves, metric_curves
 from ui import cache
 from ui.jobs import JobBusy, finetune_job, manager, unused_path, weights_file_name
 from ui.sidebar import current
-from ui.text import describe_progress, format_duration
+from ui.text import METRIC_DECIMALS, describe_progress, format_duration, format_number
 
 WHICH = {
     "last": "Last layer only (the report's fine-tuning)",
@@ -222,10 +222,10 @@ def _step_losses(records) -> list[tuple[float, float]]:
 
 
 def _curves(records, history, key: str, before: dict | None = None) -> None:
-    left, right = st.columns([2, 3])
-    left.plotly_chart(loss_curves(_step_losses(records), history), key=f"{key}_loss")
+    left, right = st.columns(2)
+    left.plotly_chart(loss_curves(_step_losses(records), history), key=f"{key}_loss", theme=None)
     if history:
-        right.plotly_chart(metric_curves(history, before=before), key=f"{key}_metrics")
+        right.plotly_chart(metric_curves(history, before=before), key=f"{key}_metrics", theme=None)
     else:
         right.info(
             "Validation metrics (WMAPE, DICEE, DPEAKS, RMSE on a log axis) appear "
@@ -317,18 +317,21 @@ def running_view(snap) -> None:
 
 
 def _comparison(before: dict, after: dict) -> pd.DataFrame:
+    """Before, after and change per metric, as text with one more decimal than the
+    app's other tables (fine-tuning moves the metrics a little)."""
     rows = []
     for m in SHOWN_METRICS:
         if m not in before or m not in after:
             continue
         b, a = before[m], after[m]
+        d = METRIC_DECIMALS.get(m, 3) + 1
         better = a > b if m == "r" else a < b
         rows.append(
             {
                 "metric": METRIC_LABELS.get(m, m),
-                "before": b,
-                "after": a,
-                "change": a - b,
+                "before": format_number(b, d),
+                "after": format_number(a, d),
+                "change": f"{a - b:+.{d}f}",
                 "improved": "✓" if better else ("=" if a == b else "✗"),
             }
         )
@@ -370,10 +373,6 @@ def finished_view(snap) -> None:
         st.dataframe(
             _comparison(res["before"], res["after"]),
             hide_index=True,
-            column_config={
-                c: st.column_config.NumberColumn(format="%.4g")
-                for c in ("before", "after", "change")
-            },
         )
         _curves(snap.records, res["history"], "ft_done", before=res["before"])
     elif snap.status == "cancelled":

@@ -106,16 +106,17 @@ def shear_section(sel) -> dict:
         fig.update_layout(height=430)
         r, gt, diff = tangential_profile(c["kappa"], c["shear1"], c["shear2"], (h.y, h.x))
         left, right = st.columns([3, 2])
-        left.plotly_chart(fig, key="learn_whiskers")
+        left.plotly_chart(fig, key="learn_whiskers", theme=None)
         right.plotly_chart(
             line_figure(
                 r * constants.PIXEL_ARCMIN,
                 {"⟨γt⟩ measured on the map": gt, "κ̄(<θ) − κ̄(θ)": diff},
-                xlabel="radius θ from the cluster centre [arcmin]",
+                xlabel="radius θ from the centre [arcmin]",
                 ylabel="tangential shear γt",
                 dashed=("κ̄(<θ) − κ̄(θ)",),
             ),
             key="learn_profile",
+            theme=None,
         )
         st.caption(
             "The sticks show the direction and size of g averaged over 8 × 8 pixel "
@@ -173,6 +174,7 @@ def fourier_section(c: dict) -> None:
                 colorbar_title="kernel",
             ),
             key="learn_kernels",
+            theme=None,
         )
         lo, hi = robust_range(list(amps.values()), 1.0, 100.0)
         st.plotly_chart(
@@ -180,6 +182,7 @@ def fourier_section(c: dict) -> None:
                 amps, colorscale="Viridis", zrange=(lo, hi), colorbar_title="log₁₀ amplitude"
             ),
             key="learn_amps",
+            theme=None,
         )
         st.caption(
             "Centre: zero frequency. The kernels are quadrupoles: a κ wave along x "
@@ -197,6 +200,7 @@ def fourier_section(c: dict) -> None:
                     }
                 ),
                 key="learn_round_trip_maps",
+                theme=None,
             )
         with controls:
             st.metric("Mean of true κ", f"{kappa.mean():.5f}")
@@ -259,7 +263,7 @@ def noise_section(sel) -> None:
     with figure:
         maps = {"true κ": truth} | {name: m[i] for name, m in sweep["preds"].items()}
         st.plotly_chart(
-            map_row(maps, zrange=robust_range(truth, 0.5, 99.9)), key="learn_noise_maps"
+            map_row(maps, zrange=robust_range(truth, 0.5, 99.9)), key="learn_noise_maps", theme=None
         )
         curves = {
             name: rmse(np.broadcast_to(truth, m.shape), m) for name, m in sweep["preds"].items()
@@ -276,6 +280,7 @@ def noise_section(sel) -> None:
                 marker_label=f"n_gal = {n_gal:g}",
             ),
             key="learn_noise_curve",
+            theme=None,
         )
         st.caption(
             f"Same field and galaxy draws at every density; the colour scale is the "
@@ -328,6 +333,7 @@ def mass_sheet_section(c: dict, sel) -> None:
                 colors={"κ": "#000000", "κ + κ₀": "#ff7f0e", ks_name: "#1f77b4"},
             ),
             key="learn_sheet_profile",
+            theme=None,
         )
         st.caption(
             "Both fields give the same shear to float precision, so KS93 returns the "
@@ -401,7 +407,9 @@ def wiener_section(sel) -> None:
         dashed=("noise N (this sample)",),
         colors={"signal S(k) (simulated κ)": "#000000", "noise N (this sample)": "#7f7f7f"},
     )
-    left.plotly_chart(spectra.update_yaxes(exponentformat="power"), key="learn_wiener_spectra")
+    left.plotly_chart(
+        spectra.update_yaxes(exponentformat="power"), key="learn_wiener_spectra", theme=None
+    )
     right.plotly_chart(
         line_figure(
             k_arcmin,
@@ -413,6 +421,7 @@ def wiener_section(sel) -> None:
             dashed=("KS93 (all modes kept)",),
         ),
         key="learn_wiener_filter",
+        theme=None,
     )
     crossing = (
         f" S falls below N at |k| ≈ {k_eq:.2g} cycles per arcmin (dotted line), "
@@ -499,7 +508,7 @@ def wiener_section(sel) -> None:
             shape=truth.shape,
             panels=range(1, len(shown) + 1),
         )
-        st.plotly_chart(fig, key="learn_wiener_maps")
+        st.plotly_chart(fig, key="learn_wiener_maps", theme=None)
     table = pd.DataFrame.from_dict(region_rmse(truth, shifted, masks), orient="index").rename_axis(
         "method"
     )

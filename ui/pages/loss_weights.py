@@ -94,12 +94,15 @@ def reset_to_report() -> None:
 
 
 def weights_ui() -> tuple[dict[str, float], dict[str, float]]:
-    """One column per component: its coefficient, then its parameters."""
+    """One column per component: its name and what it weighs, its coefficient, then its
+    parameters. Each of the three is a row of columns of its own, so the coefficient
+    sliders line up however the descriptions wrap."""
     coeffs, params = {}, {}
-    columns = st.columns(len(COMPONENTS))
-    for col, (component, what) in zip(columns, COMPONENTS.items(), strict=True):
+    n = len(COMPONENTS)
+    for col, (component, what) in zip(st.columns(n), COMPONENTS.items(), strict=True):
         col.markdown(f"**{component}**")
         col.caption(what)
+    for col, component in zip(st.columns(n), COMPONENTS, strict=True):
         report = constants.MULTIFOCAL_COEFFS[component]
         key = _coeff_key(component)
         st.session_state.setdefault(key, float(report))
@@ -109,8 +112,10 @@ def weights_ui() -> tuple[dict[str, float], dict[str, float]]:
             5.0,
             step=0.1,
             key=key,
-            help=f"Weight of the {component} map in the combination. Report's value: {report:g}.",
+            help=f"Weight of the {component} map in the combination (0 switches it off). "
+            f"Report's value: {report:g}.",
         )
+    for col, component in zip(st.columns(n), COMPONENTS, strict=True):
         for name, (owner, value, label, lo, hi, step, help_) in PARAMS.items():
             if owner != component:
                 continue
@@ -136,56 +141,72 @@ def top_peaks(kappa: np.ndarray, n: int) -> np.ndarray:
 
 sel = current()
 require_truth(sel, "The Loss-weights page")
-truth = sel.sample_kappa
 
 st.markdown(
     "The MultiFocal loss weighs each pixel's squared error by **1 + w**, where **w** mixes "
     "five maps in [0, 1] computed from the true κ (report §3.1, Fig. 3). Move the sliders "
     "to see where training pays attention."
 )
-coeffs, params = weights_ui()
-st.button(
-    "Reset to the report's values",
-    on_click=reset_to_report,
-    key="lw_reset",
-    icon=":material/restart_alt:",
-)
 
-maps = cache.weight_maps(
-    sel,
-    neighbourhood=int(params["neighbourhood"]),
-    top_fraction=float(params["top_fraction"]),
-    n_peaks=int(params["n_peaks"]),
-    peak_radius=float(params["peak_radius"]),
-    band=float(params["band"]),
-    edge_width=int(params["edge_width"]),
-)
-try:
-    combined = loss_weights.combine_weights(maps, coeffs)
-except ValueError as exc:
-    st.error(f"{exc}. Raise at least one coefficient above 0.")
-    st.stop()
 
-preds = cache.kappa_maps(sel)
-cards = st.columns(len(preds) + 1)
-cards[0].metric(
-    "Mean combined weight w",
-    f"{combined.mean():.4f}",
-    help="Average of the combined map: changes with every coefficient.",
-)
-for card, (name, pred) in zip(cards[1:], preds.items(), strict=True):
-    loss = loss_weights.multifocal_loss(truth, pred, coeffs, **params)
-    card.metric(
-        f"MultiFocal loss · {name}",
-        f"{loss:.3e}",
-        help="mean((1 + w)(κ_pred − κ_true)²) under the current weights",
+@st.fragment
+def weights_section(sel) -> None:
+    """Sliders, cards and maps. A fragment: moving a slider reruns only this part of
+    the page (not the sidebar, the header or the text above)."""
+    truth = sel.sample_kappa.astype(np.float64)
+    coeffs, params = weights_ui()
+    st.button(
+        "Reset to the report's values",
+        on_click=reset_to_report,
+        key="lw_reset",
+        icon=":material/restart_alt:",
     )
 
-fig = plots.weight_components_grid(
-    maps, combined, coeffs=coeffs, peaks=top_peaks(truth, N_PEAKS_SHOWN)
-)
-st.plotly_chart(fig, key="lw_grid", theme=None)
-st.caption(
-    f"Red crosses: the {N_PEAKS_SHOWN} highest local maxima of the unsmoothed true κ "
-    "(the peak weight uses the first ones). All panels share the 0–1 scale and the zoom."
-)
+    maps = cache.weight_maps(
+        sel,
+        neighbourhood=int(params["neighbourhood"]),
+        top_fraction=float(params["top_fraction"]),
+        n_peaks=int(params["n_peaks"]),
+        peak_radius=float(params["peak_radius"]),
+        band=float(params["band"]),
+        edge_width=int(params["edge_width"]),
+    )
+    try:
+        combined = loss_weights.combine_weights(maps, coeffs)
+    except ValueError as exc:
+        st.error(f"{exc}. Raise at least one coefficient above 0.")
+        return
+
+    preds = cache.kappa_maps(sel)
+    # Cards in a wrapping row: on a narrow screen they go to a second line, not "3.77…".
+    with st.container(horizontal=True, gap="large"):
+        st.metric(
+            "Mean combined weight w",
+            f"{combined.mean():.4f}",
+            help="Average of the combined map: changes with every coefficient.",
+            width="content",
+        )
+        for name, pred in preds.items():
+            # The loss of lensviz.loss_weights.multifocal_loss, on the combined map
+            # already computed (that function would rebuild the five maps per method).
+            loss = float(np.mean((1.0 + combined) * (pred.astype(np.float64) - truth) ** 2))
+            st.metric(
+                f"MultiFocal loss · {name}",
+                f"{loss:.3e}",
+                help="mean((1 + w)(κ_pred − κ_true)²) under the current weights",
+                width="content",
+            )
+
+    fig = plots.weight_components_grid(
+        maps, combined, coeffs=coeffs, peaks=top_peaks(truth, N_PEAKS_SHOWN)
+    )
+    st.plotly_chart(fig, key="lw_grid", theme=None)
+    st.caption(
+        f"Red crosses: the {N_PEAKS_SHOWN} highest local maxima of the unsmoothed true κ "
+        "(the peak weight uses the first ones). Combined: Σ aᵢwᵢ / Σ aᵢ. All panels share the "
+        "0–1 scale and the zoom; a component with coefficient 0 takes no part in the "
+        "combination and is drawn faded."
+    )
+
+
+weights_section(sel)

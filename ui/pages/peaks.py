@@ -70,9 +70,10 @@ st.caption(
     "Wiener and KS93 maps differ in amplitude); panels share the zoom."
 )
 
-cols = st.columns(len(preds))
-for col, (name, (pos, height)) in zip(cols, found.items(), strict=True):
-    table = ranking_table(true_pos, true_h, pos, height)
+tables = {
+    name: ranking_table(true_pos, true_h, pos, height) for name, (pos, height) in found.items()
+}
+for col, (name, table) in zip(st.columns(len(preds)), tables.items(), strict=True):
     total = int(table["|Δy| + |Δx|"].sum())
     with col:
         st.subheader(name)
@@ -81,30 +82,46 @@ for col, (name, (pos, height)) in zip(cols, found.items(), strict=True):
             f"{metrics.dpeaks(truth, preds[name]):g} px",
             help=f"Sum of |Δy| + |Δx| over the top {N_PRED} peaks",
         )
-        # Three tables side by side: short headers, and the distances before the heights
-        # (which may need a horizontal scroll on narrow screens).
-        st.dataframe(
-            table,
-            key=f"peaks_table_{name}",
-            width="stretch",
-            column_order=(
-                "true (y, x)",
-                "predicted (y, x)",
-                "|Δy| + |Δx|",
-                "true height",
-                "predicted height",
-            ),
-            column_config={
-                "true (y, x)": st.column_config.TextColumn("true (y,x)"),
-                "true height": st.column_config.NumberColumn(
-                    "true h", format="%.3f", help="true height (σ = 3 px smoothed)"
-                ),
-                "predicted (y, x)": st.column_config.TextColumn("pred. (y,x)"),
-                "predicted height": st.column_config.NumberColumn(
-                    "pred. h", format="%.3f", help="predicted height (σ = 3 px smoothed)"
-                ),
-                "|Δy| + |Δx|": st.column_config.NumberColumn("|Δy|+|Δx|"),
-            },
-        )
         st.caption(" + ".join(str(v) for v in table["|Δy| + |Δx|"]) + f" = {total} px")
-        st.caption("Heights are those of the σ = 3 px smoothed maps; (y, x) = (row, column).")
+
+# One full-width table, method by method: every column fits at 1000 px and more.
+ranks = pd.concat([t.reset_index().assign(method=name) for name, t in tables.items()])
+st.dataframe(
+    ranks,
+    key="peaks_table",
+    hide_index=True,
+    width="stretch",
+    column_order=(
+        "method",
+        "rank",
+        "true (y, x)",
+        "predicted (y, x)",
+        "|Δy| + |Δx|",
+        "true height",
+        "predicted height",
+    ),
+    column_config={
+        "method": st.column_config.TextColumn(width="medium"),
+        "rank": st.column_config.NumberColumn(
+            "rank", width="small", help="Peaks are matched by rank"
+        ),
+        "true (y, x)": st.column_config.TextColumn("true (y, x)", width="small"),
+        "predicted (y, x)": st.column_config.TextColumn("pred. (y, x)", width="small"),
+        "true height": st.column_config.NumberColumn(
+            "true h",
+            format="%.3f",
+            width="small",
+            help="Height of the true peak on the σ = 3 px smoothed map",
+        ),
+        "predicted height": st.column_config.NumberColumn(
+            "pred. h",
+            format="%.3f",
+            width="small",
+            help="Height of the predicted peak on the σ = 3 px smoothed map",
+        ),
+        "|Δy| + |Δx|": st.column_config.NumberColumn(
+            width="small", help="Manhattan distance, pixels"
+        ),
+    },
+)
+st.caption("Heights are those of the σ = 3 px smoothed maps; (y, x) = (row, column).")

@@ -1,0 +1,197 @@
+"""Real-browser latency of the app: Playwright driving Debian's Chromium.
+
+    python benchmarks/bench_browser.py [--moves 12] [--out benchmarks/browser.json]
+
+Every figure is the time from an input event in the page (a key press on a slider, a
+click on a button or a navigation link) to the **settled page**: the script run that the
+input started has finished (``data-test-script-state`` back to ``notRunning``) and the
+DOM has stopped changing (no mutation for 150 ms; plotly's redraw included). It is
+measured inside the page with ``performance.now()`` (a MutationObserver records the
+script-state transitions and the last DOM change), so Playwright's own round trips are
+not counted. Each measurement waits for the previous one to settle.
+
+slider_loss_weights
+    The "peaks" coefficient on Loss weights, one step (0.1) per key press.
+slider_compare, slider_peaks
+    The sidebar's KS93 smoothing σ (one 0.5 px step) on Compare and on Peaks.
+switch_sample
+    The sidebar's sample index, +1 (its step button), on Compare.
+switch_page
+    Compare ↔ Loss weights through the sidebar navigation.
+first_compare
+    A fresh server (``streamlit run app.py``): from starting the process to the Compare
+    page settled with its figures, and from opening the page to settled.
+
+Median and 90th percentile over ``--moves`` inputs after one untimed warm-up input;
+targets: sliders < 300 ms (median and p90), page switch < 1 s, first Compare < 10 s.
+The load average of the machine is recorded before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.app.browser_tools import (  # noqa: E402  (the browser test's driver)
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    rerun_after,
+    streamlit_server,
+    wait_for_run,
+)
+
+TARGETS_MS = {
+    "slider_loss_weights": 300,
+    "slider_compare": 300,
+    "slider_peaks": 300,
+    "switch_sample": 1000,
+    "switch_page": 1000,
+}
+QUIET_MS = 150  # the page counts as settled once the DOM is unchanged this long
+FIRST_COMPARE_TARGET_S = 10
+
+
+def _timed(page, action) -> dict:
+    return rerun_after(page, action, quiet_ms=QUIET_MS, timeout_s=60)
+
+
+def _summary(samples: list[dict], target_ms: float) -> dict:
+    settled = sorted(s["settled_ms"] for s in samples)
+    script = sorted(s["script_ms"] for s in samples)
+
+    def p90(v):
+        return v[min(len(v) - 1, int(round(0.9 * (len(v) - 1))))]
+
+    return {
+        "moves": len(samples),
+        "median_ms": statistics.median(settled),
+        "p90_ms": p90(settled),
+        "min_ms": settled[0],
+        "max_ms": settled[-1],
+        "script_median_ms": statistics.median(script),
+        "target_ms": target_ms,
+        "met": statistics.median(settled) < target_ms and p90(settled) < target_ms,
+        "all_ms": [round(s["settled_ms"], 1) for s in samples],
+    }
+
+
+def _slider_moves(page, name: str, moves: int) -> list[dict]:
+    slider = page.get_by_role("slider", name=name).first
+    slider.focus()
+    out = []
+    for i in range(moves + 1):  # the first move warms the caches and is not counted
+        key = "ArrowRight" if (i // 2) % 2 == 0 else "ArrowLeft"
+        r = _timed(page, lambda k=key: slider.press(k))
+        if i:
+            out.append(r)
+    return out
+
+
+def interactive(url: str, moves: int) -> dict:
+    results = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        wait_for_run(page)
+        nav = page.locator('[data-testid="stSidebarNav"] a')
+
+        def go(title: str) -> None:
+            nav.filter(has_text=title).first.click()
+            wait_for_run(page)
+
+        go("Loss weights")
+        results["slider_loss_weights"] = _summary(
+            _slider_moves(page, "coefficient a (peaks)", moves), TARGETS_MS["slider_loss_weights"]
+        )
+        go("Compare")
+        results["slider_compare"] = _summary(
+            _slider_moves(page, "KS93 smoothing σ (pixels)", moves), TARGETS_MS["slider_compare"]
+        )
+        go("Peaks")
+        results["slider_peaks"] = _summary(
+            _slider_moves(page, "KS93 smoothing σ (pixels)", moves), TARGETS_MS["slider_peaks"]
+        )
+        go("Compare")
+        step = (
+            page.locator('[data-testid="stSidebar"] [data-testid="stNumberInput"]')
+            .filter(has_text="Sample index")
+            .locator("button")
+            .last
+        )  # the "+" step button
+        samples = []
+        for i in range(moves + 1):
+            r = _timed(page, step.click)
+            if i:
+                samples.append(r)
+        results["switch_sample"] = _summary(samples, TARGETS_MS["switch_sample"])
+        switches = []
+        for i in range(moves + 1):
+            title = "Loss weights" if i % 2 == 0 else "Compare"
+            r = _timed(page, lambda t=title: nav.filter(has_text=t).first.click())
+            if i:
+                switches.append(r)
+        results["switch_page"] = _summary(switches, TARGETS_MS["switch_page"])
+        browser.close()
+    return results
+
+
+def first_compare() -> dict:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        t0 = time.perf_counter()
+        with streamlit_server() as url:
+            t_up = time.perf_counter()
+            page.goto(url)
+            t_open = time.perf_counter()
+            page.wait_for_selector(".js-plotly-plot >> nth=1", timeout=300_000)
+            wait_for_run(page, timeout_s=300, stable_ms=QUIET_MS)
+            t_done = time.perf_counter() - QUIET_MS / 1000
+        browser.close()
+    total = t_done - t0
+    return {
+        "server_healthy_s": t_up - t0,
+        "page_open_to_settled_s": t_done - t_open,
+        "process_start_to_settled_s": total,
+        "target_s": FIRST_COMPARE_TARGET_S,
+        "met": total < FIRST_COMPARE_TARGET_S,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--moves", type=int, default=12)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "browser.json"))
+    parser.add_argument("--url", help="measure a running server instead of starting one")
+    args = parser.parse_args()
+    load_before = os.getloadavg()
+    results = {"first_compare": first_compare()}
+    if args.url:
+        results |= interactive(args.url, args.moves)
+    else:
+        with streamlit_server() as url:
+            results |= interactive(url, args.moves)
+    results["machine"] = {
+        "cpus": os.cpu_count(),
+        "load_avg_before": load_before,
+        "load_avg_after": os.getloadavg(),
+        "note": "1-, 5- and 15-minute load averages",
+    }
+    print(json.dumps(results, indent=1))
+    Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,247 @@
+"""Driving the app in headless Chromium: a server, settling, sidebar widgets, screenshots.
+
+Shared by the browser test (``tests/app/test_browser.py``) and the real-browser
+benchmark (``benchmarks/bench_browser.py``). Needs Debian's ``chromium`` and the
+``playwright`` package (imported by the callers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+SERVER_START_S = 90
+PAGE_RUN_S = 180  # the first page pays the TensorFlow import
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def streamlit_server(
+    env: dict | None = None, log: Path | None = None, port: int | None = None
+) -> Iterator[str]:
+    """A ``streamlit run app.py`` subprocess; yields its URL once healthy; always stopped."""
+    env = dict(os.environ if env is None else env, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+    port = free_port() if port is None else port
+    out = open(log, "wb") if log is not None else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--browser.gatherUsageStats",
+            "false",
+            "--server.fileWatcherType",
+            "none",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + SERVER_START_S
+        while True:
+            if proc.poll() is not None:
+                tail = log.read_text()[-3000:] if log is not None else ""
+                raise RuntimeError(f"streamlit exited with {proc.returncode}:\n{tail}")
+            try:
+                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                    if r.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if time.time() > deadline:
+                raise RuntimeError(f"streamlit did not answer within {SERVER_START_S} s")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        if log is not None:
+            out.close()
+
+
+def is_settled(page) -> bool:
+    """Connected, the script not running, no spinner, every plotly figure drawn."""
+    return page.evaluate(
+        """() => {
+        const app = document.querySelector('[data-testid="stApp"]');
+        if (!app) return false;
+        if (app.getAttribute('data-test-script-state') !== 'notRunning') return false;
+        if (app.getAttribute('data-test-connection-state') !== 'CONNECTED') return false;
+        // The first run has drawn the page (every page has a title).
+        if (!document.querySelector('[data-testid="stMain"] h1')) return false;
+        if (document.querySelector('[data-testid="stSpinner"]')) return false;
+        const stale = document.querySelector('[data-stale="true"]');
+        if (stale) return false;
+        const plots = document.querySelectorAll('.js-plotly-plot');
+        for (const p of plots) if (!p.querySelector('.main-svg')) return false;
+        return true;
+    }"""
+    )
+
+
+def wait_for_run(page, timeout_s: float = PAGE_RUN_S, stable_ms: int = 500) -> None:
+    """Wait until the page is settled (:func:`is_settled`) and stays so for ``stable_ms``."""
+    page.locator('[data-testid="stApp"]').wait_for(timeout=timeout_s * 1000)
+    deadline = time.time() + timeout_s
+    since = None
+    while time.time() < deadline:
+        if is_settled(page):
+            since = since or time.time()
+            if (time.time() - since) * 1000 >= stable_ms:
+                return
+        else:
+            since = None
+        page.wait_for_timeout(50)
+    raise AssertionError(f"page still running after {timeout_s} s")
+
+
+_WATCH = """() => {
+  if (window.__lensviz) return;
+  const b = window.__lensviz = {events: [], lastMut: 0, input: 0};
+  const app = document.querySelector('[data-testid="stApp"]');
+  new MutationObserver(() => b.events.push(
+      [app.getAttribute('data-test-script-state'), performance.now()]))
+    .observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+  new MutationObserver(() => { b.lastMut = performance.now(); })
+    .observe(document.body, {subtree: true, childList: true, attributes: true,
+                             characterData: true});
+  for (const type of ['keydown', 'pointerdown'])
+    document.addEventListener(type, () => {
+      // A run already under way when the input arrives counts as its run.
+      b.input = performance.now();
+      b.events = [[app.getAttribute('data-test-script-state'), b.input]];
+    }, true);
+}"""
+
+_SETTLED = """async ([quietMs, timeoutMs]) => {
+  const b = window.__lensviz;
+  const app = document.querySelector('[data-testid="stApp"]');
+  const start = performance.now();
+  while (performance.now() - start < timeoutMs) {
+    const ran = b.events.some(e => e[0] === 'running');
+    const idle = app.getAttribute('data-test-script-state') === 'notRunning';
+    if (ran && idle && performance.now() - b.lastMut >= quietMs) {
+      const ends = b.events.filter(e => e[0] === 'notRunning').map(e => e[1]);
+      const end = ends[ends.length - 1];
+      return {settled_ms: Math.max(b.lastMut, end) - b.input, script_ms: end - b.input};
+    }
+    await new Promise(r => setTimeout(r, 10));
+  }
+  return null;
+}"""
+
+
+def rerun_after(page, action, quiet_ms: int = 150, timeout_s: float = PAGE_RUN_S) -> dict:
+    """Do ``action()`` (a key press or a click) and wait for the script run it starts.
+
+    Returns the time from the input event to the settled page, measured in the page with
+    ``performance.now()``: ``settled_ms`` (the run has finished and the DOM has not changed
+    for ``quiet_ms``; the last change counts) and ``script_ms`` (the run's end).
+
+    Raises
+    ------
+    AssertionError
+        If no run started and settled within ``timeout_s``.
+    """
+    page.evaluate(_WATCH)
+    action()
+    result = page.evaluate(_SETTLED, [quiet_ms, timeout_s * 1000])
+    if result is None:
+        raise AssertionError(f"no script run settled within {timeout_s} s of the input")
+    return result
+
+
+def go_to(page, title: str) -> None:
+    """Open a page through the sidebar navigation (the session, and its state, stay)."""
+    link = page.locator('[data-testid="stSidebarNav"] a', has_text=title).first
+    rerun_after(page, link.click)
+    wait_for_run(page)
+
+
+def sidebar_number(page, label: str, value: int) -> None:
+    """Type ``value`` into the sidebar's number input whose label starts with ``label``."""
+    box = page.locator(f'[data-testid="stSidebar"] input[aria-label^="{label}"]')
+    box.fill(str(value))
+    rerun_after(page, lambda: box.press("Enter"))
+    wait_for_run(page)
+
+
+def sidebar_select(page, label: str, option: str) -> None:
+    """Choose ``option`` in the sidebar's selectbox labelled ``label``."""
+    box = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').filter(
+        has_text=label
+    )
+    box.click()
+    rerun_after(page, page.get_by_role("option", name=option, exact=True).click)
+    wait_for_run(page)
+
+
+def sidebar_value(page, label: str) -> str:
+    return page.locator(
+        f'[data-testid="stSidebar"] input[aria-label^="{label}"]'
+    ).first.input_value()
+
+
+def problems(page) -> list[str]:
+    found = [
+        f"exception: {t}" for t in page.locator('[data-testid="stException"]').all_inner_texts()
+    ]
+    found += [
+        f"error: {t}" for t in page.locator('[data-testid="stAlertContentError"]').all_inner_texts()
+    ]
+    return found
+
+
+def screenshot(page, path: Path, width: int) -> Path:
+    """Full-page screenshot ``width`` px wide: the viewport grows to the content (the app
+    scrolls inside its main block), then returns to ``width`` × 1000."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": width, "height": 1000})
+    page.wait_for_timeout(500)
+    height = page.evaluate(
+        "() => Math.max(...[...document.querySelectorAll("
+        '\'[data-testid="stMain"], [data-testid="stMainBlockContainer"]\')]'
+        ".map(e => e.scrollHeight), 800)"
+    )
+    page.set_viewport_size({"width": width, "height": min(int(height) + 40, 9000)})
+    page.wait_for_timeout(1200)  # let plotly relayout to the new size
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size({"width": width, "height": 1000})
+    return path
