@@ -68,9 +68,9 @@ def test_help_subprocess():
 
 def test_no_command_and_bad_arguments(capsys):
     assert cli.main([]) == 2
-    with pytest.raises(SystemExit) as info:
-        cli.main(["simulate", "--n", "0", "--out", "x.h5"])
-    assert info.value.code == 2
+    capsys.readouterr()
+    status, _, err = run(capsys, "simulate", "--n", "0", "--out", "x.h5")
+    assert_one_line_error(status, err, "--n", "expected a positive integer, got 0", "--help")
 
 
 def test_registry_builds_one_subparser_per_command():
@@ -152,10 +152,8 @@ def test_simulate_bad_depth_options(tmp_path, capsys):
         assert not out.exists()
     for options in (("--n-gal", "0"), ("--n-gal", "abc"), ("--n-gal", "nan"),
                     ("--sigma-e", "1.5"), ("--survey", "sdss")):
-        with pytest.raises(SystemExit) as info:
-            cli.main(["simulate", "--n", "1", "--out", str(out), *options])
-        assert info.value.code == 2
-        assert options[1] in capsys.readouterr().err
+        status, _, err = run(capsys, "simulate", "--n", 1, "--out", out, *options)
+        assert_one_line_error(status, err, options[1])
 
 
 @pytest.mark.parametrize(
@@ -370,3 +368,36 @@ def test_predict_and_evaluate_warn_outside_the_unet_training_domain(tmp_path, ca
     status, _, err = run(capsys, "evaluate", "sim:3", "--depths", "30,inf", "--weights", weights,
                          "--no-wiener")
     assert status == 0 and "at depth inf: 3 of 3 samples" in err and "depth 30:" not in err
+
+
+def test_outputs_are_replaced_only_with_overwrite(tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    out.write_text("keep me")
+    status, _, err = run(capsys, "evaluate", "sim:2", "--no-unet", "--no-wiener", "--json", out)
+    assert status == 2 and "--overwrite" in err and out.read_text() == "keep me"
+    status, _, _ = run(capsys, "evaluate", "sim:2", "--no-unet", "--no-wiener", "--json", out,
+                       "--overwrite")
+    assert status == 0 and json.loads(out.read_text())["n_maps"] == 2
+    spec = tmp_path / "s.npz"
+    spec.write_text("keep me")
+    status, _, err = run(capsys, "powerspec", "--n", 2, "--out", spec)
+    assert status == 2 and spec.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("args", [
+    ("predict", "sim:1", "--weights", "missing.keras", "--out", "p.h5"),
+    ("predict", "sim:1", "--weights", "weights/kappa_power.npz", "--out", "p.h5"),
+    ("predict", "sim:1", "--method", "ks93", "--out", "p.txt"),
+    ("finetune", "--weights", "missing.keras", "--out", "f.keras"),
+])
+def test_bad_paths_fail_before_tensorflow_loads(args, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    status, _, err = run(capsys, *args)
+    assert_one_line_error(status, err)
+    assert "no such file" in err or "expected" in err
+    code = ("import sys\nfrom lensviz.cli import main\n"
+            f"rc = main({[str(a) for a in args]!r})\n"
+            "print(rc, 'tensorflow' in sys.modules)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    assert proc.stdout.split()[-2:] == ["2", "False"], proc.stdout + proc.stderr

@@ -133,6 +133,23 @@ def _sigma_e(text: str) -> float:
     return value
 
 
+def _keras_file(text: str) -> str:
+    """A ``.keras`` file that exists: checked before any command imports TensorFlow."""
+    path = Path(text)
+    if path.suffix.lower() != ".keras":
+        raise argparse.ArgumentTypeError(f"expected a .keras file, got {text!r}")
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text}: no such file")
+    return text
+
+
+def _hdf5_path(text: str) -> str:
+    """An output path ending in .h5 or .hdf5 (prediction files are HDF5)."""
+    if Path(text).suffix.lower() not in (".h5", ".hdf5"):
+        raise argparse.ArgumentTypeError(f"expected an output ending in .h5 or .hdf5, got {text!r}")
+    return text
+
+
 # === Helpers shared by the command modules ===
 
 
@@ -237,7 +254,8 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "evaluate",
         "lensviz.cli.evaluate:cmd_evaluate",
-        "score the UNet, raw KS93 and smoothed KS93 with the challenge metrics",
+        "score the UNet, the Wiener filter, raw KS93 and smoothed KS93 with the challenge "
+        "metrics",
         (
             arg("data", help=_DATA_HELP),
             arg(
@@ -275,6 +293,7 @@ COMMANDS: tuple[Command, ...] = (
             ),
             arg("--json", default=None, help="also write the results to this JSON file"),
             arg("--per-map", action="store_true", help="include per-map values in the JSON"),
+            arg("--overwrite", action="store_true", help="replace the --json file if it exists"),
             arg("--batch", type=_positive_int, default=256, help="samples per batch (default 256)"),
             arg("--seed", type=int, default=0, help="bootstrap seed (default 0)"),
         ),
@@ -282,20 +301,24 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "predict",
         "lensviz.cli.model:cmd_predict",
-        "predict κ maps with the UNet or KS93 and write them to HDF5",
+        "predict κ maps with the UNet, the Wiener filter or KS93 and write them to HDF5",
         (
             arg("data", help=_DATA_HELP),
-            arg("--method", choices=("unet", "ks93", "wiener"), default="unet"),
-            arg("--weights", default=None, help="UNet .keras file (default: weights/lite.keras)"),
+            arg("--method", choices=("unet", "ks93", "wiener"), default="unet",
+                help="reconstruction method (default unet)"),
+            arg("--weights", type=_keras_file, default=None,
+                help="UNet .keras file (default: the shipped weights/lite.keras)"),
             arg(
                 "--sigma",
                 type=_non_negative_float,
                 default=0.0,
                 help="KS93 smoothing σ in pixels (default 0: raw)",
             ),
-            arg("--pad", type=_non_negative_int, default=0, help="KS93 zero-padding, pixels"),
-            arg("--n", type=_positive_int, default=None, help="use the first N samples"),
-            arg("--batch", type=_positive_int, default=256, help="samples per batch"),
+            arg("--pad", type=_non_negative_int, default=0,
+                help="KS93/Wiener zero-padding per side, pixels (default 0)"),
+            arg("--n", type=_positive_int, default=None,
+                help="use the first N samples (default all)"),
+            arg("--batch", type=_positive_int, default=256, help="samples per batch (default 256)"),
             arg(
                 "--uncertainty",
                 choices=("mc_dropout", "tta"),
@@ -303,8 +326,16 @@ COMMANDS: tuple[Command, ...] = (
                 help="UNet only: also write kappa_std, by Monte-Carlo dropout or by the 8 "
                 "symmetries; kappa_pred is then the mean",
             ),
-            arg("--passes", type=_positive_int, default=20, help="Monte-Carlo dropout passes"),
-            arg("--out", required=True, help="output PRED.h5 (kappa_pred, names)"),
+            arg("--passes", type=_positive_int, default=20,
+                help="Monte-Carlo dropout passes (default 20)"),
+            arg("--out", type=_hdf5_path, required=True,
+                help="output PRED.h5 or .hdf5 (kappa_pred, names)"),
+            arg("--dtype", choices=("float32", "float16"), default="float32",
+                help="storage type of the maps (default float32; float16 halves the file, "
+                "like the challenge's own files)"),
+            arg("--compression", choices=("none", "gzip", "lzf"), default="none",
+                help="HDF5 filter of the maps (default none: predicted maps hardly compress "
+                "and gzip writes slower than KS93 computes)"),
             arg("--overwrite", action="store_true", help="replace OUT if it exists"),
         ),
     ),
@@ -314,11 +345,15 @@ COMMANDS: tuple[Command, ...] = (
         "check UNet uncertainty maps: share of true pixels within ±1σ and ±2σ",
         (
             arg("data", help=_DATA_HELP),
-            arg("--weights", default=None, help="UNet .keras file (default: weights/lite.keras)"),
-            arg("--method", choices=("mc_dropout", "tta"), default="mc_dropout"),
-            arg("--passes", type=_positive_int, default=20),
+            arg("--weights", type=_keras_file, default=None,
+                help="UNet .keras file (default: the shipped weights/lite.keras)"),
+            arg("--method", choices=("mc_dropout", "tta"), default="mc_dropout",
+                help="Monte-Carlo dropout or the 8-symmetry ensemble (default mc_dropout)"),
+            arg("--passes", type=_positive_int, default=20,
+                help="Monte-Carlo dropout passes (default 20)"),
             arg("--n", type=_positive_int, default=100, help="maps to use (default 100)"),
             arg("--json", default=None, help="also write the results (with the curve) to JSON"),
+            arg("--overwrite", action="store_true", help="replace the --json file if it exists"),
         ),
     ),
     Command(
@@ -335,6 +370,7 @@ COMMANDS: tuple[Command, ...] = (
             ),
             arg("--bins", type=_positive_int, default=48, help="|k| bins (default 48)"),
             arg("--out", required=True, help="output .npz"),
+            arg("--overwrite", action="store_true", help="replace OUT if it exists"),
         ),
     ),
     Command(
@@ -342,7 +378,7 @@ COMMANDS: tuple[Command, ...] = (
         "lensviz.cli.evaluate:cmd_card",
         "write the model card of a .keras file (JSON + Markdown)",
         (
-            arg("weights", help=".keras file"),
+            arg("weights", type=_keras_file, help=".keras file"),
             arg("--run", default=None, help="its training run folder (config/summary/history)"),
             arg("--n", type=_positive_int, default=150,
                 help="held-out test maps per depth (default 150); the depths are "
@@ -356,6 +392,7 @@ COMMANDS: tuple[Command, ...] = (
                 help="also score another .keras file on the same test set",
             ),
             arg("--out", required=True, help="output stem: writes STEM.json and STEM.md"),
+            arg("--overwrite", action="store_true", help="replace STEM.json and STEM.md"),
         ),
     ),
     Command(
@@ -374,7 +411,8 @@ COMMANDS: tuple[Command, ...] = (
             ),
             arg("--lr", type=float, default=1e-4, help="learning rate (default 1e-4)"),
             arg("--batch", type=_positive_int, default=8, help="batch size (default 8)"),
-            arg("--epochs", type=_positive_int, default=20),
+            arg("--epochs", type=_positive_int, default=20,
+                help="at most this many epochs (default 20)"),
             arg("--steps", type=_positive_int, default=200, help="steps per epoch (default 200)"),
             arg("--train-data", default=None, help="HDF5 to stream (default: simulate on the fly)"),
             arg(
@@ -395,7 +433,8 @@ COMMANDS: tuple[Command, ...] = (
             ),
             arg("--no-augment", action="store_true", help="no random spin-2 symmetries"),
             arg("--devices", default=None, help="comma-separated devices for MirroredStrategy"),
-            arg("--seed", type=int, default=0),
+            arg("--seed", type=int, default=0,
+                help="seed of the initial weights, shuffling and augmentation (default 0)"),
         ),
     ),
     Command(
@@ -403,14 +442,19 @@ COMMANDS: tuple[Command, ...] = (
         "lensviz.cli.model:cmd_finetune",
         "fine-tune saved weights with the Combined loss (report §4.2)",
         (
-            arg("--weights", required=True, help="starting .keras weights"),
+            arg("--weights", type=_keras_file, required=True, help="starting .keras weights"),
             arg("--out", required=True, help="output .keras file (written only on success)"),
+            arg("--overwrite", action="store_true", help="replace OUT if it exists"),
             arg("--loss", default="combined", choices=("mse", "focal", "multifocal", "combined")),
             arg("--coeffs", default=None, help="MultiFocal coefficients, as for train"),
-            arg("--w-multifocal", type=_non_negative_float, default=0.95),
-            arg("--w-wmape", type=_non_negative_float, default=0.05),
-            arg("--w-dicee", type=_non_negative_float, default=0.0),
-            arg("--w-dpeaks", type=_non_negative_float, default=0.0),
+            arg("--w-multifocal", type=_non_negative_float, default=0.95,
+                help="Combined loss: weight of the MultiFocal term (default 0.95, the report's)"),
+            arg("--w-wmape", type=_non_negative_float, default=0.05,
+                help="Combined loss: weight of the WMAPE term (default 0.05, the report's)"),
+            arg("--w-dicee", type=_non_negative_float, default=0.0,
+                help="Combined loss: weight of the soft-DICEE term (default 0)"),
+            arg("--w-dpeaks", type=_non_negative_float, default=0.0,
+                help="Combined loss: weight of the peak-shift term (default 0)"),
             arg(
                 "--raw-term-weights",
                 action="store_true",
@@ -423,13 +467,16 @@ COMMANDS: tuple[Command, ...] = (
                 default="last",
                 help="what trains (default: the last layer, as in the report)",
             ),
-            arg("--epochs", type=_positive_int, default=2),
-            arg("--n", type=_positive_int, default=512, help="training samples per epoch"),
-            arg("--lr", type=float, default=1e-4),
-            arg("--batch", type=_positive_int, default=8),
+            arg("--epochs", type=_positive_int, default=2, help="epochs (default 2)"),
+            arg("--n", type=_positive_int, default=512,
+                help="training samples per epoch (default 512)"),
+            arg("--lr", type=float, default=1e-4, help="learning rate (default 1e-4)"),
+            arg("--batch", type=_positive_int, default=8, help="batch size (default 8)"),
             arg("--train-data", default=None, help="HDF5 to train on (default: simulated)"),
-            arg("--val-n", type=_positive_int, default=64),
-            arg("--seed", type=int, default=0),
+            arg("--val-n", type=_positive_int, default=64,
+                help="validation maps for the before/after scores (default 64)"),
+            arg("--seed", type=int, default=0,
+                help="seed of shuffling and augmentation (default 0)"),
         ),
     ),
     Command(
@@ -437,22 +484,37 @@ COMMANDS: tuple[Command, ...] = (
         "lensviz.cli.model:cmd_tune",
         "Bayesian hyperparameter search with Keras Tuner (optional extra)",
         (
-            arg("--out", required=True, help="tuner folder"),
-            arg("--trials", type=_positive_int, default=10),
-            arg("--epochs", type=_positive_int, default=30),
-            arg("--steps", type=_positive_int, default=100),
-            arg("--val-n", type=_positive_int, default=128),
-            arg("--patience", type=_non_negative_int, default=3),
-            arg("--base-preset", default="lite"),
-            arg("--seed", type=int, default=0),
+            arg("--out", required=True, help="tuner folder (trials, best hyperparameters)"),
+            arg("--trials", type=_positive_int, default=10, help="search trials (default 10)"),
+            arg("--epochs", type=_positive_int, default=30,
+                help="epochs per trial, with early stopping (default 30, the report's)"),
+            arg("--steps", type=_positive_int, default=100, help="steps per epoch (default 100)"),
+            arg("--val-n", type=_positive_int, default=128,
+                help="validation maps scoring each trial (default 128)"),
+            arg("--patience", type=_non_negative_int, default=3,
+                help="early-stopping patience in epochs (default 3)"),
+            arg("--base-preset", default="lite",
+                help="the preset whose fields are searched around (default lite)"),
+            arg("--seed", type=int, default=0, help="seed of the search (default 0)"),
         ),
     ),
 )
 
 
+class UsageError(ValueError):
+    """A bad command line (unknown option, bad value): reported as one ``error:`` line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with errors raised as :class:`UsageError` instead of usage text + exit."""
+
+    def error(self, message: str):
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
 def build_parser(commands: tuple[Command, ...] = COMMANDS) -> argparse.ArgumentParser:
     """The argparse parser with one subparser per command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m lensviz",
         description="lensviz: weak-lensing mass mapping (KS93, Wiener, UNet).",
     )
@@ -486,7 +548,11 @@ def main(argv: list[str] | None = None) -> int:
         Arguments without the program name (default ``sys.argv[1:]``).
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return ERROR_STATUS
     if args.command is None:
         parser.print_help(sys.stderr)
         return ERROR_STATUS

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from lensviz._atomic import write_text
-from lensviz.cli import _progress
-from lensviz.cli.data import _parse_sim, iter_data, load_data
+from lensviz.cli import _check_output, _progress
+from lensviz.cli.data import _parse_sim, iter_data, load_data, read_ahead
 from lensviz.depth import DomainTally
 from lensviz.evaluation import (
     N_BOOTSTRAP,
@@ -58,6 +58,18 @@ def _domain_tally(predictors: dict) -> DomainTally | None:
 def _print_domain_warnings(tally: DomainTally | None, prefix: str = "") -> None:
     for line in [] if tally is None else tally.warnings():
         print(f"warning: {prefix}{line}", file=sys.stderr)
+
+
+def _json_output(args: argparse.Namespace) -> Path | None:
+    """``--json`` as a path, checked before any work: its folder exists, and an existing
+    file is replaced only with ``--overwrite``."""
+    if args.json is None:
+        return None
+    path = Path(args.json)
+    if not path.absolute().parent.is_dir():
+        raise FileNotFoundError(f"{path}: the folder {path.parent} does not exist")
+    _check_output(path, args.overwrite)
+    return path
 
 
 def _write_json(json_path: Path | None, result: dict) -> None:
@@ -105,32 +117,32 @@ def _evaluate_depths(args: argparse.Namespace, json_path: Path | None) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Score KS93 raw and smoothed on DATA; print a table, optionally write JSON."""
-    json_path = None if args.json is None else Path(args.json)
-    if json_path is not None and not json_path.absolute().parent.is_dir():
-        raise FileNotFoundError(f"{json_path}: the folder {json_path.parent} does not exist")
+    json_path = _json_output(args)
     if args.depths is not None:
         return _evaluate_depths(args, json_path)
     total, batches = iter_data(args.data, args.batch, args.n)
-    first = next(batches)  # read (and check) the data before loading any model
-    if first[1] is None:
-        raise ValueError(f"{args.data}: holds ε only; evaluate needs true κ as well")
-    smoothed, sigma_text = _ks93_smoothed(args)
-    predictors = {"ks93_raw": ks93_predictor(0.0, args.pad), "ks93_smoothed": smoothed}
-    predictors.update(_model_predictors(args))
-    tally = _domain_tally(predictors)
-    per_map: dict[str, dict[str, list]] = {}
-    names: list[str] = []
-    with _progress(total, "evaluate") as bar:
-        for eps, kappa, batch_names in itertools.chain([first], batches):
-            if kappa is None:
-                raise ValueError(f"{args.data}: holds ε only; evaluate needs true κ as well")
-            if tally is not None:
-                tally.add(eps)
-            for meth, scores in score_methods(eps, kappa, predictors).items():
-                for met, values in scores.items():
-                    per_map.setdefault(meth, {}).setdefault(met, []).append(values)
-            names.extend(batch_names)
-            bar.update(len(eps))
+    # The next batches are read in a background thread while this one is scored.
+    with read_ahead(batches) as batches:
+        first = next(batches)  # read (and check) the data before loading any model
+        if first[1] is None:
+            raise ValueError(f"{args.data}: holds ε only; evaluate needs true κ as well")
+        smoothed, sigma_text = _ks93_smoothed(args)
+        predictors = {"ks93_raw": ks93_predictor(0.0, args.pad), "ks93_smoothed": smoothed}
+        predictors.update(_model_predictors(args))
+        tally = _domain_tally(predictors)
+        per_map: dict[str, dict[str, list]] = {}
+        names: list[str] = []
+        with _progress(total, "evaluate") as bar:
+            for eps, kappa, batch_names in itertools.chain([first], batches):
+                if kappa is None:
+                    raise ValueError(f"{args.data}: holds ε only; evaluate needs true κ as well")
+                if tally is not None:
+                    tally.add(eps)
+                for meth, scores in score_methods(eps, kappa, predictors).items():
+                    for met, values in scores.items():
+                        per_map.setdefault(meth, {}).setdefault(met, []).append(values)
+                names.extend(batch_names)
+                bar.update(len(eps))
     per_map_arrays = {m: {k: np.concatenate(v) for k, v in s.items()} for m, s in per_map.items()}
     summary = summarize(per_map_arrays, n_boot=N_BOOTSTRAP, seed=args.seed)
     _print_domain_warnings(tally)
@@ -180,6 +192,7 @@ def _model_predictors(args: argparse.Namespace) -> dict:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """Coverage of UNet uncertainty maps on data with truth."""
+    json_path = _json_output(args)
     weights = args.weights or default_weights()
     if weights is None:
         raise FileNotFoundError("no --weights given and weights/lite.keras not found")
@@ -191,20 +204,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     print(f"  within ±1σ: {c['within_1sigma']:.3f} (Gaussian {c['expected_1sigma']:.3f})")
     print(f"  within ±2σ: {c['within_2sigma']:.3f} (Gaussian {c['expected_2sigma']:.3f})")
     print(f"  mean σ {c['mean_sigma']:.4f} vs RMSE {c['rmse']:.4f}")
-    if args.json:
-        Path(args.json).write_text(
-            json.dumps(
-                {
-                    "data": args.data,
-                    "method": args.method,
-                    "passes": args.passes,
-                    "weights": str(weights),
-                    **c,
-                },
-                indent=1,
-            )
-        )
-        print(f"wrote {args.json}")
+    _write_json(json_path, {"data": args.data, "method": args.method, "passes": args.passes,
+                            "weights": str(weights), **c})
     return 0
 
 
@@ -216,6 +217,8 @@ def cmd_card(args: argparse.Namespace) -> int:
         if not sep:
             raise ValueError(f"--variant: expected NAME=PATH, got {item!r}")
         variants[name] = path
+    for suffix in (".json", ".md"):
+        _check_output(Path(f"{args.out}{suffix}"), args.overwrite)
     card = build_card(args.weights, args.run, args.n, args.command, variants or None)
     write_card(card, f"{args.out}.json", f"{args.out}.md")
     print(card_markdown(card))
@@ -225,6 +228,7 @@ def cmd_card(args: argparse.Namespace) -> int:
 
 def cmd_powerspec(args: argparse.Namespace) -> int:
     """Estimate the κ power spectrum of simulated maps and save it (Wiener filter's S)."""
+    _check_output(Path(args.out), args.overwrite)
     kappas = []
     with _progress(args.n, "powerspec") as bar:
         for start in range(0, args.n, 256):
