@@ -26,6 +26,11 @@ HDF5 (``.h5`` / ``.hdf5``, :mod:`lensviz.data.hdf5`)
     Arrays ``epsilon``, optional ``kappa`` and optional ``names`` (a str array).
 ``.npy``
     A single ε array (no κ).
+``.fits`` (:mod:`lensviz.data.fits`)
+    One field: extensions ``E1``, ``E2``, ``SIGMA`` (or ``COUNTS``), optional ``MASK`` and
+    ``KAPPA``. Separate g1/g2/count/σ/mask images of a survey are read by
+    :func:`read_shear_fits`; κ maps are written by :func:`write_kappa_fits` with the
+    input's WCS.
 
 Uploads (name + bytes) are read by :func:`load_upload`, :func:`load_upload_pair` and
 :func:`load_uploads` (:mod:`lensviz.data.upload`).
@@ -66,6 +71,15 @@ from lensviz.data.challenge import (
 from lensviz.data.convention import apply_convention
 from lensviz.data.dataset import dataset_length, iter_dataset, load_dataset
 from lensviz.data.errors import DataError, DataTypeError, LimitError, UnsafeFileError
+from lensviz.data.fits import (
+    FITS_SUFFIXES,
+    ShearField,
+    read_field_fits,
+    read_kappa_fits,
+    read_shear_fits,
+    write_field_fits,
+    write_kappa_fits,
+)
 from lensviz.data.hdf5 import (
     HDF5_SUFFIXES,
     HDF5Writer,
@@ -96,6 +110,13 @@ __all__ = [
     "limits",
     "MAX_UPLOAD_BYTES",
     "HDF5_SUFFIXES",
+    "FITS_SUFFIXES",
+    "ShearField",
+    "read_shear_fits",
+    "read_field_fits",
+    "read_kappa_fits",
+    "write_kappa_fits",
+    "write_field_fits",
     "validate_epsilon",
     "validate_kappa",
     "load_npy",

@@ -17,6 +17,7 @@ import numpy as np
 
 from lensviz.data.challenge import challenge_names, iter_challenge_dir, read_challenge_dir
 from lensviz.data.errors import DataError, quote
+from lensviz.data.fits import FITS_SUFFIXES, read_field_fits
 from lensviz.data.hdf5 import HDF5_SUFFIXES, hdf5_length, iter_hdf5, read_hdf5
 from lensviz.data.npy import (
     NpyArray,
@@ -49,8 +50,18 @@ def _kind(path: Path) -> str:
         return "hdf5"
     if suffix in (".npz", ".npy"):
         return suffix[1:]
+    if suffix in FITS_SUFFIXES:
+        return "fits"
     raise DataError(f"{path}: unsupported file type '{quote(path.suffix)}'; expected a "
-                    "challenge folder (EPSILON/ + KAPPA/), .h5/.hdf5, .npz or .npy")
+                    "challenge folder (EPSILON/ + KAPPA/), .h5/.hdf5, .npz, .npy or .fits")
+
+
+def _read_fits(path: Path, source: str, start: int = 0, stop: int | None = None):
+    """A field file of :func:`lensviz.data.fits.write_field_fits`: one sample."""
+    field = read_field_fits(path, source)
+    slice_bounds(1, start, stop, source)
+    kappa = None if field.kappa is None else field.kappa[None]
+    return field.eps[None], kappa, [path.stem]
 
 
 # === .npy (ε only) and .npz ===
@@ -88,7 +99,8 @@ def load_dataset(path, start: int = 0, stop: int | None = None):
     Parameters
     ----------
     path : str or path-like
-        A challenge folder, ``.h5``/``.hdf5``, ``.npz`` or ``.npy`` (ε only).
+        A challenge folder, ``.h5``/``.hdf5``, ``.npz``, ``.npy`` (ε only) or a ``.fits``
+        field file (:func:`lensviz.data.fits.read_field_fits`, one sample).
     start, stop : int, optional
         Load samples ``[start:stop]`` (within :data:`~lensviz.data.limits.MAX_READ_BYTES`);
         only those are read.
@@ -115,6 +127,8 @@ def load_dataset(path, start: int = 0, stop: int | None = None):
     if kind == "npz":
         with open_npz(path) as npz:
             return _read_npz_selection(npz_layout(npz), str(path), start, stop)
+    if kind == "fits":
+        return _read_fits(path, str(path), start, stop)
     with open_npy(path) as arr:
         return _read_npy_selection(arr, str(path), path.stem, start, stop)
 
@@ -130,6 +144,8 @@ def dataset_length(path) -> int:
     if kind == "npz":
         with open_npz(path) as npz:
             return npz_layout(npz)[3]
+    if kind == "fits":
+        return 1
     with open_npy(path) as arr:
         return epsilon_layout(arr.shape, str(path))[0]
 
@@ -154,6 +170,9 @@ def iter_dataset(path, batch_size: int, start: int = 0, stop: int | None = None
         yield from iter_hdf5(path, batch_size, start, stop)
         return
     source = str(path)
+    if kind == "fits":
+        yield _read_fits(path, source, start, stop)
+        return
     with contextlib.ExitStack() as stack:
         if kind == "npz":
             layout = npz_layout(stack.enter_context(open_npz(path)))

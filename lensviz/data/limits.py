@@ -74,6 +74,8 @@ __all__ = [
     "MAX_HDF5_CHUNK_BYTES",
     "MAX_HDF5_LINKS",
     "MAX_HDF5_DEPTH",
+    "MAX_FITS_HDUS",
+    "MAX_FITS_HEADER_BYTES",
     "MAX_NAME_CHARS",
     "MIN_FIELD_PX",
     "MAX_FIELD_PX",
@@ -109,6 +111,10 @@ MAX_ZIP_MEMBER_BYTES = MAX_DECLARED_BYTES  # uncompressed size of one member
 MAX_HDF5_CHUNK_BYTES = 64 * _MiB  # one chunk, uncompressed (lensviz writes 192 KiB chunks)
 MAX_HDF5_LINKS = 256  # links in the whole file (lensviz writes 3)
 MAX_HDF5_DEPTH = 8  # nesting of groups
+
+# --- FITS ---
+MAX_FITS_HDUS = 16  # HDUs scanned in one file (lensviz writes at most 6)
+MAX_FITS_HEADER_BYTES = 100 * 2880  # one header: 100 blocks, 3,600 cards
 
 # --- Field sizes: a map is ny × nx pixels with MIN_FIELD_PX ≤ ny, nx ≤ MAX_FIELD_PX ---
 MIN_FIELD_PX = 64  # smaller maps hold too few modes for KS93 (and half a UNet tile)

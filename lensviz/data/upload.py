@@ -15,6 +15,7 @@ from pathlib import Path
 
 from lensviz.data.dataset import _read_npy_selection, _read_npz_selection
 from lensviz.data.errors import DataError, DataTypeError, LimitError, quote
+from lensviz.data.fits import FITS_SUFFIXES, read_field_fits
 from lensviz.data.hdf5 import HDF5_SUFFIXES, read_hdf5
 from lensviz.data.limits import MAX_SESSION_UPLOAD_BYTES, MAX_SESSION_UPLOADS, MAX_UPLOAD_BYTES
 from lensviz.data.npy import npz_layout, open_npy, open_npz, read_epsilon, read_kappa
@@ -48,7 +49,7 @@ def load_upload(filename: str, data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES
     ----------
     filename : str
         Original name; its suffix picks the reader: ``.npy`` (ε only), ``.npz``,
-        ``.h5``/``.hdf5``.
+        ``.h5``/``.hdf5``, ``.fits`` (a field file, :func:`lensviz.data.fits.read_field_fits`).
     data : bytes
         File contents.
     max_bytes : int, optional
@@ -79,8 +80,12 @@ def load_upload(filename: str, data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES
             return _read_npz_selection(npz_layout(npz), filename, 0, None)
     if suffix in HDF5_SUFFIXES:
         return read_hdf5(buffer, source=filename)
+    if suffix in FITS_SUFFIXES:
+        field = read_field_fits(buffer, filename)
+        kappa = None if field.kappa is None else field.kappa[None]
+        return field.eps[None], kappa, [Path(filename).stem]
     raise DataError(f"{filename}: unsupported upload type '{quote(suffix)}'; expected .npy "
-                    "(ε only), .npz or .h5/.hdf5")
+                    "(ε only), .npz, .h5/.hdf5 or .fits")
 
 
 def load_upload_pair(eps_name: str, eps_bytes: bytes, kappa_name: str, kappa_bytes: bytes,
