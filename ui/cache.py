@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from lensviz import constants, data, loss_weights
+from lensviz import constants, data, loss_weights, metrics
 from lensviz.evaluation import (
     calibration_set,
     choose_ks93_sigma,
@@ -70,6 +70,7 @@ __all__ = [
     "noise_sweep",
     "power_spectrum",
     "power_spectrum_path",
+    "sample_metrics",
     "server_dataset",
     "server_dataset_names",
     "teaching_cluster",
@@ -471,6 +472,30 @@ def unet_sigma(sel, method: str, n_passes: int = MC_PASSES) -> tuple[np.ndarray,
         sel.eps,
         unet_model(sel),
     )
+
+
+# === Metrics of the selected sample ===
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _scores_of_map(
+    data_key: str, index: int, method_key: str, _truth: np.ndarray, _pred: np.ndarray
+) -> dict[str, float]:
+    return {k: float(v[0]) for k, v in metrics.score(_truth, _pred).items()}
+
+
+def sample_metrics(sel, preds: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """The challenge metrics plus RMSE and r of each prediction of the selected sample.
+
+    ``preds`` is :func:`kappa_maps`'s dict; a method's scores are cached under its name
+    (which carries the KS93 σ and padding) and the model file, so moving the KS93 slider
+    scores only the KS93 map again.
+    """
+    model = f"{sel.model_path}@{sel.model_mtime}"
+    return {
+        name: _scores_of_map(sel.key, sel.index, f"{name}|{model}", sel.sample_kappa, p)
+        for name, p in preds.items()
+    }
 
 
 # === Loss weights ===

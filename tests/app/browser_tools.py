@@ -160,7 +160,9 @@ _SETTLED = """async ([quietMs, timeoutMs]) => {
     if (ran && idle && performance.now() - b.lastMut >= quietMs) {
       const ends = b.events.filter(e => e[0] === 'notRunning').map(e => e[1]);
       const end = ends[ends.length - 1];
-      return {settled_ms: Math.max(b.lastMut, end) - b.input, script_ms: end - b.input};
+      const starts = b.events.filter(e => e[0] === 'running').map(e => e[1]);
+      return {settled_ms: Math.max(b.lastMut, end) - b.input, script_ms: end - b.input,
+              start_ms: starts[starts.length - 1] - b.input};
     }
     await new Promise(r => setTimeout(r, 10));
   }
@@ -173,7 +175,8 @@ def rerun_after(page, action, quiet_ms: int = 150, timeout_s: float = PAGE_RUN_S
 
     Returns the time from the input event to the settled page, measured in the page with
     ``performance.now()``: ``settled_ms`` (the run has finished and the DOM has not changed
-    for ``quiet_ms``; the last change counts) and ``script_ms`` (the run's end).
+    for ``quiet_ms``; the last change counts), ``script_ms`` (the run's end) and
+    ``start_ms`` (the run's start, as the page saw it).
 
     Raises
     ------

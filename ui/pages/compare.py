@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from lensviz import constants, metrics, plots
+from lensviz import constants, plots
 from lensviz.nn.uncertainty import calibration
 from ui import cache
 from ui.sidebar import current
@@ -200,13 +200,12 @@ def residual_range(truth: np.ndarray, preds: dict[str, np.ndarray]) -> tuple[flo
     return -(hi - lo) / 2, (hi - lo) / 2
 
 
-def metrics_table(truth: np.ndarray, preds: dict[str, np.ndarray]) -> pd.DataFrame:
-    """One row per method, the challenge metrics plus RMSE and r."""
+def metrics_table(sel, preds: dict[str, np.ndarray]) -> pd.DataFrame:
+    """One row per method, the challenge metrics plus RMSE and r (cached per method)."""
+    scores = cache.sample_metrics(sel, preds)
     rows = {
-        name: {
-            col: float(metrics.score(truth, p)[key][0]) for key, (col, _) in _METRIC_COLUMNS.items()
-        }
-        for name, p in preds.items()
+        name: {col: s[key] for key, (col, _) in _METRIC_COLUMNS.items()}
+        for name, s in scores.items()
     }
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("method")
 
@@ -259,32 +258,46 @@ def downloads_ui(preds: dict[str, np.ndarray], sample: str, zrange) -> None:
         )
 
 
-sel = current()
+@st.fragment
+def ellipticity_section(sel) -> None:
+    """ε panels and the whiskers toggle (a fragment: the toggle redraws only this)."""
+    show_whiskers = whiskers_ui()
+    st.plotly_chart(
+        plots.ellipticity_panels(sel.sample_eps, whiskers=show_whiskers),
+        key="compare_eps",
+        theme=None,
+    )
+    st.caption(
+        "ε1 > 0: galaxies stretched along x; ε2 > 0: along the x = y diagonal. "
+        "Δε is the per-pixel measurement error (shape noise / √galaxies; "
+        "1 where a pixel has no galaxy)."
+    )
 
-st.subheader("Measured ellipticities")
-show_whiskers = whiskers_ui()
-st.plotly_chart(
-    plots.ellipticity_panels(sel.sample_eps, whiskers=show_whiskers), key="compare_eps", theme=None
-)
-st.caption(
-    "ε1 > 0: galaxies stretched along x; ε2 > 0: along the x = y diagonal. "
-    "Δε is the per-pixel measurement error (shape noise / √galaxies; "
-    "1 where a pixel has no galaxy)."
-)
 
-st.subheader("Convergence κ")
-add_mean = add_mean_ui(sel.has_truth)
-preds = cache.kappa_maps(sel)
-ks_name = ks93_label(sel.ks93_sigma_px, sel.ks93_pad)
-linear = [name for name in preds if name in (ks_name, wiener_label(sel.ks93_pad))]
-
-truth = sel.sample_kappa
-if truth is not None:
+@st.fragment
+def kappa_section(sel, preds: dict[str, np.ndarray], zrange) -> None:
+    """Maps, residuals and metrics with truth, or the maps alone (a fragment: the
+    true-mean toggle redraws only this)."""
+    truth = sel.sample_kappa
+    add_mean = add_mean_ui(sel.has_truth)
+    if truth is None:
+        st.warning(
+            "This data has no true κ (ε only): the true map, the residuals and the "
+            "metrics are unavailable. Upload an EPSILON + KAPPA pair, or an .npz/.h5 "
+            "with a 'kappa' dataset, to see them."
+        )
+        st.plotly_chart(plots.map_row(preds, zrange=zrange), key="compare_kappa", theme=None)
+        st.caption(
+            "One colour scale for all panels; zoom one panel to zoom all. KS93 and Wiener "
+            "maps have mean 0 (the mass-sheet degeneracy)."
+        )
+        return
+    linear = (ks93_label(sel.ks93_sigma_px, sel.ks93_pad), wiener_label(sel.ks93_pad))
     shown = dict(preds)
     if add_mean:
-        for name in linear:
-            shown[name] = preds[name] + np.float32(truth.mean())
-    zrange = plots.robust_range(truth)
+        for name in preds:
+            if name in linear:
+                shown[name] = preds[name] + np.float32(truth.mean())
     st.plotly_chart(
         plots.comparison_grid(
             truth, shown, zrange=zrange, residual_zrange=residual_range(truth, preds)
@@ -301,10 +314,9 @@ if truth is not None:
         "mass-sheet degeneracy); the true map has mean "
         f"{truth.mean():.4f}" + (", added to them here for display." if add_mean else ".")
     )
-
     st.subheader("Metrics")
     st.dataframe(
-        metrics_table(truth, preds),
+        metrics_table(sel, preds),
         key="compare_metrics",
         column_config={
             col: st.column_config.NumberColumn(col, help=help_, format=_METRIC_FORMATS[col])
@@ -318,25 +330,31 @@ if truth is not None:
         "zero-padding toggle), S the κ power spectrum of simulated maps, N this "
         "sample's shape noise from its Δε."
     )
-else:
-    st.warning(
-        "This data has no true κ (ε only): the true map, the residuals and the "
-        "metrics are unavailable. Upload an EPSILON + KAPPA pair, or an .npz/.h5 "
-        "with a 'kappa' dataset, to see them."
-    )
-    zrange = plots.robust_range(list(preds.values()))
-    st.plotly_chart(plots.map_row(preds, zrange=zrange), key="compare_kappa", theme=None)
-    st.caption(
-        "One colour scale for all panels; zoom one panel to zoom all. KS93 and Wiener "
-        "maps have mean 0 (the mass-sheet degeneracy)."
-    )
+
+
+@st.fragment
+def trust_section(sel, zrange) -> None:
+    """The uncertainty toggle and, when on, the σ maps (a fragment: its widgets redraw
+    only this)."""
+    show, method, passes = uncertainty_ui(sel.model_path is not None)
+    if show:
+        uncertainty_section(sel, sel.sample_kappa, zrange, method, passes)
+    elif sel.model_path is None:
+        st.caption("Needs UNet weights.")
+
+
+sel = current()
+
+st.subheader("Measured ellipticities")
+ellipticity_section(sel)
+
+st.subheader("Convergence κ")
+preds = cache.kappa_maps(sel)
+zrange = plots.robust_range(sel.sample_kappa if sel.has_truth else list(preds.values()))
+kappa_section(sel, preds, zrange)
 
 st.subheader("How far to trust each UNet pixel")
-show_uncertainty, unc_method, unc_passes = uncertainty_ui(sel.model_path is not None)
-if show_uncertainty:
-    uncertainty_section(sel, truth, zrange, unc_method, unc_passes)
-elif sel.model_path is None:
-    st.caption("Needs UNet weights.")
+trust_section(sel, zrange)
 
 st.subheader("Downloads")
 downloads_ui(preds, sel.sample_name, zrange)
