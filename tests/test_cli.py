@@ -401,3 +401,12 @@ def test_bad_paths_fail_before_tensorflow_loads(args, capsys, tmp_path, monkeypa
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT, timeout=120)
     assert proc.stdout.split()[-2:] == ["2", "False"], proc.stdout + proc.stderr
+
+
+def test_card_without_its_command_option_still_runs_the_card_command(tmp_path):
+    # The card's --command option (the command that made the weights) shares the name of
+    # the subcommand's dest; the CLI must dispatch on the subparser, not on args.command.
+    weights = tmp_path / "w.keras"
+    weights.write_bytes(b"")
+    args = cli.build_parser().parse_args(["card", str(weights), "--out", str(tmp_path / "c")])
+    assert args._command.name == "card" and args.command is None

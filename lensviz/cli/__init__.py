@@ -110,6 +110,16 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not np.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
 def _depth_number(text: str) -> float:
     """A source density for ``--n-gal``: a number > 0 or ``inf``."""
     try:
@@ -167,10 +177,12 @@ def _check_output(out: Path, overwrite: bool) -> None:
 # === Commands ===
 
 _DATA_HELP = (
-    "challenge folder, .h5/.hdf5, .npz or .npy file, or sim:N[:SEED][@DEPTH] for N "
+    "challenge folder, .h5/.hdf5, .npz, .npy or .fits file, or sim:N[:SEED][@DEPTH] for N "
     f"simulated samples (default SEED {constants.TEST_SEED_START}); DEPTH is a "
     f"survey ({', '.join(constants.SURVEYS)}), galaxies per arcmin², inf (no shape "
-    f"noise) or mix (the training depth mix); default {constants.DEFAULT_SURVEY}"
+    f"noise) or mix (the training depth mix); default {constants.DEFAULT_SURVEY}; or cosmos "
+    "(the real COSMOS field, shipped) or fits:G1,G2,counts=N[,mask=M][,sigma_e=S] "
+    "(or sigma=S instead of counts) for separate FITS images"
 )
 
 COMMANDS: tuple[Command, ...] = (
@@ -249,6 +261,29 @@ COMMANDS: tuple[Command, ...] = (
                 default=2.0,
                 help="KS93 smoothing σ in pixels (default 2)",
             ),
+        ),
+    ),
+    Command(
+        "observe",
+        "lensviz.cli.fields:cmd_observe",
+        "observe your own κ map: its reduced shear, galaxies at a depth, a mask",
+        (
+            arg("kappa", help="κ map, .fits (first image) or .npy (ny, nx), any size ≥ 64"),
+            arg("--pixel-arcmin", type=_positive_float, required=True, metavar="P",
+                help="pixel side of the map in arcmin"),
+            arg("--n-gal", type=_depth_number, required=True, metavar="G",
+                help="source galaxies per arcmin², or inf for no shape noise"),
+            arg("--sigma-e", type=_sigma_e, default=constants.SIGMA_E, metavar="S",
+                help=f"intrinsic ellipticity dispersion per component (default "
+                     f"{constants.SIGMA_E})"),
+            arg("--mask", default=None, metavar="M",
+                help="mask image, .fits or .npy of the map's size (nonzero = masked)"),
+            arg("--seed", type=_non_negative_int, default=0,
+                help="seed of the galaxies (default 0)"),
+            arg("--out", required=True,
+                help="a whole field (.fits, .npz or .h5, with the true κ), or any other name "
+                     "for a challenge folder of its 128 x 128 tiles"),
+            arg("--overwrite", action="store_true", help="replace OUT if it exists"),
         ),
     ),
     Command(
@@ -432,6 +467,12 @@ COMMANDS: tuple[Command, ...] = (
                 "training sets of mixed depth",
             ),
             arg("--no-augment", action="store_true", help="no random spin-2 symmetries"),
+            arg("--distribution", choices=("auto", "one", "mirrored", "multiworker"),
+                default="auto",
+                help="one device; MirroredStrategy over the local GPUs; or "
+                "MultiWorkerMirroredStrategy over the machines of TF_CONFIG (default auto: "
+                "multiworker if TF_CONFIG lists several tasks, mirrored if there are several "
+                "GPUs, else one). --batch is the global batch. See docs/distributed.md"),
             arg("--devices", default=None, help="comma-separated devices for MirroredStrategy"),
             arg("--seed", type=int, default=0,
                 help="seed of the initial weights, shuffling and augmentation (default 0)"),
@@ -475,6 +516,8 @@ COMMANDS: tuple[Command, ...] = (
             arg("--train-data", default=None, help="HDF5 to train on (default: simulated)"),
             arg("--val-n", type=_positive_int, default=64,
                 help="validation maps for the before/after scores (default 64)"),
+            arg("--distribution", choices=("auto", "one", "mirrored", "multiworker"),
+                default="auto", help="as for train (default auto)"),
             arg("--seed", type=int, default=0,
                 help="seed of shuffling and augmentation (default 0)"),
         ),
@@ -553,7 +596,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return ERROR_STATUS
-    if args.command is None:
+    if getattr(args, "_command", None) is None:  # no command (`card --command` is an option)
         parser.print_help(sys.stderr)
         return ERROR_STATUS
     try:
