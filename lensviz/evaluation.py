@@ -1,6 +1,7 @@
 """Scoring mass-mapping methods on a dataset.
 
-A *predictor* is any callable ``eps (N, 128, 128, 3) float32 -> kappa (N, 128, 128)``;
+A *predictor* is any callable ``eps (N, ny, nx, 3) float32 -> kappa (N, ny, nx)``
+(128 × 128 tiles, or whole fields of any size);
 :func:`evaluate_methods` takes a ``{name: predictor}`` dict, so a method is added by
 adding an entry. :func:`ks93_predictor` and :func:`wiener_predictor` build the classical
 ones here; the UNet's is :func:`lensviz.nn.inference.unet_predictor` (TensorFlow).
@@ -248,7 +249,7 @@ def _predict(name: str, predictor: Predictor, eps: np.ndarray, batch_size: int |
         pred = np.concatenate(parts)
     if pred.ndim == 4 and pred.shape[-1] == 1:  # Keras-style (N, 128, 128, 1)
         pred = pred[..., 0]
-    expected = (len(eps), constants.NPIX, constants.NPIX)
+    expected = tuple(eps.shape[:3])  # one map per sample, of the samples' size
     if pred.shape != expected:
         raise ValueError(f"predictor {name!r} returned shape {pred.shape}; expected {expected}")
     if pred.dtype.kind != "f" or not np.isfinite(pred).all():
@@ -508,13 +509,14 @@ def convention_scores(
     """Which sign/axis convention makes KS93 of ``eps`` match ``kappa`` best.
 
     Tries the 8 variants of :func:`lensviz.data.apply_convention` (e1 sign ±, e2 sign ±,
-    maps transposed or not), computes KS93 smoothed with ``sigma_px`` for each, and its
-    Pearson r with κ map by map. Data in lensviz's convention picks the identity.
+    maps transposed or not; the 4 untransposed ones for maps that are not square),
+    computes KS93 smoothed with ``sigma_px`` for each, and its Pearson r with κ map by
+    map. Data in lensviz's convention picks the identity.
 
     Parameters
     ----------
-    eps : array_like, shape (N, 128, 128, 3)
-    kappa : array_like, shape (N, 128, 128)
+    eps : array_like, shape (N, ny, nx, 3)
+    kappa : array_like, shape (N, ny, nx)
     sigma_px : float, optional
         Smoothing of the KS93 maps (pixels); raw KS93 of noisy data is mostly noise.
     pad : int, optional
@@ -531,7 +533,8 @@ def convention_scores(
     eps, kappa = _pair(eps, kappa, "convention_scores")
     predict = ks93_predictor(sigma_px, pad)
     rows = []
-    for transpose in (False, True):
+    square = eps.shape[1] == eps.shape[2]  # a transposed non-square map has another shape
+    for transpose in (False, True) if square else (False,):
         for negate_e1 in (False, True):
             for negate_e2 in (False, True):
                 variant = {"negate_e1": negate_e1, "negate_e2": negate_e2, "transpose": transpose}

@@ -131,6 +131,7 @@ __all__ = [
     "lens_ellipticities",
     "add_shape_noise",
     "draw_mask",
+    "observe_kappa",
     "simulate_sample",
     "simulate_batch",
     "simulate_truth",
@@ -827,6 +828,78 @@ def _apply_mask(eps: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Masked pixels become empty: ``e1 = e2 = 0``, ``Δε = EMPTY_PIXEL_SIGMA`` (in place)."""
     eps[mask, :2] = 0.0
     eps[mask, 2] = C.EMPTY_PIXEL_SIGMA
+    return eps
+
+
+# === Observing a given κ map ===
+def observe_kappa(
+    kappa,
+    rng,
+    n_gal: float = C.N_GAL_ARCMIN2,
+    sigma_e: float = C.SIGMA_E,
+    pixel_arcmin: float = C.PIXEL_ARCMIN,
+    mask=None,
+    pad: int | None = None,
+) -> np.ndarray:
+    """Observe any κ map with the simulator's physics: ε of its galaxies at a depth.
+
+    Steps 3-5 of the recipe (module docstring) on a map given from outside (an N-body
+    ray-tracing map, an analytic profile): ``γ = ks93inv(κ, pad)``, the reduced shear
+    ``g = γ / max(1 − κ, 0.1)`` (:func:`reduced_shear`), galaxies averaged per pixel
+    (:func:`add_shape_noise`; ``n_gal = inf``: ``ε = g``, ``Δε = 0``), then the mask.
+
+    The map is all the mass there is: γ is that of the zero-padded map, as for an
+    isolated field (``margin_px = 0``), since no κ outside it is known. ``pad`` defaults
+    to half the larger side, which puts the nearest periodic image a whole map away.
+
+    Parameters
+    ----------
+    kappa : array_like, shape (ny, nx)
+        Convergence, any size (square or not), finite.
+    rng : numpy.random.Generator
+        Galaxy counts and intrinsic ellipticities (unused when ``n_gal = inf``).
+    n_gal : float, optional
+        Galaxies per arcmin², > 0; ``math.inf`` for no shape noise.
+    sigma_e : float, optional
+        Intrinsic ellipticity dispersion per component, in (0, 1).
+    pixel_arcmin : float, optional
+        Pixel side [arcmin] of the map.
+    mask : array_like of bool, shape (ny, nx), optional
+        Pixels to mask: ``ε = 0``, ``Δε = EMPTY_PIXEL_SIGMA``.
+    pad : int, optional
+        Zero-padding per side of the κ → γ transform [pixels].
+
+    Returns
+    -------
+    eps : ndarray, shape (ny, nx, 3), float32
+        ``(e1, e2, Δε)`` as :func:`simulate_sample` gives them.
+
+    Raises
+    ------
+    ValueError
+        A map that is not 2-D and finite, a mask of another shape, a bad parameter.
+
+    Examples
+    --------
+    >>> kappa = simulate_truth(0)["kappa"]
+    >>> eps = observe_kappa(kappa, np.random.default_rng(0), n_gal=math.inf)
+    >>> bool(np.all(eps[..., 2] == 0))          # no shape noise: Δε = 0
+    True
+    """
+    kappa = np.asarray(kappa, dtype=np.float64)
+    if kappa.ndim != 2 or min(kappa.shape) < 2 or not np.all(np.isfinite(kappa)):
+        raise ValueError(f"kappa must be a finite 2-D map, got shape {kappa.shape}")
+    pad = max(kappa.shape) // 2 if pad is None else pad
+    _check_int("pad", pad, 0)
+    gamma1, gamma2 = ks93inv(kappa, pad=pad)
+    g1, g2 = reduced_shear(gamma1, gamma2, kappa)
+    eps = add_shape_noise(g1.astype(np.float32), g2.astype(np.float32), rng, n_gal, sigma_e,
+                          pixel_arcmin)
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != kappa.shape:
+            raise ValueError(f"mask {mask.shape} does not fit the κ map {kappa.shape}")
+        _apply_mask(eps, mask)
     return eps
 
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from lensviz import constants, data
 from lensviz.cli import _check_output, _progress
+from lensviz.cli.fields import field_spec
 from lensviz.data import HDF5_SUFFIXES, ChallengeDirWriter, HDF5Writer
 from lensviz.evaluation import convention_scores
 from lensviz.simulate import (
@@ -112,7 +113,9 @@ def iter_data(spec: str, batch: int, n: int | None = None
     Parameters
     ----------
     spec : str
-        A path :func:`lensviz.data.load_dataset` reads, or ``sim:N[:SEED][@DEPTH]``.
+        A path :func:`lensviz.data.load_dataset` reads, ``sim:N[:SEED][@DEPTH]``, or a
+        whole-field spec of :func:`lensviz.cli.fields.field_spec` (``cosmos``,
+        ``fits:G1,G2,…``).
     batch : int
         Samples per batch.
     n : int, optional
@@ -128,6 +131,9 @@ def iter_data(spec: str, batch: int, n: int | None = None
     if sim is not None:
         total = sim.n if n is None else min(sim.n, n)
         return total, _iter_simulated(total, sim.seed, batch, *sim.setup())
+    field = field_spec(spec)  # cosmos, fits:G1,G2,...: one whole field
+    if field is not None:
+        return 1, iter([field])
     total = data.dataset_length(spec)
     total = total if n is None else min(total, n)
     return total, data.iter_dataset(spec, batch, 0, total)

@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from lensviz._atomic import atomic_path
 from lensviz.depth import LEGACY_DOMAIN, TrainingDomain
+from lensviz.fields import predict_tiled
 from lensviz.inversion import ks93
 from lensviz.nn.layers import check_int
 from lensviz.nn.unet import UNet
@@ -235,15 +236,24 @@ def load_model(path: str | os.PathLike, compile: bool = False) -> keras.Model:
 def unet_predictor(weights: str | os.PathLike, batch_size: int = 64) -> Callable:
     """A predictor running the UNet saved at ``weights`` (a ``.keras`` file).
 
-    The predictor protocol is :mod:`lensviz.evaluation`'s: ``eps (N, 128, 128, 3) ->
-    kappa (N, 128, 128)``, so the UNet joins KS93 and Wiener in
+    The predictor protocol is :mod:`lensviz.evaluation`'s: ``eps (N, ny, nx, 3) ->
+    kappa (N, ny, nx)``, so the UNet joins KS93 and Wiener in
     :func:`lensviz.evaluation.evaluate_methods`. The model is loaded once; predictions go
-    through the cached ``tf.function`` forward of :func:`predict_kappa`. The loaded model
-    is the predictor's ``model`` attribute.
+    through the cached ``tf.function`` forward of :func:`predict_kappa`. Maps of another
+    size than the model's tiles (whole fields) are reconstructed from overlapping tiles
+    blended into one map (:func:`lensviz.fields.predict_tiled`, as
+    :func:`lensviz.nn.fields.predict_field`). The loaded model is the predictor's
+    ``model`` attribute.
     """
     model = load_model(weights)
+    tile = tuple(model.input_shape[1:3])
 
     def predict(eps: np.ndarray) -> np.ndarray:
+        eps = np.asarray(eps, dtype=np.float32)
+        if eps.ndim in (3, 4) and tuple(eps.shape[-3:-1]) != tile and tile[0] == tile[1]:
+            return predict_tiled(
+                lambda t: predict_kappa(model, t, batch_size), eps, tile[0], batch_size=batch_size
+            )
         return predict_kappa(model, eps, batch_size=batch_size)
 
     predict.__name__ = "unet"

@@ -9,6 +9,7 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from lensviz import constants, data
+from lensviz.cosmos import COSMOS_DIR
 from lensviz.data import fits as lfits
 from lensviz.data import limits
 
@@ -100,9 +101,7 @@ def test_sigma_map_nan_and_mask(tmp_path, shear):
 
 
 def test_the_cosmos_files_read_as_the_readme_says():
-    root = constants.WEIGHTS_DIR.parent / "lensviz" / "datasets" / "cosmos"
-    if not (root / "cosmos_g1.fits").exists():
-        pytest.skip("COSMOS not shipped in this checkout")
+    root = COSMOS_DIR
     field = data.read_shear_fits(
         root / "cosmos_g1.fits", root / "cosmos_g2.fits", counts=root / "cosmos_countmap.fits"
     )
