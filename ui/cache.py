@@ -112,6 +112,7 @@ class Dataset:
     eps: np.ndarray  # (N, 128, 128, 3) float32
     kappa: np.ndarray | None  # (N, 128, 128) float32, or None without truth
     names: tuple[str, ...]
+    depth: str | None = None  # survey-depth preset of simulated data (None: the default)
 
 
 def _read_only(*arrays):

@@ -106,6 +106,8 @@ class Selection:
 
 
 def _builtin_ui() -> Dataset:
+    # A survey-depth selectbox belongs here, under the seed: it passes the depth to the
+    # dataset (and its cache key), and the Selection carries it to the pages.
     seed = st.sidebar.number_input(
         "Simulation seed",
         0,
@@ -313,6 +315,7 @@ def sidebar() -> Selection:
         os.path.getmtime(model_path) if model_path else 0.0,
         sigma_px,
         pad,
+        dataset.depth,
     )
     st.session_state["_selection"] = sel
     return sel

@@ -3,8 +3,8 @@
 Opens every page at 1400 and 1000 px wide, waits until its script has finished, checks
 that no exception box (and no error message) appears and that the plotly figures
 render, and saves a full-page screenshot of each to ``screenshots/`` (git-ignored); with
-``LENSVIZ_UPDATE_DOCS=1`` the 1400 px ones of :data:`README_SHOTS` are also copied to
-``docs/`` for the README. With a non-default seed and model, a click on a row of
+``LENSVIZ_UPDATE_DOCS=1`` the 1400 px ones of :data:`README_SHOTS` (and the finished
+fine-tuning run, as ``finetune.png``) are also copied to ``docs/`` for the README. With a non-default seed and model, a click on a row of
 Evaluate's per-sample table must open that sample on Compare with the same selection;
 a tiny fine-tuning run is started from the browser to check the live view and that its
 weights join the sidebar.
@@ -62,7 +62,6 @@ README_SHOTS = {  # copied to docs/ for the README
     "loss_weights": "loss_weights.png",
     "peaks": "peaks.png",
     "evaluate": "evaluate.png",
-    "learn": "learn.png",
 }
 WIDTHS = (1400, 1000)
 
@@ -199,7 +198,9 @@ def test_finetune_from_the_browser(page, server):
     page.get_by_text("Done in").wait_for(timeout=PAGE_RUN_S * 1000)
     wait_for_run(page)
     for width in WIDTHS:
-        screenshot(page, SCREENSHOTS / f"finetune_done_{width}.png", width)
+        shot = screenshot(page, SCREENSHOTS / f"finetune_done_{width}.png", width)
+        if width == 1400 and os.environ.get("LENSVIZ_UPDATE_DOCS"):
+            shutil.copyfile(shot, DOCS / "finetune.png")
     assert not problems(page), problems(page)
     assert page.locator(".js-plotly-plot").count() >= 2  # loss and metric curves
     # The sidebar's model list has the new weights.

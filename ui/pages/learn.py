@@ -101,13 +101,13 @@ def shear_section(sel) -> dict:
         st.metric("Peak κ", f"{c['kappa'].max():.3f}")
         st.metric("Largest |g|", f"{np.hypot(c['gamma1'], c['gamma2']).max():.3f}")
     with figure:
-        fig = map_row({"κ with the reduced shear g (whiskers)": c["kappa"]})
+        fig = map_row({"κ and the reduced shear g": c["kappa"]})
         add_whiskers(fig, c["gamma1"], c["gamma2"], step=8, color="white")
         fig.update_layout(height=430)
         r, gt, diff = tangential_profile(c["kappa"], c["shear1"], c["shear2"], (h.y, h.x))
-        left, right = st.columns([3, 2])
-        left.plotly_chart(fig, key="learn_whiskers", theme=None)
-        right.plotly_chart(
+        # One above the other: side by side, both were too narrow on a 1000 px screen.
+        st.plotly_chart(fig, key="learn_whiskers", theme=None)
+        st.plotly_chart(
             line_figure(
                 r * constants.PIXEL_ARCMIN,
                 {"⟨γt⟩ measured on the map": gt, "κ̄(<θ) − κ̄(θ)": diff},
@@ -119,9 +119,9 @@ def shear_section(sel) -> dict:
             theme=None,
         )
         st.caption(
-            "The sticks show the direction and size of g averaged over 8 × 8 pixel "
-            "blocks: tangential around the cluster. Right: the two sides of the "
-            "equation above agree, which is what lets us weigh clusters with shapes."
+            "Top: the sticks show the direction and size of g averaged over 8 × 8 pixel "
+            "blocks, tangential around the cluster. Bottom: the two sides of the equation "
+            "above agree, which is what lets us weigh clusters with shapes."
         )
     return c
 
@@ -169,7 +169,7 @@ def fourier_section(c: dict) -> None:
     with figure:
         st.plotly_chart(
             fourier_row(
-                {"cos 2φₖ  (γ̂₁ = cos 2φₖ κ̂)": cos2, "sin 2φₖ  (γ̂₂ = sin 2φₖ κ̂)": sin2},
+                {"cos 2φₖ": cos2, "sin 2φₖ": sin2},
                 zrange=(-1.0, 1.0),
                 colorbar_title="kernel",
             ),
@@ -185,7 +185,8 @@ def fourier_section(c: dict) -> None:
             theme=None,
         )
         st.caption(
-            "Centre: zero frequency. The kernels are quadrupoles: a κ wave along x "
+            "Top: the two kernels, γ̂₁ = cos 2φₖ κ̂ and γ̂₂ = sin 2φₖ κ̂. Centre: zero "
+            "frequency. The kernels are quadrupoles: a κ wave along x "
             "(φₖ = 0) gives pure γ₁, one along the diagonal pure γ₂. The mean (centre "
             "pixel) and the Nyquist row and column are set to 0."
         )

@@ -179,7 +179,7 @@ def weights_section(sel) -> None:
 
     preds = cache.kappa_maps(sel)
     # Cards in a wrapping row: on a narrow screen they go to a second line, not "3.77…".
-    with st.container(horizontal=True, gap="large"):
+    with st.container(horizontal=True, gap="medium"):
         st.metric(
             "Mean combined weight w",
             f"{combined.mean():.4f}",
