@@ -4,10 +4,10 @@ Opens every page at 1400 and 1000 px wide, waits until its script has finished, 
 that no exception box (and no error message) appears and that the plotly figures
 render, and saves a full-page screenshot of each to ``screenshots/`` (git-ignored); with
 ``LENSVIZ_UPDATE_DOCS=1`` the 1400 px ones of :data:`README_SHOTS` (and the finished
-fine-tuning run, as ``finetune.png``) are also copied to ``docs/`` for the README. With a non-default seed and model, a click on a row of
-Evaluate's per-sample table must open that sample on Compare with the same selection;
-a tiny fine-tuning run is started from the browser to check the live view and that its
-weights join the sidebar.
+fine-tuning run, as ``finetune.png``) are also copied to ``docs/`` for the README.
+With a non-default seed and model, a click on a row of Evaluate's per-sample table must
+open that sample on Compare with the same selection; a tiny fine-tuning run is started
+from the browser to check the live view and that its weights join the sidebar.
 
 Needs Debian's ``chromium`` (``/usr/bin/chromium``) and the ``playwright`` package; the
 test is skipped without them, except under CI (``CI=true``), where it fails. When the
