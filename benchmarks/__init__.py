@@ -24,6 +24,12 @@ Benchmarks
         The Wiener filter against KS93 (raw and smoothed), per map.
     inference, training, uncertainty
         TensorFlow benchmarks (:mod:`benchmarks.nn`).
+    scale
+        The batch commands (``predict``, ``evaluate``) at 256 to 32,768 maps in child
+        processes: time, rate and peak memory against N, and training steps per second
+        against the batch size (:mod:`benchmarks.scale`). It runs for about an hour and
+        writes gigabytes, so it runs only when named:
+        ``python -m benchmarks scale --out benchmarks/scale.json``.
 
 The numpy benchmarks live in :mod:`benchmarks.core`, the TensorFlow ones in
 :mod:`benchmarks.nn`; :data:`BENCHMARKS` names each as a ``"module:function"`` string,
@@ -44,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["BENCHMARKS", "RESULTS_PATH", "timeit", "run", "format_results", "save"]
+__all__ = ["BENCHMARKS", "ON_REQUEST", "RESULTS_PATH", "timeit", "run", "format_results", "save"]
 
 #: Where ``python -m benchmarks`` writes its results by default.
 RESULTS_PATH = Path(__file__).resolve().parent / "results.json"
@@ -58,7 +64,11 @@ BENCHMARKS: dict[str, str] = {
     "inference": "benchmarks.nn:bench_inference",
     "training": "benchmarks.nn:bench_training",
     "uncertainty": "benchmarks.nn:bench_uncertainty",
+    "scale": "benchmarks.scale:bench_scale",
 }
+
+#: Benchmarks that run only when named (long, or heavy on disk).
+ON_REQUEST = ("scale",)
 
 
 def timeit(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -> dict[str, float]:
@@ -89,7 +99,7 @@ def run(names: Sequence[str] | None = None, quick: bool = False) -> dict:
     Parameters
     ----------
     names : sequence of str, optional
-        Keys of :data:`BENCHMARKS`.
+        Keys of :data:`BENCHMARKS`; default all but :data:`ON_REQUEST`.
     quick : bool
         Smaller sizes and fewer repeats, for a smoke run.
 
@@ -99,7 +109,7 @@ def run(names: Sequence[str] | None = None, quick: bool = False) -> dict:
         ``machine`` (Python, CPUs, platform, numpy), ``quick`` and ``results``
         (``{name: dict}``, each with its wall time ``bench_wall_s``).
     """
-    names = list(names or BENCHMARKS)
+    names = list(names or [n for n in BENCHMARKS if n not in ON_REQUEST])
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         raise ValueError(f"unknown benchmarks {unknown}; available: {sorted(BENCHMARKS)}")

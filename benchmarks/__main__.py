@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from benchmarks import BENCHMARKS, RESULTS_PATH, format_results, run, save
+from benchmarks import BENCHMARKS, ON_REQUEST, RESULTS_PATH, format_results, run, save
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
         "names",
         nargs="*",
         metavar="NAME",
-        help=f"benchmarks to run (default all): {' '.join(BENCHMARKS)}",
+        help=f"benchmarks to run (default all but {', '.join(ON_REQUEST)}): {' '.join(BENCHMARKS)}",
     )
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     parser.add_argument(

@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_every_registered_benchmark_resolves_to_a_module_of_the_package():
     for name, target in benchmarks.BENCHMARKS.items():
         module, _, func = target.partition(":")
-        assert module in ("benchmarks.core", "benchmarks.nn") and func == f"bench_{name}"
+        assert module in ("benchmarks.core", "benchmarks.nn", "benchmarks.scale")
+        assert func == f"bench_{name}"
+    assert set(benchmarks.ON_REQUEST) <= set(benchmarks.BENCHMARKS)
 
 
 @pytest.mark.slow  # times 200 maps several times

@@ -7,15 +7,36 @@ preset of ``constants.SURVEYS`` (``des``, ``lsst``, ``deep``, ``noise-free``), a
 galaxies per arcmin², ``inf`` (no shape noise) or ``mix`` (the training depth mix); default
 the ``lsst`` depth. Examples: ``sim:150``, ``sim:150:3000@des``, ``sim:150@inf``,
 ``sim:256:500000@mix``. :func:`iter_data` reads it
-in batches and :func:`load_data` into memory. Every command of the CLI takes its data
-through these two. None of this imports TensorFlow.
+in batches and :func:`load_data` into memory (small selections only). Every command of
+the CLI takes its data through these two. None of this imports TensorFlow.
+
+Streaming
+---------
+The batch commands (``convert``, ``simulate``, ``predict``, ``evaluate``) hold one batch
+at a time, never the whole dataset, so their peak memory does not depend on the number
+of samples. :func:`read_ahead` reads (or simulates) the next batches in a background
+thread while the current one is computed and written; HDF5 outputs grow batch by batch
+inside the temporary file that is renamed into place at the end
+(:class:`lensviz.data.HDF5Writer`, :class:`lensviz.data.PredictionWriter`).
+
+Memory per batch: a batch of B samples of ``ny × nx`` maps holds ``12 ny nx B`` bytes of
+ε and ``4 ny nx B`` of κ (float32): 256 samples of 128 × 128 are 64 MiB. At most
+``READ_AHEAD + 2`` batches are alive at once (:data:`READ_AHEAD` queued, one being
+read, one being computed and written), plus what the method needs for one batch (its
+prediction, 16 MiB for 256 maps; FFT buffers; a UNet's activations for its own forward
+batch of 64). The peak is therefore about ``(READ_AHEAD + 2) × 16 ny nx B`` bytes above
+the program itself: 256 MiB at the default ``--batch 256``, whatever N is. Lower
+``--batch`` to lower it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +46,8 @@ from lensviz import constants, data
 from lensviz.cli import _check_output, _progress
 from lensviz.cli.fields import field_spec
 from lensviz.data import HDF5_SUFFIXES, ChallengeDirWriter, HDF5Writer
+from lensviz.data.errors import LimitError
+from lensviz.data.limits import MAX_READ_BYTES
 from lensviz.evaluation import convention_scores
 from lensviz.simulate import (
     DepthMix,
@@ -34,7 +57,18 @@ from lensviz.simulate import (
     simulate_mixed_batch,
 )
 
-__all__ = ["iter_data", "load_data", "cmd_convert", "cmd_simulate", "cmd_conventions"]
+__all__ = [
+    "READ_AHEAD",
+    "iter_data",
+    "read_ahead",
+    "load_data",
+    "cmd_convert",
+    "cmd_simulate",
+    "cmd_conventions",
+]
+
+#: Batches :func:`read_ahead` keeps ready in its queue (see "Memory per batch" above).
+READ_AHEAD = 2
 
 
 # === Data specs ===
@@ -139,10 +173,111 @@ def iter_data(spec: str, batch: int, n: int | None = None
     return total, data.iter_dataset(spec, batch, 0, total)
 
 
+_STOP = object()  # the end of read_ahead's queue
+
+
+@contextlib.contextmanager
+def read_ahead(batches: Iterable, depth: int = READ_AHEAD) -> Iterator[Iterator]:
+    """Iterate ``batches`` while a background thread reads the next ones.
+
+    Reading (HDF5 decoding and the value checks, or simulation) runs in a thread and
+    overlaps with the caller's computing and writing; numpy, scipy's FFTs, HDF5 and
+    TensorFlow release the GIL for most of their work.
+
+    Parameters
+    ----------
+    batches : iterable
+        E.g. the batches of :func:`iter_data`. Consumed by the thread only; a generator
+        is closed (its files with it) when the block ends.
+    depth : int, optional
+        Batches kept ready at most (the queue's bound): the memory is bounded by
+        ``depth + 2`` batches (queued, being read, being used).
+
+    Yields
+    ------
+    iterator
+        The items of ``batches`` in order. An exception raised while reading is raised
+        here, in the caller's thread, when its batch is reached.
+
+    Notes
+    -----
+    Leaving the block (normally, by an exception or by Ctrl-C) stops the thread after
+    the batch it is reading and waits for it, so no reader outlives the command.
+    """
+    if depth < 1:
+        raise ValueError(f"depth must be >= 1, got {depth!r}")
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in batches:
+                if not put((item, None)):
+                    return
+            put((_STOP, None))
+        except BaseException as exc:  # handed to the caller's thread
+            put((_STOP, exc))
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
+
+    def consume() -> Iterator:
+        while True:
+            item, error = ready.get()
+            if error is not None:
+                raise error
+            if item is _STOP:
+                return
+            yield item
+
+    thread = threading.Thread(target=produce, name="lensviz-read-ahead", daemon=True)
+    thread.start()
+    items = consume()
+    try:
+        yield items
+    finally:
+        stop.set()
+        items.close()
+        thread.join()
+
+
 def load_data(spec: str, n: int | None = None, need_kappa: bool = True, batch: int = 256):
-    """Load a command-line ``DATA`` argument into memory: ``(eps, kappa, names)``."""
-    _, batches = iter_data(spec, batch, n)
-    parts = list(batches)
+    """Load a command-line ``DATA`` argument into memory: ``(eps, kappa, names)``.
+
+    For commands that need all samples at once (``conventions``, ``calibrate``). The
+    selection must fit one read's budget (:data:`lensviz.data.limits.MAX_READ_BYTES`,
+    2,048 samples of 128 × 128 with κ); anything larger is refused before it is read,
+    so that no command can exhaust memory on a large input. Batch commands stream with
+    :func:`iter_data` instead.
+
+    Raises
+    ------
+    LimitError
+        If ``n`` (or the whole dataset) holds more than the budget.
+    """
+    total, batches = iter_data(spec, batch, n)
+    parts = [next(batches)]
+    eps0, kappa0 = parts[0][0], parts[0][1]
+    per_sample = eps0[0].nbytes + (0 if kappa0 is None else kappa0[0].nbytes)
+    if total * per_sample > MAX_READ_BYTES:
+        if hasattr(batches, "close"):
+            batches.close()
+        raise LimitError(
+            f"{spec}: {total} samples ({total * per_sample / 2**20:.4g} MiB as float32) do "
+            f"not fit in memory at once; this command reads at most "
+            f"{MAX_READ_BYTES // per_sample} (lensviz.data.limits.MAX_READ_BYTES): "
+            "pass a smaller --n")
+    parts.extend(batches)
     eps = np.concatenate([p[0] for p in parts])
     kappa = None if parts[0][1] is None else np.concatenate([p[1] for p in parts])
     if need_kappa and kappa is None:
@@ -163,7 +298,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     compression = None if args.compression == "none" else args.compression
     writer = HDF5Writer(out, overwrite=args.overwrite, compression=compression,
                         attrs={"source": str(args.src)})
-    with writer, _progress(total, "convert") as bar:
+    with read_ahead(batches) as batches, writer, _progress(total, "convert") as bar:
         for eps, kappa, names in batches:
             writer.append(eps, kappa, names)
             bar.update(len(eps))
@@ -223,8 +358,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                             attrs=_simulation_attrs(args, config, mix))
     else:
         writer = ChallengeDirWriter(out, overwrite=args.overwrite)
-    with writer, _progress(args.n, "simulate") as bar:
-        for eps, kappa, names in _iter_simulated(args.n, args.seed, args.batch, config, mix):
+    batches = _iter_simulated(args.n, args.seed, args.batch, config, mix)
+    with read_ahead(batches) as batches, writer, _progress(args.n, "simulate") as bar:
+        for eps, kappa, names in batches:
             writer.append(eps, kappa, names)
             bar.update(len(eps))
     depth = "the training depth mix" if mix is not None else f"n_gal {config.n_gal:g}"

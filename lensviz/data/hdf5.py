@@ -824,6 +824,13 @@ class PredictionWriter:
             raise
         return self
 
+    def update_attrs(self, attrs: dict) -> None:
+        """Set file attributes while the file is open (e.g. counts known at the end)."""
+        if self._file is None:
+            raise ValueError(f"{self.path}: writer is not open; use it in a with block")
+        for key, value in attrs.items():
+            self._file.attrs[key] = value
+
     def _create(self, field: tuple[int, int], has_std: bool) -> None:
         if self.compression is None:
             filters = {}
@@ -859,9 +866,11 @@ class PredictionWriter:
         """
         if self._file is None:
             raise ValueError(f"{self.path}: writer is not open; use it in a with block")
-        source = f"{self.path}: batch at map {self._n}"
-        kappa = validate_kappa(kappa_pred, f"{source} [kappa_pred]")
-        std = None if kappa_std is None else validate_kappa(kappa_std, f"{source} [kappa_std]")
+        at = "" if self._n == 0 else f", the batch from map {self._n}"
+        source = f"{self.path} [kappa_pred{at}]"
+        kappa = validate_kappa(kappa_pred, source)
+        std = (None if kappa_std is None
+               else validate_kappa(kappa_std, f"{self.path} [kappa_std{at}]"))
         if std is not None and std.shape != kappa.shape:
             raise DataError(f"{source}: kappa_std has shape {std.shape}; expected the shape "
                             f"of kappa_pred, {kappa.shape}")

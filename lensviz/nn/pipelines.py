@@ -8,6 +8,15 @@ shuffling chunk order and within a buffer. Both apply a random spin-2-correct sy
 and, for ``with_ks93`` models, append the KS93 channel, zeroed on a random
 ``1 − ks93_fraction`` of the samples (the report used 50%). With ``depth_weighting`` each
 element carries a third item, its loss weight :func:`lensviz.depth.training_weight`.
+
+Sharding
+    With ``shard=(n, i)`` a pipeline yields only its share of the samples, chosen at the
+    source: simulator seeds ``seed_start + i``, ``seed_start + i + n``, ... (the union
+    over the ``n`` shards is exactly the unsharded stream), or every ``n``-th chunk of an
+    HDF5 file. Each worker of a cluster then simulates or reads only its own samples;
+    the datasets say so to ``tf.distribute`` (``AutoShardPolicy.OFF``), which would
+    otherwise shard by data: every worker producing every sample and keeping 1 in ``n``.
+    See :func:`lensviz.nn.training.distributed_dataset`.
 """
 
 from __future__ import annotations
@@ -25,6 +34,20 @@ from lensviz.nn.inference import add_ks93_channel
 from lensviz.simulate import simulate_sample
 
 __all__ = ["apply_symmetry_tf", "random_symmetry_tf", "simulated_dataset", "hdf5_dataset"]
+
+
+def _check_shard(shard) -> tuple[int, int]:
+    n, i = (int(v) for v in shard)
+    if n < 1 or not 0 <= i < n:
+        raise ValueError(f"shard must be (n, i) with n >= 1 and 0 <= i < n, got {shard!r}")
+    return n, i
+
+
+def _sharded_by_source(ds):
+    """Tell ``tf.distribute`` that ``ds`` is already sharded (no DATA auto-sharding)."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return ds.with_options(options)
 
 
 # === Spin-2 symmetries in TensorFlow ===
@@ -133,6 +156,7 @@ def simulated_dataset(
     seed: int = 0,
     npix: int = constants.NPIX,
     depth_weighting: bool = False,
+    shard: tuple[int, int] = (1, 0),
 ):
     """A ``tf.data.Dataset`` of simulated ``(ε, κ)`` batches generated on the fly.
 
@@ -146,6 +170,8 @@ def simulated_dataset(
     augment, with_ks93, ks93_fraction, seed
         See the module docstring.
     sim_config : lensviz.simulate.SimulationConfig or None
+    shard : (int, int), optional
+        ``(n, i)``: only the seeds ``seed_start + i + k n`` (see the module docstring).
 
     Returns
     -------
@@ -153,7 +179,8 @@ def simulated_dataset(
         Batches ``(ε (B, npix, npix, C), κ (B, npix, npix))`` float32.
     """
     stop = seed_start + n_samples if n_samples is not None else np.iinfo(np.int64).max
-    keys = tf.data.Dataset.range(seed_start, stop)
+    n_shards, index = _check_shard(shard)
+    keys = tf.data.Dataset.range(seed_start, stop).shard(n_shards, index)
 
     def _sim(key):
         eps, kappa = simulate_sample(int(key), sim_config)
@@ -166,7 +193,7 @@ def simulated_dataset(
         return key, eps, kappa
 
     ds = keys.map(_map, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return _finish(
+    ds = _finish(
         ds,
         batch_size,
         augment,
@@ -176,6 +203,7 @@ def simulated_dataset(
         drop_remainder=n_samples is None,
         depth_weighting=depth_weighting,
     )
+    return _sharded_by_source(ds) if n_shards > 1 else ds
 
 
 def hdf5_dataset(
@@ -191,13 +219,17 @@ def hdf5_dataset(
     start: int = 0,
     stop: int | None = None,
     depth_weighting: bool = False,
+    shard: tuple[int, int] = (1, 0),
 ):
     """Stream ``(ε, κ)`` batches from an HDF5 file written by :mod:`lensviz.data`.
 
     The file is read ``chunk_size`` samples at a time (:func:`lensviz.data.read_hdf5`
     slices), never whole. With ``shuffle`` the chunk order and the samples inside each
-    chunk are permuted anew every pass.
+    chunk are permuted anew every pass. With ``shard=(n, i)`` only chunks ``i``,
+    ``i + n``, ... are read (chunks are made smaller if need be, so that every shard
+    has one).
     """
+    n_shards, index = _check_shard(shard)
     n_total = hdf5_length(path)
     stop = n_total if stop is None else min(stop, n_total)
     if not 0 <= start < stop:
@@ -206,11 +238,12 @@ def hdf5_dataset(
     if first_kappa is None:
         raise ValueError(f"{path}: training needs a 'kappa' dataset, the file has none")
     npix = first_eps.shape[1]
+    chunk_size = min(chunk_size, -(-(stop - start) // n_shards))  # a chunk for every shard
 
     def gen():
         rng = np.random.default_rng(seed)
         while True:
-            starts = np.arange(start, stop, chunk_size)
+            starts = np.arange(start, stop, chunk_size)[index::n_shards]
             if shuffle:
                 rng.shuffle(starts)
             for c0 in starts:
@@ -227,7 +260,7 @@ def hdf5_dataset(
         tf.TensorSpec([npix, npix], tf.float32),
     )
     ds = tf.data.Dataset.from_generator(gen, output_signature=sig)
-    return _finish(
+    ds = _finish(
         ds,
         batch_size,
         augment,
@@ -237,3 +270,4 @@ def hdf5_dataset(
         drop_remainder=repeat,
         depth_weighting=depth_weighting,
     )
+    return _sharded_by_source(ds) if n_shards > 1 else ds

@@ -16,14 +16,33 @@ Runs
 Progress goes through :class:`ProgressCallback`, which calls a plain function with a
 :class:`Progress` record and can be cancelled through a :class:`threading.Event`:
 the app uses exactly this. A cancelled or failed run never touches the output file.
+
+Distribution
+    TensorFlow's own engine (:mod:`tf.distribute`), chosen by :func:`distribution_strategy`:
+    one device, :class:`tf.distribute.MirroredStrategy` over the local GPUs, or
+    :class:`tf.distribute.MultiWorkerMirroredStrategy` over the machines listed in the
+    ``TF_CONFIG`` environment variable (synchronous data parallelism: every replica
+    holds the whole model, gradients are all-reduced each step). ``batch_size`` is the
+    global batch, split evenly over the replicas. Each worker simulates or reads only
+    its own share of the training samples (:func:`distributed_dataset`, sharded at the
+    source). Only the chief writes the run folder (model, history, config, summary);
+    the other workers write the same files into a private temporary folder, deleted at
+    the end, because saving may need every worker. :class:`ClusterBackupAndRestore`
+    (Keras' ``BackupAndRestore``) saves the training state every epoch, so a run that
+    fails (a worker lost, a pre-emption) resumes from its last complete epoch when the
+    same command is started again. The cluster recipe is in ``docs/distributed.md``.
+    Mixed precision (float16 compute, float32 weights) is on whenever a GPU is present.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -59,7 +78,14 @@ __all__ = [
     "ProgressCallback",
     "AtomicCheckpoint",
     "HistoryWriter",
+    "ClusterBackupAndRestore",
+    "backup_epoch",
+    "DISTRIBUTIONS",
+    "BACKUP_DIR",
+    "cluster_config",
     "distribution_strategy",
+    "is_chief",
+    "distributed_dataset",
     "configure_precision",
     "train",
     "finetune",
@@ -72,6 +98,12 @@ DOMAIN_SAMPLES = 2048
 
 #: Loss names accepted by :func:`make_loss`.
 LOSSES = ("mse", "focal", "multifocal", "combined")
+
+#: Kinds of :func:`distribution_strategy`.
+DISTRIBUTIONS = ("auto", "one", "mirrored", "multiworker")
+
+#: Folder of a training run where :class:`ClusterBackupAndRestore` keeps its state.
+BACKUP_DIR = "backup"
 
 
 # === Configuration ===
@@ -116,12 +148,17 @@ class TrainConfig:
     domain : dict or None
         :meth:`lensviz.depth.TrainingDomain.to_dict` of the training data, saved in the
         model file; None leaves it unknown.
+    distribution : str
+        One of :data:`DISTRIBUTIONS`, see :func:`distribution_strategy`.
     devices : tuple of str or None
         Devices for :class:`tf.distribute.MirroredStrategy`; None picks the GPUs.
     mixed_precision : bool or None
         None: mixed float16 on GPU, float32 on CPU.
     seed : int
         Seed of the weights' initialisation, shuffling and augmentation.
+
+    ``batch_size`` is the global batch: with several replicas each computes
+    ``batch_size / replicas`` maps per step, so it must be a multiple of their number.
     """
 
     preset: str = "lite"
@@ -146,6 +183,7 @@ class TrainConfig:
     ks93_fraction: float = 0.5
     depth_weighting: bool = False
     domain: Mapping[str, Any] | None = None
+    distribution: str = "auto"
     devices: tuple[str, ...] | None = None
     mixed_precision: bool | None = None
     seed: int = 0
@@ -153,6 +191,7 @@ class TrainConfig:
     def __post_init__(self):
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {list(LOSSES)}, got {self.loss!r}")
+        _check_distribution(self.distribution)
         for name in ("batch_size", "epochs", "steps_per_epoch", "val_samples"):
             value = getattr(self, name)
             if int(value) != value or value < 1:
@@ -202,11 +241,14 @@ class FinetuneConfig:
     val_samples: int = 64
     augment: bool = True
     normalize_terms: bool = True
+    distribution: str = "auto"
+    devices: tuple[str, ...] | None = None
     seed: int = 0
 
     def __post_init__(self):
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {list(LOSSES)}, got {self.loss!r}")
+        _check_distribution(self.distribution)
         if self.which not in ("last", "decoder", "all"):
             raise ValueError(f"which must be 'last', 'decoder' or 'all', got {self.which!r}")
         for name in ("epochs", "n_samples", "batch_size", "val_samples"):
@@ -220,7 +262,13 @@ class FinetuneConfig:
         d = dataclasses.asdict(self)
         d["coeffs"] = dict(self.coeffs)
         d["combined_weights"] = dict(self.combined_weights)
+        d["devices"] = list(self.devices) if self.devices else None
         return d
+
+
+def _check_distribution(kind: str) -> None:
+    if kind not in DISTRIBUTIONS:
+        raise ValueError(f"distribution must be one of {list(DISTRIBUTIONS)}, got {kind!r}")
 
 
 def make_loss(
@@ -259,14 +307,230 @@ def validation_arrays(
 # === Distribution and precision ===
 
 
-def distribution_strategy(devices: Sequence[str] | None = None):
-    """MirroredStrategy over ``devices`` (or all GPUs) when there are several, else default."""
-    if devices is None:
-        gpus = tf.config.list_logical_devices("GPU")
-        devices = [d.name for d in gpus]
-    if len(devices) > 1:
-        return tf.distribute.MirroredStrategy(devices=list(devices))
-    return tf.distribute.get_strategy()
+def cluster_config() -> dict[str, Any] | None:
+    """The cluster described by the ``TF_CONFIG`` environment variable, checked.
+
+    ``TF_CONFIG`` is TensorFlow's own cluster description, the same on every machine
+    except for ``task``::
+
+        {"cluster": {"worker": ["host1:12345", "host2:12345"]},
+         "task": {"type": "worker", "index": 0}}
+
+    An optional ``"chief": ["host0:12345"]`` entry names a separate chief; without
+    one, worker 0 is the chief.
+
+    Returns
+    -------
+    dict or None
+        The parsed value; None when ``TF_CONFIG`` is unset or empty.
+
+    Raises
+    ------
+    ValueError
+        Not JSON, or no ``cluster.worker`` list of ``"host:port"`` strings, or a
+        ``task`` that is not in the cluster. The message names ``TF_CONFIG``.
+    """
+    text = os.environ.get("TF_CONFIG", "")
+    if not text.strip():
+        return None
+    expected = (
+        'expected {"cluster": {"worker": ["host:port", ...]}, '
+        '"task": {"type": "worker", "index": i}}'
+    )
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"TF_CONFIG is not valid JSON ({exc}); {expected}") from None
+    cluster = config.get("cluster") if isinstance(config, dict) else None
+    task = config.get("task") if isinstance(config, dict) else None
+    if not isinstance(cluster, dict) or not isinstance(cluster.get("worker"), list):
+        raise ValueError(f"TF_CONFIG has no cluster.worker list; {expected}")
+    for role, hosts in cluster.items():
+        if (
+            role not in ("chief", "worker")
+            or not isinstance(hosts, list)
+            or not all(isinstance(h, str) and h.rpartition(":")[2].isdigit() for h in hosts)
+        ):
+            raise ValueError(
+                f"TF_CONFIG: cluster.{role} = {hosts!r}; expected chief and "
+                "worker lists of 'host:port' strings"
+            )
+    if (
+        not isinstance(task, dict)
+        or task.get("type") not in cluster
+        or not isinstance(task.get("index"), int)
+        or not 0 <= task["index"] < len(cluster[task["type"]])
+    ):
+        raise ValueError(
+            f"TF_CONFIG: task = {task!r} is not a task of the cluster {cluster!r}; {expected}"
+        )
+    return config
+
+
+def distribution_strategy(kind: str = "auto", devices: Sequence[str] | None = None):
+    """The :mod:`tf.distribute` strategy of a training run.
+
+    Parameters
+    ----------
+    kind : {"auto", "one", "mirrored", "multiworker"}
+        ``one``: one device (the first GPU, else the CPU; or ``devices[0]``).
+        ``mirrored``: :class:`tf.distribute.MirroredStrategy` over ``devices`` or every
+        local GPU (the CPU when there is none).
+        ``multiworker``: :class:`tf.distribute.MultiWorkerMirroredStrategy` over the
+        cluster of ``TF_CONFIG`` (:func:`cluster_config`), which must be set.
+        ``auto``: ``multiworker`` when ``TF_CONFIG`` lists more than one task, else
+        ``mirrored`` when there are several GPUs (or ``devices``), else ``one``.
+    devices : sequence of str, optional
+        E.g. ``("/gpu:0", "/gpu:1")``.
+
+    Raises
+    ------
+    ValueError
+        An unknown kind, ``multiworker`` without a valid ``TF_CONFIG``, or several
+        ``devices`` for ``one``.
+
+    Notes
+    -----
+    A multi-worker strategy must be created before TensorFlow runs anything else in the
+    process (it configures the collective operations at start-up): call this first.
+    """
+    _check_distribution(kind)
+    cluster = cluster_config()
+    devices = list(devices) if devices else None
+    if kind == "auto":
+        n_tasks = 0 if cluster is None else sum(len(h) for h in cluster["cluster"].values())
+        if n_tasks > 1:
+            kind = "multiworker"
+        elif devices is not None:
+            kind = "mirrored" if len(devices) > 1 else "one"
+        else:
+            kind = "mirrored" if len(tf.config.list_physical_devices("GPU")) > 1 else "one"
+    if kind == "multiworker":
+        if cluster is None:
+            raise ValueError(
+                "--distribution multiworker needs the cluster in the TF_CONFIG "
+                "environment variable (see docs/distributed.md)"
+            )
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if kind == "mirrored":
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if devices is not None and len(devices) > 1:
+        raise ValueError(f"--distribution one takes one device, got {devices}")
+    if devices is not None:
+        return tf.distribute.OneDeviceStrategy(devices[0])
+    return tf.distribute.get_strategy()  # the default: one device (the first GPU if any)
+
+
+def is_chief(strategy) -> bool:
+    """Whether this process writes the run's files: always, except on non-chief workers."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    if task_type is None or task_type == "chief":
+        return True
+    return task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().jobs
+
+
+def _keras_multiworker_fixes(model: keras.Model, strategy) -> None:
+    """Work around two faults of Keras 3 (3.15) under ``MultiWorkerMirroredStrategy``.
+
+    Keras' own multi-worker path fails in ``fit`` (keras-team/keras#20585):
+
+    * before training it builds the model from one batch averaged over the replicas
+      with ``strategy.reduce``, which this strategy cannot do for a tuple ("Attempt to
+      convert a value (PerReplica...) to a Tensor"); the batch serves only for its
+      shapes, so the model is built from this worker's own part of the batch instead;
+    * after each step it averages the scalar logs (the loss) with
+      ``strategy.reduce("MEAN", value, axis=0)``, an axis a scalar does not have
+      ("Invalid reduction dimension 0"); scalars are averaged over the replicas alone.
+
+    Only ``model`` and ``strategy`` themselves are changed, and only for this strategy.
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    reduce = strategy.reduce
+
+    def reduce_scalars_over_replicas(reduce_op, value, axis=None):
+        local = value
+        if isinstance(value, tf.distribute.DistributedValues):
+            local = strategy.experimental_local_results(value)[0]
+        if axis is not None and getattr(local, "shape", None) is not None and local.shape.rank == 0:
+            axis = None
+        return reduce(reduce_op, value, axis=axis)
+
+    def build(iterator=None, data_batch=None):
+        if iterator is not None:
+            for _, _, it in iterator:
+                data_batch = tf.nest.map_structure(
+                    lambda v: strategy.experimental_local_results(v)[0], next(it)
+                )
+                break
+        with strategy.scope():
+            model._symbolic_build(data_batch=data_batch)
+
+    strategy.reduce = reduce_scalars_over_replicas
+    model._maybe_symbolic_build = build
+
+
+def _strategy_kind(strategy) -> str:
+    """``"multiworker"``, ``"mirrored"`` or ``"one"``: the kind of a strategy, by its class."""
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return "multiworker"
+    if isinstance(strategy, tf.distribute.MirroredStrategy):
+        return "mirrored"
+    return "one"
+
+
+def _task_label(strategy) -> str:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or resolver.task_type is None:
+        return "local"
+    return f"{resolver.task_type}{resolver.task_id}"
+
+
+def distributed_dataset(strategy, make_dataset: Callable, global_batch: int):
+    """The training data of a strategy: each input pipeline makes only its own share.
+
+    Parameters
+    ----------
+    strategy : tf.distribute.Strategy
+    make_dataset : callable ``(batch_size, shard) -> tf.data.Dataset``
+        Builds a batched dataset of ``batch_size`` maps per batch holding the share
+        ``shard = (n, i)`` of the samples (see :mod:`lensviz.nn.pipelines`).
+    global_batch : int
+        Maps per step over all replicas.
+
+    Returns
+    -------
+    tf.data.Dataset or tf.distribute.DistributedDataset
+        With one replica, ``make_dataset(global_batch, (1, 0))``. Otherwise
+        :meth:`~tf.distribute.Strategy.distribute_datasets_from_function`: worker ``i`` of
+        ``n`` builds ``make_dataset(global_batch / replicas, (n, i))``, and its replicas
+        take its batches in turn. No sample is produced twice, unlike the
+        ``AutoShardPolicy.DATA`` sharding that ``tf.distribute`` would otherwise apply
+        (every worker producing every sample and keeping its share): a pipeline built
+        on generators has no files to shard by.
+
+    Raises
+    ------
+    ValueError
+        If ``global_batch`` is not a multiple of the number of replicas.
+    """
+    replicas = strategy.num_replicas_in_sync
+    if global_batch % replicas:
+        raise ValueError(
+            f"the batch size {global_batch} is the global batch and must be a "
+            f"multiple of the {replicas} replicas"
+        )
+    if replicas == 1:
+        return make_dataset(global_batch, (1, 0))
+
+    def per_worker(ctx: tf.distribute.InputContext):
+        batch = ctx.get_per_replica_batch_size(global_batch)
+        return make_dataset(batch, (ctx.num_input_pipelines, ctx.input_pipeline_id))
+
+    return strategy.distribute_datasets_from_function(per_worker)
 
 
 def configure_precision(mixed: bool | None = None) -> str:
@@ -427,11 +691,17 @@ class ProgressCallback(keras.callbacks.Callback):
 class AtomicCheckpoint(keras.callbacks.Callback):
     """Save the model when ``monitor`` improves: temp file, then ``os.replace``."""
 
-    def __init__(self, path: str | os.PathLike, monitor: str = "val_loss"):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        monitor: str = "val_loss",
+        best: float = math.inf,
+        best_epoch: int = -1,
+    ):
         super().__init__()
         self.path, self.monitor = Path(path), monitor
-        self.best = math.inf
-        self.best_epoch = -1
+        self.best = best  # a resumed run starts from the best of its earlier epochs
+        self.best_epoch = best_epoch
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
@@ -441,12 +711,15 @@ class AtomicCheckpoint(keras.callbacks.Callback):
 
 
 class HistoryWriter(keras.callbacks.Callback):
-    """Append every epoch's logs to ``history.csv`` and ``history.json`` (atomically)."""
+    """Append every epoch's logs to ``history.csv`` and ``history.json`` (atomically).
 
-    def __init__(self, out_dir: str | os.PathLike):
+    ``rows`` are earlier epochs (a resumed run), kept at the start of the files.
+    """
+
+    def __init__(self, out_dir: str | os.PathLike, rows: Sequence[dict] = ()):
         super().__init__()
         self.out_dir = Path(out_dir)
-        self.rows: list[dict[str, float]] = []
+        self.rows: list[dict[str, float]] = [dict(r) for r in rows]
 
     def on_epoch_end(self, epoch, logs=None):
         row = {"epoch": epoch + 1}
@@ -459,6 +732,65 @@ class HistoryWriter(keras.callbacks.Callback):
         write_text(self.out_dir / "history.csv", "\n".join(lines) + "\n")
 
 
+class ClusterBackupAndRestore(keras.callbacks.Callback):
+    """Keras' ``BackupAndRestore`` for a cluster: every worker restores the chief's state.
+
+    At the start of training every worker loads the weights, optimizer state and epoch
+    saved in ``backup_dir`` (if any), so that a failed run resumes, on all workers alike,
+    from its last complete epoch. At each epoch end the chief saves there; other
+    workers save into their own ``write_dir`` (every worker must save, because reading
+    distributed variables may need all of them), which is deleted at the end. A run
+    that completes deletes the backup. ``backup_dir`` must be on storage that every
+    worker reads (the run folder on a shared file system).
+
+    Parameters
+    ----------
+    backup_dir : path
+    write_dir : path, optional
+        Where this worker saves; default ``backup_dir`` (the chief).
+    """
+
+    def __init__(self, backup_dir: str | os.PathLike, write_dir: str | os.PathLike | None = None):
+        super().__init__()
+        self.restore = keras.callbacks.BackupAndRestore(str(backup_dir))
+        same = write_dir is None or Path(write_dir) == Path(backup_dir)
+        self.save = self.restore if same else keras.callbacks.BackupAndRestore(str(write_dir))
+
+    def set_model(self, model):
+        super().set_model(model)
+        self.restore.set_model(model)
+        self.save.set_model(model)
+
+    def on_train_begin(self, logs=None):
+        self.restore.on_train_begin(logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.save.on_epoch_end(epoch, logs)
+
+    def on_train_end(self, logs=None):
+        self.save.on_train_end(logs)
+
+
+def backup_epoch(backup_dir: str | os.PathLike) -> int:
+    """Epochs completed by the run whose state is saved in ``backup_dir`` (0 if none)."""
+    path = Path(backup_dir) / "training_metadata.json"
+    if not path.is_file():
+        return 0
+    try:
+        epoch = json.loads(path.read_text(encoding="utf-8"))["epoch"]
+    except (ValueError, KeyError, TypeError, UnicodeError):
+        raise ValueError(
+            f"{path}: not the training state Keras' BackupAndRestore writes; "
+            f"delete {path.parent} to start the run afresh"
+        ) from None
+    if not isinstance(epoch, int) or epoch < 0:
+        raise ValueError(
+            f"{path}: epoch {epoch!r} is not a count of epochs; delete "
+            f"{path.parent} to start the run afresh"
+        )
+    return epoch
+
+
 def _fmt(v) -> str:
     return "" if v is None else (str(int(v)) if float(v).is_integer() else f"{v:.6g}")
 
@@ -466,28 +798,67 @@ def _fmt(v) -> str:
 # === Runs ===
 
 
-def _train_dataset(cfg, with_ks93: bool, n_samples: int | None = None):
+def _train_dataset(
+    cfg,
+    with_ks93: bool,
+    batch_size: int,
+    shard=(1, 0),
+    n_samples: int | None = None,
+    resumed_epochs: int = 0,
+):
+    """The training pipeline of ``cfg``; a resumed run continues with fresh samples."""
     if cfg.train_data:
         return hdf5_dataset(
             cfg.train_data,
-            cfg.batch_size,
+            batch_size,
             augment=cfg.augment,
             with_ks93=with_ks93,
-            seed=cfg.seed,
+            seed=cfg.seed + resumed_epochs,  # a new shuffle, not the first epochs' order again
             ks93_fraction=getattr(cfg, "ks93_fraction", 0.5),
             stop=n_samples,
             depth_weighting=getattr(cfg, "depth_weighting", False),
+            shard=shard,
         )
+    seen = resumed_epochs * getattr(cfg, "steps_per_epoch", 0) * cfg.batch_size
     return simulated_dataset(
-        cfg.batch_size,
-        cfg.train_seed,
+        batch_size,
+        cfg.train_seed + seen,  # the samples after those the earlier epochs used
         n_samples=n_samples,
         augment=cfg.augment,
         with_ks93=with_ks93,
         ks93_fraction=getattr(cfg, "ks93_fraction", 0.5),
         seed=cfg.seed,
         depth_weighting=getattr(cfg, "depth_weighting", False),
+        shard=shard,
     )
+
+
+@contextlib.contextmanager
+def _write_dir(out: Path, chief: bool, label: str):
+    """``out`` for the chief; a private temporary folder, deleted at the end, for others."""
+    if chief:
+        out.mkdir(parents=True, exist_ok=True)
+        yield out
+        return
+    tmp = Path(tempfile.mkdtemp(prefix=f"lensviz-{label}-"))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _earlier_history(out: Path, epochs: int) -> list[dict]:
+    """Rows of epochs ``1..epochs`` of ``out/history.json`` (a resumed run's past)."""
+    path = out / "history.json"
+    if epochs == 0 or not path.is_file():
+        return []
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+        return [r for r in rows if 1 <= int(r["epoch"]) <= epochs]
+    except (ValueError, KeyError, TypeError, UnicodeError):
+        raise ValueError(
+            f"{path}: not a lensviz training history; cannot resume from {out / BACKUP_DIR}"
+        ) from None
 
 
 def train(
@@ -504,82 +875,120 @@ def train(
     cfg : TrainConfig
     out_dir : path
         Created if needed. Receives ``model.keras`` (best ``val_loss``, written
-        atomically), ``history.csv``, ``history.json``, ``config.json``, ``summary.json``.
+        atomically), ``history.csv``, ``history.json``, ``config.json``, ``summary.json``,
+        and while the run lasts ``backup/`` (the state to resume from). Written by the
+        chief only (see "Distribution" in the module docstring).
     on_progress, cancel
         See :class:`ProgressCallback`.
 
     Returns
     -------
     dict
-        The summary: best epoch, best validation metrics, steps, wall time, device.
+        The summary: best epoch, best validation metrics, steps, wall time, device,
+        replicas, workers, and ``resumed_from_epoch`` (0 for a fresh run).
 
     Raises
     ------
     TrainingCancelled
         If ``cancel`` was set; the best checkpoint written so far stays in place.
+
+    Notes
+    -----
+    Restart: a run that stops on an error (not a cancel) keeps ``OUT/backup``; the same
+    call (the same command on every worker) then resumes after the last complete epoch,
+    keeps the earlier epochs' history and best checkpoint, and draws fresh training
+    samples. A completed or cancelled run deletes the backup.
     """
+    strategy = distribution_strategy(cfg.distribution, cfg.devices)  # first: see its notes
+    chief = is_chief(strategy)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=1))
-    keras.utils.set_random_seed(cfg.seed)
-    policy = configure_precision(cfg.mixed_precision)
-    base = resolve_config(cfg.preset)
-    model_cfg = UNetConfig.from_dict({**base.to_dict(), **dict(cfg.model_overrides)})
-    strategy = distribution_strategy(cfg.devices)
-    with strategy.scope():
-        model = UNet(model_cfg, training_domain=cfg.domain)
-        loss = make_loss(cfg.loss, cfg.coeffs, cfg.combined_weights)
-        model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss)
-    ds = _train_dataset(cfg, model_cfg.with_ks93)
-    val_eps, val_kappa = validation_arrays(cfg.val_samples, cfg.val_data)
-    if cfg.domain is None:  # what the model sees: measured on (a prefix of) its data
-        seen = read_hdf5(cfg.train_data, 0, DOMAIN_SAMPLES)[0] if cfg.train_data else val_eps
-        model.training_domain = measure_domain(seen).to_dict()
-    progress = ProgressCallback(on_progress, cfg.epochs, cfg.steps_per_epoch, cancel)
-    checkpoint = AtomicCheckpoint(out / "model.keras")
-    callbacks = [
-        ValidationMetrics(
-            val_eps,
-            val_kappa,
-            make_loss(cfg.loss, cfg.coeffs, cfg.combined_weights),
-            depth_weighting=cfg.depth_weighting,
-        ),
-        checkpoint,
-        HistoryWriter(out),
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=cfg.patience, restore_best_weights=False
-        ),
-        progress,
-    ]
-    t0 = time.perf_counter()
-    model.fit(
-        ds,
-        epochs=cfg.epochs,
-        steps_per_epoch=cfg.steps_per_epoch,
-        callbacks=callbacks,
-        verbose=verbose,
-    )
-    wall = time.perf_counter() - t0
-    keras.mixed_precision.set_global_policy("float32")
-    if progress.cancelled:
-        raise TrainingCancelled(f"training cancelled after epoch {len(progress.history)}")
-    best = min(progress.history, key=lambda r: r.get("val_loss", math.inf))
-    summary = {
-        "best_epoch": checkpoint.best_epoch,
-        "best": best,
-        "epochs_run": len(progress.history),
-        "steps": len(progress.history) * cfg.steps_per_epoch,
-        "samples_seen": len(progress.history) * cfg.steps_per_epoch * cfg.batch_size,
-        "wall_time_s": wall,
-        "device": describe_device(),
-        "replicas": strategy.num_replicas_in_sync,
-        "precision": policy,
-        "params": int(model.count_params()),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-    }
-    write_text(out / "summary.json", json.dumps(summary, indent=1))
+    with _write_dir(out, chief, _task_label(strategy)) as write_dir:
+        write_text(write_dir / "config.json", json.dumps(cfg.to_dict(), indent=1))
+        keras.utils.set_random_seed(cfg.seed)
+        policy = configure_precision(cfg.mixed_precision)
+        base = resolve_config(cfg.preset)
+        model_cfg = UNetConfig.from_dict({**base.to_dict(), **dict(cfg.model_overrides)})
+        with strategy.scope():
+            model = UNet(model_cfg, training_domain=cfg.domain)
+            loss = make_loss(cfg.loss, cfg.coeffs, cfg.combined_weights)
+            model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss)
+        _keras_multiworker_fixes(model, strategy)
+        resumed = backup_epoch(out / BACKUP_DIR)
+        earlier = _earlier_history(out, resumed)
+        ds = distributed_dataset(
+            strategy,
+            lambda batch, shard: _train_dataset(
+                cfg, model_cfg.with_ks93, batch, shard, resumed_epochs=resumed
+            ),
+            cfg.batch_size,
+        )
+        val_eps, val_kappa = validation_arrays(cfg.val_samples, cfg.val_data)
+        if cfg.domain is None:  # what the model sees: measured on (a prefix of) its data
+            seen = read_hdf5(cfg.train_data, 0, DOMAIN_SAMPLES)[0] if cfg.train_data else val_eps
+            model.training_domain = measure_domain(seen).to_dict()
+        progress = ProgressCallback(on_progress, cfg.epochs, cfg.steps_per_epoch, cancel)
+        best_row = min(earlier, key=lambda r: r.get("val_loss", math.inf), default=None)
+        checkpoint = AtomicCheckpoint(
+            write_dir / "model.keras",
+            best=math.inf if best_row is None else best_row.get("val_loss", math.inf),
+            best_epoch=-1 if best_row is None else int(best_row["epoch"]),
+        )
+        callbacks = [
+            ValidationMetrics(
+                val_eps,
+                val_kappa,
+                make_loss(cfg.loss, cfg.coeffs, cfg.combined_weights),
+                depth_weighting=cfg.depth_weighting,
+            ),
+            checkpoint,
+            HistoryWriter(write_dir, earlier),
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=cfg.patience, restore_best_weights=False
+            ),
+            ClusterBackupAndRestore(out / BACKUP_DIR, write_dir / BACKUP_DIR),
+            progress,
+        ]
+        t0 = time.perf_counter()
+        model.fit(
+            ds,
+            epochs=cfg.epochs,
+            steps_per_epoch=cfg.steps_per_epoch,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
+        wall = time.perf_counter() - t0
+        keras.mixed_precision.set_global_policy("float32")
+        if progress.cancelled:
+            raise TrainingCancelled(f"training cancelled after epoch {len(progress.history)}")
+        rows = earlier + progress.history
+        best = min(rows, key=lambda r: r.get("val_loss", math.inf))
+        summary = {
+            "best_epoch": checkpoint.best_epoch,
+            "best": best,
+            "epochs_run": len(progress.history),
+            "resumed_from_epoch": resumed,
+            "steps": len(progress.history) * cfg.steps_per_epoch,
+            "samples_seen": len(progress.history) * cfg.steps_per_epoch * cfg.batch_size,
+            "wall_time_s": wall,
+            "device": describe_device(),
+            "replicas": strategy.num_replicas_in_sync,
+            "workers": _n_workers(strategy),
+            "chief": chief,
+            "distribution": _strategy_kind(strategy),
+            "precision": policy,
+            "params": int(model.count_params()),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+        }
+        write_text(write_dir / "summary.json", json.dumps(summary, indent=1))
     return summary
+
+
+def _n_workers(strategy) -> int:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return 1
+    return max(1, sum(resolver.cluster_spec().num_tasks(j) for j in resolver.cluster_spec().jobs))
 
 
 def finetune(
@@ -610,8 +1019,11 @@ def finetune(
         raise ValueError(f"fine-tuned weights must be saved as .keras, got {out_path.name!r}")
     if out_path.resolve() == Path(weights).resolve():
         raise ValueError(f"refusing to overwrite the starting weights {weights}")
+    strategy = distribution_strategy(cfg.distribution, cfg.devices)  # first: see its notes
+    chief = is_chief(strategy)
     keras.utils.set_random_seed(cfg.seed)
-    model = load_model(weights)
+    with strategy.scope():
+        model = load_model(weights)
     trainable = set_trainable(model, cfg.which)
     val_eps, val_kappa = validation_arrays(cfg.val_samples)
     val_pred = predict_kappa(model, val_eps)
@@ -624,12 +1036,17 @@ def finetune(
         )
         term_weights = {k: (w / scales[k] if k in scales else w) for k, w in term_weights.items()}
     loss = make_loss(cfg.loss, cfg.coeffs, term_weights)
-    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss)
+    with strategy.scope():
+        model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss)
+    _keras_multiworker_fixes(model, strategy)
     with_ks93 = model.input_shape[-1] == 4
     steps = max(1, cfg.n_samples // cfg.batch_size)
-    ds = _train_dataset(cfg, with_ks93, n_samples=cfg.n_samples)
-    if not cfg.train_data:
-        ds = ds.repeat()
+
+    def make_dataset(batch, shard):
+        ds = _train_dataset(cfg, with_ks93, batch, shard, n_samples=cfg.n_samples)
+        return ds if cfg.train_data else ds.repeat()
+
+    ds = distributed_dataset(strategy, make_dataset, cfg.batch_size)
     progress = ProgressCallback(on_progress, cfg.epochs, steps, cancel)
     callbacks = [ValidationMetrics(val_eps, val_kappa, loss), progress]
     t0 = time.perf_counter()
@@ -639,7 +1056,9 @@ def finetune(
         raise TrainingCancelled(f"fine-tuning cancelled after epoch {len(progress.history)}")
     after = summarize_metrics(val_kappa, predict_kappa(model, val_eps))
     model.trainable = True
-    save_model(model, out_path)
+    # Every worker saves (saving may need all of them); only the chief's file is kept.
+    with _write_dir(out_path.parent, chief, _task_label(strategy)) as write_dir:
+        save_model(model, write_dir / out_path.name)
     return {
         "path": str(out_path),
         "before": before,
