@@ -164,8 +164,10 @@ def card_markdown(card: dict) -> str:
             f"steps ({ts['samples_seen']:,} maps) in {ts['wall_time_s'] / 60:.0f} min on "
             f"{ts['device']} ({ts['precision']}); best epoch {ts['best_epoch']} by validation "
             f"loss on {tc['val_samples']} calibration-seed maps.",
-            "",
         ]
+        if card.get("training_note"):
+            lines.append(f"- {card['training_note']}")
+        lines.append("")
     t = ev["test_set"]
     lines += [
         "## Held-out test fields at every depth", "",
