@@ -29,7 +29,7 @@ TTA = "8 symmetries (test-time augmentation)"
 def test_defaults_show_unet_wiener_and_ks93_in_maps_and_metrics(app):
     no_errors(app)
     assert app.title[0].value == "Compare"
-    table = app.dataframe[0].value
+    table = app.table[0].value
     assert list(table.columns) == ["WMAPE", "DICEE", "DPEAKS", "RMSE", "r"]
     assert list(table.index) == ["UNet", "Wiener", "KS93 (σ 3 px)"]
     # The Wiener row scores the package's Wiener filter with this spectrum.
@@ -52,16 +52,16 @@ def test_without_weights_says_why(no_weights):
 
 def test_without_spectrum_leaves_wiener_out_and_says_why(no_spectrum):
     at = new_session()
-    assert list(at.dataframe[0].value.index) == ["UNet", "KS93 (σ 3 px)"]
+    assert list(at.table[0].value.index) == ["UNet", "KS93 (σ 3 px)"]
     assert any("Wiener filter is left out" in c for c in texts(at.caption))
 
 
 def test_sidebar_smoothing_changes_ks93_only_and_not_the_residual_scale(app):
-    table = app.dataframe[0].value
+    table = app.table[0].value
     scale = _residual_scale(app)
     app.sidebar.slider(key="ks93_sigma").set_value(0.0).run()
     no_errors(app)
-    raw = app.dataframe[0].value
+    raw = app.table[0].value
     assert list(raw.index) == ["UNet", "Wiener", "KS93 (σ 0 px)"]
     assert raw.iloc[2]["RMSE"] > table.iloc[2]["RMSE"]  # raw KS93 is mostly noise
     assert raw.iloc[2]["r"] < table.iloc[2]["r"]
@@ -81,15 +81,15 @@ def _residual_scale(at) -> tuple[float, float]:
 def test_padding_and_true_mean_apply_to_wiener_and_ks93(app):
     app.sidebar.toggle(key="ks93_pad").set_value(True).run()
     no_errors(app)
-    assert list(app.dataframe[0].value.index) == [
+    assert list(app.table[0].value.index) == [
         "UNet",
         "Wiener (padded)",
         "KS93 (σ 3 px, padded)",
     ]
-    before = app.dataframe[0].value
+    before = app.table[0].value
     app.toggle(key="compare_add_mean").set_value(True).run()
     no_errors(app)
-    assert app.dataframe[0].value.equals(before)  # display only
+    assert app.table[0].value.equals(before)  # display only
 
 
 def test_whiskers_toggle(app):
@@ -155,7 +155,7 @@ def test_epsilon_only_upload_shows_maps_and_sigma_without_truth(app):
     upload(app, [("eps_only.npy", npy_bytes(eps))])
     no_errors(app)
     assert any("no true κ" in w for w in texts(app.warning))
-    assert list(app.dataframe) == []  # no metrics without truth
+    assert list(app.table) == []  # no metrics without truth
     app.toggle(key="compare_uncertainty").set_value(True).run()
     app.radio(key="compare_unc_method").set_value(TTA).run()
     no_errors(app)

@@ -19,8 +19,8 @@ def test_breakdown_sums_to_dpeaks_for_each_method(app, open_page):
         parts = [int(v) for v in re.findall(r"\d+", line)]
         assert sum(parts[:-1]) == parts[-1]
         assert card.value == f"{parts[-1]} px"
-    table = app.dataframe[0].value  # rank by rank, method by method
-    assert list(table["method"]) == ["UNet"] * 3 + ["Wiener"] * 3 + ["KS93 (σ 3 px)"] * 3
+    table = app.table[0].value  # rank by rank, method by method
+    assert list(table.index) == ["UNet"] * 3 + ["Wiener"] * 3 + ["KS93 (σ 3 px)"] * 3
     assert list(table["rank"]) == [1, 2, 3] * 3
     for i, card in enumerate(dpeaks):
         rows = table.iloc[3 * i : 3 * i + 3]

@@ -53,7 +53,7 @@ def test_row_click_keeps_the_seed_and_the_ks93_settings(app, open_page):
     assert any(
         c.startswith(f"simulated (seed 7) · sample 3: **{name}**") for c in texts(app.caption)
     )
-    assert "KS93 (σ 1.5 px)" in app.dataframe[0].value.index
+    assert "KS93 (σ 1.5 px)" in app.table[0].value.index
 
 
 def test_row_click_keeps_the_model(app, open_page, weights):
@@ -91,7 +91,7 @@ def test_row_click_keeps_the_upload(app, open_page):
     assert app.sidebar.number_input(key="sample_index").value == 2
     # The maps are the uploaded ones: the single true peak sits at (50, 70).
     open_page(app, "Peaks")
-    assert app.dataframe[0].value.iloc[0]["true (y, x)"] == "(50, 70)"
+    assert app.table[0].value.iloc[0]["true (y, x)"] == "(50, 70)"
 
 
 def test_switching_the_source_away_forgets_the_upload(app):
@@ -128,7 +128,7 @@ def test_one_sample_upload_is_singular_without_random_button(app, open_page):
         open_page(app, page)
         no_errors(app)
     open_page(app, "Peaks")
-    assert app.dataframe[0].value.iloc[0]["true (y, x)"] == "(50, 70)"
+    assert app.table[0].value.iloc[0]["true (y, x)"] == "(50, 70)"
 
 
 def test_epsilon_only_upload_stops_truth_pages_with_an_error(app, open_page):
@@ -149,7 +149,7 @@ def test_bad_upload_shows_an_error_and_the_session_keeps_working(app, open_page)
     )
     open_page(app, "Compare")  # falls back to the built-in set
     assert not app.exception
-    assert app.dataframe
+    assert app.table
 
 
 def test_uploaded_pair_is_read_in_either_order():

@@ -24,7 +24,13 @@ _METRIC_COLUMNS = {  # score() key → (column, help)
     "rmse": ("RMSE", "Root-mean-square error (lower is better)"),
     "r": ("r", "Pearson correlation with the true κ (higher is better)"),
 }
-_METRIC_FORMATS = {"WMAPE": "%.3f", "DICEE": "%.3f", "DPEAKS": "%d", "RMSE": "%.4f", "r": "%.3f"}
+_METRIC_FORMATS = {
+    "WMAPE": "{:.3f}",
+    "DICEE": "{:.3f}",
+    "DPEAKS": "{:.0f}",
+    "RMSE": "{:.4f}",
+    "r": "{:.3f}",
+}
 _PNG_UPSCALE = 4  # 128 px maps → 512 px images
 
 
@@ -315,14 +321,10 @@ def kappa_section(sel, preds: dict[str, np.ndarray], zrange) -> None:
         f"{truth.mean():.4f}" + (", added to them here for display." if add_mean else ".")
     )
     st.subheader("Metrics")
-    st.dataframe(
-        metrics_table(sel, preds),
-        key="compare_metrics",
-        column_config={
-            col: st.column_config.NumberColumn(col, help=help_, format=_METRIC_FORMATS[col])
-            for col, help_ in _METRIC_COLUMNS.values()
-        },
-    )
+    # A static table: it redraws much faster than an interactive grid on each slider move.
+    table = metrics_table(sel, preds)
+    st.table(table.style.format({col: _METRIC_FORMATS[col] for col in table.columns}))
+    st.caption(" · ".join(f"{col}: {help_}" for col, help_ in _METRIC_COLUMNS.values()))
     st.caption(
         "Metrics of this one sample, computed on the predictions as they are (KS93 "
         "and Wiener with mean 0). Peaks for DPEAKS are found after a σ = 3 px "
