@@ -45,8 +45,10 @@ __all__ = [
     "write_challenge_dir",
 ]
 
-_LAYOUT = ("expected EPSILON/NAME.npy (3, ny, nx) and KAPPA/NAME.npy (ny, nx), (3, 128, 128) "
-           "and (128, 128) in the challenge")
+_LAYOUT = (
+    "expected EPSILON/NAME.npy (3, ny, nx) and KAPPA/NAME.npy (ny, nx), (3, 128, 128) "
+    "and (128, 128) in the challenge"
+)
 _N_LISTED = 5  # unmatched names listed in an error message before "... and k more"
 
 
@@ -57,8 +59,10 @@ def _npy_stems(folder: Path) -> set[str]:
             if not entry.name.endswith(".npy"):
                 continue
             if entry.is_symlink():
-                raise UnsafeFileError(f"{folder / entry.name}: is a symbolic link; a challenge "
-                                      "folder must hold its own files")
+                raise UnsafeFileError(
+                    f"{folder / entry.name}: is a symbolic link; a challenge "
+                    "folder must hold its own files"
+                )
             if entry.is_file(follow_symlinks=False):
                 stems.add(entry.name[:-4])
     return stems
@@ -100,8 +104,9 @@ def challenge_names(path) -> list[str]:
         raise DataError(f"{root}: is not a folder; {_LAYOUT}")
     for sub in ("EPSILON", "KAPPA"):
         if (root / sub).is_symlink():
-            raise UnsafeFileError(f"{root / sub}: is a symbolic link; a challenge folder must "
-                                  "hold its own files")
+            raise UnsafeFileError(
+                f"{root / sub}: is a symbolic link; a challenge folder must hold its own files"
+            )
     missing = [sub for sub in ("EPSILON", "KAPPA") if not (root / sub).is_dir()]
     if missing:
         raise DataError(f"{root}: missing subfolder {' and '.join(missing)}; {_LAYOUT}")
@@ -198,8 +203,9 @@ def read_challenge_dir(path, start: int = 0, stop: int | None = None):
     return _read_challenge_samples(root, names[start:stop])
 
 
-def iter_challenge_dir(path, batch_size: int, start: int = 0, stop: int | None = None
-                       ) -> Iterator[tuple[np.ndarray, np.ndarray, list[str]]]:
+def iter_challenge_dir(
+    path, batch_size: int, start: int = 0, stop: int | None = None
+) -> Iterator[tuple[np.ndarray, np.ndarray, list[str]]]:
     """Read a challenge folder in batches, without loading all of it.
 
     Parameters
@@ -223,15 +229,14 @@ def iter_challenge_dir(path, batch_size: int, start: int = 0, stop: int | None =
     field = _eps_field(root / "EPSILON" / f"{names[start]}.npy")
     batch_size = batch_within_budget(batch_size, field)
     for i in range(start, stop, batch_size):
-        yield _read_challenge_samples(root, names[i:min(i + batch_size, stop)], field)
+        yield _read_challenge_samples(root, names[i : min(i + batch_size, stop)], field)
 
 
 # === Writing ===
 
 
 def _check_name(name: str, source: str) -> None:
-    if (not name or name in (".", "..") or name.startswith(".")
-            or any(c in name for c in "/\\\0")):
+    if not name or name in (".", "..") or name.startswith(".") or any(c in name for c in "/\\\0"):
         raise DataError(
             f"{source}: sample name '{quote(name)}' cannot be a file name; expected a non-empty "
             "name without '/', '\\\\' or NUL that does not start with '.'"
@@ -368,8 +373,7 @@ class ChallengeDirWriter:
             self._discard()
 
 
-def write_challenge_dir(path, eps, kappa, names: Sequence[str], *, overwrite: bool = False
-                        ) -> None:
+def write_challenge_dir(path, eps, kappa, names: Sequence[str], *, overwrite: bool = False) -> None:
     """Write arrays as a challenge folder, atomically (see :class:`ChallengeDirWriter`).
 
     Parameters
@@ -385,4 +389,3 @@ def write_challenge_dir(path, eps, kappa, names: Sequence[str], *, overwrite: bo
     """
     with ChallengeDirWriter(path, overwrite=overwrite) as writer:
         writer.append(eps, kappa, names)
-

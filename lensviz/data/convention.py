@@ -9,8 +9,9 @@ from lensviz.data.validate import validate_epsilon
 __all__ = ["apply_convention"]
 
 
-def apply_convention(eps, *, negate_e1: bool = False, negate_e2: bool = False,
-                     transpose: bool = False) -> np.ndarray:
+def apply_convention(
+    eps, *, negate_e1: bool = False, negate_e2: bool = False, transpose: bool = False
+) -> np.ndarray:
     """Re-express ε given in another convention in lensviz's.
 
     This is not a symmetry of the sky (see :mod:`lensviz.augment` for those): it fixes

@@ -52,8 +52,10 @@ def _kind(path: Path) -> str:
         return suffix[1:]
     if suffix in FITS_SUFFIXES:
         return "fits"
-    raise DataError(f"{path}: unsupported file type '{quote(path.suffix)}'; expected a "
-                    "challenge folder (EPSILON/ + KAPPA/), .h5/.hdf5, .npz, .npy or .fits")
+    raise DataError(
+        f"{path}: unsupported file type '{quote(path.suffix)}'; expected a "
+        "challenge folder (EPSILON/ + KAPPA/), .h5/.hdf5, .npz, .npy or .fits"
+    )
 
 
 def _read_fits(path: Path, source: str, start: int = 0, stop: int | None = None):
@@ -150,8 +152,9 @@ def dataset_length(path) -> int:
         return epsilon_layout(arr.shape, str(path))[0]
 
 
-def iter_dataset(path, batch_size: int, start: int = 0, stop: int | None = None
-                 ) -> Iterator[tuple[np.ndarray, np.ndarray | None, list[str]]]:
+def iter_dataset(
+    path, batch_size: int, start: int = 0, stop: int | None = None
+) -> Iterator[tuple[np.ndarray, np.ndarray | None, list[str]]]:
     """Yield ``(eps, kappa | None, names)`` batches of any supported layout.
 
     Every layout is streamed: the file is opened and checked once, and each batch
@@ -189,6 +192,7 @@ def iter_dataset(path, batch_size: int, start: int = 0, stop: int | None = None
 
             def read(i, j):
                 return _read_npy_selection(arr, source, path.stem, i, j)
+
         start, stop = slice_bounds(n, start, stop, source)
         for i in range(start, stop, batch_size):
             yield read(i, min(i + batch_size, stop))

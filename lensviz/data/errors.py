@@ -36,8 +36,9 @@ def _one_line(text: str) -> str:
     """``text`` with every control character (newlines included) escaped."""
     if text.isprintable():
         return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
-                   for c in text)
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
+    )
 
 
 class DataError(ValueError):

@@ -92,12 +92,24 @@ _FILTERS = {  # the filters a file may use: built into HDF5 or h5py, no plugin i
     h5z.FILTER_FLETCHER32: "fletcher32",
     32000: "lzf",  # h5py's own LZF filter
 }
-_LAYOUTS = {h5d.COMPACT: "compact", h5d.CONTIGUOUS: "contiguous", h5d.CHUNKED: "chunked",
-            h5d.VIRTUAL: "virtual"}
+_LAYOUTS = {
+    h5d.COMPACT: "compact",
+    h5d.CONTIGUOUS: "contiguous",
+    h5d.CHUNKED: "chunked",
+    h5d.VIRTUAL: "virtual",
+}
 _LINKS = {h5l.TYPE_SOFT: "a soft link", h5l.TYPE_EXTERNAL: "an external link"}
 # What h5py/HDF5 raise on a corrupt file, while opening, walking or reading it.
-_H5_ERRORS = (OSError, RuntimeError, ValueError, KeyError, TypeError, UnicodeError,
-              OverflowError, AttributeError)
+_H5_ERRORS = (
+    OSError,
+    RuntimeError,
+    ValueError,
+    KeyError,
+    TypeError,
+    UnicodeError,
+    OverflowError,
+    AttributeError,
+)
 _PASS_THROUGH = (FileNotFoundError, IsADirectoryError, PermissionError)
 
 
@@ -112,14 +124,19 @@ def _check_dataset(dsid: h5d.DatasetID, where: str) -> None:
     dcpl = dsid.get_create_plist()
     layout = dcpl.get_layout()
     if layout == h5d.VIRTUAL:
-        raise UnsafeFileError(f"{where} is a virtual dataset (it maps data from other datasets "
-                              "or files); expected data stored in the file itself")
+        raise UnsafeFileError(
+            f"{where} is a virtual dataset (it maps data from other datasets "
+            "or files); expected data stored in the file itself"
+        )
     if layout == h5d.CONTIGUOUS and dcpl.get_external_count() > 0:
-        raise UnsafeFileError(f"{where} keeps its data in an external file; expected data "
-                              "stored in the file itself")
+        raise UnsafeFileError(
+            f"{where} keeps its data in an external file; expected data stored in the file itself"
+        )
     if layout not in (h5d.CONTIGUOUS, h5d.CHUNKED):
-        raise DataError(f"{where} has {_LAYOUTS.get(layout, f'unknown ({layout})')} storage; "
-                        "expected contiguous or chunked storage")
+        raise DataError(
+            f"{where} has {_LAYOUTS.get(layout, f'unknown ({layout})')} storage; "
+            "expected contiguous or chunked storage"
+        )
     itemsize = dsid.get_type().get_size()
     space = dsid.get_space()
     shape = space.shape if space.get_simple_extent_type() == h5s.SIMPLE else ()
@@ -128,25 +145,34 @@ def _check_dataset(dsid: h5d.DatasetID, where: str) -> None:
         chunk = dcpl.get_chunk()
         chunk_bytes = math.prod(chunk) * itemsize
         if chunk_bytes > MAX_HDF5_CHUNK_BYTES:
-            raise LimitError(f"{where} has chunks of {tuple(chunk)} ({chunk_bytes / 2**20:.1f} "
-                             f"MiB); expected at most {MAX_HDF5_CHUNK_BYTES / 2**20:.0f} MiB "
-                             "(lensviz.data.limits.MAX_HDF5_CHUNK_BYTES)")
+            raise LimitError(
+                f"{where} has chunks of {tuple(chunk)} ({chunk_bytes / 2**20:.1f} "
+                f"MiB); expected at most {MAX_HDF5_CHUNK_BYTES / 2**20:.0f} MiB "
+                "(lensviz.data.limits.MAX_HDF5_CHUNK_BYTES)"
+            )
         for i in range(dcpl.get_nfilters()):
             code = dcpl.get_filter(i)[0]
             if code not in _FILTERS:
-                raise UnsafeFileError(f"{where} uses the HDF5 filter {code}; expected only "
-                                      "gzip, lzf, shuffle or fletcher32 (others load plugins)")
+                raise UnsafeFileError(
+                    f"{where} uses the HDF5 filter {code}; expected only "
+                    "gzip, lzf, shuffle or fletcher32 (others load plugins)"
+                )
     if nbytes and dsid.get_space_status() != h5d.SPACE_STATUS_ALLOCATED:
-        raise DataError(f"{where} declares {nbytes} bytes but its data were never (fully) "
-                        "written; expected a dataset whose data are all stored in the file")
+        raise DataError(
+            f"{where} declares {nbytes} bytes but its data were never (fully) "
+            "written; expected a dataset whose data are all stored in the file"
+        )
     stored = dsid.get_storage_size()
     if layout == h5d.CONTIGUOUS and stored < nbytes:
-        raise DataError(f"{where} stores {stored} of its {nbytes} bytes; the file is "
-                        "truncated or corrupt")
+        raise DataError(
+            f"{where} stores {stored} of its {nbytes} bytes; the file is truncated or corrupt"
+        )
     if nbytes > RATIO_CHECK_BYTES and nbytes > MAX_COMPRESSION_RATIO * max(stored, 1):
-        raise LimitError(f"{where} declares {nbytes} bytes stored in {stored}, a compression "
-                         f"ratio over {MAX_COMPRESSION_RATIO} (lensviz.data.limits."
-                         "MAX_COMPRESSION_RATIO); refused as a compression bomb")
+        raise LimitError(
+            f"{where} declares {nbytes} bytes stored in {stored}, a compression "
+            f"ratio over {MAX_COMPRESSION_RATIO} (lensviz.data.limits."
+            "MAX_COMPRESSION_RATIO); refused as a compression bomb"
+        )
 
 
 def _list_links(gid, where: str, budget: int) -> list:
@@ -158,8 +184,10 @@ def _list_links(gid, where: str, budget: int) -> list:
 
     gid.links.iterate(visit, info=True)
     if len(found) > budget:
-        raise LimitError(f"{where}: the file holds more than {MAX_HDF5_LINKS} links; expected "
-                         f"at most {MAX_HDF5_LINKS} (lensviz.data.limits.MAX_HDF5_LINKS)")
+        raise LimitError(
+            f"{where}: the file holds more than {MAX_HDF5_LINKS} links; expected "
+            f"at most {MAX_HDF5_LINKS} (lensviz.data.limits.MAX_HDF5_LINKS)"
+        )
     return found
 
 
@@ -204,12 +232,16 @@ def check_hdf5_file(f: h5py.File, source: str) -> dict[bytes, int]:
             for name, link_type in links:
                 where = f"{source}: {_path_text((*parts, name))}"
                 if not name or name in (b".", b"..") or b"/" in name:
-                    raise DataError(f"{where}: a link has the name '{quote(name)}', which HDF5 "
-                                    "would resolve as a path; expected a plain name")
+                    raise DataError(
+                        f"{where}: a link has the name '{quote(name)}', which HDF5 "
+                        "would resolve as a path; expected a plain name"
+                    )
                 if link_type != h5l.TYPE_HARD:
                     kind = _LINKS.get(link_type, f"a user-defined link (type {link_type})")
-                    raise UnsafeFileError(f"{where} is {kind}; lensviz follows no links, "
-                                          "expected datasets stored in the file itself")
+                    raise UnsafeFileError(
+                        f"{where} is {kind}; lensviz follows no links, "
+                        "expected datasets stored in the file itself"
+                    )
                 obj = h5o.get_info(gid, name)
                 if not parts:
                     root[name] = obj.type
@@ -219,9 +251,11 @@ def check_hdf5_file(f: h5py.File, source: str) -> dict[bytes, int]:
                 seen.add(key)
                 if obj.type == h5o.TYPE_GROUP:
                     if len(parts) + 1 >= MAX_HDF5_DEPTH:
-                        raise LimitError(f"{where}: groups are nested more than "
-                                         f"{MAX_HDF5_DEPTH} deep "
-                                         "(lensviz.data.limits.MAX_HDF5_DEPTH)")
+                        raise LimitError(
+                            f"{where}: groups are nested more than "
+                            f"{MAX_HDF5_DEPTH} deep "
+                            "(lensviz.data.limits.MAX_HDF5_DEPTH)"
+                        )
                     stack.append((h5g.open(gid, name), (*parts, name)))
                 elif obj.type == h5o.TYPE_DATASET:
                     _check_dataset(h5d.open(gid, name), where)
@@ -230,8 +264,10 @@ def check_hdf5_file(f: h5py.File, source: str) -> dict[bytes, int]:
     except DataError:
         raise
     except _H5_ERRORS as exc:
-        raise DataError(f"{source}: cannot read as HDF5: the file is truncated or corrupt "
-                        f"({type(exc).__name__}: {quote(exc, 100)})") from exc
+        raise DataError(
+            f"{source}: cannot read as HDF5: the file is truncated or corrupt "
+            f"({type(exc).__name__}: {quote(exc, 100)})"
+        ) from exc
     return root
 
 
@@ -272,8 +308,10 @@ def open_hdf5(file, source: str | None = None) -> Iterator[tuple[h5py.File, dict
             raise DataError(f"{source}: cannot read as HDF5") from None
         raise
     except _H5_ERRORS as exc:
-        raise DataError(f"{source}: cannot read as HDF5: it is truncated, corrupt or not an "
-                        f"HDF5 file ({quote(exc, 100)})") from exc
+        raise DataError(
+            f"{source}: cannot read as HDF5: it is truncated, corrupt or not an "
+            f"HDF5 file ({quote(exc, 100)})"
+        ) from exc
     with f:
         root = check_hdf5_file(f, source)
         yield f, root
@@ -292,11 +330,14 @@ def _float_dataset(f: h5py.File, root: dict, key: str, source: str, ndim: int, e
     try:
         dtype = ds.dtype
     except _H5_ERRORS as exc:
-        raise DataTypeError(f"{source}: dataset '{key}' has a datatype numpy cannot hold; "
-                            "expected float32") from exc
+        raise DataTypeError(
+            f"{source}: dataset '{key}' has a datatype numpy cannot hold; expected float32"
+        ) from exc
     if dtype.kind != "f" or dtype.itemsize not in (2, 4, 8):
-        raise DataTypeError(f"{source}: dataset '{key}' has dtype {quote(dtype)}; expected "
-                            "float32 (float16 and float64 are accepted)")
+        raise DataTypeError(
+            f"{source}: dataset '{key}' has dtype {quote(dtype)}; expected "
+            "float32 (float16 and float64 are accepted)"
+        )
     return ds
 
 
@@ -310,8 +351,10 @@ def _hdf5_layout(f: h5py.File, root: dict, source: str):
     """The ``epsilon``, ``kappa`` and ``names`` datasets, checked, and the field ``(ny, nx)``."""
     if b"epsilon" not in root:
         found = sorted(quote(k, 40) for k in root)
-        raise DataError(f"{source}: has no dataset 'epsilon' (found {quote(found)}); "
-                        "expected 'epsilon' (N, ny, nx, 3) float32")
+        raise DataError(
+            f"{source}: has no dataset 'epsilon' (found {quote(found)}); "
+            "expected 'epsilon' (N, ny, nx, 3) float32"
+        )
     eps = _float_dataset(f, root, "epsilon", source, 4, "(N, ny, nx, 3)")
     n, _, field = epsilon_layout(eps.shape, source, "dataset 'epsilon'")
     kappa = None
@@ -319,9 +362,11 @@ def _hdf5_layout(f: h5py.File, root: dict, source: str):
         kappa = _float_dataset(f, root, "kappa", source, 3, f"({n}, {field[0]}, {field[1]})")
         n_kappa, kappa_field = kappa_layout(kappa.shape, source, "dataset 'kappa'")
         if n_kappa != n:
-            raise DataError(f"{source}: dataset 'kappa' has shape {kappa.shape} but "
-                            f"'epsilon' holds {n} samples; expected ({n}, {field[0]}, "
-                            f"{field[1]})")
+            raise DataError(
+                f"{source}: dataset 'kappa' has shape {kappa.shape} but "
+                f"'epsilon' holds {n} samples; expected ({n}, {field[0]}, "
+                f"{field[1]})"
+            )
         check_same_field(field, kappa_field, source)
     names = None
     if b"names" in root:
@@ -329,12 +374,16 @@ def _hdf5_layout(f: h5py.File, root: dict, source: str):
         string = None if names is None else h5py.check_string_dtype(names.dtype)
         if names is None or names.shape != (n,) or string is None:
             shape = "a group" if names is None else names.shape
-            raise DataError(f"{source}: dataset 'names' has shape {shape}; expected ({n},) "
-                            "variable-length strings")
+            raise DataError(
+                f"{source}: dataset 'names' has shape {shape}; expected ({n},) "
+                "variable-length strings"
+            )
         if string.length is not None and string.length > 4 * MAX_NAME_CHARS:
-            raise DataError(f"{source}: dataset 'names' holds strings of {string.length} bytes; "
-                            f"expected at most {MAX_NAME_CHARS} characters each "
-                            "(lensviz.data.limits.MAX_NAME_CHARS)")
+            raise DataError(
+                f"{source}: dataset 'names' holds strings of {string.length} bytes; "
+                f"expected at most {MAX_NAME_CHARS} characters each "
+                "(lensviz.data.limits.MAX_NAME_CHARS)"
+            )
     return eps, kappa, names, field
 
 
@@ -343,8 +392,10 @@ def _read_rows(ds, key: str, rows, source: str) -> np.ndarray:
     try:
         return ds[rows]
     except _H5_ERRORS as exc:
-        raise DataError(f"{source}: cannot read dataset '{key}': the file is truncated or "
-                        f"corrupt ({type(exc).__name__}: {quote(exc, 100)})") from exc
+        raise DataError(
+            f"{source}: cannot read dataset '{key}': the file is truncated or "
+            f"corrupt ({type(exc).__name__}: {quote(exc, 100)})"
+        ) from exc
 
 
 def _rows_selection(rows: np.ndarray):
@@ -359,10 +410,10 @@ def _read_floats(ds, key: str, rows: np.ndarray, body, source: str, transform=No
     out = np.empty((len(rows), *body), np.float32)
     step = block_rows(math.prod(body))
     for i in range(0, len(rows), step):
-        sel = rows[i:i + step]
+        sel = rows[i : i + step]
         block = _read_rows(ds, key, _rows_selection(sel), source)
         with np.errstate(over="ignore", invalid="ignore"):
-            out[i:i + len(sel)] = block if transform is None else transform(block)
+            out[i : i + len(sel)] = block if transform is None else transform(block)
     return out
 
 
@@ -374,11 +425,14 @@ def _hdf5_selection(n: int, start, stop, indices, source: str):
         raise DataError("give either start/stop or indices, not both")
     idx = np.asarray(indices)
     if idx.ndim != 1 or idx.size == 0 or idx.dtype.kind not in "iu":
-        raise DataError(f"indices must be a non-empty 1-D integer array, got shape {idx.shape} "
-                        f"and dtype {idx.dtype}")
+        raise DataError(
+            f"indices must be a non-empty 1-D integer array, got shape {idx.shape} "
+            f"and dtype {idx.dtype}"
+        )
     if idx.min() < 0 or idx.max() >= n:
-        raise DataError(f"{source}: indices must lie in [0, {n}), got min {idx.min()} and "
-                        f"max {idx.max()}")
+        raise DataError(
+            f"{source}: indices must lie in [0, {n}), got min {idx.min()} and max {idx.max()}"
+        )
     unique, inverse = np.unique(idx, return_inverse=True)
     return unique, inverse
 
@@ -386,11 +440,21 @@ def _hdf5_selection(n: int, start, stop, indices, source: str):
 def _read_hdf5_open(f, root, source, start=0, stop=None, indices=None):
     eps_ds, kappa_ds, names_ds, field = _hdf5_layout(f, root, source)
     rows, inverse = _hdf5_selection(eps_ds.shape[0], start, stop, indices, source)
-    check_read_size(len(rows) if inverse is None else len(inverse), source,
-                    kappa=kappa_ds is not None, field=field)
+    check_read_size(
+        len(rows) if inverse is None else len(inverse),
+        source,
+        kappa=kappa_ds is not None,
+        field=field,
+    )
     channels_first = eps_ds.shape[-1] != 3
-    eps = _read_floats(eps_ds, "epsilon", rows, eps_row(field), source,
-                       (lambda b: np.moveaxis(b, 1, -1)) if channels_first else None)
+    eps = _read_floats(
+        eps_ds,
+        "epsilon",
+        rows,
+        eps_row(field),
+        source,
+        (lambda b: np.moveaxis(b, 1, -1)) if channels_first else None,
+    )
     check_epsilon_values(eps, f"{source} [epsilon]")
     kappa = None
     if kappa_ds is not None:
@@ -399,8 +463,11 @@ def _read_hdf5_open(f, root, source, start=0, stop=None, indices=None):
     if names_ds is None:
         names = [f"{i:06d}" for i in rows]
     else:
-        names = validate_names(_read_rows(names_ds, "names", _rows_selection(rows), source),
-                               len(rows), f"{source} [names]")
+        names = validate_names(
+            _read_rows(names_ds, "names", _rows_selection(rows), source),
+            len(rows),
+            f"{source} [names]",
+        )
     if inverse is not None:
         eps = eps[inverse]
         kappa = None if kappa is None else kappa[inverse]
@@ -408,8 +475,9 @@ def _read_hdf5_open(f, root, source, start=0, stop=None, indices=None):
     return eps, kappa, names
 
 
-def read_hdf5(path, start: int = 0, stop: int | None = None, indices=None, *,
-              source: str | None = None):
+def read_hdf5(
+    path, start: int = 0, stop: int | None = None, indices=None, *, source: str | None = None
+):
     """Read samples from an HDF5 dataset file, reading only what is asked for.
 
     Parameters
@@ -571,9 +639,16 @@ class HDF5Writer:
     2
     """
 
-    def __init__(self, path, *, overwrite: bool = False, compression: str | None = "gzip",
-                 compression_level: int = 4, samples_per_chunk: int = 1,
-                 attrs: dict | None = None):
+    def __init__(
+        self,
+        path,
+        *,
+        overwrite: bool = False,
+        compression: str | None = "gzip",
+        compression_level: int = 4,
+        samples_per_chunk: int = 1,
+        attrs: dict | None = None,
+    ):
         if compression not in ("gzip", "lzf", None):
             raise ValueError(f"compression must be 'gzip', 'lzf' or None, got {compression!r}")
         self.path = Path(path)
@@ -583,8 +658,10 @@ class HDF5Writer:
         self.samples_per_chunk = check_batch_size(samples_per_chunk)
         most = MAX_HDF5_CHUNK_BYTES // (math.prod(eps_row((NPIX, NPIX))) * 4)
         if self.samples_per_chunk > most:
-            raise ValueError(f"samples_per_chunk={samples_per_chunk} makes chunks larger than "
-                             f"lensviz reads back; expected at most {most}")
+            raise ValueError(
+                f"samples_per_chunk={samples_per_chunk} makes chunks larger than "
+                f"lensviz reads back; expected at most {most}"
+            )
         self.attrs = dict(attrs or {})
         self._atomic = None
         self._tmp: Path | None = None
@@ -625,14 +702,27 @@ class HDF5Writer:
         # Large fields: fewer samples per chunk, so that lensviz reads every chunk back.
         k = max(1, min(self.samples_per_chunk, MAX_HDF5_CHUNK_BYTES // (4 * math.prod(row))))
         f = self._file
-        f.create_dataset("epsilon", shape=(0, *row), maxshape=(None, *row),
-                         dtype=np.float32, chunks=(k, *row), **self._filters())
+        f.create_dataset(
+            "epsilon",
+            shape=(0, *row),
+            maxshape=(None, *row),
+            dtype=np.float32,
+            chunks=(k, *row),
+            **self._filters(),
+        )
         if has_kappa:
-            f.create_dataset("kappa", shape=(0, *field), maxshape=(None, *field),
-                             dtype=np.float32, chunks=(k, *field), **self._filters())
+            f.create_dataset(
+                "kappa",
+                shape=(0, *field),
+                maxshape=(None, *field),
+                dtype=np.float32,
+                chunks=(k, *field),
+                **self._filters(),
+            )
         self._field = field
-        f.create_dataset("names", shape=(0,), maxshape=(None,),
-                         dtype=h5py.string_dtype("utf-8"), chunks=(1024,))
+        f.create_dataset(
+            "names", shape=(0,), maxshape=(None,), dtype=h5py.string_dtype("utf-8"), chunks=(1024,)
+        )
         self._has_kappa = has_kappa
 
     def append(self, eps, kappa=None, names: Sequence[str] | None = None) -> None:
@@ -661,8 +751,10 @@ class HDF5Writer:
         check_same_field(self._field, eps.shape[1:3], source, "ε")
         if self._has_kappa != (kappa is not None):
             state = "with" if self._has_kappa else "without"
-            raise DataError(f"{source}: earlier batches were written {state} κ; "
-                            "give κ for every batch or for none")
+            raise DataError(
+                f"{source}: earlier batches were written {state} κ; "
+                "give κ for every batch or for none"
+            )
         n0, n1 = self._n, self._n + len(eps)
         self._file["epsilon"].resize(n1, axis=0)
         self._file["epsilon"][n0:n1] = eps
@@ -784,9 +876,16 @@ class PredictionWriter:
     'm2b'
     """
 
-    def __init__(self, path, *, overwrite: bool = False, dtype: str = "float32",
-                 compression: str | None = None, compression_level: int = 4,
-                 attrs: dict | None = None):
+    def __init__(
+        self,
+        path,
+        *,
+        overwrite: bool = False,
+        dtype: str = "float32",
+        compression: str | None = None,
+        compression_level: int = 4,
+        attrs: dict | None = None,
+    ):
         if dtype not in PREDICTION_DTYPES:
             raise ValueError(f"dtype must be one of {list(PREDICTION_DTYPES)}, got {dtype!r}")
         if compression not in ("gzip", "lzf", None):
@@ -836,14 +935,20 @@ class PredictionWriter:
             filters = {}
         else:
             level = self.compression_level if self.compression == "gzip" else None
-            filters = {"compression": self.compression, "compression_opts": level,
-                       "shuffle": True}
+            filters = {"compression": self.compression, "compression_opts": level, "shuffle": True}
         keys = ("kappa_pred", "kappa_std") if has_std else ("kappa_pred",)
         for key in keys:
-            self._file.create_dataset(key, shape=(0, *field), maxshape=(None, *field),
-                                      dtype=self.dtype, chunks=(1, *field), **filters)
-        self._file.create_dataset("names", shape=(0,), maxshape=(None,),
-                                  dtype=h5py.string_dtype("utf-8"), chunks=(1024,))
+            self._file.create_dataset(
+                key,
+                shape=(0, *field),
+                maxshape=(None, *field),
+                dtype=self.dtype,
+                chunks=(1, *field),
+                **filters,
+            )
+        self._file.create_dataset(
+            "names", shape=(0,), maxshape=(None,), dtype=h5py.string_dtype("utf-8"), chunks=(1024,)
+        )
         self._field, self._has_std = field, has_std
 
     def append(self, kappa_pred, names: Sequence[str], kappa_std=None) -> None:
@@ -869,19 +974,24 @@ class PredictionWriter:
         at = "" if self._n == 0 else f", the batch from map {self._n}"
         source = f"{self.path} [kappa_pred{at}]"
         kappa = validate_kappa(kappa_pred, source)
-        std = (None if kappa_std is None
-               else validate_kappa(kappa_std, f"{self.path} [kappa_std{at}]"))
+        std = (
+            None if kappa_std is None else validate_kappa(kappa_std, f"{self.path} [kappa_std{at}]")
+        )
         if std is not None and std.shape != kappa.shape:
-            raise DataError(f"{source}: kappa_std has shape {std.shape}; expected the shape "
-                            f"of kappa_pred, {kappa.shape}")
+            raise DataError(
+                f"{source}: kappa_std has shape {std.shape}; expected the shape "
+                f"of kappa_pred, {kappa.shape}"
+            )
         names = validate_names(list(names), len(kappa), source)
         if self._field is None:
             self._create(kappa.shape[1:], std is not None)
         check_same_field(self._field, kappa.shape[1:], source)
         if self._has_std != (std is not None):
             state = "with" if self._has_std else "without"
-            raise DataError(f"{source}: earlier batches were written {state} kappa_std; "
-                            "give it for every batch or for none")
+            raise DataError(
+                f"{source}: earlier batches were written {state} kappa_std; "
+                "give it for every batch or for none"
+            )
         n0, n1 = self._n, self._n + len(kappa)
         for key, values in (("kappa_pred", kappa), ("kappa_std", std)):
             if values is not None:
@@ -913,8 +1023,16 @@ class PredictionWriter:
         return False
 
 
-def write_predictions(path, kappa_pred, names: Sequence[str], *, overwrite: bool = False,
-                      attrs: dict | None = None, kappa_std=None, **kwargs) -> None:
+def write_predictions(
+    path,
+    kappa_pred,
+    names: Sequence[str],
+    *,
+    overwrite: bool = False,
+    attrs: dict | None = None,
+    kappa_std=None,
+    **kwargs,
+) -> None:
     """Write predicted maps to HDF5 at once: ``kappa_pred`` ``(N, ny, nx)`` and ``names``.
 
     One :meth:`PredictionWriter.append` of the whole array; ``kappa_std`` (same shape),
@@ -929,8 +1047,9 @@ def _attr_value(value):
     return value.item() if hasattr(value, "item") and np.ndim(value) == 0 else value
 
 
-def read_predictions(path, start: int = 0, stop: int | None = None
-                     ) -> tuple[np.ndarray, list[str], dict]:
+def read_predictions(
+    path, start: int = 0, stop: int | None = None
+) -> tuple[np.ndarray, list[str], dict]:
     """Read a prediction file (:class:`PredictionWriter`): ``(kappa_pred, names, attrs)``.
 
     ``kappa_pred`` comes back as float32 whatever the stored type (float16 or float32).
@@ -949,8 +1068,10 @@ def read_predictions(path, start: int = 0, stop: int | None = None
     source = str(path)
     with open_hdf5(path, source) as (f, root):
         if root.get(b"kappa_pred") != h5o.TYPE_DATASET:
-            raise DataError(f"{source}: no 'kappa_pred' dataset; expected a file written by "
-                            "`python -m lensviz predict`")
+            raise DataError(
+                f"{source}: no 'kappa_pred' dataset; expected a file written by "
+                "`python -m lensviz predict`"
+            )
         ds, field = _map_dataset(f, root, "kappa_pred", source)
         rows = np.arange(*slice_bounds(ds.shape[0], start, stop, source))
         check_read_size(len(rows), source, kappa=True, field=field)
@@ -958,24 +1079,30 @@ def read_predictions(path, start: int = 0, stop: int | None = None
         check_kappa_values(kappa, f"{source} [kappa_pred]")
         if root.get(b"names") == h5o.TYPE_DATASET:
             names_ds = f["names"]
-            if names_ds.shape != (ds.shape[0],) or h5py.check_string_dtype(
-                    names_ds.dtype) is None:
-                raise DataError(f"{source}: dataset 'names' has shape {names_ds.shape}; "
-                                f"expected ({ds.shape[0]},) strings")
-            names = validate_names(_read_rows(names_ds, "names", _rows_selection(rows), source),
-                                   len(rows), f"{source} [names]")
+            if names_ds.shape != (ds.shape[0],) or h5py.check_string_dtype(names_ds.dtype) is None:
+                raise DataError(
+                    f"{source}: dataset 'names' has shape {names_ds.shape}; "
+                    f"expected ({ds.shape[0]},) strings"
+                )
+            names = validate_names(
+                _read_rows(names_ds, "names", _rows_selection(rows), source),
+                len(rows),
+                f"{source} [names]",
+            )
         else:
             names = [f"{i:06d}" for i in rows]
         try:
             n_attrs = h5o.get_info(f.id).num_attrs
             if n_attrs > MAX_HDF5_LINKS:
-                raise LimitError(f"{source}: holds {n_attrs} attributes; expected at most "
-                                 f"{MAX_HDF5_LINKS}")
+                raise LimitError(
+                    f"{source}: holds {n_attrs} attributes; expected at most {MAX_HDF5_LINKS}"
+                )
             attrs = {k: _attr_value(v) for k, v in f.attrs.items()}
         except _H5_ERRORS as exc:
             if isinstance(exc, DataError):
                 raise
-            raise DataError(f"{source}: cannot read the file attributes: the file is corrupt "
-                            f"({type(exc).__name__}: {quote(exc, 100)})") from exc
+            raise DataError(
+                f"{source}: cannot read the file attributes: the file is corrupt "
+                f"({type(exc).__name__}: {quote(exc, 100)})"
+            ) from exc
     return kappa, names, attrs
-

@@ -77,14 +77,34 @@ __all__ = [
     "npy_names",
 ]
 
-_PICKLE = ("it holds pickled or object data, which lensviz never loads (allow_pickle=False); "
-           "save a float array with numpy.save")
+_PICKLE = (
+    "it holds pickled or object data, which lensviz never loads (allow_pickle=False); "
+    "save a float array with numpy.save"
+)
 # Whatever numpy's header parser may raise on a hostile header.
-_HEADER_ERRORS = (ValueError, TypeError, SyntaxError, tokenize.TokenError, MemoryError,
-                  RecursionError, OverflowError, UnicodeError, EOFError, struct.error, OSError)
+_HEADER_ERRORS = (
+    ValueError,
+    TypeError,
+    SyntaxError,
+    tokenize.TokenError,
+    MemoryError,
+    RecursionError,
+    OverflowError,
+    UnicodeError,
+    EOFError,
+    struct.error,
+    OSError,
+)
 # Whatever reading a zip member's bytes may raise on a corrupt archive.
-_STREAM_ERRORS = (OSError, EOFError, zipfile.BadZipFile, zlib.error, ValueError,
-                  NotImplementedError, RuntimeError)
+_STREAM_ERRORS = (
+    OSError,
+    EOFError,
+    zipfile.BadZipFile,
+    zlib.error,
+    ValueError,
+    NotImplementedError,
+    RuntimeError,
+)
 _ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
 _ZIP_UNSUPPORTED_FLAGS = 0x1 | 0x20 | 0x40  # encrypted, compressed patch, strong encryption
 _EOCD = struct.Struct("<4s4H2LH")  # zip end-of-central-directory record (22 bytes)
@@ -125,8 +145,10 @@ def _classify_wrong_magic(head: bytes, kind: str) -> str:
         return f"cannot read as {kind}: {_PICKLE}"
     if head.startswith(b"\x89HDF"):
         return f"is an HDF5 file, not {kind}; name it .h5"
-    return (f"cannot read as {kind}: it is not a .npy file (it does not start with the "
-            "\\x93NUMPY magic); save the array with numpy.save")
+    return (
+        f"cannot read as {kind}: it is not a .npy file (it does not start with the "
+        "\\x93NUMPY magic); save the array with numpy.save"
+    )
 
 
 def npy_header(fp, source: str, size: int, kind: str = ".npy") -> NpyHeader:
@@ -158,33 +180,43 @@ def npy_header(fp, source: str, size: int, kind: str = ".npy") -> NpyHeader:
     head = fp.read(len(npformat.MAGIC_PREFIX) + 2)
     if len(head) < len(npformat.MAGIC_PREFIX) + 2:
         if npformat.MAGIC_PREFIX.startswith(head):
-            raise DataError(f"{source}: cannot read as {kind}: it is truncated or corrupt "
-                            f"(only {len(head)} bytes)")
+            raise DataError(
+                f"{source}: cannot read as {kind}: it is truncated or corrupt "
+                f"(only {len(head)} bytes)"
+            )
         raise DataError(f"{source}: {_classify_wrong_magic(head, kind)}")
     if not head.startswith(npformat.MAGIC_PREFIX):
         raise DataError(f"{source}: {_classify_wrong_magic(head, kind)}")
     version = (head[-2], head[-1])
     readers = {(1, 0): npformat.read_array_header_1_0, (2, 0): npformat.read_array_header_2_0}
     if version not in readers:
-        raise DataError(f"{source}: cannot read as {kind}: format version {version} is not "
-                        "1.0 or 2.0, the versions numpy writes for numeric arrays")
+        raise DataError(
+            f"{source}: cannot read as {kind}: format version {version} is not "
+            "1.0 or 2.0, the versions numpy writes for numeric arrays"
+        )
     try:
         shape, fortran_order, dtype = readers[version](fp, max_header_size=MAX_NPY_HEADER_BYTES)
     except _HEADER_ERRORS as exc:
-        raise DataError(f"{source}: cannot read as {kind}: it is truncated or corrupt "
-                        f"(garbled header: {quote(exc, 80)})") from exc
+        raise DataError(
+            f"{source}: cannot read as {kind}: it is truncated or corrupt "
+            f"(garbled header: {quote(exc, 80)})"
+        ) from exc
     if dtype.hasobject:
         raise DataError(f"{source}: cannot read as {kind}: {_PICKLE}")
     if dtype.kind == "V" or dtype.subdtype is not None or dtype.itemsize == 0:
-        raise DataTypeError(f"{source}: holds an array of dtype {quote(dtype, 60)}; "
-                            "expected float16, float32 or float64")
+        raise DataTypeError(
+            f"{source}: holds an array of dtype {quote(dtype, 60)}; "
+            "expected float16, float32 or float64"
+        )
     nbytes = check_declared_size(shape, dtype.itemsize, source, f"the {kind} header")
     offset = fp.tell()
     held = size - (offset - start)
     if held < nbytes:
-        raise DataError(f"{source}: cannot read as {kind}: it is truncated or corrupt (it "
-                        f"holds {max(held, 0)} of the {nbytes} data bytes its header declares "
-                        f"for shape {tuple(shape)} {dtype})")
+        raise DataError(
+            f"{source}: cannot read as {kind}: it is truncated or corrupt (it "
+            f"holds {max(held, 0)} of the {nbytes} data bytes its header declares "
+            f"for shape {tuple(shape)} {dtype})"
+        )
     return NpyHeader(tuple(int(d) for d in shape), dtype, bool(fortran_order), offset, nbytes)
 
 
@@ -211,8 +243,10 @@ class NpyArray:
         except _STREAM_ERRORS as exc:
             if isinstance(exc, DataError):
                 raise
-            raise DataError(f"{source}: cannot read as {kind}: it is truncated or corrupt "
-                            f"({type(exc).__name__}: {quote(exc, 80)})") from exc
+            raise DataError(
+                f"{source}: cannot read as {kind}: it is truncated or corrupt "
+                f"({type(exc).__name__}: {quote(exc, 80)})"
+            ) from exc
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -234,11 +268,15 @@ class NpyArray:
                     break
                 done += got
         except _STREAM_ERRORS as exc:
-            raise DataError(f"{self.source}: cannot read as {self.kind}: it is truncated or "
-                            f"corrupt ({type(exc).__name__}: {quote(exc, 80)})") from exc
+            raise DataError(
+                f"{self.source}: cannot read as {self.kind}: it is truncated or "
+                f"corrupt ({type(exc).__name__}: {quote(exc, 80)})"
+            ) from exc
         if done < len(view):
-            raise DataError(f"{self.source}: cannot read as {self.kind}: it is truncated or "
-                            f"corrupt (data ends {len(view) - done} bytes early)")
+            raise DataError(
+                f"{self.source}: cannot read as {self.kind}: it is truncated or "
+                f"corrupt (data ends {len(view) - done} bytes early)"
+            )
 
     def read_all(self) -> np.ndarray:
         """The whole array in its stored dtype (at most ``MAX_READ_BYTES``).
@@ -250,10 +288,12 @@ class NpyArray:
         """
         h = self.header
         if h.nbytes > MAX_READ_BYTES:
-            raise LimitError(f"{self.source}: the array declares {h.nbytes / 2**20:.1f} MiB "
-                             f"(shape {h.shape}); one read takes at most "
-                             f"{MAX_READ_BYTES / 2**20:.0f} MiB "
-                             "(lensviz.data.limits.MAX_READ_BYTES)")
+            raise LimitError(
+                f"{self.source}: the array declares {h.nbytes / 2**20:.1f} MiB "
+                f"(shape {h.shape}); one read takes at most "
+                f"{MAX_READ_BYTES / 2**20:.0f} MiB "
+                "(lensviz.data.limits.MAX_READ_BYTES)"
+            )
         out = np.empty(h.shape[::-1] if h.fortran_order else h.shape, h.dtype)
         self._seek(h.offset)
         self._readinto(out)
@@ -263,11 +303,14 @@ class NpyArray:
         try:
             self.fp.seek(pos)
         except _STREAM_ERRORS as exc:
-            raise DataError(f"{self.source}: cannot read as {self.kind}: it is truncated or "
-                            f"corrupt ({type(exc).__name__}: {quote(exc, 80)})") from exc
+            raise DataError(
+                f"{self.source}: cannot read as {self.kind}: it is truncated or "
+                f"corrupt ({type(exc).__name__}: {quote(exc, 80)})"
+            ) from exc
 
-    def blocks(self, row_shape: tuple[int, ...], start: int, stop: int
-               ) -> Iterator[tuple[int, np.ndarray]]:
+    def blocks(
+        self, row_shape: tuple[int, ...], start: int, stop: int
+    ) -> Iterator[tuple[int, np.ndarray]]:
         """Rows ``[start, stop)`` of the array seen as ``(n, *row_shape)``, in blocks.
 
         Yields ``(i, block)`` with ``block`` holding rows ``start + i …`` in the stored
@@ -278,14 +321,14 @@ class NpyArray:
             whole = self.read_all().reshape((-1, *row_shape))
             step = block_rows(math.prod(row_shape))
             for i in range(start, stop, step):
-                yield i - start, whole[i:min(i + step, stop)]
+                yield i - start, whole[i : min(i + step, stop)]
             return
         row_bytes = math.prod(row_shape) * h.dtype.itemsize
         self._seek(h.offset + start * row_bytes)
         step = block_rows(math.prod(row_shape))
         buf = np.empty((min(step, stop - start), *row_shape), h.dtype)
         for i in range(start, stop, step):
-            block = buf[:min(step, stop - i)]
+            block = buf[: min(step, stop - i)]
             self._readinto(block)
             yield i - start, block
 
@@ -363,11 +406,10 @@ def load_npy(file, source: str | None = None) -> np.ndarray:
 def _fill(out: np.ndarray, blocks, transform=None) -> None:
     with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN are reported afterwards
         for i, block in blocks:
-            out[i:i + len(block)] = block if transform is None else transform(block)
+            out[i : i + len(block)] = block if transform is None else transform(block)
 
 
-def read_epsilon(arr: NpyArray, source: str, start: int = 0, stop: int | None = None
-                 ) -> np.ndarray:
+def read_epsilon(arr: NpyArray, source: str, start: int = 0, stop: int | None = None) -> np.ndarray:
     """Samples ``[start:stop]`` of an ε array, checked, as ``(n, ny, nx, 3)`` float32.
 
     Raises
@@ -382,14 +424,16 @@ def read_epsilon(arr: NpyArray, source: str, start: int = 0, stop: int | None = 
     check_read_size(stop - start, source, kappa=False, field=field)
     out = np.empty((stop - start, *eps_row(field)), np.float32)
     row = eps_row(field, channels_first)
-    _fill(out, arr.blocks(row, start, stop),
-          (lambda b: np.moveaxis(b, 1, -1)) if channels_first else None)
+    _fill(
+        out,
+        arr.blocks(row, start, stop),
+        (lambda b: np.moveaxis(b, 1, -1)) if channels_first else None,
+    )
     check_epsilon_values(out, source)
     return out
 
 
-def read_kappa(arr: NpyArray, source: str, start: int = 0, stop: int | None = None
-               ) -> np.ndarray:
+def read_kappa(arr: NpyArray, source: str, start: int = 0, stop: int | None = None) -> np.ndarray:
     """Maps ``[start:stop]`` of a κ array, checked, as ``(n, ny, nx)`` float32."""
     check_float_dtype(arr.dtype, source, "κ", arr.shape)
     n, field = kappa_layout(arr.shape, source)
@@ -404,12 +448,16 @@ def read_kappa(arr: NpyArray, source: str, start: int = 0, stop: int | None = No
 def _check_names_header(arr: NpyArray, n: int, source: str) -> None:
     dtype, shape = arr.dtype, arr.shape
     if len(shape) != 1 or dtype.kind not in _NAMES_KINDS:
-        raise DataError(f"{source}: 'names' has shape {shape} and dtype {quote(dtype)}; "
-                        "expected a 1-D str array")
+        raise DataError(
+            f"{source}: 'names' has shape {shape} and dtype {quote(dtype)}; "
+            "expected a 1-D str array"
+        )
     chars = dtype.itemsize // (4 if dtype.kind == "U" else 1)
     if chars > MAX_NAME_CHARS * (1 if dtype.kind == "U" else 4):
-        raise LimitError(f"{source}: 'names' has dtype {dtype} ({chars} characters per name); "
-                         f"expected at most {MAX_NAME_CHARS} (lensviz.data.limits.MAX_NAME_CHARS)")
+        raise LimitError(
+            f"{source}: 'names' has dtype {dtype} ({chars} characters per name); "
+            f"expected at most {MAX_NAME_CHARS} (lensviz.data.limits.MAX_NAME_CHARS)"
+        )
     if shape[0] != n:
         raise DataError(f"{source}: got {shape[0]} names for {n} samples; expected one each")
 
@@ -436,8 +484,10 @@ def npy_names(stem: str, n: int, start: int = 0, stop: int | None = None) -> lis
 
 def _zip_directory_size(fp, size: int, source: str) -> int:
     """Size of the central directory, found exactly where :mod:`zipfile` will look."""
-    not_zip = DataError(f"{source}: cannot read as .npz: it is not a zip archive (no end of "
-                        "central directory record); expected a file written by numpy.savez")
+    not_zip = DataError(
+        f"{source}: cannot read as .npz: it is not a zip archive (no end of "
+        "central directory record); expected a file written by numpy.savez"
+    )
     if size < _EOCD.size:
         raise not_zip
     fp.seek(size - _EOCD.size)
@@ -479,14 +529,17 @@ class NpzArchive:
         self._stack = stack
         infos = zf.infolist()
         if len(infos) > MAX_ZIP_MEMBERS:
-            raise LimitError(f"{source}: the archive holds {len(infos)} entries; expected at "
-                             f"most {MAX_ZIP_MEMBERS} (lensviz.data.limits.MAX_ZIP_MEMBERS)")
+            raise LimitError(
+                f"{source}: the archive holds {len(infos)} entries; expected at "
+                f"most {MAX_ZIP_MEMBERS} (lensviz.data.limits.MAX_ZIP_MEMBERS)"
+            )
         self.members: dict[str, zipfile.ZipInfo] = {}
         for info in infos:
             key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
             if key in self.members:
-                raise DataError(f"{source}: cannot read as .npz: it holds two entries named "
-                                f"'{quote(key, 60)}'")
+                raise DataError(
+                    f"{source}: cannot read as .npz: it holds two entries named '{quote(key, 60)}'"
+                )
             self.members[key] = info
 
     @property
@@ -499,26 +552,37 @@ class NpzArchive:
         info = self.members[key]
         where = f"{self.source} [{quote(key, 60)}]"
         if info.flag_bits & _ZIP_UNSUPPORTED_FLAGS:
-            raise UnsafeFileError(f"{where}: the entry is encrypted or patched (zip flags "
-                                  f"{info.flag_bits:#x}); expected a plain numpy.savez entry")
+            raise UnsafeFileError(
+                f"{where}: the entry is encrypted or patched (zip flags "
+                f"{info.flag_bits:#x}); expected a plain numpy.savez entry"
+            )
         if info.compress_type not in _ZIP_METHODS:
-            raise DataError(f"{where}: the entry uses zip compression method "
-                            f"{info.compress_type}; expected stored (0) or deflated (8), as "
-                            "numpy.savez and numpy.savez_compressed write")
+            raise DataError(
+                f"{where}: the entry uses zip compression method "
+                f"{info.compress_type}; expected stored (0) or deflated (8), as "
+                "numpy.savez and numpy.savez_compressed write"
+            )
         if info.file_size > MAX_ZIP_MEMBER_BYTES:
-            raise LimitError(f"{where}: the entry declares {info.file_size} bytes; the limit "
-                             "is lensviz.data.limits.MAX_ZIP_MEMBER_BYTES")
-        if (info.file_size > RATIO_CHECK_BYTES
-                and info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1)):
-            raise LimitError(f"{where}: the entry declares {info.file_size} bytes stored in "
-                             f"{info.compress_size}, a compression ratio over "
-                             f"{MAX_COMPRESSION_RATIO} (lensviz.data.limits."
-                             "MAX_COMPRESSION_RATIO); refused as a zip bomb")
+            raise LimitError(
+                f"{where}: the entry declares {info.file_size} bytes; the limit "
+                "is lensviz.data.limits.MAX_ZIP_MEMBER_BYTES"
+            )
+        if info.file_size > RATIO_CHECK_BYTES and info.file_size > MAX_COMPRESSION_RATIO * max(
+            info.compress_size, 1
+        ):
+            raise LimitError(
+                f"{where}: the entry declares {info.file_size} bytes stored in "
+                f"{info.compress_size}, a compression ratio over "
+                f"{MAX_COMPRESSION_RATIO} (lensviz.data.limits."
+                "MAX_COMPRESSION_RATIO); refused as a zip bomb"
+            )
         try:
             fp = self._stack.enter_context(self._zf.open(info))
         except (*_STREAM_ERRORS, KeyError) as exc:
-            raise DataError(f"{where}: cannot read as .npz: it is truncated or corrupt "
-                            f"({type(exc).__name__}: {quote(exc, 80)})") from exc
+            raise DataError(
+                f"{where}: cannot read as .npz: it is truncated or corrupt "
+                f"({type(exc).__name__}: {quote(exc, 80)})"
+            ) from exc
         return NpyArray(fp, where, info.file_size, ".npy entry of an .npz")
 
 
@@ -548,15 +612,19 @@ def open_npz(file, source: str | None = None) -> Iterator[NpzArchive]:
             raise DataError(f"{source}: is a .npy array; expected an .npz archive")
         cd_size = _zip_directory_size(fp, size, source)
         if cd_size > MAX_ZIP_DIRECTORY_BYTES:
-            raise LimitError(f"{source}: the zip directory declares {cd_size} bytes; expected at "
-                             f"most {MAX_ZIP_DIRECTORY_BYTES} "
-                             "(lensviz.data.limits.MAX_ZIP_DIRECTORY_BYTES)")
+            raise LimitError(
+                f"{source}: the zip directory declares {cd_size} bytes; expected at "
+                f"most {MAX_ZIP_DIRECTORY_BYTES} "
+                "(lensviz.data.limits.MAX_ZIP_DIRECTORY_BYTES)"
+            )
         fp.seek(0)
         try:
             zf = stack.enter_context(zipfile.ZipFile(fp))
         except (*_STREAM_ERRORS, KeyError, IndexError, struct.error) as exc:
-            raise DataError(f"{source}: cannot read as .npz: it is truncated or corrupt "
-                            f"({type(exc).__name__}: {quote(exc, 80)})") from exc
+            raise DataError(
+                f"{source}: cannot read as .npz: it is truncated or corrupt "
+                f"({type(exc).__name__}: {quote(exc, 80)})"
+            ) from exc
         yield NpzArchive(zf, source, stack)
 
 
@@ -574,7 +642,8 @@ def npz_layout(npz: NpzArchive) -> tuple[NpyArray, NpyArray | None, NpyArray | N
         raise DataError(
             f"{source}: has no array 'epsilon' (found {quote(sorted(npz.files))}); expected "
             "arrays 'epsilon' (N, ny, nx, 3), optional 'kappa' (N, ny, nx), optional "
-            "'names'")
+            "'names'"
+        )
     names = npz.open("names") if "names" in npz.members else None
     if names is not None and (len(names.shape) != 1 or names.dtype.kind not in _NAMES_KINDS):
         _check_names_header(names, 0, source)

@@ -23,9 +23,11 @@ from lensviz.data.validate import check_counts, check_same_field, epsilon_layout
 
 __all__ = ["load_upload", "load_upload_pair", "load_uploads", "check_session_uploads"]
 
-_PAIR_HELP = ("upload one .npy (ε only), .npz or .h5 file, or a challenge-style pair: "
-              "EPSILON/NAME.npy (3, ny, nx) and KAPPA/NAME.npy (ny, nx), 128 × 128 in the "
-              "challenge")
+_PAIR_HELP = (
+    "upload one .npy (ε only), .npz or .h5 file, or a challenge-style pair: "
+    "EPSILON/NAME.npy (3, ny, nx) and KAPPA/NAME.npy (ny, nx), 128 × 128 in the "
+    "challenge"
+)
 
 
 def _check_upload(filename: str, data, max_bytes: int) -> None:
@@ -84,12 +86,20 @@ def load_upload(filename: str, data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES
         field = read_field_fits(buffer, filename)
         kappa = None if field.kappa is None else field.kappa[None]
         return field.eps[None], kappa, [Path(filename).stem]
-    raise DataError(f"{filename}: unsupported upload type '{quote(suffix)}'; expected .npy "
-                    "(ε only), .npz, .h5/.hdf5 or .fits")
+    raise DataError(
+        f"{filename}: unsupported upload type '{quote(suffix)}'; expected .npy "
+        "(ε only), .npz, .h5/.hdf5 or .fits"
+    )
 
 
-def load_upload_pair(eps_name: str, eps_bytes: bytes, kappa_name: str, kappa_bytes: bytes,
-                     *, max_bytes: int = MAX_UPLOAD_BYTES):
+def load_upload_pair(
+    eps_name: str,
+    eps_bytes: bytes,
+    kappa_name: str,
+    kappa_bytes: bytes,
+    *,
+    max_bytes: int = MAX_UPLOAD_BYTES,
+):
     """Load a challenge-style pair of uploaded ``.npy`` files (EPSILON + KAPPA).
 
     Parameters
@@ -118,10 +128,13 @@ def load_upload_pair(eps_name: str, eps_bytes: bytes, kappa_name: str, kappa_byt
     for name, data in ((eps_name, eps_bytes), (kappa_name, kappa_bytes)):
         _check_upload(name, data, max_bytes)
         if Path(name).suffix.lower() != ".npy":
-            raise DataError(f"{name}: expected a .npy file as in the challenge's EPSILON/ "
-                            "and KAPPA/ folders")
-    with open_npy(io.BytesIO(eps_bytes), eps_name) as eps_arr, \
-            open_npy(io.BytesIO(kappa_bytes), kappa_name) as kappa_arr:
+            raise DataError(
+                f"{name}: expected a .npy file as in the challenge's EPSILON/ and KAPPA/ folders"
+            )
+    with (
+        open_npy(io.BytesIO(eps_bytes), eps_name) as eps_arr,
+        open_npy(io.BytesIO(kappa_bytes), kappa_name) as kappa_arr,
+    ):
         eps = read_epsilon(eps_arr, eps_name)
         kappa = read_kappa(kappa_arr, kappa_name)
     check_counts(len(eps), len(kappa), f"{eps_name} + {kappa_name}")
@@ -185,10 +198,14 @@ def check_session_uploads(sizes: Sequence[int]) -> None:
     """
     total = sum(int(s) for s in sizes)
     if len(sizes) > MAX_SESSION_UPLOADS:
-        raise LimitError(f"this session has uploaded {len(sizes)} files; the limit is "
-                         f"{MAX_SESSION_UPLOADS} per session. Reload the page to start a new "
-                         "session")
+        raise LimitError(
+            f"this session has uploaded {len(sizes)} files; the limit is "
+            f"{MAX_SESSION_UPLOADS} per session. Reload the page to start a new "
+            "session"
+        )
     if total > MAX_SESSION_UPLOAD_BYTES:
-        raise LimitError(f"this session has uploaded {total / 2**20:.0f} MiB; the limit is "
-                         f"{MAX_SESSION_UPLOAD_BYTES / 2**20:.0f} MiB per session. Reload the "
-                         "page to start a new session")
+        raise LimitError(
+            f"this session has uploaded {total / 2**20:.0f} MiB; the limit is "
+            f"{MAX_SESSION_UPLOAD_BYTES / 2**20:.0f} MiB per session. Reload the "
+            "page to start a new session"
+        )

@@ -89,8 +89,10 @@ def check_float_dtype(dtype, source: str, what: str, shape=None) -> np.dtype:
     dtype = np.dtype(dtype)
     if dtype.kind != "f" or dtype.itemsize not in _FLOAT_SIZES:
         found = "" if shape is None else f" (shape {tuple(shape)})"
-        raise DataTypeError(f"{source}: {what} has dtype {quote(dtype)}{found}; "
-                            "expected float16, float32 or float64")
+        raise DataTypeError(
+            f"{source}: {what} has dtype {quote(dtype)}{found}; "
+            "expected float16, float32 or float64"
+        )
     return dtype
 
 
@@ -105,14 +107,18 @@ def check_declared_size(shape: Sequence[int], itemsize: int, source: str, what: 
         More than :data:`~lensviz.data.limits.MAX_DECLARED_BYTES`.
     """
     if any(int(d) < 0 for d in shape):
-        raise DataError(f"{source}: {what} declares the shape {quote(tuple(shape))}, "
-                        "which has a negative dimension")
+        raise DataError(
+            f"{source}: {what} declares the shape {quote(tuple(shape))}, "
+            "which has a negative dimension"
+        )
     nbytes = math.prod(int(d) for d in shape) * int(itemsize)
     if nbytes > MAX_DECLARED_BYTES:
-        raise LimitError(f"{source}: {what} declares the shape {quote(tuple(shape))} "
-                         f"({nbytes / 2**30:.3g} GiB); the limit is "
-                         f"{MAX_DECLARED_BYTES / 2**30:.0f} GiB per array "
-                         "(lensviz.data.limits.MAX_DECLARED_BYTES)")
+        raise LimitError(
+            f"{source}: {what} declares the shape {quote(tuple(shape))} "
+            f"({nbytes / 2**30:.3g} GiB); the limit is "
+            f"{MAX_DECLARED_BYTES / 2**30:.0f} GiB per array "
+            "(lensviz.data.limits.MAX_DECLARED_BYTES)"
+        )
     return nbytes
 
 
@@ -126,13 +132,16 @@ def _size_hint(dims: Sequence[int]) -> str:
         if min(dims) < MIN_FIELD_PX:
             return f" (a map needs at least {MIN_FIELD_PX} pixels a side)"
         if max(dims) > MAX_FIELD_PX:
-            return (f" (a map has at most {MAX_FIELD_PX} pixels a side, "
-                    "lensviz.data.limits.MAX_FIELD_PX)")
+            return (
+                f" (a map has at most {MAX_FIELD_PX} pixels a side, "
+                "lensviz.data.limits.MAX_FIELD_PX)"
+            )
     return ""
 
 
-def epsilon_layout(shape: Sequence[int], source: str, what: str = "ε"
-                   ) -> tuple[int, bool, tuple[int, int]]:
+def epsilon_layout(
+    shape: Sequence[int], source: str, what: str = "ε"
+) -> tuple[int, bool, tuple[int, int]]:
     """Samples, layout and field size of an ε array from its (declared) shape.
 
     Parameters
@@ -178,16 +187,16 @@ def epsilon_layout(shape: Sequence[int], source: str, what: str = "ε"
         channels_first, field = True, body[1:]
     else:
         dims = body[:2] if body[-1:] == (3,) else body[1:] if body[:1] == (3,) else ()
-        raise DataError(f"{source}: {what} has shape {quote(shape)}{_size_hint(dims)}; "
-                        f"expected {_EPS_EXPECTED}")
+        raise DataError(
+            f"{source}: {what} has shape {quote(shape)}{_size_hint(dims)}; expected {_EPS_EXPECTED}"
+        )
     n = 1 if len(shape) == 3 else shape[0]
     if n == 0:
         raise DataError(f"{source}: {what} has shape {shape}, which holds no samples")
     return n, channels_first, field
 
 
-def kappa_layout(shape: Sequence[int], source: str, what: str = "κ"
-                 ) -> tuple[int, tuple[int, int]]:
+def kappa_layout(shape: Sequence[int], source: str, what: str = "κ") -> tuple[int, tuple[int, int]]:
     """Number of κ maps and their size ``(ny, nx)`` from a (declared) ``shape``.
 
     ``what`` names the array in messages, as in :func:`epsilon_layout`.
@@ -201,8 +210,10 @@ def kappa_layout(shape: Sequence[int], source: str, what: str = "κ"
     shape = tuple(int(d) for d in shape)
     body = shape if len(shape) == 2 else shape[1:] if len(shape) == 3 else ()
     if not _is_field(body):
-        raise DataError(f"{source}: {what} has shape {quote(shape)}{_size_hint(body)}; "
-                        f"expected {_KAPPA_EXPECTED}")
+        raise DataError(
+            f"{source}: {what} has shape {quote(shape)}{_size_hint(body)}; "
+            f"expected {_KAPPA_EXPECTED}"
+        )
     n = 1 if len(shape) == 2 else shape[0]
     if n == 0:
         raise DataError(f"{source}: {what} has shape {shape}, which holds no maps")
@@ -239,9 +250,11 @@ def check_same_field(field, other, source: str, what: str = "κ") -> None:
     """
     field, other = tuple(int(d) for d in field), tuple(int(d) for d in other)
     if field != other:
-        raise DataError(f"{source}: {what} maps are {other[0]} × {other[1]} pixels but the "
-                        f"dataset's ε maps are {field[0]} × {field[1]}; a dataset holds maps "
-                        "of one size")
+        raise DataError(
+            f"{source}: {what} maps are {other[0]} × {other[1]} pixels but the "
+            f"dataset's ε maps are {field[0]} × {field[1]}; a dataset holds maps "
+            "of one size"
+        )
 
 
 def _sample_bytes(field, kappa: bool) -> int:
@@ -249,8 +262,7 @@ def _sample_bytes(field, kappa: bool) -> int:
     return 4 * ny * nx * (3 + (1 if kappa else 0))
 
 
-def check_read_size(n: int, source: str, kappa: bool = True,
-                    field: Sequence[int] = MAP) -> None:
+def check_read_size(n: int, source: str, kappa: bool = True, field: Sequence[int] = MAP) -> None:
     """Refuse a read whose float32 output exceeds :data:`~lensviz.data.limits.MAX_READ_BYTES`.
 
     Parameters
@@ -274,7 +286,8 @@ def check_read_size(n: int, source: str, kappa: bool = True,
             f"float32); one read returns at most {MAX_READ_BYTES / 2**20:.3g} MiB, "
             f"{MAX_READ_BYTES // per_sample} samples (lensviz.data.limits.MAX_READ_BYTES). "
             "Read it in batches (lensviz.data.iter_dataset, or the command line), or pass "
-            "start/stop")
+            "start/stop"
+        )
 
 
 def batch_within_budget(batch_size: int, field: Sequence[int], kappa: bool = True) -> int:
@@ -305,7 +318,7 @@ def _scan(out: np.ndarray, bad_of, source: str, axes, offset: int):
     count, first = 0, None
     step = block_rows(out[0].size if len(out) else 1)
     for i in range(0, len(out), step):
-        bad = bad_of(out[i:i + step])
+        bad = bad_of(out[i : i + step])
         k = int(np.count_nonzero(bad))
         if k and first is None:
             where = np.argwhere(bad)[0]
@@ -318,8 +331,10 @@ def _scan(out: np.ndarray, bad_of, source: str, axes, offset: int):
 def _check_finite(out, source: str, what: str, axes, offset: int) -> None:
     count, first = _scan(out, lambda b: ~np.isfinite(b), source, axes, offset)
     if count:
-        raise DataError(f"{source}: {what} contains {count} NaN or infinite value(s) "
-                        f"(first at {_location(first, axes)}); expected finite values")
+        raise DataError(
+            f"{source}: {what} contains {count} NaN or infinite value(s) "
+            f"(first at {_location(first, axes)}); expected finite values"
+        )
 
 
 def _value_at(out, first, offset: int) -> float:
@@ -344,21 +359,25 @@ def check_epsilon_values(out: np.ndarray, source: str, offset: int = 0) -> None:
         and where it is.
     """
     _check_finite(out, source, "ε", _EPS_AXES, offset)
-    count, first = _scan(out, lambda b: np.abs(b[..., :2]) > EPS_COMPONENT_MAX, source,
-                         _EPS_AXES, offset)
+    count, first = _scan(
+        out, lambda b: np.abs(b[..., :2]) > EPS_COMPONENT_MAX, source, _EPS_AXES, offset
+    )
     if count:
         raise DataError(
             f"{source}: {_CHANNELS[first[3]]} = {_value_at(out, first, offset):.6g} at "
             f"{_location(first, _EPS_AXES)} ({count} value(s) out of bounds); expected "
-            f"|e1|, |e2| ≤ {EPS_COMPONENT_MAX:g} (lensviz.data.limits.EPS_COMPONENT_MAX)")
-    count, first = _scan(out, lambda b: (b[..., 2:] < 0) | (b[..., 2:] > DELTA_EPS_MAX),
-                         source, _EPS_AXES, offset)
+            f"|e1|, |e2| ≤ {EPS_COMPONENT_MAX:g} (lensviz.data.limits.EPS_COMPONENT_MAX)"
+        )
+    count, first = _scan(
+        out, lambda b: (b[..., 2:] < 0) | (b[..., 2:] > DELTA_EPS_MAX), source, _EPS_AXES, offset
+    )
     if count:
         first = (*first[:3], 2)
         raise DataError(
             f"{source}: Δε = {_value_at(out, first, offset):.6g} at "
             f"{_location(first, _EPS_AXES)} ({count} value(s) out of bounds); expected a "
-            f"standard deviation 0 ≤ Δε ≤ {DELTA_EPS_MAX:g} (lensviz.data.limits.DELTA_EPS_MAX)")
+            f"standard deviation 0 ≤ Δε ≤ {DELTA_EPS_MAX:g} (lensviz.data.limits.DELTA_EPS_MAX)"
+        )
 
 
 def check_kappa_values(out: np.ndarray, source: str, offset: int = 0) -> None:
@@ -375,7 +394,8 @@ def check_kappa_values(out: np.ndarray, source: str, offset: int = 0) -> None:
         raise DataError(
             f"{source}: κ = {_value_at(out, first, offset):.6g} at "
             f"{_location(first, _KAPPA_AXES)} ({count} value(s) out of bounds); expected "
-            f"|κ| ≤ {KAPPA_ABS_MAX:g} (lensviz.data.limits.KAPPA_ABS_MAX)")
+            f"|κ| ≤ {KAPPA_ABS_MAX:g} (lensviz.data.limits.KAPPA_ABS_MAX)"
+        )
 
 
 def _as_float_array(arr, source: str, what: str) -> np.ndarray:
@@ -383,8 +403,7 @@ def _as_float_array(arr, source: str, what: str) -> np.ndarray:
         try:
             arr = np.asarray(arr)
         except (ValueError, TypeError) as exc:
-            raise DataTypeError(f"{source}: {what} is not a numeric array "
-                                f"({quote(exc)})") from exc
+            raise DataTypeError(f"{source}: {what} is not a numeric array ({quote(exc)})") from exc
     check_float_dtype(arr.dtype, source, what, arr.shape)
     return arr
 
@@ -494,12 +513,16 @@ def check_same_length(eps: np.ndarray, kappa: np.ndarray | None, source: str) ->
 
 def _check_one_name(name: str, source: str) -> str:
     if len(name) > MAX_NAME_CHARS:
-        raise DataError(f"{source}: a sample name has {len(name)} characters "
-                        f"({quote(name, 40)}); expected at most {MAX_NAME_CHARS} "
-                        "(lensviz.data.limits.MAX_NAME_CHARS)")
+        raise DataError(
+            f"{source}: a sample name has {len(name)} characters "
+            f"({quote(name, 40)}); expected at most {MAX_NAME_CHARS} "
+            "(lensviz.data.limits.MAX_NAME_CHARS)"
+        )
     if not name.isprintable():
-        raise DataError(f"{source}: the sample name '{quote(name, 60)}' holds control "
-                        "characters; expected printable text")
+        raise DataError(
+            f"{source}: the sample name '{quote(name, 60)}' holds control "
+            "characters; expected printable text"
+        )
     return name
 
 
@@ -529,8 +552,9 @@ def validate_names(names: Iterable | None, n: int, source: str) -> list[str]:
     if names is None:
         return [f"{i:06d}" for i in range(n)]
     if isinstance(names, (str, bytes)):
-        raise DataTypeError(f"{source}: names must be a sequence of str, got a single "
-                            f"{type(names).__name__}")
+        raise DataTypeError(
+            f"{source}: names must be a sequence of str, got a single {type(names).__name__}"
+        )
     if hasattr(names, "__len__") and len(names) != n:
         raise DataError(f"{source}: got {len(names)} names for {n} samples; expected one each")
     out = []
@@ -539,11 +563,14 @@ def validate_names(names: Iterable | None, n: int, source: str) -> list[str]:
             try:
                 name = bytes(name).decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise DataError(f"{source}: the sample name '{quote(bytes(name), 60)}' is "
-                                "not UTF-8; expected UTF-8 text") from exc
+                raise DataError(
+                    f"{source}: the sample name '{quote(bytes(name), 60)}' is "
+                    "not UTF-8; expected UTF-8 text"
+                ) from exc
         if not isinstance(name, (str, np.str_)):
-            raise DataTypeError(f"{source}: names must be str, got "
-                                f"{type(name).__name__} {quote(repr(name), 60)}")
+            raise DataTypeError(
+                f"{source}: names must be str, got {type(name).__name__} {quote(repr(name), 60)}"
+            )
         out.append(_check_one_name(str(name), source))
         if len(out) > n:
             break

@@ -43,8 +43,10 @@ def leftovers():
 @pytest.fixture
 def npy_bytes():
     """``npy_bytes(arr)``: the bytes ``numpy.save`` writes (pickles allowed, to test refusal)."""
+
     def save(arr):
         buf = io.BytesIO()
         np.save(buf, arr, allow_pickle=True)
         return buf.getvalue()
+
     return save

@@ -30,15 +30,45 @@ from lensviz import data
 from lensviz.cli import data as cli_data
 from lensviz.data import limits
 
-__all__ = ["Case", "Trial", "CLASSES", "ENTRY_POINTS", "OUTCOMES", "plant_secrets",
-           "generate", "run_trial", "count_table", "bomb_npz_bytes", "names_bomb_npz_bytes"]
+__all__ = [
+    "Case",
+    "Trial",
+    "CLASSES",
+    "ENTRY_POINTS",
+    "OUTCOMES",
+    "plant_secrets",
+    "generate",
+    "run_trial",
+    "count_table",
+    "bomb_npz_bytes",
+    "names_bomb_npz_bytes",
+]
 
 CLASSES = (
-    "valid", "truncation", "random_bytes", "bitflip", "wrong_dtype", "wrong_shape",
-    "nonfinite", "extreme_values", "pickle", "npy_header", "huge_shape", "npz_bomb",
-    "zip_method", "h5_external_storage", "h5_virtual", "h5_links", "h5_unwritten",
-    "h5_huge_chunk", "h5_filter_compact", "non_utf8_names", "bad_names", "layout",
-    "challenge_folder", "pair",
+    "valid",
+    "truncation",
+    "random_bytes",
+    "bitflip",
+    "wrong_dtype",
+    "wrong_shape",
+    "nonfinite",
+    "extreme_values",
+    "pickle",
+    "npy_header",
+    "huge_shape",
+    "npz_bomb",
+    "zip_method",
+    "h5_external_storage",
+    "h5_virtual",
+    "h5_links",
+    "h5_unwritten",
+    "h5_huge_chunk",
+    "h5_filter_compact",
+    "non_utf8_names",
+    "bad_names",
+    "layout",
+    "challenge_folder",
+    "pair",
 )
 ENTRY_POINTS = ("upload", "pair", "server", "cli")
 OUTCOMES = ("accepted", "DataError", "DataTypeError", "UnsafeFileError", "LimitError")
@@ -68,8 +98,11 @@ class Case:
     files: dict
 
     def entry_points(self) -> tuple[str, ...]:
-        return {"file": ("upload", "server", "cli"), "pair": ("pair",),
-                "folder": ("server", "cli")}[self.kind]
+        return {
+            "file": ("upload", "server", "cli"),
+            "pair": ("pair",),
+            "folder": ("server", "cli"),
+        }[self.kind]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,8 +131,12 @@ def _secret_values() -> np.ndarray:
 def plant_secrets(workdir: Path) -> dict[str, Path]:
     """Write the secret files (and an HDF5 file made of them) that hostile cases point at."""
     workdir.mkdir(parents=True, exist_ok=True)
-    paths = {"bin": workdir / "secret.bin", "txt": workdir / "secret.txt",
-             "h5": workdir / "secret.h5", "npy": workdir / "secret_eps.npy"}
+    paths = {
+        "bin": workdir / "secret.bin",
+        "txt": workdir / "secret.txt",
+        "h5": workdir / "secret.h5",
+        "npy": workdir / "secret_eps.npy",
+    }
     values = _secret_values()
     paths["bin"].write_bytes(values.tobytes())
     paths["txt"].write_bytes(SECRET_TEXT * 4000)
@@ -151,8 +188,11 @@ def _h5(build: Callable[[h5py.File], None]) -> bytes:
 
 
 def _npy_raw(header: bytes, payload: bytes = b"", version: bytes = b"\x01\x00") -> bytes:
-    size = (struct.pack("<H", len(header) % 2**16) if version == b"\x01\x00"
-            else struct.pack("<I", len(header)))
+    size = (
+        struct.pack("<H", len(header) % 2**16)
+        if version == b"\x01\x00"
+        else struct.pack("<I", len(header))
+    )
     return b"\x93NUMPY" + version + size + header + payload
 
 
@@ -165,13 +205,18 @@ def _good_file(rng, fmt: str, n: int = 1) -> bytes:
     if fmt == "npy":
         return _npy(eps.astype("<f2"))
     if fmt == "npz":
-        return _npz(bool(rng.integers(2)), epsilon=eps, kappa=kappa,
-                    names=np.array([f"s{i}" for i in range(n)]))
+        return _npz(
+            bool(rng.integers(2)),
+            epsilon=eps,
+            kappa=kappa,
+            names=np.array([f"s{i}" for i in range(n)]),
+        )
 
     def build(f):
         f.create_dataset("epsilon", data=eps, chunks=(1, NPIX, NPIX, 3), compression="gzip")
         f.create_dataset("kappa", data=kappa, chunks=(1, NPIX, NPIX), compression="gzip")
         f.create_dataset("names", data=[f"s{i}" for i in range(n)], dtype=h5py.string_dtype())
+
     return _h5(build)
 
 
@@ -216,10 +261,10 @@ def _fix_zip_times(raw: bytes) -> bytes:
     with zipfile.ZipFile(io.BytesIO(raw)) as zf:
         infos, at = zf.infolist(), zf.start_dir
     for info in infos:
-        z[info.header_offset + 10:info.header_offset + 14] = _ZIP_EPOCH
+        z[info.header_offset + 10 : info.header_offset + 14] = _ZIP_EPOCH
     for _ in infos:  # the central directory entries, in order
-        z[at + 12:at + 16] = _ZIP_EPOCH
-        n, m, k = struct.unpack("<3H", z[at + 28:at + 34])
+        z[at + 12 : at + 16] = _ZIP_EPOCH
+        n, m, k = struct.unpack("<3H", z[at + 28 : at + 34])
         at += 46 + n + m + k
     return bytes(z)
 
@@ -230,7 +275,7 @@ def _patch_zip(raw: bytes, method: int | None = None, flags: int = 0) -> bytes:
         i = z.find(sig)
         while i >= 0:
             if method is not None:
-                z[i + method_at:i + method_at + 2] = struct.pack("<H", method)
+                z[i + method_at : i + method_at + 2] = struct.pack("<H", method)
             z[i + flag_at] |= flags
             i = z.find(sig, i + 4)
     return bytes(z)
@@ -266,8 +311,21 @@ def _bitflip(rng, n):
         yield "either", f"flip_{i:04d}.{fmt}", bytes(z)
 
 
-_BAD_DTYPES = ("<i1", "<i2", "<i4", "<i8", "<u1", "<u2", "<c8", "<c16", "?", "<U4", "S4",
-               "<M8[s]", "<m8[s]")
+_BAD_DTYPES = (
+    "<i1",
+    "<i2",
+    "<i4",
+    "<i8",
+    "<u1",
+    "<u2",
+    "<c8",
+    "<c16",
+    "?",
+    "<U4",
+    "S4",
+    "<M8[s]",
+    "<m8[s]",
+)
 
 
 def _wrong_dtype(rng, n):
@@ -278,8 +336,11 @@ def _wrong_dtype(rng, n):
         if fmt == "npy":
             raw = _npy(arr)
         elif fmt == "npz":
-            raw = _npz(epsilon=arr) if i % 2 else _npz(epsilon=_eps(rng),
-                                                        kappa=np.zeros((1, NPIX, NPIX), dtype))
+            raw = (
+                _npz(epsilon=arr)
+                if i % 2
+                else _npz(epsilon=_eps(rng), kappa=np.zeros((1, NPIX, NPIX), dtype))
+            )
         else:
             if dtype.startswith(("<U", "<M", "<m")):  # types h5py cannot store
                 dtype = "<i4"
@@ -290,9 +351,21 @@ def _wrong_dtype(rng, n):
 
 
 # Fields of any size from MIN_FIELD_PX (64) to MAX_FIELD_PX (2048) a side are valid.
-_BAD_SHAPES = ((NPIX, NPIX), (2, NPIX, NPIX, 2), (1, 63, 64, 3), (1, 1, NPIX, NPIX, 3),
-               (0, NPIX, NPIX, 3), (), (5,), (3, NPIX, 63), (NPIX, 3, NPIX), (1, NPIX, NPIX, 4),
-               (4, NPIX, NPIX), (2, 2, NPIX, NPIX), (1, 64, 2049, 3))
+_BAD_SHAPES = (
+    (NPIX, NPIX),
+    (2, NPIX, NPIX, 2),
+    (1, 63, 64, 3),
+    (1, 1, NPIX, NPIX, 3),
+    (0, NPIX, NPIX, 3),
+    (),
+    (5,),
+    (3, NPIX, 63),
+    (NPIX, 3, NPIX),
+    (1, NPIX, NPIX, 4),
+    (4, NPIX, NPIX),
+    (2, 2, NPIX, NPIX),
+    (1, 64, 2049, 3),
+)
 
 
 def _wrong_shape(rng, n):
@@ -312,15 +385,25 @@ def _wrong_shape(rng, n):
             yield "refused", f"shape_k{i:04d}.npz", _npz(epsilon=_eps(rng), kappa=kappa)
 
 
-_BAD_VALUES = {"nan": np.nan, "inf": np.inf, "-inf": -np.inf, "e36": 1e36, "e_big": 5.5,
-               "e_neg": -0.01, "de_big": 10.5, "k_big": 150.0, "f64_overflow": 1e40}
+_BAD_VALUES = {
+    "nan": np.nan,
+    "inf": np.inf,
+    "-inf": -np.inf,
+    "e36": 1e36,
+    "e_big": 5.5,
+    "e_neg": -0.01,
+    "de_big": 10.5,
+    "k_big": 150.0,
+    "f64_overflow": 1e40,
+}
 
 
 def _put_bad_value(rng, kind: str, fmt: str) -> bytes:
     eps, kappa = _eps(rng, 2, "<f8"), _kappa(rng, 2, "<f8")
     s, y, x = (int(rng.integers(0, m)) for m in (2, NPIX, NPIX))
-    in_kappa = kind == "k_big" or (kind in ("nan", "inf", "-inf") and fmt != "npy"
-                                   and rng.integers(3) == 0)
+    in_kappa = kind == "k_big" or (
+        kind in ("nan", "inf", "-inf") and fmt != "npy" and rng.integers(3) == 0
+    )
     if in_kappa:
         kappa[s, y, x] = _BAD_VALUES[kind]
     else:
@@ -336,14 +419,18 @@ def _put_bad_value(rng, kind: str, fmt: str) -> bytes:
     def build(f):
         f.create_dataset("epsilon", data=eps, chunks=(1, NPIX, NPIX, 3))
         f.create_dataset("kappa", data=kappa)
+
     return _h5(build)
 
 
 def _nonfinite(rng, n):
     for i in range(n):
         fmt = ("npy", "npz", "h5")[i % 3]
-        yield "refused", f"nonfinite_{i:04d}.{fmt}", _put_bad_value(
-            rng, ("nan", "inf", "-inf")[(i // 3) % 3], fmt)
+        yield (
+            "refused",
+            f"nonfinite_{i:04d}.{fmt}",
+            _put_bad_value(rng, ("nan", "inf", "-inf")[(i // 3) % 3], fmt),
+        )
 
 
 def _extreme(rng, n):
@@ -372,8 +459,11 @@ def _pickle(rng, n):
         elif which == 2:
             yield "refused", f"pickle_{i:04d}.npy", _npy(np.array([_Payload(), 1], object))
         elif which == 3:
-            yield "refused", f"pickle_{i:04d}.npz", _npz(
-                epsilon=_eps(rng), names=np.array([_Payload()], object))
+            yield (
+                "refused",
+                f"pickle_{i:04d}.npz",
+                _npz(epsilon=_eps(rng), names=np.array([_Payload()], object)),
+            )
         else:
             buf = io.BytesIO()
             with zipfile.ZipFile(buf, "w") as zf:
@@ -420,16 +510,24 @@ def _npy_header(rng, n):
             buf = io.BytesIO()
             with zipfile.ZipFile(buf, "w") as zf:
                 zf.writestr("epsilon.npy", _npy_raw(header, payload))
-            yield ("either" if b"128L" in header else "refused"), f"header_{i:04d}.npz", \
-                _fix_zip_times(buf.getvalue())
+            yield (
+                ("either" if b"128L" in header else "refused"),
+                f"header_{i:04d}.npz",
+                _fix_zip_times(buf.getvalue()),
+            )
             continue
         python2 = b"128L" in header and variant in (0, 2)  # numpy still reads these
         yield "either" if python2 else "refused", f"header_{i:04d}.npy", raw
 
 
 def _huge_shape(rng, n):
-    shapes = ("(1000000, 128, 128, 3)", "(3000, 128, 128, 3)", "(10**13, 128, 128, 3)",
-              "(2048, 3, 128, 128)", "(9223372036854775807, 128, 128, 3)")
+    shapes = (
+        "(1000000, 128, 128, 3)",
+        "(3000, 128, 128, 3)",
+        "(10**13, 128, 128, 3)",
+        "(2048, 3, 128, 128)",
+        "(9223372036854775807, 128, 128, 3)",
+    )
     for i in range(n):
         shape = shapes[i % len(shapes)]
         shape = shape.replace("10**13", str(10**13))
@@ -443,8 +541,19 @@ def _huge_shape(rng, n):
             yield "refused", f"huge_{i:04d}.npz", _fix_zip_times(buf.getvalue())
         elif kind == 2:
             big = (int(rng.integers(3000, 10**6)), NPIX, NPIX, 3)
-            yield "refused", f"huge_{i:04d}.h5", _h5(lambda f, s=big: f.create_dataset(
-                "epsilon", shape=s, dtype="<f4", chunks=(1, NPIX, NPIX, 3), compression="gzip"))
+            yield (
+                "refused",
+                f"huge_{i:04d}.h5",
+                _h5(
+                    lambda f, s=big: f.create_dataset(
+                        "epsilon",
+                        shape=s,
+                        dtype="<f4",
+                        chunks=(1, NPIX, NPIX, 3),
+                        compression="gzip",
+                    )
+                ),
+            )
         else:  # declared in an .npz member, with the zip directory agreeing
             buf = io.BytesIO()
             with zipfile.ZipFile(buf, "w") as zf:
@@ -470,21 +579,29 @@ def _npz_bomb(rng, n, bomb: bytes, names_bomb: bytes):
         elif kind == 3:  # a member whose directory entry lies about its size
             raw = bytearray(_npz(epsilon=_eps(rng)))
             at = raw.find(b"PK\x01\x02")
-            raw[at + 24:at + 28] = struct.pack("<L", 0xFFFFFFF0)
+            raw[at + 24 : at + 28] = struct.pack("<L", 0xFFFFFFF0)
             yield "either", f"bomb_{i:04d}.npz", bytes(raw)
         else:  # a huge comment before the end record
             raw = _npz(epsilon=_eps(rng))
-            yield "refused", f"bomb_{i:04d}.npz", raw[:-2] + struct.pack("<H", 65535) + (
-                b"PK\x05\x06" + bytes(18)) * 10
+            yield (
+                "refused",
+                f"bomb_{i:04d}.npz",
+                raw[:-2] + struct.pack("<H", 65535) + (b"PK\x05\x06" + bytes(18)) * 10,
+            )
 
 
 def _zip_method(rng, n):
     for i in range(n):
         raw = _npz(bool(i % 2), epsilon=_eps(rng), kappa=_kappa(rng))
         kind = (i // 2) % 6
-        patched = {0: _patch_zip(raw, 9), 1: _patch_zip(raw, flags=0x01),
-                   2: _patch_zip(raw, 12), 3: _patch_zip(raw, 14),
-                   4: _patch_zip(raw, flags=0x20), 5: _patch_zip(raw, 99, flags=0x41)}[kind]
+        patched = {
+            0: _patch_zip(raw, 9),
+            1: _patch_zip(raw, flags=0x01),
+            2: _patch_zip(raw, 12),
+            3: _patch_zip(raw, 14),
+            4: _patch_zip(raw, flags=0x20),
+            5: _patch_zip(raw, 99, flags=0x41),
+        }[kind]
         yield "refused", f"zip_{i:04d}.npz", patched
 
 
@@ -503,6 +620,7 @@ def _h5_external(rng, n, secrets):
                 f["epsilon"] = eps
                 shape, dtype = ((1, NPIX, NPIX), "<f4") if key == "kappa" else ((1,), "S16")
                 f.create_dataset(key, shape=shape, dtype=dtype, external=ext)
+
         yield "refused", f"external_{i:04d}.h5", _h5(build)
 
 
@@ -529,12 +647,14 @@ def _h5_virtual(rng, n, secrets):
                 f["src"] = np.zeros(shape, "<f4")
                 layout[...] = h5py.VirtualSource(".", "src", shape=shape)
             else:  # a relative source path, resolved against the file's folder
-                layout[...] = h5py.VirtualSource(f"../secrets/{secrets['h5'].name}",
-                                                 "epsilon", shape=shape)
+                layout[...] = h5py.VirtualSource(
+                    f"../secrets/{secrets['h5'].name}", "epsilon", shape=shape
+                )
             _create_virtual(f, b"epsilon", layout)
             if i % 8 >= 4:  # hide it under a group, next to good data
                 f.move("epsilon", "g/epsilon")
                 f["epsilon"] = _eps(rng)
+
         yield "refused", f"virtual_{i:04d}.h5", _h5(build)
 
 
@@ -568,6 +688,7 @@ def _h5_links(rng, n, secrets):
                 f["epsilon"] = eps
                 g = f.create_group("g")
                 g["up"] = g
+
         if kind == 7:
             expect = "either"
         yield expect, f"links_{i:04d}.h5", _h5(build)
@@ -582,15 +703,22 @@ def _h5_unwritten(rng, n):
             if kind == 0:
                 f.create_dataset("epsilon", shape=(k, NPIX, NPIX, 3), dtype="<f4")
             elif kind == 1:
-                f.create_dataset("epsilon", shape=(k, NPIX, NPIX, 3), dtype="<f4",
-                                 chunks=(1, NPIX, NPIX, 3), fillvalue=0.0)
+                f.create_dataset(
+                    "epsilon",
+                    shape=(k, NPIX, NPIX, 3),
+                    dtype="<f4",
+                    chunks=(1, NPIX, NPIX, 3),
+                    fillvalue=0.0,
+                )
             elif kind == 2:
-                ds = f.create_dataset("epsilon", shape=(3, NPIX, NPIX, 3), dtype="<f4",
-                                      chunks=(1, NPIX, NPIX, 3))
+                ds = f.create_dataset(
+                    "epsilon", shape=(3, NPIX, NPIX, 3), dtype="<f4", chunks=(1, NPIX, NPIX, 3)
+                )
                 ds[0] = _eps(rng)[0]
             else:
                 f["epsilon"] = _eps(rng)
                 f.create_dataset("kappa", shape=(1, NPIX, NPIX), dtype="<f4")
+
         yield "refused", f"unwritten_{i:04d}.h5", _h5(build)
 
 
@@ -599,10 +727,16 @@ def _h5_huge_chunk(rng, n):
         k = int(rng.integers(342, 5000))  # 342 samples of float32 ε: just over 64 MiB
 
         def build(f, k=k, i=i):
-            f.create_dataset("epsilon", shape=(k, NPIX, NPIX, 3), dtype="<f4",
-                             chunks=(k, NPIX, NPIX, 3), compression="gzip")
+            f.create_dataset(
+                "epsilon",
+                shape=(k, NPIX, NPIX, 3),
+                dtype="<f4",
+                chunks=(k, NPIX, NPIX, 3),
+                compression="gzip",
+            )
             if i % 2:
                 f.create_dataset("names", shape=(10**7,), dtype="S8", chunks=(10**7,))
+
         yield "refused", f"chunk_{i:04d}.h5", _h5(build)
 
 
@@ -623,12 +757,12 @@ def _h5_filter_compact(rng, n):
                 dsid = h5py.h5d.create(f.id, b"kappa", h5py.h5t.IEEE_F16LE, space, dcpl)
                 dsid.write(h5py.h5s.ALL, h5py.h5s.ALL, kappa.astype("<f2"))
             else:
-                f.create_dataset("epsilon", data=eps, chunks=(1, NPIX, NPIX, 3),
-                                 compression="lzf")
+                f.create_dataset("epsilon", data=eps, chunks=(1, NPIX, NPIX, 3), compression="lzf")
+
         raw = _h5(build)
         if kind == 2:  # an unknown filter id, which would make HDF5 look for a plugin
             at = raw.find(b"lzf\x00") - 8
-            raw = raw[:at] + struct.pack("<H", 32123) + raw[at + 2:]
+            raw = raw[:at] + struct.pack("<H", 32123) + raw[at + 2 :]
         yield "refused", f"filter_{i:04d}.h5", raw
 
 
@@ -639,23 +773,34 @@ def _non_utf8_names(rng, n):
         kind = (i // len(bad)) % 3
         eps = _eps(rng)
         if kind == 0:
+
             def build(f, eps=eps, name=name):
                 f["epsilon"] = eps
-                f.create_dataset("names", data=np.array([name], object),
-                                 dtype=h5py.string_dtype("utf-8"))
+                f.create_dataset(
+                    "names", data=np.array([name], object), dtype=h5py.string_dtype("utf-8")
+                )
+
             yield "refused", f"utf8_{i:04d}.h5", _h5(build)
         elif kind == 1:
             yield "refused", f"utf8_{i:04d}.npz", _npz(epsilon=eps, names=np.array([name], "S8"))
         else:  # a link with a non-UTF-8 name beside good data
+
             def build(f, eps=eps, name=name):
                 f["epsilon"] = eps
                 f.create_dataset(name, data=np.zeros(3))
+
             yield "either", f"utf8_{i:04d}.h5", _h5(build)
 
 
 def _bad_names(rng, n):
-    names = (["a\x1b[2Jb"], ["x" * (limits.MAX_NAME_CHARS + 1)], ["a", "b"], ["\n"],
-             ["a\u202eb"], [""])
+    names = (
+        ["a\x1b[2Jb"],
+        ["x" * (limits.MAX_NAME_CHARS + 1)],
+        ["a", "b"],
+        ["\n"],
+        ["a\u202eb"],
+        [""],
+    )
     for i in range(n):
         bad = names[i % len(names)]
         fmt = ("npz", "h5")[(i // len(names)) % 2]
@@ -663,9 +808,11 @@ def _bad_names(rng, n):
         if fmt == "npz":
             raw = _npz(epsilon=eps, names=np.array(bad))
         else:
+
             def build(f, eps=eps, bad=bad):
                 f["epsilon"] = eps
                 f.create_dataset("names", data=bad, dtype=h5py.string_dtype())
+
             raw = _h5(build)
         expect = "either" if bad == [""] else "refused"
         yield expect, f"names_{i:04d}.{fmt}", raw
@@ -689,6 +836,7 @@ def _layout(rng, n):
             else:
                 f["epsilon"] = eps
                 f.create_group("names")
+
         if kind == 0:
             raw, fmt = _npz(kappa=kappa), "npz"
         elif kind == 5:
@@ -705,8 +853,9 @@ def _challenge_folders(rng, n, secrets):
         files = {}
         names = [f"{j:05d}_00001" for j in range(2)]
         for stem in names:
-            files[f"{name}/EPSILON/{stem}.npy"] = _npy(np.moveaxis(_eps(rng)[0], -1, 0)
-                                                       .astype("<f2"))
+            files[f"{name}/EPSILON/{stem}.npy"] = _npy(
+                np.moveaxis(_eps(rng)[0], -1, 0).astype("<f2")
+            )
             files[f"{name}/KAPPA/{stem}.npy"] = _npy(_kappa(rng)[0].astype("<f2"))
         first = f"{name}/EPSILON/{names[0]}.npy"
         if kind == 0:  # a symbolic link to a valid file outside the folder
@@ -741,8 +890,13 @@ def _pairs(rng, n):
             k = _npy(np.full((NPIX, NPIX), np.nan, "<f4"))
         else:
             k = pickle.dumps(_Payload())
-        yield Case("pair", f"pair_{i:04d}", "pair", "refused",
-                   {f"pair_{i:04d}_eps.npy": e, f"pair_{i:04d}_kappa.npy": k})
+        yield Case(
+            "pair",
+            f"pair_{i:04d}",
+            "pair",
+            "refused",
+            {f"pair_{i:04d}_eps.npy": e, f"pair_{i:04d}_kappa.npy": k},
+        )
 
 
 def _valid(rng, n):
@@ -751,20 +905,43 @@ def _valid(rng, n):
         yield "accepted", f"valid_{i:04d}.{fmt}", _good_file(rng, fmt, 1 + i % 3)
     e = _npy(np.moveaxis(_eps(rng)[0], -1, 0).astype("<f2"))
     k = _npy(_kappa(rng)[0].astype("<f2"))
-    yield Case("valid", "valid_pair", "pair", "accepted",
-               {"valid_pair_kappa.npy": k, "valid_pair_eps.npy": e})
+    yield Case(
+        "valid",
+        "valid_pair",
+        "pair",
+        "accepted",
+        {"valid_pair_kappa.npy": k, "valid_pair_eps.npy": e},
+    )
 
 
 # === The generator ===
 
 
 _COUNTS = {  # cases per class (the valid controls are not counted as malformed)
-    "valid": 12, "truncation": 120, "random_bytes": 90, "bitflip": 90, "wrong_dtype": 60,
-    "wrong_shape": 60, "nonfinite": 36, "extreme_values": 54, "pickle": 40, "npy_header": 90,
-    "huge_shape": 24, "npz_bomb": 15, "zip_method": 36, "h5_external_storage": 30,
-    "h5_virtual": 24, "h5_links": 40, "h5_unwritten": 24, "h5_huge_chunk": 16,
-    "h5_filter_compact": 15, "non_utf8_names": 36, "bad_names": 36, "layout": 30,
-    "challenge_folder": 30, "pair": 48,
+    "valid": 12,
+    "truncation": 120,
+    "random_bytes": 90,
+    "bitflip": 90,
+    "wrong_dtype": 60,
+    "wrong_shape": 60,
+    "nonfinite": 36,
+    "extreme_values": 54,
+    "pickle": 40,
+    "npy_header": 90,
+    "huge_shape": 24,
+    "npz_bomb": 15,
+    "zip_method": 36,
+    "h5_external_storage": 30,
+    "h5_virtual": 24,
+    "h5_links": 40,
+    "h5_unwritten": 24,
+    "h5_huge_chunk": 16,
+    "h5_filter_compact": 15,
+    "non_utf8_names": 36,
+    "bad_names": 36,
+    "layout": 30,
+    "challenge_folder": 30,
+    "pair": 48,
 }
 _CACHE: dict = {}
 
@@ -840,7 +1017,7 @@ def _materialize(case: Case, root: Path) -> Path:
 
 def _call(case: Case, entry: str, root: Path):
     if entry == "upload":
-        (name, raw), = case.files.items()
+        ((name, raw),) = case.files.items()
         return data.load_upload(name, raw)
     if entry == "pair":
         return data.load_uploads(list(case.files.items()))
@@ -853,16 +1030,26 @@ def _call(case: Case, entry: str, root: Path):
 def _check_accepted(result) -> list[str]:
     eps, kappa, names = result
     problems = []
-    if not (isinstance(eps, np.ndarray) and eps.dtype == np.float32 and eps.ndim == 4
-            and eps.shape[-1] == 3
-            and all(limits.MIN_FIELD_PX <= d <= limits.MAX_FIELD_PX for d in eps.shape[1:3])
-            and np.isfinite(eps).all()):
+    if not (
+        isinstance(eps, np.ndarray)
+        and eps.dtype == np.float32
+        and eps.ndim == 4
+        and eps.shape[-1] == 3
+        and all(limits.MIN_FIELD_PX <= d <= limits.MAX_FIELD_PX for d in eps.shape[1:3])
+        and np.isfinite(eps).all()
+    ):
         problems.append("accepted ε is not a finite (N, ny, nx, 3) float32 array")
-    elif (np.abs(eps[..., :2]).max() > limits.EPS_COMPONENT_MAX
-          or eps[..., 2].min() < 0 or eps[..., 2].max() > limits.DELTA_EPS_MAX):
+    elif (
+        np.abs(eps[..., :2]).max() > limits.EPS_COMPONENT_MAX
+        or eps[..., 2].min() < 0
+        or eps[..., 2].max() > limits.DELTA_EPS_MAX
+    ):
         problems.append("accepted ε is out of bounds")
-    if kappa is not None and not (kappa.shape == eps.shape[:3] and np.isfinite(kappa).all()
-                                  and np.abs(kappa).max() <= limits.KAPPA_ABS_MAX):
+    if kappa is not None and not (
+        kappa.shape == eps.shape[:3]
+        and np.isfinite(kappa).all()
+        and np.abs(kappa).max() <= limits.KAPPA_ABS_MAX
+    ):
         problems.append("accepted κ is not finite, in bounds and one per sample")
     if len(names) != len(eps) or not all(isinstance(s, str) and s.isprintable() for s in names):
         problems.append("accepted names are not one printable str per sample")
@@ -894,15 +1081,19 @@ def run_trial(case: Case, entry: str, root: Path) -> Trial:
     blobs = [message.encode("utf-8", "backslashreplace")]
     if result is not None:
         eps, kappa, names = result
-        blobs += [eps.tobytes(), b"" if kappa is None else kappa.tobytes(),
-                  "\n".join(names).encode("utf-8", "backslashreplace")]
+        blobs += [
+            eps.tobytes(),
+            b"" if kappa is None else kappa.tobytes(),
+            "\n".join(names).encode("utf-8", "backslashreplace"),
+        ]
         problems += _check_accepted(result)
         if case.expect == "refused":
             problems.append("a malformed input was accepted")
     elif case.expect == "accepted":
         problems.append(f"a valid input was refused: {message}")
-    if outcome != "accepted" and not any(name.split("/")[0] in message
-                                         for name in [case.name, *case.files]):
+    if outcome != "accepted" and not any(
+        name.split("/")[0] in message for name in [case.name, *case.files]
+    ):
         problems.append(f"the message does not name the input: {message[:200]}")
     if "\n" in message or "\r" in message:
         problems.append("the message spans several lines")
@@ -911,8 +1102,9 @@ def run_trial(case: Case, entry: str, root: Path) -> Trial:
         problems.append("bytes of a planted secret reached the output")
     if peak > PEAK_BUDGET:
         problems.append(f"peak memory {peak / 2**20:.1f} MiB over {PEAK_BUDGET / 2**20:.0f} MiB")
-    return Trial(case.klass, case.name, entry, case.expect, outcome, message, peak, leaked,
-                 tuple(problems))
+    return Trial(
+        case.klass, case.name, entry, case.expect, outcome, message, peak, leaked, tuple(problems)
+    )
 
 
 def count_table(trials: list[Trial]) -> dict[str, dict[str, int]]:
@@ -922,4 +1114,3 @@ def count_table(trials: list[Trial]) -> dict[str, dict[str, int]]:
         row = table.setdefault(t.klass, {})
         row[t.outcome] = row.get(t.outcome, 0) + 1
     return table
-

@@ -89,14 +89,17 @@ def test_challenge_dir_unpaired(tmp_path, arrays, make_challenge_dir):
         data.read_challenge_dir(root)
 
 
-@pytest.mark.parametrize("folder, content, match", [
-    ("EPSILON", np.zeros((128, 128), np.float16), r"EPSILON/b\.npy: ε has shape \(128, 128\)"),
-    ("EPSILON", np.zeros((2, 3, 128, 128), np.float16), r"EPSILON/b\.npy: has shape \(2, 3"),
-    ("KAPPA", np.zeros((3, 128, 128), np.float16), r"KAPPA/b\.npy: has shape .*3 samples"),
-    ("KAPPA", np.full((128, 128), np.nan, np.float16), r"KAPPA/b\.npy: κ contains"),
-    ("KAPPA", np.zeros((128, 128), np.int16), r"KAPPA/b\.npy: κ has dtype int16"),
-    ("EPSILON", np.array(["a"], dtype=object), r"EPSILON/b\.npy.*pickled or object"),
-])
+@pytest.mark.parametrize(
+    "folder, content, match",
+    [
+        ("EPSILON", np.zeros((128, 128), np.float16), r"EPSILON/b\.npy: ε has shape \(128, 128\)"),
+        ("EPSILON", np.zeros((2, 3, 128, 128), np.float16), r"EPSILON/b\.npy: has shape \(2, 3"),
+        ("KAPPA", np.zeros((3, 128, 128), np.float16), r"KAPPA/b\.npy: has shape .*3 samples"),
+        ("KAPPA", np.full((128, 128), np.nan, np.float16), r"KAPPA/b\.npy: κ contains"),
+        ("KAPPA", np.zeros((128, 128), np.int16), r"KAPPA/b\.npy: κ has dtype int16"),
+        ("EPSILON", np.array(["a"], dtype=object), r"EPSILON/b\.npy.*pickled or object"),
+    ],
+)
 def test_challenge_dir_bad_file(tmp_path, arrays, folder, content, match, make_challenge_dir):
     root = make_challenge_dir(tmp_path / "set", *arrays, ["a", "b", "c", "d"])
     np.save(root / folder / "b.npy", content, allow_pickle=True)
@@ -136,8 +139,11 @@ def test_write_challenge_dir(tmp_path, arrays, leftovers):
 def test_write_challenge_dir_failures_leave_nothing(tmp_path, arrays, leftovers):
     eps, kappa = arrays
     out = tmp_path / "out"
-    for names, match in ((["a", "b", "a", "c"], "duplicate"), (["a", "../b", "c", "d"], "name"),
-                         (["a", "b"], "2 names for 4 samples")):
+    for names, match in (
+        (["a", "b", "a", "c"], "duplicate"),
+        (["a", "../b", "c", "d"], "name"),
+        (["a", "b"], "2 names for 4 samples"),
+    ):
         with pytest.raises(ValueError, match=match):
             data.write_challenge_dir(out, eps, kappa, names)
         assert not out.exists() and leftovers(tmp_path) == []
@@ -180,12 +186,13 @@ def test_challenge_writer_fsyncs_every_file_before_the_rename(tmp_path, arrays, 
     def rename(src, dst):
         renamed.append((str(src), len(synced)))
         real_rename(src, dst)
+
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "rename", rename)
     data.write_challenge_dir(tmp_path / "out", *arrays, ["a", "b", "c", "d"])
     files = [s for s in synced if s.endswith(".npy")]
     assert len(files) == 8  # 4 ε + 4 κ files
-    (src, n_synced_before), = renamed
+    ((src, n_synced_before),) = renamed
     assert n_synced_before >= 8 + 3  # the files, EPSILON/, KAPPA/ and the folder itself
     assert synced[-1] == str(tmp_path)  # the parent, after the rename
 

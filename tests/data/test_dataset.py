@@ -19,8 +19,13 @@ def test_load_dataset_dispatch(tmp_path, arrays, make_challenge_dir):
     np.savez(tmp_path / "full.npz", epsilon=eps, kappa=kappa, names=np.array(list("abcd")))
     np.savez(tmp_path / "eps.npz", epsilon=np.moveaxis(eps, -1, 1))
     np.save(tmp_path / "eps.npy", eps)
-    for name, has_kappa in [("set", True), ("x.hdf5", True), ("full.npz", True),
-                            ("eps.npz", False), ("eps.npy", False)]:
+    for name, has_kappa in [
+        ("set", True),
+        ("x.hdf5", True),
+        ("full.npz", True),
+        ("eps.npz", False),
+        ("eps.npy", False),
+    ]:
         e, k, names = data.load_dataset(tmp_path / name, 1, 3)
         np.testing.assert_array_equal(e, eps[1:3])
         assert (k is not None) == has_kappa, name
@@ -89,8 +94,11 @@ def test_load_upload_errors(tmp_path, arrays, npy_bytes):
 def test_load_upload_pair(arrays, npy_bytes):
     eps, kappa = arrays
     e, k, names = data.load_upload_pair(
-        "00087_00323.npy", npy_bytes(np.moveaxis(eps[1], -1, 0).astype(np.float16)),
-        "00087_00323.npy", npy_bytes(kappa[1].astype(np.float16)))
+        "00087_00323.npy",
+        npy_bytes(np.moveaxis(eps[1], -1, 0).astype(np.float16)),
+        "00087_00323.npy",
+        npy_bytes(kappa[1].astype(np.float16)),
+    )
     np.testing.assert_array_equal(e, eps[1:2])
     np.testing.assert_array_equal(k, kappa[1:2])
     assert names == ["00087_00323"]
@@ -114,7 +122,8 @@ def test_apply_convention(arrays):
     out = data.apply_convention(eps, negate_e2=True)
     np.testing.assert_array_equal(out[..., 1], -eps[..., 1])
     np.testing.assert_array_equal(out[..., 0], eps[..., 0])
-    twice = data.apply_convention(data.apply_convention(eps, negate_e2=True, transpose=True),
-                                  negate_e2=True, transpose=True)
+    twice = data.apply_convention(
+        data.apply_convention(eps, negate_e2=True, transpose=True), negate_e2=True, transpose=True
+    )
     np.testing.assert_array_equal(twice, eps)
     np.testing.assert_array_equal(data.apply_convention(eps), eps)

@@ -49,8 +49,9 @@ def _digest(cases) -> str:
     for case in cases:
         h.update(f"{case.klass}|{case.name}|{case.expect}".encode())
         for rel, content in sorted(case.files.items()):
-            h.update(rel.encode() + (str(content).encode() if isinstance(content, Path)
-                                     else content))
+            h.update(
+                rel.encode() + (str(content).encode() if isinstance(content, Path) else content)
+            )
     return h.hexdigest()
 
 
@@ -131,15 +132,23 @@ def _bomb_files(folder: Path, secrets) -> list[Path]:
         "huge_header.npy": fz._npy_raw(fz._header(shape="(1000000, 128, 128, 3)")),
     }
     for name, build in {
-        "unwritten.h5": lambda f: f.create_dataset("epsilon", shape=(20000, 128, 128, 3),
-                                                   dtype="<f4"),
-        "huge_chunk.h5": lambda f: f.create_dataset("epsilon", shape=(3000, 128, 128, 3),
-                                                    dtype="<f4", chunks=(3000, 128, 128, 3),
-                                                    compression="gzip"),
+        "unwritten.h5": lambda f: f.create_dataset(
+            "epsilon", shape=(20000, 128, 128, 3), dtype="<f4"
+        ),
+        "huge_chunk.h5": lambda f: f.create_dataset(
+            "epsilon",
+            shape=(3000, 128, 128, 3),
+            dtype="<f4",
+            chunks=(3000, 128, 128, 3),
+            compression="gzip",
+        ),
         "self_virtual.h5": _self_virtual,
         "external.h5": lambda f: f.create_dataset(
-            "epsilon", shape=(4, 128, 128, 3), dtype="<f4",
-            external=[(str(secrets["bin"]), 0, h5py.h5f.UNLIMITED)]),
+            "epsilon",
+            shape=(4, 128, 128, 3),
+            dtype="<f4",
+            external=[(str(secrets["bin"]), 0, h5py.h5f.UNLIMITED)],
+        ),
     }.items():
         with h5py.File(folder / name, "w") as f:
             build(f)
@@ -156,8 +165,14 @@ def _self_virtual(f):
 
 def _run_child(files, timeout=300):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run([sys.executable, "-c", _BOMB_CHILD, *map(str, files)], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-c", _BOMB_CHILD, *map(str, files)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]  # a crash (SIGSEGV: -11) fails here
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -187,14 +202,27 @@ def test_heavy_bombs_and_a_full_size_upload_stay_within_budget(tmp_path):
     bombs.mkdir()
     # One written 80 MiB chunk (the issue's 2.26 GB chunk, scaled down to keep this test fast).
     with h5py.File(bombs / "written_chunk.h5", "w") as f:
-        ds = f.create_dataset("epsilon", shape=(420, 128, 128, 3), dtype="<f4",
-                              chunks=(420, 128, 128, 3), compression="gzip",
-                              compression_opts=1)
+        ds = f.create_dataset(
+            "epsilon",
+            shape=(420, 128, 128, 3),
+            dtype="<f4",
+            chunks=(420, 128, 128, 3),
+            compression="gzip",
+            compression_opts=1,
+        )
         ds[...] = np.zeros(ds.shape, "<f4")
     # 2000 samples of float64 zeros: within the sample budget, refused by compression ratio.
-    (bombs / "f64_bomb.npz").write_bytes(fz._streamed_npz({"epsilon": (
-        {"descr": "<f8", "fortran_order": False, "shape": (2000, 128, 128, 3)},
-        bytes(128 * 128 * 3 * 8), 2000)}))
+    (bombs / "f64_bomb.npz").write_bytes(
+        fz._streamed_npz(
+            {
+                "epsilon": (
+                    {"descr": "<f8", "fortran_order": False, "shape": (2000, 128, 128, 3)},
+                    bytes(128 * 128 * 3 * 8),
+                    2000,
+                )
+            }
+        )
+    )
     result = _run_child(sorted(bombs.iterdir()))
     for name, outcomes in result["outcomes"].items():
         assert set(outcomes) == {"LimitError"}, (name, outcomes)
@@ -219,8 +247,14 @@ def test_heavy_bombs_and_a_full_size_upload_stay_within_budget(tmp_path):
         print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base, eps.nbytes)
     """)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", child, str(tmp_path / "full.npy")], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", child, str(tmp_path / "full.npy")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     growth, out_bytes = map(int, proc.stdout.split())
     assert out_bytes == 2 * (size - 128)  # float16 → float32

@@ -42,8 +42,14 @@ def test_hdf5_round_trip_and_layout(tmp_path, arrays, leftovers):
     np.testing.assert_array_equal(e, eps[[3, 0, 3]])
     assert got == ["d", "ñame-0", "d"]
     assert len(data.read_hdf5(path, 2, 100)[0]) == 2  # stop clipped like a slice
-    for kwargs in ({"start": 4}, {"start": 2, "stop": 2}, {"indices": [0, 4]},
-                   {"indices": []}, {"start": -1}, {"start": 1, "indices": [0]}):
+    for kwargs in (
+        {"start": 4},
+        {"start": 2, "stop": 2},
+        {"indices": [0, 4]},
+        {"indices": []},
+        {"start": -1},
+        {"start": 1, "indices": [0]},
+    ):
         with pytest.raises(ValueError):
             data.read_hdf5(path, **kwargs)
 
@@ -186,8 +192,12 @@ def _all_readers(tmp_path, name, raw):
     path = tmp_path / name
     path.write_bytes(raw)
     errors = []
-    for read in (lambda: data.load_upload(name, raw), lambda: data.load_dataset(path, 0, 512),
-                 lambda: data.hdf5_length(path), lambda: cli_data.load_data(str(path))):
+    for read in (
+        lambda: data.load_upload(name, raw),
+        lambda: data.load_dataset(path, 0, 512),
+        lambda: data.hdf5_length(path),
+        lambda: cli_data.load_data(str(path)),
+    ):
         with pytest.raises(data.DataError) as info:
             read()
         errors.append(info.value)
@@ -197,9 +207,14 @@ def _all_readers(tmp_path, name, raw):
 def test_the_issue_reproducer_is_refused_everywhere(tmp_path):
     secret = tmp_path / "passwd"
     secret.write_bytes(SECRET * 1000)
-    raw = _h5_bytes(lambda f: f.create_dataset(
-        "epsilon", shape=(1, 128, 128, 3), dtype="<f4",
-        external=[(str(secret), 0, h5py.h5f.UNLIMITED)]))
+    raw = _h5_bytes(
+        lambda f: f.create_dataset(
+            "epsilon",
+            shape=(1, 128, 128, 3),
+            dtype="<f4",
+            external=[(str(secret), 0, h5py.h5f.UNLIMITED)],
+        )
+    )
     for err in _all_readers(tmp_path, "x.h5", raw):
         assert isinstance(err, data.UnsafeFileError)
         assert "x.h5" in str(err) and "external file" in str(err)
@@ -211,6 +226,7 @@ def test_a_self_referencing_virtual_dataset_is_refused_before_hdf5_resolves_it(t
         layout = h5py.VirtualLayout(shape=(1, 128, 128, 3), dtype="<f4")
         layout[...] = h5py.VirtualSource(".", "epsilon", shape=(1, 128, 128, 3))
         f.create_virtual_dataset("epsilon", layout, fillvalue=0)
+
     for err in _all_readers(tmp_path, "v.h5", _h5_bytes(build)):
         assert isinstance(err, data.UnsafeFileError) and "virtual dataset" in str(err)
 
@@ -236,6 +252,7 @@ def test_links_are_never_followed(tmp_path, arrays, kind):
         else:  # good data, and a loop hidden in a subgroup
             f["epsilon"] = arrays[0]
             f.create_group("meta/deeper")["up"] = h5py.SoftLink("/meta")
+
     for err in _all_readers(tmp_path, "l.h5", _h5_bytes(build)):
         assert isinstance(err, data.UnsafeFileError), err
         assert "l.h5" in str(err) and "link" in str(err)
@@ -246,6 +263,7 @@ def test_a_hard_link_cycle_is_walked_once(tmp_path, arrays):
         f["epsilon"] = arrays[0]
         group = f.create_group("g")
         group["up"] = group
+
     e, _, _ = data.load_upload("c.h5", _h5_bytes(build))
     np.testing.assert_array_equal(e, arrays[0])
 
@@ -256,15 +274,18 @@ def test_unwritten_datasets_are_refused(tmp_path, arrays, kind):
         if kind == "contiguous":
             f.create_dataset("epsilon", shape=(20000, 128, 128, 3), dtype="<f4")
         elif kind == "chunked":
-            f.create_dataset("epsilon", shape=(20000, 128, 128, 3), dtype="<f4",
-                             chunks=(1, 128, 128, 3))
+            f.create_dataset(
+                "epsilon", shape=(20000, 128, 128, 3), dtype="<f4", chunks=(1, 128, 128, 3)
+            )
         elif kind == "partial":
-            ds = f.create_dataset("epsilon", shape=(4, 128, 128, 3), dtype="<f4",
-                                  chunks=(1, 128, 128, 3))
+            ds = f.create_dataset(
+                "epsilon", shape=(4, 128, 128, 3), dtype="<f4", chunks=(1, 128, 128, 3)
+            )
             ds[:3] = arrays[0][:3]
         else:
             f["epsilon"] = arrays[0]
             f.create_dataset("kappa", shape=(4, 128, 128), dtype="<f4")
+
     raw = _h5_bytes(build)
     assert kind not in ("contiguous", "chunked") or len(raw) < 20_000  # 3.9 GB declared
     for err in _all_readers(tmp_path, "u.h5", raw):
@@ -272,25 +293,50 @@ def test_unwritten_datasets_are_refused(tmp_path, arrays, kind):
 
 
 def test_huge_chunks_and_plugin_filters_are_refused(tmp_path, arrays):
-    raw = _h5_bytes(lambda f: f.create_dataset("epsilon", shape=(3000, 128, 128, 3), dtype="<f4",
-                                               chunks=(3000, 128, 128, 3), compression="gzip"))
+    raw = _h5_bytes(
+        lambda f: f.create_dataset(
+            "epsilon",
+            shape=(3000, 128, 128, 3),
+            dtype="<f4",
+            chunks=(3000, 128, 128, 3),
+            compression="gzip",
+        )
+    )
     for err in _all_readers(tmp_path, "c.h5", raw):
         assert isinstance(err, data.LimitError) and "MAX_HDF5_CHUNK_BYTES" in str(err)
-    raw = _h5_bytes(lambda f: f.create_dataset("epsilon", data=arrays[0], chunks=(1, 128, 128, 3),
-                                               scaleoffset=4))
+    raw = _h5_bytes(
+        lambda f: f.create_dataset(
+            "epsilon", data=arrays[0], chunks=(1, 128, 128, 3), scaleoffset=4
+        )
+    )
     with pytest.raises(data.UnsafeFileError, match=r"s\.h5: /epsilon uses the HDF5 filter 6"):
         data.load_upload("s.h5", raw)
     # The filters lensviz and h5py write are accepted.
-    raw = _h5_bytes(lambda f: f.create_dataset("epsilon", data=arrays[0], chunks=(1, 128, 128, 3),
-                                               compression="lzf", fletcher32=True, shuffle=True))
+    raw = _h5_bytes(
+        lambda f: f.create_dataset(
+            "epsilon",
+            data=arrays[0],
+            chunks=(1, 128, 128, 3),
+            compression="lzf",
+            fletcher32=True,
+            shuffle=True,
+        )
+    )
     np.testing.assert_array_equal(data.load_upload("ok.h5", raw)[0], arrays[0])
 
 
 def test_a_compression_bomb_is_refused_from_its_storage_size():
     def build(f):
-        ds = f.create_dataset("epsilon", shape=(400, 128, 128, 3), dtype="<f4",
-                              chunks=(1, 128, 128, 3), compression="gzip", compression_opts=1)
+        ds = f.create_dataset(
+            "epsilon",
+            shape=(400, 128, 128, 3),
+            dtype="<f4",
+            chunks=(1, 128, 128, 3),
+            compression="gzip",
+            compression_opts=1,
+        )
         ds[...] = np.zeros(ds.shape, "<f4")  # (a scalar would be written chunk by chunk, slowly)
+
     raw = _h5_bytes(build)
     assert len(raw) < 2**20  # 79 MB of zeros
     with pytest.raises(data.LimitError, match=r"b\.h5: /epsilon .*compression ratio over 100"):
@@ -304,18 +350,25 @@ def test_compact_storage_is_refused(arrays):
         dcpl.set_layout(h5py.h5d.COMPACT)
         space = h5py.h5s.create_simple((1, 128, 128))
         h5py.h5d.create(f.id, b"kappa", h5py.h5t.IEEE_F16LE, space, dcpl)
+
     with pytest.raises(data.DataError, match=r"k\.h5: /kappa has compact storage"):
         data.load_upload("k.h5", _h5_bytes(build))
 
 
 def test_non_utf8_names_give_a_clear_error(arrays):
     """Formerly an AttributeError (ds.name on an AsStrView)."""
+
     def build(f):
         f["epsilon"] = arrays[0][:1]
-        f.create_dataset("names", data=np.array([b"\xff\xfe"], object),
-                         dtype=h5py.string_dtype("utf-8"))
-    with pytest.raises(data.DataError, match=r"n\.h5 \[names\]: the sample name '\\xff\\xfe' "
-                       "is not UTF-8"):
+        f.create_dataset(
+            "names", data=np.array([b"\xff\xfe"], object), dtype=h5py.string_dtype("utf-8")
+        )
+
+    with pytest.raises(
+        data.DataError,
+        match=r"n\.h5 \[names\]: the sample name '\\xff\\xfe' "
+        "is not UTF-8",
+    ):
         data.load_upload("n.h5", _h5_bytes(build))
 
 
@@ -324,12 +377,14 @@ def test_too_many_links_and_deep_groups_are_refused(arrays):
         f["epsilon"] = arrays[0]
         for i in range(data.limits.MAX_HDF5_LINKS):
             f.create_group(f"g{i}")
+
     with pytest.raises(data.LimitError, match=r"m\.h5: the file holds more than 256 links"):
         data.load_upload("m.h5", _h5_bytes(many))
 
     def deep(f):
         f["epsilon"] = arrays[0]
         f.create_group("/".join("g" * 10))
+
     with pytest.raises(data.LimitError, match=r"d\.h5: /g/g/g/g/g/g/g/g: groups are nested"):
         data.load_upload("d.h5", _h5_bytes(deep))
 

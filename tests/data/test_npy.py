@@ -56,8 +56,11 @@ def _header(shape: str, descr: str = "'<f4'") -> bytes:
 def test_random_bytes_are_not_a_npy_file(tmp_path):
     path = tmp_path / "x.npy"
     path.write_bytes(np.random.default_rng(3).bytes(3000))
-    with pytest.raises(data.DataError, match=r"x\.npy: cannot read as \.npy: it is not a \.npy "
-                       r"file") as info:
+    with pytest.raises(
+        data.DataError,
+        match=r"x\.npy: cannot read as \.npy: it is not a \.npy "
+        r"file",
+    ) as info:
         data.load_npy(path)
     assert "pickle" not in str(info.value)
     with pytest.raises(data.DataError, match=r"x\.npy: .*not a \.npy file"):
@@ -70,14 +73,20 @@ def test_pickles_of_every_protocol_are_named_as_such(protocol):
         data.load_upload("p.npy", pickle.dumps({"epsilon": 1}, protocol=protocol))
 
 
-@pytest.mark.parametrize("header, match", [
-    (b"{'descr': '<f4', 'fortran_order': False, 'shape': (1, 128", "garbled header"),  # TokenError
-    (b"[1, 2]\n", "garbled header"),
-    (b"(" * 3000 + b")" * 3000, "garbled header"),
-    (_header("(-1, 128, 128, 3)"), "negative dimension"),
-    (_header("(1, 128, 128, 3)", "'O'"), "pickled or object"),
-    (_header("(1, 128, 128, 3)", "[('a', '<f4')]"), "expected float16"),
-])
+@pytest.mark.parametrize(
+    "header, match",
+    [
+        (
+            b"{'descr': '<f4', 'fortran_order': False, 'shape': (1, 128",
+            "garbled header",
+        ),  # TokenError
+        (b"[1, 2]\n", "garbled header"),
+        (b"(" * 3000 + b")" * 3000, "garbled header"),
+        (_header("(-1, 128, 128, 3)"), "negative dimension"),
+        (_header("(1, 128, 128, 3)", "'O'"), "pickled or object"),
+        (_header("(1, 128, 128, 3)", "[('a', '<f4')]"), "expected float16"),
+    ],
+)
 def test_garbled_headers_are_refused(header, match):
     payload = np.zeros((1, 128, 128, 3), "<f4").tobytes()
     with pytest.raises(data.DataError, match=r"h\.npy: .*" + match):
@@ -97,8 +106,11 @@ def test_huge_declared_shapes_are_refused_before_allocating(tmp_path):
 def test_one_read_is_bounded_and_batches_are_not(tmp_path, arrays, monkeypatch):
     monkeypatch.setattr("lensviz.data.validate.MAX_READ_BYTES", 3 * 128 * 128 * 3 * 4)
     np.save(tmp_path / "e.npy", arrays[0])
-    with pytest.raises(data.LimitError, match=r"e\.npy: the selection holds 4 samples \(0\.75 MiB "
-                       r"as float32\); one read returns at most 0\.562 MiB, 3 samples"):
+    with pytest.raises(
+        data.LimitError,
+        match=r"e\.npy: the selection holds 4 samples \(0\.75 MiB "
+        r"as float32\); one read returns at most 0\.562 MiB, 3 samples",
+    ):
         data.load_dataset(tmp_path / "e.npy")
     batches = list(data.iter_dataset(tmp_path / "e.npy", 3))
     np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]), arrays[0])
@@ -125,7 +137,7 @@ def _patch_zip(raw: bytes, method=None, flags=0) -> bytes:
         i = z.find(sig)
         while i >= 0:
             if method is not None:
-                z[i + method_at:i + method_at + 2] = struct.pack("<H", method)
+                z[i + method_at : i + method_at + 2] = struct.pack("<H", method)
             z[i + flag_at] |= flags
             i = z.find(sig, i + 4)
     return bytes(z)
@@ -133,8 +145,11 @@ def _patch_zip(raw: bytes, method=None, flags=0) -> bytes:
 
 def test_zip_method_9_and_encryption_are_refused(arrays):
     raw = _npz_bytes(True, epsilon=arrays[0])
-    with pytest.raises(data.DataError, match=r"z\.npz \[epsilon\]: .*compression method 9; "
-                       "expected stored"):
+    with pytest.raises(
+        data.DataError,
+        match=r"z\.npz \[epsilon\]: .*compression method 9; "
+        "expected stored",
+    ):
         data.load_upload("z.npz", _patch_zip(raw, 9))
     with pytest.raises(data.UnsafeFileError, match=r"z\.npz \[epsilon\]: the entry is encrypted"):
         data.load_upload("z.npz", _patch_zip(raw, flags=0x1))
@@ -172,8 +187,10 @@ def test_duplicate_members_are_refused(arrays):
 def test_gzip_bomb_is_refused_from_the_directory():
     # 400 samples of zeros: 315 MB declared in about 300 kB.
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf, \
-            zf.open("epsilon.npy", "w", force_zip64=True) as fh:
+    with (
+        zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf,
+        zf.open("epsilon.npy", "w", force_zip64=True) as fh,
+    ):
         fh.write(_npy_raw(_header("(400, 128, 128, 3)", "'<f8'")))
         for _ in range(400):
             fh.write(bytes(128 * 128 * 3 * 8))

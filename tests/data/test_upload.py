@@ -12,8 +12,10 @@ def test_load_uploads_orders_a_pair_from_the_headers(arrays, npy_bytes):
     eps, kappa = arrays
     e = npy_bytes(np.moveaxis(eps[1], -1, 0).astype(np.float16))
     k = npy_bytes(kappa[1].astype(np.float16))
-    for files in ((("00087_00323.npy", e), ("00087_00323.npy", k)),
-                  (("00087_00323.npy", k), ("00087_00323.npy", e))):
+    for files in (
+        (("00087_00323.npy", e), ("00087_00323.npy", k)),
+        (("00087_00323.npy", k), ("00087_00323.npy", e)),
+    ):
         got_e, got_k, names = data.load_uploads(files)
         np.testing.assert_array_equal(got_e, eps[1:2])
         np.testing.assert_array_equal(got_k, kappa[1:2])

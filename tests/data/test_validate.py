@@ -33,9 +33,21 @@ def test_validate_epsilon_float_dtypes(arrays, dtype):
     np.testing.assert_array_equal(out, arrays[0])
 
 
-@pytest.mark.parametrize("shape", [(128, 128), (128, 128, 4), (4, 128, 128), (2, 128, 128, 2),
-                                   (2, 63, 64, 3), (0, 128, 128, 3), (1, 1, 128, 128, 3),
-                                   (128, 3, 128), (3, 64, 2049), (2, 3, 32, 32)])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (128, 128),
+        (128, 128, 4),
+        (4, 128, 128),
+        (2, 128, 128, 2),
+        (2, 63, 64, 3),
+        (0, 128, 128, 3),
+        (1, 1, 128, 128, 3),
+        (128, 3, 128),
+        (3, 64, 2049),
+        (2, 3, 32, 32),
+    ],
+)
 def test_validate_epsilon_rejects_shapes(shape):
     with pytest.raises(ValueError, match=r"bad\.npy.*shape") as info:
         data.validate_epsilon(np.zeros(shape, np.float32), "bad.npy")
@@ -82,12 +94,15 @@ def test_validate_kappa(arrays):
 # === Physical bounds (lensviz.data.limits) ===
 
 
-@pytest.mark.parametrize("channel, value, match", [
-    (0, 5.5, r"e1 = 5\.5 at sample=1, y=2, x=3, channel=0 .*\|e1\|, \|e2\| ≤ 5"),
-    (1, -1e36, r"e2 = -1e\+36 at sample=1, y=2, x=3"),
-    (2, -0.01, r"Δε = -0\.01 at sample=1, y=2, x=3.*0 ≤ Δε ≤ 10"),
-    (2, 10.5, r"Δε = 10\.5 at"),
-])
+@pytest.mark.parametrize(
+    "channel, value, match",
+    [
+        (0, 5.5, r"e1 = 5\.5 at sample=1, y=2, x=3, channel=0 .*\|e1\|, \|e2\| ≤ 5"),
+        (1, -1e36, r"e2 = -1e\+36 at sample=1, y=2, x=3"),
+        (2, -0.01, r"Δε = -0\.01 at sample=1, y=2, x=3.*0 ≤ Δε ≤ 10"),
+        (2, 10.5, r"Δε = 10\.5 at"),
+    ],
+)
 def test_validate_epsilon_refuses_values_beyond_physical_bounds(arrays, channel, value, match):
     eps = arrays[0].copy()
     eps[1, 2, 3, channel] = value
@@ -97,8 +112,11 @@ def test_validate_epsilon_refuses_values_beyond_physical_bounds(arrays, channel,
 
 def test_values_at_the_bounds_are_accepted(arrays):
     eps, kappa = arrays[0].copy(), arrays[1].copy()
-    eps[0, 0, 0] = (data.limits.EPS_COMPONENT_MAX, -data.limits.EPS_COMPONENT_MAX,
-                    data.limits.DELTA_EPS_MAX)
+    eps[0, 0, 0] = (
+        data.limits.EPS_COMPONENT_MAX,
+        -data.limits.EPS_COMPONENT_MAX,
+        data.limits.DELTA_EPS_MAX,
+    )
     eps[0, 0, 1, 2] = 0.0
     kappa[0, 0, 0], kappa[0, 0, 1] = data.limits.KAPPA_ABS_MAX, -data.limits.KAPPA_ABS_MAX
     np.testing.assert_array_equal(data.validate_epsilon(eps, "x"), eps)
@@ -118,8 +136,10 @@ def test_the_empty_pixel_marker_is_within_the_delta_eps_bound():
 
     assert 0 < EMPTY_PIXEL_SIGMA <= data.limits.DELTA_EPS_MAX
     # float16 (the challenge files) holds every value within the bounds.
-    assert max(data.limits.EPS_COMPONENT_MAX, data.limits.DELTA_EPS_MAX,
-               data.limits.KAPPA_ABS_MAX) < np.finfo(np.float16).max
+    assert (
+        max(data.limits.EPS_COMPONENT_MAX, data.limits.DELTA_EPS_MAX, data.limits.KAPPA_ABS_MAX)
+        < np.finfo(np.float16).max
+    )
 
 
 def test_value_errors_are_counted_over_the_whole_array(arrays):
@@ -135,13 +155,16 @@ def test_value_errors_are_counted_over_the_whole_array(arrays):
 # === Names ===
 
 
-@pytest.mark.parametrize("names, match", [
-    (["a\x1b[2Jb"], r"holds control characters"),
-    (["x" * 256], r"has 256 characters .*at most 255"),
-    ([b"\xff\xfe"], r"is not UTF-8"),
-    (["a", "b"], r"got 2 names for 1 samples"),
-    (["a\u202eb"], r"holds control characters"),
-])
+@pytest.mark.parametrize(
+    "names, match",
+    [
+        (["a\x1b[2Jb"], r"holds control characters"),
+        (["x" * 256], r"has 256 characters .*at most 255"),
+        ([b"\xff\xfe"], r"is not UTF-8"),
+        (["a", "b"], r"got 2 names for 1 samples"),
+        (["a\u202eb"], r"holds control characters"),
+    ],
+)
 def test_validate_names_refuses(names, match):
     with pytest.raises(data.DataError, match=r"^f\.h5: .*" + match):
         validate_names(names, 1, "f.h5")
