@@ -460,6 +460,8 @@ COMMANDS: tuple[Command, ...] = (
             arg("--val-n", type=_positive_int, default=256, help="validation maps (default 256)"),
             arg("--patience", type=_non_negative_int, default=5, help="early-stopping patience"),
             arg("--with-ks93", action="store_true", help="add the KS93 input channel"),
+            arg("--init-weights", type=_keras_file, default=None,
+                help="start from the weights of this .keras file (same preset): continue a run"),
             arg(
                 "--depth-weighting",
                 action="store_true",

@@ -101,6 +101,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         patience=args.patience,
         augment=not args.no_augment,
         depth_weighting=args.depth_weighting,
+        init_weights=args.init_weights,
         distribution=args.distribution,
         devices=tuple(args.devices.split(",")) if args.devices else None,
         seed=args.seed,

@@ -148,6 +148,9 @@ class TrainConfig:
     domain : dict or None
         :meth:`lensviz.depth.TrainingDomain.to_dict` of the training data, saved in the
         model file; None leaves it unknown.
+    init_weights : str or None
+        A ``.keras`` file of the same architecture to start from (continue a run); None
+        starts from a fresh initialisation.
     distribution : str
         One of :data:`DISTRIBUTIONS`, see :func:`distribution_strategy`.
     devices : tuple of str or None
@@ -183,6 +186,7 @@ class TrainConfig:
     ks93_fraction: float = 0.5
     depth_weighting: bool = False
     domain: Mapping[str, Any] | None = None
+    init_weights: str | None = None
     distribution: str = "auto"
     devices: tuple[str, ...] | None = None
     mixed_precision: bool | None = None
@@ -910,6 +914,8 @@ def train(
         model_cfg = UNetConfig.from_dict({**base.to_dict(), **dict(cfg.model_overrides)})
         with strategy.scope():
             model = UNet(model_cfg, training_domain=cfg.domain)
+            if cfg.init_weights:  # warm start: continue a run from its saved weights
+                model.load_weights(cfg.init_weights)
             loss = make_loss(cfg.loss, cfg.coeffs, cfg.combined_weights)
             model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss)
         _keras_multiworker_fixes(model, strategy)

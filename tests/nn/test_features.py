@@ -99,3 +99,17 @@ def test_depth_weighted_training_on_two_depths_records_the_domain(tmp_path):
     assert domain.noise_free and domain.n_gal_range[0] == pytest.approx(10.0, rel=0.3)
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert len(history) == 2 and all(np.isfinite(r["val_loss"]) for r in history)
+    # Warm start: a second run from the first one's weights, with a vanishing learning rate,
+    # starts (and so ends) where the first left off; a fresh run does not.
+    first = load_model(tmp_path / "run" / "model.keras")
+    warm = TrainConfig(**{**cfg.__dict__, "epochs": 1, "steps_per_epoch": 1,
+                          "learning_rate": 1e-12, "init_weights": str(tmp_path / "run" /
+                                                                      "model.keras")})
+    train(warm, tmp_path / "warm")
+    again = load_model(tmp_path / "warm" / "model.keras")
+    train(TrainConfig(**{**warm.__dict__, "init_weights": None}), tmp_path / "cold")
+    cold = load_model(tmp_path / "cold" / "model.keras")
+    ref = predict_kappa(first, eps)
+    d_warm = np.abs(predict_kappa(again, eps) - ref).max()
+    d_cold = np.abs(predict_kappa(cold, eps) - ref).max()
+    assert 20 * d_warm < d_cold  # only the BatchNorm statistics moved in the warm run
