@@ -30,9 +30,12 @@ import numpy as np
 import streamlit as st
 
 from lensviz import constants, data, loss_weights, metrics
+from lensviz.depth import depth_label, domain_warnings, ks93_sigma
 from lensviz.evaluation import (
     calibration_set,
     choose_ks93_sigma,
+    evaluate_depths,
+    ks93_depth_predictor,
     ks93_predictor,
     score_methods,
     summarize,
@@ -40,9 +43,15 @@ from lensviz.evaluation import (
 )
 from lensviz.inversion import gaussian_smooth, ks93
 from lensviz.nn.devices import describe_device
-from lensviz.nn.inference import load_model, predict_kappa
+from lensviz.nn.inference import load_model, predict_kappa, training_domain
 from lensviz.nn.uncertainty import predict_uncertainty
-from lensviz.simulate import SimulationConfig, add_shape_noise, simulate_batch, simulate_truth
+from lensviz.simulate import (
+    SimulationConfig,
+    add_shape_noise,
+    depth_config,
+    simulate_batch,
+    simulate_truth,
+)
 from lensviz.wiener import PowerSpectrum
 from ui.jobs import first_non_finite_weight
 from ui.text import ks93_label, wiener_label
@@ -76,6 +85,8 @@ __all__ = [
     "teaching_cluster",
     "unet_kappa",
     "unet_model",
+    "unet_warnings",
+    "metrics_by_depth",
     "unet_sigma",
     "uploaded_dataset",
     "weight_maps",
@@ -136,17 +147,27 @@ def _freeze_heap() -> None:
 
 
 @st.cache_resource(max_entries=8, show_spinner="Simulating galaxy-cluster fields…")
-def _simulated(seed: int, n: int) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+def _simulated(
+    seed: int, n: int, depth: str | None
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     first = constants.TEST_SEED_START + seed * n
-    eps, kappa = simulate_batch(n, first)
+    config = SimulationConfig() if depth is None else depth_config(depth)
+    eps, kappa = simulate_batch(n, first, config)
     _read_only(eps, kappa)
     return eps, kappa, tuple(f"sim_{first + i:06d}" for i in range(n))
 
 
-def builtin_dataset(seed: int, n: int = BUILTIN_SAMPLES) -> Dataset:
-    """``n`` simulated samples from the test seed range (seed 0 → seeds 0 … n−1)."""
-    eps, kappa, names = _simulated(int(seed), int(n))
-    return Dataset(f"simulated (seed {seed})", f"sim:{seed}", eps, kappa, names)
+def builtin_dataset(seed: int, n: int = BUILTIN_SAMPLES, depth: str | None = None) -> Dataset:
+    """``n`` simulated samples from the test seed range (seed 0 → seeds 0 … n−1).
+
+    ``depth`` is a depth spec of :func:`lensviz.simulate.depth_config` (a survey preset,
+    galaxies per arcmin², or ``"inf"``); None is the default (LSST-like) depth. The same
+    seeds give the same κ at every depth: only the galaxies change.
+    """
+    eps, kappa, names = _simulated(int(seed), int(n), depth)
+    where = "" if depth is None else f", {depth_label(depth_config(depth).n_gal)}"
+    key = f"sim:{seed}" if depth is None else f"sim:{seed}@{depth}"
+    return Dataset(f"simulated (seed {seed}{where})", key, eps, kappa, names, depth)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Reading the upload…")
@@ -288,6 +309,18 @@ def unet_model(sel):
     if sel.model_path is None:
         return None
     return _keras_model(sel.model_path, sel.model_mtime)
+
+
+def unet_warnings(sel) -> list[str]:
+    """Why the selected UNet may be wrong on the selected sample: the sentences of
+    :func:`lensviz.depth.domain_warnings` against the model's training domain (empty when
+    the sample lies inside it, or when nothing is known of the model)."""
+    try:
+        model = unet_model(sel)
+    except (ValueError, OSError):
+        return []  # the pages report an unreadable model themselves
+    domain = None if model is None else training_domain(model)
+    return [] if domain is None else domain_warnings(sel.sample_eps, domain)
 
 
 @st.cache_resource
@@ -523,7 +556,7 @@ def _scores(
     mtime: float,
     start: int,
     stop: int,
-    sigma_px: float,
+    sigma_px: float | None,
     spectrum: tuple[str, float] | None,
     smoothed_name: str,
     _eps: np.ndarray,
@@ -537,18 +570,21 @@ def _scores(
     if _signal is not None:
         predictors["Wiener"] = wiener_predictor(_signal)
     predictors["KS93 raw"] = ks93_predictor(0.0)
-    predictors[smoothed_name] = ks93_predictor(sigma_px)
+    predictors[smoothed_name] = (
+        ks93_depth_predictor() if sigma_px is None else ks93_predictor(sigma_px)
+    )
     return score_methods(_eps[start:stop], _kappa[start:stop], predictors)
 
 
 def metric_scores(
-    sel, start: int, stop: int, sigma_px: float, smoothed_name: str, *, with_unet: bool
+    sel, start: int, stop: int, sigma_px: float | None, smoothed_name: str, *, with_unet: bool
 ) -> dict[str, dict[str, np.ndarray]]:
     """Per-map metrics ``{method: {metric: (stop − start,)}}`` of maps ``start:stop``.
 
     Methods: the UNet (when ``with_unet``), Wiener (with a power spectrum), raw KS93 and
-    KS93 smoothed by ``sigma_px`` (named ``smoothed_name``). One cache entry per chunk,
-    so a larger N reuses what was already scored.
+    KS93 smoothed by ``sigma_px`` (named ``smoothed_name``; None: each map's σ from the
+    depth rule, :func:`lensviz.depth.ks93_sigma`). One cache entry per chunk, so a larger
+    N reuses what was already scored.
     """
     path = sel.model_path if with_unet else None
     spec = power_spectrum_path()
@@ -559,7 +595,7 @@ def metric_scores(
         sel.model_mtime if path else 0.0,
         int(start),
         int(stop),
-        float(sigma_px),
+        None if sigma_px is None else float(sigma_px),
         spectrum,
         smoothed_name,
         sel.eps,
@@ -574,19 +610,20 @@ def _summary(
     data_key: str,
     model_path: str | None,
     n: int,
-    sigma_px: float,
+    sigma_px: float | None,
     methods: tuple[str, ...],
     _per_map: dict,
 ) -> dict:
     return summarize(_per_map)
 
 
-def metric_summary(sel, per_map: dict, sigma_px: float) -> dict:
+def metric_summary(sel, per_map: dict, sigma_px: float | None) -> dict:
     """Mean, median, std and bootstrap s.e. of every metric of ``per_map`` (see
     :func:`lensviz.evaluation.summarize`), cached per data, model and settings."""
     n = len(next(iter(next(iter(per_map.values())).values())))
     return _summary(
-        sel.key, f"{sel.model_path}@{sel.model_mtime}", n, float(sigma_px), tuple(per_map), per_map
+        sel.key, f"{sel.model_path}@{sel.model_mtime}", n,
+        None if sigma_px is None else float(sigma_px), tuple(per_map), per_map
     )
 
 
@@ -642,7 +679,7 @@ def teaching_cluster(m200: float, z: float, realistic: bool) -> dict:
 
 @st.cache_data(max_entries=4, show_spinner="Simulating the noise sweep…")
 def _sweep(
-    model_path: str | None, mtime: float, sigma_px: float, densities: tuple[float, ...], _model=None
+    model_path: str | None, mtime: float, densities: tuple[float, ...], _model=None
 ) -> dict:
     t = simulate_truth(FIELD_SEED)
     eps = np.stack(
@@ -654,24 +691,56 @@ def _sweep(
         ]
     )
     raw = ks93(eps[..., 0], eps[..., 1])[0]
-    preds = {"KS93 raw": raw, f"KS93 smoothed (σ {sigma_px:g} px)": gaussian_smooth(raw, sigma_px)}
+    preds = {"KS93 raw": raw, "KS93 smoothed (depth rule)": ks93_depth_predictor()(eps)}
     if _model is not None:
         preds["UNet"] = predict_kappa(_model, eps)
-    return {"kappa": t["kappa"], "eps": eps, "preds": preds}
+    return {"kappa": t["kappa"], "eps": eps, "preds": preds,
+            "ks93_sigma_px": [ks93_sigma(e[..., 2]) for e in eps]}
 
 
-def noise_sweep(sel, sigma_px: float, densities: tuple[float, ...], *, with_unet: bool) -> dict:
+def noise_sweep(sel, densities: tuple[float, ...], *, with_unet: bool) -> dict:
     """A fixed field observed at every galaxy density of ``densities``, and its maps.
 
-    Returns ``kappa`` (truth), ``eps`` (n_levels, 128, 128, 3) and the predictions
-    ``{"KS93 raw", "KS93 smoothed (σ …)", "UNet"}`` → (n_levels, 128, 128); the UNet (the
-    sidebar's model) only when ``with_unet``.
+    Returns ``kappa`` (truth), ``eps`` (n_levels, 128, 128, 3), the predictions
+    ``{"KS93 raw", "KS93 smoothed (depth rule)", "UNet"}`` → (n_levels, 128, 128) (the
+    UNet, the sidebar's model, only when ``with_unet``) and ``ks93_sigma_px``, the
+    smoothing the depth rule chose at each density.
     """
     path = sel.model_path if with_unet else None
     return _sweep(
         path,
         sel.model_mtime if path else 0.0,
-        float(sigma_px),
         tuple(float(d) for d in densities),
         _model=unet_model(sel) if path else None,
     )
+
+
+# === Metrics against depth (Evaluate) ===
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _by_depth(model_path: str | None, mtime: float, spec: str, n: int, spectrum, _model=None,
+              _signal=None) -> dict:
+    predictors = {}
+    if _model is not None:
+        predictors["unet"] = lambda eps: predict_kappa(_model, eps)
+    if _signal is not None:
+        predictors["wiener"] = wiener_predictor(_signal)
+    return evaluate_depths(predictors, (spec,), n)[spec]
+
+
+def metrics_by_depth(sel, depths: tuple[str, ...], n: int, on_depth=None) -> dict[str, dict]:
+    """:func:`lensviz.evaluation.evaluate_depths` of the selected UNet, Wiener and KS93 on
+    ``n`` built-in fields at each depth spec of ``depths``; one cache entry per depth.
+    ``on_depth(i, spec)`` is called before each depth (progress)."""
+    spec_file = power_spectrum_path()
+    spectrum = (str(spec_file), spec_file.stat().st_mtime) if spec_file is not None else None
+    model = unet_model(sel)
+    out = {}
+    for i, spec in enumerate(depths):
+        if on_depth is not None:
+            on_depth(i, spec)
+        out[spec] = _by_depth(sel.model_path if model is not None else None,
+                              sel.model_mtime, spec, int(n), spectrum, _model=model,
+                              _signal=_spectrum(*spectrum) if spectrum else None)
+    return out

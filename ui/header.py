@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from ui import cache
 from ui.sidebar import Selection
 from ui.text import count
 
@@ -27,6 +28,17 @@ def caption(sel: Selection, scope: str) -> str:
 
 
 def page_header(title: str, sel: Selection, scope: str = "sample") -> None:
-    """``st.title`` and a one-line caption of the selection the page works on."""
+    """``st.title``, a one-line caption of the selection the page works on and, on the
+    pages that show one sample, a warning when that sample lies outside the selected
+    UNet's training domain (so the app never shows a silently wrong UNet)."""
     st.title(title)
     st.caption(caption(sel, scope))
+    if scope == "sample":
+        reasons = cache.unet_warnings(sel)
+        if reasons:
+            st.warning(
+                f"**The UNet ({sel.model_name}) may be wrong on this sample:** "
+                + "; ".join(reasons)
+                + ". Compare it with KS93 and Wiener, which make no such assumption.",
+                icon=":material/warning:",
+            )

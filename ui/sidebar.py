@@ -27,6 +27,7 @@ import numpy as np
 import streamlit as st
 
 from lensviz import constants
+from lensviz.depth import depth_label, effective_n_gal, ks93_sigma
 from ui import cache
 from ui.cache import Dataset
 from ui.text import count
@@ -62,6 +63,7 @@ _OPEN_SAMPLE_KEY = "_open_sample"  # sample index requested by open_sample for t
 _UPLOAD_KEY = "_upload_files"  # ((name, bytes), ...) of the last upload, see the docstring
 _UPLOAD_IDS_KEY = "_upload_file_ids"  # the uploader's file ids of that upload
 _PERSIST = {"persist_state": "session"}
+_CUSTOM_DEPTH = "custom"  # the depth selectbox's "other depth" option
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -105,9 +107,36 @@ class Selection:
 # === Data sources ===
 
 
+def depth_ui() -> str | None:
+    """Survey depth of the built-in set: a preset, or galaxies per arcmin²; a depth spec."""
+    presets = {s.name: s for s in constants.SURVEYS.values()}
+    options = [*presets, _CUSTOM_DEPTH]
+    choice = st.sidebar.selectbox(
+        "Survey depth",
+        options,
+        index=options.index(constants.DEFAULT_SURVEY),
+        format_func=lambda name: presets[name].label if name in presets else "Other depth…",
+        key="sim_depth",
+        **_PERSIST,
+        help="Galaxies per arcmin² behind the field: the shape noise in ε and Δε. The same "
+        "clusters at every depth; the shipped UNet was trained across depths.",
+    )
+    if choice != _CUSTOM_DEPTH:
+        return None if choice == constants.DEFAULT_SURVEY else choice
+    n_gal = st.sidebar.number_input(
+        "Galaxies per arcmin²",
+        1.0,
+        10_000.0,
+        50.0,
+        10.0,
+        key="sim_n_gal",
+        **_PERSIST,
+        help="Any source density; 0.25 arcmin² pixels hold n_gal / 4 galaxies on average.",
+    )
+    return f"{n_gal:g}"
+
+
 def _builtin_ui() -> Dataset:
-    # A survey-depth selectbox belongs here, under the seed: it passes the depth to the
-    # dataset (and its cache key), and the Selection carries it to the pages.
     seed = st.sidebar.number_input(
         "Simulation seed",
         0,
@@ -119,7 +148,7 @@ def _builtin_ui() -> Dataset:
         help=f"Each seed is a different set of {cache.BUILTIN_SAMPLES} simulated clusters "
         "(test seed range).",
     )
-    return cache.builtin_dataset(int(seed))
+    return cache.builtin_dataset(int(seed), depth=depth_ui())
 
 
 def _remember_upload() -> None:
@@ -260,19 +289,35 @@ def model_ui() -> tuple[str, str | None]:
     return name, models[name]
 
 
-def ks93_ui() -> tuple[float, int]:
-    """KS93 smoothing σ (pixels) and zero-padding; ``(sigma_px, pad_px)``."""
-    sigma = st.sidebar.slider(
-        "KS93 smoothing σ (pixels)",
-        0.0,
-        KS93_MAX_SIGMA_PX,
-        KS93_SIGMA_PX,
-        step=0.5,
-        key="ks93_sigma",
+def ks93_ui(delta_e: np.ndarray) -> tuple[float, int]:
+    """KS93 smoothing σ (pixels) and zero-padding; ``(sigma_px, pad_px)``.
+
+    By default σ follows the depth rule (:func:`lensviz.depth.ks93_sigma` of the sample's
+    Δε), the one rule of the CLI and the model cards; a toggle hands it to a slider.
+    """
+    rule = ks93_sigma(delta_e)
+    auto = st.sidebar.toggle(
+        "σ from the data's depth",
+        value=True,
+        key="ks93_auto",
         **_PERSIST,
-        help=f"Gaussian smoothing of the KS93 map. 1 pixel = {constants.PIXEL_ARCMIN:g}′; "
-        "0 shows raw KS93, which is mostly shape noise.",
+        help="The smoothing that gave the lowest RMSE on calibration maps at the depth that "
+        "this sample's Δε implies (lensviz.depth.ks93_sigma): more smoothing for noisier "
+        "data.",
     )
+    sigma = rule
+    if not auto:
+        sigma = st.sidebar.slider(
+            "KS93 smoothing σ (pixels)",
+            0.0,
+            KS93_MAX_SIGMA_PX,
+            KS93_SIGMA_PX,
+            step=0.25,
+            key="ks93_sigma",
+            **_PERSIST,
+            help=f"Gaussian smoothing of the KS93 map. 1 pixel = {constants.PIXEL_ARCMIN:g}′; "
+            "0 shows raw KS93, which is mostly shape noise.",
+        )
     pad = st.sidebar.toggle(
         f"Zero-pad KS93 and Wiener ({KS93_PAD_PX} px per side)",
         key="ks93_pad",
@@ -281,9 +326,11 @@ def ks93_ui() -> tuple[float, int]:
         "artefacts at the map edges.",
     )
     st.sidebar.caption(
-        f"σ = {sigma:g} px = {sigma * constants.PIXEL_ARCMIN:g}′ (default "
-        f"{KS93_SIGMA_PX:g} px). Used by Compare, Loss weights, Peaks and "
-        "DICEE; Evaluate and Learn choose σ on calibration maps."
+        f"σ = {sigma:.3g} px = {sigma * constants.PIXEL_ARCMIN:.3g}′"
+        + (f" (depth rule; ≈ {depth_label(float(effective_n_gal(delta_e)))})" if auto else
+           f" (the rule says {rule:.3g} px)")
+        + ". Used by Compare, Loss weights, Peaks and DICEE; Evaluate and Learn smooth "
+        "every map by the rule."
     )
     return float(sigma), KS93_PAD_PX if pad else 0
 
@@ -300,7 +347,7 @@ def sidebar() -> Selection:
     st.sidebar.header("Model")
     model_name, model_path = model_ui()
     st.sidebar.header("KS93")
-    sigma_px, pad = ks93_ui()
+    sigma_px, pad = ks93_ui(dataset.eps[index][..., 2])
     st.sidebar.header("Runtime")
     st.sidebar.caption(f"UNet runs on: **{cache.device_label()}**")
     sel = Selection(

@@ -31,7 +31,7 @@ def test_defaults_show_unet_wiener_and_ks93_in_maps_and_metrics(app):
     assert app.title[0].value == "Compare"
     table = app.table[0].value
     assert list(table.columns) == ["WMAPE", "DICEE", "DPEAKS", "RMSE", "r"]
-    assert list(table.index) == ["UNet", "Wiener", "KS93 (σ 3 px)"]
+    assert list(table.index) == ["UNet", "Wiener", "KS93 (σ 4 px)"]
     # The Wiener row scores the package's Wiener filter with this spectrum.
     eps, kappa = first_sample()
     expected = wiener_predictor(power_law_spectrum())(eps[None])[0]
@@ -52,13 +52,14 @@ def test_without_weights_says_why(no_weights):
 
 def test_without_spectrum_leaves_wiener_out_and_says_why(no_spectrum):
     at = new_session()
-    assert list(at.table[0].value.index) == ["UNet", "KS93 (σ 3 px)"]
+    assert list(at.table[0].value.index) == ["UNet", "KS93 (σ 4 px)"]
     assert any("Wiener filter is left out" in c for c in texts(at.caption))
 
 
 def test_sidebar_smoothing_changes_ks93_only_and_not_the_residual_scale(app):
     table = app.table[0].value
     scale = _residual_scale(app)
+    app.sidebar.toggle(key="ks93_auto").set_value(False).run()  # the slider instead of the rule
     app.sidebar.slider(key="ks93_sigma").set_value(0.0).run()
     no_errors(app)
     raw = app.table[0].value
@@ -84,7 +85,7 @@ def test_padding_and_true_mean_apply_to_wiener_and_ks93(app):
     assert list(app.table[0].value.index) == [
         "UNet",
         "Wiener (padded)",
-        "KS93 (σ 3 px, padded)",
+        "KS93 (σ 4 px, padded)",
     ]
     before = app.table[0].value
     app.toggle(key="compare_add_mean").set_value(True).run()

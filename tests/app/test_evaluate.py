@@ -64,3 +64,20 @@ def test_one_map_has_no_standard_error(app, open_page):
     assert not any("±" in cell for cell in summary.to_numpy().ravel())
     assert any("no standard error" in c for c in texts(app.caption))
     assert not app.get("plotly_chart")  # no distribution of one value
+
+
+def test_metrics_against_depth(app, open_page):
+    open_page(app, "Evaluate")
+    no_errors(app)
+    app.toggle(key="eval_depths").set_value(True).run()
+    no_errors(app)
+    app.select_slider(key="eval_depth_n").set_value(8).run()
+    no_errors(app)
+    specs = [c.proto.spec for c in app.get("plotly_chart")]
+    depth = [s for s in specs if "galaxies per arcmin" in s]
+    assert len(depth) == 1
+    for method in ("UNet", "Wiener", "KS93 smoothed", "KS93 raw"):
+        assert f'"name":"{method}"' in depth[0]
+    by_depth = cache.metrics_by_depth(app.session_state["_selection"], ("10", "inf"), 8)
+    rmse = {d: r["summary"]["ks93_raw"]["rmse"]["mean"] for d, r in by_depth.items()}
+    assert rmse["inf"] < rmse["10"] / 3  # the same fields: no noise, far smaller errors

@@ -19,14 +19,14 @@ def test_renders_with_unet_wiener_and_ks93_losses(app, open_page):
     assert losses == [
         "MultiFocal loss · UNet",
         "MultiFocal loss · Wiener",
-        "MultiFocal loss · KS93 (σ 3 px)",
+        "MultiFocal loss · KS93 (σ 4 px)",
     ]
     assert app.get("plotly_chart")
     # The card is lensviz's MultiFocal loss of the KS93 map, with the report's weights.
     eps, kappa = first_sample()
-    ks = gaussian_smooth(ks93(eps[..., 0], eps[..., 1])[0], 3.0)
+    ks = gaussian_smooth(ks93(eps[..., 0], eps[..., 1])[0], 4.0)  # the depth rule at 30
     expected = multifocal_loss(kappa, ks, constants.MULTIFOCAL_COEFFS)
-    assert values["MultiFocal loss · KS93 (σ 3 px)"] == f"{expected:.3e}"
+    assert values["MultiFocal loss · KS93 (σ 4 px)"] == f"{expected:.3e}"
 
 
 def test_peaks_coefficient_changes_the_combined_map_and_reset_restores(app, open_page):

@@ -43,6 +43,7 @@ def click_evaluate_row(at, row: int, open_page) -> None:
 
 def test_row_click_keeps_the_seed_and_the_ks93_settings(app, open_page):
     app.sidebar.number_input(key="sim_seed").set_value(7).run()
+    app.sidebar.toggle(key="ks93_auto").set_value(False).run()  # the slider instead of the rule
     app.sidebar.slider(key="ks93_sigma").set_value(1.5).run()
     click_evaluate_row(app, 3, open_page)
     assert app.sidebar.number_input(key="sim_seed").value == 7
@@ -212,3 +213,32 @@ def test_temporary_files_are_never_listed_and_non_finite_models_are_ignored(weig
     models, ignored = cache.model_files()
     assert list(ignored) == ["diverged.keras"]
     assert not any(".tmp" in p for p in models.values())
+
+
+# === Survey depth and the UNet's training domain ===
+
+
+def test_depth_control_reobserves_the_same_clusters_and_moves_the_ks93_rule(app):
+    before = app.session_state["_selection"]
+    app.sidebar.selectbox(key="sim_depth").set_value("noise-free").run()
+    no_errors(app)
+    sel = app.session_state["_selection"]
+    np.testing.assert_array_equal(sel.kappa, before.kappa)  # the same κ at every depth
+    assert float(np.abs(sel.eps[..., 2]).max()) in (0.0, 1.0)  # Δε = 0, or 1 where empty
+    assert sel.depth == "noise-free" and sel.key != before.key
+    assert sel.ks93_sigma_px < before.ks93_sigma_px  # less noise, less smoothing
+    app.sidebar.selectbox(key="sim_depth").set_value("custom").run()
+    app.sidebar.number_input(key="sim_n_gal").set_value(300.0).run()
+    no_errors(app)
+    assert app.session_state["_selection"].depth == "300"
+    assert any("300 gal/arcmin²" in c for c in texts(app.sidebar.caption))
+
+
+def test_a_sample_outside_the_unet_training_domain_gets_a_warning(app, weights):
+    # The tiny test UNet records no domain and has the raw inputs of the old shipped
+    # model, so it is taken to know LSST depth only: no warning there, one without noise.
+    assert not [w for w in app.warning if "may be wrong" in w.value]
+    app.sidebar.selectbox(key="sim_depth").set_value("noise-free").run()
+    no_errors(app)
+    warned = [w.value for w in app.warning if "may be wrong" in w.value]
+    assert len(warned) == 1 and "no shape noise" in warned[0]

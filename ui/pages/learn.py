@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from lensviz import constants
+from lensviz.depth import ks93_sigma
 from lensviz.inversion import fourier_kernels, ks93, ks93inv
 from lensviz.metrics import find_peaks, pearson_r, rmse
 from lensviz.plots import (
@@ -28,7 +29,7 @@ from ui.text import WIENER_NAME
 
 NOISE_SEED = cache.NOISE_SEED  # the galaxies drawn for the noise sections
 M200_CHOICES = (1e14, 2e14, 5e14, 1e15, 2e15)  # M☉/h
-NGAL_CHOICES = (1, 2, 3, 5, 10, 20, 30, 50, 100)  # galaxies per arcmin²
+NGAL_CHOICES = (1, 2, 3, 5, 10, 20, 30, 50, 100, 300, 1000)  # galaxies per arcmin²
 A_PIX = constants.PIXEL_ARCMIN**2  # pixel area, arcmin²
 CORE_ARCMIN = 5.0  # default radius of the "cluster core" region around the main peak
 EDGE_ARCMIN = 4.0  # default width of the edge band
@@ -230,14 +231,13 @@ def noise_section(sel) -> None:
         r"\sigma_{\kappa,\,\rm raw}\simeq\sigma_{\rm pix},\qquad "
         r"\sigma_{\kappa,\,\sigma}\simeq\frac{\sigma_{\rm pix}}{2\sqrt{\pi}\,\sigma}."
     )
-    sigma, _ = cache.calibrated_ks93_sigma()
     model = None
     if sel.model_path is not None:
         try:
             model = cache.unet_model(sel)
         except (ValueError, OSError) as exc:
             st.error(f"Could not load the UNet {sel.model_name!r}: {exc}")
-    sweep = cache.noise_sweep(sel, sigma, NGAL_CHOICES, with_unet=model is not None)
+    sweep = cache.noise_sweep(sel, NGAL_CHOICES, with_unet=model is not None)
     controls, figure = st.columns([1, 3], gap="medium")
     with controls:
         n_gal = st.select_slider(
@@ -245,8 +245,8 @@ def noise_section(sel) -> None:
             NGAL_CHOICES,
             constants.N_GAL_ARCMIN2,
             key="learn_ngal",
-            help="LSST-like depth is 30; the UNet was trained at 30, "
-            "so far from it it works outside its training data.",
+            help="LSST-like depth is 30. The shipped UNet was trained on 3–1000 galaxies "
+            "per arcmin² and noise-free maps: it reads the noise from Δε.",
         )
         i = NGAL_CHOICES.index(n_gal)
         sigma_pix = constants.SIGMA_E / np.sqrt(n_gal * A_PIX)
@@ -285,8 +285,9 @@ def noise_section(sel) -> None:
         )
         st.caption(
             f"Same field and galaxy draws at every density; the colour scale is the "
-            f"true κ's, so noise beyond it saturates. Smoothing σ = {sigma:g} px "
-            "(chosen on calibration maps at n_gal = 30). Below about 10 per arcmin² "
+            f"true κ's, so noise beyond it saturates. KS93 is smoothed by the depth rule "
+            f"(σ = {sweep['ks93_sigma_px'][i]:.2g} px here, from the noise in Δε; "
+            "lensviz.depth.ks93_sigma). Below about 10 per arcmin² "
             "many pixels hold no galaxy (ε = 0 there): raw KS93 gets less noise but "
             "also almost no signal, so its RMSE falls while its correlation with the "
             "truth (hover the ? of each RMSE) collapses."
@@ -490,8 +491,8 @@ def wiener_section(sel) -> None:
         wiener = None
     if wiener is not None:
         preds[WIENER_NAME] = wiener
-    sigma, _ = cache.calibrated_ks93_sigma()
-    preds[f"KS93 (σ {sigma:g} px)"] = cache.ks93_kappa(sel, sigma, 0)
+    sigma = ks93_sigma(sel.sample_eps[..., 2])
+    preds[f"KS93 (σ {sigma:.2g} px, depth rule)"] = cache.ks93_kappa(sel, sigma, 0)
     # Shift the mean-zero linear maps by the true mean, so that the regions compare
     # structure rather than the mass-sheet offset (which favours the UNet everywhere).
     mean = np.float32(truth.mean())
