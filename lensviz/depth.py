@@ -106,7 +106,7 @@ def effective_n_gal(delta_e, sigma_e: float = constants.SIGMA_E,
 
     .. math::
 
-        \langle N \rangle_{N \ge 1} = \frac{\lambda}{1 - e^{-\lambda}},
+        \\langle N \\rangle_{N \\ge 1} = \\frac{\\lambda}{1 - e^{-\\lambda}},
 
     which is solved for λ (Newton's method, from above). Masks that remove pixels
     whatever their count leave the estimate unbiased; at 30 gal/arcmin² it returns 30
