@@ -12,8 +12,9 @@ from lensviz.wiener import estimate_power_spectrum
 
 def test_tile_origins_known_answers():
     assert fields.tile_origins(128).tolist() == [0]
-    assert fields.tile_origins(384).tolist() == [0, 64, 128, 192, 256]
-    assert fields.tile_origins(360).tolist() == [0, 58, 116, 174, 232]
+    assert fields.tile_origins(384).tolist() == [0, 43, 85, 128, 171, 213, 256]
+    assert fields.tile_origins(384, overlap=64).tolist() == [0, 64, 128, 192, 256]
+    assert fields.tile_origins(360, overlap=64).tolist() == [0, 58, 116, 174, 232]
     assert fields.tile_origins(192, overlap=96).tolist() == [0, 32, 64]
     assert fields.tile_origins(129).tolist() == [0, 1]
 
@@ -29,7 +30,11 @@ def test_weights_sum_to_one_everywhere(n, overlap):
 
 
 def test_weights_vanish_before_each_tiles_own_border():
-    w = fields.axis_weights(384)  # origins 0, 64, ..., 256; centres 64 apart
+    # The default overlap (80): steps ≤ 48, so a tile's outer 15 px have weight 0.
+    for n in (300, 360, 384, 1000):
+        w = fields.axis_weights(n)
+        assert np.all(w[1:, :15] == 0) and np.all(w[:-1, -15:] == 0)
+    w = fields.axis_weights(384, overlap=64)  # origins 0, 64, ..., 256; centres 64 apart
     assert w[2, 0] < 2e-4 and w[2, -1] < 2e-4  # an inner tile: ~0 at both borders
     assert w[0, 0] == 1.0 and w[-1, -1] == 1.0  # the field's edges: one tile, weight 1
     np.testing.assert_allclose(w[2, 63:65], 1.0, atol=2e-4)  # its centre
@@ -75,9 +80,10 @@ def test_small_fields_are_padded_with_empty_pixels():
 
 
 def test_tile_border_errors_are_blended_away():
-    """A method that is wrong by 1 on the outer 8 px of every tile: the blend keeps at
-    most the raised-cosine weight there (sin²(π/2 · 8/64) ≈ 0.038) away from the field's
-    own edges, where no other tile can help and the error stays whole."""
+    """A method that is wrong by 1 on the outer 8 px of every tile: the blend drops it
+    entirely away from the field's own edges (the default overlap gives a tile's outer
+    15 px weight 0), and keeps at most sin²(π/2 · 8/64) ≈ 0.038 of it with half-tile
+    overlaps; along the field's edges no other tile can help and the error stays whole."""
 
     def bordered(tiles):
         out = np.zeros(tiles.shape[:3], np.float32)
@@ -85,15 +91,18 @@ def test_tile_border_errors_are_blended_away():
         out[:, :, :8] = out[:, :, -8:] = 1.0
         return out
 
-    out = fields.predict_tiled(bordered, np.zeros((384, 360, 3), np.float32))
-    assert out[8:-8, 8:-8].max() <= np.sin(0.5 * np.pi * 8 / 64) ** 2
+    zeros = np.zeros((384, 360, 3), np.float32)
+    out = fields.predict_tiled(bordered, zeros)
+    assert out[8:-8, 8:-8].max() == 0.0
     np.testing.assert_allclose(out[:8, :], 1.0, atol=1e-6)  # the field's own edge
+    half = fields.predict_tiled(bordered, zeros, overlap=64)
+    assert 0 < half[8:-8, 8:-8].max() <= np.sin(0.5 * np.pi * 8 / 64) ** 2
     # Stitching without blending would keep the full error (1) along every seam.
-    assert out[120:136, 8:-8].mean() < 0.02
+    assert half[120:136, 8:-8].mean() < 0.02
 
 
 def test_merge_tiles_checks_the_count():
-    with pytest.raises(ValueError, match=r"expected 25 tiles of 128 × 128"):
+    with pytest.raises(ValueError, match=r"expected 49 tiles of 128 × 128"):
         fields.merge_tiles(np.zeros((24, 128, 128)), (384, 384))
 
 

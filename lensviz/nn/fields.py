@@ -11,14 +11,13 @@ tiles are the default:
   (:class:`lensviz.nn.features.LensingFeatures`) misses the mass outside the tile; it
   learned to correct exactly those border errors. Run over a whole field it sees other
   statistics (no tile border, a deeper bottleneck with another receptive field). On 30
-  simulated 384² fields per depth (the noise-aware ``lite`` trained across depths,
-  ``benchmarks/bench_fields.py``), the convolutional map's RMSE was 1.5 % and 0.2 %
-  lower than the tiles' at 10 and 30 galaxies per arcmin², 1 % higher at 100 and 9 %
-  higher without shape noise: a wash where the noise dominates, worse where the signal
-  does. The tiles are also what the model's training domain describes.
-* **Speed.** Both are far inside the budget (a 360² field: 0.08 s by 25 tiles, 0.02 s
-  convolutionally, medians on the shared 2-core CPU); each pixel is seen by about four
-  tiles, which batch well.
+  simulated 384² fields per depth (the shipped, depth-trained ``lite``;
+  ``benchmarks/fields.json``), the convolutional map's RMSE was 1.4 %, 0.1 % and 0.7 %
+  lower than the tiles' at 10, 30 and 30 (masked) galaxies per arcmin², 0.7 % higher at
+  100 and 13 % higher without shape noise: a wash where the noise dominates, worse where
+  the signal does. The tiles are also what the model's training domain describes.
+* **Speed.** Both are far inside the budget: a 360² field took 0.22 s by 36 tiles and
+  0.03 s convolutionally (medians on the shared 2-core CPU).
 
 See :mod:`lensviz.fields` for the tiling, the weights and the handling of masks.
 """
