@@ -114,6 +114,14 @@ def peaks(methods: dict, field, n_noise: int) -> dict:
     return out
 
 
+def _relative(path: Path) -> str:
+    """``path`` relative to the checkout when it lies inside it (JSON stays portable)."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the null tests on COSMOS, print the headline figures and write JSON."""
     parser = argparse.ArgumentParser(
@@ -145,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     found = peaks(as_used, field, 20 if args.quick else args.n_noise)
     results = {
-        "weights": str(weights),
+        "weights": _relative(weights),
         "pixel_arcmin": cosmos.COSMOS_PIXEL_ARCMIN,
         "sigma_e": field.sigma_e,
         "footprint_pixels": int((~field.mask).sum()),

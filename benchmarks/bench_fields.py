@@ -132,6 +132,14 @@ def bench_accuracy(model, signal: PowerSpectrum, n: int) -> dict:
     return out
 
 
+def _relative(path: Path) -> str:
+    """``path`` relative to the checkout when it lies inside it (JSON stays portable)."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run both parts, print them and write JSON; returns the exit status."""
     parser = argparse.ArgumentParser(
@@ -158,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     accuracy = bench_accuracy(model, signal, n)
     results = {
-        "weights": str(weights),
+        "weights": _relative(weights),
         "training_domain": None if domain is None else domain.to_dict(),
         "field_config": {
             "npix": FIELD_CONFIG.npix,
