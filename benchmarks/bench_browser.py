@@ -13,7 +13,8 @@ not counted. Each measurement waits for the previous one to settle.
 slider_loss_weights
     The "peaks" coefficient on Loss weights, one step (0.1) per key press.
 slider_compare, slider_peaks
-    The sidebar's KS93 smoothing σ (one 0.5 px step) on Compare and on Peaks.
+    The sidebar's KS93 smoothing σ (one step) on Compare and on Peaks (after switching off
+    "σ from the data's depth", which hides the slider).
 switch_sample
     The sidebar's sample index, +1 (its step button), on Compare: each step shows a
     sample not seen before (UNet, Wiener and KS93 run, nothing cached).
@@ -118,6 +119,13 @@ def interactive(url: str, moves: int) -> dict:
             _slider_moves(page, "coefficient a (peaks)", moves), TARGETS_MS["slider_loss_weights"]
         )
         go("Compare")
+        # The KS93 σ follows the data's depth by default; the toggle hands it to the slider.
+        auto = page.locator('[data-testid="stSidebar"] [data-testid="stCheckbox"]').filter(
+            has_text="σ from the data's depth"
+        )
+        if auto.count() and auto.locator("input").is_checked():
+            _timed(page, lambda: auto.locator("label").first.click())
+            wait_for_run(page)
         results["slider_compare"] = _summary(
             _slider_moves(page, "KS93 smoothing σ (pixels)", moves), TARGETS_MS["slider_compare"]
         )
