@@ -25,6 +25,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from astropy.io import fits
 
 from lensviz import data
 from lensviz.cli import data as cli_data
@@ -69,6 +70,7 @@ CLASSES = (
     "layout",
     "challenge_folder",
     "pair",
+    "fits",
 )
 ENTRY_POINTS = ("upload", "pair", "server", "cli")
 OUTCOMES = ("accepted", "DataError", "DataTypeError", "UnsafeFileError", "LimitError")
@@ -917,7 +919,86 @@ def _valid(rng, n):
 # === The generator ===
 
 
+def _fits_field(rng, eps=None, kappa=None, extra=None) -> bytes:
+    """A lensviz field file (primary + E1, E2, SIGMA [, KAPPA] [, extra HDUs])."""
+    eps = _eps(rng)[0] if eps is None else eps
+    hdus = [fits.PrimaryHDU()]
+    for name, i in (("E1", 0), ("E2", 1), ("SIGMA", 2)):
+        hdus.append(fits.ImageHDU(np.ascontiguousarray(eps[..., i]), name=name))
+    if kappa is not None:
+        hdus.append(fits.ImageHDU(kappa, name="KAPPA"))
+    hdus += list(extra or [])
+    buf = io.BytesIO()
+    fits.HDUList(hdus).writeto(buf)
+    return buf.getvalue()
+
+
+def _fits(rng, n):
+    """FITS field files: valid, truncated, corrupted headers, huge or odd declarations,
+    compressed images, too many HDUs, wrong types and values."""
+    good = _fits_field(rng, kappa=_kappa(rng)[0])
+    yield "accepted", "fits_valid.fits", good
+    for i in range(n):
+        kind = i % 10
+        raw = bytearray(good)
+        expect = "refused"
+        if kind == 0:  # truncated anywhere
+            raw = raw[: int(rng.integers(1, len(raw)))]
+        elif kind == 1:  # a header card's digits changed (NAXIS1, NAXIS2, BITPIX)
+            key = (b"NAXIS1  =", b"NAXIS2  =", b"BITPIX  =")[i // 10 % 3]
+            at = raw.find(key, 2880)
+            value = (b"2049", b"-1", b"24", b"100000000")[i // 30 % 4]
+            raw[at + 10 : at + 30] = value.rjust(20)
+        elif kind == 2:  # garbage bytes in a header
+            at = int(rng.integers(2880, 2880 * 2))
+            raw[at : at + 8] = bytes(rng.integers(128, 256, 8).tolist())
+        elif kind == 3:  # huge declared data
+            raw = bytearray(_raw_fits_header(("NAXIS1", 10**6), ("NAXIS2", 10**6)))
+        elif kind == 4:  # a tile-compressed image
+            buf = io.BytesIO()
+            fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(_eps(rng)[0, ..., 0])]).writeto(buf)
+            raw = bytearray(buf.getvalue())
+        elif kind == 5:  # more HDUs than allowed
+            extra = [
+                fits.ImageHDU(np.zeros((2, 2), np.float32)) for _ in range(limits.MAX_FITS_HDUS)
+            ]
+            raw = bytearray(_fits_field(rng, extra=extra))
+        elif kind == 6:  # integers where floats are expected
+            eps = _eps(rng)[0]
+            raw = bytearray(_fits_field(rng, eps=(eps * 1000).astype(np.int16)))
+        elif kind == 7:  # out-of-bounds or infinite values
+            eps = _eps(rng)[0]
+            eps[3, 4, i // 10 % 3] = (np.inf, 1e30, -5.0)[i // 10 % 3]
+            raw = bytearray(_fits_field(rng, eps=eps))
+        elif kind == 8:  # E2 missing, or a field too small
+            if i // 10 % 2:
+                raw = bytearray(_fits_field(rng, eps=_eps(rng)[0, :32, :32]))
+            else:
+                buf = io.BytesIO()
+                fits.HDUList(
+                    [fits.PrimaryHDU(), fits.ImageHDU(_eps(rng)[0, ..., 0], name="E1")]
+                ).writeto(buf)
+                raw = bytearray(buf.getvalue())
+        else:  # random bit flips anywhere: read or refused, never anything else
+            for pos in rng.integers(0, len(raw), 6):
+                raw[pos] ^= 1 << int(rng.integers(8))
+            expect = "either"
+        yield expect, f"fits_{i:04d}.fits", bytes(raw)
+
+
+def _raw_fits_header(*axes) -> bytes:
+    cards = [
+        "SIMPLE  =                    T",
+        "BITPIX  =                  -32",
+        f"NAXIS   = {len(axes):>20}",
+    ]
+    cards += [f"{key:<8}= {value:>20}" for key, value in axes]
+    text = "".join(c.ljust(80) for c in [*cards, "END"])
+    return text.ljust(2880).encode("ascii") + bytes(2880)
+
+
 _COUNTS = {  # cases per class (the valid controls are not counted as malformed)
+    "fits": 60,
     "valid": 12,
     "truncation": 120,
     "random_bytes": 90,
@@ -986,6 +1067,7 @@ def generate(seed: int, secrets: dict[str, Path], scale: float = 1.0) -> list[Ca
         "layout": _layout(rng, n["layout"]),
         "challenge_folder": _challenge_folders(rng, n["challenge_folder"], secrets),
         "pair": _pairs(rng, n["pair"]),
+        "fits": _fits(rng, n["fits"]),
     }
     cases = []
     for klass in CLASSES:
