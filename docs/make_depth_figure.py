@@ -19,12 +19,24 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> None:
     card = json.loads((ROOT / "weights" / "lite.json").read_text())
     depths = card["evaluation"]["depths"]
-    labels = {"unet": "UNet (shipped)", "previous": "UNet before (LSST depth only)",
-              "wiener": "Wiener", "ks93_smoothed": "KS93 smoothed", "ks93_raw": "KS93 raw"}
+    labels = {
+        "unet": "UNet (shipped)",
+        "previous": "UNet before (LSST depth only)",
+        "wiener": "Wiener",
+        "ks93_smoothed": "KS93 smoothed",
+        "ks93_raw": "KS93 raw",
+    }
     fig = depth_figure(depths, ("rmse", "r", "dicee"), methods=labels, height=380)
-    fig.update_layout(width=1100, title=dict(
-        text=f"Held-out simulated fields, {card['evaluation']['test_set']['n_maps_per_depth']} "
-             "maps per depth (mean ± bootstrap s.e.)", x=0.0, y=0.98, font=dict(size=14)))
+    fig.update_layout(
+        width=1100,
+        title=dict(
+            text=f"Held-out simulated fields, {card['evaluation']['test_set']['n_maps_per_depth']} "
+            "maps per depth (mean ± bootstrap s.e.)",
+            x=0.0,
+            y=0.98,
+            font=dict(size=14),
+        ),
+    )
     out = ROOT / "docs" / "depth.png"
     fig.write_image(out, scale=2)
     print(f"wrote {out}")

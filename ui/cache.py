@@ -622,8 +622,12 @@ def metric_summary(sel, per_map: dict, sigma_px: float | None) -> dict:
     :func:`lensviz.evaluation.summarize`), cached per data, model and settings."""
     n = len(next(iter(next(iter(per_map.values())).values())))
     return _summary(
-        sel.key, f"{sel.model_path}@{sel.model_mtime}", n,
-        None if sigma_px is None else float(sigma_px), tuple(per_map), per_map
+        sel.key,
+        f"{sel.model_path}@{sel.model_mtime}",
+        n,
+        None if sigma_px is None else float(sigma_px),
+        tuple(per_map),
+        per_map,
     )
 
 
@@ -678,9 +682,7 @@ def teaching_cluster(m200: float, z: float, realistic: bool) -> dict:
 
 
 @st.cache_data(max_entries=4, show_spinner="Simulating the noise sweep…")
-def _sweep(
-    model_path: str | None, mtime: float, densities: tuple[float, ...], _model=None
-) -> dict:
+def _sweep(model_path: str | None, mtime: float, densities: tuple[float, ...], _model=None) -> dict:
     t = simulate_truth(FIELD_SEED)
     eps = np.stack(
         [
@@ -694,8 +696,12 @@ def _sweep(
     preds = {"KS93 raw": raw, "KS93 smoothed (depth rule)": ks93_depth_predictor()(eps)}
     if _model is not None:
         preds["UNet"] = predict_kappa(_model, eps)
-    return {"kappa": t["kappa"], "eps": eps, "preds": preds,
-            "ks93_sigma_px": [ks93_sigma(e[..., 2]) for e in eps]}
+    return {
+        "kappa": t["kappa"],
+        "eps": eps,
+        "preds": preds,
+        "ks93_sigma_px": [ks93_sigma(e[..., 2]) for e in eps],
+    }
 
 
 def noise_sweep(sel, densities: tuple[float, ...], *, with_unet: bool) -> dict:
@@ -719,8 +725,9 @@ def noise_sweep(sel, densities: tuple[float, ...], *, with_unet: bool) -> dict:
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _by_depth(model_path: str | None, mtime: float, spec: str, n: int, spectrum, _model=None,
-              _signal=None) -> dict:
+def _by_depth(
+    model_path: str | None, mtime: float, spec: str, n: int, spectrum, _model=None, _signal=None
+) -> dict:
     predictors = {}
     if _model is not None:
         predictors["unet"] = lambda eps: predict_kappa(_model, eps)
@@ -740,7 +747,13 @@ def metrics_by_depth(sel, depths: tuple[str, ...], n: int, on_depth=None) -> dic
     for i, spec in enumerate(depths):
         if on_depth is not None:
             on_depth(i, spec)
-        out[spec] = _by_depth(sel.model_path if model is not None else None,
-                              sel.model_mtime, spec, int(n), spectrum, _model=model,
-                              _signal=_spectrum(*spectrum) if spectrum else None)
+        out[spec] = _by_depth(
+            sel.model_path if model is not None else None,
+            sel.model_mtime,
+            spec,
+            int(n),
+            spectrum,
+            _model=model,
+            _signal=_spectrum(*spectrum) if spectrum else None,
+        )
     return out

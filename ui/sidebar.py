@@ -327,8 +327,11 @@ def ks93_ui(delta_e: np.ndarray) -> tuple[float, int]:
     )
     st.sidebar.caption(
         f"σ = {sigma:.3g} px = {sigma * constants.PIXEL_ARCMIN:.3g}′"
-        + (f" (depth rule; ≈ {depth_label(float(effective_n_gal(delta_e)))})" if auto else
-           f" (the rule says {rule:.3g} px)")
+        + (
+            f" (depth rule; ≈ {depth_label(float(effective_n_gal(delta_e)))})"
+            if auto
+            else f" (the rule says {rule:.3g} px)"
+        )
         + ". Used by Compare, Loss weights, Peaks and DICEE; Evaluate and Learn smooth "
         "every map by the rule."
     )

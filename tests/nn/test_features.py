@@ -102,9 +102,15 @@ def test_depth_weighted_training_on_two_depths_records_the_domain(tmp_path):
     # Warm start: a second run from the first one's weights, with a vanishing learning rate,
     # starts (and so ends) where the first left off; a fresh run does not.
     first = load_model(tmp_path / "run" / "model.keras")
-    warm = TrainConfig(**{**cfg.__dict__, "epochs": 1, "steps_per_epoch": 1,
-                          "learning_rate": 1e-12, "init_weights": str(tmp_path / "run" /
-                                                                      "model.keras")})
+    warm = TrainConfig(
+        **{
+            **cfg.__dict__,
+            "epochs": 1,
+            "steps_per_epoch": 1,
+            "learning_rate": 1e-12,
+            "init_weights": str(tmp_path / "run" / "model.keras"),
+        }
+    )
     train(warm, tmp_path / "warm")
     again = load_model(tmp_path / "warm" / "model.keras")
     train(TrainConfig(**{**warm.__dict__, "init_weights": None}), tmp_path / "cold")

@@ -22,9 +22,11 @@ from ui.text import METRIC_DECIMALS, count, format_number
 CHUNK = 16  # maps scored per step of the progress bar (and per cache entry)
 DEPTHS = ("5", "10", "30", "100", "300", "inf")  # depth specs of the "against depth" section
 DEPTH_MAPS = (8, 24, 48, 96, 150)  # choices of maps per depth
-DEPTHS_HELP = ("Simulates and scores the chosen number of maps at each of "
-               f"{', '.join(DEPTHS)} galaxies per arcmin² (inf: no shape noise); about a "
-               "second per 10 maps on 2 CPU cores, cached afterwards.")
+DEPTHS_HELP = (
+    "Simulates and scores the chosen number of maps at each of "
+    f"{', '.join(DEPTHS)} galaxies per arcmin² (inf: no shape noise); about a "
+    "second per 10 maps on 2 CPU cores, cached afterwards."
+)
 
 
 def smoothed_name(sigma_px: float | None) -> str:
@@ -238,15 +240,18 @@ if st.toggle("Score at every depth", key="eval_depths", help=DEPTHS_HELP):
     bar = st.progress(0.0, text="Scoring depths…")
     try:
         by_depth = cache.metrics_by_depth(
-            sel, DEPTHS, n_depth,
+            sel,
+            DEPTHS,
+            n_depth,
             on_depth=lambda i, spec: bar.progress(i / len(DEPTHS), text=f"Depth {spec}…"),
         )
     except (ValueError, OSError) as exc:
         st.error(f"Could not score the depths: {exc}")
         st.stop()
     bar.empty()
-    st.plotly_chart(depth_figure(by_depth, ("rmse", "r", "dicee", "dpeaks")), theme=None,
-                    key="eval_depth_fig")
+    st.plotly_chart(
+        depth_figure(by_depth, ("rmse", "r", "dicee", "dpeaks")), theme=None, key="eval_depth_fig"
+    )
     st.caption(
         "Mean ± bootstrap standard error over the maps of each depth. The UNet's training "
         "range is in its model card (weights/lite.md for the shipped one); outside it, "
