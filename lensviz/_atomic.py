@@ -93,8 +93,9 @@ def _newest_mtime(entry: Path) -> float:
     return newest
 
 
-def remove_stale_temps(folder: str | os.PathLike, target: str | None = None,
-                       min_age_s: float = STALE_TEMP_AGE_S) -> list[Path]:
+def remove_stale_temps(
+    folder: str | os.PathLike, target: str | None = None, min_age_s: float = STALE_TEMP_AGE_S
+) -> list[Path]:
     """Delete temporaries left in ``folder`` by writers that were killed.
 
     Parameters

@@ -51,7 +51,13 @@ __all__ = [
 #: log n_gal; beyond them it is held at the end values; ``inf`` is the noise-free value
 #: (σ = 0.25 and 0 tie there: 0.00797 against 0.00797).
 KS93_SIGMA_RULE: dict[float, float] = {
-    3.0: 8.0, 10.0: 6.0, 30.0: 4.0, 100.0: 2.0, 300.0: 1.0, 1000.0: 0.75, 3000.0: 0.5,
+    3.0: 8.0,
+    10.0: 6.0,
+    30.0: 4.0,
+    100.0: 2.0,
+    300.0: 1.0,
+    1000.0: 0.75,
+    3000.0: 0.5,
     math.inf: 0.25,
 }
 
@@ -95,8 +101,9 @@ def masked_fraction(delta_e) -> np.ndarray:
     return (d >= constants.EMPTY_PIXEL_SIGMA).mean(axis=(-2, -1))
 
 
-def effective_n_gal(delta_e, sigma_e: float = constants.SIGMA_E,
-                    pixel_arcmin: float = constants.PIXEL_ARCMIN) -> np.ndarray:
+def effective_n_gal(
+    delta_e, sigma_e: float = constants.SIGMA_E, pixel_arcmin: float = constants.PIXEL_ARCMIN
+) -> np.ndarray:
     """Galaxy density n_gal [arcmin⁻²] implied by Δε; ``inf`` for noise-free maps.
 
     A pixel with N galaxies has Δε = σ_e/√N, so it holds N = (σ_e/Δε)². Empty and masked
@@ -154,8 +161,9 @@ def depth_label(n_gal: float) -> str:
     return f"{n_gal:.3g} gal/arcmin²"
 
 
-def ks93_sigma(delta_e, sigma_e: float = constants.SIGMA_E,
-               pixel_arcmin: float = constants.PIXEL_ARCMIN) -> float:
+def ks93_sigma(
+    delta_e, sigma_e: float = constants.SIGMA_E, pixel_arcmin: float = constants.PIXEL_ARCMIN
+) -> float:
     """The KS93 smoothing σ [pixels] for data of this depth (:data:`KS93_SIGMA_RULE`).
 
     Parameters
@@ -220,12 +228,14 @@ class TrainingDomain:
 
 #: The domain of a model trained before depth was recorded: LSST depth (30 per arcmin²)
 #: only, give or take the scatter of the estimate over a 128² map.
-LEGACY_DOMAIN = TrainingDomain(n_gal_range=(25.0, 35.0), noise_free=False,
-                               max_masked_fraction=0.01, max_abs_e=1.0)
+LEGACY_DOMAIN = TrainingDomain(
+    n_gal_range=(25.0, 35.0), noise_free=False, max_masked_fraction=0.01, max_abs_e=1.0
+)
 
 
-def measure_domain(eps, sigma_e: float = constants.SIGMA_E,
-                   pixel_arcmin: float = constants.PIXEL_ARCMIN) -> TrainingDomain:
+def measure_domain(
+    eps, sigma_e: float = constants.SIGMA_E, pixel_arcmin: float = constants.PIXEL_ARCMIN
+) -> TrainingDomain:
     """The :class:`TrainingDomain` spanned by a set of samples (e.g. a training set).
 
     Parameters
@@ -281,19 +291,27 @@ def domain_issues(eps, domain: TrainingDomain) -> dict[str, str]:
     lo, hi = domain.n_gal_range
     if math.isinf(n):
         if not domain.noise_free:
-            out["noise"] = ("the sample has no shape noise (Δε = 0); the model was trained on "
-                            f"noisy data only ({lo:.3g}–{hi:.3g} gal/arcmin²)")
+            out["noise"] = (
+                "the sample has no shape noise (Δε = 0); the model was trained on "
+                f"noisy data only ({lo:.3g}–{hi:.3g} gal/arcmin²)"
+            )
     elif not lo <= n <= hi:
-        out["noise"] = (f"the noise in Δε corresponds to {n:.3g} gal/arcmin², outside the "
-                        f"{lo:.3g}–{hi:.3g} the model was trained on")
+        out["noise"] = (
+            f"the noise in Δε corresponds to {n:.3g} gal/arcmin², outside the "
+            f"{lo:.3g}–{hi:.3g} the model was trained on"
+        )
     frac = float(masked_fraction(eps[..., 2]))
     if frac > domain.max_masked_fraction:
-        out["masked"] = (f"{frac:.0%} of the pixels are empty or masked; the model saw at most "
-                         f"{domain.max_masked_fraction:.0%}")
+        out["masked"] = (
+            f"{frac:.0%} of the pixels are empty or masked; the model saw at most "
+            f"{domain.max_masked_fraction:.0%}"
+        )
     e_max = float(np.max(np.abs(eps[..., :2]))) if eps.size else 0.0
     if e_max > domain.max_abs_e:
-        out["values"] = (f"|ε| reaches {e_max:.3g}, beyond the {domain.max_abs_e:.3g} seen in "
-                         "training: check the units and the sign convention")
+        out["values"] = (
+            f"|ε| reaches {e_max:.3g}, beyond the {domain.max_abs_e:.3g} seen in "
+            "training: check the units and the sign convention"
+        )
     return out
 
 
@@ -332,8 +350,11 @@ class DomainTally:
 
     def warnings(self) -> list[str]:
         """One line per kind of problem: how many samples, and the first example."""
-        return [f"{count} of {self.n} samples lie outside the UNet's training domain "
-                f"({kind}), e.g. {self.examples[kind]}" for kind, count in self.counts.items()]
+        return [
+            f"{count} of {self.n} samples lie outside the UNet's training domain "
+            f"({kind}), e.g. {self.examples[kind]}"
+            for kind, count in self.counts.items()
+        ]
 
 
 def training_weight(noise_var):

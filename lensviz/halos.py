@@ -466,15 +466,20 @@ def halo_kappa_map(
     >>> halo = HaloParams("main", 1e15, 0.3, 4.0, 63.5, 63.5, 1.0, 0.0, 2.0, 0.4)
     >>> kappa = halo_kappa_map([halo], 128)
     """
-    for name, value, low in (("size", size, 1), ("core_box_px", core_box_px, 0),
-                             ("core_supersample", core_supersample, 1)):
+    for name, value, low in (
+        ("size", size, 1),
+        ("core_box_px", core_box_px, 0),
+        ("core_supersample", core_supersample, 1),
+    ):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     if not (np.isfinite(pixel_arcmin) and pixel_arcmin > 0):
         raise ValueError(f"pixel_arcmin must be a finite number > 0, got {pixel_arcmin!r}")
     if not (np.isfinite(offset_px) and np.isfinite(kappa_min) and kappa_min >= 0):
-        raise ValueError(f"offset_px must be finite and kappa_min finite and >= 0, got "
-                         f"{offset_px!r} and {kappa_min!r}")
+        raise ValueError(
+            f"offset_px must be finite and kappa_min finite and >= 0, got "
+            f"{offset_px!r} and {kappa_min!r}"
+        )
     out = np.zeros((size, size), dtype=np.float32)
     if not halos:
         return out

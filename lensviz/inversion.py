@@ -57,8 +57,7 @@ def _half_kernels(ny: int, nx: int, dtype: str) -> tuple[np.ndarray, np.ndarray]
 _FFT_CHUNK = 4  # maps per FFT block: keeps the complex temporaries in cache (measured)
 
 
-def _spin2_rotate(a: np.ndarray, b: np.ndarray | None,
-                  sign: int) -> tuple[np.ndarray, np.ndarray]:
+def _spin2_rotate(a: np.ndarray, b: np.ndarray | None, sign: int) -> tuple[np.ndarray, np.ndarray]:
     """``(c·A + sign·s·B, −sign·s·A + c·B)`` in Fourier space, blockwise over leading axes.
 
     ``b=None`` stands for ``B = 0`` and saves its transform (the same numbers).
@@ -71,17 +70,17 @@ def _spin2_rotate(a: np.ndarray, b: np.ndarray | None,
     out_a = np.empty_like(a2)
     out_b = np.empty_like(a2)
     for i in range(0, len(a2), _FFT_CHUNK):
-        ah = sfft.rfft2(a2[i: i + _FFT_CHUNK])
+        ah = sfft.rfft2(a2[i : i + _FFT_CHUNK])
         ra = c * ah
         if b2 is None:
             rb = (-sign * s) * ah
         else:
-            bh = sfft.rfft2(b2[i: i + _FFT_CHUNK])
+            bh = sfft.rfft2(b2[i : i + _FFT_CHUNK])
             ra += (sign * s) * bh
             rb = c * bh
             rb -= (sign * s) * ah
-        out_a[i: i + _FFT_CHUNK] = sfft.irfft2(ra, s=(ny, nx))
-        out_b[i: i + _FFT_CHUNK] = sfft.irfft2(rb, s=(ny, nx))
+        out_a[i : i + _FFT_CHUNK] = sfft.irfft2(ra, s=(ny, nx))
+        out_b[i : i + _FFT_CHUNK] = sfft.irfft2(rb, s=(ny, nx))
     return out_a.reshape(shape), out_b.reshape(shape)
 
 
@@ -270,8 +269,7 @@ def ks93inv(kappa_E, kappa_B=None, pad: int = 0) -> tuple[np.ndarray, np.ndarray
     True
     """
     kappa_E = np.asarray(kappa_E)
-    ke, kb = _check_pair(kappa_E, kappa_E if kappa_B is None else kappa_B,
-                         "kappa_E and kappa_B")
+    ke, kb = _check_pair(kappa_E, kappa_E if kappa_B is None else kappa_B, "kappa_E and kappa_B")
     pad = _check_pad(pad)
     # The inverse of the rotation by 2φ is the rotation by −2φ.
     g1, g2 = _spin2_rotate(_pad(ke, pad), None if kappa_B is None else _pad(kb, pad), -1)
@@ -292,8 +290,9 @@ def project_modes(maps) -> np.ndarray:
 
 
 @lru_cache(maxsize=32)
-def _smoothing_matrix(n: int, sigma_px: float, mode: str, truncate: float,
-                      dtype: str) -> np.ndarray:
+def _smoothing_matrix(
+    n: int, sigma_px: float, mode: str, truncate: float, dtype: str
+) -> np.ndarray:
     # Column j is scipy's 1-D Gaussian filter of the unit vector e_j, so A @ x equals
     # gaussian_filter1d(x, axis=0) exactly, boundary handling included.
     a = ndimage.gaussian_filter1d(np.eye(n), sigma_px, axis=0, mode=mode, truncate=truncate)
@@ -302,8 +301,9 @@ def _smoothing_matrix(n: int, sigma_px: float, mode: str, truncate: float,
     return a
 
 
-def gaussian_smooth(maps, sigma_px: float, mode: str = "reflect",
-                    truncate: float = 4.0) -> np.ndarray:
+def gaussian_smooth(
+    maps, sigma_px: float, mode: str = "reflect", truncate: float = 4.0
+) -> np.ndarray:
     """Gaussian smoothing of ``(..., ny, nx)`` maps over the last two axes only.
 
     Numerically identical to :func:`scipy.ndimage.gaussian_filter` with

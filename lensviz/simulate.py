@@ -547,8 +547,13 @@ def _draw_halos(rng: np.random.Generator, config: SimulationConfig) -> list[Halo
 def _halo_kappa(halos: list[HaloParams], config: SimulationConfig) -> np.ndarray:
     """κ of all halos on the canvas (:func:`lensviz.halos.halo_kappa_map`)."""
     return halo_kappa_map(
-        halos, config.canvas_px, config.pixel_arcmin, config.margin_px,
-        config.halo_kappa_min, config.core_box_px, config.core_supersample,
+        halos,
+        config.canvas_px,
+        config.pixel_arcmin,
+        config.margin_px,
+        config.halo_kappa_min,
+        config.core_box_px,
+        config.core_supersample,
     )
 
 
@@ -893,8 +898,9 @@ def observe_kappa(
     _check_int("pad", pad, 0)
     gamma1, gamma2 = ks93inv(kappa, pad=pad)
     g1, g2 = reduced_shear(gamma1, gamma2, kappa)
-    eps = add_shape_noise(g1.astype(np.float32), g2.astype(np.float32), rng, n_gal, sigma_e,
-                          pixel_arcmin)
+    eps = add_shape_noise(
+        g1.astype(np.float32), g2.astype(np.float32), rng, n_gal, sigma_e, pixel_arcmin
+    )
     if mask is not None:
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != kappa.shape:
@@ -948,7 +954,11 @@ def _mask(mask_rng, config: SimulationConfig) -> np.ndarray:
 
 def _ellipticities(fields: dict, noise_rng, mask_rng, config: SimulationConfig) -> np.ndarray:
     eps = add_shape_noise(
-        fields["gamma1"], fields["gamma2"], noise_rng, config.n_gal, config.sigma_e,
+        fields["gamma1"],
+        fields["gamma2"],
+        noise_rng,
+        config.n_gal,
+        config.sigma_e,
         config.pixel_arcmin,
     )
     if config.masks:

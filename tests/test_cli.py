@@ -59,8 +59,14 @@ def no_leftovers(folder):
 
 def test_help_subprocess():
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    proc = subprocess.run([sys.executable, "-m", "lensviz", "--help"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lensviz", "--help"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     for command in ("convert", "simulate", "conventions", "evaluate"):
         assert command in proc.stdout
@@ -84,8 +90,9 @@ def test_registry_builds_one_subparser_per_command():
 
 def test_simulate_writes_both_formats(tmp_path, capsys, sim8):
     eps, kappa = sim8
-    status, out, _ = run(capsys, "simulate", "--n", 3, "--seed", 2, "--batch", 2,
-                         "--out", tmp_path / "s.h5")
+    status, out, _ = run(
+        capsys, "simulate", "--n", 3, "--seed", 2, "--batch", 2, "--out", tmp_path / "s.h5"
+    )
     assert status == 0 and "wrote 3 samples" in out
     e, k, names = data.read_hdf5(tmp_path / "s.h5")
     np.testing.assert_array_equal(e, eps[2:5])
@@ -103,11 +110,13 @@ def test_simulate_writes_both_formats(tmp_path, capsys, sim8):
 
 @pytest.mark.parametrize(
     ("options", "config"),
-    [(("--n-gal", "inf"), SimulationConfig(n_gal=math.inf)),
-     (("--n-gal", "100", "--sigma-e", "0.3"), SimulationConfig(n_gal=100.0, sigma_e=0.3)),
-     (("--survey", "des"), depth_config("des")),
-     (("--isolated",), SimulationConfig(margin_px=0, halo_kappa_min=0.0)),
-     (("--masks", "--n-gal", "inf"), SimulationConfig(masks=True, n_gal=math.inf))],
+    [
+        (("--n-gal", "inf"), SimulationConfig(n_gal=math.inf)),
+        (("--n-gal", "100", "--sigma-e", "0.3"), SimulationConfig(n_gal=100.0, sigma_e=0.3)),
+        (("--survey", "des"), depth_config("des")),
+        (("--isolated",), SimulationConfig(margin_px=0, halo_kappa_min=0.0)),
+        (("--masks", "--n-gal", "inf"), SimulationConfig(masks=True, n_gal=math.inf)),
+    ],
 )
 def test_simulate_depth_and_field_options(tmp_path, capsys, options, config):
     out = tmp_path / "s.h5"
@@ -128,8 +137,19 @@ def test_simulate_depth_and_field_options(tmp_path, capsys, options, config):
 
 def test_simulate_mix(tmp_path, capsys):
     out = tmp_path / "mix.h5"
-    status, stdout, _ = run(capsys, "simulate", "--n", 3, "--seed", 1_000_000, "--mix",
-                            "--compression", "none", "--out", out)
+    status, stdout, _ = run(
+        capsys,
+        "simulate",
+        "--n",
+        3,
+        "--seed",
+        1_000_000,
+        "--mix",
+        "--compression",
+        "none",
+        "--out",
+        out,
+    )
     assert status == 0 and "depth mix" in stdout
     e, k, names = data.read_hdf5(out)
     eps, kappa, _ = simulate_mixed_batch(3, 1_000_000, DepthMix())
@@ -137,29 +157,43 @@ def test_simulate_mix(tmp_path, capsys):
     np.testing.assert_array_equal(k, kappa)
     with h5py.File(out) as f:
         assert json.loads(f.attrs["depth_mix"]) == {
-            "n_gal_range": [3.0, 1000.0], "noise_free_fraction": 0.15, "masked_fraction": 0.5,
-            "sigma_e": 0.26}
+            "n_gal_range": [3.0, 1000.0],
+            "noise_free_fraction": 0.15,
+            "masked_fraction": 0.5,
+            "sigma_e": 0.26,
+        }
         assert "mixed_config" in f.attrs["n_gal"]
 
 
 def test_simulate_bad_depth_options(tmp_path, capsys):
     out = tmp_path / "x.h5"
-    for options, fragment in ((("--n-gal", 10, "--survey", "des"), "--n-gal and --survey"),
-                              (("--mix", "--survey", "deep"), "--survey and --mix"),
-                              (("--mix", "--masks"), "--masks and --mix")):
+    for options, fragment in (
+        (("--n-gal", 10, "--survey", "des"), "--n-gal and --survey"),
+        (("--mix", "--survey", "deep"), "--survey and --mix"),
+        (("--mix", "--masks"), "--masks and --mix"),
+    ):
         status, _, err = run(capsys, "simulate", "--n", 1, "--out", out, *options)
         assert_one_line_error(status, err, fragment)
         assert not out.exists()
-    for options in (("--n-gal", "0"), ("--n-gal", "abc"), ("--n-gal", "nan"),
-                    ("--sigma-e", "1.5"), ("--survey", "sdss")):
+    for options in (
+        ("--n-gal", "0"),
+        ("--n-gal", "abc"),
+        ("--n-gal", "nan"),
+        ("--sigma-e", "1.5"),
+        ("--survey", "sdss"),
+    ):
         status, _, err = run(capsys, "simulate", "--n", 1, "--out", out, *options)
         assert_one_line_error(status, err, options[1])
 
 
 @pytest.mark.parametrize(
     ("spec", "config"),
-    [("sim:3:5@des", depth_config("des")), ("sim:2@inf", SimulationConfig(n_gal=math.inf)),
-     ("sim:2:9@ 250 ", SimulationConfig(n_gal=250.0)), ("sim:2:9", SimulationConfig())],
+    [
+        ("sim:3:5@des", depth_config("des")),
+        ("sim:2@inf", SimulationConfig(n_gal=math.inf)),
+        ("sim:2:9@ 250 ", SimulationConfig(n_gal=250.0)),
+        ("sim:2:9", SimulationConfig()),
+    ],
 )
 def test_sim_spec_takes_a_depth(spec, config):
     sim = cli_data._parse_sim(spec)
@@ -182,8 +216,17 @@ def test_depth_reaches_every_data_command(capsys, tmp_path):
     r = {}
     for depth in ("inf", "des"):
         out = tmp_path / f"{depth}.json"
-        status, _, _ = run(capsys, "evaluate", f"sim:4:40@{depth}", "--sigma", 1,
-                           "--no-unet", "--no-wiener", "--json", out)
+        status, _, _ = run(
+            capsys,
+            "evaluate",
+            f"sim:4:40@{depth}",
+            "--sigma",
+            1,
+            "--no-unet",
+            "--no-wiener",
+            "--json",
+            out,
+        )
         assert status == 0
         r[depth] = json.loads(out.read_text())["summary"]["ks93_raw"]["r"]["mean"]
     assert r["inf"] > 0.9 and r["des"] < 0.6
@@ -259,9 +302,14 @@ def test_conventions_identity_on_simulated_data(capsys):
     assert "best: the identity" in out
 
 
-@pytest.mark.parametrize("variant", [{"transpose": True},
-                                     {"negate_e1": True, "negate_e2": True},
-                                     {"negate_e2": True, "transpose": True}])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {"transpose": True},
+        {"negate_e1": True, "negate_e2": True},
+        {"negate_e2": True, "transpose": True},
+    ],
+)
 def test_conventions_recovers_foreign_variant(tmp_path, capsys, sim8, variant):
     eps, kappa = sim8
     path = tmp_path / "foreign.npz"
@@ -271,8 +319,9 @@ def test_conventions_recovers_foreign_variant(tmp_path, capsys, sim8, variant):
     best = next(line for line in out.splitlines() if line.startswith("best:"))
     assert "NOT lensviz's convention" in best
     fix = best.split("apply_convention(eps, ")[1].rstrip(")")
-    assert fix == ", ".join(f"{k}=True" for k in ("negate_e1", "negate_e2", "transpose")
-                            if variant.get(k))
+    assert fix == ", ".join(
+        f"{k}=True" for k in ("negate_e1", "negate_e2", "transpose") if variant.get(k)
+    )
 
 
 def test_evaluate_json(tmp_path, capsys):
@@ -281,8 +330,17 @@ def test_evaluate_json(tmp_path, capsys):
     assert status == 0
     assert "ks93_raw" in stdout and "ks93_smoothed" in stdout and "rmse" in stdout
     result = json.loads(out.read_text())
-    assert {"data", "n_maps", "ks93_smoothing", "pad_px", "methods", "bootstrap", "summary",
-            "names", "per_map"} <= set(result)
+    assert {
+        "data",
+        "n_maps",
+        "ks93_smoothing",
+        "pad_px",
+        "methods",
+        "bootstrap",
+        "summary",
+        "names",
+        "per_map",
+    } <= set(result)
     assert result["n_maps"] == 12 and result["names"][0] == "seed00000003"
     assert "depth" in result["ks93_smoothing"]
     summary = result["summary"]
@@ -300,8 +358,9 @@ def test_evaluate_json(tmp_path, capsys):
 
 def test_evaluate_given_sigma_and_file(tmp_path, capsys, challenge_dir):
     out = tmp_path / "eval.json"
-    status, _, _ = run(capsys, "evaluate", challenge_dir, "--n", 5, "--sigma", 2.5,
-                       "--json", out, "--batch", 2)
+    status, _, _ = run(
+        capsys, "evaluate", challenge_dir, "--n", 5, "--sigma", 2.5, "--json", out, "--batch", 2
+    )
     assert status == 0
     result = json.loads(out.read_text())
     assert result["ks93_smoothing"] == "σ = 2.5 px (given with --sigma)"
@@ -309,8 +368,17 @@ def test_evaluate_given_sigma_and_file(tmp_path, capsys, challenge_dir):
 
 
 def test_evaluate_bad_input(tmp_path, capsys, sim8):
-    for spec in ("sim:abc", "sim:0", "sim:3:4:5", "sim:3@", "sim:3@sdss", "sim:3@0",
-                 "sim:3:1@des@inf", "sim:@des", "sim:3@nan"):
+    for spec in (
+        "sim:abc",
+        "sim:0",
+        "sim:3:4:5",
+        "sim:3@",
+        "sim:3@sdss",
+        "sim:3@0",
+        "sim:3:1@des@inf",
+        "sim:@des",
+        "sim:3@nan",
+    ):
         status, _, err = run(capsys, "evaluate", spec, "--sigma", 1)
         assert_one_line_error(status, err, repr(spec))
     status, _, err = run(capsys, "conventions", "sim:3@sdss")
@@ -323,15 +391,17 @@ def test_evaluate_bad_input(tmp_path, capsys, sim8):
     np.save(tmp_path / "int.npy", np.zeros((2, 128, 128, 3), np.int32))
     status, _, err = run(capsys, "evaluate", tmp_path / "int.npy", "--sigma", 1)
     assert_one_line_error(status, err, "int.npy", "dtype int32")
-    status, _, err = run(capsys, "evaluate", "sim:2", "--sigma", 1,
-                         "--json", tmp_path / "no" / "x.json")
+    status, _, err = run(
+        capsys, "evaluate", "sim:2", "--sigma", 1, "--json", tmp_path / "no" / "x.json"
+    )
     assert_one_line_error(status, err, "does not exist")
 
 
 def test_evaluate_depths_scores_each_depth_on_the_same_fields(tmp_path, capsys):
     out = tmp_path / "depths.json"
-    status, stdout, _ = run(capsys, "evaluate", "sim:6:40", "--depths", "10,inf", "--no-unet",
-                            "--json", out)
+    status, stdout, _ = run(
+        capsys, "evaluate", "sim:6:40", "--depths", "10,inf", "--no-unet", "--json", out
+    )
     assert status == 0
     assert "10 gal/arcmin² (10)" in stdout and "no shape noise (inf)" in stdout
     depths = json.loads(out.read_text())["depths"]
@@ -342,8 +412,15 @@ def test_evaluate_depths_scores_each_depth_on_the_same_fields(tmp_path, capsys):
     assert set(depths["10"]["summary"]) == {"ks93_raw", "ks93_smoothed", "wiener"}
 
 
-@pytest.mark.parametrize("args", [("sim:4@des", "--depths", "10"), ("sim:4", "--depths", "deep,x"),
-                                  ("sim:4", "--depths", ","), ("missing.h5", "--depths", "10")])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("sim:4@des", "--depths", "10"),
+        ("sim:4", "--depths", "deep,x"),
+        ("sim:4", "--depths", ","),
+        ("missing.h5", "--depths", "10"),
+    ],
+)
 def test_evaluate_depths_bad_input(capsys, args):
     status, _, err = run(capsys, "evaluate", *args, "--no-unet")
     assert status == 2 and err.startswith("error:") and len(err.strip().splitlines()) == 1
@@ -355,18 +432,22 @@ def test_predict_and_evaluate_warn_outside_the_unet_training_domain(tmp_path, ca
     from lensviz.nn.unet import UNet, UNetConfig
 
     tiny = UNetConfig(base_filters=4, max_filters=8, depth=3, pad=0, n_decoder_dropout=1)
-    weights = save_model(UNet(tiny, training_domain={"n_gal_range": [20.0, 40.0],
-                                                     "noise_free": False}), tmp_path / "m.keras")
-    status, _, err = run(capsys, "predict", "sim:3@inf", "--weights", weights,
-                         "--out", tmp_path / "p.h5")
+    weights = save_model(
+        UNet(tiny, training_domain={"n_gal_range": [20.0, 40.0], "noise_free": False}),
+        tmp_path / "m.keras",
+    )
+    status, _, err = run(
+        capsys, "predict", "sim:3@inf", "--weights", weights, "--out", tmp_path / "p.h5"
+    )
     assert status == 0
     assert "warning: 3 of 3 samples lie outside the UNet's training domain (noise)" in err
     with h5py.File(tmp_path / "p.h5") as f:
         assert f.attrs["outside_training_domain"] == 3
     status, _, err = run(capsys, "evaluate", "sim:3", "--weights", weights, "--no-wiener")
     assert status == 0 and "outside" not in err  # 30 gal/arcmin² lies inside [20, 40]
-    status, _, err = run(capsys, "evaluate", "sim:3", "--depths", "30,inf", "--weights", weights,
-                         "--no-wiener")
+    status, _, err = run(
+        capsys, "evaluate", "sim:3", "--depths", "30,inf", "--weights", weights, "--no-wiener"
+    )
     assert status == 0 and "at depth inf: 3 of 3 samples" in err and "depth 30:" not in err
 
 
@@ -375,8 +456,9 @@ def test_outputs_are_replaced_only_with_overwrite(tmp_path, capsys):
     out.write_text("keep me")
     status, _, err = run(capsys, "evaluate", "sim:2", "--no-unet", "--no-wiener", "--json", out)
     assert status == 2 and "--overwrite" in err and out.read_text() == "keep me"
-    status, _, _ = run(capsys, "evaluate", "sim:2", "--no-unet", "--no-wiener", "--json", out,
-                       "--overwrite")
+    status, _, _ = run(
+        capsys, "evaluate", "sim:2", "--no-unet", "--no-wiener", "--json", out, "--overwrite"
+    )
     assert status == 0 and json.loads(out.read_text())["n_maps"] == 2
     spec = tmp_path / "s.npz"
     spec.write_text("keep me")
@@ -384,22 +466,28 @@ def test_outputs_are_replaced_only_with_overwrite(tmp_path, capsys):
     assert status == 2 and spec.read_text() == "keep me"
 
 
-@pytest.mark.parametrize("args", [
-    ("predict", "sim:1", "--weights", "missing.keras", "--out", "p.h5"),
-    ("predict", "sim:1", "--weights", "weights/kappa_power.npz", "--out", "p.h5"),
-    ("predict", "sim:1", "--method", "ks93", "--out", "p.txt"),
-    ("finetune", "--weights", "missing.keras", "--out", "f.keras"),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("predict", "sim:1", "--weights", "missing.keras", "--out", "p.h5"),
+        ("predict", "sim:1", "--weights", "weights/kappa_power.npz", "--out", "p.h5"),
+        ("predict", "sim:1", "--method", "ks93", "--out", "p.txt"),
+        ("finetune", "--weights", "missing.keras", "--out", "f.keras"),
+    ],
+)
 def test_bad_paths_fail_before_tensorflow_loads(args, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     status, _, err = run(capsys, *args)
     assert_one_line_error(status, err)
     assert "no such file" in err or "expected" in err
-    code = ("import sys\nfrom lensviz.cli import main\n"
-            f"rc = main({[str(a) for a in args]!r})\n"
-            "print(rc, 'tensorflow' in sys.modules)\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=ROOT, timeout=120)
+    code = (
+        "import sys\nfrom lensviz.cli import main\n"
+        f"rc = main({[str(a) for a in args]!r})\n"
+        "print(rc, 'tensorflow' in sys.modules)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     assert proc.stdout.split()[-2:] == ["2", "False"], proc.stdout + proc.stderr
 
 

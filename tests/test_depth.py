@@ -14,8 +14,11 @@ def _delta_e(n_gal, shape=(256, 256), empty=(), seed=0):
     """Δε of Poisson galaxy counts at density ``n_gal`` (0: noise-free), with empty pixels."""
     if n_gal:
         counts = np.random.default_rng(seed).poisson(n_gal * A_PIX, shape)
-        d = np.where(counts > 0, constants.SIGMA_E / np.sqrt(np.maximum(counts, 1)),
-                     constants.EMPTY_PIXEL_SIGMA)
+        d = np.where(
+            counts > 0,
+            constants.SIGMA_E / np.sqrt(np.maximum(counts, 1)),
+            constants.EMPTY_PIXEL_SIGMA,
+        )
     else:
         d = np.zeros(shape)
     for y, x in empty:
@@ -62,8 +65,9 @@ def test_training_weight_is_one_at_lsst_depth_and_larger_for_cleaner_maps():
 
 
 def test_domain_warnings_name_noise_mask_and_values():
-    domain = depth.TrainingDomain(n_gal_range=(10.0, 100.0), noise_free=False,
-                                  max_masked_fraction=0.1, max_abs_e=0.8)
+    domain = depth.TrainingDomain(
+        n_gal_range=(10.0, 100.0), noise_free=False, max_masked_fraction=0.1, max_abs_e=0.8
+    )
     eps = np.zeros((64, 64, 3))
     eps[..., 2] = _delta_e(30.0, (64, 64))
     assert depth.domain_warnings(eps, domain) == []
@@ -99,9 +103,11 @@ def test_depth_figure_draws_every_method_and_puts_no_noise_last():
     def stats(v):
         return {m: {"mean": v, "sem_boot": 0.1 * v} for m in ("rmse", "r", "dicee")}
 
-    depths = {"inf": {"n_gal": math.inf, "summary": {"unet": stats(1.0), "wiener": stats(2.0)}},
-              "10": {"n_gal": 10.0, "summary": {"unet": stats(3.0), "wiener": stats(4.0)}},
-              "100": {"n_gal": 100.0, "summary": {"unet": stats(2.0)}}}
+    depths = {
+        "inf": {"n_gal": math.inf, "summary": {"unet": stats(1.0), "wiener": stats(2.0)}},
+        "10": {"n_gal": 10.0, "summary": {"unet": stats(3.0), "wiener": stats(4.0)}},
+        "100": {"n_gal": 100.0, "summary": {"unet": stats(2.0)}},
+    }
     fig = depth_figure(depths)
     unet = [t for t in fig.data if t.name == "UNet"]
     assert len(unet) == 3 and list(unet[0].x) == [10.0, 100.0, 400.0]

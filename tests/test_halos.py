@@ -74,17 +74,22 @@ def test_round_halo_map_is_nfw_cut_at_kappa_min():
 def test_offset_shifts_the_halos_and_maps_add():
     a, b = halo(x=10.2, y=70.6), halo(x=50.0, y=20.5, q=0.6, angle=0.7, kappa_s=0.1)
     shifted = [HaloParams(**{**h.__dict__, "x": h.x + 16, "y": h.y + 16}) for h in (a, b)]
-    np.testing.assert_array_equal(halo_kappa_map([a, b], 112, offset_px=16),
-                                  halo_kappa_map(shifted, 112))
-    np.testing.assert_allclose(halo_kappa_map([a, b], 80),
-                               halo_kappa_map([a], 80) + halo_kappa_map([b], 80), atol=1e-7)
+    np.testing.assert_array_equal(
+        halo_kappa_map([a, b], 112, offset_px=16), halo_kappa_map(shifted, 112)
+    )
+    np.testing.assert_allclose(
+        halo_kappa_map([a, b], 80), halo_kappa_map([a], 80) + halo_kappa_map([b], 80), atol=1e-7
+    )
     assert not np.any(halo_kappa_map([], 8))
 
 
 def test_halo_map_rejects_bad_arguments():
-    for kwargs, name in (({"size": 0}, "size"), ({"size": 8.0}, "size"),
-                         ({"pixel_arcmin": 0.0}, "pixel_arcmin"),
-                         ({"kappa_min": -1.0}, "kappa_min"),
-                         ({"core_supersample": 0}, "core_supersample")):
+    for kwargs, name in (
+        ({"size": 0}, "size"),
+        ({"size": 8.0}, "size"),
+        ({"pixel_arcmin": 0.0}, "pixel_arcmin"),
+        ({"kappa_min": -1.0}, "kappa_min"),
+        ({"core_supersample": 0}, "core_supersample"),
+    ):
         with pytest.raises(ValueError, match=name):
             halo_kappa_map([halo()], **{"size": 16, **kwargs})

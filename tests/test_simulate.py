@@ -303,8 +303,9 @@ def test_delta_eps_for_full_empty_and_noise_free_pixels():
     np.testing.assert_array_equal(eps[..., 2], 0.0)
     assert rng.random() == np.random.default_rng(5).random()
     # a dense field: every pixel full, Δε = σ_e/√N with N the pixel's galaxy count
-    dense = add_shape_noise(np.zeros((8, 8)), np.zeros((8, 8)), rng, n_gal=4000.0,
-                            sigma_e=0.2, pixel_arcmin=0.5)
+    dense = add_shape_noise(
+        np.zeros((8, 8)), np.zeros((8, 8)), rng, n_gal=4000.0, sigma_e=0.2, pixel_arcmin=0.5
+    )
     counts = (0.2 / dense[..., 2].astype(np.float64)) ** 2
     np.testing.assert_allclose(counts, np.rint(counts), atol=1e-2)
     assert np.all(np.abs(counts - 1000) < 5 * np.sqrt(1000))
@@ -328,8 +329,16 @@ def test_survey_presets():
 
 @pytest.mark.parametrize(
     ("spec", "n_gal"),
-    [("des", 10.0), (" DES ", 10.0), ("noise-free", math.inf), ("100", 100.0), ("2.5", 2.5),
-     ("1e3", 1000.0), ("inf", math.inf), ("Infinity", math.inf)],
+    [
+        ("des", 10.0),
+        (" DES ", 10.0),
+        ("noise-free", math.inf),
+        ("100", 100.0),
+        ("2.5", 2.5),
+        ("1e3", 1000.0),
+        ("inf", math.inf),
+        ("Infinity", math.inf),
+    ],
 )
 def test_depth_config_parses_presets_numbers_and_inf(spec, n_gal):
     base = SimulationConfig(lss=False, sigma_e=0.3, margin_px=0)
@@ -368,12 +377,20 @@ def test_isolated_field_reproduces_the_old_samples():
     # values from the simulator before the canvas (lensviz 2026-11, commit 40eb59a)
     iso = SimulationConfig(margin_px=0, halo_kappa_min=0.0)
     old = {
-        0: (193.42652823473327, 0.3559735976724596, 1660.6326586715877,
+        0: (
+            193.42652823473327,
+            0.3559735976724596,
+            1660.6326586715877,
             [0.04174577, 0.04370241, 0.048201393, 0.055981174],
-            [0.054820877, 0.031705968, 0.008810421, 0.11669192]),
-        7: (236.59432270831894, 13.408495505740575, 1658.0801669955254,
+            [0.054820877, 0.031705968, 0.008810421, 0.11669192],
+        ),
+        7: (
+            236.59432270831894,
+            13.408495505740575,
+            1658.0801669955254,
             [0.073506564, 0.088472016, 0.10630746, 0.13012174],
-            [-0.14376228, 0.027417274, -0.19501138, 0.072327614]),
+            [-0.14376228, 0.027417274, -0.19501138, 0.072327614],
+        ),
     }
     for seed, (k_sum, e1_sum, de_sum, k_row, e1_row) in old.items():
         eps, kappa = simulate_sample(seed, iso)
@@ -387,8 +404,9 @@ def test_isolated_field_reproduces_the_old_samples():
 def test_cropped_canvas_shear_is_the_crop_of_the_big_field():
     # a 64² field with a 32 px margin versus the 128² canvas simulated as an isolated field
     small = SimulationConfig(npix=64, margin_px=32, n_gal=math.inf)
-    big = SimulationConfig(npix=128, margin_px=0, n_gal=math.inf,
-                           n_field_halos=4 * small.n_field_halos)
+    big = SimulationConfig(
+        npix=128, margin_px=0, n_gal=math.inf, n_field_halos=4 * small.n_field_halos
+    )
     for seed in (2, 13):
         a, b = simulate_truth(seed, small), simulate_truth(seed, big)
         assert [h.kind for h in a["halos"]] == [h.kind for h in b["halos"]]
@@ -408,8 +426,7 @@ def test_mass_outside_the_field_changes_the_shear_inside():
     # the same κ inside the field, but the shear of the canvas also feels the margin
     cfg = SimulationConfig(n_gal=math.inf, lss=False)
     with_margin = simulate_truth(31, cfg)
-    outside = [h for h in with_margin["halos"]
-               if not (0 <= h.x < 128 and 0 <= h.y < 128)]
+    outside = [h for h in with_margin["halos"] if not (0 <= h.x < 128 and 0 <= h.y < 128)]
     assert len(outside) > 5
     only_inside = simulate_truth(31, cfg.replace(margin_px=0, n_field_halos=0.0))
     # the field κ is mostly the main cluster; the shear differs by the outside mass
@@ -418,8 +435,7 @@ def test_mass_outside_the_field_changes_the_shear_inside():
 
 
 def test_field_halos_fill_the_canvas_at_the_field_density():
-    cfg = SimulationConfig(npix=32, margin_px=32, pad=16, lss=False, n_gal=math.inf,
-                           n_subhalos=0.0)
+    cfg = SimulationConfig(npix=32, margin_px=32, pad=16, lss=False, n_gal=math.inf, n_subhalos=0.0)
     xs, counts = [], []
     for seed in range(60):
         field = [h for h in simulate_truth(seed, cfg)["halos"] if h.kind == "field"]
@@ -499,12 +515,14 @@ def test_mix_covers_its_range():
 
 
 def test_mix_validation():
-    for changes, field in (({"n_gal_range": (0.0, 10.0)}, "n_gal_range"),
-                           ({"n_gal_range": (10.0, 3.0)}, "n_gal_range"),
-                           ({"n_gal_range": (3.0, math.inf)}, "n_gal_range"),
-                           ({"noise_free_fraction": 1.5}, "noise_free_fraction"),
-                           ({"masked_fraction": -0.1}, "masked_fraction"),
-                           ({"sigma_e": 0.0}, "sigma_e")):
+    for changes, field in (
+        ({"n_gal_range": (0.0, 10.0)}, "n_gal_range"),
+        ({"n_gal_range": (10.0, 3.0)}, "n_gal_range"),
+        ({"n_gal_range": (3.0, math.inf)}, "n_gal_range"),
+        ({"noise_free_fraction": 1.5}, "noise_free_fraction"),
+        ({"masked_fraction": -0.1}, "masked_fraction"),
+        ({"sigma_e": 0.0}, "sigma_e"),
+    ):
         with pytest.raises(ValueError, match=field):
             DepthMix(**changes)
     only_free = DepthMix(noise_free_fraction=1.0, masked_fraction=0.0)

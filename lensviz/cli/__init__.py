@@ -126,10 +126,12 @@ def _depth_number(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected galaxies per arcmin² (a number > 0) or inf, got {text!r}") from None
+            f"expected galaxies per arcmin² (a number > 0) or inf, got {text!r}"
+        ) from None
     if not value > 0:
         raise argparse.ArgumentTypeError(
-            f"expected galaxies per arcmin² (a number > 0) or inf, got {text!r}")
+            f"expected galaxies per arcmin² (a number > 0) or inf, got {text!r}"
+        )
     return value
 
 
@@ -217,27 +219,49 @@ COMMANDS: tuple[Command, ...] = (
                 f"range; training uses ≥ {constants.TRAIN_SEED_START})",
             ),
             arg("--out", required=True, help="OUT.h5/.hdf5 for HDF5, anything else for a folder"),
-            arg("--n-gal", type=_depth_number, default=None, metavar="G",
+            arg(
+                "--n-gal",
+                type=_depth_number,
+                default=None,
+                metavar="G",
                 help="source galaxies per arcmin², or inf for no shape noise (default "
-                     f"{constants.N_GAL_ARCMIN2:g}); not with --survey or --mix"),
-            arg("--survey", choices=tuple(constants.SURVEYS), default=None,
+                f"{constants.N_GAL_ARCMIN2:g}); not with --survey or --mix",
+            ),
+            arg(
+                "--survey",
+                choices=tuple(constants.SURVEYS),
+                default=None,
                 help="a named survey depth (sets n_gal and sigma_e): "
-                     + "; ".join(f"{s.name}: {s.label}" for s in constants.SURVEYS.values())),
-            arg("--mix", action="store_true",
+                + "; ".join(f"{s.name}: {s.label}" for s in constants.SURVEYS.values()),
+            ),
+            arg(
+                "--mix",
+                action="store_true",
                 help="the training depth mix: each sample's n_gal log-uniform in "
-                     f"{constants.MIX_N_GAL_RANGE[0]:g}-{constants.MIX_N_GAL_RANGE[1]:g} or no "
-                     f"noise ({constants.MIX_NOISE_FREE_FRACTION * 100:g}%%), "
-                     f"{constants.MIX_MASKED_FRACTION * 100:g}%% masked, drawn from its seed; "
-                     "sample i's n_gal is lensviz.simulate.mixed_config(SEED + i).n_gal"),
-            arg("--sigma-e", type=_sigma_e, default=None,
+                f"{constants.MIX_N_GAL_RANGE[0]:g}-{constants.MIX_N_GAL_RANGE[1]:g} or no "
+                f"noise ({constants.MIX_NOISE_FREE_FRACTION * 100:g}%%), "
+                f"{constants.MIX_MASKED_FRACTION * 100:g}%% masked, drawn from its seed; "
+                "sample i's n_gal is lensviz.simulate.mixed_config(SEED + i).n_gal",
+            ),
+            arg(
+                "--sigma-e",
+                type=_sigma_e,
+                default=None,
                 help="intrinsic ellipticity dispersion per component "
-                     f"(default {constants.SIGMA_E})"),
-            arg("--isolated", action="store_true",
+                f"(default {constants.SIGMA_E})",
+            ),
+            arg(
+                "--isolated",
+                action="store_true",
                 help="an isolated field with no mass outside it (no canvas margin, untruncated "
-                     "halos: the samples of earlier lensviz versions)"),
-            arg("--masks", action="store_true",
+                "halos: the samples of earlier lensviz versions)",
+            ),
+            arg(
+                "--masks",
+                action="store_true",
                 help="random bright-star discs and stripes on up to "
-                     f"{constants.SIM_MASK_MAX_FRACTION * 100:g}%% of each field (empty pixels)"),
+                f"{constants.SIM_MASK_MAX_FRACTION * 100:g}%% of each field (empty pixels)",
+            ),
             arg("--batch", type=_positive_int, default=64, help="samples per batch (default 64)"),
             arg(
                 "--compression",
@@ -269,28 +293,50 @@ COMMANDS: tuple[Command, ...] = (
         "observe your own κ map: its reduced shear, galaxies at a depth, a mask",
         (
             arg("kappa", help="κ map, .fits (first image) or .npy (ny, nx), any size ≥ 64"),
-            arg("--pixel-arcmin", type=_positive_float, required=True, metavar="P",
-                help="pixel side of the map in arcmin"),
-            arg("--n-gal", type=_depth_number, required=True, metavar="G",
-                help="source galaxies per arcmin², or inf for no shape noise"),
-            arg("--sigma-e", type=_sigma_e, default=constants.SIGMA_E, metavar="S",
+            arg(
+                "--pixel-arcmin",
+                type=_positive_float,
+                required=True,
+                metavar="P",
+                help="pixel side of the map in arcmin",
+            ),
+            arg(
+                "--n-gal",
+                type=_depth_number,
+                required=True,
+                metavar="G",
+                help="source galaxies per arcmin², or inf for no shape noise",
+            ),
+            arg(
+                "--sigma-e",
+                type=_sigma_e,
+                default=constants.SIGMA_E,
+                metavar="S",
                 help=f"intrinsic ellipticity dispersion per component (default "
-                     f"{constants.SIGMA_E})"),
-            arg("--mask", default=None, metavar="M",
-                help="mask image, .fits or .npy of the map's size (nonzero = masked)"),
-            arg("--seed", type=_non_negative_int, default=0,
-                help="seed of the galaxies (default 0)"),
-            arg("--out", required=True,
+                f"{constants.SIGMA_E})",
+            ),
+            arg(
+                "--mask",
+                default=None,
+                metavar="M",
+                help="mask image, .fits or .npy of the map's size (nonzero = masked)",
+            ),
+            arg(
+                "--seed", type=_non_negative_int, default=0, help="seed of the galaxies (default 0)"
+            ),
+            arg(
+                "--out",
+                required=True,
                 help="a whole field (.fits, .npz or .h5, with the true κ), or any other name "
-                     "for a challenge folder of its 128 x 128 tiles"),
+                "for a challenge folder of its 128 x 128 tiles",
+            ),
             arg("--overwrite", action="store_true", help="replace OUT if it exists"),
         ),
     ),
     Command(
         "evaluate",
         "lensviz.cli.evaluate:cmd_evaluate",
-        "score the UNet, the Wiener filter, raw KS93 and smoothed KS93 with the challenge "
-        "metrics",
+        "score the UNet, the Wiener filter, raw KS93 and smoothed KS93 with the challenge metrics",
         (
             arg("data", help=_DATA_HELP),
             arg(
@@ -339,20 +385,36 @@ COMMANDS: tuple[Command, ...] = (
         "predict κ maps with the UNet, the Wiener filter or KS93 and write them to HDF5",
         (
             arg("data", help=_DATA_HELP),
-            arg("--method", choices=("unet", "ks93", "wiener"), default="unet",
-                help="reconstruction method (default unet)"),
-            arg("--weights", type=_keras_file, default=None,
-                help="UNet .keras file (default: the shipped weights/lite.keras)"),
+            arg(
+                "--method",
+                choices=("unet", "ks93", "wiener"),
+                default="unet",
+                help="reconstruction method (default unet)",
+            ),
+            arg(
+                "--weights",
+                type=_keras_file,
+                default=None,
+                help="UNet .keras file (default: the shipped weights/lite.keras)",
+            ),
             arg(
                 "--sigma",
                 type=_non_negative_float,
                 default=0.0,
                 help="KS93 smoothing σ in pixels (default 0: raw)",
             ),
-            arg("--pad", type=_non_negative_int, default=0,
-                help="KS93/Wiener zero-padding per side, pixels (default 0)"),
-            arg("--n", type=_positive_int, default=None,
-                help="use the first N samples (default all)"),
+            arg(
+                "--pad",
+                type=_non_negative_int,
+                default=0,
+                help="KS93/Wiener zero-padding per side, pixels (default 0)",
+            ),
+            arg(
+                "--n",
+                type=_positive_int,
+                default=None,
+                help="use the first N samples (default all)",
+            ),
             arg("--batch", type=_positive_int, default=256, help="samples per batch (default 256)"),
             arg(
                 "--uncertainty",
@@ -361,16 +423,32 @@ COMMANDS: tuple[Command, ...] = (
                 help="UNet only: also write kappa_std, by Monte-Carlo dropout or by the 8 "
                 "symmetries; kappa_pred is then the mean",
             ),
-            arg("--passes", type=_positive_int, default=20,
-                help="Monte-Carlo dropout passes (default 20)"),
-            arg("--out", type=_hdf5_path, required=True,
-                help="output PRED.h5 or .hdf5 (kappa_pred, names)"),
-            arg("--dtype", choices=("float32", "float16"), default="float32",
+            arg(
+                "--passes",
+                type=_positive_int,
+                default=20,
+                help="Monte-Carlo dropout passes (default 20)",
+            ),
+            arg(
+                "--out",
+                type=_hdf5_path,
+                required=True,
+                help="output PRED.h5 or .hdf5 (kappa_pred, names)",
+            ),
+            arg(
+                "--dtype",
+                choices=("float32", "float16"),
+                default="float32",
                 help="storage type of the maps (default float32; float16 halves the file, "
-                "like the challenge's own files)"),
-            arg("--compression", choices=("none", "gzip", "lzf"), default="none",
+                "like the challenge's own files)",
+            ),
+            arg(
+                "--compression",
+                choices=("none", "gzip", "lzf"),
+                default="none",
                 help="HDF5 filter of the maps (default none: predicted maps hardly compress "
-                "and gzip writes slower than KS93 computes)"),
+                "and gzip writes slower than KS93 computes)",
+            ),
             arg("--overwrite", action="store_true", help="replace OUT if it exists"),
         ),
     ),
@@ -380,12 +458,24 @@ COMMANDS: tuple[Command, ...] = (
         "check UNet uncertainty maps: share of true pixels within ±1σ and ±2σ",
         (
             arg("data", help=_DATA_HELP),
-            arg("--weights", type=_keras_file, default=None,
-                help="UNet .keras file (default: the shipped weights/lite.keras)"),
-            arg("--method", choices=("mc_dropout", "tta"), default="mc_dropout",
-                help="Monte-Carlo dropout or the 8-symmetry ensemble (default mc_dropout)"),
-            arg("--passes", type=_positive_int, default=20,
-                help="Monte-Carlo dropout passes (default 20)"),
+            arg(
+                "--weights",
+                type=_keras_file,
+                default=None,
+                help="UNet .keras file (default: the shipped weights/lite.keras)",
+            ),
+            arg(
+                "--method",
+                choices=("mc_dropout", "tta"),
+                default="mc_dropout",
+                help="Monte-Carlo dropout or the 8-symmetry ensemble (default mc_dropout)",
+            ),
+            arg(
+                "--passes",
+                type=_positive_int,
+                default=20,
+                help="Monte-Carlo dropout passes (default 20)",
+            ),
             arg("--n", type=_positive_int, default=100, help="maps to use (default 100)"),
             arg("--json", default=None, help="also write the results (with the curve) to JSON"),
             arg("--overwrite", action="store_true", help="replace the --json file if it exists"),
@@ -415,9 +505,13 @@ COMMANDS: tuple[Command, ...] = (
         (
             arg("weights", type=_keras_file, help=".keras file"),
             arg("--run", default=None, help="its training run folder (config/summary/history)"),
-            arg("--n", type=_positive_int, default=150,
+            arg(
+                "--n",
+                type=_positive_int,
+                default=150,
                 help="held-out test maps per depth (default 150); the depths are "
-                     "lensviz.nn.card.CARD_DEPTHS"),
+                "lensviz.nn.card.CARD_DEPTHS",
+            ),
             arg("--command", default=None, help="the exact command that produced the weights"),
             arg(
                 "--variant",
@@ -446,8 +540,12 @@ COMMANDS: tuple[Command, ...] = (
             ),
             arg("--lr", type=float, default=1e-4, help="learning rate (default 1e-4)"),
             arg("--batch", type=_positive_int, default=8, help="batch size (default 8)"),
-            arg("--epochs", type=_positive_int, default=20,
-                help="at most this many epochs (default 20)"),
+            arg(
+                "--epochs",
+                type=_positive_int,
+                default=20,
+                help="at most this many epochs (default 20)",
+            ),
             arg("--steps", type=_positive_int, default=200, help="steps per epoch (default 200)"),
             arg("--train-data", default=None, help="HDF5 to stream (default: simulate on the fly)"),
             arg(
@@ -460,8 +558,12 @@ COMMANDS: tuple[Command, ...] = (
             arg("--val-n", type=_positive_int, default=256, help="validation maps (default 256)"),
             arg("--patience", type=_non_negative_int, default=5, help="early-stopping patience"),
             arg("--with-ks93", action="store_true", help="add the KS93 input channel"),
-            arg("--init-weights", type=_keras_file, default=None,
-                help="start from the weights of this .keras file (same preset): continue a run"),
+            arg(
+                "--init-weights",
+                type=_keras_file,
+                default=None,
+                help="start from the weights of this .keras file (same preset): continue a run",
+            ),
             arg(
                 "--depth-weighting",
                 action="store_true",
@@ -469,15 +571,22 @@ COMMANDS: tuple[Command, ...] = (
                 "training sets of mixed depth",
             ),
             arg("--no-augment", action="store_true", help="no random spin-2 symmetries"),
-            arg("--distribution", choices=("auto", "one", "mirrored", "multiworker"),
+            arg(
+                "--distribution",
+                choices=("auto", "one", "mirrored", "multiworker"),
                 default="auto",
                 help="one device; MirroredStrategy over the local GPUs; or "
                 "MultiWorkerMirroredStrategy over the machines of TF_CONFIG (default auto: "
                 "multiworker if TF_CONFIG lists several tasks, mirrored if there are several "
-                "GPUs, else one). --batch is the global batch. See docs/distributed.md"),
+                "GPUs, else one). --batch is the global batch. See docs/distributed.md",
+            ),
             arg("--devices", default=None, help="comma-separated devices for MirroredStrategy"),
-            arg("--seed", type=int, default=0,
-                help="seed of the initial weights, shuffling and augmentation (default 0)"),
+            arg(
+                "--seed",
+                type=int,
+                default=0,
+                help="seed of the initial weights, shuffling and augmentation (default 0)",
+            ),
         ),
     ),
     Command(
@@ -490,14 +599,30 @@ COMMANDS: tuple[Command, ...] = (
             arg("--overwrite", action="store_true", help="replace OUT if it exists"),
             arg("--loss", default="combined", choices=("mse", "focal", "multifocal", "combined")),
             arg("--coeffs", default=None, help="MultiFocal coefficients, as for train"),
-            arg("--w-multifocal", type=_non_negative_float, default=0.95,
-                help="Combined loss: weight of the MultiFocal term (default 0.95, the report's)"),
-            arg("--w-wmape", type=_non_negative_float, default=0.05,
-                help="Combined loss: weight of the WMAPE term (default 0.05, the report's)"),
-            arg("--w-dicee", type=_non_negative_float, default=0.0,
-                help="Combined loss: weight of the soft-DICEE term (default 0)"),
-            arg("--w-dpeaks", type=_non_negative_float, default=0.0,
-                help="Combined loss: weight of the peak-shift term (default 0)"),
+            arg(
+                "--w-multifocal",
+                type=_non_negative_float,
+                default=0.95,
+                help="Combined loss: weight of the MultiFocal term (default 0.95, the report's)",
+            ),
+            arg(
+                "--w-wmape",
+                type=_non_negative_float,
+                default=0.05,
+                help="Combined loss: weight of the WMAPE term (default 0.05, the report's)",
+            ),
+            arg(
+                "--w-dicee",
+                type=_non_negative_float,
+                default=0.0,
+                help="Combined loss: weight of the soft-DICEE term (default 0)",
+            ),
+            arg(
+                "--w-dpeaks",
+                type=_non_negative_float,
+                default=0.0,
+                help="Combined loss: weight of the peak-shift term (default 0)",
+            ),
             arg(
                 "--raw-term-weights",
                 action="store_true",
@@ -511,17 +636,30 @@ COMMANDS: tuple[Command, ...] = (
                 help="what trains (default: the last layer, as in the report)",
             ),
             arg("--epochs", type=_positive_int, default=2, help="epochs (default 2)"),
-            arg("--n", type=_positive_int, default=512,
-                help="training samples per epoch (default 512)"),
+            arg(
+                "--n",
+                type=_positive_int,
+                default=512,
+                help="training samples per epoch (default 512)",
+            ),
             arg("--lr", type=float, default=1e-4, help="learning rate (default 1e-4)"),
             arg("--batch", type=_positive_int, default=8, help="batch size (default 8)"),
             arg("--train-data", default=None, help="HDF5 to train on (default: simulated)"),
-            arg("--val-n", type=_positive_int, default=64,
-                help="validation maps for the before/after scores (default 64)"),
-            arg("--distribution", choices=("auto", "one", "mirrored", "multiworker"),
-                default="auto", help="as for train (default auto)"),
-            arg("--seed", type=int, default=0,
-                help="seed of shuffling and augmentation (default 0)"),
+            arg(
+                "--val-n",
+                type=_positive_int,
+                default=64,
+                help="validation maps for the before/after scores (default 64)",
+            ),
+            arg(
+                "--distribution",
+                choices=("auto", "one", "mirrored", "multiworker"),
+                default="auto",
+                help="as for train (default auto)",
+            ),
+            arg(
+                "--seed", type=int, default=0, help="seed of shuffling and augmentation (default 0)"
+            ),
         ),
     ),
     Command(
@@ -531,15 +669,30 @@ COMMANDS: tuple[Command, ...] = (
         (
             arg("--out", required=True, help="tuner folder (trials, best hyperparameters)"),
             arg("--trials", type=_positive_int, default=10, help="search trials (default 10)"),
-            arg("--epochs", type=_positive_int, default=30,
-                help="epochs per trial, with early stopping (default 30, the report's)"),
+            arg(
+                "--epochs",
+                type=_positive_int,
+                default=30,
+                help="epochs per trial, with early stopping (default 30, the report's)",
+            ),
             arg("--steps", type=_positive_int, default=100, help="steps per epoch (default 100)"),
-            arg("--val-n", type=_positive_int, default=128,
-                help="validation maps scoring each trial (default 128)"),
-            arg("--patience", type=_non_negative_int, default=3,
-                help="early-stopping patience in epochs (default 3)"),
-            arg("--base-preset", default="lite",
-                help="the preset whose fields are searched around (default lite)"),
+            arg(
+                "--val-n",
+                type=_positive_int,
+                default=128,
+                help="validation maps scoring each trial (default 128)",
+            ),
+            arg(
+                "--patience",
+                type=_non_negative_int,
+                default=3,
+                help="early-stopping patience in epochs (default 3)",
+            ),
+            arg(
+                "--base-preset",
+                default="lite",
+                help="the preset whose fields are searched around (default lite)",
+            ),
             arg("--seed", type=int, default=0, help="seed of the search (default 0)"),
         ),
     ),

@@ -116,12 +116,21 @@ def _parse_sim(spec: str) -> SimSpec | None:
         values = [int(p) for p in parts]
     except ValueError:
         values = []
-    if (len(values) not in (1, 2) or values[0] < 1 or (len(values) == 2 and values[1] < 0)
-            or (at and not depth.strip())):
-        raise ValueError(f"{spec!r}: expected sim:N[:SEED][@DEPTH] with N ≥ 1, SEED ≥ 0 and "
-                         "DEPTH a survey preset, a number, inf or mix")
-    sim = SimSpec(values[0], values[1] if len(values) == 2 else constants.TEST_SEED_START,
-                  depth if at else None)
+    if (
+        len(values) not in (1, 2)
+        or values[0] < 1
+        or (len(values) == 2 and values[1] < 0)
+        or (at and not depth.strip())
+    ):
+        raise ValueError(
+            f"{spec!r}: expected sim:N[:SEED][@DEPTH] with N ≥ 1, SEED ≥ 0 and "
+            "DEPTH a survey preset, a number, inf or mix"
+        )
+    sim = SimSpec(
+        values[0],
+        values[1] if len(values) == 2 else constants.TEST_SEED_START,
+        depth if at else None,
+    )
     try:
         sim.setup()
     except ValueError as exc:
@@ -140,8 +149,9 @@ def _iter_simulated(n: int, seed: int, batch: int, config=None, mix=None):
         yield eps, kappa, [_sim_name(seed + i + j) for j in range(k)]
 
 
-def iter_data(spec: str, batch: int, n: int | None = None
-              ) -> tuple[int, Iterator[tuple[np.ndarray, np.ndarray | None, list[str]]]]:
+def iter_data(
+    spec: str, batch: int, n: int | None = None
+) -> tuple[int, Iterator[tuple[np.ndarray, np.ndarray | None, list[str]]]]:
     """Batches of a command-line ``DATA`` argument.
 
     Parameters
@@ -276,7 +286,8 @@ def load_data(spec: str, n: int | None = None, need_kappa: bool = True, batch: i
             f"{spec}: {total} samples ({total * per_sample / 2**20:.4g} MiB as float32) do "
             f"not fit in memory at once; this command reads at most "
             f"{MAX_READ_BYTES // per_sample} (lensviz.data.limits.MAX_READ_BYTES): "
-            "pass a smaller --n")
+            "pass a smaller --n"
+        )
     parts.extend(batches)
     eps = np.concatenate([p[0] for p in parts])
     kappa = None if parts[0][1] is None else np.concatenate([p[1] for p in parts])
@@ -296,8 +307,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
     _check_output(out, args.overwrite)
     total, batches = iter_data(args.src, args.batch)
     compression = None if args.compression == "none" else args.compression
-    writer = HDF5Writer(out, overwrite=args.overwrite, compression=compression,
-                        attrs={"source": str(args.src)})
+    writer = HDF5Writer(
+        out, overwrite=args.overwrite, compression=compression, attrs={"source": str(args.src)}
+    )
     with read_ahead(batches) as batches, writer, _progress(total, "convert") as bar:
         for eps, kappa, names in batches:
             writer.append(eps, kappa, names)
@@ -308,13 +320,21 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 def _simulation_setup(args: argparse.Namespace) -> tuple[SimulationConfig, DepthMix | None]:
     """The ``SimulationConfig`` (and ``DepthMix`` for ``--mix``) of the simulate options."""
-    given = [flag for flag, value in (("--n-gal", args.n_gal), ("--survey", args.survey),
-                                      ("--mix", args.mix or None)) if value is not None]
+    given = [
+        flag
+        for flag, value in (
+            ("--n-gal", args.n_gal),
+            ("--survey", args.survey),
+            ("--mix", args.mix or None),
+        )
+        if value is not None
+    ]
     if len(given) > 1:
         raise ValueError(f"{' and '.join(given)} cannot be combined: each sets the depth")
     if args.mix and args.masks:
-        raise ValueError("--masks and --mix cannot be combined: the mix masks a share of the "
-                         "samples itself")
+        raise ValueError(
+            "--masks and --mix cannot be combined: the mix masks a share of the samples itself"
+        )
     config = SimulationConfig()
     if args.survey is not None:
         config = depth_config(args.survey, config)
@@ -330,19 +350,30 @@ def _simulation_setup(args: argparse.Namespace) -> tuple[SimulationConfig, Depth
     return config, mix
 
 
-def _simulation_attrs(args: argparse.Namespace, config: SimulationConfig,
-                      mix: DepthMix | None) -> dict:
+def _simulation_attrs(
+    args: argparse.Namespace, config: SimulationConfig, mix: DepthMix | None
+) -> dict:
     """HDF5 file attributes that say how the samples were simulated."""
-    attrs = {"source": "lensviz.simulate", "seed_start": args.seed,
-             "sigma_e": config.sigma_e, "margin_px": config.margin_px,
-             "halo_kappa_min": config.halo_kappa_min, "masks": config.masks,
-             "mask_max_fraction": config.mask_max_fraction}
+    attrs = {
+        "source": "lensviz.simulate",
+        "seed_start": args.seed,
+        "sigma_e": config.sigma_e,
+        "margin_px": config.margin_px,
+        "halo_kappa_min": config.halo_kappa_min,
+        "masks": config.masks,
+        "mask_max_fraction": config.mask_max_fraction,
+    }
     if mix is None:
         attrs["n_gal"] = config.n_gal
     else:
         attrs["depth_mix"] = json.dumps(
-            {"n_gal_range": list(mix.n_gal_range), "noise_free_fraction": mix.noise_free_fraction,
-             "masked_fraction": mix.masked_fraction, "sigma_e": mix.sigma_e})
+            {
+                "n_gal_range": list(mix.n_gal_range),
+                "noise_free_fraction": mix.noise_free_fraction,
+                "masked_fraction": mix.masked_fraction,
+                "sigma_e": mix.sigma_e,
+            }
+        )
         attrs["n_gal"] = "per sample: lensviz.simulate.mixed_config(seed_start + i, mix).n_gal"
     return attrs
 
@@ -354,8 +385,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     _check_output(out, args.overwrite)
     if out.suffix.lower() in HDF5_SUFFIXES:
         compression = None if args.compression == "none" else args.compression
-        writer = HDF5Writer(out, overwrite=args.overwrite, compression=compression,
-                            attrs=_simulation_attrs(args, config, mix))
+        writer = HDF5Writer(
+            out,
+            overwrite=args.overwrite,
+            compression=compression,
+            attrs=_simulation_attrs(args, config, mix),
+        )
     else:
         writer = ChallengeDirWriter(out, overwrite=args.overwrite)
     batches = _iter_simulated(args.n, args.seed, args.batch, config, mix)
@@ -364,33 +399,42 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             writer.append(eps, kappa, names)
             bar.update(len(eps))
     depth = "the training depth mix" if mix is not None else f"n_gal {config.n_gal:g}"
-    print(f"wrote {writer.n_written} samples (seeds {args.seed}..{args.seed + args.n - 1}, "
-          f"{depth}) to {out}")
+    print(
+        f"wrote {writer.n_written} samples (seeds {args.seed}..{args.seed + args.n - 1}, "
+        f"{depth}) to {out}"
+    )
     return 0
 
 
 def _variant_label(row: dict) -> str:
-    return (f"e1 {'-' if row['negate_e1'] else '+'}  e2 {'-' if row['negate_e2'] else '+'}  "
-            f"{'transposed' if row['transpose'] else 'as stored'}")
+    return (
+        f"e1 {'-' if row['negate_e1'] else '+'}  e2 {'-' if row['negate_e2'] else '+'}  "
+        f"{'transposed' if row['transpose'] else 'as stored'}"
+    )
 
 
 def cmd_conventions(args: argparse.Namespace) -> int:
     """Report which sign/transpose variant of ε makes KS93 match κ best."""
     eps, kappa, _ = load_data(args.data, args.n)
     rows = convention_scores(eps, kappa, sigma_px=args.sigma)
-    print(f"{args.data}: {len(eps)} samples; Pearson r of KS93 (σ = {args.sigma:g} px) "
-          "with κ for each variant of ε")
+    print(
+        f"{args.data}: {len(eps)} samples; Pearson r of KS93 (σ = {args.sigma:g} px) "
+        "with κ for each variant of ε"
+    )
     print(f"   {'variant':<30}  {'mean r':>8}  {'median r':>8}")
     for i, row in enumerate(rows):
         mark = "*" if i == 0 else " "
         note = "  (lensviz convention)" if row["identity"] else ""
-        print(f" {mark} {_variant_label(row):<30}  {row['mean_r']:8.4f}  "
-              f"{row['median_r']:8.4f}{note}")
+        print(
+            f" {mark} {_variant_label(row):<30}  {row['mean_r']:8.4f}  {row['median_r']:8.4f}{note}"
+        )
     best = rows[0]
     if best["identity"]:
         print("best: the identity; the data already follows lensviz's convention")
     else:
         fix = ", ".join(f"{k}=True" for k in ("negate_e1", "negate_e2", "transpose") if best[k])
-        print(f"best: {_variant_label(best)}, NOT lensviz's convention; convert with "
-              f"lensviz.data.apply_convention(eps, {fix})")
+        print(
+            f"best: {_variant_label(best)}, NOT lensviz's convention; convert with "
+            f"lensviz.data.apply_convention(eps, {fix})"
+        )
     return 0

@@ -82,12 +82,16 @@ def _evaluate_depths(args: argparse.Namespace, json_path: Path | None) -> int:
     """``evaluate sim:N[:SEED] --depths ...``: one table per depth, the same fields."""
     sim = _parse_sim(args.data)
     if sim is None or sim.depth is not None:
-        raise ValueError(f"{args.data}: --depths needs a sim:N[:SEED] spec without @DEPTH "
-                         "(each depth simulates the same seeds)")
+        raise ValueError(
+            f"{args.data}: --depths needs a sim:N[:SEED] spec without @DEPTH "
+            "(each depth simulates the same seeds)"
+        )
     depths = [d.strip() for d in args.depths.split(",") if d.strip()]
     if not depths:
-        raise ValueError(f"--depths {args.depths!r}: expected a comma-separated list such as "
-                         "10,30,100,inf or des,lsst,deep,noise-free")
+        raise ValueError(
+            f"--depths {args.depths!r}: expected a comma-separated list such as "
+            "10,30,100,inf or des,lsst,deep,noise-free"
+        )
     for d in depths:
         depth_config(d)  # a bad depth fails before any work
     n = sim.n if args.n is None else min(sim.n, args.n)
@@ -100,18 +104,36 @@ def _evaluate_depths(args: argparse.Namespace, json_path: Path | None) -> int:
             tallies[spec].add(eps)
 
     with _progress(len(depths), "depths", unit="depth") as bar:
-        results = evaluate_depths(models, depths, n, sim.seed, pad=args.pad, boot_seed=args.seed,
-                                  on_depth=lambda d: bar.set_postfix_str(d), on_samples=check)
+        results = evaluate_depths(
+            models,
+            depths,
+            n,
+            sim.seed,
+            pad=args.pad,
+            boot_seed=args.seed,
+            on_depth=lambda d: bar.set_postfix_str(d),
+            on_samples=check,
+        )
         bar.update(len(depths))
     for spec, tally in tallies.items():
         _print_domain_warnings(tally, f"at depth {spec}: ")
     for d, r in results.items():
-        print(f"\n{r['label']} ({d}): {n} maps from seed {sim.seed}; KS93 pad {args.pad} px, "
-              f"smoothed with σ = {r['ks93_sigma_px']:g} px (depth rule)")
+        print(
+            f"\n{r['label']} ({d}): {n} maps from seed {sim.seed}; KS93 pad {args.pad} px, "
+            f"smoothed with σ = {r['ks93_sigma_px']:g} px (depth rule)"
+        )
         print(format_table(r["summary"]))
-    _write_json(json_path, {"data": args.data, "n_maps": n, "seed": sim.seed, "pad_px": args.pad,
-                            "bootstrap": {"n_boot": N_BOOTSTRAP, "seed": args.seed},
-                            "depths": results})
+    _write_json(
+        json_path,
+        {
+            "data": args.data,
+            "n_maps": n,
+            "seed": sim.seed,
+            "pad_px": args.pad,
+            "bootstrap": {"n_boot": N_BOOTSTRAP, "seed": args.seed},
+            "depths": results,
+        },
+    )
     return 0
 
 
@@ -204,8 +226,16 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     print(f"  within ±1σ: {c['within_1sigma']:.3f} (Gaussian {c['expected_1sigma']:.3f})")
     print(f"  within ±2σ: {c['within_2sigma']:.3f} (Gaussian {c['expected_2sigma']:.3f})")
     print(f"  mean σ {c['mean_sigma']:.4f} vs RMSE {c['rmse']:.4f}")
-    _write_json(json_path, {"data": args.data, "method": args.method, "passes": args.passes,
-                            "weights": str(weights), **c})
+    _write_json(
+        json_path,
+        {
+            "data": args.data,
+            "method": args.method,
+            "passes": args.passes,
+            "weights": str(weights),
+            **c,
+        },
+    )
     return 0
 
 

@@ -21,16 +21,28 @@ from lensviz._atomic import write_text
 from lensviz.evaluation import evaluate_depths, wiener_predictor
 from lensviz.nn.inference import load_model, training_domain, unet_predictor
 
-__all__ = ["CARD_DEPTHS", "CARD_MAPS_PER_DEPTH", "METHOD_LABELS", "build_card",
-           "card_markdown", "depth_table", "write_card", "test_set_scores"]
+__all__ = [
+    "CARD_DEPTHS",
+    "CARD_MAPS_PER_DEPTH",
+    "METHOD_LABELS",
+    "build_card",
+    "card_markdown",
+    "depth_table",
+    "write_card",
+    "test_set_scores",
+]
 
 #: Depths a card scores (galaxies per arcmin², ``inf``: no shape noise).
 CARD_DEPTHS = ("5", "10", "30", "100", "300", "inf")
 #: Held-out maps per depth.
 CARD_MAPS_PER_DEPTH = 150
 #: Human names of the scored methods, in table order.
-METHOD_LABELS = {"unet": "UNet (this model)", "wiener": "Wiener filter",
-                 "ks93_smoothed": "KS93, smoothed by the depth rule", "ks93_raw": "KS93 raw"}
+METHOD_LABELS = {
+    "unet": "UNet (this model)",
+    "wiener": "Wiener filter",
+    "ks93_smoothed": "KS93, smoothed by the depth rule",
+    "ks93_raw": "KS93 raw",
+}
 
 
 def _sha256(path: Path) -> str:
@@ -41,18 +53,24 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def test_set_scores(weights, n_test: int = CARD_MAPS_PER_DEPTH,
-                    seed: int = constants.TEST_SEED_START,
-                    depths: tuple[str, ...] = CARD_DEPTHS, extra_weights: dict | None = None
-                    ) -> dict:
+def test_set_scores(
+    weights,
+    n_test: int = CARD_MAPS_PER_DEPTH,
+    seed: int = constants.TEST_SEED_START,
+    depths: tuple[str, ...] = CARD_DEPTHS,
+    extra_weights: dict | None = None,
+) -> dict:
     """Scores of the UNet (and ``extra_weights``), Wiener and KS93 at every depth."""
     predictors = {"unet": unet_predictor(weights), "wiener": wiener_predictor()}
     for name, path in (extra_weights or {}).items():
         predictors[name] = unet_predictor(path)
     return {
-        "test_set": {"n_maps_per_depth": n_test, "seeds": [seed, seed + n_test - 1],
-                     "source": "lensviz.simulate defaults (the central 128² of a 384² canvas, "
-                               "σ_e 0.26, z_s 1), the same fields at every depth"},
+        "test_set": {
+            "n_maps_per_depth": n_test,
+            "seeds": [seed, seed + n_test - 1],
+            "source": "lensviz.simulate defaults (the central 128² of a 384² canvas, "
+            "σ_e 0.26, z_s 1), the same fields at every depth",
+        },
         "ks93_sigma_choice": "lensviz.depth.ks93_sigma of each map's Δε (the depth rule)",
         "depths": evaluate_depths(predictors, depths, n_test, seed),
     }
@@ -65,8 +83,13 @@ def _relative_gain(unet: float, other: float, higher_is_better: bool = False) ->
     return 1.0 - unet / other
 
 
-def build_card(weights, run_dir=None, n_test: int = CARD_MAPS_PER_DEPTH,
-               command: str | None = None, extra_weights: dict | None = None) -> dict:
+def build_card(
+    weights,
+    run_dir=None,
+    n_test: int = CARD_MAPS_PER_DEPTH,
+    command: str | None = None,
+    extra_weights: dict | None = None,
+) -> dict:
     """The model card of ``weights`` as a dict (see the module docstring).
 
     ``extra_weights`` (name → path) are scored on the same maps at every depth, e.g. the
@@ -96,13 +119,17 @@ def build_card(weights, run_dir=None, n_test: int = CARD_MAPS_PER_DEPTH,
     if command:
         card["command"] = command
     card["evaluation"] = test_set_scores(weights, n_test, extra_weights=extra_weights)
-    card["variants"] = {name: {"file": Path(path).name, "sha256": _sha256(Path(path))}
-                        for name, path in (extra_weights or {}).items()}
+    card["variants"] = {
+        name: {"file": Path(path).name, "sha256": _sha256(Path(path))}
+        for name, path in (extra_weights or {}).items()
+    }
     card["vs_baselines"] = {
         spec: {
-            f"{metric} vs {other}": _relative_gain(r["summary"]["unet"][metric]["mean"],
-                                                   r["summary"][other][metric]["mean"],
-                                                   metric == "r")
+            f"{metric} vs {other}": _relative_gain(
+                r["summary"]["unet"][metric]["mean"],
+                r["summary"][other][metric]["mean"],
+                metric == "r",
+            )
             for metric in ("rmse", "r", "dicee")
             for other in ("ks93_smoothed", "wiener")
         }
@@ -124,9 +151,12 @@ def card_markdown(card: dict) -> str:
     ev = card["evaluation"]
     lines = [f"# Model card: `{card['file']}`", ""]
     cfg = card["config"]
-    inputs = ("noise-aware inputs (masked e1, e2, an inverse-variance weight from Δε, and the "
-              "KS93 E and B modes computed inside the model)" if cfg.get("noise_aware")
-              else f"{'a KS93 channel' if cfg['with_ks93'] else 'the raw (e1, e2, Δε)'} input")
+    inputs = (
+        "noise-aware inputs (masked e1, e2, an inverse-variance weight from Δε, and the "
+        "KS93 E and B modes computed inside the model)"
+        if cfg.get("noise_aware")
+        else f"{'a KS93 channel' if cfg['with_ks93'] else 'the raw (e1, e2, Δε)'} input"
+    )
     lines += [
         f"A `{card.get('training_config', {}).get('preset', 'lite')}` UNet "
         f"({card['params']:,} parameters, {card['size_bytes'] / 1e6:.1f} MB): depth "
@@ -144,18 +174,26 @@ def card_markdown(card: dict) -> str:
             f"noise of {lo:.3g}–{hi:.3g} galaxies per arcmin² (read from Δε)"
             f"{' and no shape noise' if dom['noise_free'] else ''}, up to "
             f"{dom['max_masked_fraction']:.0%} of the pixels empty or masked, |ε| ≤ "
-            f"{dom['max_abs_e']:.3g}.", "",
+            f"{dom['max_abs_e']:.3g}.",
+            "",
         ]
     if "command" in card:
         lines += ["## Reproduce", "", "```bash", card["command"], "```", ""]
     tc, ts = card.get("training_config"), card.get("training_summary")
     if tc and ts:
-        data = (f"the HDF5 file `{Path(tc['train_data']).name}`" if tc.get("train_data")
-                else f"simulated on the fly from seed {tc['train_seed']:,} on")
-        weighting = (", each map weighted by its depth (lensviz.depth.training_weight)"
-                     if tc.get("depth_weighting") else "")
+        data = (
+            f"the HDF5 file `{Path(tc['train_data']).name}`"
+            if tc.get("train_data")
+            else f"simulated on the fly from seed {tc['train_seed']:,} on"
+        )
+        weighting = (
+            ", each map weighted by its depth (lensviz.depth.training_weight)"
+            if tc.get("depth_weighting")
+            else ""
+        )
         lines += [
-            "## Training", "",
+            "## Training",
+            "",
             f"- Loss: {tc['loss']} with coefficients {tc['coeffs']}{weighting}; Adam, "
             f"learning rate {tc['learning_rate']}, batch {tc['batch_size']}.",
             f"- Data: {data} (training seeds, disjoint from the test seeds "
@@ -170,31 +208,46 @@ def card_markdown(card: dict) -> str:
         lines.append("")
     t = ev["test_set"]
     lines += [
-        "## Held-out test fields at every depth", "",
+        "## Held-out test fields at every depth",
+        "",
         f"{t['n_maps_per_depth']} simulated maps per depth, seeds {t['seeds'][0]}–{t['seeds'][1]} "
         f"({t['source']}). KS93 σ: {ev['ks93_sigma_choice']}. Mean ± bootstrap standard "
-        "error; lower is better except r; WMAPE is the median.", "",
+        "error; lower is better except r; WMAPE is the median.",
+        "",
     ]
     variants = list(card.get("variants", {}))
-    labels = {**METHOD_LABELS, **{v: f"UNet `{card['variants'][v]['file']}` ({v})"
-                                  for v in variants}}
+    labels = {
+        **METHOD_LABELS,
+        **{v: f"UNet `{card['variants'][v]['file']}` ({v})" for v in variants},
+    }
     for spec, r in ev["depths"].items():
         s = r["summary"]
-        lines += [f"### {r['label']}", "",
-                  f"KS93 smoothing σ = {r['ks93_sigma_px']:g} px.", "",
-                  "| method | RMSE | Pearson r | DICEE | DPEAKS [px] | WMAPE (median) |",
-                  "|---|---:|---:|---:|---:|---:|"]
+        lines += [
+            f"### {r['label']}",
+            "",
+            f"KS93 smoothing σ = {r['ks93_sigma_px']:g} px.",
+            "",
+            "| method | RMSE | Pearson r | DICEE | DPEAKS [px] | WMAPE (median) |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
         for key in ["unet", *variants, "wiener", "ks93_smoothed", "ks93_raw"]:
             if key not in s:
                 continue
             m = s[key]
-            lines.append(f"| {labels.get(key, key)} | {_cell(m['rmse'])} | {_cell(m['r'])} | "
-                         f"{_cell(m['dicee'])} | {_cell(m['dpeaks'])} | "
-                         f"{_fmt(m['wmape']['median'])} |")
+            lines.append(
+                f"| {labels.get(key, key)} | {_cell(m['rmse'])} | {_cell(m['r'])} | "
+                f"{_cell(m['dicee'])} | {_cell(m['dpeaks'])} | "
+                f"{_fmt(m['wmape']['median'])} |"
+            )
         gains = card["vs_baselines"][spec]
-        lines += ["", "UNet against the baselines: " + "; ".join(
-            f"{k} {100 * v:+.0f}%" for k, v in gains.items()) + " (positive: the UNet is better; "
-            "for r, the share of the missing correlation 1 − r recovered).", ""]
+        lines += [
+            "",
+            "UNet against the baselines: "
+            + "; ".join(f"{k} {100 * v:+.0f}%" for k, v in gains.items())
+            + " (positive: the UNet is better; "
+            "for r, the share of the missing correlation 1 − r recovered).",
+            "",
+        ]
     lines.append("")
     return "\n".join(lines)
 

@@ -76,8 +76,13 @@ class LensingFeatures(keras.layers.Layer):
     TensorShape([2, 128, 128, 5])
     """
 
-    def __init__(self, sigma_ref: float = SIGMA_REF, ks_pad: int = KS_PAD_PX,
-                 empty_sigma: float = constants.EMPTY_PIXEL_SIGMA, **kwargs):
+    def __init__(
+        self,
+        sigma_ref: float = SIGMA_REF,
+        ks_pad: int = KS_PAD_PX,
+        empty_sigma: float = constants.EMPTY_PIXEL_SIGMA,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if not (np.isfinite(sigma_ref) and sigma_ref > 0):
             raise ValueError(f"sigma_ref must be a positive number, got {sigma_ref!r}")
@@ -105,7 +110,7 @@ class LensingFeatures(keras.layers.Layer):
         size = tf.constant([py, px], tf.int32)
         k_e = tf.signal.irfft2d(c * h1 + s * h2, fft_length=size)
         k_b = tf.signal.irfft2d(c * h2 - s * h1, fft_length=size)
-        return k_e[:, p:p + ny, p:p + nx], k_b[:, p:p + ny, p:p + nx]
+        return k_e[:, p : p + ny, p : p + nx], k_b[:, p : p + ny, p : p + nx]
 
     def call(self, eps):
         eps = tf.cast(eps, tf.float32)
@@ -123,6 +128,7 @@ class LensingFeatures(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"sigma_ref": self.sigma_ref, "ks_pad": self.ks_pad,
-                       "empty_sigma": self.empty_sigma})
+        config.update(
+            {"sigma_ref": self.sigma_ref, "ks_pad": self.ks_pad, "empty_sigma": self.empty_sigma}
+        )
         return config

@@ -74,13 +74,18 @@ def _color(name: str, i: int) -> str:
 
 
 def _layout(fig: go.Figure, height: int = _HEIGHT) -> go.Figure:
-    fig.update_layout(height=height, margin=dict(l=60, r=20, t=40, b=45),
-                      plot_bgcolor="white",
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0.0))
-    fig.update_xaxes(showline=True, linecolor="#888", mirror=True, gridcolor="#eee",
-                     ticks="outside")
-    fig.update_yaxes(showline=True, linecolor="#888", mirror=True, gridcolor="#eee",
-                     ticks="outside")
+    fig.update_layout(
+        height=height,
+        margin=dict(l=60, r=20, t=40, b=45),
+        plot_bgcolor="white",
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0.0),
+    )
+    fig.update_xaxes(
+        showline=True, linecolor="#888", mirror=True, gridcolor="#eee", ticks="outside"
+    )
+    fig.update_yaxes(
+        showline=True, linecolor="#888", mirror=True, gridcolor="#eee", ticks="outside"
+    )
     return fig
 
 
@@ -106,8 +111,9 @@ def log_ticks(values, max_ticks: int = 7) -> tuple[list[float], list[str]]:
     >>> log_ticks([12.0, 140.0])[1]
     ['10', '20', '50', '100', '200']
     """
-    v = np.asarray([x for x in np.ravel(np.asarray(values, dtype=object)) if x is not None],
-                   dtype=np.float64)
+    v = np.asarray(
+        [x for x in np.ravel(np.asarray(values, dtype=object)) if x is not None], dtype=np.float64
+    )
     v = v[np.isfinite(v) & (v > 0)]
     if v.size == 0:
         return [], []
@@ -151,21 +157,29 @@ def _log_axis(values) -> dict:
     Values within less than a factor of 3 get a linear axis: a log axis would show no
     more than one labelled tick.
     """
-    v = np.asarray([x for x in np.ravel(np.asarray(values, dtype=object)) if x is not None],
-                   dtype=np.float64)
+    v = np.asarray(
+        [x for x in np.ravel(np.asarray(values, dtype=object)) if x is not None], dtype=np.float64
+    )
     v = v[np.isfinite(v) & (v > 0)]
     if v.size and v.max() < 3 * v.min():
         return dict(type="linear", nticks=5)
     vals, text = log_ticks(v)
-    return dict(type="log", tickmode="array", tickvals=vals, ticktext=text) if vals else (
-        dict(type="log"))
+    return (
+        dict(type="log", tickmode="array", tickvals=vals, ticktext=text)
+        if vals
+        else (dict(type="log"))
+    )
 
 
 # === Training (report Figs. 4 and 5) ===
 
 
-def loss_curves(step_loss: Sequence[tuple[float, float]] | None,
-                history: Sequence[Mapping[str, float]], *, log_y: bool = True) -> go.Figure:
+def loss_curves(
+    step_loss: Sequence[tuple[float, float]] | None,
+    history: Sequence[Mapping[str, float]],
+    *,
+    log_y: bool = True,
+) -> go.Figure:
     """Training loss during the epochs, and loss / validation loss per epoch.
 
     Parameters
@@ -186,35 +200,59 @@ def loss_curves(step_loss: Sequence[tuple[float, float]] | None,
     fig = go.Figure()
     if step_loss:
         x, y = zip(*step_loss, strict=True)
-        fig.add_trace(go.Scatter(x=list(x), y=_positive(y) if log_y else list(y),
-                                 mode="lines", name="training loss (running, per step)",
-                                 line=dict(color="#aec7e8", width=1.5)))
+        fig.add_trace(
+            go.Scatter(
+                x=list(x),
+                y=_positive(y) if log_y else list(y),
+                mode="lines",
+                name="training loss (running, per step)",
+                line=dict(color="#aec7e8", width=1.5),
+            )
+        )
     epochs = [r.get("epoch") for r in history]
     for key, color, dash in (("loss", "#1f77b4", "solid"), ("val_loss", "#d62728", "dash")):
         values = [r.get(key, math.nan) for r in history]
         if history and any(v is not None and math.isfinite(v) for v in values):
-            fig.add_trace(go.Scatter(x=epochs, y=_positive(values) if log_y else values,
-                                     mode="lines+markers", name=METRIC_LABELS[key] + " (epoch)",
-                                     line=dict(color=color, dash=dash),
-                                     marker=dict(size=8)))
+            fig.add_trace(
+                go.Scatter(
+                    x=epochs,
+                    y=_positive(values) if log_y else values,
+                    mode="lines+markers",
+                    name=METRIC_LABELS[key] + " (epoch)",
+                    line=dict(color=color, dash=dash),
+                    marker=dict(size=8),
+                )
+            )
     fig.update_xaxes(title_text="epoch", rangemode="tozero")
     if log_y:
         fig.update_yaxes(title_text="loss", **_log_axis([v for t in fig.data for v in t.y]))
     else:
         fig.update_yaxes(title_text="loss")
     if not fig.data:
-        fig.add_annotation(text="no training step finished yet", showarrow=False,
-                           x=0.5, y=0.5, xref="paper", yref="paper")
+        fig.add_annotation(
+            text="no training step finished yet",
+            showarrow=False,
+            x=0.5,
+            y=0.5,
+            xref="paper",
+            yref="paper",
+        )
     fig = _layout(fig, height=_HEIGHT + 40)
     # The legend goes under the axis title, where it cannot cover the curves.
-    return fig.update_layout(margin=dict(t=20, b=110),
-                             legend=dict(orientation="h", yanchor="top", y=-0.28, x=0.0))
+    return fig.update_layout(
+        margin=dict(t=20, b=110), legend=dict(orientation="h", yanchor="top", y=-0.28, x=0.0)
+    )
 
 
-def metric_curves(history: Sequence[Mapping[str, float]],
-                  metrics: Sequence[str] = ("wmape", "dicee", "dpeaks", "rmse"), *,
-                  before: Mapping[str, float] | None = None, prefix: str = "val_",
-                  log_y: bool = True, cols: int = 2) -> go.Figure:
+def metric_curves(
+    history: Sequence[Mapping[str, float]],
+    metrics: Sequence[str] = ("wmape", "dicee", "dpeaks", "rmse"),
+    *,
+    before: Mapping[str, float] | None = None,
+    prefix: str = "val_",
+    log_y: bool = True,
+    cols: int = 2,
+) -> go.Figure:
     """Validation metrics per epoch, one panel each in a grid, log y (report Fig. 5).
 
     Parameters
@@ -244,9 +282,13 @@ def metric_curves(history: Sequence[Mapping[str, float]],
         raise ValueError(f"cols must be at least 1, got {cols!r}")
     cols = min(cols, len(metrics))
     rows = -(-len(metrics) // cols)
-    fig = make_subplots(rows=rows, cols=cols,
-                        subplot_titles=[METRIC_LABELS.get(m, m) for m in metrics],
-                        horizontal_spacing=0.16, vertical_spacing=0.2 if rows > 1 else 0.0)
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=[METRIC_LABELS.get(m, m) for m in metrics],
+        horizontal_spacing=0.16,
+        vertical_spacing=0.2 if rows > 1 else 0.0,
+    )
     for i, m in enumerate(metrics):
         row, col = divmod(i, cols)
         row, col = row + 1, col + 1
@@ -255,19 +297,31 @@ def metric_curves(history: Sequence[Mapping[str, float]],
         if before is not None and m in before:
             x, y = [0, *x], [before[m], *y]
         log = log_y and m != "r"
-        fig.add_trace(go.Scatter(x=x, y=_positive(y) if log else y, mode="lines+markers",
-                                 name=METRIC_LABELS.get(m, m), showlegend=False,
-                                 line=dict(color=_PALETTE[i % len(_PALETTE)]),
-                                 marker=dict(size=8)), row=row, col=col)
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=_positive(y) if log else y,
+                mode="lines+markers",
+                name=METRIC_LABELS.get(m, m),
+                showlegend=False,
+                line=dict(color=_PALETTE[i % len(_PALETTE)]),
+                marker=dict(size=8),
+            ),
+            row=row,
+            col=col,
+        )
         if log:
             fig.update_yaxes(**_log_axis(_positive(y)), row=row, col=col)
         else:
             fig.update_yaxes(nticks=5, row=row, col=col)
         last_row = i + cols >= len(metrics)
-        fig.update_xaxes(title_text=("epoch" + (" (0 = before)" if before else ""))
-                         if last_row else None,
-                         rangemode="tozero", dtick=1 if len(x) <= 10 else None,
-                         row=row, col=col)
+        fig.update_xaxes(
+            title_text=("epoch" + (" (0 = before)" if before else "")) if last_row else None,
+            rangemode="tozero",
+            dtick=1 if len(x) <= 10 else None,
+            row=row,
+            col=col,
+        )
     fig.update_annotations(yshift=4, font_size=13)
     # A top margin the modebar (about 30 px) fits in without covering the first titles.
     return _layout(fig, height=150 + 170 * rows).update_layout(margin=dict(t=60, b=50))
@@ -276,10 +330,14 @@ def metric_curves(history: Sequence[Mapping[str, float]],
 # === Evaluation ===
 
 
-def metric_histograms(per_map: Mapping[str, Mapping[str, np.ndarray]],
-                      metrics: Sequence[str] = ("wmape", "dicee", "dpeaks", "rmse", "r"), *,
-                      bins: int = 20, clip_percentile: float = 98.0,
-                      cols: int = 3) -> go.Figure:
+def metric_histograms(
+    per_map: Mapping[str, Mapping[str, np.ndarray]],
+    metrics: Sequence[str] = ("wmape", "dicee", "dpeaks", "rmse", "r"),
+    *,
+    bins: int = 20,
+    clip_percentile: float = 98.0,
+    cols: int = 3,
+) -> go.Figure:
     """Per-map metric distributions, one step outline per method on shared bins, one
     panel per metric in a grid of ``cols`` columns.
 
@@ -312,9 +370,13 @@ def metric_histograms(per_map: Mapping[str, Mapping[str, np.ndarray]],
         raise ValueError(f"cols must be at least 1, got {cols!r}")
     cols = min(cols, len(metrics))
     rows = -(-len(metrics) // cols)
-    fig = make_subplots(rows=rows, cols=cols, horizontal_spacing=0.08,
-                        vertical_spacing=0.22 if rows > 1 else 0.0,
-                        subplot_titles=[METRIC_LABELS.get(m, m) for m in metrics])
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        horizontal_spacing=0.08,
+        vertical_spacing=0.22 if rows > 1 else 0.0,
+        subplot_titles=[METRIC_LABELS.get(m, m) for m in metrics],
+    )
     dashes = ("solid", "dash", "dot", "dashdot", "longdash")
     for j, m in enumerate(metrics):
         row, col = j // cols + 1, j % cols + 1
@@ -323,8 +385,11 @@ def metric_histograms(per_map: Mapping[str, Mapping[str, np.ndarray]],
         if pooled.size == 0:
             continue
         lo = float(pooled.min())
-        hi = float(np.percentile(pooled, clip_percentile)) if pooled.size > 10 else float(
-            pooled.max())
+        hi = (
+            float(np.percentile(pooled, clip_percentile))
+            if pooled.size > 10
+            else float(pooled.max())
+        )
         if not hi > lo:
             lo, hi = lo - 0.5, hi + 0.5
         n_bins = int(max(5, min(bins, np.sqrt(pooled.size / len(methods)) * 2)))
@@ -333,27 +398,47 @@ def metric_histograms(per_map: Mapping[str, Mapping[str, np.ndarray]],
         for i, k in enumerate(methods):
             values = np.asarray(per_map[k][m], np.float64)
             counts, _ = np.histogram(values[np.isfinite(values)], bins=edges)
-            fig.add_trace(go.Scatter(
-                x=np.r_[edges[0], edges], y=np.r_[0, counts, 0], mode="lines",
-                line=dict(shape="hv", color=_color(k, i), width=2.2,
-                          dash=dashes[i % len(dashes)]),
-                name=k, legendgroup=k, showlegend=j == 0,
-                customdata=np.r_[edges[0], edges[:-1], edges[-1]],
-                hovertemplate=f"{k}<br>{m} from %{{customdata:.3g}}<br>%{{y}} maps"
-                "<extra></extra>"), row=row, col=col)
+            fig.add_trace(
+                go.Scatter(
+                    x=np.r_[edges[0], edges],
+                    y=np.r_[0, counts, 0],
+                    mode="lines",
+                    line=dict(
+                        shape="hv", color=_color(k, i), width=2.2, dash=dashes[i % len(dashes)]
+                    ),
+                    name=k,
+                    legendgroup=k,
+                    showlegend=j == 0,
+                    customdata=np.r_[edges[0], edges[:-1], edges[-1]],
+                    hovertemplate=f"{k}<br>{m} from %{{customdata:.3g}}<br>%{{y}} maps"
+                    "<extra></extra>",
+                ),
+                row=row,
+                col=col,
+            )
         if hidden:
-            fig.layout.annotations[j].text += (f"<br><span style='font-size:11px'>"
-                                               f"{hidden} above {hi:.3g} not shown</span>")
+            fig.layout.annotations[j].text += (
+                f"<br><span style='font-size:11px'>{hidden} above {hi:.3g} not shown</span>"
+            )
         pad = 0.04 * (hi - lo)  # outlines on the first and last bin stay off the frame
         fig.update_xaxes(nticks=5, range=[lo - pad, hi + pad], row=row, col=col)
-        fig.update_yaxes(title_text="maps" if col == 1 else None, rangemode="tozero",
-                         row=row, col=col)
+        fig.update_yaxes(
+            title_text="maps" if col == 1 else None, rangemode="tozero", row=row, col=col
+        )
     fig = _layout(fig, height=150 + 230 * rows)
     # The legend fills the empty cell of the grid when there is one, else goes below.
     spare = rows * cols > len(metrics)
-    legend = (dict(orientation="v", yanchor="middle", y=0.5 / rows, xanchor="left",
-                   x=(len(metrics) % cols) / cols + 0.03)
-              if spare else dict(orientation="h", yanchor="top", y=-0.12, x=0.0))
+    legend = (
+        dict(
+            orientation="v",
+            yanchor="middle",
+            y=0.5 / rows,
+            xanchor="left",
+            x=(len(metrics) % cols) / cols + 0.03,
+        )
+        if spare
+        else dict(orientation="h", yanchor="top", y=-0.12, x=0.0)
+    )
     fig.update_layout(margin=dict(t=80, b=40), legend=legend)
     return fig
 
@@ -361,9 +446,13 @@ def metric_histograms(per_map: Mapping[str, Mapping[str, np.ndarray]],
 # === Teaching ===
 
 
-def fourier_row(panels: Mapping[str, np.ndarray], *, colorscale: str = "RdBu_r",
-                zrange: tuple[float, float] | None = None,
-                colorbar_title: str = "") -> go.Figure:
+def fourier_row(
+    panels: Mapping[str, np.ndarray],
+    *,
+    colorscale: str = "RdBu_r",
+    zrange: tuple[float, float] | None = None,
+    colorbar_title: str = "",
+) -> go.Figure:
     """Fourier-plane maps side by side, zero frequency at the centre.
 
     Parameters
@@ -392,32 +481,59 @@ def fourier_row(panels: Mapping[str, np.ndarray], *, colorscale: str = "RdBu_r",
         finite = np.concatenate([a[np.isfinite(a)] for a in arrays.values()])
         zrange = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     titles = list(arrays)
-    fig = make_subplots(rows=1, cols=len(titles), subplot_titles=titles,
-                        shared_xaxes="all", shared_yaxes="all", horizontal_spacing=0.03)
+    fig = make_subplots(
+        rows=1,
+        cols=len(titles),
+        subplot_titles=titles,
+        shared_xaxes="all",
+        shared_yaxes="all",
+        horizontal_spacing=0.03,
+    )
     for col, (title, a) in enumerate(arrays.items(), start=1):
         ny, nx = a.shape
         k1 = np.fft.fftshift(np.fft.fftfreq(nx))
         k2 = np.fft.fftshift(np.fft.fftfreq(ny))
-        fig.add_trace(go.Heatmap(
-            z=np.fft.fftshift(a), x=k1, y=k2, coloraxis="coloraxis", name=title,
-            hovertemplate=f"{title}<br>k1 %{{x:.3f}}, k2 %{{y:.3f}}<br>%{{z:.3g}}"
-            "<extra></extra>"), row=1, col=col)
+        fig.add_trace(
+            go.Heatmap(
+                z=np.fft.fftshift(a),
+                x=k1,
+                y=k2,
+                coloraxis="coloraxis",
+                name=title,
+                hovertemplate=f"{title}<br>k1 %{{x:.3f}}, k2 %{{y:.3f}}<br>%{{z:.3g}}"
+                "<extra></extra>",
+            ),
+            row=1,
+            col=col,
+        )
         suffix = "" if col == 1 else str(col)
-        fig.layout[f"yaxis{suffix}"].update(scaleanchor=f"x{suffix}", scaleratio=1,
-                                            constrain="domain")
+        fig.layout[f"yaxis{suffix}"].update(
+            scaleanchor=f"x{suffix}", scaleratio=1, constrain="domain"
+        )
         fig.layout[f"xaxis{suffix}"].update(constrain="domain")
     fig.update_xaxes(title_text="k1 [cycles/px]", row=1, col=1)
     fig.update_yaxes(title_text="k2 [cycles/px]", row=1, col=1)
-    fig.update_layout(coloraxis=dict(colorscale=colorscale, cmin=zrange[0], cmax=zrange[1],
-                                     colorbar=dict(title=dict(text=colorbar_title,
-                                                              side="right"),
-                                                   thickness=14, len=0.9)))
+    fig.update_layout(
+        coloraxis=dict(
+            colorscale=colorscale,
+            cmin=zrange[0],
+            cmax=zrange[1],
+            colorbar=dict(title=dict(text=colorbar_title, side="right"), thickness=14, len=0.9),
+        )
+    )
     # Titles on the (square-constrained) axis domains, a little above the frame: no gap
     # above the maps and no frame line through the titles.
     for col, annotation in enumerate(fig.layout.annotations, start=1):
         suffix = "" if col == 1 else str(col)
-        annotation.update(x=0.5, y=1.0, xref=f"x{suffix} domain", yref=f"y{suffix} domain",
-                          xanchor="center", yanchor="bottom", yshift=8)
+        annotation.update(
+            x=0.5,
+            y=1.0,
+            xref=f"x{suffix} domain",
+            yref=f"y{suffix} domain",
+            xanchor="center",
+            yanchor="bottom",
+            yshift=8,
+        )
     fig = _layout(fig)
     fig.update_layout(margin=dict(t=60))  # room for the modebar above the titles
     fig.update_xaxes(showgrid=False)
@@ -425,10 +541,19 @@ def fourier_row(panels: Mapping[str, np.ndarray], *, colorscale: str = "RdBu_r",
     return fig
 
 
-def line_figure(x, curves: Mapping[str, np.ndarray], *, xlabel: str, ylabel: str,
-                log_x: bool = False, log_y: bool = False, marker_x: float | None = None,
-                marker_label: str = "", dashed: Sequence[str] = (),
-                colors: Mapping[str, str] | None = None) -> go.Figure:
+def line_figure(
+    x,
+    curves: Mapping[str, np.ndarray],
+    *,
+    xlabel: str,
+    ylabel: str,
+    log_x: bool = False,
+    log_y: bool = False,
+    marker_x: float | None = None,
+    marker_label: str = "",
+    dashed: Sequence[str] = (),
+    colors: Mapping[str, str] | None = None,
+) -> go.Figure:
     """A few named curves over a common x, e.g. a κ profile or error against noise.
 
     Parameters
@@ -458,18 +583,33 @@ def line_figure(x, curves: Mapping[str, np.ndarray], *, xlabel: str, ylabel: str
         if y.shape != x.shape:
             raise ValueError(f"curve {name!r} has shape {y.shape}; expected {x.shape} like x")
         color = (colors or {}).get(name) or _color(name, i)
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers" if x.size <= 30 else "lines",
-                                 name=name, line=dict(color=color, dash="dash" if name in dashed
-                                                      else "solid")))
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=y,
+                mode="lines+markers" if x.size <= 30 else "lines",
+                name=name,
+                line=dict(color=color, dash="dash" if name in dashed else "solid"),
+            )
+        )
     if marker_x is not None:
         fig.add_vline(x=marker_x, line=dict(color="#444", dash="dot"))
         if marker_label:  # annotations on a log axis take log10 coordinates (shapes do not)
-            fig.add_annotation(x=math.log10(marker_x) if log_x else marker_x, y=1.0,
-                               yref="paper", yanchor="bottom", text=marker_label,
-                               showarrow=False, font=dict(size=11, color="#444"))
+            fig.add_annotation(
+                x=math.log10(marker_x) if log_x else marker_x,
+                y=1.0,
+                yref="paper",
+                yanchor="bottom",
+                text=marker_label,
+                showarrow=False,
+                font=dict(size=11, color="#444"),
+            )
     fig.update_xaxes(title_text=xlabel, **(_log_axis(x) if log_x else {}))
-    ys = np.concatenate([np.asarray(c, np.float64).ravel() for c in curves.values()]) if (
-        curves) else np.zeros(0)
+    ys = (
+        np.concatenate([np.asarray(c, np.float64).ravel() for c in curves.values()])
+        if (curves)
+        else np.zeros(0)
+    )
     fig.update_yaxes(title_text=ylabel, **(_log_axis(ys) if log_y else {}))
     return _layout(fig)
 
@@ -477,8 +617,14 @@ def line_figure(x, curves: Mapping[str, np.ndarray], *, xlabel: str, ylabel: str
 # === Uncertainty ===
 
 
-def reliability_figure(expected, observed, *, z=None, points: Mapping[str, tuple[float, float]]
-                       | None = None, name: str = "observed") -> go.Figure:
+def reliability_figure(
+    expected,
+    observed,
+    *,
+    z=None,
+    points: Mapping[str, tuple[float, float]] | None = None,
+    name: str = "observed",
+) -> go.Figure:
     """Reliability plot of an uncertainty: observed coverage against the expected one.
 
     For each interval half-width ``z`` (in units of the predicted σ), x is the
@@ -506,27 +652,64 @@ def reliability_figure(expected, observed, *, z=None, points: Mapping[str, tuple
     x = np.asarray(expected, np.float64)
     y = np.asarray(observed, np.float64)
     if x.shape != y.shape or x.ndim != 1:
-        raise ValueError(f"expected and observed must be 1-D of one length, got {x.shape} "
-                         f"and {y.shape}")
+        raise ValueError(
+            f"expected and observed must be 1-D of one length, got {x.shape} and {y.shape}"
+        )
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="calibrated (diagonal)",
-                             line=dict(color="#888", dash="dash"), hoverinfo="skip"))
+    fig.add_trace(
+        go.Scatter(
+            x=[0, 1],
+            y=[0, 1],
+            mode="lines",
+            name="calibrated (diagonal)",
+            line=dict(color="#888", dash="dash"),
+            hoverinfo="skip",
+        )
+    )
     custom = None if z is None else np.asarray(z, np.float64)
     hover = ("z = %{customdata:.1f}<br>" if custom is not None else "") + (
-        "expected %{x:.1%}<br>observed %{y:.1%}<extra></extra>")
-    fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=name, customdata=custom,
-                             line=dict(color=METHOD_COLORS["UNet"], width=2.5),
-                             hovertemplate=hover))
+        "expected %{x:.1%}<br>observed %{y:.1%}<extra></extra>"
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=y,
+            mode="lines",
+            name=name,
+            customdata=custom,
+            line=dict(color=METHOD_COLORS["UNet"], width=2.5),
+            hovertemplate=hover,
+        )
+    )
     for label, (ex, ob) in (points or {}).items():
-        fig.add_trace(go.Scatter(x=[ex], y=[ob], mode="markers+text", text=[label],
-                                 textposition="top left", textfont=dict(size=13),
-                                 marker=dict(size=10, color=METHOD_COLORS["UNet"],
-                                             line=dict(width=1.5, color="black")),
-                                 showlegend=False,
-                                 hovertemplate=f"{label}<br>expected %{{x:.1%}}<br>"
-                                 "observed %{y:.1%}<extra></extra>"))
-    fig.update_xaxes(title_text="expected coverage (Gaussian)", range=[0, 1],
-                     tickformat=".0%", constrain="domain")
-    fig.update_yaxes(title_text="observed coverage", range=[0, 1], tickformat=".0%",
-                     scaleanchor="x", scaleratio=1, constrain="domain")
+        fig.add_trace(
+            go.Scatter(
+                x=[ex],
+                y=[ob],
+                mode="markers+text",
+                text=[label],
+                textposition="top left",
+                textfont=dict(size=13),
+                marker=dict(
+                    size=10, color=METHOD_COLORS["UNet"], line=dict(width=1.5, color="black")
+                ),
+                showlegend=False,
+                hovertemplate=f"{label}<br>expected %{{x:.1%}}<br>"
+                "observed %{y:.1%}<extra></extra>",
+            )
+        )
+    fig.update_xaxes(
+        title_text="expected coverage (Gaussian)",
+        range=[0, 1],
+        tickformat=".0%",
+        constrain="domain",
+    )
+    fig.update_yaxes(
+        title_text="observed coverage",
+        range=[0, 1],
+        tickformat=".0%",
+        scaleanchor="x",
+        scaleratio=1,
+        constrain="domain",
+    )
     return _layout(fig, height=360)

@@ -115,8 +115,9 @@ def _finite_values(maps) -> np.ndarray:
         parts = [maps]
     else:
         parts = [np.asarray(m) for m in maps]
-    values = np.concatenate([np.ravel(p).astype(np.float64) for p in parts]) if parts else (
-        np.zeros(0))
+    values = (
+        np.concatenate([np.ravel(p).astype(np.float64) for p in parts]) if parts else (np.zeros(0))
+    )
     return values[np.isfinite(values)]
 
 
@@ -140,8 +141,14 @@ class _Panels:
     :data:`_PLOT_WIDTH_PX` wide; an empty title leaves a cell blank.
     """
 
-    def __init__(self, titles: Sequence[str], rows: int = 1, cols: int | None = None,
-                 hspace: float = 0.025, vspace: float = 0.1):
+    def __init__(
+        self,
+        titles: Sequence[str],
+        rows: int = 1,
+        cols: int | None = None,
+        hspace: float = 0.025,
+        vspace: float = 0.1,
+    ):
         self.rows = rows
         self.cols = len(titles) if cols is None else cols
         self.titles = list(titles)
@@ -149,12 +156,21 @@ class _Panels:
         self.layout: dict = {}
         w = (1.0 - hspace * (self.cols - 1)) / self.cols
         h = (1.0 - vspace * (rows - 1)) / rows
-        axis = dict(showgrid=False, zeroline=False, ticks="outside", showline=True,
-                    linecolor="#888", mirror=True, constrain="domain")
+        axis = dict(
+            showgrid=False,
+            zeroline=False,
+            ticks="outside",
+            showline=True,
+            linecolor="#888",
+            mirror=True,
+            constrain="domain",
+        )
         annotations = []
         blanks = {i for i, t in enumerate(self.titles) if not t}
-        first_col = [min((c for c in range(self.cols) if r * self.cols + c not in blanks),
-                         default=0) for r in range(rows)]
+        first_col = [
+            min((c for c in range(self.cols) if r * self.cols + c not in blanks), default=0)
+            for r in range(rows)
+        ]
         for i in range(rows * self.cols):
             r, c = divmod(i, self.cols)
             s = "" if i == 0 else str(i + 1)
@@ -163,30 +179,54 @@ class _Panels:
             ydom = [max(0.0, y1 - h), min(1.0, y1)]
             blank = i in blanks
             self.layout[f"xaxis{s}"] = dict(
-                axis, domain=xdom, anchor=f"y{s}", showticklabels=r == rows - 1,
+                axis,
+                domain=xdom,
+                anchor=f"y{s}",
+                showticklabels=r == rows - 1,
                 # Tick marks only where there are labels: fewer elements to redraw.
                 ticks="outside" if r == rows - 1 else "",
                 visible=not blank,
                 **({} if i == 0 else {"matches": "x"}),
-                **({"title": {"text": "x [px]"}} if (r, c) == (rows - 1, 0) else {}))
+                **({"title": {"text": "x [px]"}} if (r, c) == (rows - 1, 0) else {}),
+            )
             # When square pixels leave the panels shorter than their rows, the rows close
             # up towards each other: the spare height goes above and below the grid.
-            toward = "middle" if rows == 1 else (
-                "bottom" if r == 0 else "top" if r == rows - 1 else "middle")
+            toward = (
+                "middle"
+                if rows == 1
+                else ("bottom" if r == 0 else "top" if r == rows - 1 else "middle")
+            )
             self.layout[f"yaxis{s}"] = dict(
-                axis, domain=ydom, anchor=f"x{s}", scaleanchor=f"x{s}", scaleratio=1,
+                axis,
+                domain=ydom,
+                anchor=f"x{s}",
+                scaleanchor=f"x{s}",
+                scaleratio=1,
                 constraintoward=toward,
-                autorange="reversed", showticklabels=c == first_col[r], visible=not blank,
+                autorange="reversed",
+                showticklabels=c == first_col[r],
+                visible=not blank,
                 ticks="outside" if c == first_col[r] else "",
                 **({} if i == 0 else {"matches": "y"}),
-                **({"title": {"text": "y [px]"}} if c == first_col[r] else {}))
+                **({"title": {"text": "y [px]"}} if c == first_col[r] else {}),
+            )
             if i < len(self.titles) and self.titles[i]:
                 # On the axis domain, which square pixels may shrink: the title stays
                 # just above its map, with no gap, whatever the figure's width.
-                annotations.append(dict(
-                    text=self.titles[i], x=0.5, y=1.0, xref=f"x{s} domain",
-                    yref=f"y{s} domain", xanchor="center", yanchor="bottom", yshift=6,
-                    showarrow=False, font=dict(size=_TITLE_FONT, color="#262730")))
+                annotations.append(
+                    dict(
+                        text=self.titles[i],
+                        x=0.5,
+                        y=1.0,
+                        xref=f"x{s} domain",
+                        yref=f"y{s} domain",
+                        xanchor="center",
+                        yanchor="bottom",
+                        yshift=6,
+                        showarrow=False,
+                        font=dict(size=_TITLE_FONT, color="#262730"),
+                    )
+                )
         panel_px = min(_MAX_PANEL_PX, _PLOT_WIDTH_PX * w)
         self.area_px = panel_px * rows / (1.0 - vspace * (rows - 1))
         self.layout.update(annotations=annotations, plot_bgcolor="white")
@@ -207,26 +247,38 @@ class _Panels:
         self.layout.update(
             height=round(self.area_px) + top + bottom,
             margin=dict(l=55, r=20, t=top, b=bottom),
-            legend=dict(orientation="h", yref="container", y=0.0, yanchor="bottom",
-                        xanchor="left", x=0.0))
+            legend=dict(
+                orientation="h", yref="container", y=0.0, yanchor="bottom", xanchor="left", x=0.0
+            ),
+        )
         self.layout.update(layout)
         return go.Figure(data=self.traces, layout=self.layout)
 
 
-def _heatmap(m: np.ndarray, name: str, coloraxis: str | None = "coloraxis",
-             label: str = "κ", fmt: str = ".4f", **kwargs) -> go.Heatmap:
+def _heatmap(
+    m: np.ndarray,
+    name: str,
+    coloraxis: str | None = "coloraxis",
+    label: str = "κ",
+    fmt: str = ".4f",
+    **kwargs,
+) -> go.Heatmap:
     return go.Heatmap(
-        z=m, coloraxis=coloraxis, name=name,
+        z=m,
+        coloraxis=coloraxis,
+        name=name,
         hovertemplate=f"{name}<br>x %{{x}}, y %{{y}}<br>{label} %{{z:{fmt}}}<extra></extra>",
-        **kwargs)
+        **kwargs,
+    )
 
 
 def _colorbar(title: str, **kwargs) -> dict:
     return {"title": dict(text=title, side="right"), "thickness": 14, "len": 0.9, **kwargs}
 
 
-def _titles_for(maps: Mapping[str, np.ndarray] | Sequence[np.ndarray],
-                titles: Sequence[str] | None) -> tuple[list[np.ndarray], list[str]]:
+def _titles_for(
+    maps: Mapping[str, np.ndarray] | Sequence[np.ndarray], titles: Sequence[str] | None
+) -> tuple[list[np.ndarray], list[str]]:
     if isinstance(maps, Mapping):
         arrays, names = list(maps.values()), list(maps.keys())
     else:
@@ -243,10 +295,15 @@ def _titles_for(maps: Mapping[str, np.ndarray] | Sequence[np.ndarray],
 # === Map rows ===
 
 
-def map_row(maps: Mapping[str, np.ndarray] | Sequence[np.ndarray],
-            titles: Sequence[str] | None = None, *,
-            colorscale: str = KAPPA_COLORSCALE, zrange: tuple[float, float] | None = None,
-            colorbar_title: str = "κ", label: str = "κ") -> go.Figure:
+def map_row(
+    maps: Mapping[str, np.ndarray] | Sequence[np.ndarray],
+    titles: Sequence[str] | None = None,
+    *,
+    colorscale: str = KAPPA_COLORSCALE,
+    zrange: tuple[float, float] | None = None,
+    colorbar_title: str = "κ",
+    label: str = "κ",
+) -> go.Figure:
     """A row of maps on one colour scale, with linked zoom and one colour bar.
 
     Parameters
@@ -271,12 +328,20 @@ def map_row(maps: Mapping[str, np.ndarray] | Sequence[np.ndarray],
     panels = _Panels(names)
     for col, (m, name) in enumerate(zip(arrays, names, strict=True), start=1):
         panels.add(_heatmap(m, name, label=label), col=col)
-    return panels.figure(coloraxis=dict(colorscale=colorscale, cmin=zmin, cmax=zmax,
-                                        colorbar=_colorbar(colorbar_title)))
+    return panels.figure(
+        coloraxis=dict(
+            colorscale=colorscale, cmin=zmin, cmax=zmax, colorbar=_colorbar(colorbar_title)
+        )
+    )
 
 
-def residual_row(truth, preds: Mapping[str, np.ndarray], *,
-                 zrange: tuple[float, float] | None = None, label: str = "κ") -> go.Figure:
+def residual_row(
+    truth,
+    preds: Mapping[str, np.ndarray],
+    *,
+    zrange: tuple[float, float] | None = None,
+    label: str = "κ",
+) -> go.Figure:
     """Residual maps ``prediction − truth`` on one diverging, symmetric colour scale.
 
     Parameters
@@ -294,14 +359,24 @@ def residual_row(truth, preds: Mapping[str, np.ndarray], *,
     t = _check_map(truth, "truth")
     res = {f"{name} − true": _check_map(p, name) - t for name, p in preds.items()}
     zrange = symmetric_range(list(res.values())) if zrange is None else zrange
-    return map_row(res, colorscale=RESIDUAL_COLORSCALE, zrange=zrange,
-                   colorbar_title=f"Δ{label}", label=f"Δ{label}")
+    return map_row(
+        res,
+        colorscale=RESIDUAL_COLORSCALE,
+        zrange=zrange,
+        colorbar_title=f"Δ{label}",
+        label=f"Δ{label}",
+    )
 
 
-def comparison_grid(truth, preds: Mapping[str, np.ndarray], *,
-                    zrange: tuple[float, float] | None = None,
-                    residual_zrange: tuple[float, float] | None = None,
-                    truth_title: str = "true κ", label: str = "κ") -> go.Figure:
+def comparison_grid(
+    truth,
+    preds: Mapping[str, np.ndarray],
+    *,
+    zrange: tuple[float, float] | None = None,
+    residual_zrange: tuple[float, float] | None = None,
+    truth_title: str = "true κ",
+    label: str = "κ",
+) -> go.Figure:
     """The true map and the predictions on one scale, each residual under its prediction.
 
     Top row: ``truth`` then every prediction, one colour scale (top colour bar). Bottom
@@ -332,22 +407,29 @@ def comparison_grid(truth, preds: Mapping[str, np.ndarray], *,
     if len(res) < len(maps):  # two methods of one name: keep the full names
         res = {f"{name} − true": p - t for name, p in maps.items()}
     zmin, zmax = robust_range(t) if zrange is None else zrange
-    rmin, rmax = symmetric_range(list(res.values())) if residual_zrange is None else (
-        residual_zrange)
+    rmin, rmax = (
+        symmetric_range(list(res.values())) if residual_zrange is None else (residual_zrange)
+    )
     panels = _Panels([truth_title, *maps, "", *res], rows=2, cols=1 + len(maps))
     panels.add(_heatmap(t, truth_title, label=label), col=1)
     for col, (name, m) in enumerate(maps.items(), start=2):
         panels.add(_heatmap(m, name, label=label), col=col)
     for col, (name, r) in enumerate(res.items(), start=2):
-        panels.add(_heatmap(r, name, coloraxis="coloraxis2", label=f"Δ{label}"), row=2,
-                   col=col)
+        panels.add(_heatmap(r, name, coloraxis="coloraxis2", label=f"Δ{label}"), row=2, col=col)
     return panels.figure(
-        coloraxis=dict(colorscale=KAPPA_COLORSCALE, cmin=zmin, cmax=zmax,
-                       colorbar=_colorbar(label, len=0.45, y=1.0, yanchor="top")),
-        coloraxis2=dict(colorscale=RESIDUAL_COLORSCALE, cmin=rmin, cmax=rmax,
-                        colorbar=_colorbar(f"Δ{label} (prediction − true)", len=0.45, y=0.0,
-                                           yanchor="bottom")))
-
+        coloraxis=dict(
+            colorscale=KAPPA_COLORSCALE,
+            cmin=zmin,
+            cmax=zmax,
+            colorbar=_colorbar(label, len=0.45, y=1.0, yanchor="top"),
+        ),
+        coloraxis2=dict(
+            colorscale=RESIDUAL_COLORSCALE,
+            cmin=rmin,
+            cmax=rmax,
+            colorbar=_colorbar(f"Δ{label} (prediction − true)", len=0.45, y=0.0, yanchor="bottom"),
+        ),
+    )
 
 
 # === Uncertainty and regions ===
@@ -368,10 +450,16 @@ def _placeholder_free(colorscale: str) -> list[list]:
     return stops
 
 
-def uncertainty_row(mean, std, *, truth=None, zrange: tuple[float, float] | None = None,
-                    std_range: tuple[float, float] | None = None,
-                    mean_title: str = "UNet mean", std_title: str = "σ per pixel"
-                    ) -> go.Figure:
+def uncertainty_row(
+    mean,
+    std,
+    *,
+    truth=None,
+    zrange: tuple[float, float] | None = None,
+    std_range: tuple[float, float] | None = None,
+    mean_title: str = "UNet mean",
+    std_title: str = "σ per pixel",
+) -> go.Figure:
     """A prediction, its per-pixel σ and, with the truth, the standardised residual.
 
     Panels, left to right, each with its own colour scale and a horizontal colour bar
@@ -416,7 +504,8 @@ def uncertainty_row(mean, std, *, truth=None, zrange: tuple[float, float] | None
     panels = _Panels(list(maps), hspace=0.06)
     axes = [("coloraxis", "κ", ".4f"), ("coloraxis2", "σ", ".4f"), ("coloraxis3", "z", ".2f")]
     for col, ((name, a), (axis, label, fmt)) in enumerate(
-            zip(maps.items(), axes[:len(maps)], strict=True), start=1):
+        zip(maps.items(), axes[: len(maps)], strict=True), start=1
+    ):
         panels.add(_heatmap(a, name, coloraxis=axis, label=label, fmt=fmt), col=col)
     n = len(maps)
     w = (1.0 - 0.06 * (n - 1)) / n
@@ -425,26 +514,46 @@ def uncertainty_row(mean, std, *, truth=None, zrange: tuple[float, float] | None
     top, bottom = 62, 50 + bar_px  # titles below the modebar, as in _Panels
 
     def hbar(col: int, title: str) -> dict:
-        return dict(title=dict(text=title, side="top"), orientation="h", thickness=12,
-                    len=0.75 * w, x=(col - 1) * (w + 0.06) + w / 2, xanchor="center",
-                    y=-56 / area, yanchor="top", ticks="outside")
+        return dict(
+            title=dict(text=title, side="top"),
+            orientation="h",
+            thickness=12,
+            len=0.75 * w,
+            x=(col - 1) * (w + 0.06) + w / 2,
+            xanchor="center",
+            y=-56 / area,
+            yanchor="top",
+            ticks="outside",
+        )
 
     layout = dict(
-        height=round(area) + top + bottom, margin=dict(l=55, r=20, t=top, b=bottom),
-        coloraxis=dict(colorscale=KAPPA_COLORSCALE, cmin=zmin, cmax=zmax,
-                       colorbar=hbar(1, "κ")),
-        coloraxis2=dict(colorscale=_placeholder_free(SIGMA_COLORSCALE), cmin=smin, cmax=smax,
-                        colorbar=hbar(2, "σ")))
+        height=round(area) + top + bottom,
+        margin=dict(l=55, r=20, t=top, b=bottom),
+        coloraxis=dict(colorscale=KAPPA_COLORSCALE, cmin=zmin, cmax=zmax, colorbar=hbar(1, "κ")),
+        coloraxis2=dict(
+            colorscale=_placeholder_free(SIGMA_COLORSCALE),
+            cmin=smin,
+            cmax=smax,
+            colorbar=hbar(2, "σ"),
+        ),
+    )
     if truth is not None:
-        layout["coloraxis3"] = dict(colorscale=RESIDUAL_COLORSCALE, cmin=-Z_RANGE,
-                                    cmax=Z_RANGE, colorbar=hbar(3, "z"))
+        layout["coloraxis3"] = dict(
+            colorscale=RESIDUAL_COLORSCALE, cmin=-Z_RANGE, cmax=Z_RANGE, colorbar=hbar(3, "z")
+        )
     return panels.figure(**layout)
 
 
-def outline_regions(fig: go.Figure, *, center: tuple[float, float] | None = None,
-                    radius: float | None = None, border: int | None = None,
-                    shape: tuple[int, int] | None = None, panels: Sequence[int] = (1,),
-                    color: str = "white") -> go.Figure:
+def outline_regions(
+    fig: go.Figure,
+    *,
+    center: tuple[float, float] | None = None,
+    radius: float | None = None,
+    border: int | None = None,
+    shape: tuple[int, int] | None = None,
+    panels: Sequence[int] = (1,),
+    color: str = "white",
+) -> go.Figure:
     """Outline a disc and/or an edge band on map panels of a figure of this module.
 
     Parameters
@@ -475,21 +584,42 @@ def outline_regions(fig: go.Figure, *, center: tuple[float, float] | None = None
         ref = dict(xref=f"x{s}", yref=f"y{s}")
         if center is not None and radius is not None:
             y0, x0 = (float(v) for v in center)
-            fig.add_shape(type="circle", x0=x0 - radius, x1=x0 + radius, y0=y0 - radius,
-                          y1=y0 + radius, line=dict(color=color, width=2, dash="dash"), **ref)
+            fig.add_shape(
+                type="circle",
+                x0=x0 - radius,
+                x1=x0 + radius,
+                y0=y0 - radius,
+                y1=y0 + radius,
+                line=dict(color=color, width=2, dash="dash"),
+                **ref,
+            )
         if border is not None:
             ny, nx = shape
-            fig.add_shape(type="rect", x0=border - 0.5, x1=nx - border - 0.5,
-                          y0=border - 0.5, y1=ny - border - 0.5,
-                          line=dict(color=color, width=1.5, dash="dot"), **ref)
+            fig.add_shape(
+                type="rect",
+                x0=border - 0.5,
+                x1=nx - border - 0.5,
+                y0=border - 0.5,
+                y1=ny - border - 0.5,
+                line=dict(color=color, width=1.5, dash="dot"),
+                **ref,
+            )
     return fig
 
 
 # === Ellipticities and shear whiskers ===
 
 
-def shear_whiskers(e1, e2, *, weight=None, step: int = 8, length: float | None = None,
-                   color: str = "black", name: str | None = None) -> go.Scatter:
+def shear_whiskers(
+    e1,
+    e2,
+    *,
+    weight=None,
+    step: int = 8,
+    length: float | None = None,
+    color: str = "black",
+    name: str | None = None,
+) -> go.Scatter:
     """Headless sticks showing the (block-averaged) shear orientation and amplitude.
 
     Parameters
@@ -540,7 +670,7 @@ def shear_whiskers(e1, e2, *, weight=None, step: int = 8, length: float | None =
     scale = (0.9 * step if length is None else float(length)) / (gmax if gmax > 0 else 1.0)
     phi = 0.5 * np.arctan2(g2, g1)
     half = 0.5 * scale * amp
-    yc, xc = np.mgrid[0:ny // step, 0:nx // step]
+    yc, xc = np.mgrid[0 : ny // step, 0 : nx // step]
     xc = xc * step + (step - 1) / 2.0
     yc = yc * step + (step - 1) / 2.0
     dx, dy = half * np.cos(phi), half * np.sin(phi)
@@ -549,12 +679,27 @@ def shear_whiskers(e1, e2, *, weight=None, step: int = 8, length: float | None =
     ys = np.stack([(yc - dy).ravel(), (yc + dy).ravel(), nan], axis=1).ravel()
     if name is None:
         name = f"shear whiskers ({step}×{step} px blocks; longest |ε| = {gmax:.3f})"
-    return go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=color, width=2),
-                      name=name, hoverinfo="skip", connectgaps=False)
+    return go.Scatter(
+        x=xs,
+        y=ys,
+        mode="lines",
+        line=dict(color=color, width=2),
+        name=name,
+        hoverinfo="skip",
+        connectgaps=False,
+    )
 
 
-def add_whiskers(fig: go.Figure, e1, e2, *, weight=None, step: int = 8,
-                 panels: Sequence[int] = (1,), color: str = "black") -> go.Figure:
+def add_whiskers(
+    fig: go.Figure,
+    e1,
+    e2,
+    *,
+    weight=None,
+    step: int = 8,
+    panels: Sequence[int] = (1,),
+    color: str = "black",
+) -> go.Figure:
     """Overlay :func:`shear_whiskers` on some panels of a figure of this module (in place).
 
     ``panels`` numbers the panels from 1, row by row (axes ``x``/``y``, ``x2``/``y2``, …).
@@ -562,17 +707,23 @@ def add_whiskers(fig: go.Figure, e1, e2, *, weight=None, step: int = 8,
     trace = shear_whiskers(e1, e2, weight=weight, step=step, color=color)
     for i, n in enumerate(panels):
         s = "" if n == 1 else str(n)
-        fig.add_trace(go.Scatter(trace).update(showlegend=i == 0, legendgroup="whiskers",
-                                               xaxis=f"x{s}", yaxis=f"y{s}"))
+        fig.add_trace(
+            go.Scatter(trace).update(
+                showlegend=i == 0, legendgroup="whiskers", xaxis=f"x{s}", yaxis=f"y{s}"
+            )
+        )
     bottom = fig.layout.margin.b or 0
     if bottom < _LEGEND_MARGIN_PX:  # room for the legend below the x axis title
-        fig.update_layout(height=(fig.layout.height or 450) + _LEGEND_MARGIN_PX - bottom,
-                          margin_b=_LEGEND_MARGIN_PX)
+        fig.update_layout(
+            height=(fig.layout.height or 450) + _LEGEND_MARGIN_PX - bottom,
+            margin_b=_LEGEND_MARGIN_PX,
+        )
     return fig
 
 
-def ellipticity_panels(eps, *, whiskers: bool = False, step: int = 8,
-                       titles: Sequence[str] = ("ε1", "ε2", "Δε")) -> go.Figure:
+def ellipticity_panels(
+    eps, *, whiskers: bool = False, step: int = 8, titles: Sequence[str] = ("ε1", "ε2", "Δε")
+) -> go.Figure:
     """ε1, ε2 and Δε side by side, optionally with shear whiskers on every panel.
 
     Parameters
@@ -608,19 +759,37 @@ def ellipticity_panels(eps, *, whiskers: bool = False, step: int = 8,
     emin, emax = symmetric_range([e1, e2])
     dmin, dmax = robust_range(de, 0.0, 99.5)
     return panels.figure(
-        coloraxis=dict(colorscale=RESIDUAL_COLORSCALE, cmin=emin, cmax=emax,
-                       colorbar=_colorbar("ε1, ε2", len=0.45, y=1.0, yanchor="top")),
-        coloraxis2=dict(colorscale="Greys", cmin=dmin, cmax=dmax,
-                        colorbar=_colorbar("Δε", len=0.45, y=0.0, yanchor="bottom")))
+        coloraxis=dict(
+            colorscale=RESIDUAL_COLORSCALE,
+            cmin=emin,
+            cmax=emax,
+            colorbar=_colorbar("ε1, ε2", len=0.45, y=1.0, yanchor="top"),
+        ),
+        coloraxis2=dict(
+            colorscale="Greys",
+            cmin=dmin,
+            cmax=dmax,
+            colorbar=_colorbar("Δε", len=0.45, y=0.0, yanchor="bottom"),
+        ),
+    )
 
 
 # === MultiFocal weights (report Fig. 3) ===
 
 
-def _peak_markers(peaks, *, symbol: str, color: str, size: int, name: str,
-                  prefix: str = "", showlegend: bool = True, text: bool = True,
-                  text_position: str | Sequence[str] = "top right",
-                  line_width: float = 3) -> go.Scatter:
+def _peak_markers(
+    peaks,
+    *,
+    symbol: str,
+    color: str,
+    size: int,
+    name: str,
+    prefix: str = "",
+    showlegend: bool = True,
+    text: bool = True,
+    text_position: str | Sequence[str] = "top right",
+    line_width: float = 3,
+) -> go.Scatter:
     p = np.asarray(peaks, dtype=float).reshape(-1, 2)
     labels = [f"{prefix}{i + 1}" for i in range(len(p))]
     marker = dict(symbol=symbol, color=color, size=size)
@@ -629,18 +798,29 @@ def _peak_markers(peaks, *, symbol: str, color: str, size: int, name: str,
     else:
         marker["line"] = dict(width=1.5, color="black")
     return go.Scatter(
-        x=p[:, 1], y=p[:, 0], mode="markers+text" if text else "markers", marker=marker,
+        x=p[:, 1],
+        y=p[:, 0],
+        mode="markers+text" if text else "markers",
+        marker=marker,
         cliponaxis=False,
-        text=labels if text else None, textposition=text_position,
+        text=labels if text else None,
+        textposition=text_position,
         textfont=_LABEL_FONT,
-        name=name, showlegend=showlegend, legendgroup=name,
+        name=name,
+        showlegend=showlegend,
+        legendgroup=name,
         customdata=labels,
-        hovertemplate="%{customdata}: x %{x:.0f}, y %{y:.0f}<extra>" + name + "</extra>")
+        hovertemplate="%{customdata}: x %{x:.0f}, y %{y:.0f}<extra>" + name + "</extra>",
+    )
 
 
-def weight_components_grid(components: Mapping[str, np.ndarray], combined, *,
-                           coeffs: Mapping[str, float] | None = None,
-                           peaks=None) -> go.Figure:
+def weight_components_grid(
+    components: Mapping[str, np.ndarray],
+    combined,
+    *,
+    coeffs: Mapping[str, float] | None = None,
+    peaks=None,
+) -> go.Figure:
     """The MultiFocal weight components and their combination, as report Fig. 3.
 
     Parameters
@@ -662,8 +842,12 @@ def weight_components_grid(components: Mapping[str, np.ndarray], combined, *,
     """
     maps = dict(components)
     off = {k for k in maps if coeffs and k in coeffs and coeffs[k] == 0}
-    titles = [(f"{k}  (a = 0: off)" if k in off else f"{k}  (a = {coeffs[k]:g})")
-              if coeffs and k in coeffs else k for k in maps]
+    titles = [
+        (f"{k}  (a = 0: off)" if k in off else f"{k}  (a = {coeffs[k]:g})")
+        if coeffs and k in coeffs
+        else k
+        for k in maps
+    ]
     maps["combined"] = combined
     titles.append("combined  Σaw / Σa")
     arrays, _ = _titles_for(maps, titles)
@@ -675,14 +859,30 @@ def weight_components_grid(components: Mapping[str, np.ndarray], combined, *,
     for i, (m, t) in enumerate(zip(arrays, titles, strict=True)):
         r, c = divmod(i, cols)
         # A component with coefficient 0 takes no part in the combination: faded.
-        panels.add(_heatmap(m, t, label="w", fmt=".3f", opacity=0.2 if faded[i] else 1.0),
-                   row=r + 1, col=c + 1)
+        panels.add(
+            _heatmap(m, t, label="w", fmt=".3f", opacity=0.2 if faded[i] else 1.0),
+            row=r + 1,
+            col=c + 1,
+        )
         if n_peaks:
-            panels.add(_peak_markers(peaks, symbol="x", color=_PEAK_CROSS, size=8,
-                                     name=f"top-{n_peaks} true peaks", showlegend=i == 0,
-                                     text=False), row=r + 1, col=c + 1)
-    return panels.figure(coloraxis=dict(colorscale=WEIGHT_COLORSCALE, cmin=0.0, cmax=1.0,
-                                        colorbar=_colorbar("weight")))
+            panels.add(
+                _peak_markers(
+                    peaks,
+                    symbol="x",
+                    color=_PEAK_CROSS,
+                    size=8,
+                    name=f"top-{n_peaks} true peaks",
+                    showlegend=i == 0,
+                    text=False,
+                ),
+                row=r + 1,
+                col=c + 1,
+            )
+    return panels.figure(
+        coloraxis=dict(
+            colorscale=WEIGHT_COLORSCALE, cmin=0.0, cmax=1.0, colorbar=_colorbar("weight")
+        )
+    )
 
 
 # === Peaks (report Fig. 1) ===
@@ -691,17 +891,23 @@ def weight_components_grid(components: Mapping[str, np.ndarray], combined, *,
 #: Label positions tried in turn for a peak label, as plotly ``textposition`` →
 #: direction (columns right, rows down) of the label box from the marker.
 _LABEL_SPOTS = {
-    "top right": (1, -1), "bottom left": (-1, 1), "top left": (-1, -1),
-    "bottom right": (1, 1), "middle right": (1, 0), "middle left": (-1, 0),
-    "top center": (0, -1), "bottom center": (0, 1),
+    "top right": (1, -1),
+    "bottom left": (-1, 1),
+    "top left": (-1, -1),
+    "bottom right": (1, 1),
+    "middle right": (1, 0),
+    "middle left": (-1, 0),
+    "top center": (0, -1),
+    "bottom center": (0, 1),
 }
 #: A bold two-character label in map pixels, for panels about 200 screen pixels wide
 #: (1.6 screen px per map px): 19 × 13 screen px.
 _LABEL_BOX_PX = (12.0, 8.0)
 
 
-def _place_labels(points, shape: tuple[int, int], taken: list, first: str,
-                  marker_px: float) -> list[str]:
+def _place_labels(
+    points, shape: tuple[int, int], taken: list, first: str, marker_px: float
+) -> list[str]:
     """Greedy label placement: for each point the first position (``first``, then the
     others of :data:`_LABEL_SPOTS`) whose box stays inside the map and overlaps no box in
     ``taken``; the chosen boxes are added to ``taken``. Boxes are ``(x0, x1, y0, y1)`` in
@@ -716,10 +922,15 @@ def _place_labels(points, shape: tuple[int, int], taken: list, first: str,
             cx = x + dx * (marker_px + w / 2)
             cy = y + dy * (marker_px + h / 2)
             box = (cx - w / 2, cx + w / 2, cy - h / 2, cy + h / 2)
-            inside = box[0] >= -0.5 and box[1] <= shape[1] - 0.5 and box[2] >= -0.5 and (
-                box[3] <= shape[0] - 0.5)
-            free = all(box[1] <= b[0] or box[0] >= b[1] or box[3] <= b[2] or box[2] >= b[3]
-                       for b in taken)
+            inside = (
+                box[0] >= -0.5
+                and box[1] <= shape[1] - 0.5
+                and box[2] >= -0.5
+                and (box[3] <= shape[0] - 0.5)
+            )
+            free = all(
+                box[1] <= b[0] or box[0] >= b[1] or box[3] <= b[2] or box[2] >= b[3] for b in taken
+            )
             if best_box is None:
                 best_box = box
             if inside and free:
@@ -731,13 +942,20 @@ def _place_labels(points, shape: tuple[int, int], taken: list, first: str,
 
 
 def _marker_boxes(points, radius: float) -> list:
-    return [(x - radius, x + radius, y - radius, y + radius)
-            for y, x in np.asarray(points, dtype=float).reshape(-1, 2)]
+    return [
+        (x - radius, x + radius, y - radius, y + radius)
+        for y, x in np.asarray(points, dtype=float).reshape(-1, 2)
+    ]
 
 
-def peaks_figure(truth, preds: Mapping[str, np.ndarray], true_peaks,
-                 pred_peaks: Mapping[str, np.ndarray], *,
-                 truth_title: str = "true κ") -> go.Figure:
+def peaks_figure(
+    truth,
+    preds: Mapping[str, np.ndarray],
+    true_peaks,
+    pred_peaks: Mapping[str, np.ndarray],
+    *,
+    truth_title: str = "true κ",
+) -> go.Figure:
     """True peaks as crosses and each prediction's peaks as circles over them (Fig. 1).
 
     Parameters
@@ -766,27 +984,68 @@ def peaks_figure(truth, preds: Mapping[str, np.ndarray], true_peaks,
     for col, (name, m) in enumerate([(truth_title, t), *preds.items()], start=1):
         m = _check_map(m, name)
         zmin, zmax = robust_range(m, 0.0, 100.0)
-        panels.add(_heatmap(m, name, coloraxis=None, colorscale=KAPPA_COLORSCALE,
-                            zmin=zmin, zmax=zmax, showscale=False), col=col)
-        circles = (np.asarray(pred_peaks[name], dtype=float).reshape(-1, 2)
-                   if col > 1 and name in pred_peaks else np.zeros((0, 2)))
+        panels.add(
+            _heatmap(
+                m,
+                name,
+                coloraxis=None,
+                colorscale=KAPPA_COLORSCALE,
+                zmin=zmin,
+                zmax=zmax,
+                showscale=False,
+            ),
+            col=col,
+        )
+        circles = (
+            np.asarray(pred_peaks[name], dtype=float).reshape(-1, 2)
+            if col > 1 and name in pred_peaks
+            else np.zeros((0, 2))
+        )
         # Marker radii in map pixels at about 1.6 screen px per map px (11 and 18 px).
         taken = _marker_boxes(true_peaks, 3.5) + _marker_boxes(circles, 5.5)
         t_spots = _place_labels(true_peaks, m.shape, taken, "bottom left", 3.5)
         p_spots = _place_labels(circles, m.shape, taken, "top right", 5.5)
-        panels.add(_peak_markers(true_peaks, symbol="x", color=_PEAK_CROSS, size=11,
-                                 name="true peaks (crosses)", prefix="T",
-                                 showlegend=col == 1, text_position=t_spots), col=col)
+        panels.add(
+            _peak_markers(
+                true_peaks,
+                symbol="x",
+                color=_PEAK_CROSS,
+                size=11,
+                name="true peaks (crosses)",
+                prefix="T",
+                showlegend=col == 1,
+                text_position=t_spots,
+            ),
+            col=col,
+        )
         if len(circles):
             # A dark halo under each circle keeps it visible on bright peaks.
-            panels.add(_peak_markers(circles, symbol="circle-open", color="black",
-                                     size=18, name="halo", showlegend=False, text=False,
-                                     line_width=6).update(hoverinfo="skip",
-                                                          hovertemplate=None), col=col)
-            panels.add(_peak_markers(circles, symbol="circle-open",
-                                     color=_PEAK_CIRCLE, size=18,
-                                     name="predicted peaks (circles)", prefix="P",
-                                     showlegend=col == 2, text_position=p_spots), col=col)
+            panels.add(
+                _peak_markers(
+                    circles,
+                    symbol="circle-open",
+                    color="black",
+                    size=18,
+                    name="halo",
+                    showlegend=False,
+                    text=False,
+                    line_width=6,
+                ).update(hoverinfo="skip", hovertemplate=None),
+                col=col,
+            )
+            panels.add(
+                _peak_markers(
+                    circles,
+                    symbol="circle-open",
+                    color=_PEAK_CIRCLE,
+                    size=18,
+                    name="predicted peaks (circles)",
+                    prefix="P",
+                    showlegend=col == 2,
+                    text_position=p_spots,
+                ),
+                col=col,
+            )
     fig = panels.figure()
     ny, nx = t.shape
     fig.update_xaxes(range=[-0.5, nx - 0.5], autorange=False)
@@ -809,8 +1068,7 @@ def confusion_figure(codes: Mapping[str, np.ndarray]) -> go.Figure:
     -------
     plotly.graph_objects.Figure
     """
-    arrays, names = _titles_for({k: np.asarray(v, np.float32) for k, v in codes.items()},
-                                None)
+    arrays, names = _titles_for({k: np.asarray(v, np.float32) for k, v in codes.items()}, None)
     by_code = sorted((code, cls) for cls, code in CONFUSION_CODES.items())
     ncode = len(by_code)
     scale, labels = [], np.empty(ncode, dtype=object)
@@ -821,15 +1079,33 @@ def confusion_figure(codes: Mapping[str, np.ndarray]) -> go.Figure:
     panels = _Panels(names)
     for col, (m, name) in enumerate(zip(arrays, names, strict=True), start=1):
         text = labels[np.clip(m.astype(int), 0, ncode - 1)]
-        panels.add(go.Heatmap(z=m, zmin=-0.5, zmax=ncode - 0.5, colorscale=scale,
-                                 showscale=False, text=text, name=name,
-                                 hovertemplate=f"{name}<br>x %{{x}}, y %{{y}}: %{{text}}"
-                                 "<extra></extra>"), col=col)
+        panels.add(
+            go.Heatmap(
+                z=m,
+                zmin=-0.5,
+                zmax=ncode - 0.5,
+                colorscale=scale,
+                showscale=False,
+                text=text,
+                name=name,
+                hovertemplate=f"{name}<br>x %{{x}}, y %{{y}}: %{{text}}<extra></extra>",
+            ),
+            col=col,
+        )
     for cls in ("TP", "TN", "FP", "FN"):
         colour, label = CONFUSION_COLORS[cls]
-        panels.add(go.Scatter(x=[None], y=[None], mode="markers", name=label,
-                              marker=dict(symbol="square", size=14, color=colour,
-                                          line=dict(width=1, color="#444"))), col=1)
+        panels.add(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                name=label,
+                marker=dict(
+                    symbol="square", size=14, color=colour, line=dict(width=1, color="#444")
+                ),
+            ),
+            col=1,
+        )
     return panels.figure()
 
 
@@ -840,14 +1116,18 @@ def colormap_lut(colorscale: str = KAPPA_COLORSCALE, n: int = 256) -> np.ndarray
     """A ``(n, 3)`` uint8 lookup table sampled evenly from a plotly colour scale."""
     if n < 2:
         raise ValueError(f"n must be at least 2, got {n!r}")
-    colours = pcolors.sample_colorscale(colorscale, np.linspace(0.0, 1.0, n),
-                                        colortype="rgb")
+    colours = pcolors.sample_colorscale(colorscale, np.linspace(0.0, 1.0, n), colortype="rgb")
     rgb = [pcolors.unlabel_rgb(c) for c in colours]
     return np.clip(np.rint(np.asarray(rgb, dtype=np.float64)), 0, 255).astype(np.uint8)
 
 
-def map_png(m, *, colorscale: str = KAPPA_COLORSCALE,
-            zrange: tuple[float, float] | None = None, upscale: int = 1) -> bytes:
+def map_png(
+    m,
+    *,
+    colorscale: str = KAPPA_COLORSCALE,
+    zrange: tuple[float, float] | None = None,
+    upscale: int = 1,
+) -> bytes:
     """A map as PNG bytes (row 0 at the top), coloured with a plotly colour scale.
 
     Parameters
@@ -886,8 +1166,9 @@ def map_png(m, *, colorscale: str = KAPPA_COLORSCALE,
 # === Publication-style PNG (Pillow, no matplotlib or kaleido) ===
 
 _FIGURE_FONT = "DejaVuSans.ttf"  # found in the system's font folders; Pillow's own if absent
-_GREEK_ASCII = str.maketrans({"κ": "kappa", "ε": "eps", "σ": "sigma", "Δ": "d", "γ": "gamma",
-                              "′": "'", "−": "-"})
+_GREEK_ASCII = str.maketrans(
+    {"κ": "kappa", "ε": "eps", "σ": "sigma", "Δ": "d", "γ": "gamma", "′": "'", "−": "-"}
+)
 
 
 def _font(size: int):
@@ -918,10 +1199,17 @@ def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     return [round(float(np.round(t / step) * step), 12) + 0.0 for t in ticks]
 
 
-def map_figure_png(m, *, title: str = "", colorscale: str = KAPPA_COLORSCALE,
-                   zrange: tuple[float, float] | None = None, label: str = "κ",
-                   pixel_arcmin: float | None = None, upscale: int = 4,
-                   dpi: int = 150) -> bytes:
+def map_figure_png(
+    m,
+    *,
+    title: str = "",
+    colorscale: str = KAPPA_COLORSCALE,
+    zrange: tuple[float, float] | None = None,
+    label: str = "κ",
+    pixel_arcmin: float | None = None,
+    upscale: int = 4,
+    dpi: int = 150,
+) -> bytes:
     """A slide-ready figure of one map as PNG bytes: axes, ticks, colour bar and units.
 
     Drawn with Pillow (no matplotlib, no kaleido): the map at ``upscale`` × its size,
@@ -960,8 +1248,9 @@ def map_figure_png(m, *, title: str = "", colorscale: str = KAPPA_COLORSCALE,
     a = _check_map(m)
     ny, nx = a.shape
     zmin, zmax = robust_range(a) if zrange is None else (float(zrange[0]), float(zrange[1]))
-    image = Image.open(io.BytesIO(map_png(a, colorscale=colorscale, zrange=(zmin, zmax),
-                                          upscale=upscale)))
+    image = Image.open(
+        io.BytesIO(map_png(a, colorscale=colorscale, zrange=(zmin, zmax), upscale=upscale))
+    )
     font, unicode_ok = _font(20)
     small, _ = _font(17)
 
