@@ -218,7 +218,8 @@ def load_model(path: str | os.PathLike, compile: bool = False) -> keras.Model:
     Raises
     ------
     ValueError
-        Naming the file, when it is missing, not a ``.keras`` file, or unreadable.
+        Naming the file, when it is missing, not a ``.keras`` file, unreadable, or holds
+        non-finite (NaN or infinite) weights.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -226,11 +227,17 @@ def load_model(path: str | os.PathLike, compile: bool = False) -> keras.Model:
     if not path.endswith(".keras"):
         raise ValueError(f"model file {path!r} must be a '.keras' file")
     try:
-        return keras.saving.load_model(path, compile=compile)
+        model = keras.saving.load_model(path, compile=compile)
     except Exception as err:  # zip, JSON, h5 and Keras errors alike
         raise ValueError(
             f"model file {path!r} is corrupt or not a lensviz model: {type(err).__name__}: {err}"
         ) from err
+    for weight in model.weights:  # a diverged run's NaN or inf weights give NaN maps
+        if not np.all(np.isfinite(keras.ops.convert_to_numpy(weight))):
+            raise ValueError(
+                f"model file {path!r} holds non-finite weights ({weight.path}): refusing it"
+            )
+    return model
 
 
 def unet_predictor(weights: str | os.PathLike, batch_size: int = 64) -> Callable:

@@ -76,6 +76,16 @@ def test_load_missing_or_corrupt_file(tmp_path):
         load_model(corrupt)
 
 
+def test_a_model_with_non_finite_weights_is_refused(tmp_path):
+    model = build_unet(TINY)
+    weights = model.get_weights()
+    weights[0] = np.full_like(weights[0], np.nan)  # as a diverged run would leave them
+    model.set_weights(weights)
+    path = save_model(model, tmp_path / "diverged.keras")
+    with pytest.raises(ValueError, match="diverged.keras.*non-finite weights"):
+        load_model(path)
+
+
 def test_a_model_file_saved_before_the_split_loads_and_predicts_the_same():
     path = FIXTURES / "pre_split_tiny.keras"
     with zipfile.ZipFile(path) as z:  # written when the classes lived in lensviz.nn.model
