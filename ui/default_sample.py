@@ -1,7 +1,8 @@
 """Choose the built-in sample the app opens on: ``python -m ui.default_sample``.
 
 The rule: on the built-in set (seed 0), for each sample and each challenge metric
-(WMAPE, DICEE, DPEAKS), take the difference UNet − KS93 (σ = 3 px, the app's default),
+(WMAPE, DICEE, DPEAKS), take the difference UNet − KS93 (smoothed by the depth rule,
+:func:`lensviz.depth.ks93_sigma`, the app's default),
 measure how far it is from the median difference over the samples in units of the
 median absolute deviation, and sum these over the three metrics. The sample with the
 smallest sum is the one where the UNet's advantage (or disadvantage) is most typical on
@@ -14,11 +15,10 @@ from __future__ import annotations
 import numpy as np
 
 from lensviz import constants
-from lensviz.evaluation import ks93_predictor, score_methods
+from lensviz.evaluation import ks93_depth_predictor, score_methods
 from lensviz.nn.inference import unet_predictor
 from lensviz.simulate import simulate_batch
 from ui.cache import BUILTIN_SAMPLES
-from ui.sidebar import KS93_SIGMA_PX
 
 METRICS = ("wmape", "dicee", "dpeaks")
 
@@ -37,11 +37,11 @@ def main() -> None:
     eps, kappa = simulate_batch(BUILTIN_SAMPLES, constants.TEST_SEED_START)
     weights = constants.WEIGHTS_DIR / constants.DEFAULT_WEIGHTS_FILE
     scores = score_methods(
-        eps, kappa, {"UNet": unet_predictor(weights), "KS93": ks93_predictor(KS93_SIGMA_PX)}
+        eps, kappa, {"UNet": unet_predictor(weights), "KS93": ks93_depth_predictor()}
     )
     diffs = {m: scores["UNet"][m] - scores["KS93"][m] for m in METRICS}
     total = typicality(diffs)
-    print(f"UNet ({weights.name}) − KS93 (σ {KS93_SIGMA_PX:g} px) per sample")
+    print(f"UNet ({weights.name}) − KS93 (σ by the depth rule) per sample")
     print("sample " + " ".join(f"{m:>9}" for m in METRICS) + "  typicality")
     for i in range(BUILTIN_SAMPLES):
         print(f"{i:6d} " + " ".join(f"{diffs[m][i]:9.3f}" for m in METRICS) + f"  {total[i]:9.2f}")

@@ -86,7 +86,9 @@ def server(tmp_path_factory):
     """A ``streamlit run app.py`` subprocess; yields its URL; always stopped."""
     _requirements_or_skip()
     env = dict(os.environ)
-    env["LENSVIZ_USER_WEIGHTS"] = str(tmp_path_factory.mktemp("finetuned"))
+    user = tmp_path_factory.mktemp("finetuned")
+    env["LENSVIZ_USER_WEIGHTS"] = str(user)
+    save_model(build_unet(TINY), user / "other.keras")  # a second model to choose
     if not (constants.WEIGHTS_DIR / constants.DEFAULT_WEIGHTS_FILE).is_file():
         shipped = tmp_path_factory.mktemp("shipped")
         save_model(build_unet(TINY), shipped / "tiny.keras")
@@ -154,11 +156,7 @@ def test_evaluate_row_click_keeps_a_non_default_selection(page, server):
     page.goto(server)
     wait_for_run(page)
     sidebar_number(page, "Simulation seed", 3)
-    models = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').last
-    models.click()
-    options = page.get_by_role("option").all_inner_texts()
-    page.keyboard.press("Escape")
-    model = options[-1]  # the last model in the list, not the default first one
+    model = "other (fine-tuned)"  # not the default, the first shipped model
     sidebar_select(page, "Model", model)
     go_to(page, "Evaluate")
     grid = page.locator('[data-testid="stDataFrame"]').last
