@@ -170,7 +170,9 @@ _SETTLED = """async ([quietMs, timeoutMs]) => {
 }"""
 
 
-def rerun_after(page, action, quiet_ms: int = 150, timeout_s: float = PAGE_RUN_S) -> dict:
+def rerun_after(
+    page, action, quiet_ms: int = 150, timeout_s: float = PAGE_RUN_S, required: bool = True
+) -> dict | None:
     """Do ``action()`` (a key press or a click) and wait for the script run it starts.
 
     Returns the time from the input event to the settled page, measured in the page with
@@ -178,15 +180,18 @@ def rerun_after(page, action, quiet_ms: int = 150, timeout_s: float = PAGE_RUN_S
     for ``quiet_ms``; the last change counts), ``script_ms`` (the run's end) and
     ``start_ms`` (the run's start, as the page saw it).
 
+    With ``required=False`` an input that starts no run (the value did not change) returns
+    None after ``timeout_s`` instead of failing.
+
     Raises
     ------
     AssertionError
-        If no run started and settled within ``timeout_s``.
+        If no run started and settled within ``timeout_s`` (and ``required``).
     """
     page.evaluate(_WATCH)
     action()
     result = page.evaluate(_SETTLED, [quiet_ms, timeout_s * 1000])
-    if result is None:
+    if result is None and required:
         raise AssertionError(f"no script run settled within {timeout_s} s of the input")
     return result
 

@@ -183,15 +183,19 @@ def test_finetune_from_the_browser(page, server):
     for label in ("Training maps per epoch", "Validation maps"):
         slider = page.get_by_role("slider", name=label)
         slider.focus()
-        rerun_after(page, lambda s=slider: s.press("Home"))
+        rerun_after(page, lambda s=slider: s.press("Home"), timeout_s=15, required=False)
+        wait_for_run(page)
     epochs = page.get_by_role("spinbutton", name="Epochs")
     epochs.fill("1")
-    rerun_after(page, lambda: epochs.press("Enter"))
+    rerun_after(page, lambda: epochs.press("Enter"), timeout_s=15, required=False)
+    wait_for_run(page)
     name = page.get_by_role("textbox", name="Name of the new weights")
     name.fill("browser run")
-    rerun_after(page, lambda: name.press("Enter"))
+    rerun_after(page, lambda: name.press("Enter"), timeout_s=15, required=False)
     wait_for_run(page)
     assert page.get_by_text("browser_run.keras").count() > 0
+    assert epochs.input_value() == "1"
+    assert page.get_by_role("slider", name="Validation maps").get_attribute("aria-valuetext") == "8"
     page.get_by_role("button", name="Start fine-tuning").click()
     page.get_by_text("Done in").wait_for(timeout=PAGE_RUN_S * 1000)
     wait_for_run(page)
