@@ -417,9 +417,9 @@ def metric_histograms(
                 col=col,
             )
         if hidden:
-            fig.layout.annotations[j].text += (
-                f"<br><span style='font-size:11px'>{hidden} above {hi:.3g} not shown</span>"
-            )
+            fig.layout.annotations[
+                j
+            ].text += f"<br><span style='font-size:11px'>{hidden} above {hi:.3g} not shown</span>"
         pad = 0.04 * (hi - lo)  # outlines on the first and last bin stay off the frame
         fig.update_xaxes(nticks=5, range=[lo - pad, hi + pad], row=row, col=col)
         fig.update_yaxes(
