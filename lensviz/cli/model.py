@@ -154,6 +154,17 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tallied(batches, tally: DomainTally):
+    """``batches``, each counted by ``tally`` (outside the training domain) on the way."""
+    try:
+        for batch in batches:
+            tally.add(batch[0])
+            yield batch
+    finally:
+        if hasattr(batches, "close"):
+            batches.close()
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     """Predict κ for DATA with one method; writes ``kappa_pred`` and ``names`` in input order.
 
@@ -165,10 +176,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     There is no ``--resume``. The output exists only once complete (a failed run deletes
     its temporary), and keeping a partial file to resume from would need a check that the
     data, method, weights and options are the same as in the run that wrote it, which
-    costs more than it saves: a rerun of a 76,000-map challenge set takes about 40 s
-    with KS93 and about 3 min with the UNet on this 2-core CPU (much less on a GPU). To
-    split a very long job, predict parts of the data (``--n``, or split files) into
-    separate outputs.
+    costs more than it saves: a rerun of a 76,000-map challenge set takes 30-45 s with
+    KS93 and 5-8 min with the UNet on a 2-core CPU (``benchmarks/scale.json``), far less
+    on a GPU. To split a very long job, predict parts of the data (``--n``, or split
+    files) into separate outputs.
     """
     out = Path(args.out)
     _check_output(out, args.overwrite)
@@ -203,12 +214,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         compression=None if args.compression == "none" else args.compression,
         attrs=attrs,
     )
+    if tally is not None:  # checked in the reading thread, off the model's path
+        batches = _tallied(batches, tally)
     t0 = time.perf_counter()
     bar = _progress(total, f"predict ({args.method})")
     with read_ahead(batches) as batches, writer, bar:
         for eps, _, names in batches:
-            if tally is not None:
-                tally.add(eps)
             result = predictor(eps)
             std = None
             if isinstance(result, tuple):

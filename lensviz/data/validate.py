@@ -337,6 +337,18 @@ def _check_finite(out, source: str, what: str, axes, offset: int) -> None:
         )
 
 
+def _all_within(values: np.ndarray, low: float, high: float) -> bool:
+    """True when every value is finite and in ``[low, high]``: two reductions, no copies.
+
+    The fast path of the value checks: NaN makes ``min``/``max`` NaN and ±inf falls
+    outside the bounds, so anything doubtful goes on to the block scans, which find
+    and describe the first bad value.
+    """
+    if values.size == 0:
+        return True
+    return bool(values.min() >= low and values.max() <= high)
+
+
 def _value_at(out, first, offset: int) -> float:
     return float(out[(first[0] - offset, *first[1:])])
 
@@ -358,6 +370,11 @@ def check_epsilon_values(out: np.ndarray, source: str, offset: int = 0) -> None:
         ``[0, DELTA_EPS_MAX]``; the message gives the count, the first offending value
         and where it is.
     """
+    # Fast path (a fifth of the scans' time): every value within ±EPS_COMPONENT_MAX,
+    # which bounds e1, e2 and Δε from above, and Δε not negative.
+    limit = min(EPS_COMPONENT_MAX, DELTA_EPS_MAX)
+    if _all_within(out, -limit, limit) and _all_within(out[..., 2], 0.0, limit):
+        return
     _check_finite(out, source, "ε", _EPS_AXES, offset)
     count, first = _scan(
         out, lambda b: np.abs(b[..., :2]) > EPS_COMPONENT_MAX, source, _EPS_AXES, offset
@@ -388,6 +405,8 @@ def check_kappa_values(out: np.ndarray, source: str, offset: int = 0) -> None:
     DataError
         As :func:`check_epsilon_values`.
     """
+    if _all_within(out, -KAPPA_ABS_MAX, KAPPA_ABS_MAX):  # fast path, as for ε
+        return
     _check_finite(out, source, "κ", _KAPPA_AXES, offset)
     count, first = _scan(out, lambda b: np.abs(b) > KAPPA_ABS_MAX, source, _KAPPA_AXES, offset)
     if count:

@@ -648,13 +648,15 @@ class ProgressCallback(keras.callbacks.Callback):
         self.cancelled = False
         self._t0 = self._last = 0.0
         self._epoch = 0
+        self._first_epoch: int | None = None  # a resumed run starts after epoch 0
 
     def _emit(self, stage: str, step: int, loss: float) -> None:
         if self.on_progress is None:
             return
         elapsed = time.perf_counter() - self._t0
-        done = self._epoch * self.steps + step
-        total = self.epochs * self.steps
+        first = self._first_epoch or 0
+        done = (self._epoch - first) * self.steps + step  # in this run, for the rate
+        total = (self.epochs - first) * self.steps
         eta = elapsed / done * (total - done) if done else float("nan")
         self.on_progress(
             Progress(
@@ -675,6 +677,8 @@ class ProgressCallback(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+        if self._first_epoch is None:
+            self._first_epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
         if self.cancel is not None and self.cancel.is_set():

@@ -16,6 +16,7 @@ from lensviz.nn.inference import load_model, predict_kappa
 from lensviz.nn.pipelines import hdf5_dataset, simulated_dataset
 from lensviz.nn.training import (
     BACKUP_DIR,
+    ProgressCallback,
     TrainConfig,
     backup_epoch,
     cluster_config,
@@ -172,6 +173,17 @@ def test_a_failed_run_resumes_after_its_last_complete_epoch(tmp_path, tiny_overr
     assert history[:2] == first  # the earlier epochs are kept as they were
     assert not (out / BACKUP_DIR).exists()  # a completed run deletes its backup
     assert summary["best"]["val_loss"] == min(r["val_loss"] for r in history)
+
+
+def test_progress_after_a_restart_times_only_this_runs_steps():
+    seen = []
+    progress = ProgressCallback(seen.append, epochs=3, steps=2, min_interval_s=0.0)
+    progress.on_train_begin()
+    progress.on_epoch_begin(2)  # resumed after 2 epochs: 2 steps of this run are left
+    progress.on_train_batch_end(0, {"loss": 1.0})
+    p = seen[-1]
+    assert (p.epoch, p.step) == (2, 1) and p.fraction == 5 / 6
+    np.testing.assert_allclose(p.eta_s, p.elapsed_s, rtol=1e-9)  # 1 step done, 1 to go
 
 
 def test_a_corrupt_backup_is_a_clear_error(tmp_path):
