@@ -263,6 +263,7 @@ def null_tests(
     n_noise: int = 100,
     seed: int = 0,
     edge_px: int = 4,
+    interior_px: int = 8,
 ) -> dict[str, dict]:
     """Both null tests for several reconstruction methods of one real field.
 
@@ -276,12 +277,18 @@ def null_tests(
         Noise realisations per method (the same ones for every method).
     seed, edge_px : int, optional
         See :func:`noise_realisations` and :func:`peak_significance`.
+    interior_px : int, optional
+        The interior of the footprint, for a second E/B away from its edges
+        (:func:`peak_region`).
 
     Returns
     -------
     dict
         Per method: ``kappa`` and ``kappa_b`` (the map of the 45°-rotated data),
-        ``e_rms``, ``b_rms``, ``e_over_b``, ``noise_rms`` (a map) and ``peaks`` (list of
+        ``e_rms``, ``b_rms``, ``e_over_b``, ``e_over_b_interior``, ``e_over_b_null``
+        (mean and standard deviation of the ratio of the rms of two independent noise
+        maps: the E/B of a field without signal, since the 45°-rotated noise is just
+        another noise realisation), ``noise_rms`` (a map) and ``peaks`` (list of
         :class:`Peak`).
     """
     eps = _eps(eps)
@@ -292,12 +299,15 @@ def null_tests(
     for name, reconstruct in methods.items():
         kappa, kappa_b = reconstruct(np.stack([eps, rotate_45(eps)]))
         noise = noise_realisations(reconstruct, eps, n_noise, seed)
+        null = [e_over_b(a, b, footprint) for a, b in zip(noise[0::2], noise[1::2], strict=False)]
         out[name] = {
             "kappa": kappa,
             "kappa_b": kappa_b,
             "e_rms": footprint_rms(kappa, footprint),
             "b_rms": footprint_rms(kappa_b, footprint),
             "e_over_b": e_over_b(kappa, kappa_b, footprint),
+            "e_over_b_interior": e_over_b(kappa, kappa_b, peak_region(footprint, interior_px)),
+            "e_over_b_null": (float(np.mean(null)), float(np.std(null))),
             "noise_rms": noise.std(axis=0).astype(np.float32),
             "peaks": peak_significance(kappa, noise, footprint, edge_px),
         }

@@ -122,6 +122,9 @@ def test_null_tests_of_two_methods_on_cosmos():
     assert set(out) == {"ks93", "ks93_raw"}
     smooth = out["ks93"]
     assert smooth["e_over_b"] == pytest.approx(smooth["e_rms"] / smooth["b_rms"])
+    mean, std = smooth["e_over_b_null"]  # 12 pairs of noise maps
+    assert abs(mean - 1) < 2.5 * std / np.sqrt(12) + 0.01 and 0 < std < 0.2
+    assert smooth["e_over_b_interior"] > smooth["e_over_b"]  # the edges dilute E/B
     assert smooth["e_over_b"] > out["ks93_raw"]["e_over_b"]
     assert smooth["noise_rms"].shape == (256, 256)
     top = smooth["peaks"][0]
