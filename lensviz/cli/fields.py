@@ -29,11 +29,10 @@ from lensviz import constants, cosmos, data
 from lensviz._atomic import atomic_path
 from lensviz.cli import _check_output
 from lensviz.data import FITS_SUFFIXES, HDF5_SUFFIXES
-from lensviz.data.fits import read_image
 from lensviz.depth import depth_label, effective_n_gal, masked_fraction
 from lensviz.simulate import observe_kappa
 
-__all__ = ["FITS_SPEC", "COSMOS_SPEC", "field_spec", "read_kappa_map", "read_mask", "cmd_observe"]
+__all__ = ["FITS_SPEC", "COSMOS_SPEC", "field_spec", "cmd_observe"]
 
 FITS_SPEC = "fits:"  # prefix of the data spec of separate FITS images
 COSMOS_SPEC = "cosmos"  # the data spec of the shipped COSMOS field
@@ -92,50 +91,6 @@ def field_spec(spec: str) -> tuple[np.ndarray, None, list[str]] | None:
 # === observe ===
 
 
-def read_kappa_map(path) -> tuple[np.ndarray, object]:
-    """A κ map from ``.fits`` or ``.npy``: ``(ny, nx)`` float32 and the FITS header (or None).
-
-    An ``.npy`` file holds one map ``(ny, nx)`` (or ``(1, ny, nx)``), float16/32/64.
-
-    Raises
-    ------
-    DataError, FileNotFoundError
-        As the readers; several maps in one ``.npy``; another suffix.
-    """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix in FITS_SUFFIXES:
-        return data.read_kappa_fits(path)
-    if suffix == ".npy":
-        kappa = data.validate_kappa(data.load_npy(path), str(path))
-        if len(kappa) != 1:
-            raise data.DataError(f"{path}: holds {len(kappa)} κ maps; expected one map (ny, nx)")
-        return kappa[0], None
-    raise data.DataError(f"{path}: unsupported κ file '{path.suffix}'; expected .fits or .npy")
-
-
-def read_mask(path, shape: tuple[int, int]) -> np.ndarray:
-    """A mask image (``.fits`` or ``.npy``; nonzero or NaN = masked) of a given shape."""
-    path = Path(path)
-    if path.suffix.lower() in FITS_SUFFIXES:
-        values = read_image(path)[0]
-    elif path.suffix.lower() == ".npy":
-        values = data.load_npy(path)
-        if values.dtype.kind not in "biuf":
-            raise data.DataTypeError(
-                f"{path}: the mask has dtype {values.dtype}; expected bool or numbers"
-            )
-    else:
-        raise data.DataError(f"{path}: unsupported mask file; expected .fits or .npy")
-    if values.shape != tuple(shape):
-        raise data.DataError(
-            f"{path}: the mask is {values.shape} but the κ map is "
-            f"{tuple(shape)}; expected the same size"
-        )
-    values = values.astype(np.float64)
-    return np.isnan(values) | (values != 0)
-
-
 def _tiles(eps: np.ndarray, kappa: np.ndarray, stem: str):
     """The non-overlapping 128 × 128 tiles of a field, row by row, and their names."""
     tile = constants.NPIX
@@ -162,8 +117,8 @@ def cmd_observe(args: argparse.Namespace) -> int:
     """Observe a κ map at a depth: reduced shear, galaxies, mask; write a field or tiles."""
     out = Path(args.out)
     _check_output(out, args.overwrite)
-    kappa, header = read_kappa_map(args.kappa)
-    mask = None if args.mask is None else read_mask(args.mask, kappa.shape)
+    kappa, header = data.read_kappa_map(args.kappa)
+    mask = None if args.mask is None else data.read_mask(args.mask, kappa.shape)
     rng = np.random.default_rng(args.seed)
     eps = observe_kappa(kappa, rng, args.n_gal, args.sigma_e, args.pixel_arcmin, mask)
     stem = Path(args.kappa).stem

@@ -33,7 +33,9 @@ HDF5 (``.h5`` / ``.hdf5``, :mod:`lensviz.data.hdf5`)
     input's WCS.
 
 Uploads (name + bytes) are read by :func:`load_upload`, :func:`load_upload_pair` and
-:func:`load_uploads` (:mod:`lensviz.data.upload`).
+:func:`load_uploads` (:mod:`lensviz.data.upload`). Single maps, the κ map and mask image
+that :func:`lensviz.simulate.observe_kappa` observes, are read by :func:`read_kappa_map`
+and :func:`read_mask` (:mod:`lensviz.data.images`), from paths or uploads.
 
 Hostile input
     Every reader checks what a file declares (``.npy`` headers, the zip directory, the
@@ -92,10 +94,13 @@ from lensviz.data.hdf5 import (
     write_hdf5,
     write_predictions,
 )
+from lensviz.data.images import MAP_SUFFIXES, read_kappa_map, read_mask
 from lensviz.data.limits import MAX_UPLOAD_BYTES
 from lensviz.data.npy import load_npy
 from lensviz.data.upload import (
     check_session_uploads,
+    load_kappa_upload,
+    load_mask_upload,
     load_upload,
     load_upload_pair,
     load_uploads,
@@ -134,8 +139,13 @@ __all__ = [
     "load_dataset",
     "dataset_length",
     "iter_dataset",
+    "MAP_SUFFIXES",
+    "read_kappa_map",
+    "read_mask",
     "load_upload",
     "load_upload_pair",
+    "load_kappa_upload",
+    "load_mask_upload",
     "load_uploads",
     "check_session_uploads",
     "apply_convention",

@@ -13,15 +13,25 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from lensviz.data.dataset import _read_npy_selection, _read_npz_selection
 from lensviz.data.errors import DataError, DataTypeError, LimitError, quote
 from lensviz.data.fits import FITS_SUFFIXES, read_field_fits
 from lensviz.data.hdf5 import HDF5_SUFFIXES, read_hdf5
+from lensviz.data.images import read_kappa_map, read_mask
 from lensviz.data.limits import MAX_SESSION_UPLOAD_BYTES, MAX_SESSION_UPLOADS, MAX_UPLOAD_BYTES
 from lensviz.data.npy import npz_layout, open_npy, open_npz, read_epsilon, read_kappa
 from lensviz.data.validate import check_counts, check_same_field, epsilon_layout
 
-__all__ = ["load_upload", "load_upload_pair", "load_uploads", "check_session_uploads"]
+__all__ = [
+    "load_upload",
+    "load_upload_pair",
+    "load_uploads",
+    "load_kappa_upload",
+    "load_mask_upload",
+    "check_session_uploads",
+]
 
 _PAIR_HELP = (
     "upload one .npy (ε only), .npz or .h5 file, or a challenge-style pair: "
@@ -180,6 +190,28 @@ def load_uploads(files: Sequence[tuple[str, bytes]], *, max_bytes: int = MAX_UPL
         (en, eb), (kn, kb) = files if sizes[0] >= sizes[1] else files[::-1]
         return load_upload_pair(en, eb, kn, kb, max_bytes=max_bytes)
     raise DataError(f"got {len(files)} files; {_PAIR_HELP}")
+
+
+def load_kappa_upload(filename: str, data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES):
+    """An uploaded κ map (``.fits`` or ``.npy``): ``(ny, nx)`` float32 and its FITS header.
+
+    See :func:`lensviz.data.images.read_kappa_map`; bounded like every upload.
+    """
+    filename = quote(filename, 200)
+    _check_upload(filename, data, max_bytes)
+    return read_kappa_map(data, filename)
+
+
+def load_mask_upload(
+    filename: str, data: bytes, shape: tuple[int, int], *, max_bytes: int = MAX_UPLOAD_BYTES
+) -> np.ndarray:
+    """An uploaded mask image of ``shape``: bool, True where nonzero or NaN.
+
+    See :func:`lensviz.data.images.read_mask`; bounded like every upload.
+    """
+    filename = quote(filename, 200)
+    _check_upload(filename, data, max_bytes)
+    return read_mask(data, shape, filename)
 
 
 def check_session_uploads(sizes: Sequence[int]) -> None:
