@@ -136,7 +136,12 @@ def peak_region(footprint, edge_px: int = 4) -> np.ndarray:
 
 
 def noise_realisations(
-    reconstruct: Reconstruction, eps, n: int, seed: int = 0, batch: int = 16
+    reconstruct: Reconstruction,
+    eps,
+    n: int,
+    seed: int = 0,
+    batch: int = 16,
+    on_batch: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """Reconstructions of ``n`` noise realisations of one field (:func:`randomise_orientations`).
 
@@ -152,6 +157,8 @@ def noise_realisations(
         recomputed.
     batch : int, optional
         Realisations per call of ``reconstruct``.
+    on_batch : callable, optional
+        Called with the number of realisations done after each batch (progress).
 
     Returns
     -------
@@ -169,6 +176,8 @@ def noise_realisations(
             [randomise_orientations(eps, np.random.default_rng([seed, i + j])) for j in range(k)]
         )
         out[i : i + k] = reconstruct(fake)
+        if on_batch is not None:
+            on_batch(i + k)
     return out
 
 
@@ -264,6 +273,7 @@ def null_tests(
     seed: int = 0,
     edge_px: int = 4,
     interior_px: int = 8,
+    on_progress: Callable[[float], None] | None = None,
 ) -> dict[str, dict]:
     """Both null tests for several reconstruction methods of one real field.
 
@@ -280,6 +290,8 @@ def null_tests(
     interior_px : int, optional
         The interior of the footprint, for a second E/B away from its edges
         (:func:`peak_region`).
+    on_progress : callable, optional
+        Called with the fraction of the work done, from 0 to 1 (a progress bar).
 
     Returns
     -------
@@ -296,9 +308,14 @@ def null_tests(
     if footprint.shape != eps.shape[:2]:
         raise ValueError(f"footprint {footprint.shape} does not fit the field {eps.shape[:2]}")
     out = {}
-    for name, reconstruct in methods.items():
+    for m, (name, reconstruct) in enumerate(methods.items()):
         kappa, kappa_b = reconstruct(np.stack([eps, rotate_45(eps)]))
-        noise = noise_realisations(reconstruct, eps, n_noise, seed)
+
+        def on_batch(done, m=m):
+            if on_progress is not None:
+                on_progress((m + done / n_noise) / len(methods))
+
+        noise = noise_realisations(reconstruct, eps, n_noise, seed, on_batch=on_batch)
         null = [e_over_b(a, b, footprint) for a, b in zip(noise[0::2], noise[1::2], strict=False)]
         out[name] = {
             "kappa": kappa,

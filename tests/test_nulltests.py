@@ -118,8 +118,12 @@ def test_null_tests_of_two_methods_on_cosmos():
         "ks93": lambda e: fields.ks93_field(e, sigma_px=4.0),
         "ks93_raw": lambda e: fields.ks93_field(e, sigma_px=0.0),
     }
-    out = nulltests.null_tests(methods, field.eps, ~field.mask, n_noise=24, seed=0)
+    progress = []
+    out = nulltests.null_tests(
+        methods, field.eps, ~field.mask, n_noise=24, seed=0, on_progress=progress.append
+    )
     assert set(out) == {"ks93", "ks93_raw"}
+    assert progress == sorted(progress) and progress[-1] == 1.0 and len(progress) == 4
     smooth = out["ks93"]
     assert smooth["e_over_b"] == pytest.approx(smooth["e_rms"] / smooth["b_rms"])
     mean, std = smooth["e_over_b_null"]  # 12 pairs of noise maps

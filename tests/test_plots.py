@@ -66,6 +66,17 @@ def test_map_png_round_trip():
     assert img.getpixel((0, 0)) == tuple(lut[-1]) and img.getpixel((11, 7)) == tuple(lut[0])
 
 
+def test_masked_pixels_are_grey_in_figures_and_pngs():
+    m = np.zeros((4, 6))
+    m[1, 2] = np.nan  # as lensviz.fields.masked marks them
+    img = Image.open(io.BytesIO(plots.map_png(m, zrange=(0.0, 1.0))))
+    grey = (166, 166, 166)
+    assert plots.MASK_COLOR == "#a6a6a6" and img.getpixel((2, 1)) == grey
+    assert img.getpixel((3, 1)) != grey
+    fig = plots.map_row({"κ": m})  # plotly leaves NaN transparent over a grey background
+    assert fig.layout.plot_bgcolor == plots.MASK_COLOR
+
+
 def test_uncertainty_row_standardises_the_residual():
     mean = np.full((8, 8), 0.1)
     std = np.full((8, 8), 0.02)

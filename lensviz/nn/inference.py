@@ -36,6 +36,7 @@ __all__ = [
     "predict_kappa",
     "add_ks93_channel",
     "training_domain",
+    "model_predictor",
     "unet_predictor",
     "save_model",
     "load_model",
@@ -240,19 +241,17 @@ def load_model(path: str | os.PathLike, compile: bool = False) -> keras.Model:
     return model
 
 
-def unet_predictor(weights: str | os.PathLike, batch_size: int = 64) -> Callable:
-    """A predictor running the UNet saved at ``weights`` (a ``.keras`` file).
+def model_predictor(model: keras.Model, batch_size: int = 64) -> Callable:
+    """A predictor running a loaded UNet on maps of any size.
 
     The predictor protocol is :mod:`lensviz.evaluation`'s: ``eps (N, ny, nx, 3) ->
-    kappa (N, ny, nx)``, so the UNet joins KS93 and Wiener in
-    :func:`lensviz.evaluation.evaluate_methods`. The model is loaded once; predictions go
-    through the cached ``tf.function`` forward of :func:`predict_kappa`. Maps of another
-    size than the model's tiles (whole fields) are reconstructed from overlapping tiles
-    blended into one map (:func:`lensviz.fields.predict_tiled`, as
-    :func:`lensviz.nn.fields.predict_field`). The loaded model is the predictor's
-    ``model`` attribute.
+    kappa (N, ny, nx)`` (or one map ``(ny, nx, 3) -> (ny, nx)``). Maps of the model's
+    tile size go through the cached ``tf.function`` forward of :func:`predict_kappa`;
+    maps of another size (whole fields) are reconstructed from overlapping tiles blended
+    into one map (:func:`lensviz.fields.predict_tiled`, as
+    :func:`lensviz.nn.fields.predict_field`). The model is the predictor's ``model``
+    attribute.
     """
-    model = load_model(weights)
     tile = tuple(model.input_shape[1:3])
 
     def predict(eps: np.ndarray) -> np.ndarray:
@@ -264,6 +263,17 @@ def unet_predictor(weights: str | os.PathLike, batch_size: int = 64) -> Callable
         return predict_kappa(model, eps, batch_size=batch_size)
 
     predict.__name__ = "unet"
-    predict.__doc__ = f"UNet {getattr(model, 'name', '')} from {weights}."
+    predict.__doc__ = f"UNet {getattr(model, 'name', '')}."
     predict.model = model
+    return predict
+
+
+def unet_predictor(weights: str | os.PathLike, batch_size: int = 64) -> Callable:
+    """A predictor running the UNet saved at ``weights`` (a ``.keras`` file), loaded once.
+
+    See :func:`model_predictor`: the UNet joins KS93 and Wiener in
+    :func:`lensviz.evaluation.evaluate_methods`, on tiles and whole fields alike.
+    """
+    predict = model_predictor(load_model(weights), batch_size)
+    predict.__doc__ = f"UNet {getattr(predict.model, 'name', '')} from {weights}."
     return predict

@@ -20,6 +20,7 @@ from lensviz.plots.curves import (
 from lensviz.plots.maps import (
     CONFUSION_COLORS,
     KAPPA_COLORSCALE,
+    MASK_COLOR,
     RESIDUAL_COLORSCALE,
     SIGMA_COLORSCALE,
     WEIGHT_COLORSCALE,
@@ -45,6 +46,7 @@ from lensviz.plots.maps import (
 __all__ = [
     "CONFUSION_COLORS",
     "KAPPA_COLORSCALE",
+    "MASK_COLOR",
     "RESIDUAL_COLORSCALE",
     "SIGMA_COLORSCALE",
     "WEIGHT_COLORSCALE",

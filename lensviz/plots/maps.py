@@ -7,7 +7,9 @@ Conventions
     Maps are ``(ny, nx)`` arrays indexed ``[row, column] = [y, x]`` (see
     :mod:`lensviz.constants`). They are drawn with x = column and y = row in pixels,
     **row 0 at the top** (the y axis points down, as in an image and in ``imshow``),
-    with square pixels. Peak positions are ``(row, column)`` pairs, as returned by
+    with square pixels. NaN pixels (masked or empty, :func:`lensviz.fields.masked`) are
+    drawn grey (:data:`MASK_COLOR`), in the figures and in the PNGs, so that no one reads
+    κ where there was no data. Peak positions are ``(row, column)`` pairs, as returned by
     :func:`lensviz.metrics.find_peaks`.
 Panels
     The panels of one figure share their zoom (``matches``): zooming one zooms all.
@@ -38,6 +40,7 @@ __all__ = [
     "WEIGHT_COLORSCALE",
     "SIGMA_COLORSCALE",
     "CONFUSION_COLORS",
+    "MASK_COLOR",
     "robust_range",
     "symmetric_range",
     "map_row",
@@ -61,6 +64,7 @@ KAPPA_COLORSCALE = "Viridis"  # κ maps
 RESIDUAL_COLORSCALE = "RdBu_r"  # signed maps: blue negative, white 0, red positive
 WEIGHT_COLORSCALE = "Cividis"  # loss weights in [0, 1]
 SIGMA_COLORSCALE = "Inferno"  # per-pixel uncertainty σ ≥ 0 (sequential)
+MASK_COLOR = "#a6a6a6"  # NaN pixels: masked or empty (in no colour scale used here)
 Z_RANGE = 3.0  # colour limits ±Z_RANGE of the standardised residual (mean − true) / σ
 
 #: DICEE confusion classes (report Fig. 2): code of :data:`lensviz.metrics.CONFUSION_CODES`
@@ -229,7 +233,8 @@ class _Panels:
                 )
         panel_px = min(_MAX_PANEL_PX, _PLOT_WIDTH_PX * w)
         self.area_px = panel_px * rows / (1.0 - vspace * (rows - 1))
-        self.layout.update(annotations=annotations, plot_bgcolor="white")
+        # Heatmaps leave NaN pixels transparent: the grey background shows through.
+        self.layout.update(annotations=annotations, plot_bgcolor=MASK_COLOR)
 
     def add(self, trace, row: int = 1, col: int = 1) -> None:
         """Add a trace (a plotly trace object) to panel ``(row, col)``, counted from 1."""
@@ -1137,7 +1142,7 @@ def map_png(
         A plotly colour-scale name (sampled into a 256-entry table, no matplotlib).
     zrange : (float, float), optional
         Values mapped to the two ends of the scale; default :func:`robust_range`.
-        Values outside are clipped; NaNs get the low end.
+        Values outside are clipped; NaN pixels are grey (:data:`MASK_COLOR`).
     upscale : int
         Nearest-neighbour magnification (e.g. 4 gives 512 × 512 for a 128 × 128 map).
 
@@ -1156,6 +1161,7 @@ def map_png(
     idx = np.clip((a - zmin) / (zmax - zmin), 0.0, 1.0)
     idx = np.rint(np.nan_to_num(idx, nan=0.0) * (len(lut) - 1)).astype(np.intp)
     rgb = lut[idx]
+    rgb[np.isnan(a)] = pcolors.hex_to_rgb(MASK_COLOR)
     if upscale > 1:
         rgb = np.repeat(np.repeat(rgb, int(upscale), axis=0), int(upscale), axis=1)
     buf = io.BytesIO()
