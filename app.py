@@ -35,6 +35,13 @@ PAGES = {
     "peaks": ("peaks.py", "Peaks", "Peaks", "sample", ":material/landscape:"),
     "dicee": ("dicee.py", "DICEE", "DICEE", "sample", ":material/grid_on:"),
     "finetune": ("finetune.py", "Fine-tune", "Fine-tune a UNet", "model", ":material/tune:"),
+    "null_tests": (
+        "null_tests.py",
+        "Null tests",
+        "Null tests: what stands above the noise",
+        "sample",
+        ":material/query_stats:",
+    ),
     "evaluate": ("evaluate.py", "Evaluate", "Evaluate", "dataset", ":material/bar_chart:"),
     "learn": (
         "learn.py",

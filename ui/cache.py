@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from lensviz import constants, data, loss_weights, metrics
+from lensviz import constants, cosmos, data, loss_weights, metrics, nulltests
 from lensviz.depth import depth_label, domain_warnings, ks93_sigma
 from lensviz.evaluation import (
     calibration_set,
@@ -41,14 +41,16 @@ from lensviz.evaluation import (
     summarize,
     wiener_predictor,
 )
+from lensviz.fields import field_mask
 from lensviz.inversion import gaussian_smooth, ks93
 from lensviz.nn.devices import describe_device
-from lensviz.nn.inference import load_model, predict_kappa, training_domain
+from lensviz.nn.inference import load_model, model_predictor, predict_kappa, training_domain
 from lensviz.nn.uncertainty import predict_uncertainty
 from lensviz.simulate import (
     SimulationConfig,
     add_shape_noise,
     depth_config,
+    observe_kappa,
     simulate_batch,
     simulate_truth,
 )
@@ -63,12 +65,15 @@ __all__ = [
     "Dataset",
     "MC_MAX_PASSES",
     "MC_PASSES",
+    "NOISE_REALISATIONS",
+    "DEFAULT_NOISE_REALISATIONS",
     "ROOT",
     "SHIPPED_WEIGHTS_DIR",
     "UNCERTAINTY_METHODS",
     "USER_WEIGHTS_DIR",
     "builtin_dataset",
     "calibrated_ks93_sigma",
+    "cosmos_dataset",
     "device_label",
     "epsilon_and_kappa_files",
     "kappa_maps",
@@ -77,6 +82,8 @@ __all__ = [
     "metric_summary",
     "model_files",
     "noise_sweep",
+    "null_test_results",
+    "observed_dataset",
     "power_spectrum",
     "power_spectrum_path",
     "sample_metrics",
@@ -116,14 +123,21 @@ MC_MAX_PASSES = 50
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Dataset:
-    """Maps offered by a data source (the arrays are read-only and shared by sessions)."""
+    """Maps offered by a data source (the arrays are read-only and shared by sessions).
+
+    Maps are the challenge's 128 × 128 tiles or whole fields of any size (64–2048 px);
+    empty and masked pixels have ``Δε = EMPTY_PIXEL_SIGMA``
+    (:func:`lensviz.fields.field_mask`).
+    """
 
     label: str  # for people, e.g. "simulated (seed 0)"
     key: str  # identifies the content, for caches, e.g. "sim:0"
-    eps: np.ndarray  # (N, 128, 128, 3) float32
-    kappa: np.ndarray | None  # (N, 128, 128) float32, or None without truth
+    eps: np.ndarray  # (N, ny, nx, 3) float32
+    kappa: np.ndarray | None  # (N, ny, nx) float32, or None without truth
     names: tuple[str, ...]
     depth: str | None = None  # survey-depth preset of simulated data (None: the default)
+    pixel_arcmin: float = constants.PIXEL_ARCMIN  # pixel side [arcmin]
+    sigma_e: float = constants.SIGMA_E  # the σ_e that Δε was computed with
 
 
 def _read_only(*arrays):
@@ -240,6 +254,69 @@ def server_dataset(name: str) -> Dataset:
     return Dataset(f"server: {name}", f"server:{name}", eps, kappa, names)
 
 
+def cosmos_dataset() -> Dataset:
+    """The COSMOS field shipped with lensviz (:mod:`lensviz.cosmos`): one real 256 × 256
+    field of binned HST shear, 0.36′ pixels, no true κ."""
+    field = cosmos.load_cosmos()  # read once per process, read-only
+    return Dataset(
+        "real: COSMOS (HST)",
+        "cosmos",
+        field.eps[None],
+        None,
+        ("cosmos",),
+        pixel_arcmin=cosmos.COSMOS_PIXEL_ARCMIN,
+        sigma_e=field.sigma_e,
+    )
+
+
+@st.cache_resource(max_entries=4, show_spinner="Observing the κ map…")
+def _observed(key: str, _kappa_file: tuple[str, bytes], _mask_file, settings: tuple):
+    n_gal, sigma_e, pixel_arcmin, seed = settings
+    kappa, _ = data.load_kappa_upload(*_kappa_file)
+    mask = None if _mask_file is None else data.load_mask_upload(*_mask_file, kappa.shape)
+    eps = observe_kappa(kappa, np.random.default_rng(seed), n_gal, sigma_e, pixel_arcmin, mask)
+    eps, kappa = eps[None], kappa[None].astype(np.float32)
+    _read_only(eps, kappa)
+    return eps, kappa
+
+
+def observed_dataset(
+    kappa_file: tuple[str, bytes],
+    mask_file: tuple[str, bytes] | None,
+    n_gal: float,
+    sigma_e: float = constants.SIGMA_E,
+    pixel_arcmin: float = constants.PIXEL_ARCMIN,
+    seed: int = 0,
+) -> Dataset:
+    """A κ map of the user's (any size), observed with the simulator's physics at a depth.
+
+    :func:`lensviz.simulate.observe_kappa`, as ``python -m lensviz observe``: the reduced
+    shear of the map, galaxies at ``n_gal`` per arcmin² with ``sigma_e``, the optional
+    mask image. The map is its own truth.
+
+    Raises
+    ------
+    ValueError, TypeError
+        A bad file (naming it and what was expected) or a bad setting.
+    """
+    files = (kappa_file, *(() if mask_file is None else (mask_file,)))
+    digest = hashlib.sha1(b"".join(b for _, b in files)).hexdigest()[:12]
+    settings = (float(n_gal), float(sigma_e), float(pixel_arcmin), int(seed))
+    key = f"observed:{digest}:" + ":".join(f"{v:g}" for v in settings)
+    eps, kappa = _observed(key, kappa_file, mask_file, settings)
+    name = Path(kappa_file[0]).stem
+    where = depth_label(n_gal) + ("" if mask_file is None else ", masked")
+    return Dataset(
+        f"observed: {kappa_file[0]} ({where})",
+        key,
+        eps,
+        kappa,
+        (name,),
+        pixel_arcmin=float(pixel_arcmin),
+        sigma_e=float(sigma_e),
+    )
+
+
 # === Models ===
 
 
@@ -342,12 +419,12 @@ def device_label() -> str:
 def _unet(
     model_path: str, mtime: float, data_key: str, index: int, _eps: np.ndarray, _model
 ) -> np.ndarray:
-    return predict_kappa(_model, _eps[index][None])[0]
+    return model_predictor(_model)(_eps[index])
 
 
 def unet_kappa(sel) -> np.ndarray | None:
-    """UNet κ ``(128, 128)`` of the selected sample (a ``tf.function`` forward); None
-    without a model.
+    """UNet κ ``(ny, nx)`` of the selected sample (a ``tf.function`` forward; a whole
+    field from blended overlapping tiles); None without a model.
 
     Raises
     ------
@@ -557,6 +634,7 @@ def _scores(
     start: int,
     stop: int,
     sigma_px: float | None,
+    pad: int,
     spectrum: tuple[str, float] | None,
     smoothed_name: str,
     _eps: np.ndarray,
@@ -566,12 +644,12 @@ def _scores(
 ) -> dict[str, dict[str, np.ndarray]]:
     predictors = {}
     if _model is not None:
-        predictors["UNet"] = lambda eps: predict_kappa(_model, eps)
+        predictors["UNet"] = model_predictor(_model)
     if _signal is not None:
-        predictors["Wiener"] = wiener_predictor(_signal)
-    predictors["KS93 raw"] = ks93_predictor(0.0)
+        predictors["Wiener"] = wiener_predictor(_signal, pad=pad)
+    predictors["KS93 raw"] = ks93_predictor(0.0, pad)
     predictors[smoothed_name] = (
-        ks93_depth_predictor() if sigma_px is None else ks93_predictor(sigma_px)
+        ks93_depth_predictor(pad) if sigma_px is None else ks93_predictor(sigma_px, pad)
     )
     return score_methods(_eps[start:stop], _kappa[start:stop], predictors)
 
@@ -583,8 +661,9 @@ def metric_scores(
 
     Methods: the UNet (when ``with_unet``), Wiener (with a power spectrum), raw KS93 and
     KS93 smoothed by ``sigma_px`` (named ``smoothed_name``; None: each map's σ from the
-    depth rule, :func:`lensviz.depth.ks93_sigma`). One cache entry per chunk, so a larger
-    N reuses what was already scored.
+    depth rule, :func:`lensviz.depth.ks93_sigma`), zero-padded as the sidebar says. Maps
+    of any size (whole fields too). One cache entry per chunk, so a larger N reuses what
+    was already scored.
     """
     path = sel.model_path if with_unet else None
     spec = power_spectrum_path()
@@ -596,6 +675,7 @@ def metric_scores(
         int(start),
         int(stop),
         None if sigma_px is None else float(sigma_px),
+        int(sel.ks93_pad),
         spectrum,
         smoothed_name,
         sel.eps,
@@ -757,3 +837,65 @@ def metrics_by_depth(sel, depths: tuple[str, ...], n: int, on_depth=None) -> dic
             _signal=_spectrum(*spectrum) if spectrum else None,
         )
     return out
+
+
+# === Null tests of a field without truth (Null tests) ===
+
+#: Noise realisations of the null tests: choices and default.
+NOISE_REALISATIONS = (20, 50, 100, 200)
+DEFAULT_NOISE_REALISATIONS = 50
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _null_tests(
+    data_key: str,
+    index: int,
+    model: tuple[str, float] | None,
+    spectrum: tuple[str, float] | None,
+    sigma_px: float,
+    pad: int,
+    n_noise: int,
+    _eps: np.ndarray,
+    _model=None,
+    _signal: PowerSpectrum | None = None,
+    _on_progress=None,
+) -> dict[str, dict]:
+    methods = {}
+    if _model is not None:
+        methods["UNet"] = model_predictor(_model)
+    if _signal is not None:
+        methods[wiener_label(pad)] = wiener_predictor(_signal, pad=pad)
+    methods[ks93_label(sigma_px, pad)] = ks93_predictor(sigma_px, pad)
+    eps = _eps[index]
+    footprint = ~field_mask(eps)
+    return nulltests.null_tests(methods, eps, footprint, n_noise, seed=0, on_progress=_on_progress)
+
+
+def null_test_results(sel, n_noise: int, on_progress=None) -> dict[str, dict]:
+    """:func:`lensviz.nulltests.null_tests` of the selected sample for the UNet (with a
+    model), Wiener (with a power spectrum) and KS93 at the sidebar's smoothing and
+    padding, keyed by display name: the E/B test and ``n_noise`` randomised-orientation
+    noise maps (seed 0), over the sample's footprint (its pixels with galaxies).
+    ``on_progress(fraction)`` reports the progress of a computation not in the cache.
+
+    Raises
+    ------
+    ValueError, OSError
+        If the model or the power spectrum cannot be read.
+    """
+    spec = power_spectrum_path()
+    spectrum = (str(spec), spec.stat().st_mtime) if spec is not None else None
+    model = unet_model(sel)
+    return _null_tests(
+        sel.key,
+        sel.index,
+        None if model is None else (sel.model_path, sel.model_mtime),
+        spectrum,
+        float(sel.ks93_sigma_px),
+        int(sel.ks93_pad),
+        int(n_noise),
+        sel.eps,
+        _model=model,
+        _signal=_spectrum(*spectrum) if spectrum else None,
+        _on_progress=on_progress,
+    )

@@ -7,14 +7,17 @@ of widgets and return values.
 The selection survives every page switch, including a programmatic one
 (:func:`open_sample`, which calls ``st.switch_page``): Streamlit forgets the state of
 every widget on a programmatic page switch unless the widget persists it, so every
-selection widget here is keyed and drawn with ``persist_state="session"``. The file
-uploader cannot persist its files; the last upload is kept under a session-state key
-of its own (:data:`_UPLOAD_KEY`) and used while the uploader comes back empty after
+selection widget here is keyed and drawn with ``persist_state="session"``. A file
+uploader cannot persist its files; the last upload of each uploader is kept in the
+session state (:func:`_kept_upload`) and used while the uploader comes back empty after
 such a switch.
 
+Data are the challenge's 128 × 128 tiles or whole fields of any size (the COSMOS field,
+an uploaded field, an observed κ map). Pages that need a training tile say so
+(:attr:`Selection.is_tile`); masked pixels are drawn grey (:meth:`Selection.masked`).
+
 Adding a data source: write a ``_name_ui() -> Dataset | None`` function and add it to
-:data:`SOURCES`. A survey-depth control for the built-in set goes into
-:func:`_builtin_ui` and reaches the pages as :attr:`Selection.depth`.
+:data:`SOURCES`.
 """
 
 from __future__ import annotations
@@ -26,8 +29,11 @@ from collections.abc import Callable
 import numpy as np
 import streamlit as st
 
-from lensviz import constants
+from lensviz import constants, cosmos
+from lensviz.data import FITS_SUFFIXES
 from lensviz.depth import depth_label, effective_n_gal, ks93_sigma
+from lensviz.fields import FIELD_PAD_PX, field_mask, masked
+from lensviz.simulate import depth_config
 from ui import cache
 from ui.cache import Dataset
 from ui.text import count
@@ -61,8 +67,7 @@ KS93_PAD_PX = 64  # zero-padding per side when the padding toggle is on (128 →
 DEFAULT_SAMPLE = 9
 
 _OPEN_SAMPLE_KEY = "_open_sample"  # sample index requested by open_sample for the next run
-_UPLOAD_KEY = "_upload_files"  # ((name, bytes), ...) of the last upload, see the docstring
-_UPLOAD_IDS_KEY = "_upload_file_ids"  # the uploader's file ids of that upload
+_KEPT = "_kept_upload"  # session-state prefix of the last upload of each uploader
 _PERSIST = {"persist_state": "session"}
 _CUSTOM_DEPTH = "custom"  # the depth selectbox's "other depth" option
 
@@ -73,8 +78,8 @@ class Selection:
 
     source: str  # a human label, e.g. "simulated (seed 0)"
     key: str  # identifies the dataset content, for caches
-    eps: np.ndarray  # (N, 128, 128, 3) float32, read-only
-    kappa: np.ndarray | None  # (N, 128, 128) float32, read-only, or None without truth
+    eps: np.ndarray  # (N, ny, nx, 3) float32, read-only: tiles or whole fields
+    kappa: np.ndarray | None  # (N, ny, nx) float32, read-only, or None without truth
     names: tuple[str, ...]
     index: int
     model_name: str
@@ -83,6 +88,45 @@ class Selection:
     ks93_sigma_px: float = KS93_SIGMA_PX  # Gaussian smoothing of the KS93 maps, pixels
     ks93_pad: int = 0  # zero-padding per side of the KS93 and Wiener FFTs, pixels
     depth: str | None = None  # survey-depth preset of the built-in set (None: default)
+    pixel_arcmin: float = constants.PIXEL_ARCMIN  # pixel side of the data [arcmin]
+    sigma_e: float = constants.SIGMA_E  # the σ_e that the data's Δε was computed with
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(ny, nx)`` of the maps."""
+        return tuple(self.eps.shape[1:3])
+
+    @property
+    def is_tile(self) -> bool:
+        """Maps of the UNet's 128 × 128 training tiles (not whole fields)."""
+        return self.shape == (constants.NPIX, constants.NPIX)
+
+    @property
+    def sample_mask(self) -> np.ndarray:
+        """Empty or masked pixels of the selected sample, bool ``(ny, nx)``."""
+        return field_mask(self.sample_eps)
+
+    def tile(self, y0: int, x0: int) -> Selection:
+        """The selection of one 128 × 128 tile of the selected sample, at row ``y0`` and
+        column ``x0``: for the pages that work on training tiles (Loss weights)."""
+        n = constants.NPIX
+        ny, nx = self.shape
+        if not (0 <= y0 <= ny - n and 0 <= x0 <= nx - n):
+            raise ValueError(f"a {n}-px tile at ({y0}, {x0}) does not fit in {ny} × {nx} px")
+        crop = np.s_[self.index : self.index + 1, y0 : y0 + n, x0 : x0 + n]
+        return dataclasses.replace(
+            self,
+            key=f"{self.key}#{self.index}@{y0},{x0}",
+            eps=self.eps[crop],
+            kappa=None if self.kappa is None else self.kappa[crop],
+            names=(f"{self.sample_name} (tile y {y0}, x {x0})",),
+            index=0,
+        )
+
+    def masked(self, kappa: np.ndarray) -> np.ndarray:
+        """A reconstruction for display: NaN (drawn grey) where the sample has no data."""
+        mask = self.sample_mask
+        return masked(kappa, mask) if mask.any() else kappa
 
     @property
     def sample_eps(self) -> np.ndarray:
@@ -108,8 +152,10 @@ class Selection:
 # === Data sources ===
 
 
-def depth_ui() -> str | None:
-    """Survey depth of the built-in set: a preset, or galaxies per arcmin²; a depth spec."""
+def depth_ui(key: str = "sim") -> str | None:
+    """Survey depth: a preset, or galaxies per arcmin²; a depth spec
+    (:func:`lensviz.simulate.depth_config`), None for the default depth. ``key`` prefixes
+    the widget keys (one control per data source)."""
     presets = {s.name: s for s in constants.SURVEYS.values()}
     options = [*presets, _CUSTOM_DEPTH]
     choice = st.sidebar.selectbox(
@@ -117,7 +163,7 @@ def depth_ui() -> str | None:
         options,
         index=options.index(constants.DEFAULT_SURVEY),
         format_func=lambda name: presets[name].label if name in presets else "Other depth…",
-        key="sim_depth",
+        key=f"{key}_depth",
         **_PERSIST,
         help="Galaxies per arcmin² behind the field: the shape noise in ε and Δε. The same "
         "clusters at every depth; the shipped UNet was trained across depths.",
@@ -130,7 +176,7 @@ def depth_ui() -> str | None:
         10_000.0,
         50.0,
         10.0,
-        key="sim_n_gal",
+        key=f"{key}_n_gal",
         **_PERSIST,
         help="Any source density; 0.25 arcmin² pixels hold n_gal / 4 galaxies on average.",
     )
@@ -152,38 +198,65 @@ def _builtin_ui() -> Dataset:
     return cache.builtin_dataset(int(seed), depth=depth_ui())
 
 
-def _remember_upload() -> None:
-    """Callback of the uploader: the user added or removed files."""
-    files = st.session_state.get("upload") or []
-    st.session_state[_UPLOAD_KEY] = tuple((f.name, f.getvalue()) for f in files)
-    st.session_state[_UPLOAD_IDS_KEY] = tuple(f.file_id for f in files)
+def _remember_upload(key: str) -> None:
+    """Callback of an uploader: the user added or removed files; keep them."""
+    files = st.session_state.get(key) or []
+    files = files if isinstance(files, list) else [files]  # a single-file uploader's value
+    st.session_state[f"{_KEPT}_{key}"] = (
+        tuple(f.file_id for f in files),
+        tuple((f.name, f.getvalue()) for f in files),
+    )
 
 
-def _upload_payload(files) -> tuple[tuple[str, bytes], ...]:
-    """(name, bytes) of the uploaded files, or of the kept upload when the uploader is
-    empty after a programmatic page switch."""
-    ss = st.session_state
+def _kept_upload(key: str, files) -> tuple[tuple[str, bytes], ...]:
+    """(name, bytes) of the files of uploader ``key``, or of its last upload while the
+    uploader is empty after a programmatic page switch."""
+    ss, kept = st.session_state, f"{_KEPT}_{key}"
     if not files:
-        return ss.get(_UPLOAD_KEY, ())
+        return ss.get(kept, ((), ()))[1]
     ids = tuple(f.file_id for f in files)
-    if ss.get(_UPLOAD_IDS_KEY) != ids:  # read the bytes once per upload
-        ss[_UPLOAD_KEY] = tuple((f.name, f.getvalue()) for f in files)
-        ss[_UPLOAD_IDS_KEY] = ids
-    return ss[_UPLOAD_KEY]
+    if ss.get(kept, ((), ()))[0] != ids:  # read the bytes once per upload
+        ss[kept] = ids, tuple((f.name, f.getvalue()) for f in files)
+    return ss[kept][1]
+
+
+def _forget_uploads(*keys: str) -> None:
+    """A new visit to a source with uploaders starts empty."""
+    for key in keys:
+        st.session_state.pop(f"{_KEPT}_{key}", None)
+
+
+def _uploader(label: str, key: str, types, *, multiple: bool = False, help: str = ""):
+    """A file uploader whose files survive a programmatic page switch; (name, bytes)s."""
+    files = st.sidebar.file_uploader(
+        label,
+        type=types,
+        accept_multiple_files=multiple,
+        key=key,
+        on_change=_remember_upload,
+        args=(key,),
+        help=help,
+    )
+    files = files if multiple else ([files] if files is not None else [])
+    return _kept_upload(key, files)
+
+
+_FITS_TYPES = [s.lstrip(".") for s in FITS_SUFFIXES]
 
 
 def _upload_ui() -> Dataset | None:
-    files = st.sidebar.file_uploader(
+    payload = _uploader(
         "ε (and κ) files",
-        type=["npy", "npz", "h5", "hdf5"],
-        accept_multiple_files=True,
-        key="upload",
-        on_change=_remember_upload,
-        help="One .npy ε cube (3,128,128) or (N,128,128,3) — no truth then; an .npz with "
-        "'epsilon' and optional 'kappa'; an .h5 written by lensviz; or a challenge pair: "
-        "EPSILON/NAME.npy and KAPPA/NAME.npy (either order: the 3-channel file is ε).",
+        "upload",
+        ["npy", "npz", "h5", "hdf5", *_FITS_TYPES],
+        multiple=True,
+        help="Tiles of 128 × 128 or whole fields of any size from 64 px. One .npy ε cube "
+        "(3, ny, nx) or (N, ny, nx, 3) — no truth then; an .npz with 'epsilon' and "
+        "optional 'kappa'; an .h5 written by lensviz; a .fits field (E1, E2, SIGMA or "
+        "COUNTS, optional MASK and KAPPA, as `python -m lensviz observe` writes); or a "
+        "challenge pair: EPSILON/NAME.npy and KAPPA/NAME.npy (either order: the "
+        "3-channel file is ε).",
     )
-    payload = _upload_payload(files)
     if not payload:
         st.sidebar.info("Upload a file to continue; using the built-in set meanwhile.")
         return None
@@ -209,6 +282,72 @@ def _pair_caption(payload) -> str:
     )
 
 
+def _observe_ui() -> Dataset | None:
+    """A κ map of the user's, observed with the simulator's physics at a chosen depth."""
+    kappa_file = _uploader(
+        "κ map (.fits or .npy)",
+        "observe_kappa",
+        [*_FITS_TYPES, "npy"],
+        help="Any κ map of 64 px or more a side (an N-body ray-tracing map, a "
+        "simulation of yours): lensviz computes its reduced shear and observes it with "
+        "galaxies, as `python -m lensviz observe` does. The map is the truth.",
+    )
+    mask_file = _uploader(
+        "Mask image (optional)",
+        "observe_mask",
+        [*_FITS_TYPES, "npy"],
+        help="Same size as the κ map; nonzero or NaN pixels are masked (no galaxies).",
+    )
+    pixel_arcmin = st.sidebar.number_input(
+        "Pixel side (arcmin)",
+        0.05,
+        10.0,
+        constants.PIXEL_ARCMIN,
+        0.05,
+        key="observe_pixel",
+        **_PERSIST,
+        help="Sets how many galaxies fall in a pixel at the chosen depth; the UNet was "
+        f"trained on {constants.PIXEL_ARCMIN:g}′ pixels.",
+    )
+    depth = depth_ui("observe")
+    sigma_e = st.sidebar.number_input(
+        "σ_e (shape noise per component)",
+        0.05,
+        0.6,
+        constants.SIGMA_E,
+        0.01,
+        key="observe_sigma_e",
+        **_PERSIST,
+    )
+    seed = st.sidebar.number_input("Galaxy seed", 0, 10_000, 0, 1, key="observe_seed", **_PERSIST)
+    if not kappa_file:
+        st.sidebar.info("Upload a κ map to continue; using the built-in set meanwhile.")
+        return None
+    n_gal = depth_config(depth or constants.DEFAULT_SURVEY).n_gal
+    try:
+        return cache.observed_dataset(
+            kappa_file[0],
+            mask_file[0] if mask_file else None,
+            n_gal,
+            sigma_e,
+            pixel_arcmin,
+            int(seed),
+        )
+    except (ValueError, TypeError) as exc:
+        st.sidebar.error(f"Could not observe the κ map: {exc}")
+        return None
+
+
+def _cosmos_ui() -> Dataset:
+    st.sidebar.caption(
+        "Binned HST shear of the COSMOS field (Schrabback et al. 2010; MIT licence, via "
+        f"lenspack): 256 × 256 pixels of {cosmos.COSMOS_PIXEL_ARCMIN:g}′, about "
+        f"{cosmos.galaxy_density():.0f} galaxies per arcmin². Real data have no true κ: "
+        "the Null tests page shows what stands above the noise."
+    )
+    return cache.cosmos_dataset()
+
+
 def _server_ui() -> Dataset | None:
     options = cache.server_dataset_names()
     if not options:
@@ -229,18 +368,22 @@ def _server_ui() -> Dataset | None:
 #: returns its :class:`~ui.cache.Dataset` (None: not usable, the built-in set is used).
 SOURCES: dict[str, Callable[[], Dataset | None]] = {
     "Built-in simulated set": _builtin_ui,
+    "Real data: COSMOS": _cosmos_ui,
     "Upload a file": _upload_ui,
+    "Observe your κ map": _observe_ui,
     "Server dataset": _server_ui,
 }
+#: The uploaders of each source, emptied when the user leaves the source.
+_UPLOADERS = {"Upload a file": ("upload",), "Observe your κ map": ("observe_kappa", "observe_mask")}
 
 
 def data_source_ui() -> Dataset:
     """The data-source radio and the chosen source's widgets; the dataset to use."""
     labels = list(SOURCES)
     source = st.sidebar.radio("Data source", labels, key="source", **_PERSIST)
-    if source != "Upload a file":  # a new visit to Upload starts empty
-        st.session_state.pop(_UPLOAD_KEY, None)
-        st.session_state.pop(_UPLOAD_IDS_KEY, None)
+    for other, keys in _UPLOADERS.items():
+        if other != source:
+            _forget_uploads(*keys)
     dataset = SOURCES[source]()
     return dataset if dataset is not None else cache.builtin_dataset(0)
 
@@ -290,21 +433,24 @@ def model_ui() -> tuple[str, str | None]:
     return name, models[name]
 
 
-def ks93_ui(delta_e: np.ndarray) -> tuple[float, int]:
-    """KS93 smoothing σ (pixels) and zero-padding; ``(sigma_px, pad_px)``.
+def ks93_ui(dataset: Dataset, index: int) -> tuple[float, int]:
+    """KS93 smoothing σ (pixels) and zero-padding of the sample; ``(sigma_px, pad_px)``.
 
     By default σ follows the depth rule (:func:`lensviz.depth.ks93_sigma` of the sample's
     Δε), the one rule of the CLI and the model cards; a toggle hands it to a slider.
+    Tiles are zero-padded when a toggle says so; whole fields always are
+    (:data:`lensviz.fields.FIELD_PAD_PX`, as the CLI pads them).
     """
+    delta_e = dataset.eps[index][..., 2]
     rule = ks93_sigma(delta_e)
     auto = st.sidebar.toggle(
         "σ from the data's depth",
         value=True,
         key="ks93_auto",
         **_PERSIST,
-        help="The smoothing that gave the lowest RMSE on calibration maps at the depth that "
-        "this sample's Δε implies (lensviz.depth.ks93_sigma): more smoothing for noisier "
-        "data.",
+        help="The smoothing that gave the lowest RMSE on calibration maps at the noise "
+        "per pixel that this sample's Δε implies (lensviz.depth.ks93_sigma): more "
+        "smoothing for noisier data.",
     )
     sigma = rule
     if not auto:
@@ -316,42 +462,50 @@ def ks93_ui(delta_e: np.ndarray) -> tuple[float, int]:
             step=0.25,
             key="ks93_sigma",
             **_PERSIST,
-            help=f"Gaussian smoothing of the KS93 map. 1 pixel = {constants.PIXEL_ARCMIN:g}′; "
+            help=f"Gaussian smoothing of the KS93 map. 1 pixel = {dataset.pixel_arcmin:g}′; "
             "0 shows raw KS93, which is mostly shape noise.",
         )
-    pad = st.sidebar.toggle(
-        f"Zero-pad KS93 and Wiener ({KS93_PAD_PX} px per side)",
-        key="ks93_pad",
-        **_PERSIST,
-        help="The FFT treats the map as periodic; zero-padding reduces the "
-        "artefacts at the map edges.",
-    )
-    st.sidebar.caption(
-        f"σ = {sigma:.3g} px = {sigma * constants.PIXEL_ARCMIN:.3g}′"
-        + (
-            f" (depth rule; ≈ {depth_label(float(effective_n_gal(delta_e)))})"
-            if auto
-            else f" (the rule says {rule:.3g} px)"
+    tile = dataset.eps.shape[1:3] == (constants.NPIX, constants.NPIX)
+    if tile:
+        pad = (
+            KS93_PAD_PX
+            if st.sidebar.toggle(
+                f"Zero-pad KS93 and Wiener ({KS93_PAD_PX} px per side)",
+                key="ks93_pad",
+                **_PERSIST,
+                help="The FFT treats the map as periodic; zero-padding reduces the "
+                "artefacts at the map edges.",
+            )
+            else 0
         )
-        + ". Used by Compare, Loss weights, Peaks and DICEE; Evaluate and Learn smooth "
-        "every map by the rule."
+    else:
+        pad = FIELD_PAD_PX
+    n_gal = float(effective_n_gal(delta_e, dataset.sigma_e, dataset.pixel_arcmin))
+    st.sidebar.caption(
+        f"σ = {sigma:.3g} px = {sigma * dataset.pixel_arcmin:.3g}′"
+        + (f" (depth rule; ≈ {depth_label(n_gal)})" if auto else f" (the rule says {rule:.3g} px)")
+        + ("" if tile else f"; the whole field is zero-padded by {pad} px per side")
+        + ". Used by Compare, Loss weights, Peaks, DICEE and Null tests; Evaluate and "
+        "Learn smooth every map by the rule."
     )
-    return float(sigma), KS93_PAD_PX if pad else 0
+    return float(sigma), pad
 
 
 def sidebar() -> Selection:
     """Draw the shared sidebar and remember the selection for :func:`current`."""
     st.sidebar.header("Data")
     dataset = data_source_ui()
+    ny, nx = dataset.eps.shape[1:3]
     st.sidebar.caption(
         f"{dataset.label} · {count(len(dataset.eps), 'sample')}"
+        + ("" if (ny, nx) == (constants.NPIX, constants.NPIX) else f" of {ny} × {nx} px")
         + ("" if dataset.kappa is not None else " · no κ truth")
     )
     index = sample_ui(dataset)
     st.sidebar.header("Model")
     model_name, model_path = model_ui()
     st.sidebar.header("KS93")
-    sigma_px, pad = ks93_ui(dataset.eps[index][..., 2])
+    sigma_px, pad = ks93_ui(dataset, index)
     st.sidebar.header("Runtime")
     st.sidebar.caption(f"UNet runs on: **{cache.device_label()}**")
     sel = Selection(
@@ -367,6 +521,8 @@ def sidebar() -> Selection:
         sigma_px,
         pad,
         dataset.depth,
+        dataset.pixel_arcmin,
+        dataset.sigma_e,
     )
     st.session_state["_selection"] = sel
     return sel
@@ -384,9 +540,10 @@ def require_truth(sel: Selection, what: str) -> None:
     """Stop the page with a clear message when the data has no κ truth."""
     if not sel.has_truth:
         st.error(
-            f"{what} needs the true κ map, and this data has none (ε only). "
-            "Upload an EPSILON + KAPPA pair, an .npz/.h5 with a 'kappa' dataset, or use "
-            "the built-in simulated set."
+            f"{what} needs the true κ map, and this data has none (real data, or ε only). "
+            'Use the built-in simulated set, observe a κ map of yours ("Observe your κ '
+            'map"), or upload an EPSILON + KAPPA pair or an .npz/.h5/.fits with κ. '
+            "For real data, the Null tests page tells signal from noise."
         )
         st.stop()
 

@@ -54,6 +54,7 @@ __all__ = [
     "weight_components_grid",
     "peaks_figure",
     "confusion_figure",
+    "significance_grid",
     "colormap_lut",
     "map_figure_png",
     "map_png",
@@ -1112,6 +1113,68 @@ def confusion_figure(codes: Mapping[str, np.ndarray]) -> go.Figure:
             col=1,
         )
     return panels.figure()
+
+
+def significance_grid(
+    snr_e: Mapping[str, np.ndarray],
+    snr_b: Mapping[str, np.ndarray],
+    peaks: Mapping[str, Sequence[tuple[int, int, float]]] | None = None,
+    *,
+    zmax: float = 5.0,
+) -> go.Figure:
+    """Maps in units of their noise: E modes over B modes, one column per method.
+
+    Parameters
+    ----------
+    snr_e : mapping of method name → (ny, nx) array
+        Each method's map divided by its noise rms per pixel (from noise realisations,
+        :mod:`lensviz.nulltests`): S/N. NaN pixels (no data) are grey.
+    snr_b : mapping of method name → (ny, nx) array
+        The same for the map of the 45°-rotated data (the B modes): noise alone.
+    peaks : mapping of method name → sequence of (row, column, S/N), optional
+        Peaks to circle on the E map, labelled with their S/N.
+    zmax : float, optional
+        Colour limits ±zmax: one diverging scale for every panel.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Top row E, bottom row B, one colour bar "S/N"; all panels share the zoom. In
+        units of the noise the methods compare directly, whatever their amplitudes.
+    """
+    names = list(snr_e)
+    if not names or set(snr_b) != set(names):
+        raise ValueError(f"need E and B maps of the same methods, got {names} and {list(snr_b)}")
+    panels = _Panels(
+        [f"{n} · E" for n in names] + [f"{n} · B (45°)" for n in names], rows=2, cols=len(names)
+    )
+    for col, name in enumerate(names, start=1):
+        for row, maps, mode in ((1, snr_e, "E"), (2, snr_b, "B")):
+            m = _check_map(maps[name], name)
+            panels.add(_heatmap(m, f"{name} {mode}", label="S/N", fmt=".2f"), row=row, col=col)
+        found = [] if peaks is None else list(peaks.get(name, ()))
+        if found:
+            yx = np.array([(y, x) for y, x, _ in found], dtype=float)
+            marker = _peak_markers(
+                yx, symbol="circle-open", color=_PEAK_CIRCLE, size=16, name="peak", text=False
+            )
+            marker.update(
+                mode="markers+text",
+                text=[f"{snr:.1f}" for *_, snr in found],
+                textposition="top right",
+                showlegend=col == 1,
+                name="peak (its S/N)",
+                customdata=[f"S/N {snr:.2f}" for *_, snr in found],
+            )
+            panels.add(marker, row=1, col=col)
+    return panels.figure(
+        coloraxis=dict(
+            colorscale=RESIDUAL_COLORSCALE,
+            cmin=-zmax,
+            cmax=zmax,
+            colorbar=_colorbar("S/N (map / noise rms)"),
+        )
+    )
 
 
 # === PNG export (no matplotlib) ===

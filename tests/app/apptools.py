@@ -25,6 +25,7 @@ PAGE_FILES = {
     "Loss weights": "loss_weights.py",
     "Peaks": "peaks.py",
     "DICEE": "dicee.py",
+    "Null tests": "null_tests.py",
     "Fine-tune": "finetune.py",
     "Evaluate": "evaluate.py",
     "Learn": "learn.py",

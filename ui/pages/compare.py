@@ -1,5 +1,8 @@
 """Compare: ε, then the true κ, the UNet, Wiener and KS93 κ side by side, residuals, metrics,
-the UNet's per-pixel uncertainty (behind a toggle) and downloads."""
+the UNet's per-pixel uncertainty (behind a toggle) and downloads.
+
+Tiles and whole fields alike; pixels without galaxies are grey in every map
+(:meth:`ui.sidebar.Selection.masked`), the downloads keep the values."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from lensviz import constants, plots
+from lensviz import plots
 from lensviz.nn.uncertainty import calibration
 from ui import cache
 from ui.sidebar import current
@@ -55,12 +58,12 @@ def add_mean_ui(has_truth: bool) -> bool:
     )
 
 
-def uncertainty_ui(has_model: bool) -> tuple[bool, str, int]:
+def uncertainty_ui(usable: bool) -> tuple[bool, str, int]:
     """The uncertainty toggle and, when it is on, the method and number of passes."""
     on = st.toggle(
         "UNet uncertainty",
         key="compare_uncertainty",
-        disabled=not has_model,
+        disabled=not usable,
         help="Per-pixel σ of the UNet map from several stochastic or "
         "transformed passes. Runs only while this is on.",
     )
@@ -188,7 +191,7 @@ def uncertainty_section(sel, truth, zrange, method: str, passes: int) -> None:
         key="dl_npy_unet_sigma",
         on_click="ignore",
         icon=":material/download:",
-        help="float32 per-pixel σ of shape (128, 128), row 0 first",
+        help=f"float32 per-pixel σ of shape {std.shape}, row 0 first",
     )
 
 
@@ -226,9 +229,10 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower().replace("σ", "sigma")).strip("_")
 
 
-def downloads_ui(preds: dict[str, np.ndarray], sample: str, zrange) -> None:
-    """``.npy`` (float32, exact values) and a figure PNG (axes, colour bar, arcmin) per
-    prediction."""
+def downloads_ui(sel, preds: dict[str, np.ndarray], zrange) -> None:
+    """``.npy`` (float32, exact values everywhere) and a figure PNG (axes, colour bar,
+    arcmin; pixels without data grey) per prediction."""
+    sample = sel.sample_name
     cols = st.columns(len(preds))
     for col, (name, m) in zip(cols, preds.items(), strict=True):
         stem = f"{_slug(sample)}_{_slug(name)}"
@@ -241,16 +245,17 @@ def downloads_ui(preds: dict[str, np.ndarray], sample: str, zrange) -> None:
             key=f"dl_npy_{stem}",
             on_click="ignore",
             icon=":material/download:",
-            help="float32 array of shape (128, 128), row 0 first",
+            help=f"float32 array of shape {m.shape}, row 0 first; values everywhere, "
+            "the pixels without galaxies included (Δε ≥ 1 in the data)",
         )
         col.download_button(
             "κ figure (PNG)",
             functools.partial(
                 plots.map_figure_png,
-                m,
+                sel.masked(m),
                 title=f"{name} κ · {sample}",
                 zrange=zrange,
-                pixel_arcmin=constants.PIXEL_ARCMIN,
+                pixel_arcmin=sel.pixel_arcmin,
                 upscale=_PNG_UPSCALE,
             ),
             file_name=f"{stem}.png",
@@ -286,27 +291,37 @@ def kappa_section(sel, preds: dict[str, np.ndarray], zrange) -> None:
     true-mean toggle redraws only this)."""
     truth = sel.sample_kappa
     add_mean = add_mean_ui(sel.has_truth)
+    grey = " Grey: pixels without galaxies (masked or outside the survey)."
+    grey = grey if sel.sample_mask.any() else ""
     if truth is None:
-        st.warning(
-            "This data has no true κ (ε only): the true map, the residuals and the "
-            "metrics are unavailable. Upload an EPSILON + KAPPA pair, or an .npz/.h5 "
-            "with a 'kappa' dataset, to see them."
+        st.info(
+            "This data has no true κ (real data, or ε only): the residuals and the "
+            "metrics need one. The **Null tests** page tells signal from noise instead: "
+            "the B-mode test, and the peaks that stand above maps of pure noise.",
+            icon=":material/info:",
         )
-        st.plotly_chart(plots.map_row(preds, zrange=zrange), key="compare_kappa", theme=None)
+        st.plotly_chart(
+            plots.map_row({k: sel.masked(v) for k, v in preds.items()}, zrange=zrange),
+            key="compare_kappa",
+            theme=None,
+        )
         st.caption(
             "One colour scale for all panels; zoom one panel to zoom all. KS93 and Wiener "
-            "maps have mean 0 (the mass-sheet degeneracy)."
+            "maps have mean 0 (the mass-sheet degeneracy)." + grey
         )
         return
     linear = (ks93_label(sel.ks93_sigma_px, sel.ks93_pad), wiener_label(sel.ks93_pad))
-    shown = dict(preds)
+    shown = {name: sel.masked(p) for name, p in preds.items()}
     if add_mean:
         for name in preds:
             if name in linear:
-                shown[name] = preds[name] + np.float32(truth.mean())
+                shown[name] = shown[name] + np.float32(truth.mean())
     st.plotly_chart(
         plots.comparison_grid(
-            truth, shown, zrange=zrange, residual_zrange=residual_range(truth, preds)
+            truth,
+            shown,
+            zrange=zrange,
+            residual_zrange=residual_range(truth, {k: sel.masked(v) for k, v in preds.items()}),
         ),
         key="compare_kappa",
         theme=None,
@@ -318,7 +333,7 @@ def kappa_section(sel, preds: dict[str, np.ndarray], zrange) -> None:
         "other errors look; raw KS93 saturates). Zoom any panel to zoom all. KS93 and "
         "Wiener maps have mean 0: a uniform sheet of mass produces no shear (the "
         "mass-sheet degeneracy); the true map has mean "
-        f"{truth.mean():.4f}" + (", added to them here for display." if add_mean else ".")
+        f"{truth.mean():.4f}" + (", added to them here for display." if add_mean else ".") + grey
     )
     st.subheader("Metrics")
     # A static table: it redraws much faster than an interactive grid on each slider move.
@@ -338,11 +353,17 @@ def kappa_section(sel, preds: dict[str, np.ndarray], zrange) -> None:
 def trust_section(sel, zrange) -> None:
     """The uncertainty toggle and, when on, the σ maps (a fragment: its widgets redraw
     only this)."""
-    show, method, passes = uncertainty_ui(sel.model_path is not None)
+    show, method, passes = uncertainty_ui(sel.model_path is not None and sel.is_tile)
     if show:
         uncertainty_section(sel, sel.sample_kappa, zrange, method, passes)
     elif sel.model_path is None:
         st.caption("Needs UNet weights.")
+    elif not sel.is_tile:
+        st.caption(
+            "The uncertainty passes run on single 128 × 128 tiles, not on whole fields. "
+            "On a field, the Null tests page measures each pixel's noise from maps of "
+            "randomised galaxy orientations."
+        )
 
 
 sel = current()
@@ -352,11 +373,13 @@ ellipticity_section(sel)
 
 st.subheader("Convergence κ")
 preds = cache.kappa_maps(sel)
-zrange = plots.robust_range(sel.sample_kappa if sel.has_truth else list(preds.values()))
+zrange = plots.robust_range(
+    sel.sample_kappa if sel.has_truth else [sel.masked(p) for p in preds.values()]
+)
 kappa_section(sel, preds, zrange)
 
 st.subheader("How far to trust each UNet pixel")
 trust_section(sel, zrange)
 
 st.subheader("Downloads")
-downloads_ui(preds, sel.sample_name, zrange)
+downloads_ui(sel, preds, zrange)

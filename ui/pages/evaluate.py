@@ -150,6 +150,12 @@ st.markdown(
     "correlation r (higher is better)."
 )
 require_truth(sel, "Evaluate")
+if not sel.is_tile:
+    st.caption(
+        f"Whole {sel.shape[0]} × {sel.shape[1]} fields are scored whole: the UNet on "
+        "overlapping 128 × 128 tiles blended into one map, KS93 and Wiener zero-padded by "
+        f"{sel.ks93_pad} px per side. Every pixel counts, the masked ones too."
+    )
 
 n = settings_ui(len(sel.eps))
 sigma = None  # KS93 smoothed by the depth rule, map by map, as everywhere in lensviz

@@ -417,6 +417,12 @@ st.markdown(
     "The run happens in the background: you can keep using the other pages. The new "
     "weights are saved only if the run finishes."
 )
+if not sel.is_tile:
+    st.caption(
+        f"The UNet trains on simulated {constants.NPIX} × {constants.NPIX} tiles, whatever "
+        f"the sidebar shows: the selected {sel.shape[0]} × {sel.shape[1]} field is not "
+        "used here. A fine-tuned model then reconstructs whole fields tile by tile."
+    )
 
 models, _ = cache.model_files()
 if not models:

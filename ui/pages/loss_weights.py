@@ -1,4 +1,7 @@
-"""Loss weights: the five MultiFocal weight maps of the current sample and their combination."""
+"""Loss weights: the five MultiFocal weight maps of the current sample and their combination.
+
+The loss weighs the UNet's 128 × 128 training tiles; on a whole field the page works on
+one tile of it, chosen by :func:`tile_ui`."""
 
 from __future__ import annotations
 
@@ -6,8 +9,9 @@ import numpy as np
 import streamlit as st
 
 from lensviz import constants, loss_weights, metrics, plots
+from lensviz.fields import tile_origins
 from ui import cache
-from ui.sidebar import current, require_truth
+from ui.sidebar import Selection, current, require_truth
 
 N_PEAKS_SHOWN = 10  # the report's Fig. 3 marks the 10 highest peaks
 #: What each component weighs (column captions).
@@ -139,8 +143,28 @@ def top_peaks(kappa: np.ndarray, n: int) -> np.ndarray:
     return pos[np.isfinite(height)]
 
 
+def tile_ui(sel: Selection) -> Selection:
+    """On a whole field, the tile to work on (the tiles of the field's tiling); the
+    selection of that tile. Tiles pass through unchanged."""
+    if sel.is_tile:
+        return sel
+    n = constants.NPIX
+    st.info(
+        f"The MultiFocal loss weighs the UNet's {n} × {n} training tiles, and this sample "
+        f"is a {sel.shape[0]} × {sel.shape[1]} field: the page works on one tile of it. "
+        "The UNet map below is that tile's own prediction, as in training.",
+        icon=":material/crop:",
+    )
+    rows, cols = (tile_origins(side).tolist() for side in sel.shape)
+    c_y, c_x = st.columns(2)
+    y0 = c_y.select_slider("Tile's top row (y)", rows, rows[len(rows) // 2], key="lw_tile_y")
+    x0 = c_x.select_slider("Tile's left column (x)", cols, cols[len(cols) // 2], key="lw_tile_x")
+    return sel.tile(int(y0), int(x0))
+
+
 sel = current()
 require_truth(sel, "The Loss-weights page")
+sel = tile_ui(sel)
 
 st.markdown(
     "The MultiFocal loss weighs each pixel's squared error by **1 + w**, where **w** mixes "

@@ -58,7 +58,7 @@ found = {name: metrics.find_peaks(p, n=N_PRED) for name, p in preds.items()}
 
 fig = plots.peaks_figure(
     gaussian_smooth(truth, SIGMA),
-    {name: gaussian_smooth(p, SIGMA) for name, p in preds.items()},
+    {name: sel.masked(gaussian_smooth(p, SIGMA)) for name, p in preds.items()},
     valid(true_pos, true_h),
     {name: valid(*found[name]) for name in preds},
     truth_title=f"true κ (σ {SIGMA:g} px)",
@@ -68,6 +68,12 @@ st.caption(
     f"Crosses T1–T{N_TRUE_SHOWN}: the highest true peaks. Circles P1–P{N_PRED}: each "
     "prediction's highest peaks. Each panel has its own colour scale (the UNet, "
     "Wiener and KS93 maps differ in amplitude); panels share the zoom."
+    + (
+        " Grey: pixels without galaxies; the metric still counts peaks there, as the "
+        "challenge scores whole maps."
+        if sel.sample_mask.any()
+        else ""
+    )
 )
 
 tables = {

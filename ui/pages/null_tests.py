@@ -1,0 +1,205 @@
+"""Null tests: what in a mass map stands above the noise, without a true κ to compare with.
+
+Real data (the COSMOS field) have no truth. Two tests of :mod:`lensviz.nulltests` tell
+signal from noise instead, for the UNet, Wiener and KS93 alike: the B modes (the map of
+the 45°-rotated data, which gravity leaves empty) and noise maps from randomised galaxy
+orientations, which give each pixel's noise and each peak's significance. Any sample
+works, the simulated ones too, where the truth shows what the tests miss.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from lensviz import constants, plots
+from lensviz.depth import depth_label, effective_n_gal
+from lensviz.nulltests import peak_region
+from ui import cache
+from ui.sidebar import Selection, current
+from ui.text import count
+
+#: Peaks drawn on the maps: S/N at least this, at most this many per method.
+MARK_SNR = 3.0
+MARK_MAX = 8
+#: A peak is called a detection when fewer noise maps than this share reach its height.
+FALSE_ALARM = 0.05
+PEAKS_LISTED = 5  # rows per method in the peak table
+
+
+def realisations_ui() -> int:
+    return int(
+        st.select_slider(
+            "Noise realisations",
+            cache.NOISE_REALISATIONS,
+            cache.DEFAULT_NOISE_REALISATIONS,
+            key="null_n_noise",
+            help="Maps of the same galaxies with random orientations: no lensing signal, "
+            "the same shape noise. More maps give a finer false-alarm rate (1 / number) "
+            "and take proportionally longer (the UNet runs on every one).",
+        )
+    )
+
+
+def run_tests(sel: Selection, n_noise: int) -> dict[str, dict] | None:
+    """The null tests of the selected sample, with a progress bar the first time."""
+    bar = st.progress(0.0, text=f"Reconstructing {n_noise} noise maps with each method…")
+    try:
+        results = cache.null_test_results(
+            sel, n_noise, on_progress=lambda f: bar.progress(min(f, 1.0))
+        )
+    except (ValueError, OSError) as exc:
+        st.error(f"Could not run the null tests: {exc}")
+        return None
+    finally:
+        bar.empty()
+    return results
+
+
+def snr_maps(sel: Selection, results: dict[str, dict]) -> tuple[dict, dict]:
+    """E and B maps over each method's noise rms, NaN where there is no data."""
+    snr_e, snr_b = {}, {}
+    for name, r in results.items():
+        rms = np.where(r["noise_rms"] > 0, r["noise_rms"], np.nan)
+        snr_e[name] = sel.masked(r["kappa"] / rms)
+        snr_b[name] = sel.masked(r["kappa_b"] / rms)
+    return snr_e, snr_b
+
+
+def marked_peaks(results: dict[str, dict]) -> dict[str, list[tuple[int, int, float]]]:
+    return {
+        name: [(p.y, p.x, p.snr) for p in r["peaks"] if p.snr >= MARK_SNR][:MARK_MAX]
+        for name, r in results.items()
+    }
+
+
+def e_over_b_table(results: dict[str, dict]) -> pd.DataFrame:
+    rows = {}
+    for name, r in results.items():
+        mean, std = r["e_over_b_null"]
+        rows[name] = {
+            "E/B, footprint": r["e_over_b"],
+            "E/B, interior": r["e_over_b_interior"],
+            "E/B of pure noise": f"{mean:.2f} ± {std:.2f}",
+            "detections": sum(p.false_alarm <= FALSE_ALARM for p in r["peaks"]),
+            "peaks ≥ 3 S/N": sum(p.snr >= MARK_SNR for p in r["peaks"]),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("method")
+
+
+def peak_table(sel: Selection, results: dict[str, dict]) -> pd.DataFrame:
+    rows, a = [], sel.pixel_arcmin
+    for name, r in results.items():
+        for rank, p in enumerate(r["peaks"][:PEAKS_LISTED], start=1):
+            rows.append(
+                {
+                    "method": name,
+                    "rank": rank,
+                    "(y, x) px": f"({p.y}, {p.x})",
+                    "(y, x) arcmin": f"({p.y * a:.1f}, {p.x * a:.1f})",
+                    "κ": p.height,
+                    "noise rms": p.noise_rms,
+                    "S/N": p.snr,
+                    "false alarm": p.false_alarm,
+                }
+            )
+    return pd.DataFrame(rows).set_index("method")
+
+
+def trust_text(sel: Selection, results: dict[str, dict], n_noise: int) -> str:
+    """What a reconstruction of these data can and cannot tell, with this sample's numbers."""
+    eps = sel.sample_eps
+    n_gal = float(effective_n_gal(eps[..., 2], sel.sigma_e, sel.pixel_arcmin))
+    per_pixel = n_gal * sel.pixel_arcmin**2
+    footprint = 1.0 - float(sel.sample_mask.mean())
+    region = peak_region(~sel.sample_mask)
+    ks93_name = next(n for n in results if n.startswith("KS93"))
+    ks93_noise = float(np.median(results[ks93_name]["noise_rms"][region])) if region.any() else 0.0
+    pixels = (
+        f"{sel.pixel_arcmin:g}′ pixels"
+        if sel.pixel_arcmin == constants.PIXEL_ARCMIN
+        else f"{sel.pixel_arcmin:g}′ pixels ({constants.PIXEL_ARCMIN:g}′ in training)"
+    )
+    return f"""
+**What these data can tell.** {depth_label(n_gal)} over {footprint:.0%} of the field, about
+{per_pixel:.1f} galaxies per {pixels}. The noise of the {ks93_name} map is κ ≈
+{ks93_noise:.3f} rms per pixel inside the footprint: only the largest mass concentrations,
+massive clusters of 10¹⁴–10¹⁵ solar masses, rise above it.
+
+- **Trust the detections**, the peaks that fewer than {FALSE_ALARM:.0%} of the {n_noise}
+  noise maps reach anywhere in the field. Their positions are good to a few pixels.
+  A lower peak may be real, but noise can make it as well.
+- **Do not trust** a pixel's κ value, a peak's height (it depends on the smoothing, on
+  Wiener's power spectrum, on the UNet's training simulations), the field's mean (a
+  uniform sheet of mass makes no shear), or anything in the grey areas (no galaxies:
+  there the maps are interpolated from around).
+- **B modes.** Gravity makes none, so the B maps show noise and systematics (an
+  imperfect PSF correction, for instance). B at the E level means no signal is seen.
+  E/B is near 1 for pure noise (the table gives the spread).
+- **The UNet** learned simulated ΛCDM clusters on {constants.PIXEL_ARCMIN:g}′ pixels.
+  On real data its map leans on that prior. Believe the peaks that pass the test with
+  KS93 and Wiener too, and treat its amplitudes as estimates made for simulations.
+"""
+
+
+# === Page ===
+
+sel = current()
+st.markdown(
+    "Without a true κ, two tests tell signal from noise. **B modes:** rotate every galaxy "
+    "by 45° and E turns into B, which gravity does not make, so the map of the rotated "
+    "data must look like noise. **Noise maps:** give every galaxy a random orientation, "
+    "which keeps the shape noise and destroys the lensing, and reconstruct many such "
+    "realisations. Their spread is each pixel's noise, and their highest peaks say how "
+    "often noise alone makes a peak that high."
+)
+if sel.has_truth:
+    st.caption(
+        "This sample has a true κ: compare the detections with it on Compare and Peaks. "
+        "The tests are made for real data, such as the COSMOS field (sidebar)."
+    )
+
+n_noise = realisations_ui()
+results = run_tests(sel, n_noise)
+if results is None:
+    st.stop()
+
+st.subheader("Maps in units of their noise")
+snr_e, snr_b = snr_maps(sel, results)
+st.plotly_chart(
+    plots.significance_grid(snr_e, snr_b, marked_peaks(results)),
+    key="null_snr",
+    theme=None,
+)
+st.caption(
+    f"Top: each method's map divided by its noise rms per pixel, from {n_noise} noise maps "
+    f"(S/N). Bottom: the same for the 45°-rotated data, the B modes. One scale for "
+    f"every panel. Circles: peaks with S/N ≥ {MARK_SNR:g}, at most {MARK_MAX} per method, "
+    "4 px or more from the footprint's edge. Grey: no galaxies."
+)
+
+st.subheader("E against B")
+table = e_over_b_table(results)
+st.table(table.style.format({"E/B, footprint": "{:.2f}", "E/B, interior": "{:.2f}"}))
+st.caption(
+    "E/B: rms of the map over that of the B map, inside the footprint, or in its interior, "
+    "8 px away from every edge and hole, where no method extrapolates. E/B of pure noise: "
+    "the same ratio for pairs of noise maps, mean ± standard deviation. Detections: peaks "
+    f"that fewer than {FALSE_ALARM:.0%} of the noise maps reach anywhere in the field "
+    f"(a global test). The resolution is 1/{n_noise}."
+)
+
+st.subheader("The most significant peaks")
+st.table(
+    peak_table(sel, results).style.format(
+        {"κ": "{:.3f}", "noise rms": "{:.3f}", "S/N": "{:.1f}", "false alarm": "{:.0%}"}
+    )
+)
+st.caption(
+    f"The {count(PEAKS_LISTED, 'peak')} of highest S/N per method. False alarm: the share of "
+    "noise maps whose highest peak in the field is at least as high. (y, x) = (row, column)."
+)
+
+st.subheader("What can be trusted")
+st.markdown(trust_text(sel, results, n_noise))
