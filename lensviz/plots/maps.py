@@ -1132,7 +1132,7 @@ def significance_grid(
     snr_b : mapping of method name → (ny, nx) array
         The same for the map of the 45°-rotated data (the B modes): noise alone.
     peaks : mapping of method name → sequence of (row, column, S/N), optional
-        Peaks to circle on the E map, labelled with their S/N.
+        Peaks to circle on the E map (the detections), labelled with their S/N.
     zmax : float, optional
         Colour limits ±zmax: one diverging scale for every panel.
 
@@ -1163,7 +1163,7 @@ def significance_grid(
                 text=[f"{snr:.1f}" for *_, snr in found],
                 textposition="top right",
                 showlegend=col == 1,
-                name="peak (its S/N)",
+                name="detection (its S/N)",
                 customdata=[f"S/N {snr:.2f}" for *_, snr in found],
             )
             panels.add(marker, row=1, col=col)

@@ -53,6 +53,7 @@ PAGES = {
     "loss_weights": ("Loss weights", True),
     "peaks": ("Peaks", True),
     "dicee": ("DICEE", True),
+    "null_tests": ("Null tests", True),
     "finetune": ("Fine-tune", False),  # figures appear once a run has started
     "evaluate": ("Evaluate", True),
     "learn": ("Learn", True),
@@ -62,6 +63,7 @@ README_SHOTS = {  # copied to docs/ for the README
     "loss_weights": "loss_weights.png",
     "peaks": "peaks.png",
     "evaluate": "evaluate.png",
+    "null_tests": "null_tests.png",
 }
 WIDTHS = (1400, 1000)
 
@@ -208,3 +210,27 @@ def test_finetune_from_the_browser(page, server):
     # The sidebar's model list has the new weights.
     page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').last.click()
     assert page.get_by_role("option", name="browser_run (fine-tuned)").count() == 1
+
+
+def test_the_cosmos_field_on_compare_and_null_tests(page, server):
+    """The real field from the sidebar: whole-field maps with the empty pixels grey, then
+    the null tests with their peaks and the text on what to trust."""
+    page.goto(server)
+    wait_for_run(page)
+    source = page.locator('[data-testid="stSidebar"] label').filter(has_text="Real data: COSMOS")
+    rerun_after(page, source.click)
+    wait_for_run(page)
+    header = page.locator('[data-testid="stMain"] [data-testid="stCaptionContainer"]').first
+    assert header.inner_text().startswith("real: COSMOS (HST) · sample 0: cosmos"), header
+    shot = screenshot(page, SCREENSHOTS / "cosmos_compare_1400.png", 1400)
+    assert not problems(page), problems(page)
+    assert page.locator(".js-plotly-plot .main-svg").count() > 0
+    if os.environ.get("LENSVIZ_UPDATE_DOCS"):
+        shutil.copyfile(shot, DOCS / "cosmos_compare.png")
+    go_to(page, "Null tests")
+    shot = screenshot(page, SCREENSHOTS / "cosmos_null_tests_1400.png", 1400)
+    assert not problems(page), problems(page)
+    assert page.get_by_text("What can be trusted").count() == 1
+    assert page.get_by_text("E/B of pure noise").count() > 0
+    if os.environ.get("LENSVIZ_UPDATE_DOCS"):
+        shutil.copyfile(shot, DOCS / "cosmos_null_tests.png")
