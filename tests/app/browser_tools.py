@@ -216,6 +216,9 @@ def sidebar_select(page, label: str, option: str) -> None:
     box = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').filter(
         has_text=label
     )
+    # Scroll first: a click that scrolls the sidebar opens the list and the scroll closes it.
+    box.scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
     box.click()
     rerun_after(page, page.get_by_role("option", name=option, exact=True).click)
     wait_for_run(page)

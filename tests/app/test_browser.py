@@ -207,7 +207,10 @@ def test_finetune_from_the_browser(page, server):
     assert not problems(page), problems(page)
     assert page.locator(".js-plotly-plot").count() >= 2  # loss and metric curves
     # The sidebar's model list has the new weights.
-    page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').last.click()
+    models = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').last
+    models.scroll_into_view_if_needed()  # a click that scrolls would close the list
+    page.wait_for_timeout(300)
+    models.click()
     assert page.get_by_role("option", name="browser_run (fine-tuned)").count() == 1
 
 
