@@ -221,3 +221,23 @@ def test_map_figure_png_has_axes_and_a_colour_bar():
     assert plots.nice_ticks(0.0, 64.0) == [0.0, 20.0, 40.0, 60.0]
     with pytest.raises(ValueError, match="2-D"):
         plots.map_figure_png(np.zeros(5))
+
+
+def test_significance_grid_puts_e_over_b_on_one_scale_and_labels_the_top_peaks():
+    e = {"UNet": np.zeros((40, 60)), "KS93": np.ones((40, 60))}
+    b = {"KS93": -np.ones((40, 60)), "UNet": np.zeros((40, 60))}
+    peaks = {"UNet": [(5, 59, 7.0), (20, 30, 3.0), (30, 10, 5.0)]}  # one on the edge
+    fig = plots.significance_grid(e, b, peaks, labels=2)
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles == ["UNet · E", "KS93 · E", "UNet · B (45°)", "KS93 · B (45°)"]
+    heat = [t for t in fig.data if t.type == "heatmap"]
+    assert len(heat) == 4 and {t.coloraxis for t in heat} == {"coloraxis"}
+    assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (-5.0, 5.0)
+    (circles,) = [t for t in fig.data if t.type == "scatter"]
+    assert list(circles.x) == [59, 30, 10] and list(circles.y) == [5, 20, 30]
+    assert list(circles.text) == ["7.0", "", "5.0"]  # the two highest S/N are labelled
+    # A peak at the edge does not widen the axes: they span the map exactly.
+    assert tuple(fig.layout.xaxis.range) == (-0.5, 59.5)
+    assert tuple(fig.layout.yaxis4.range) == (39.5, -0.5)
+    with pytest.raises(ValueError, match="same methods"):
+        plots.significance_grid(e, {"UNet": b["UNet"]})

@@ -1121,6 +1121,7 @@ def significance_grid(
     peaks: Mapping[str, Sequence[tuple[int, int, float]]] | None = None,
     *,
     zmax: float = 5.0,
+    labels: int = 6,
 ) -> go.Figure:
     """Maps in units of their noise: E modes over B modes, one column per method.
 
@@ -1135,6 +1136,9 @@ def significance_grid(
         Peaks to circle on the E map (the detections), labelled with their S/N.
     zmax : float, optional
         Colour limits ±zmax: one diverging scale for every panel.
+    labels : int, optional
+        Label only this many peaks per panel, those of highest S/N (the others are
+        circled; their S/N shows on hover).
 
     Returns
     -------
@@ -1155,19 +1159,21 @@ def significance_grid(
         found = [] if peaks is None else list(peaks.get(name, ()))
         if found:
             yx = np.array([(y, x) for y, x, _ in found], dtype=float)
+            top = set(np.argsort([-snr for *_, snr in found])[:labels].tolist())
             marker = _peak_markers(
                 yx, symbol="circle-open", color=_PEAK_CIRCLE, size=16, name="peak", text=False
             )
             marker.update(
                 mode="markers+text",
-                text=[f"{snr:.1f}" for *_, snr in found],
+                text=[f"{snr:.1f}" if i in top else "" for i, (*_, snr) in enumerate(found)],
                 textposition="top right",
                 showlegend=col == 1,
                 name="detection (its S/N)",
                 customdata=[f"S/N {snr:.2f}" for *_, snr in found],
             )
             panels.add(marker, row=1, col=col)
-    return panels.figure(
+    ny, nx = _check_map(snr_e[names[0]]).shape
+    fig = panels.figure(
         coloraxis=dict(
             colorscale=RESIDUAL_COLORSCALE,
             cmin=-zmax,
@@ -1175,6 +1181,10 @@ def significance_grid(
             colorbar=_colorbar("S/N (map / noise rms)"),
         )
     )
+    # The axes span exactly the maps, whatever markers and labels stand near the edges.
+    fig.update_xaxes(range=[-0.5, nx - 0.5], autorange=False)
+    fig.update_yaxes(range=[ny - 0.5, -0.5], autorange=False)
+    return fig
 
 
 # === PNG export (no matplotlib) ===

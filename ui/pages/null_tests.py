@@ -199,12 +199,12 @@ st.plotly_chart(
 st.caption(
     f"Top: each method's map divided by its noise rms per pixel, from {n_noise} noise maps "
     "(S/N). Bottom: the same for the 45°-rotated data, the B modes, which should look "
-    "like noise. One scale for every panel. Circles: the detections, labelled with their "
-    f"S/N: peaks that at most {FALSE_ALARM:.0%} of the noise maps reach anywhere in the "
-    "field, 4 px or more from the footprint's edge. Grey: no galaxies. A pixel's S/N "
-    "compares it with noise maps, which are white: a method that answers coherent B "
-    "patterns more strongly than white noise shows a B map beyond ±3 (the UNet does), "
-    "so judge a peak by its false-alarm rate, not by its S/N."
+    "like noise. One scale for every panel. Circles: the detections, peaks that at most "
+    f"{FALSE_ALARM:.0%} of the noise maps reach anywhere in the field, 4 px or more from "
+    "the footprint's edge; the six of highest S/N carry it. Grey: no galaxies. A pixel's "
+    "S/N compares it with noise maps, which are white: a method that answers coherent "
+    "patterns more strongly than white noise has a B map beyond ±3 (the table below "
+    "counts it), so judge a peak by its false-alarm rate, not by its S/N."
 )
 
 st.subheader("E against B")
