@@ -232,7 +232,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for line in [] if tally is None else tally.warnings():
         print(f"warning: {line}", file=sys.stderr)
     print(
-        f"wrote {out}: {writer.n_written} maps ({args.method}) in {wall:.1f} s, "
+        f"wrote {out}: {writer.n_written} map{'' if writer.n_written == 1 else 's'} "
+        f"({args.method}) in {wall:.1f} s, "
         f"{writer.n_written / wall:.0f} maps/s"
     )
     return 0
