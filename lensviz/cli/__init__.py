@@ -162,6 +162,15 @@ def _hdf5_path(text: str) -> str:
     return text
 
 
+def _prediction_path(text: str) -> str:
+    """A prediction output: HDF5 (any data), or FITS (one field's κ with its WCS)."""
+    if Path(text).suffix.lower() not in (".h5", ".hdf5", *constants.FITS_SUFFIXES):
+        raise argparse.ArgumentTypeError(
+            f"expected an output ending in .h5/.hdf5 (any data) or .fits (one field), got {text!r}"
+        )
+    return text
+
+
 # === Helpers shared by the command modules ===
 
 
@@ -382,7 +391,8 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "predict",
         "lensviz.cli.model:cmd_predict",
-        "predict κ maps with the UNet, the Wiener filter or KS93 and write them to HDF5",
+        "predict κ maps with the UNet, the Wiener filter or KS93 and write them to HDF5 "
+        "(or one field's κ to FITS)",
         (
             arg("data", help=_DATA_HELP),
             arg(
@@ -431,9 +441,11 @@ COMMANDS: tuple[Command, ...] = (
             ),
             arg(
                 "--out",
-                type=_hdf5_path,
+                type=_prediction_path,
                 required=True,
-                help="output PRED.h5 or .hdf5 (kappa_pred, names)",
+                help="output PRED.h5 or .hdf5 (kappa_pred, names), or PRED.fits for one "
+                "field (cosmos, fits:…, a .fits field file): κ with the input's WCS and "
+                "a MASK extension",
             ),
             arg(
                 "--dtype",

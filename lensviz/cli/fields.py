@@ -32,7 +32,7 @@ from lensviz.data import FITS_SUFFIXES, HDF5_SUFFIXES
 from lensviz.depth import depth_label, effective_n_gal, masked_fraction
 from lensviz.simulate import observe_kappa
 
-__all__ = ["FITS_SPEC", "COSMOS_SPEC", "field_spec", "cmd_observe"]
+__all__ = ["FITS_SPEC", "COSMOS_SPEC", "read_field", "field_spec", "cmd_observe"]
 
 FITS_SPEC = "fits:"  # prefix of the data spec of separate FITS images
 COSMOS_SPEC = "cosmos"  # the data spec of the shipped COSMOS field
@@ -64,6 +64,24 @@ def _parse_fits_spec(spec: str) -> dict:
     return {"g1": paths[0], "g2": paths[1], **kwargs}
 
 
+def read_field(spec: str) -> data.ShearField | None:
+    """One whole field with its FITS header: the ``cosmos`` spec, a ``fits:…`` spec or a
+    ``.fits`` field file; None for any other data.
+
+    Raises
+    ------
+    ValueError
+        A malformed ``fits:`` spec; the readers' errors (:mod:`lensviz.data.fits`).
+    """
+    if spec.strip().lower() == COSMOS_SPEC:
+        return cosmos.load_cosmos()
+    if spec.startswith(FITS_SPEC):
+        return data.read_shear_fits(**_parse_fits_spec(spec))
+    if Path(spec).suffix.lower() in FITS_SUFFIXES:
+        return data.read_field_fits(spec)
+    return None
+
+
 def field_spec(spec: str) -> tuple[np.ndarray, None, list[str]] | None:
     """The one sample of a ``cosmos`` or ``fits:…`` data spec; None for any other spec.
 
@@ -83,9 +101,8 @@ def field_spec(spec: str) -> tuple[np.ndarray, None, list[str]] | None:
         return cosmos.load_cosmos().eps[None], None, [COSMOS_SPEC]
     if not spec.startswith(FITS_SPEC):
         return None
-    options = _parse_fits_spec(spec)
-    field = data.read_shear_fits(**options)
-    return field.eps[None], None, [Path(options["g1"]).stem]
+    field = read_field(spec)
+    return field.eps[None], None, [Path(_parse_fits_spec(spec)["g1"]).stem]
 
 
 # === observe ===

@@ -19,8 +19,11 @@ from pathlib import Path
 
 import keras
 
+from lensviz import data
 from lensviz.cli import _check_output, _progress
 from lensviz.cli.data import iter_data, read_ahead
+from lensviz.cli.fields import read_field
+from lensviz.constants import FITS_SUFFIXES
 from lensviz.data import PredictionWriter
 from lensviz.depth import DomainTally
 from lensviz.evaluation import (
@@ -165,6 +168,35 @@ def _tallied(batches, tally: DomainTally):
             batches.close()
 
 
+def _predict_fits_field(args, out: Path, predictor, attrs: dict, tally) -> int:
+    """``predict`` of one field to FITS: κ with the input's WCS cards and its mask."""
+    field = read_field(args.data)
+    if field is None:
+        raise ValueError(
+            f"--out {out.name}: a FITS output holds one field's κ; DATA must be cosmos, "
+            f"fits:G1,G2,… or a .fits field file, got {args.data!r} (write .h5 for the rest)"
+        )
+    if args.uncertainty:
+        raise ValueError("--uncertainty writes kappa_std beside κ: use an .h5 output")
+    t0 = time.perf_counter()
+    if tally is not None:
+        tally.add(field.eps[None])
+    kappa = predictor(field.eps[None])[0]
+    cards = {k: ("depth rule" if v is None else v) for k, v in attrs.items()}
+    data.write_kappa_fits(
+        out, kappa, field.header, field.mask, overwrite=args.overwrite, attrs=cards
+    )
+    for line in [] if tally is None else tally.warnings():
+        print(f"warning: {line}", file=sys.stderr)
+    ny, nx = kappa.shape
+    print(
+        f"wrote {out}: the {ny} × {nx} κ map of {args.data} ({args.method}) in "
+        f"{time.perf_counter() - t0:.1f} s, with its WCS and a MASK extension "
+        f"({int(field.mask.sum())} pixels without galaxies)"
+    )
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     """Predict κ for DATA with one method; writes ``kappa_pred`` and ``names`` in input order.
 
@@ -206,6 +238,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         predictor = ks93_predictor(args.sigma, args.pad)
         attrs = {"method": "ks93", "sigma_px": args.sigma, "pad_px": args.pad}
     attrs["data"] = args.data
+    if out.suffix.lower() in FITS_SUFFIXES:
+        return _predict_fits_field(args, out, predictor, attrs, tally)
     total, batches = iter_data(args.data, args.batch, args.n)
     writer = PredictionWriter(
         out,

@@ -80,7 +80,7 @@ __all__ = [
     "MIN_SINGLE_GALAXY_PIXELS",
 ]
 
-FITS_SUFFIXES = (".fits", ".fit", ".fts")
+FITS_SUFFIXES = constants.FITS_SUFFIXES
 
 #: Pixels with exactly one galaxy needed to estimate σ_e from them (else from all pixels).
 MIN_SINGLE_GALAXY_PIXELS = 30

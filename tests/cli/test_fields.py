@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from lensviz import constants, data
+from lensviz import constants, data, fields
 from lensviz.cli.fields import field_spec
 from lensviz.simulate import SimulationConfig, simulate_truth
 
@@ -56,17 +56,17 @@ def _observe(run_cli, root, out, *extra):
 
 def test_observe_writes_every_whole_field_format_alike(run_cli, kappa_files, tmp_path):
     root, kappa, mask = kappa_files
-    fields = {}
+    cubes = {}
     for name in ("f.fits", "f.npz", "f.h5"):
         status, out, err = _observe(run_cli, root, tmp_path / name)
         assert status == 0, err
         assert "one 200 × 150 field; 0.7% of the pixels empty or masked" in out
         eps, k, names = data.load_dataset(tmp_path / name)
         np.testing.assert_array_equal(k[0], kappa)
-        fields[name] = eps[0]
-    np.testing.assert_array_equal(fields["f.fits"], fields["f.npz"])  # same seed, same ε
-    np.testing.assert_array_equal(fields["f.h5"], fields["f.npz"])
-    eps = fields["f.fits"]
+        cubes[name] = eps[0]
+    np.testing.assert_array_equal(cubes["f.fits"], cubes["f.npz"])  # same seed, same ε
+    np.testing.assert_array_equal(cubes["f.h5"], cubes["f.npz"])
+    eps = cubes["f.fits"]
     assert np.all(eps[mask, 2] == constants.EMPTY_PIXEL_SIGMA) and np.all(eps[mask, :2] == 0)
     with fits.open(tmp_path / "f.fits") as hdul:
         assert hdul[0].header["NGAL"] == 30 and hdul[0].header["PIXSCALE"] == 0.5
@@ -196,3 +196,43 @@ def test_predict_and_evaluate_whole_fields_with_the_unet(
     status, out, err = run_cli("evaluate", tmp_path / "f.h5", "--weights", tiny_weights)
     assert status == 0, err
     assert "unet" in out and "ks93_smoothed" in out
+
+
+def test_predict_writes_one_fields_kappa_to_fits_with_its_wcs_and_mask(
+    run_cli, kappa_files, tmp_path
+):
+    root, _, mask = kappa_files
+    field_file = tmp_path / "field.fits"
+    status, _, err = _observe(run_cli, root, tmp_path / "tmp.fits")  # no WCS from .npy
+    assert status == 0, err
+    observed = data.read_field_fits(tmp_path / "tmp.fits")
+    with fits.open(root / "k.fits") as hdul:
+        header = hdul[0].header
+    data.write_field_fits(field_file, observed.eps, observed.kappa, header)
+    status, out, err = run_cli(
+        "predict",
+        field_file,
+        "--method",
+        "ks93",
+        "--sigma",
+        3,
+        "--pad",
+        64,
+        "--out",
+        tmp_path / "k.fits",
+    )
+    assert status == 0, err
+    assert "the 200 × 150 κ map" in out and "MASK extension" in out
+    kappa, written = data.read_kappa_fits(tmp_path / "k.fits")
+    np.testing.assert_allclose(kappa, fields.ks93_field(observed.eps, 3.0, pad=64), atol=1e-7)
+    assert written["CRVAL1"] == 150.0 and written["CTYPE2"] == "DEC--TAN"  # the input's WCS
+    assert written["METHOD"] == "ks93" and written["SIGMA_PX"] == 3.0
+    with fits.open(tmp_path / "k.fits") as hdul:
+        np.testing.assert_array_equal(hdul["MASK"].data.astype(bool), observed.mask)
+    assert observed.mask[mask].all()
+    # Only one field fits in a κ FITS file; many maps go to HDF5.
+    status, _, err = run_cli("predict", "sim:2", "--method", "ks93", "--out", tmp_path / "s.fits")
+    assert status == 2 and "a FITS output holds one field's κ" in err
+    assert not (tmp_path / "s.fits").exists()
+    status, _, err = run_cli("predict", "cosmos", "--method", "ks93", "--out", tmp_path / "p.png")
+    assert status == 2 and "expected an output ending in .h5/.hdf5 (any data) or .fits" in err
