@@ -76,6 +76,7 @@ from lensviz.data.errors import DataError, DataTypeError, LimitError, UnsafeFile
 from lensviz.data.fits import (
     FITS_SUFFIXES,
     ShearField,
+    kappa_fits_bytes,
     read_field_fits,
     read_kappa_fits,
     read_shear_fits,
@@ -121,6 +122,7 @@ __all__ = [
     "read_field_fits",
     "read_kappa_fits",
     "write_kappa_fits",
+    "kappa_fits_bytes",
     "write_field_fits",
     "validate_epsilon",
     "validate_kappa",

@@ -76,6 +76,7 @@ __all__ = [
     "read_kappa_fits",
     "wcs_cards",
     "write_kappa_fits",
+    "kappa_fits_bytes",
     "write_field_fits",
     "MIN_SINGLE_GALAXY_PIXELS",
 ]
@@ -782,6 +783,24 @@ def _write(path: Path, hdus: list) -> None:
         fits.HDUList(hdus).writeto(tmp, output_verify="exception", checksum=True)
 
 
+def _kappa_hdus(kappa, header, mask, attrs, source: str) -> list:
+    kappa = validate_kappa(kappa, f"{source} [kappa]")
+    if len(kappa) != 1:
+        raise DataError(f"{source}: got {len(kappa)} maps; a κ FITS file holds one map")
+    check_kappa_values(kappa, source)
+    primary = fits.PrimaryHDU(kappa[0], header=wcs_cards(header))
+    primary.header["BUNIT"] = ("kappa", "convergence, dimensionless")
+    primary.header["ORIGIN"] = "lensviz"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fits.verify.VerifyWarning)  # HIERARCH notices
+        for key, value in (attrs or {}).items():
+            primary.header[key] = value
+    hdus = [primary]
+    if mask is not None:
+        hdus.append(_mask_hdu(mask, kappa.shape[1:], source))
+    return hdus
+
+
 def write_kappa_fits(
     path,
     kappa,
@@ -815,22 +834,25 @@ def write_kappa_fits(
         An existing target without ``overwrite``, a missing folder, a wrong suffix.
     """
     path = Path(path)
-    kappa = validate_kappa(kappa, f"{path} [kappa]")
-    if len(kappa) != 1:
-        raise DataError(f"{path}: got {len(kappa)} maps; a κ FITS file holds one map")
-    check_kappa_values(kappa, str(path))
+    hdus = _kappa_hdus(kappa, header, mask, attrs, str(path))
     _check_target(path, overwrite)
-    primary = fits.PrimaryHDU(kappa[0], header=wcs_cards(header))
-    primary.header["BUNIT"] = ("kappa", "convergence, dimensionless")
-    primary.header["ORIGIN"] = "lensviz"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", fits.verify.VerifyWarning)  # HIERARCH notices
-        for key, value in (attrs or {}).items():
-            primary.header[key] = value
-    hdus = [primary]
-    if mask is not None:
-        hdus.append(_mask_hdu(mask, kappa.shape[1:], path))
     _write(path, hdus)
+
+
+def kappa_fits_bytes(kappa, header=None, mask=None, *, attrs: dict | None = None) -> bytes:
+    """The FITS file :func:`write_kappa_fits` writes, as bytes (for a download).
+
+    Examples
+    --------
+    >>> raw = kappa_fits_bytes(np.zeros((64, 64)), mask=np.eye(64, dtype=bool))
+    >>> with fits.open(io.BytesIO(raw)) as hdul:
+    ...     [h.name for h in hdul], int(hdul["MASK"].data.sum())
+    (['PRIMARY', 'MASK'], 64)
+    """
+    buf = io.BytesIO()
+    hdus = _kappa_hdus(kappa, header, mask, attrs, "κ map")
+    fits.HDUList(hdus).writeto(buf, output_verify="exception", checksum=True)
+    return buf.getvalue()
 
 
 def write_field_fits(

@@ -86,6 +86,8 @@ def test_cosmos_is_a_sidebar_source_shown_whole_with_its_empty_pixels_grey(app):
         assert z.shape == (256, 256)
         np.testing.assert_array_equal(np.isnan(z), empty)  # grey exactly where no galaxy
     assert app.toggle(key="compare_uncertainty").disabled  # tiles only
+    downloads = [b.proto.label for b in app.get("download_button")]
+    assert downloads.count("κ as FITS") == 3 and downloads.count("κ figure (PNG)") == 3
     # Whole fields are always zero-padded, by the CLI's 64 px.
     assert any("zero-padded by 64 px" in c for c in texts(app.sidebar.caption))
     assert "ks93_pad" not in [t.key for t in app.sidebar.toggle]

@@ -336,3 +336,21 @@ def test_mutated_files_only_ever_raise_data_errors(tmp_path):
             assert np.abs(field.eps[..., :2]).max() <= limits.EPS_COMPONENT_MAX
             outcomes["read"] += 1
     assert outcomes["refused"] > 50 and outcomes["read"] > 10, outcomes
+
+
+def test_kappa_fits_bytes_is_the_file_write_kappa_fits_writes(tmp_path):
+    kappa = np.random.default_rng(2).normal(0, 0.05, (64, 96)).astype(np.float32)
+    mask = np.zeros(kappa.shape, bool)
+    mask[5:9, 10:30] = True
+    header = fits.Header({"CTYPE1": "RA---TAN", "CRVAL1": 150.0, "OBJECT": "not WCS"})
+    data.write_kappa_fits(tmp_path / "k.fits", kappa, header, mask, attrs={"METHOD": "UNet"})
+    raw = data.kappa_fits_bytes(kappa, header, mask, attrs={"METHOD": "UNet"})
+    with fits.open(tmp_path / "k.fits") as on_disk, fits.open(io.BytesIO(raw)) as in_memory:
+        assert [h.name for h in in_memory] == [h.name for h in on_disk] == ["PRIMARY", "MASK"]
+        for a, b in zip(on_disk, in_memory, strict=True):
+            np.testing.assert_array_equal(a.data, b.data)
+            keys = [k for k in a.header if k not in ("CHECKSUM", "DATASUM")]
+            assert [(k, a.header[k]) for k in keys] == [(k, b.header[k]) for k in keys]
+        assert in_memory[0].header["CRVAL1"] == 150.0 and "OBJECT" not in in_memory[0].header
+    with pytest.raises(data.DataError, match="NaN"):
+        data.kappa_fits_bytes(np.full((64, 64), np.nan))

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from lensviz import plots
+from lensviz import data, plots
 from lensviz.nn.uncertainty import calibration
 from ui import cache
 from ui.sidebar import current
@@ -34,7 +34,7 @@ _METRIC_FORMATS = {
     "RMSE": "{:.4f}",
     "r": "{:.3f}",
 }
-_PNG_UPSCALE = 4  # 128 px maps → 512 px images
+_PNG_SIDE_PX = 512  # figures' maps at least this many pixels a side (128 px maps × 4)
 
 
 def whiskers_ui() -> bool:
@@ -230,9 +230,12 @@ def _slug(text: str) -> str:
 
 
 def downloads_ui(sel, preds: dict[str, np.ndarray], zrange) -> None:
-    """``.npy`` (float32, exact values everywhere) and a figure PNG (axes, colour bar,
-    arcmin; pixels without data grey) per prediction."""
+    """``.npy`` (float32, exact values everywhere), FITS (κ and, on masked data, a MASK
+    extension) and a figure PNG (axes, colour bar, arcmin; pixels without data grey) per
+    prediction."""
     sample = sel.sample_name
+    mask = sel.sample_mask if sel.sample_mask.any() else None
+    upscale = max(1, _PNG_SIDE_PX // max(sel.shape))
     cols = st.columns(len(preds))
     for col, (name, m) in zip(cols, preds.items(), strict=True):
         stem = f"{_slug(sample)}_{_slug(name)}"
@@ -249,6 +252,21 @@ def downloads_ui(sel, preds: dict[str, np.ndarray], zrange) -> None:
             "the pixels without galaxies included (Δε ≥ 1 in the data)",
         )
         col.download_button(
+            "κ as FITS",
+            functools.partial(
+                data.kappa_fits_bytes, m, mask=mask, attrs={"METHOD": name, "DATA": sample}
+            ),
+            file_name=f"{stem}.fits",
+            mime="application/fits",
+            key=f"dl_fits_{stem}",
+            on_click="ignore",
+            icon=":material/download:",
+            help="κ as float32 in the primary image (row 0 is the first row)"
+            + (
+                ", and a MASK extension: 1 where there were no galaxies" if mask is not None else ""
+            ),
+        )
+        col.download_button(
             "κ figure (PNG)",
             functools.partial(
                 plots.map_figure_png,
@@ -256,14 +274,14 @@ def downloads_ui(sel, preds: dict[str, np.ndarray], zrange) -> None:
                 title=f"{name} κ · {sample}",
                 zrange=zrange,
                 pixel_arcmin=sel.pixel_arcmin,
-                upscale=_PNG_UPSCALE,
+                upscale=upscale,
             ),
             file_name=f"{stem}.png",
             mime="image/png",
             key=f"dl_png_{stem}",
             on_click="ignore",
             icon=":material/image:",
-            help=f"A slide-ready figure: the map ({_PNG_UPSCALE * m.shape[0]} px), axes in "
+            help=f"A slide-ready figure: the map ({upscale * m.shape[1]} px wide), axes in "
             f"arcmin, a colour bar with the figure's limits {zrange[0]:.3g} … "
             f"{zrange[1]:.3g}",
         )
