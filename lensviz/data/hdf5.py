@@ -33,6 +33,7 @@ import math
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Self
 
 import h5py
 import numpy as np
@@ -571,7 +572,114 @@ def _check_target(path: Path, overwrite: bool) -> None:
         raise FileExistsError(f"{path}: already exists; pass overwrite=True to replace it")
 
 
-class HDF5Writer:
+class _GrowingFile:
+    """What the two writers share: an HDF5 file written in a hidden temporary beside
+    ``path``, datasets that grow along their first axis batch by batch, and the rename
+    into place when the ``with`` block ends normally (:func:`lensviz._atomic.atomic_path`).
+    An exception (Ctrl-C included) deletes the temporary; closing with nothing appended
+    is an error. Subclasses name their format and create and fill their datasets."""
+
+    FORMAT: tuple[str, int]  # the file's "format" and "format_version" attributes
+    NOUN = "samples"  # what a row is, in messages
+
+    def __init__(self, path, overwrite: bool, compression, compression_level: int, attrs):
+        if compression not in ("gzip", "lzf", None):
+            raise ValueError(f"compression must be 'gzip', 'lzf' or None, got {compression!r}")
+        self.path = Path(path)
+        self.overwrite = bool(overwrite)
+        self.compression = compression
+        self.compression_level = int(compression_level)
+        self.attrs = dict(attrs or {})
+        self._atomic = None
+        self._file: h5py.File | None = None
+        self._field: tuple[int, int] | None = None
+        self._n = 0
+
+    @property
+    def n_written(self) -> int:
+        """Rows (samples or maps) appended so far."""
+        return self._n
+
+    def _format_attrs(self) -> dict:
+        name, version = self.FORMAT
+        return {"format": name, "format_version": version}
+
+    def __enter__(self) -> Self:
+        _check_target(self.path, self.overwrite)
+        self._atomic = atomic_path(self.path)  # also removes stale temporaries of self.path
+        tmp = self._atomic.__enter__()
+        try:
+            self._file = h5py.File(tmp, "x")
+            for key, value in {**self._format_attrs(), **self.attrs}.items():
+                self._file.attrs[key] = value
+        except BaseException as exc:
+            self.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        return self
+
+    def update_attrs(self, attrs: dict) -> None:
+        """Set file attributes while the file is open (e.g. counts known at the end)."""
+        self._check_open()
+        for key, value in attrs.items():
+            self._file.attrs[key] = value
+
+    def _check_open(self) -> None:
+        if self._file is None:
+            raise ValueError(f"{self.path}: writer is not open; use it in a with block")
+
+    def _new_dataset(self, key: str, row: tuple[int, ...], dtype, rows_per_chunk: int) -> None:
+        """An empty dataset of rows of shape ``row``, growing along axis 0, filtered."""
+        filters = {}
+        if self.compression is not None:
+            level = self.compression_level if self.compression == "gzip" else None
+            filters = {"compression": self.compression, "compression_opts": level, "shuffle": True}
+        self._file.create_dataset(
+            key,
+            shape=(0, *row),
+            maxshape=(None, *row),
+            dtype=dtype,
+            chunks=(rows_per_chunk, *row),
+            **filters,
+        )
+
+    def _new_names(self) -> None:
+        self._file.create_dataset(
+            "names", shape=(0,), maxshape=(None,), dtype=h5py.string_dtype("utf-8"), chunks=(1024,)
+        )
+
+    def _append_rows(self, rows: dict, names: list[str]) -> None:
+        """Grow each dataset of ``rows`` (key → array, None: not in this file) and
+        ``names`` by one batch."""
+        n0, n1 = self._n, self._n + len(names)
+        for key, values in [*rows.items(), ("names", names)]:
+            if values is not None:
+                self._file[key].resize(n1, axis=0)
+                self._file[key][n0:n1] = values
+        self._n = n1
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        atomic, self._atomic = self._atomic, None
+        error = exc
+        try:
+            if self._file is not None:
+                self._file.close()
+        except BaseException as close_exc:  # a file that does not close is not written
+            error = error or close_exc
+        finally:
+            self._file = None
+        if error is None and self._n == 0:
+            error = DataError(f"{self.path}: no {self.NOUN} were written; nothing to save")
+        if atomic is not None:
+            if error is None:
+                atomic.__exit__(None, None, None)  # fsync, rename into place
+            else:
+                atomic.__exit__(type(error), error, error.__traceback__)  # delete it
+        if error is not None and error is not exc:
+            raise error
+        return False
+
+
+class HDF5Writer(_GrowingFile):
     """Write an HDF5 dataset file incrementally and atomically.
 
     Datasets (created at the first :meth:`append`, resizable along the sample axis):
@@ -639,6 +747,8 @@ class HDF5Writer:
     2
     """
 
+    FORMAT = ("lensviz", 1)
+
     def __init__(
         self,
         path,
@@ -649,12 +759,7 @@ class HDF5Writer:
         samples_per_chunk: int = 1,
         attrs: dict | None = None,
     ):
-        if compression not in ("gzip", "lzf", None):
-            raise ValueError(f"compression must be 'gzip', 'lzf' or None, got {compression!r}")
-        self.path = Path(path)
-        self.overwrite = bool(overwrite)
-        self.compression = compression
-        self.compression_level = int(compression_level)
+        super().__init__(path, overwrite, compression, compression_level, attrs)
         self.samples_per_chunk = check_batch_size(samples_per_chunk)
         most = MAX_HDF5_CHUNK_BYTES // (math.prod(eps_row((NPIX, NPIX))) * 4)
         if self.samples_per_chunk > most:
@@ -662,68 +767,20 @@ class HDF5Writer:
                 f"samples_per_chunk={samples_per_chunk} makes chunks larger than "
                 f"lensviz reads back; expected at most {most}"
             )
-        self.attrs = dict(attrs or {})
-        self._atomic = None
-        self._tmp: Path | None = None
-        self._file: h5py.File | None = None
         self._has_kappa: bool | None = None
-        self._field: tuple[int, int] | None = None
-        self._n = 0
 
-    @property
-    def n_written(self) -> int:
-        """Samples appended so far."""
-        return self._n
-
-    def __enter__(self) -> HDF5Writer:
-        _check_target(self.path, self.overwrite)
-        self._atomic = atomic_path(self.path)  # also removes stale temporaries of self.path
-        self._tmp = self._atomic.__enter__()
-        try:
-            self._file = h5py.File(self._tmp, "x")
-            self._file.attrs["format"] = "lensviz"
-            self._file.attrs["format_version"] = 1
-            self._file.attrs["channels"] = "e1,e2,delta_e"
-            for key, value in self.attrs.items():
-                self._file.attrs[key] = value
-        except BaseException as exc:
-            self.__exit__(type(exc), exc, exc.__traceback__)
-            raise
-        return self
-
-    def _filters(self) -> dict:
-        if self.compression is None:
-            return {"shuffle": False}
-        opts = self.compression_level if self.compression == "gzip" else None
-        return {"compression": self.compression, "compression_opts": opts, "shuffle": True}
+    def _format_attrs(self) -> dict:
+        return {**super()._format_attrs(), "channels": "e1,e2,delta_e"}
 
     def _create(self, has_kappa: bool, field: tuple[int, int]) -> None:
         row = eps_row(field)
         # Large fields: fewer samples per chunk, so that lensviz reads every chunk back.
         k = max(1, min(self.samples_per_chunk, MAX_HDF5_CHUNK_BYTES // (4 * math.prod(row))))
-        f = self._file
-        f.create_dataset(
-            "epsilon",
-            shape=(0, *row),
-            maxshape=(None, *row),
-            dtype=np.float32,
-            chunks=(k, *row),
-            **self._filters(),
-        )
+        self._new_dataset("epsilon", row, np.float32, k)
         if has_kappa:
-            f.create_dataset(
-                "kappa",
-                shape=(0, *field),
-                maxshape=(None, *field),
-                dtype=np.float32,
-                chunks=(k, *field),
-                **self._filters(),
-            )
-        self._field = field
-        f.create_dataset(
-            "names", shape=(0,), maxshape=(None,), dtype=h5py.string_dtype("utf-8"), chunks=(1024,)
-        )
-        self._has_kappa = has_kappa
+            self._new_dataset("kappa", field, np.float32, k)
+        self._new_names()
+        self._field, self._has_kappa = field, has_kappa
 
     def append(self, eps, kappa=None, names: Sequence[str] | None = None) -> None:
         """Append a batch.
@@ -736,8 +793,7 @@ class HDF5Writer:
         names : sequence of str, optional
             Defaults to the running sample index, ``"000000"``, ``"000001"``, ...
         """
-        if self._file is None:
-            raise ValueError(f"{self.path}: writer is not open; use it in a with block")
+        self._check_open()
         source = f"batch {self._n}: for {self.path}"
         eps = validate_epsilon(eps, source)
         if kappa is not None:
@@ -755,37 +811,7 @@ class HDF5Writer:
                 f"{source}: earlier batches were written {state} κ; "
                 "give κ for every batch or for none"
             )
-        n0, n1 = self._n, self._n + len(eps)
-        self._file["epsilon"].resize(n1, axis=0)
-        self._file["epsilon"][n0:n1] = eps
-        if kappa is not None:
-            self._file["kappa"].resize(n1, axis=0)
-            self._file["kappa"][n0:n1] = kappa
-        self._file["names"].resize(n1, axis=0)
-        self._file["names"][n0:n1] = names
-        self._n = n1
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        atomic, self._atomic = self._atomic, None
-        error = exc
-        try:
-            if self._file is not None:
-                self._file.close()
-        except BaseException as close_exc:  # a file that does not close is not written
-            error = error or close_exc
-        finally:
-            self._file = None
-            self._tmp = None
-        if error is None and self._n == 0:
-            error = DataError(f"{self.path}: no samples were written; nothing to save")
-        if atomic is not None:
-            if error is None:
-                atomic.__exit__(None, None, None)  # fsync, rename into place
-            else:
-                atomic.__exit__(type(error), error, error.__traceback__)  # delete it
-        if error is not None and error is not exc:
-            raise error
-        return False
+        self._append_rows({"epsilon": eps, "kappa": kappa}, names)
 
 
 def write_hdf5(path, eps, kappa=None, names: Sequence[str] | None = None, **kwargs) -> None:
@@ -811,7 +837,7 @@ def write_hdf5(path, eps, kappa=None, names: Sequence[str] | None = None, **kwar
 PREDICTION_DTYPES = ("float32", "float16")
 
 
-class PredictionWriter:
+class PredictionWriter(_GrowingFile):
     """Write a prediction file incrementally, atomically, in constant memory.
 
     Datasets (created at the first :meth:`append`, resizable along the map axis):
@@ -876,6 +902,9 @@ class PredictionWriter:
     'm2b'
     """
 
+    FORMAT = ("lensviz-predictions", 2)
+    NOUN = "maps"
+
     def __init__(
         self,
         path,
@@ -888,67 +917,17 @@ class PredictionWriter:
     ):
         if dtype not in PREDICTION_DTYPES:
             raise ValueError(f"dtype must be one of {list(PREDICTION_DTYPES)}, got {dtype!r}")
-        if compression not in ("gzip", "lzf", None):
-            raise ValueError(f"compression must be 'gzip', 'lzf' or None, got {compression!r}")
-        self.path = Path(path)
-        self.overwrite = bool(overwrite)
+        super().__init__(path, overwrite, compression, compression_level, attrs)
         self.dtype = np.dtype(dtype)
-        self.compression = compression
-        self.compression_level = int(compression_level)
-        self.attrs = dict(attrs or {})
-        self._atomic = None
-        self._file: h5py.File | None = None
         self._has_std: bool | None = None
-        self._field: tuple[int, int] | None = None
-        self._n = 0
 
-    @property
-    def n_written(self) -> int:
-        """Maps appended so far."""
-        return self._n
-
-    def __enter__(self) -> PredictionWriter:
-        _check_target(self.path, self.overwrite)
-        self._atomic = atomic_path(self.path)  # also removes stale temporaries of self.path
-        tmp = self._atomic.__enter__()
-        try:
-            self._file = h5py.File(tmp, "x")
-            self._file.attrs["format"] = "lensviz-predictions"
-            self._file.attrs["format_version"] = 2
-            self._file.attrs["dtype"] = self.dtype.name
-            for key, value in self.attrs.items():
-                self._file.attrs[key] = value
-        except BaseException as exc:
-            self.__exit__(type(exc), exc, exc.__traceback__)
-            raise
-        return self
-
-    def update_attrs(self, attrs: dict) -> None:
-        """Set file attributes while the file is open (e.g. counts known at the end)."""
-        if self._file is None:
-            raise ValueError(f"{self.path}: writer is not open; use it in a with block")
-        for key, value in attrs.items():
-            self._file.attrs[key] = value
+    def _format_attrs(self) -> dict:
+        return {**super()._format_attrs(), "dtype": self.dtype.name}
 
     def _create(self, field: tuple[int, int], has_std: bool) -> None:
-        if self.compression is None:
-            filters = {}
-        else:
-            level = self.compression_level if self.compression == "gzip" else None
-            filters = {"compression": self.compression, "compression_opts": level, "shuffle": True}
-        keys = ("kappa_pred", "kappa_std") if has_std else ("kappa_pred",)
-        for key in keys:
-            self._file.create_dataset(
-                key,
-                shape=(0, *field),
-                maxshape=(None, *field),
-                dtype=self.dtype,
-                chunks=(1, *field),
-                **filters,
-            )
-        self._file.create_dataset(
-            "names", shape=(0,), maxshape=(None,), dtype=h5py.string_dtype("utf-8"), chunks=(1024,)
-        )
+        for key in ("kappa_pred", "kappa_std") if has_std else ("kappa_pred",):
+            self._new_dataset(key, field, self.dtype, 1)
+        self._new_names()
         self._field, self._has_std = field, has_std
 
     def append(self, kappa_pred, names: Sequence[str], kappa_std=None) -> None:
@@ -969,8 +948,7 @@ class PredictionWriter:
             Maps that :func:`validate_kappa` refuses, a wrong number of names, a field or
             a ``kappa_std`` that differs from the earlier batches.
         """
-        if self._file is None:
-            raise ValueError(f"{self.path}: writer is not open; use it in a with block")
+        self._check_open()
         at = "" if self._n == 0 else f", the batch from map {self._n}"
         source = f"{self.path} [kappa_pred{at}]"
         kappa = validate_kappa(kappa_pred, source)
@@ -992,35 +970,11 @@ class PredictionWriter:
                 f"{source}: earlier batches were written {state} kappa_std; "
                 "give it for every batch or for none"
             )
-        n0, n1 = self._n, self._n + len(kappa)
-        for key, values in (("kappa_pred", kappa), ("kappa_std", std)):
-            if values is not None:
-                self._file[key].resize(n1, axis=0)
-                self._file[key][n0:n1] = values.astype(self.dtype, copy=False)
-        self._file["names"].resize(n1, axis=0)
-        self._file["names"][n0:n1] = names
-        self._n = n1
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        atomic, self._atomic = self._atomic, None
-        error = exc
-        try:
-            if self._file is not None:
-                self._file.close()
-        except BaseException as close_exc:  # a file that does not close is not written
-            error = error or close_exc
-        finally:
-            self._file = None
-        if error is None and self._n == 0:
-            error = DataError(f"{self.path}: no maps were written; nothing to save")
-        if atomic is not None:
-            if error is None:
-                atomic.__exit__(None, None, None)  # fsync, rename into place
-            else:
-                atomic.__exit__(type(error), error, error.__traceback__)  # delete it
-        if error is not None and error is not exc:
-            raise error
-        return False
+        rows = {"kappa_pred": kappa, "kappa_std": std}
+        self._append_rows(
+            {k: None if v is None else v.astype(self.dtype, copy=False) for k, v in rows.items()},
+            names,
+        )
 
 
 def write_predictions(
