@@ -39,6 +39,7 @@ responsiveness is measured by ``python benchmarks/bench_app.py`` (Streamlit and 
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 import os
@@ -50,10 +51,60 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["BENCHMARKS", "ON_REQUEST", "RESULTS_PATH", "timeit", "run", "format_results", "save"]
+from lensviz.evaluation import default_weights
 
+__all__ = [
+    "BENCHMARKS",
+    "ON_REQUEST",
+    "RESULTS_PATH",
+    "ROOT",
+    "checkout_relative",
+    "field_benchmark_args",
+    "timeit",
+    "run",
+    "format_results",
+    "save",
+]
+
+#: The checkout this folder belongs to.
+ROOT = Path(__file__).resolve().parent.parent
 #: Where ``python -m benchmarks`` writes its results by default.
 RESULTS_PATH = Path(__file__).resolve().parent / "results.json"
+
+
+def field_benchmark_args(
+    argv: Sequence[str] | None,
+    module: str,
+    out: Path,
+    quick_help: str,
+    option: tuple[str, int, str],
+) -> tuple[argparse.Namespace, Path]:
+    """The command line of a whole-field benchmark (``python -m benchmarks.MODULE``):
+    ``--weights`` (default: the shipped UNet), one sizing ``option`` (flag, default,
+    help), ``--quick`` and ``--out``. Returns the arguments and the weights file."""
+    doc = importlib.import_module(f"benchmarks.{module}").__doc__ or module
+    parser = argparse.ArgumentParser(
+        prog=f"python -m benchmarks.{module}", description=doc.splitlines()[0]
+    )
+    parser.add_argument("--weights", default=None, help="UNet .keras (default: the shipped)")
+    flag, default, help_ = option
+    parser.add_argument(flag, type=int, default=default, help=f"{help_} (default {default})")
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--out", default=str(out), help=f"JSON output (default {out})")
+    args = parser.parse_args(argv)
+    weights = Path(args.weights) if args.weights else default_weights()
+    if weights is None:
+        parser.error("no --weights given and no shipped weights found")
+    return args, weights
+
+
+def checkout_relative(path) -> str:
+    """``path`` relative to the checkout when it lies inside it (JSON stays portable)."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
 
 #: Benchmark name → ``"module:function"``; the function takes ``quick: bool``, returns a dict.
 BENCHMARKS: dict[str, str] = {

@@ -23,7 +23,6 @@ Peaks
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -31,8 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import ROOT, checkout_relative, field_benchmark_args
 from lensviz import cosmos, depth, nulltests
-from lensviz.evaluation import default_power_spectrum, default_weights
+from lensviz.evaluation import default_power_spectrum
 from lensviz.fields import ks93_field, wiener_field
 from lensviz.inversion import gaussian_smooth
 from lensviz.nn.fields import predict_field
@@ -41,7 +41,6 @@ from lensviz.wiener import PowerSpectrum
 
 __all__ = ["SIGMAS", "e_over_b_table", "peaks", "main"]
 
-ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "cosmos.json"
 SIGMAS = (0.0, 2.0, 4.0)  # smoothing σ [px] of the E/B table, plus the depth rule's
 INTERIOR_PX = 8  # the interior of the footprint: this far from its edge and holes
@@ -114,27 +113,11 @@ def peaks(methods: dict, field, n_noise: int) -> dict:
     return out
 
 
-def _relative(path: Path) -> str:
-    """``path`` relative to the checkout when it lies inside it (JSON stays portable)."""
-    try:
-        return str(Path(path).resolve().relative_to(ROOT))
-    except ValueError:
-        return str(path)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the null tests on COSMOS, print the headline figures and write JSON."""
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.bench_cosmos", description=__doc__.splitlines()[0]
+    args, weights = field_benchmark_args(
+        argv, "bench_cosmos", OUT, "20 noise maps", ("--n-noise", 200, "noise maps")
     )
-    parser.add_argument("--weights", default=None, help="UNet .keras (default: the shipped)")
-    parser.add_argument("--n-noise", type=int, default=200, help="noise maps (default 200)")
-    parser.add_argument("--quick", action="store_true", help="20 noise maps")
-    parser.add_argument("--out", default=str(OUT), help=f"JSON output (default {OUT})")
-    args = parser.parse_args(argv)
-    weights = Path(args.weights) if args.weights else default_weights()
-    if weights is None:
-        parser.error("no --weights given and no shipped weights found")
     t0 = time.perf_counter()
     model = load_model(weights)
     signal = PowerSpectrum.load(default_power_spectrum())
@@ -153,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     found = peaks(as_used, field, 20 if args.quick else args.n_noise)
     results = {
-        "weights": _relative(weights),
+        "weights": checkout_relative(weights),
         "pixel_arcmin": cosmos.COSMOS_PIXEL_ARCMIN,
         "sigma_e": field.sigma_e,
         "footprint_pixels": int((~field.mask).sum()),

@@ -30,7 +30,6 @@ accuracy
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -39,8 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import timeit
-from lensviz.evaluation import default_power_spectrum, default_weights
+from benchmarks import ROOT, checkout_relative, field_benchmark_args, timeit
+from lensviz.evaluation import default_power_spectrum
 from lensviz.fields import FIELD_PAD_PX, ks93_field, wiener_field
 from lensviz.nn.fields import predict_field
 from lensviz.nn.inference import load_model, predict_kappa, training_domain
@@ -49,7 +48,6 @@ from lensviz.wiener import PowerSpectrum
 
 __all__ = ["FIELD_CONFIG", "DEPTHS", "bench_speed", "bench_accuracy", "main"]
 
-ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "fields.json"
 
 #: The 384² fields: the default simulator with the halo density of its 128² field.
@@ -132,27 +130,11 @@ def bench_accuracy(model, signal: PowerSpectrum, n: int) -> dict:
     return out
 
 
-def _relative(path: Path) -> str:
-    """``path`` relative to the checkout when it lies inside it (JSON stays portable)."""
-    try:
-        return str(Path(path).resolve().relative_to(ROOT))
-    except ValueError:
-        return str(path)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run both parts, print them and write JSON; returns the exit status."""
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.bench_fields", description=__doc__.splitlines()[0]
+    args, weights = field_benchmark_args(
+        argv, "bench_fields", OUT, "3 fields per depth, 3 repeats", ("--n", 30, "fields per depth")
     )
-    parser.add_argument("--weights", default=None, help="UNet .keras (default: the shipped)")
-    parser.add_argument("--n", type=int, default=30, help="fields per depth (default 30)")
-    parser.add_argument("--quick", action="store_true", help="3 fields per depth, 3 repeats")
-    parser.add_argument("--out", default=str(OUT), help=f"JSON output (default {OUT})")
-    args = parser.parse_args(argv)
-    weights = Path(args.weights) if args.weights else default_weights()
-    if weights is None:
-        parser.error("no --weights given and no shipped weights found")
     model = load_model(weights)
     signal = PowerSpectrum.load(default_power_spectrum())
     domain = training_domain(model)
@@ -166,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     accuracy = bench_accuracy(model, signal, n)
     results = {
-        "weights": _relative(weights),
+        "weights": checkout_relative(weights),
         "training_domain": None if domain is None else domain.to_dict(),
         "field_config": {
             "npix": FIELD_CONFIG.npix,
