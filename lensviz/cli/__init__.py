@@ -80,69 +80,30 @@ class Command:
             return getattr(importlib.import_module(module), func)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _number(parse: type, accept: Callable[[float], bool], expected: str) -> Callable[[str], float]:
+    """An argparse type: ``parse(text)`` (int or float) when ``accept`` takes the value."""
+
+    def convert(text: str):
+        try:
+            value = parse(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            shown = text if value is None or parse is float else value
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {shown!r}")
+        return value
+
+    convert.__name__ = expected  # argparse names the type in its own messages
+    return convert
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, got {value}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not np.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number ≥ 0, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not np.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
-    return value
-
-
-def _depth_number(text: str) -> float:
-    """A source density for ``--n-gal``: a number > 0 or ``inf``."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected galaxies per arcmin² (a number > 0) or inf, got {text!r}"
-        ) from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(
-            f"expected galaxies per arcmin² (a number > 0) or inf, got {text!r}"
-        )
-    return value
-
-
-def _sigma_e(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}")
-    return value
+_positive_int = _number(int, lambda v: v >= 1, "a positive integer")
+_non_negative_int = _number(int, lambda v: v >= 0, "an integer ≥ 0")
+_non_negative_float = _number(float, lambda v: np.isfinite(v) and v >= 0, "a finite number ≥ 0")
+_positive_float = _number(float, lambda v: np.isfinite(v) and v > 0, "a finite number > 0")
+#: A source density for ``--n-gal``: a number > 0 or ``inf``.
+_depth_number = _number(float, lambda v: v > 0, "galaxies per arcmin² (a number > 0) or inf")
+_sigma_e = _number(float, lambda v: 0 < v < 1, "a number in (0, 1)")
 
 
 def _keras_file(text: str) -> str:
