@@ -225,14 +225,15 @@ def uploaded_dataset(files: tuple[tuple[str, bytes], ...]) -> Dataset:
 
 
 def server_dataset_names() -> list[str]:
-    """Datasets directly under :data:`DATA_DIR`: HDF5/npz files and challenge folders."""
+    """Datasets directly under :data:`DATA_DIR`: HDF5, npz and FITS field files, and
+    challenge folders."""
     if not DATA_DIR.is_dir():
         return []
     found = []
     for p in sorted(DATA_DIR.iterdir()):
         if p.name.startswith("."):
             continue
-        if p.suffix.lower() in (".h5", ".hdf5", ".npz") and p.is_file():
+        if p.suffix.lower() in (".h5", ".hdf5", ".npz", *constants.FITS_SUFFIXES) and p.is_file():
             found.append(p.name)
         elif p.is_dir() and (p / "EPSILON").is_dir():
             found.append(p.name)

@@ -10,8 +10,10 @@ import shutil
 import numpy as np
 import pytest
 
+from lensviz import data
 from lensviz.nn.inference import save_model
 from lensviz.nn.unet import build_unet
+from lensviz.simulate import simulate_batch
 from tests.app.apptools import (
     TINY,
     challenge_pair,
@@ -242,3 +244,25 @@ def test_a_sample_outside_the_unet_training_domain_gets_a_warning(app, weights):
     no_errors(app)
     warned = [w.value for w in app.warning if "may be wrong" in w.value]
     assert len(warned) == 1 and "no shape noise" in warned[0]
+
+
+def test_server_datasets_are_listed_and_read_whole(weights, tmp_path, monkeypatch):
+    """The server source lists the data directory's datasets (HDF5, npz, a FITS field,
+    challenge folders), never hidden files, and reads only names it listed."""
+    eps, kappa = simulate_batch(3, 0)
+    data.write_hdf5(tmp_path / "three.h5", eps, kappa)
+    field = np.concatenate([eps[0], eps[1]], axis=1)  # a 128 × 256 field
+    data.write_field_fits(tmp_path / "wide.fits", field, np.concatenate([kappa[0], kappa[1]], 1))
+    (tmp_path / ".hidden.h5").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("not data")
+    monkeypatch.setattr(cache, "DATA_DIR", tmp_path)
+    assert cache.server_dataset_names() == ["three.h5", "wide.fits"]
+    with pytest.raises(ValueError, match="not a dataset under the configured data directory"):
+        cache.server_dataset("../three.h5")
+    at = new_session()
+    at.sidebar.radio(key="source").set_value("Server dataset").run()
+    at.sidebar.selectbox(key="server_dataset").set_value("wide.fits").run()
+    no_errors(at)
+    assert any(
+        "server: wide.fits · 1 sample of 128 × 256 px" in c for c in texts(at.sidebar.caption)
+    )
