@@ -32,6 +32,7 @@ from lensviz.evaluation import (
     ks93_predictor,
     wiener_predictor,
 )
+from lensviz.fields import field_mask
 from lensviz.loss_weights import check_coeffs
 from lensviz.nn.inference import training_domain, unet_predictor
 from lensviz.nn.training import (
@@ -258,7 +259,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             std = None
             if isinstance(result, tuple):
                 result, std = result
-            writer.append(result, names, std)
+            writer.append(result, names, std, field_mask(eps))
             bar.update(len(eps))
         if tally is not None:
             writer.update_attrs({"outside_training_domain": tally.n_outside})

@@ -91,6 +91,7 @@ from lensviz.data.hdf5 import (
     hdf5_field,
     hdf5_length,
     read_hdf5,
+    read_prediction_mask,
     read_predictions,
     write_hdf5,
     write_predictions,
@@ -154,4 +155,5 @@ __all__ = [
     "PredictionWriter",
     "write_predictions",
     "read_predictions",
+    "read_prediction_mask",
 ]

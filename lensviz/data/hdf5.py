@@ -83,6 +83,7 @@ __all__ = [
     "PredictionWriter",
     "write_predictions",
     "read_predictions",
+    "read_prediction_mask",
 ]
 
 HDF5_SUFFIXES = (".h5", ".hdf5")
@@ -627,10 +628,12 @@ class _GrowingFile:
         if self._file is None:
             raise ValueError(f"{self.path}: writer is not open; use it in a with block")
 
-    def _new_dataset(self, key: str, row: tuple[int, ...], dtype, rows_per_chunk: int) -> None:
-        """An empty dataset of rows of shape ``row``, growing along axis 0, filtered."""
-        filters = {}
-        if self.compression is not None:
+    def _new_dataset(
+        self, key: str, row: tuple[int, ...], dtype, rows_per_chunk: int, filters=None
+    ) -> None:
+        """An empty dataset of rows of shape ``row``, growing along axis 0, with the
+        writer's filters (or ``filters``, h5py keywords)."""
+        if filters is None and self.compression is not None:
             level = self.compression_level if self.compression == "gzip" else None
             filters = {"compression": self.compression, "compression_opts": level, "shuffle": True}
         self._file.create_dataset(
@@ -639,7 +642,7 @@ class _GrowingFile:
             maxshape=(None, *row),
             dtype=dtype,
             chunks=(rows_per_chunk, *row),
-            **filters,
+            **(filters or {}),
         )
 
     def _new_names(self) -> None:
@@ -842,9 +845,12 @@ class PredictionWriter(_GrowingFile):
 
     Datasets (created at the first :meth:`append`, resizable along the map axis):
     ``kappa_pred`` ``(N, ny, nx)``, ``kappa_std`` ``(N, ny, nx)`` (only if the batches
-    carry a per-pixel uncertainty) and ``names`` ``(N,)`` variable-length UTF-8. File
+    carry a per-pixel uncertainty), ``mask`` ``(N, ny, nx)`` uint8, 1 where the input had
+    no galaxy, so no one reads κ there (only if the batches carry it; gzip-compressed, a
+    few hundred bytes a map) and ``names`` ``(N,)`` variable-length UTF-8. File
     attributes ``format = "lensviz-predictions"``, ``format_version = 2``, ``dtype`` and
-    any ``attrs`` given. :func:`read_predictions` reads it back.
+    any ``attrs`` given. :func:`read_predictions` and :func:`read_prediction_mask` read
+    it back.
 
     Each :meth:`append` writes its batch into the file at once, so the memory in use is
     one batch, whatever the number of maps; the file is written in a hidden temporary
@@ -919,18 +925,22 @@ class PredictionWriter(_GrowingFile):
             raise ValueError(f"dtype must be one of {list(PREDICTION_DTYPES)}, got {dtype!r}")
         super().__init__(path, overwrite, compression, compression_level, attrs)
         self.dtype = np.dtype(dtype)
-        self._has_std: bool | None = None
+        self._optional: frozenset[str] = frozenset()  # kappa_std and mask, when given
 
     def _format_attrs(self) -> dict:
         return {**super()._format_attrs(), "dtype": self.dtype.name}
 
-    def _create(self, field: tuple[int, int], has_std: bool) -> None:
-        for key in ("kappa_pred", "kappa_std") if has_std else ("kappa_pred",):
+    def _create(self, field: tuple[int, int], optional: frozenset[str]) -> None:
+        for key in ("kappa_pred", *sorted(optional & {"kappa_std"})):
             self._new_dataset(key, field, self.dtype, 1)
+        if "mask" in optional:  # mostly zeros: 16 µs and ~200 B a 128² map with gzip 1
+            self._new_dataset(
+                "mask", field, np.uint8, 1, {"compression": "gzip", "compression_opts": 1}
+            )
         self._new_names()
-        self._field, self._has_std = field, has_std
+        self._field, self._optional = field, optional
 
-    def append(self, kappa_pred, names: Sequence[str], kappa_std=None) -> None:
+    def append(self, kappa_pred, names: Sequence[str], kappa_std=None, mask=None) -> None:
         """Append a batch of predicted maps.
 
         Parameters
@@ -941,12 +951,15 @@ class PredictionWriter(_GrowingFile):
             One per map.
         kappa_std : array_like, shape (n, ny, nx), optional
             The per-pixel uncertainty: give it for every batch or for none.
+        mask : array_like of bool, shape (n, ny, nx), optional
+            The input's pixels without galaxies (:func:`lensviz.fields.field_mask`): give
+            it for every batch or for none.
 
         Raises
         ------
         DataError, DataTypeError
-            Maps that :func:`validate_kappa` refuses, a wrong number of names, a field or
-            a ``kappa_std`` that differs from the earlier batches.
+            Maps that :func:`validate_kappa` refuses, a wrong number of names, a field,
+            a ``kappa_std`` or a ``mask`` that differs from the earlier batches.
         """
         self._check_open()
         at = "" if self._n == 0 else f", the batch from map {self._n}"
@@ -955,26 +968,31 @@ class PredictionWriter(_GrowingFile):
         std = (
             None if kappa_std is None else validate_kappa(kappa_std, f"{self.path} [kappa_std{at}]")
         )
-        if std is not None and std.shape != kappa.shape:
-            raise DataError(
-                f"{source}: kappa_std has shape {std.shape}; expected the shape "
-                f"of kappa_pred, {kappa.shape}"
-            )
+        mask = None if mask is None else np.asarray(mask, dtype=bool)
+        for key, values in (("kappa_std", std), ("mask", mask)):
+            if values is not None and values.shape != kappa.shape:
+                raise DataError(
+                    f"{source}: {key} has shape {values.shape}; expected the shape "
+                    f"of kappa_pred, {kappa.shape}"
+                )
         names = validate_names(list(names), len(kappa), source)
+        given = {"kappa_std": std, "mask": mask}
         if self._field is None:
-            self._create(kappa.shape[1:], std is not None)
+            self._create(kappa.shape[1:], frozenset(k for k, v in given.items() if v is not None))
         check_same_field(self._field, kappa.shape[1:], source)
-        if self._has_std != (std is not None):
-            state = "with" if self._has_std else "without"
-            raise DataError(
-                f"{source}: earlier batches were written {state} kappa_std; "
-                "give it for every batch or for none"
-            )
-        rows = {"kappa_pred": kappa, "kappa_std": std}
-        self._append_rows(
-            {k: None if v is None else v.astype(self.dtype, copy=False) for k, v in rows.items()},
-            names,
-        )
+        for key, values in given.items():
+            if (key in self._optional) != (values is not None):
+                state = "with" if key in self._optional else "without"
+                raise DataError(
+                    f"{source}: earlier batches were written {state} {key}; "
+                    "give it for every batch or for none"
+                )
+        rows = {
+            "kappa_pred": kappa.astype(self.dtype, copy=False),
+            "kappa_std": None if std is None else std.astype(self.dtype, copy=False),
+            "mask": None if mask is None else mask.astype(np.uint8),
+        }
+        self._append_rows(rows, names)
 
 
 def write_predictions(
@@ -999,6 +1017,35 @@ def write_predictions(
 
 def _attr_value(value):
     return value.item() if hasattr(value, "item") and np.ndim(value) == 0 else value
+
+
+def read_prediction_mask(path, start: int = 0, stop: int | None = None) -> np.ndarray | None:
+    """The ``mask`` of a prediction file: bool ``(n, ny, nx)``, True where the input had
+    no galaxy (κ there is an interpolation); None when the file has no mask.
+
+    Raises
+    ------
+    DataError, DataTypeError, FileNotFoundError
+        As :func:`read_predictions`; a mask of another shape or type than uint8 0/1.
+    """
+    source = str(path)
+    with open_hdf5(path, source) as (f, root):
+        if root.get(b"mask") is None:
+            return None
+        if root.get(b"kappa_pred") != h5o.TYPE_DATASET or root[b"mask"] != h5o.TYPE_DATASET:
+            raise DataError(f"{source}: expected the datasets 'kappa_pred' and 'mask'")
+        ds = f["mask"]
+        if ds.shape != f["kappa_pred"].shape or ds.dtype != np.uint8:
+            raise DataError(
+                f"{source}: dataset 'mask' is {ds.shape} {quote(ds.dtype)}; expected uint8 "
+                f"of the shape of kappa_pred, {f['kappa_pred'].shape}"
+            )
+        rows = np.arange(*slice_bounds(ds.shape[0], start, stop, source))
+        check_read_size(len(rows), source, kappa=True, field=ds.shape[1:])
+        mask = _read_rows(ds, "mask", _rows_selection(rows), source) if len(rows) else ds[:0]
+    if mask.size and mask.max() > 1:
+        raise DataError(f"{source}: dataset 'mask' holds values other than 0 and 1")
+    return mask.astype(bool)
 
 
 def read_predictions(

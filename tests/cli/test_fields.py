@@ -166,6 +166,10 @@ def test_cosmos_and_fits_specs(run_cli, tmp_path):
     assert status == 0, err
     pred, names, _ = data.read_predictions(tmp_path / "p.h5")
     assert pred.shape == (1, 256, 256) and names == ["cosmos"]
+    # The pixels without galaxies stay marked in the output.
+    np.testing.assert_array_equal(
+        data.read_prediction_mask(tmp_path / "p.h5")[0], fields.field_mask(eps[0])
+    )
     g = eps[0]
     for i, name in enumerate(("g1", "g2", "s")):
         fits.PrimaryHDU(g[..., i]).writeto(tmp_path / f"{name}.fits")

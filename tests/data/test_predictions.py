@@ -119,3 +119,37 @@ def test_overwrite_is_needed_to_replace_a_file(tmp_path, maps):
 def test_the_package_exports_the_writer():
     assert data.PredictionWriter is PredictionWriter
     assert "PredictionWriter" in data.__all__
+
+
+def test_the_mask_of_the_input_travels_with_the_predictions(tmp_path, maps):
+    maps, names = maps
+    mask = np.zeros(maps.shape, bool)
+    mask[2, 10:30, 40:50] = True
+    mask[5, :, :3] = True
+    with PredictionWriter(tmp_path / "p.h5") as w:
+        for i in range(0, len(maps), 4):
+            w.append(
+                maps[i : i + 4],
+                names[i : i + 4],
+                mask=mask[i : i + 4],
+            )
+    np.testing.assert_array_equal(data.read_prediction_mask(tmp_path / "p.h5"), mask)
+    np.testing.assert_array_equal(data.read_prediction_mask(tmp_path / "p.h5", 5, 6), mask[5:6])
+    with h5py.File(tmp_path / "p.h5") as f:
+        assert f["mask"].dtype == np.uint8 and f["mask"].compression == "gzip"
+    write_predictions(tmp_path / "none.h5", maps, names)
+    assert data.read_prediction_mask(tmp_path / "none.h5") is None  # a file without mask
+    # Given for some batches only, or of another shape: refused, nothing written.
+    with pytest.raises(DataError, match="earlier batches were written with mask"):
+        with PredictionWriter(tmp_path / "bad.h5") as w:
+            w.append(maps[:2], ["a", "b"], mask=mask[:2])
+            w.append(maps[2:4], ["c", "d"])
+    with pytest.raises(DataError, match=r"mask has shape \(2, 5, 5\)"):
+        with PredictionWriter(tmp_path / "bad.h5") as w:
+            w.append(maps[:2], ["a", "b"], mask=np.zeros((2, 5, 5), bool))
+    assert not (tmp_path / "bad.h5").exists()
+    # A hostile mask: values other than 0 and 1.
+    with h5py.File(tmp_path / "p.h5", "r+") as f:
+        f["mask"][0, 0, 0] = 7
+    with pytest.raises(DataError, match="values other than 0 and 1"):
+        data.read_prediction_mask(tmp_path / "p.h5")
