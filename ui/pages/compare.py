@@ -47,11 +47,10 @@ def whiskers_ui() -> bool:
     )
 
 
-def add_mean_ui(has_truth: bool) -> bool:
+def add_mean_ui() -> bool:
     return st.toggle(
         "Add the true mean to KS93 & Wiener",
         key="compare_add_mean",
-        disabled=not has_truth,
         help="KS93 and the Wiener filter cannot see a uniform mass sheet, so "
         "their maps have mean 0. This shifts them by the true mean in the "
         "figures only (display); the metrics always use the maps as they are.",
@@ -308,7 +307,6 @@ def kappa_section(sel, preds: dict[str, np.ndarray], zrange) -> None:
     """Maps, residuals and metrics with truth, or the maps alone (a fragment: the
     true-mean toggle redraws only this)."""
     truth = sel.sample_kappa
-    add_mean = add_mean_ui(sel.has_truth)
     grey = " Grey: pixels without galaxies (masked or outside the survey)."
     grey = grey if sel.sample_mask.any() else ""
     if truth is None:
@@ -328,6 +326,7 @@ def kappa_section(sel, preds: dict[str, np.ndarray], zrange) -> None:
             "maps have mean 0 (the mass-sheet degeneracy)." + grey
         )
         return
+    add_mean = add_mean_ui()
     linear = (ks93_label(sel.ks93_sigma_px, sel.ks93_pad), wiener_label(sel.ks93_pad))
     shown = {name: sel.masked(p) for name, p in preds.items()}
     if add_mean:
