@@ -198,26 +198,28 @@ def _builtin_ui() -> Dataset:
     return cache.builtin_dataset(int(seed), depth=depth_ui())
 
 
+def _keep(key: str, files) -> tuple[tuple[str, bytes], ...]:
+    """Keep the files of uploader ``key`` (its file ids and their names and bytes)."""
+    payload = tuple((f.name, f.getvalue()) for f in files)
+    st.session_state[f"{_KEPT}_{key}"] = tuple(f.file_id for f in files), payload
+    return payload
+
+
 def _remember_upload(key: str) -> None:
     """Callback of an uploader: the user added or removed files; keep them."""
     files = st.session_state.get(key) or []
-    files = files if isinstance(files, list) else [files]  # a single-file uploader's value
-    st.session_state[f"{_KEPT}_{key}"] = (
-        tuple(f.file_id for f in files),
-        tuple((f.name, f.getvalue()) for f in files),
-    )
+    _keep(key, files if isinstance(files, list) else [files])  # single-file uploaders: one
 
 
 def _kept_upload(key: str, files) -> tuple[tuple[str, bytes], ...]:
     """(name, bytes) of the files of uploader ``key``, or of its last upload while the
     uploader is empty after a programmatic page switch."""
-    ss, kept = st.session_state, f"{_KEPT}_{key}"
+    ids, payload = st.session_state.get(f"{_KEPT}_{key}", ((), ()))
     if not files:
-        return ss.get(kept, ((), ()))[1]
-    ids = tuple(f.file_id for f in files)
-    if ss.get(kept, ((), ()))[0] != ids:  # read the bytes once per upload
-        ss[kept] = ids, tuple((f.name, f.getvalue()) for f in files)
-    return ss[kept][1]
+        return payload
+    if ids != tuple(f.file_id for f in files):  # read the bytes once per upload
+        payload = _keep(key, files)
+    return payload
 
 
 def _forget_uploads(*keys: str) -> None:
