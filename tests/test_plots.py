@@ -224,12 +224,12 @@ def test_map_figure_png_has_axes_and_a_colour_bar():
 
 
 def test_significance_grid_puts_e_over_b_on_one_scale_and_labels_the_top_peaks():
-    e = {"UNet": np.zeros((40, 60)), "KS93": np.ones((40, 60))}
-    b = {"KS93": -np.ones((40, 60)), "UNet": np.zeros((40, 60))}
+    e = {"UNet": np.zeros((40, 60)), "KS93 (σ 4 px)": np.ones((40, 60))}
+    b = {"KS93 (σ 4 px)": -np.ones((40, 60)), "UNet": np.zeros((40, 60))}
     peaks = {"UNet": [(5, 59, 7.0), (20, 30, 3.0), (30, 10, 5.0)]}  # one on the edge
     fig = plots.significance_grid(e, b, peaks, labels=2)
     titles = [a.text for a in fig.layout.annotations]
-    assert titles == ["UNet · E", "KS93 · E", "UNet · B (45°)", "KS93 · B (45°)"]
+    assert titles == ["UNet · E", "KS93 · E", "UNet · B (45°)", "KS93 · B (45°)"]  # short
     heat = [t for t in fig.data if t.type == "heatmap"]
     assert len(heat) == 4 and {t.coloraxis for t in heat} == {"coloraxis"}
     assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (-5.0, 5.0)

@@ -1149,8 +1149,12 @@ def significance_grid(
     names = list(snr_e)
     if not names or set(snr_b) != set(names):
         raise ValueError(f"need E and B maps of the same methods, got {names} and {list(snr_b)}")
+    # Titles name the method without its settings ("KS93 · E"), so that three fit side
+    # by side on narrow screens; the settings are in the hover text and the page.
+    short = [n.split(" (")[0] for n in names]
+    short = short if len(set(short)) == len(short) else names
     panels = _Panels(
-        [f"{n} · E" for n in names] + [f"{n} · B (45°)" for n in names], rows=2, cols=len(names)
+        [f"{n} · E" for n in short] + [f"{n} · B (45°)" for n in short], rows=2, cols=len(names)
     )
     for col, name in enumerate(names, start=1):
         for row, maps, mode in ((1, snr_e, "E"), (2, snr_b, "B")):
