@@ -28,8 +28,10 @@ from pathlib import Path
 
 import numpy as np
 import streamlit as st
+from astropy.io import fits
 
 from lensviz import constants, cosmos, data, loss_weights, metrics, nulltests
+from lensviz.data.fits import wcs_cards
 from lensviz.depth import depth_label, domain_warnings, ks93_sigma
 from lensviz.evaluation import (
     calibration_set,
@@ -138,6 +140,7 @@ class Dataset:
     depth: str | None = None  # survey-depth preset of simulated data (None: the default)
     pixel_arcmin: float = constants.PIXEL_ARCMIN  # pixel side [arcmin]
     sigma_e: float = constants.SIGMA_E  # the σ_e that Δε was computed with
+    header: fits.Header | None = None  # the WCS cards of a FITS input, for FITS downloads
 
 
 def _read_only(*arrays):
@@ -186,18 +189,23 @@ def builtin_dataset(seed: int, n: int = BUILTIN_SAMPLES, depth: str | None = Non
 
 @st.cache_resource(max_entries=4, show_spinner="Reading the upload…")
 def _upload(digest: str, _files: tuple[tuple[str, bytes], ...]):
-    if len(_files) == 1:
+    header = None
+    if len(_files) == 1 and Path(_files[0][0]).suffix.lower() in constants.FITS_SUFFIXES:
+        field = data.load_field_upload(*_files[0])
+        eps, kappa, names = field.eps[None], field.kappa, [Path(_files[0][0]).stem]
+        kappa, header = None if kappa is None else kappa[None], wcs_cards(field.header)
+    elif len(_files) == 1:
         eps, kappa, names = data.load_upload(*_files[0])
     elif len(_files) == 2 and all(name.lower().endswith(".npy") for name, _ in _files):
         (en, eb), (kn, kb) = epsilon_and_kappa_files(_files)
         eps, kappa, names = data.load_upload_pair(en, eb, kn, kb)
     else:
         raise ValueError(
-            f"got {len(_files)} files; upload one .npy (ε only), .npz or .h5 file, or a "
-            "challenge-style pair: EPSILON/NAME.npy (3,128,128) and KAPPA/NAME.npy (128,128)"
+            f"got {len(_files)} files; upload one .npy (ε only), .npz, .h5 or .fits file, or "
+            "a challenge-style pair: EPSILON/NAME.npy (3,128,128) and KAPPA/NAME.npy (128,128)"
         )
     _read_only(eps, kappa)
-    return eps, kappa, tuple(names)
+    return eps, kappa, tuple(names), header
 
 
 def epsilon_and_kappa_files(files):
@@ -219,9 +227,9 @@ def uploaded_dataset(files: tuple[tuple[str, bytes], ...]) -> Dataset:
         Naming the file and what was expected.
     """
     digest = hashlib.sha1(b"".join(b for _, b in files)).hexdigest()[:12]
-    eps, kappa, names = _upload(digest, tuple(files))
+    eps, kappa, names, header = _upload(digest, tuple(files))
     label = " + ".join(n for n, _ in files)
-    return Dataset(f"upload: {label}", f"upload:{digest}", eps, kappa, names)
+    return Dataset(f"upload: {label}", f"upload:{digest}", eps, kappa, names, header=header)
 
 
 def server_dataset_names() -> list[str]:
@@ -267,18 +275,19 @@ def cosmos_dataset() -> Dataset:
         ("cosmos",),
         pixel_arcmin=cosmos.COSMOS_PIXEL_ARCMIN,
         sigma_e=field.sigma_e,
+        header=wcs_cards(field.header),
     )
 
 
 @st.cache_resource(max_entries=4, show_spinner="Observing the κ map…")
 def _observed(key: str, _kappa_file: tuple[str, bytes], _mask_file, settings: tuple):
     n_gal, sigma_e, pixel_arcmin, seed = settings
-    kappa, _ = data.load_kappa_upload(*_kappa_file)
+    kappa, header = data.load_kappa_upload(*_kappa_file)
     mask = None if _mask_file is None else data.load_mask_upload(*_mask_file, kappa.shape)
     eps = observe_kappa(kappa, np.random.default_rng(seed), n_gal, sigma_e, pixel_arcmin, mask)
     eps, kappa = eps[None], kappa[None].astype(np.float32)
     _read_only(eps, kappa)
-    return eps, kappa
+    return eps, kappa, wcs_cards(header)
 
 
 def observed_dataset(
@@ -304,7 +313,7 @@ def observed_dataset(
     digest = hashlib.sha1(b"".join(b for _, b in files)).hexdigest()[:12]
     settings = (float(n_gal), float(sigma_e), float(pixel_arcmin), int(seed))
     key = f"observed:{digest}:" + ":".join(f"{v:g}" for v in settings)
-    eps, kappa = _observed(key, kappa_file, mask_file, settings)
+    eps, kappa, header = _observed(key, kappa_file, mask_file, settings)
     name = Path(kappa_file[0]).stem
     where = depth_label(n_gal) + ("" if mask_file is None else ", masked")
     return Dataset(
@@ -315,6 +324,7 @@ def observed_dataset(
         (name,),
         pixel_arcmin=float(pixel_arcmin),
         sigma_e=float(sigma_e),
+        header=header,
     )
 
 

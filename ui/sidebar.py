@@ -90,6 +90,7 @@ class Selection:
     depth: str | None = None  # survey-depth preset of the built-in set (None: default)
     pixel_arcmin: float = constants.PIXEL_ARCMIN  # pixel side of the data [arcmin]
     sigma_e: float = constants.SIGMA_E  # the σ_e that the data's Δε was computed with
+    header: object = None  # the WCS cards of a FITS input (astropy Header), or None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -121,6 +122,7 @@ class Selection:
             kappa=None if self.kappa is None else self.kappa[crop],
             names=(f"{self.sample_name} (tile y {y0}, x {x0})",),
             index=0,
+            header=None,  # the field's WCS does not describe the crop
         )
 
     def masked(self, kappa: np.ndarray) -> np.ndarray:
@@ -525,6 +527,7 @@ def sidebar() -> Selection:
         dataset.depth,
         dataset.pixel_arcmin,
         dataset.sigma_e,
+        dataset.header,
     )
     st.session_state["_selection"] = sel
     return sel

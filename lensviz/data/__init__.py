@@ -101,6 +101,7 @@ from lensviz.data.limits import MAX_UPLOAD_BYTES
 from lensviz.data.npy import load_npy
 from lensviz.data.upload import (
     check_session_uploads,
+    load_field_upload,
     load_kappa_upload,
     load_mask_upload,
     load_upload,
@@ -147,6 +148,7 @@ __all__ = [
     "read_mask",
     "load_upload",
     "load_upload_pair",
+    "load_field_upload",
     "load_kappa_upload",
     "load_mask_upload",
     "load_uploads",

@@ -28,6 +28,7 @@ __all__ = [
     "load_upload",
     "load_upload_pair",
     "load_uploads",
+    "load_field_upload",
     "load_kappa_upload",
     "load_mask_upload",
     "check_session_uploads",
@@ -190,6 +191,19 @@ def load_uploads(files: Sequence[tuple[str, bytes]], *, max_bytes: int = MAX_UPL
         (en, eb), (kn, kb) = files if sizes[0] >= sizes[1] else files[::-1]
         return load_upload_pair(en, eb, kn, kb, max_bytes=max_bytes)
     raise DataError(f"got {len(files)} files; {_PAIR_HELP}")
+
+
+def load_field_upload(filename: str, data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES):
+    """An uploaded FITS field file, whole: a :class:`lensviz.data.ShearField` (ε, the
+    header with its WCS, σ_e, κ when the file holds it); bounded like every upload.
+
+    See :func:`lensviz.data.fits.read_field_fits`.
+    """
+    filename = quote(filename, 200)
+    _check_upload(filename, data, max_bytes)
+    if Path(filename).suffix.lower() not in FITS_SUFFIXES:
+        raise DataError(f"{filename}: expected a FITS field file (.fits)")
+    return read_field_fits(io.BytesIO(data), filename)
 
 
 def load_kappa_upload(filename: str, data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES):

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import pytest
+from astropy.io import fits
 
 from lensviz import cosmos, data, fields, loss_weights, nulltests
 from lensviz.simulate import observe_kappa
@@ -210,7 +211,10 @@ def test_a_tile_of_a_selection_is_its_crop(weights):
 def test_a_fits_field_upload_is_read_whole(app, open_page, tmp_path):
     kappa = _kappa()
     eps = observe_kappa(kappa, np.random.default_rng(1), 30.0)
-    data.write_field_fits(tmp_path / "f.fits", eps, kappa)
+    wcs = fits.Header(
+        {"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRVAL1": 150.1, "CRPIX1": 150.5}
+    )
+    data.write_field_fits(tmp_path / "f.fits", eps, kappa, wcs)
     payload = (tmp_path / "f.fits").read_bytes()
     app.sidebar.radio(key="source").set_value("Upload a file").run()
     app.sidebar.file_uploader(key="upload").set_value(
@@ -221,4 +225,12 @@ def test_a_fits_field_upload_is_read_whole(app, open_page, tmp_path):
     ds = cache.uploaded_dataset((("f.fits", payload),))
     np.testing.assert_allclose(ds.eps[0], eps, atol=1e-7)
     np.testing.assert_array_equal(ds.kappa[0], kappa)
+    # The WCS travels to the κ FITS downloads; the same for an observed κ map.
+    assert ds.header["CRVAL1"] == 150.1 and app.session_state["_selection"].header == ds.header
+    raw = data.kappa_fits_bytes(kappa, ds.header)
+    assert fits.getheader(io.BytesIO(raw))["CTYPE2"] == "DEC--TAN"
+    buf = io.BytesIO()
+    fits.PrimaryHDU(kappa, header=wcs).writeto(buf)
+    observed = cache.observed_dataset(("k.fits", buf.getvalue()), None, 30.0)
+    assert observed.header["CRPIX1"] == 150.5
     assert io.BytesIO(payload).read(6) == b"SIMPLE"

@@ -4,6 +4,7 @@ import io
 
 import numpy as np
 import pytest
+from astropy.io import fits
 
 from lensviz import data
 
@@ -53,3 +54,18 @@ def test_an_upload_is_read_in_memory(arrays, npy_bytes, tmp_path, monkeypatch):
     e, _, _ = data.load_upload("e.npy", npy_bytes(arrays[0]))
     np.testing.assert_array_equal(e, arrays[0])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_fits_field_upload_comes_whole_with_its_header(tmp_path):
+    eps = np.zeros((64, 80, 3), np.float32)
+    eps[..., 2] = 0.1
+    header = fits.Header({"CTYPE1": "RA---TAN", "CRVAL1": 10.0})
+    data.write_field_fits(tmp_path / "f.fits", eps, None, header)
+    raw = (tmp_path / "f.fits").read_bytes()
+    field = data.load_field_upload("f.fits", raw)
+    np.testing.assert_array_equal(field.eps, eps)
+    assert field.header["CRVAL1"] == 10.0 and field.kappa is None
+    with pytest.raises(data.DataError, match="expected a FITS field file"):
+        data.load_field_upload("f.npy", raw)
+    with pytest.raises(data.LimitError, match="limit"):
+        data.load_field_upload("f.fits", raw, max_bytes=100)

@@ -253,14 +253,19 @@ def downloads_ui(sel, preds: dict[str, np.ndarray], zrange) -> None:
         col.download_button(
             "κ as FITS",
             functools.partial(
-                data.kappa_fits_bytes, m, mask=mask, attrs={"METHOD": name, "DATA": sample}
+                data.kappa_fits_bytes,
+                m,
+                sel.header,
+                mask,
+                attrs={"METHOD": name, "DATA": sample},
             ),
             file_name=f"{stem}.fits",
             mime="application/fits",
             key=f"dl_fits_{stem}",
             on_click="ignore",
             icon=":material/download:",
-            help="κ as float32 in the primary image (row 0 is the first row)"
+            help="κ as float32 in the primary image (row 0 is the first row), with the "
+            "WCS of a FITS input"
             + (
                 ", and a MASK extension: 1 where there were no galaxies" if mask is not None else ""
             ),
