@@ -45,6 +45,7 @@ from collections.abc import Callable
 import numpy as np
 
 from lensviz import constants
+from lensviz.depth import TrainingDomain, domain_issues
 from lensviz.evaluation import ks93_depth_predictor, ks93_predictor
 from lensviz.wiener import PowerSpectrum, noise_power, wiener
 
@@ -64,6 +65,7 @@ __all__ = [
     "predict_tiled",
     "ks93_field",
     "wiener_field",
+    "tile_domain_warnings",
 ]
 
 #: Side of the UNet's input and output tiles [pixels].
@@ -384,3 +386,36 @@ def wiener_field(eps, signal: PowerSpectrum, pad: int = FIELD_PAD_PX) -> np.ndar
     if eps.ndim not in (3, 4) or eps.shape[-1] != 3:
         raise ValueError(f"expected ε of shape (ny, nx, 3) or (N, ny, nx, 3), got {eps.shape}")
     return wiener(eps[..., 0], eps[..., 1], noise_power(eps[..., 2]), signal, pad=pad)
+
+
+def tile_domain_warnings(
+    eps, domain: TrainingDomain, tile: int = TILE_PX, overlap: int = DEFAULT_OVERLAP_PX
+) -> list[str]:
+    """Why a model that runs on tiles may be wrong on a field: its training domain
+    (:func:`lensviz.depth.domain_issues`) checked on every tile it sees.
+
+    A field's edge tiles can be mostly empty while its inner tiles are like the training
+    data; a check of the whole field would miss both. One sentence per kind of issue
+    (noise, mask, values), saying in how many tiles it occurs, with the first such tile's
+    numbers; empty when every tile lies inside the domain. A field of one tile gets the
+    sentences of :func:`lensviz.depth.domain_warnings`.
+
+    Examples
+    --------
+    >>> from lensviz.depth import LEGACY_DOMAIN
+    >>> eps = np.zeros((128, 256, 3), np.float32); eps[..., 2] = 0.1
+    >>> eps[:, 200:, 2] = constants.EMPTY_PIXEL_SIGMA  # the right edge is empty
+    >>> tile_domain_warnings(eps, LEGACY_DOMAIN)[0].split(" (")[0]
+    'in 2 of the 4 tiles it sees'
+    """
+    tiles, _ = split_tiles(eps, tile, overlap)
+    found: dict[str, list[str]] = {}
+    for t in tiles:
+        for kind, sentence in domain_issues(t, domain).items():
+            found.setdefault(kind, []).append(sentence)
+    if len(tiles) == 1:
+        return [sentences[0] for sentences in found.values()]
+    return [
+        f"in {len(sentences)} of the {len(tiles)} tiles it sees ({sentences[0]})"
+        for sentences in found.values()
+    ]

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from lensviz import constants, fields
+from lensviz.depth import TrainingDomain
 from lensviz.inversion import gaussian_smooth, ks93, ks93inv
 from lensviz.wiener import estimate_power_spectrum
 
@@ -163,3 +164,17 @@ def test_wiener_field_without_noise_is_ks93_where_there_is_signal():
     assert np.corrcoef(out.ravel(), ks.ravel())[0, 1] > 0.999
     with pytest.raises(ValueError, match=r"expected ε of shape"):
         fields.wiener_field(eps[..., :2], signal)
+
+
+def test_the_training_domain_is_checked_tile_by_tile():
+    domain = TrainingDomain(n_gal_range=(10.0, 100.0), max_masked_fraction=0.3, max_abs_e=1.0)
+    eps = np.zeros((128, 384, 3), np.float32)
+    eps[..., 2] = 0.1  # 27 galaxies per arcmin²: inside
+    assert fields.tile_domain_warnings(eps, domain) == []
+    eps[:, 300:, 2] = constants.EMPTY_PIXEL_SIGMA  # the right edge holds no galaxy
+    (sentence,) = fields.tile_domain_warnings(eps, domain)
+    # Tiles start at x = 0, 43, 85, 128, 171, 213, 256: the last two are 32 % and 66 %
+    # empty (the whole field, 22 % empty, would have passed).
+    assert sentence.startswith("in 2 of the 7 tiles it sees (32% of the pixels")
+    assert "of the pixels are empty or masked; the model saw at most 30%" in sentence
+    assert fields.tile_domain_warnings(eps[:, :128], domain) == []  # one tile: as a sample

@@ -32,7 +32,7 @@ from astropy.io import fits
 
 from lensviz import constants, cosmos, data, loss_weights, metrics, nulltests
 from lensviz.data.fits import wcs_cards
-from lensviz.depth import depth_label, domain_warnings, ks93_sigma
+from lensviz.depth import depth_label, ks93_sigma
 from lensviz.evaluation import (
     calibration_set,
     choose_ks93_sigma,
@@ -43,7 +43,7 @@ from lensviz.evaluation import (
     summarize,
     wiener_predictor,
 )
-from lensviz.fields import field_mask
+from lensviz.fields import field_mask, tile_domain_warnings
 from lensviz.inversion import gaussian_smooth, ks93
 from lensviz.nn.devices import describe_device
 from lensviz.nn.inference import load_model, model_predictor, predict_kappa, training_domain
@@ -401,14 +401,15 @@ def unet_model(sel):
 
 def unet_warnings(sel) -> list[str]:
     """Why the selected UNet may be wrong on the selected sample: the sentences of
-    :func:`lensviz.depth.domain_warnings` against the model's training domain (empty when
-    the sample lies inside it, or when nothing is known of the model)."""
+    :func:`lensviz.fields.tile_domain_warnings` against the model's training domain, tile
+    by tile on a whole field (empty when the sample lies inside it, or when nothing is
+    known of the model)."""
     try:
         model = unet_model(sel)
     except (ValueError, OSError):
         return []  # the pages report an unreadable model themselves
     domain = None if model is None else training_domain(model)
-    return [] if domain is None else domain_warnings(sel.sample_eps, domain)
+    return [] if domain is None else tile_domain_warnings(sel.sample_eps, domain)
 
 
 @st.cache_resource
