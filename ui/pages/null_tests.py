@@ -9,6 +9,8 @@ works, the simulated ones too, where the truth shows what the tests miss.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -22,9 +24,9 @@ from ui.text import count
 
 #: A peak is called a detection when at most this share of the noise maps reach its height.
 FALSE_ALARM = 0.05
-#: |B| / noise rms beyond this is rare for Gaussian noise (0.27 % of the pixels).
+#: |B| / noise rms beyond this is rare for Gaussian noise: B_GAUSSIAN_SHARE (0.27 %) of pixels.
 B_SIGMA = 3.0
-B_GAUSSIAN_SHARE = 0.0027
+B_GAUSSIAN_SHARE = math.erfc(B_SIGMA / math.sqrt(2.0))
 PEAKS_LISTED = 5  # rows per method in the peak table
 
 
