@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import gc
 import hashlib
-import io
 import os
 from pathlib import Path
 
@@ -77,7 +76,6 @@ __all__ = [
     "calibrated_ks93_sigma",
     "cosmos_dataset",
     "device_label",
-    "epsilon_and_kappa_files",
     "kappa_maps",
     "ks93_kappa",
     "metric_scores",
@@ -194,28 +192,10 @@ def _upload(digest: str, _files: tuple[tuple[str, bytes], ...]):
         field = data.load_field_upload(*_files[0])
         eps, kappa, names = field.eps[None], field.kappa, [Path(_files[0][0]).stem]
         kappa, header = None if kappa is None else kappa[None], wcs_cards(field.header)
-    elif len(_files) == 1:
-        eps, kappa, names = data.load_upload(*_files[0])
-    elif len(_files) == 2 and all(name.lower().endswith(".npy") for name, _ in _files):
-        (en, eb), (kn, kb) = epsilon_and_kappa_files(_files)
-        eps, kappa, names = data.load_upload_pair(en, eb, kn, kb)
     else:
-        raise ValueError(
-            f"got {len(_files)} files; upload one .npy (ε only), .npz, .h5 or .fits file, or "
-            "a challenge-style pair: EPSILON/NAME.npy (3,128,128) and KAPPA/NAME.npy (128,128)"
-        )
+        eps, kappa, names = data.load_uploads(_files)  # one file, or an ε + κ .npy pair
     _read_only(eps, kappa)
     return eps, kappa, tuple(names), header
-
-
-def epsilon_and_kappa_files(files):
-    """Order a pair of ``.npy`` uploads as (ε file, κ file).
-
-    For the same number of maps the ε file (3 channels) is the larger array; the shapes
-    are read from the ``.npy`` headers only.
-    """
-    sizes = [data.load_npy(io.BytesIO(b), name).size for name, b in files]
-    return tuple(files) if sizes[0] >= sizes[1] else tuple(files[::-1])
 
 
 def uploaded_dataset(files: tuple[tuple[str, bytes], ...]) -> Dataset:

@@ -29,8 +29,7 @@ from collections.abc import Callable
 import numpy as np
 import streamlit as st
 
-from lensviz import constants, cosmos
-from lensviz.data import FITS_SUFFIXES
+from lensviz import constants, cosmos, data
 from lensviz.depth import depth_label, effective_n_gal, ks93_sigma
 from lensviz.fields import FIELD_PAD_PX, field_mask, masked
 from lensviz.simulate import depth_config
@@ -245,7 +244,7 @@ def _uploader(label: str, key: str, types, *, multiple: bool = False, help: str 
     return _kept_upload(key, files)
 
 
-_FITS_TYPES = [s.lstrip(".") for s in FITS_SUFFIXES]
+_FITS_TYPES = [s.lstrip(".") for s in constants.FITS_SUFFIXES]
 
 
 def _upload_ui() -> Dataset | None:
@@ -276,7 +275,7 @@ def _upload_ui() -> Dataset | None:
 
 def _pair_caption(payload) -> str:
     """Which uploaded file is read as ε and which as κ."""
-    eps_file, kappa_file = cache.epsilon_and_kappa_files(payload)
+    eps_file, kappa_file = data.epsilon_and_kappa_files(payload)
     order = {id(f): i for i, f in enumerate(payload)}
     ordinal = ("first", "second")
     return (

@@ -101,6 +101,7 @@ from lensviz.data.limits import MAX_UPLOAD_BYTES
 from lensviz.data.npy import load_npy
 from lensviz.data.upload import (
     check_session_uploads,
+    epsilon_and_kappa_files,
     load_field_upload,
     load_kappa_upload,
     load_mask_upload,
@@ -152,6 +153,7 @@ __all__ = [
     "load_kappa_upload",
     "load_mask_upload",
     "load_uploads",
+    "epsilon_and_kappa_files",
     "check_session_uploads",
     "apply_convention",
     "PredictionWriter",

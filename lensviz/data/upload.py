@@ -28,6 +28,7 @@ __all__ = [
     "load_upload",
     "load_upload_pair",
     "load_uploads",
+    "epsilon_and_kappa_files",
     "load_field_upload",
     "load_kappa_upload",
     "load_mask_upload",
@@ -35,7 +36,7 @@ __all__ = [
 ]
 
 _PAIR_HELP = (
-    "upload one .npy (ε only), .npz or .h5 file, or a challenge-style pair: "
+    "upload one .npy (ε only), .npz, .h5 or .fits file, or a challenge-style pair: "
     "EPSILON/NAME.npy (3, ny, nx) and KAPPA/NAME.npy (ny, nx), 128 × 128 in the "
     "challenge"
 )
@@ -161,6 +162,24 @@ def _declared_elements(name: str, data: bytes) -> int:
         return math.prod(arr.shape)
 
 
+def epsilon_and_kappa_files(files: Sequence[tuple[str, bytes]]):
+    """Order a pair of uploaded ``.npy`` files as ``(ε file, κ file)``.
+
+    For the same number of maps the ε file (3 channels) is the larger array; the shapes
+    are read from the ``.npy`` headers alone, never the data.
+
+    Raises
+    ------
+    DataError, LimitError
+        A file that is not a bounded ``.npy``.
+    """
+    files = list(files)
+    if len(files) != 2:
+        raise DataError(f"got {len(files)} files; a pair is two .npy files")
+    sizes = [_declared_elements(quote(name, 200), data) for name, data in files]
+    return tuple(files) if sizes[0] >= sizes[1] else tuple(files[::-1])
+
+
 def load_uploads(files: Sequence[tuple[str, bytes]], *, max_bytes: int = MAX_UPLOAD_BYTES):
     """Load what a user uploaded at once: one file, or an EPSILON + KAPPA ``.npy`` pair.
 
@@ -187,8 +206,7 @@ def load_uploads(files: Sequence[tuple[str, bytes]], *, max_bytes: int = MAX_UPL
     if len(files) == 1:
         return load_upload(*files[0], max_bytes=max_bytes)
     if len(files) == 2 and all(str(name).lower().endswith(".npy") for name, _ in files):
-        sizes = [_declared_elements(quote(name, 200), data) for name, data in files]
-        (en, eb), (kn, kb) = files if sizes[0] >= sizes[1] else files[::-1]
+        (en, eb), (kn, kb) = epsilon_and_kappa_files(files)
         return load_upload_pair(en, eb, kn, kb, max_bytes=max_bytes)
     raise DataError(f"got {len(files)} files; {_PAIR_HELP}")
 

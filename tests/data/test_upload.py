@@ -69,3 +69,12 @@ def test_a_fits_field_upload_comes_whole_with_its_header(tmp_path):
         data.load_field_upload("f.npy", raw)
     with pytest.raises(data.LimitError, match="limit"):
         data.load_field_upload("f.fits", raw, max_bytes=100)
+
+
+def test_a_pair_is_ordered_by_the_declared_sizes(npy_bytes):
+    eps = npy_bytes(np.zeros((3, 128, 128), np.float16))
+    kappa = npy_bytes(np.zeros((128, 128), np.float16))
+    for files in ((("e.npy", eps), ("k.npy", kappa)), (("k.npy", kappa), ("e.npy", eps))):
+        assert [n for n, _ in data.epsilon_and_kappa_files(files)] == ["e.npy", "k.npy"]
+    with pytest.raises(data.DataError, match="got 3 files"):
+        data.epsilon_and_kappa_files([("a.npy", eps)] * 3)
