@@ -140,6 +140,11 @@ class Dataset:
     sigma_e: float = constants.SIGMA_E  # the σ_e that Δε was computed with
     header: fits.Header | None = None  # the WCS cards of a FITS input, for FITS downloads
 
+    @property
+    def is_tile(self) -> bool:
+        """Maps of the UNet's 128 × 128 training tiles (not whole fields)."""
+        return self.eps.shape[1:3] == (constants.NPIX, constants.NPIX)
+
 
 def _read_only(*arrays):
     for a in arrays:

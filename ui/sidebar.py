@@ -23,6 +23,7 @@ Adding a data source: write a ``_name_ui() -> Dataset | None`` function and add 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Callable
 
@@ -101,10 +102,13 @@ class Selection:
         """Maps of the UNet's 128 × 128 training tiles (not whole fields)."""
         return self.shape == (constants.NPIX, constants.NPIX)
 
-    @property
+    @functools.cached_property
     def sample_mask(self) -> np.ndarray:
-        """Empty or masked pixels of the selected sample, bool ``(ny, nx)``."""
-        return field_mask(self.sample_eps)
+        """Empty or masked pixels of the selected sample, bool ``(ny, nx)``, read-only
+        (derived once per selection: every map of a page is masked with it)."""
+        mask = field_mask(self.sample_eps)
+        mask.setflags(write=False)
+        return mask
 
     def tile(self, y0: int, x0: int) -> Selection:
         """The selection of one 128 × 128 tile of the selected sample, at row ``y0`` and
@@ -468,8 +472,7 @@ def ks93_ui(dataset: Dataset, index: int) -> tuple[float, int]:
             help=f"Gaussian smoothing of the KS93 map. 1 pixel = {dataset.pixel_arcmin:g}′; "
             "0 shows raw KS93, which is mostly shape noise.",
         )
-    tile = dataset.eps.shape[1:3] == (constants.NPIX, constants.NPIX)
-    if tile:
+    if dataset.is_tile:
         pad = (
             KS93_PAD_PX
             if st.sidebar.toggle(
@@ -487,7 +490,7 @@ def ks93_ui(dataset: Dataset, index: int) -> tuple[float, int]:
     st.sidebar.caption(
         f"σ = {sigma:.3g} px = {sigma * dataset.pixel_arcmin:.3g}′"
         + (f" (depth rule; ≈ {depth_label(n_gal)})" if auto else f" (the rule says {rule:.3g} px)")
-        + ("" if tile else f"; the whole field is zero-padded by {pad} px per side")
+        + ("" if dataset.is_tile else f"; the whole field is zero-padded by {pad} px per side")
         + ". Used by Compare, Loss weights, Peaks, DICEE and Null tests; Evaluate and "
         "Learn smooth every map by the rule."
     )
@@ -501,7 +504,7 @@ def sidebar() -> Selection:
     ny, nx = dataset.eps.shape[1:3]
     st.sidebar.caption(
         f"{dataset.label} · {count(len(dataset.eps), 'sample')}"
-        + ("" if (ny, nx) == (constants.NPIX, constants.NPIX) else f" of {ny} × {nx} px")
+        + ("" if dataset.is_tile else f" of {ny} × {nx} px")
         + ("" if dataset.kappa is not None else " · no κ truth")
     )
     index = sample_ui(dataset)
