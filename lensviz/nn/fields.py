@@ -30,8 +30,8 @@ import weakref
 import keras
 import numpy as np
 
-from lensviz.fields import DEFAULT_OVERLAP_PX, as_field, pad_field, predict_tiled
-from lensviz.nn.inference import predict_kappa
+from lensviz.fields import DEFAULT_OVERLAP_PX, as_field, pad_field
+from lensviz.nn.inference import model_predictor, predict_kappa
 from lensviz.nn.unet import UNet
 
 __all__ = ["FIELD_METHODS", "predict_field", "convolutional_twin", "convolutional_side"]
@@ -146,11 +146,9 @@ def predict_field(
         return np.stack([predict_field(model, e, overlap, method, batch_size) for e in eps])
     eps = as_field(eps)
     ny, nx = eps.shape[:2]
-    tile = _tile_side(model)
+    _tile_side(model)  # a fixed square tile, or a clear error
     if method == "tiles":
-        return predict_tiled(
-            lambda t: predict_kappa(model, t, batch_size), eps, tile, overlap, batch_size
-        )
+        return model_predictor(model, batch_size, overlap)(eps)
     side = convolutional_side(model, ny, nx)
     twin = convolutional_twin(model, side)
     return predict_kappa(twin, pad_field(eps, side, side), 1)[:ny, :nx]

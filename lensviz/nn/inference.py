@@ -26,7 +26,7 @@ import tensorflow as tf
 
 from lensviz._atomic import atomic_path
 from lensviz.depth import LEGACY_DOMAIN, TrainingDomain
-from lensviz.fields import predict_tiled
+from lensviz.fields import DEFAULT_OVERLAP_PX, predict_tiled
 from lensviz.inversion import ks93
 from lensviz.nn.layers import check_int
 from lensviz.nn.unet import UNet
@@ -241,16 +241,18 @@ def load_model(path: str | os.PathLike, compile: bool = False) -> keras.Model:
     return model
 
 
-def model_predictor(model: keras.Model, batch_size: int = 64) -> Callable:
+def model_predictor(
+    model: keras.Model, batch_size: int = 64, overlap: int = DEFAULT_OVERLAP_PX
+) -> Callable:
     """A predictor running a loaded UNet on maps of any size.
 
     The predictor protocol is :mod:`lensviz.evaluation`'s: ``eps (N, ny, nx, 3) ->
     kappa (N, ny, nx)`` (or one map ``(ny, nx, 3) -> (ny, nx)``). Maps of the model's
     tile size go through the cached ``tf.function`` forward of :func:`predict_kappa`;
     maps of another size (whole fields) are reconstructed from overlapping tiles blended
-    into one map (:func:`lensviz.fields.predict_tiled`, as
-    :func:`lensviz.nn.fields.predict_field`). The model is the predictor's ``model``
-    attribute.
+    into one map, neighbours sharing at least ``overlap`` pixels
+    (:func:`lensviz.fields.predict_tiled`; :func:`lensviz.nn.fields.predict_field` runs
+    it). The model is the predictor's ``model`` attribute.
     """
     tile = tuple(model.input_shape[1:3])
 
@@ -258,7 +260,7 @@ def model_predictor(model: keras.Model, batch_size: int = 64) -> Callable:
         eps = np.asarray(eps, dtype=np.float32)
         if eps.ndim in (3, 4) and tuple(eps.shape[-3:-1]) != tile and tile[0] == tile[1]:
             return predict_tiled(
-                lambda t: predict_kappa(model, t, batch_size), eps, tile[0], batch_size=batch_size
+                lambda t: predict_kappa(model, t, batch_size), eps, tile[0], overlap, batch_size
             )
         return predict_kappa(model, eps, batch_size=batch_size)
 
