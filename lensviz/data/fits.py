@@ -570,6 +570,16 @@ def _no_inf(data: np.ndarray, source: str, what: str) -> None:
         )
 
 
+def _no_negative(data: np.ndarray, source: str, what: str, item: str, expected: str) -> None:
+    bad = data < 0
+    if bad.any():
+        y, x = np.argwhere(bad)[0]
+        raise DataError(
+            f"{source}: the {what} image holds a negative {item} ({data[y, x]:g} at y={y}, "
+            f"x={x}); expected {expected}"
+        )
+
+
 def _assemble(
     images: dict[str, tuple[np.ndarray, str]], sigma_e: float | None, source: str
 ) -> tuple[np.ndarray, float | None]:
@@ -585,12 +595,7 @@ def _assemble(
         empty |= np.isnan(data["mask"]) | (data["mask"] != 0)
     if "counts" in data:
         counts = data["counts"]
-        if np.any(counts < 0):
-            y, x = np.argwhere(counts < 0)[0]
-            raise DataError(
-                f"{sources['counts']}: the count image holds a negative count "
-                f"({counts[y, x]:g} at y={y}, x={x}); expected galaxy numbers ≥ 0"
-            )
+        _no_negative(counts, sources["counts"], "count", "count", "galaxy numbers ≥ 0")
         counts = np.where(np.isnan(counts), 0.0, counts)
         if sigma_e is None:
             try:
@@ -604,12 +609,7 @@ def _assemble(
             delta = sigma_e / np.sqrt(np.where(counts > 0, counts, 1.0))
     else:
         delta = data["sigma"]
-        if np.any(delta < 0):
-            y, x = np.argwhere(delta < 0)[0]
-            raise DataError(
-                f"{sources['sigma']}: the σ image holds a negative value "
-                f"({delta[y, x]:g} at y={y}, x={x}); expected standard deviations"
-            )
+        _no_negative(delta, sources["sigma"], "σ", "value", "standard deviations")
         empty |= np.isnan(delta) | (delta >= constants.EMPTY_PIXEL_SIGMA)
     eps = np.empty((*g1.shape, 3), np.float32)
     eps[..., 0] = np.where(empty, 0.0, g1)
