@@ -11,8 +11,8 @@ speed
     forward, is not timed).
 accuracy
     ``--n`` simulated fields of 384² per depth (held-out seeds 3000 on; the default
-    simulator with ``npix=384`` and ``n_field_halos=27``, the halo density of the default
-    128² field; one main cluster per field), scored by the RMSE over the whole field:
+    simulator with ``npix=384``, at the default halo density per deg²; one main cluster
+    per field), scored by the RMSE over the whole field:
 
     * ``unet_tiles``: the UNet on overlapping tiles, blended (the default);
     * ``unet_convolutional``: the UNet over the whole field at once;
@@ -51,7 +51,7 @@ __all__ = ["FIELD_CONFIG", "DEPTHS", "bench_speed", "bench_accuracy", "main"]
 OUT = ROOT / "benchmarks" / "fields.json"
 
 #: The 384² fields: the default simulator with the halo density of its 128² field.
-FIELD_CONFIG = SimulationConfig(npix=384, n_field_halos=27.0)
+FIELD_CONFIG = SimulationConfig(npix=384)
 #: Depths scored: (label, n_gal, masks).
 DEPTHS = (
     ("10", 10.0, False),
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         "training_domain": None if domain is None else domain.to_dict(),
         "field_config": {
             "npix": FIELD_CONFIG.npix,
-            "n_field_halos": FIELD_CONFIG.n_field_halos,
+            "field_halo_density": FIELD_CONFIG.field_halo_density,
             "margin_px": FIELD_CONFIG.margin_px,
         },
         "fields_per_depth": n,

@@ -176,7 +176,7 @@ SIM_Z_RANGE = (0.1, 0.6)  # main-cluster and field-halo redshifts, drawn uniform
 SIM_CENTER_OFFSET_ARCMIN = 3.0  # main-cluster centre: uniform in a disc of this radius [arcmin]
 SIM_AXIS_RATIO_RANGE = (0.5, 1.0)  # minor/major axis ratio q of the halos, drawn uniform
 SIM_CONCENTRATION_SCATTER_DEX = 0.15  # log-normal scatter of c200 about Duffy et al. 2008 [dex]
-SIM_N_FIELD_HALOS = 3.0  # Poisson mean number of field halos per npix² field (scaled to the canvas)
+SIM_FIELD_HALO_DENSITY = 2.63671875  # field halos per deg² (3 per 64′ × 64′), on the canvas
 SIM_FIELD_HALO_M200_RANGE = (1e12, 1e14)  # field-halo M200 [M☉/h], drawn log-uniform
 SIM_N_SUBHALOS = 4.0  # Poisson mean number of subhalos around the main cluster
 SIM_SUBHALO_MASS_FRACTION_RANGE = (1e-3, 3e-2)  # subhalo M200 / main M200, drawn log-uniform
@@ -206,7 +206,7 @@ __all__ += [
     "SIM_CENTER_OFFSET_ARCMIN",
     "SIM_AXIS_RATIO_RANGE",
     "SIM_CONCENTRATION_SCATTER_DEX",
-    "SIM_N_FIELD_HALOS",
+    "SIM_FIELD_HALO_DENSITY",
     "SIM_FIELD_HALO_M200_RANGE",
     "SIM_N_SUBHALOS",
     "SIM_SUBHALO_MASS_FRACTION_RANGE",

@@ -41,17 +41,40 @@ __all__ = [
 ]
 
 
-@lru_cache(maxsize=32)
-def _half_kernels(ny: int, nx: int, dtype: str) -> tuple[np.ndarray, np.ndarray]:
-    # The kernels on the rfft2 half-plane, in the input's real dtype so that float32
-    # maps are transformed in complex64 throughout.
-    c, s, _ = _kernels(ny, nx)
-    half = nx // 2 + 1
-    c = np.ascontiguousarray(c[:, :half], dtype=dtype)
-    s = np.ascontiguousarray(s[:, :half], dtype=dtype)
+#: Grids up to this many points keep their half-plane kernels cached (8 MB a float32
+#: pair at 1024²); larger ones (whole fields, padded) build them on each call, so that a
+#: server that sees many large fields does not keep hundreds of MB of kernels.
+_KERNEL_CACHE_MAX_POINTS = 1 << 20
+
+
+def _build_half_kernels(ny: int, nx: int, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    # The kernels of _kernels on the rfft2 half-plane, built from the 1-D frequencies
+    # (no full-plane temporaries), in the input's real dtype so that float32 maps are
+    # transformed in complex64 throughout. The Nyquist column, where rfftfreq's +0.5
+    # differs from fftfreq's −0.5, is zeroed in both.
+    k1 = np.fft.rfftfreq(nx)[None, :]
+    k2 = np.fft.fftfreq(ny)[:, None]
+    ksq = k1 * k1 + k2 * k2
+    keep = ksq > 0
+    if nx % 2 == 0:
+        keep &= np.abs(k1) != 0.5
+    if ny % 2 == 0:
+        keep &= np.abs(k2) != 0.5
+    ksq[~keep] = 1.0
+    c = np.where(keep, (k1 * k1 - k2 * k2) / ksq, 0.0).astype(dtype)
+    s = np.where(keep, 2.0 * k1 * k2 / ksq, 0.0).astype(dtype)
     c.setflags(write=False)
     s.setflags(write=False)
     return c, s
+
+
+_cached_half_kernels = lru_cache(maxsize=32)(_build_half_kernels)
+
+
+def _half_kernels(ny: int, nx: int, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    if ny * nx <= _KERNEL_CACHE_MAX_POINTS:
+        return _cached_half_kernels(ny, nx, dtype)
+    return _build_half_kernels(ny, nx, dtype)
 
 
 _FFT_CHUNK = 4  # maps per FFT block: keeps the complex temporaries in cache (measured)

@@ -130,3 +130,16 @@ def test_gaussian_smooth_does_not_mix_batch_members():
     assert sm.dtype == np.float32
     assert np.abs(sm[0]).max() == 0 and np.abs(sm[2]).max() == 0
     np.testing.assert_allclose(sm[1].sum(), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (7, 9), (6, 5), (128, 256), (2, 3)])
+def test_half_plane_kernels_are_the_full_kernels_halved(shape):
+    # the rfft2 half-plane kernels (built from 1-D frequencies, uncached for large grids)
+    # equal the first nx//2 + 1 columns of the full-plane ones, Nyquist column included
+    from lensviz.inversion import _build_half_kernels
+
+    ny, nx = shape
+    c, s, _ = fourier_kernels(ny, nx)
+    c_half, s_half = _build_half_kernels(ny, nx, "float64")
+    np.testing.assert_array_equal(c_half, c[:, : nx // 2 + 1])
+    np.testing.assert_array_equal(s_half, s[:, : nx // 2 + 1])

@@ -24,11 +24,12 @@ from lensviz.simulate import (
     simulate_mixed_sample,
     simulate_sample,
     simulate_truth,
+    truncated_sigma,
 )
 
 # a lone round cluster, no LSS, no noise: for checking the halo maps
 LONE_HALO = SimulationConfig(
-    n_field_halos=0, n_subhalos=0, elliptical=False, lss=False, n_gal=math.inf
+    field_halo_density=0, n_subhalos=0, elliptical=False, lss=False, n_gal=math.inf
 )
 
 
@@ -208,7 +209,7 @@ def test_elliptical_halo_orientation():
 
 def test_lss_field_statistics():
     # the generator itself, on an isolated 128² canvas
-    cfg = SimulationConfig(n_field_halos=0, n_subhalos=0, n_gal=math.inf, margin_px=0)
+    cfg = SimulationConfig(field_halo_density=0, n_subhalos=0, n_gal=math.inf, margin_px=0)
     maps = np.array([simulate_truth(s, cfg)["kappa_lss"] for s in range(12)], dtype=np.float64)
     assert maps.min() >= -lognormal_shift(1.0)  # lognormal: κ > −λ
     # the pixel variance is that of the power spectrum (lognormal keeps the 2-point function)
@@ -403,10 +404,9 @@ def test_isolated_field_reproduces_the_old_samples():
 
 def test_cropped_canvas_shear_is_the_crop_of_the_big_field():
     # a 64² field with a 32 px margin versus the 128² canvas simulated as an isolated field
-    small = SimulationConfig(npix=64, margin_px=32, n_gal=math.inf)
-    big = SimulationConfig(
-        npix=128, margin_px=0, n_gal=math.inf, n_field_halos=4 * small.n_field_halos
-    )
+    dense = 4 * SimulationConfig().field_halo_density  # 12 halos on the 64′ canvas
+    small = SimulationConfig(npix=64, margin_px=32, n_gal=math.inf, field_halo_density=dense)
+    big = small.replace(npix=128, margin_px=0)  # the same canvas, the same sky area
     for seed in (2, 13):
         a, b = simulate_truth(seed, small), simulate_truth(seed, big)
         assert [h.kind for h in a["halos"]] == [h.kind for h in b["halos"]]
@@ -428,20 +428,30 @@ def test_mass_outside_the_field_changes_the_shear_inside():
     with_margin = simulate_truth(31, cfg)
     outside = [h for h in with_margin["halos"] if not (0 <= h.x < 128 and 0 <= h.y < 128)]
     assert len(outside) > 5
-    only_inside = simulate_truth(31, cfg.replace(margin_px=0, n_field_halos=0.0))
+    only_inside = simulate_truth(31, cfg.replace(margin_px=0, field_halo_density=0.0))
     # the field κ is mostly the main cluster; the shear differs by the outside mass
     diff = with_margin["shear1"] - only_inside["shear1"]
     assert np.abs(diff).max() > 1e-3
 
 
 def test_field_halos_fill_the_canvas_at_the_field_density():
-    cfg = SimulationConfig(npix=32, margin_px=32, pad=16, lss=False, n_gal=math.inf, n_subhalos=0.0)
+    # 27 halos on the 96² canvas of 0.5′ pixels (48′ × 48′ = 0.64 deg²)
+    density = 27 / 0.64
+    cfg = SimulationConfig(
+        npix=32,
+        margin_px=32,
+        pad=16,
+        lss=False,
+        n_gal=math.inf,
+        n_subhalos=0.0,
+        field_halo_density=density,
+    )
     xs, counts = [], []
     for seed in range(60):
         field = [h for h in simulate_truth(seed, cfg)["halos"] if h.kind == "field"]
         counts.append(len(field))
         xs += [h.x for h in field] + [h.y for h in field]
-    # Poisson mean 3 per 32² field, 9 times the area: 27; 60 draws → ±0.7 (1σ)
+    # Poisson mean 27 on the canvas; 60 draws → ±0.7 (1σ)
     assert np.mean(counts) == pytest.approx(27.0, abs=3 * np.sqrt(27 / 60))
     assert -32.5 <= min(xs) < -28 and 60 < max(xs) <= 63.5
 
@@ -528,3 +538,51 @@ def test_mix_validation():
     only_free = DepthMix(noise_free_fraction=1.0, masked_fraction=0.0)
     assert all(math.isinf(mixed_config(s, only_free).n_gal) for s in range(5))
     assert not any(mixed_config(s, only_free).masks for s in range(5))
+
+
+def test_field_halo_density_is_per_sky_area_at_any_pixel_scale():
+    # the same 64′ field as 128 px of 0.5′ or 64 px of 1′ holds the same number of halos
+    fine = SimulationConfig(lss=False, n_gal=math.inf, n_subhalos=0.0)
+    coarse = fine.replace(npix=64, margin_px=64, pixel_arcmin=1.0)
+    n_fine = [sum(h.kind == "field" for h in simulate_truth(s, fine)["halos"]) for s in range(40)]
+    n_coarse = [
+        sum(h.kind == "field" for h in simulate_truth(s, coarse)["halos"]) for s in range(40)
+    ]
+    assert n_fine == n_coarse  # the same Poisson mean (27) from the same stream
+    assert np.mean(n_fine) == pytest.approx(27.0, abs=3 * np.sqrt(27 / 40))
+
+
+def test_dense_pixels_draw_the_mean_directly_with_the_right_spread():
+    # 10,000 galaxies per arcmin² (2,500 a pixel): mean g exactly, σ_t (1 − |g|²)/√N
+    rng = np.random.default_rng(5)
+    g1 = np.full((64, 64), 0.3, np.float32)
+    g2 = np.zeros((64, 64), np.float32)
+    eps = add_shape_noise(g1, g2, rng, n_gal=10_000.0)
+    n = eps[..., 2] ** -2 * 0.26**2  # galaxies a pixel, from Δε = σ_e/√N
+    scaled = (eps[..., 0] - 0.3) * np.sqrt(n) / (truncated_sigma(0.26) * (1 - 0.09))
+    assert abs(scaled.mean()) < 4 / 64  # 4 standard errors of the mean of 4,096
+    assert scaled.std() == pytest.approx(1.0, abs=0.05)
+    # and the exact, galaxy-by-galaxy path agrees at 64 a pixel (256 per arcmin²)
+    exact = add_shape_noise(g1, g2, np.random.default_rng(6), n_gal=256.0)
+    n_exact = exact[..., 2] ** -2 * 0.26**2
+    assert n_exact.max() > 64 and n_exact.min() < 64  # both paths in one map
+    z = (exact[..., 0] - 0.3) * np.sqrt(n_exact) / (truncated_sigma(0.26) * (1 - 0.09))
+    assert z.std() == pytest.approx(1.0, abs=0.05)
+
+
+def test_shape_noise_cost_does_not_grow_with_depth():
+    # galaxies drawn one by one are capped at EXACT_GALAXIES_MAX a pixel: a 128² map at
+    # 10⁹ galaxies per arcmin² takes no more memory than at 30 (tracemalloc, numpy's heap)
+    import tracemalloc
+
+    g = np.zeros((128, 128), np.float32)
+
+    def peak(n_gal):
+        tracemalloc.start()
+        add_shape_noise(g, g, np.random.default_rng(0), n_gal=n_gal)
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return top
+
+    assert peak(1e9) < 1.5 * peak(30.0)
+    assert peak(10_000.0) < 1.5 * peak(30.0)

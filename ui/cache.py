@@ -739,7 +739,7 @@ def _cluster(m200: float, z: float, realistic: bool) -> dict:
             m200_range=(m200, m200),
             z_range=(z, z),
             center_offset_arcmin=0.0,
-            n_field_halos=0.0,
+            field_halo_density=0.0,
             n_subhalos=0.0,
             lss=False,
             elliptical=False,

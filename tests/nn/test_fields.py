@@ -101,7 +101,7 @@ def _seam_ratio(model, n_gal: float, n_fields: int = 8) -> float:
     border = np.zeros((n, n), bool)
     border[lines, :] = border[:, lines] = True
     border &= inner
-    config = SimulationConfig(npix=n, n_field_halos=27.0, n_gal=n_gal)
+    config = SimulationConfig(npix=n, n_gal=n_gal)
     sq_border, sq_other = 0.0, 0.0
     for seed in range(4000, 4000 + n_fields):
         eps, kappa = simulate_sample(seed, config)
