@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -163,3 +165,32 @@ def test_score_selects_metrics():
     assert list(out) == ["rmse", "dicee"] and out["rmse"][0] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="unknown metrics"):
         score(t, t, names=("mse",))
+
+
+def _challenge_wmape(t, p):
+    """WMAPE of one map as the challenge's scorer computes it: float64, per map."""
+    t = np.where(t == 0, 1e-5, np.asarray(t, np.float64))
+    p = np.where(p == 0, 1e-5, np.asarray(p, np.float64))
+    w = 1 + t / t.max()
+    return float((w * np.abs(p - t) / np.abs(t)).sum() / w.sum())
+
+
+def test_wmape_of_a_truth_near_zero_is_finite_and_the_challenges_value():
+    # An analytic κ: its tails underflow to float32 subnormals (down to 1.4e-45), where
+    # |P − T|/|T| overflows float32. Such a map is scored in float64, as the scorer does.
+    yy, xx = np.mgrid[0:128, 0:128]
+    analytic = (0.4 * np.exp(-((yy - 64.0) ** 2 + (xx - 64.0) ** 2) / 72.0)).astype(np.float32)
+    assert 0 < np.abs(analytic[analytic != 0]).min() < 1e-38  # subnormal pixels
+    smooth = ndimage.gaussian_filter(np.random.default_rng(5).normal(size=(128, 128)), 3)
+    t = np.stack([analytic, smooth.astype(np.float32)])
+    p = (t + 0.01).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow RuntimeWarning either
+        values = wmape(t, p)
+        scored = score(t, p, names=("wmape",))["wmape"]
+    assert np.isfinite(values).all() and values[0] > 1e30
+    assert values[0] == pytest.approx(_challenge_wmape(t[0], p[0]), rel=1e-12)
+    # the other map of the block keeps its float32 value
+    assert values[1] == wmape(t[1], p[1])
+    assert values[1] == pytest.approx(_challenge_wmape(t[1], p[1]), rel=1e-5)
+    np.testing.assert_array_equal(scored, values)
