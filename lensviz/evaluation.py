@@ -13,6 +13,7 @@ on :func:`calibration_set` (simulated seeds disjoint from the test seeds,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -30,6 +31,7 @@ __all__ = [
     "CONVENTION_SIGMA_PX",
     "N_BOOTSTRAP",
     "HIGHER_IS_BETTER",
+    "WMAPE_EXPLODED",
     "ks93_predictor",
     "ks93_depth_predictor",
     "wiener_predictor",
@@ -42,6 +44,7 @@ __all__ = [
     "evaluate_methods",
     "evaluate_depths",
     "format_table",
+    "wmape_note",
     "convention_scores",
 ]
 
@@ -52,6 +55,8 @@ CONVENTION_SIGMA_PX = 2.0  # smoothing (pixels) of KS93 when testing data conven
 N_BOOTSTRAP = 1000  # bootstrap resamples for the standard error of a mean
 HIGHER_IS_BETTER = frozenset({"r"})  # every other metric of metrics.METRIC_NAMES: lower is better
 _BOOT_CHUNK_ELEMENTS = 4_000_000  # resample indices drawn at once (bounds memory)
+#: A mean WMAPE above this is set by true pixels at zero to float precision (wmape_note).
+WMAPE_EXPLODED = 1e6
 
 
 def ks93_predictor(sigma_px: float = 0.0, pad: int = 0) -> Predictor:
@@ -317,9 +322,12 @@ def summarize(
     Returns
     -------
     dict
-        ``{method: {metric: {"mean", "median", "std", "sem_boot"}}}``; ``std`` is the
-        spread over maps (ddof=0) and ``sem_boot`` the standard deviation of the mean
-        over ``n_boot`` resamples of the maps with replacement.
+        ``{method: {metric: {"mean", "median", "std", "sem_boot", "n"}}}``; ``std`` is
+        the spread over maps (ddof=0), ``sem_boot`` the standard deviation of the mean
+        over ``n_boot`` resamples of the maps with replacement, and ``n`` the number of
+        maps. ``sem_boot`` is NaN where it is undefined: for one map (no spread to
+        resample) and for a metric with a non-finite value (``std`` is NaN there too).
+        No RuntimeWarning is raised either way.
     """
     lengths = {len(v) for m in per_map.values() for v in m.values()}
     if len(lengths) != 1 or 0 in lengths:
@@ -327,24 +335,33 @@ def summarize(
     if int(n_boot) != n_boot or n_boot < 2:
         raise ValueError(f"n_boot must be an integer ≥ 2, got {n_boot!r}")
     n = lengths.pop()
+    values = {
+        (meth, met): np.asarray(v, np.float64)
+        for meth, m in per_map.items()
+        for met, v in m.items()
+    }
+    finite = {key: bool(np.isfinite(v).all()) for key, v in values.items()}
+    # Deviations from the mean are resampled: the same spread, and exactly 0 for a constant.
+    deviations = {key: v - v.mean() for key, v in values.items() if finite[key]}
+    boot = {key: [] for key in deviations}
     rng = np.random.default_rng(seed)
-    boot = {(meth, met): [] for meth, m in per_map.items() for met in m}
     chunk = max(1, _BOOT_CHUNK_ELEMENTS // n)
-    for b0 in range(0, n_boot, chunk):
+    for b0 in range(0, n_boot if n > 1 else 0, chunk):
         idx = rng.integers(0, n, size=(min(chunk, n_boot - b0), n))
-        for (meth, met), means in boot.items():
-            means.append(np.asarray(per_map[meth][met], np.float64)[idx].mean(axis=1))
+        for key, means in boot.items():
+            means.append(deviations[key][idx].mean(axis=1))
     summary: dict[str, dict[str, dict[str, float]]] = {}
-    for meth, m in per_map.items():
-        summary[meth] = {}
-        for met, values in m.items():
-            values = np.asarray(values, np.float64)
-            summary[meth][met] = {
-                "mean": float(values.mean()),
-                "median": float(np.median(values)),
-                "std": float(values.std()),
-                "sem_boot": float(np.concatenate(boot[meth, met]).std(ddof=1)),
-            }
+    for (meth, met), v in values.items():
+        with np.errstate(invalid="ignore", over="ignore"):  # ±inf: the mean says so itself
+            mean, median = float(v.mean()), float(np.median(v))
+        defined = finite[meth, met] and n > 1
+        summary.setdefault(meth, {})[met] = {
+            "mean": mean,
+            "median": median,
+            "std": float(v.std()) if finite[meth, met] else math.nan,
+            "sem_boot": float(np.concatenate(boot[meth, met]).std(ddof=1)) if defined else math.nan,
+            "n": n,
+        }
     return summary
 
 
@@ -461,16 +478,51 @@ def evaluate_depths(
     return out
 
 
-def format_table(summary: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str:
-    """Plain-text table of a summary: one row per metric, one column per method.
+def wmape_note(summary: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str | None:
+    """A sentence on exploded WMAPE values in a summary, or None when there are none.
 
-    Each cell reads ``mean ± sem_boot (median)``; ``*`` marks the best mean of a row
-    (lowest, or highest for r). Arrows in the first column give the direction.
+    WMAPE divides by ``|T|`` pixel by pixel (docs/reference.md §3). Where some true
+    pixels are zero to float precision, as in the tails of an analytic κ, a map's WMAPE
+    reaches 10³⁰ or more whatever the method: the value then measures those pixels, not
+    the reconstruction. A mean WMAPE above :data:`WMAPE_EXPLODED` is read as that case
+    (simulated maps score below 100, the challenge's float16 maps cannot hold such
+    pixels).
 
     Parameters
     ----------
     summary : mapping
         As returned by :func:`summarize`.
+    """
+    exploded = {
+        meth: stats["wmape"]["mean"]
+        for meth, stats in summary.items()
+        if "wmape" in stats and stats["wmape"]["mean"] > WMAPE_EXPLODED
+    }
+    if not exploded:
+        return None
+    worst = max(exploded.values())
+    return (
+        f"WMAPE of {', '.join(exploded)} is above {WMAPE_EXPLODED:.0e} (up to {worst:.2g}): "
+        "WMAPE divides by |true κ| pixel by pixel, and these true maps have pixels at zero "
+        "to float precision (the tails of an analytic κ, for instance); the value is the "
+        "challenge scorer's and measures those pixels, not the method: compare DICEE, "
+        "DPEAKS, RMSE and r instead"
+    )
+
+
+def format_table(summary: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str:
+    """Plain-text table of a summary: one row per metric, one column per method.
+
+    Each cell reads ``mean ± sem_boot (median)``, or just the value for one map (no
+    spread to give); ``± sem_boot`` is left out where it is undefined (a non-finite
+    value). ``*`` marks the best mean of a row (lowest, or highest for r), only where
+    every mean of the row is finite. Arrows in the first column give the direction.
+    An exploded WMAPE (:func:`wmape_note`) gets a note under the table and no ``*``.
+
+    Parameters
+    ----------
+    summary : mapping
+        As returned by :func:`summarize` (with ``n``, the number of maps).
 
     Returns
     -------
@@ -480,18 +532,29 @@ def format_table(summary: Mapping[str, Mapping[str, Mapping[str, float]]]) -> st
     if not methods:
         raise ValueError("summary is empty")
     metric_names = list(next(iter(summary.values())))
+    one_map = all(s["n"] == 1 for m in summary.values() for s in m.values())
+    note = wmape_note(summary)
     header = ["metric"] + methods
     rows = []
     for met in metric_names:
         means = {m: summary[m][met]["mean"] for m in methods}
         pick = max if met in HIGHER_IS_BETTER else min
-        best = pick(means, key=means.__getitem__) if len(methods) > 1 else None
+        comparable = (
+            len(methods) > 1
+            and all(math.isfinite(v) for v in means.values())
+            and not (met == "wmape" and note is not None)  # exploded: no ranking
+        )
+        best = pick(means, key=means.__getitem__) if comparable else None
         arrow = "↑" if met in HIGHER_IS_BETTER else "↓"
         row = [f"{met} {arrow}"]
         for m in methods:
             s = summary[m][met]
-            mark = " *" if m == best else ""
-            row.append(f"{s['mean']:.4g} ± {s['sem_boot']:.2g} ({s['median']:.4g}){mark}")
+            cell = f"{s['mean']:.4g}"
+            if not one_map:
+                if math.isfinite(s["sem_boot"]):
+                    cell += f" ± {s['sem_boot']:.2g}"
+                cell += f" ({s['median']:.4g})"
+            row.append(cell + (" *" if m == best else ""))
         rows.append(row)
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = [
@@ -499,7 +562,10 @@ def format_table(summary: Mapping[str, Mapping[str, Mapping[str, float]]]) -> st
         for r in [header, *rows]
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    lines.append("cells: mean ± bootstrap s.e. (median); ↓ lower is better, ↑ higher; * best mean")
+    cells = "the one map's values" if one_map else "mean ± bootstrap s.e. (median)"
+    lines.append(f"cells: {cells}; ↓ lower is better, ↑ higher; * best mean")
+    if note is not None:
+        lines.append(f"note: {note}")
     return "\n".join(lines)
 
 

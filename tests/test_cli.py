@@ -5,6 +5,7 @@ import math
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import h5py
@@ -350,10 +351,37 @@ def test_evaluate_json(tmp_path, capsys):
     for method in summary.values():
         assert set(method) == {"wmape", "dicee", "dpeaks", "rmse", "r"}
         for stats in method.values():
-            assert set(stats) == {"mean", "median", "std", "sem_boot"}
+            assert set(stats) == {"mean", "median", "std", "sem_boot", "n"}
     assert summary["ks93_smoothed"]["rmse"]["mean"] < summary["ks93_raw"]["rmse"]["mean"]
     assert summary["ks93_smoothed"]["r"]["mean"] > summary["ks93_raw"]["r"]["mean"]
     assert len(result["per_map"]["ks93_raw"]["rmse"]) == 12
+
+
+def test_evaluate_one_observed_analytic_map(tmp_path, capsys):
+    # An analytic κ observed at a depth: its tails are zero to float precision, where
+    # WMAPE divides by |κ|. One map: no ±, no warnings, and the exploded WMAPE explained.
+    yy, xx = np.mgrid[0:128, 0:128]
+    kappa = 0.4 * np.exp(-((yy - 64.0) ** 2 + (xx - 64.0) ** 2) / 72.0)
+    np.save(tmp_path / "k.npy", kappa.astype(np.float32))
+    field = tmp_path / "field.npz"
+    args = ("--pixel-arcmin", 0.5, "--n-gal", 30, "--out", field)
+    assert run(capsys, "observe", tmp_path / "k.npy", *args)[0] == 0
+    out = tmp_path / "e.json"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a RuntimeWarning fails the command
+        status, stdout, err = run(
+            capsys, "evaluate", field, "--no-unet", "--no-wiener", "--json", out
+        )
+    assert status == 0 and err == "", err
+    assert f"{field}: 1 map;" in stdout and "±" not in stdout and "inf" not in stdout
+    table = stdout.splitlines()
+    wmape = next(line for line in table if line.startswith("wmape"))
+    assert "*" not in wmape and "note: WMAPE of ks93_raw, ks93_smoothed is above" in stdout
+    assert next(line for line in table if line.startswith("rmse")).endswith("*")
+    summary = json.loads(out.read_text())["summary"]  # strict JSON: null, not NaN
+    assert summary["ks93_raw"]["rmse"]["sem_boot"] is None
+    assert summary["ks93_raw"]["rmse"]["n"] == 1
+    assert 1e6 < summary["ks93_raw"]["wmape"]["mean"] < math.inf
 
 
 def test_evaluate_given_sigma_and_file(tmp_path, capsys, challenge_dir):

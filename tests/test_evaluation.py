@@ -1,5 +1,7 @@
 """Tests of lensviz.evaluation on seeded synthetic fields (κ blobs → shear + noise)."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -59,7 +61,8 @@ def test_summarize_known_values():
     assert s["a"]["x"]["std"] == pytest.approx(np.sqrt(1.25))
     # Bootstrap s.e. of the mean → population std / sqrt(N) = 0.559.
     assert s["a"]["x"]["sem_boot"] == pytest.approx(np.sqrt(1.25) / 2, rel=0.05)
-    assert s["b"]["x"]["sem_boot"] == 0.0
+    assert s["b"]["x"]["sem_boot"] == 0.0  # exactly: deviations from the mean are resampled
+    assert s["a"]["x"]["n"] == s["b"]["x"]["n"] == 4
     assert evaluation.summarize(per_map, n_boot=100, seed=3) == evaluation.summarize(
         per_map, n_boot=100, seed=3
     )
@@ -90,7 +93,7 @@ def test_evaluate_methods_structure_and_perfect_predictor():
     assert truth["dpeaks"]["mean"] == 0.0 and truth["r"]["mean"] == pytest.approx(1.0)
     assert truth["wmape"]["mean"] == 0.0
     assert result["summary"]["keras-shaped"] == truth
-    assert set(truth["rmse"]) == {"mean", "median", "std", "sem_boot"}
+    assert set(truth["rmse"]) == {"mean", "median", "std", "sem_boot", "n"}
     # Batching does not change the scores.
     batched = evaluation.score_methods(
         eps, kappa, {"ks93": evaluation.ks93_predictor()}, batch_size=3
@@ -112,16 +115,15 @@ def test_evaluate_methods_rejects_bad_predictors():
         evaluation.evaluate_methods(eps[..., :2], kappa, {"ks93": evaluation.ks93_predictor()})
 
 
+def _stats(mean, median=None, sem=0.01, n=4):
+    median = mean if median is None else median
+    return {"mean": mean, "median": median, "std": 0.1, "sem_boot": sem, "n": n}
+
+
 def test_format_table():
     summary = {
-        "raw": {
-            "rmse": {"mean": 0.5, "median": 0.4, "std": 0.1, "sem_boot": 0.01},
-            "r": {"mean": 0.2, "median": 0.2, "std": 0.1, "sem_boot": 0.01},
-        },
-        "smooth": {
-            "rmse": {"mean": 0.1, "median": 0.1, "std": 0.1, "sem_boot": 0.01},
-            "r": {"mean": 0.7, "median": 0.7, "std": 0.1, "sem_boot": 0.01},
-        },
+        "raw": {"rmse": _stats(0.5, 0.4), "r": _stats(0.2)},
+        "smooth": {"rmse": _stats(0.1), "r": _stats(0.7)},
     }
     lines = evaluation.format_table(summary).splitlines()
     assert lines[0].split() == ["metric", "raw", "smooth"]
@@ -132,6 +134,54 @@ def test_format_table():
     # Columns are aligned: the second column starts at the same offset on every row.
     offset = lines[0].index("raw")
     assert rmse[offset:].startswith("0.5") and r[offset:].startswith("0.2")
+    assert lines[-1].startswith("cells: mean ± bootstrap s.e. (median)")
+
+
+def test_summarize_and_format_table_of_one_map_with_an_infinite_value():
+    per_map = {
+        "a": {"wmape": np.array([np.inf]), "rmse": np.array([0.3])},
+        "b": {"wmape": np.array([2.0]), "rmse": np.array([0.1])},
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s = evaluation.summarize(per_map, n_boot=50)
+        table = evaluation.format_table(s)
+    rmse_b = s["b"]["rmse"]
+    assert (rmse_b["mean"], rmse_b["median"], rmse_b["std"], rmse_b["n"]) == (0.1, 0.1, 0.0, 1)
+    assert np.isnan(rmse_b["sem_boot"])  # no spread to resample from one map
+    assert s["a"]["wmape"]["mean"] == np.inf and np.isnan(s["a"]["wmape"]["std"])
+    lines = table.splitlines()
+    wmape = next(line for line in lines if line.startswith("wmape"))
+    rmse = next(line for line in lines if line.startswith("rmse"))
+    assert wmape.split()[2:] == ["inf", "2"]  # no star beside a non-finite mean
+    assert rmse.split()[2:] == ["0.3", "0.1", "*"]
+    assert "±" not in table and "(" not in table.split("\n")[2]
+    assert "cells: the one map's values" in table
+    assert "note: WMAPE of a is above 1e+06 (up to inf)" in table
+
+
+def test_summarize_of_a_non_finite_value_among_many_has_a_median_and_no_error():
+    per_map = {"a": {"x": np.array([1.0, 2.0, np.inf])}, "b": {"x": np.array([1.0, 1.0, 1.0])}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s = evaluation.summarize(per_map, n_boot=50)
+        row = evaluation.format_table(s).splitlines()[2]
+    assert s["a"]["x"]["median"] == 2.0 and np.isnan(s["a"]["x"]["sem_boot"])
+    assert row.split()[2:] == ["inf", "(2)", "1", "±", "0", "(1)"]  # and no star
+
+
+def test_wmape_note_only_for_exploded_values():
+    summary = {"ks93": {"wmape": _stats(3.2)}, "unet": {"wmape": _stats(1.5)}}
+    assert evaluation.wmape_note(summary) is None
+    table = evaluation.format_table(summary)
+    assert "note:" not in table and table.splitlines()[2].endswith("*")
+    summary["ks93"]["wmape"] = _stats(4.2e40)
+    note = evaluation.wmape_note(summary)
+    assert note.startswith("WMAPE of ks93 is above 1e+06 (up to 4.2e+40)")
+    assert "DICEE, DPEAKS, RMSE and r" in note
+    lines = evaluation.format_table(summary).splitlines()
+    assert lines[-1] == f"note: {note}"
+    assert "*" not in lines[2]  # an exploded WMAPE ranks nothing
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -72,9 +73,23 @@ def _json_output(args: argparse.Namespace) -> Path | None:
     return path
 
 
+def _strict_json(value):
+    """``value`` with every NaN and ±inf float as None: strict JSON (``null``), where
+    Python's ``json`` would write the non-standard ``NaN``/``Infinity`` (one map's
+    undefined standard error, for instance)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict_json(v) for v in value]
+    return value
+
+
 def _write_json(json_path: Path | None, result: dict) -> None:
     if json_path is not None:
-        write_text(json_path, json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+        text = json.dumps(_strict_json(result), indent=2, ensure_ascii=False, allow_nan=False)
+        write_text(json_path, text + "\n")
         print(f"wrote {json_path}")
 
 
@@ -168,7 +183,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     per_map_arrays = {m: {k: np.concatenate(v) for k, v in s.items()} for m, s in per_map.items()}
     summary = summarize(per_map_arrays, n_boot=N_BOOTSTRAP, seed=args.seed)
     _print_domain_warnings(tally)
-    print(f"{args.data}: {len(names)} maps; KS93 pad {args.pad} px; smoothed with {sigma_text}")
+    maps = f"{len(names)} map{'' if len(names) == 1 else 's'}"
+    print(f"{args.data}: {maps}; KS93 pad {args.pad} px; smoothed with {sigma_text}")
     print(format_table(summary))
     if json_path is not None:
         result = {
