@@ -82,6 +82,7 @@ __all__ = [
     "metric_summary",
     "model_files",
     "noise_sweep",
+    "null_test_methods",
     "null_test_results",
     "observed_dataset",
     "power_spectrum",
@@ -843,56 +844,66 @@ NOISE_REALISATIONS = (20, 50, 100, 200)
 DEFAULT_NOISE_REALISATIONS = 50
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def _null_tests(
+@st.cache_data(max_entries=24, show_spinner=False)
+def _null_test(
     data_key: str,
     index: int,
-    model: tuple[str, float] | None,
-    spectrum: tuple[str, float] | None,
-    sigma_px: float,
-    pad: int,
+    method: tuple,
     n_noise: int,
     _eps: np.ndarray,
-    _model=None,
-    _signal: PowerSpectrum | None = None,
-    _on_progress=None,
-) -> dict[str, dict]:
-    methods = {}
-    if _model is not None:
-        methods["UNet"] = model_predictor(_model)
-    if _signal is not None:
-        methods[wiener_label(pad)] = wiener_predictor(_signal, pad=pad)
-    methods[ks93_label(sigma_px, pad)] = ks93_predictor(sigma_px, pad)
+    _reconstruct,
+) -> dict:
     eps = _eps[index]
     footprint = ~field_mask(eps)
-    return nulltests.null_tests(methods, eps, footprint, n_noise, seed=0, on_progress=_on_progress)
+    return nulltests.null_tests({"m": _reconstruct}, eps, footprint, n_noise, seed=0)["m"]
 
 
-def null_test_results(sel, n_noise: int, on_progress=None) -> dict[str, dict]:
-    """:func:`lensviz.nulltests.null_tests` of the selected sample for the UNet (with a
-    model), Wiener (with a power spectrum) and KS93 at the sidebar's smoothing and
-    padding, keyed by display name: the E/B test and ``n_noise`` randomised-orientation
-    noise maps (seed 0), over the sample's footprint (its pixels with galaxies).
-    ``on_progress(fraction)`` reports the progress of a computation not in the cache.
+def null_test_methods(sel) -> dict[str, tuple[tuple, object]]:
+    """The methods of the null tests, keyed by display name: the UNet (with a model),
+    Wiener (with a power spectrum) and KS93 at the sidebar's smoothing and padding, each
+    as ``(cache key, reconstruction eps (N, ny, nx, 3) -> kappa (N, ny, nx))``.
 
     Raises
     ------
     ValueError, OSError
         If the model or the power spectrum cannot be read.
     """
-    spec = power_spectrum_path()
-    spectrum = (str(spec), spec.stat().st_mtime) if spec is not None else None
+    pad = int(sel.ks93_pad)
+    methods = {}
     model = unet_model(sel)
-    return _null_tests(
-        sel.key,
-        sel.index,
-        None if model is None else (sel.model_path, sel.model_mtime),
-        spectrum,
-        float(sel.ks93_sigma_px),
-        int(sel.ks93_pad),
-        int(n_noise),
-        sel.eps,
-        _model=model,
-        _signal=_spectrum(*spectrum) if spectrum else None,
-        _on_progress=on_progress,
-    )
+    if model is not None:
+        methods["UNet"] = (("unet", sel.model_path, sel.model_mtime), model_predictor(model))
+    spec = power_spectrum_path()
+    if spec is not None:
+        mtime = spec.stat().st_mtime
+        methods[wiener_label(pad)] = (
+            ("wiener", str(spec), mtime, pad),
+            wiener_predictor(_spectrum(str(spec), mtime), pad=pad),
+        )
+    sigma = float(sel.ks93_sigma_px)
+    methods[ks93_label(sigma, pad)] = (("ks93", sigma, pad), ks93_predictor(sigma, pad))
+    return methods
+
+
+def null_test_results(sel, n_noise: int, on_method=None) -> dict[str, dict]:
+    """:func:`lensviz.nulltests.null_tests` of the selected sample for each method of
+    :func:`null_test_methods`, keyed by display name: the E/B test and ``n_noise``
+    randomised-orientation noise maps (seed 0, the same maps for every method), over the
+    sample's footprint (its pixels with galaxies).
+
+    Each method is one cache entry. ``on_method(i, n, name)`` is called before method
+    ``i`` of ``n`` (a progress bar, drawn by the page outside the cached functions, so a
+    cached result replays nothing).
+
+    Raises
+    ------
+    ValueError, OSError
+        If the model or the power spectrum cannot be read.
+    """
+    methods = null_test_methods(sel)
+    out = {}
+    for i, (name, (key, reconstruct)) in enumerate(methods.items()):
+        if on_method is not None:
+            on_method(i, len(methods), name)
+        out[name] = _null_test(sel.key, sel.index, key, int(n_noise), sel.eps, reconstruct)
+    return out

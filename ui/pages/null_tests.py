@@ -45,12 +45,14 @@ def realisations_ui() -> int:
 
 
 def run_tests(sel: Selection, n_noise: int) -> dict[str, dict] | None:
-    """The null tests of the selected sample, with a progress bar the first time."""
+    """The null tests of the selected sample, with a progress bar by method the first time."""
     bar = st.progress(0.0, text=f"Reconstructing {n_noise} noise maps with each method…")
+
+    def on_method(i: int, n: int, name: str) -> None:
+        bar.progress(i / n, text=f"{name}: {n_noise} noise maps (method {i + 1} of {n})…")
+
     try:
-        results = cache.null_test_results(
-            sel, n_noise, on_progress=lambda f: bar.progress(min(f, 1.0))
-        )
+        results = cache.null_test_results(sel, n_noise, on_method=on_method)
     except (ValueError, OSError) as exc:
         st.error(f"Could not run the null tests: {exc}")
         return None
