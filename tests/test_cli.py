@@ -1,11 +1,14 @@
 """Tests of the command line (in-process through lensviz.cli.main, plus one subprocess)."""
 
+import argparse
 import json
 import math
 import os
 import subprocess
 import sys
 import warnings
+import zipfile
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import h5py
@@ -378,7 +381,7 @@ def test_evaluate_one_observed_analytic_map(tmp_path, capsys):
     wmape = next(line for line in table if line.startswith("wmape"))
     assert "*" not in wmape and "note: WMAPE of ks93_raw, ks93_smoothed is above" in stdout
     assert next(line for line in table if line.startswith("rmse")).endswith("*")
-    summary = json.loads(out.read_text())["summary"]  # strict JSON: null, not NaN
+    summary = json.loads(out.read_text())["summary"]  # null, not NaN
     assert summary["ks93_raw"]["rmse"]["sem_boot"] is None
     assert summary["ks93_raw"]["rmse"]["n"] == 1
     assert 1e6 < summary["ks93_raw"]["wmape"]["mean"] < math.inf
@@ -501,28 +504,128 @@ def test_outputs_are_replaced_only_with_overwrite(tmp_path, capsys):
         ("predict", "sim:1", "--weights", "weights/kappa_power.npz", "--out", "p.h5"),
         ("predict", "sim:1", "--method", "ks93", "--out", "p.txt"),
         ("finetune", "--weights", "missing.keras", "--out", "f.keras"),
+        ("predict", "sim:1", "--weights", "README.md.keras", "--out", "p.h5"),
+        ("evaluate", "sim:1", "--weights", "README.md.keras"),
+        ("finetune", "--weights", "README.md.keras", "--out", "f.keras"),
+        ("card", "README.md.keras", "--out", "card"),
     ],
 )
 def test_bad_paths_fail_before_tensorflow_loads(args, capsys, tmp_path, monkeypatch):
-    monkeypatch.chdir(ROOT)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "kappa_power.npz").write_bytes(b"PK")
+    (tmp_path / "README.md.keras").write_text("# not a model\n")
     status, _, err = run(capsys, *args)
     assert_one_line_error(status, err)
-    assert "no such file" in err or "expected" in err
+    assert "no such file" in err or "expected" in err or "not a zip archive" in err
+    assert "File not found" not in err and "corrupt" not in err
     code = (
         "import sys\nfrom lensviz.cli import main\n"
         f"rc = main({[str(a) for a in args]!r})\n"
         "print(rc, 'tensorflow' in sys.modules)\n"
     )
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
     )
     assert proc.stdout.split()[-2:] == ["2", "False"], proc.stdout + proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md.keras", "weights"]
+
+
+def test_a_keras_file_that_is_not_a_zip_archive_says_so(tmp_path, capsys):
+    fake = tmp_path / "model.keras"
+    fake.write_text("hello")
+    status, _, err = run(capsys, "predict", "sim:1", "--weights", fake, "--out", tmp_path / "p.h5")
+    assert_one_line_error(status, err, f"{fake}: not a zip archive", "Keras writes")
+    assert not (tmp_path / "p.h5").exists()
+
+
+@pytest.mark.parametrize(
+    "args, accepted",
+    [
+        (("simulate", "--n", 1, "--out", "x.hdf"), ".h5/.hdf5 (HDF5)"),
+        (
+            ("simulate", "--n", 1, "--out", "x.txt"),
+            "a folder name without a suffix, or ending in /, for a challenge",
+        ),
+        (("observe", "k.npy", "--pixel-arcmin", 1, "--n-gal", 30, "--out", "x.txt"), ".npz"),
+        (("predict", "sim:1", "--method", "ks93", "--out", "x.hdf"), ".fits/.fit/.fts (FITS"),
+        (("convert", "src", "x.hdf"), ".h5/.hdf5 (HDF5)"),
+        (("powerspec", "--n", 2, "--out", "x.txt"), ".npz (NumPy archive)"),
+        (("finetune", "--weights", "w.keras", "--out", "x.h5"), ".keras (Keras model)"),
+    ],
+)
+def test_an_output_with_an_unknown_suffix_is_an_error_and_creates_nothing(
+    args, accepted, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    zipfile.ZipFile("w.keras", "w").close()
+    status, _, err = run(capsys, *args)
+    name = args[-1]
+    assert_one_line_error(status, err, "expected an output ending in", accepted, repr(name))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.keras"]
+
+
+def test_a_challenge_folder_is_a_name_without_a_suffix_or_ending_in_a_slash(tmp_path, capsys):
+    for out in (tmp_path / "plain", f"{tmp_path / 'set.v2'}/"):
+        status, stdout, err = run(capsys, "simulate", "--n", 1, "--out", out)
+        assert status == 0, err
+        folder = Path(out)
+        assert folder.is_dir() and len(list((folder / "KAPPA").iterdir())) == 1
+
+
+def test_the_usage_line_names_the_program_as_it_was_run(capsys):
+    # The installed script `lensviz` calls main() as it is: "usage: lensviz ...".
+    (script,) = entry_points(group="console_scripts", name="lensviz")
+    assert script.load() is cli.main
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    assert capsys.readouterr().out.startswith("usage: lensviz [-h]")
+    status, _, err = run(capsys, "simulate", "--n", 0, "--out", "x.h5")
+    assert (
+        err.startswith("error: lensviz simulate: argument --n") and "(see lensviz simulate" in err
+    )
+    # `python -m lensviz` (lensviz/__main__.py) says so.
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "lensviz", "train", "--help"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: python -m lensviz train")
+
+
+def test_every_argument_of_every_command_has_a_help_text():
+    missing = [
+        f"{command.name} {flags[0]}"
+        for command in cli.COMMANDS
+        for flags, kwargs in command.arguments
+        if not kwargs.get("help")
+    ]
+    assert missing == []
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    train = sub.choices["train"].format_help()
+    assert "multifocal, MSE weighted by 1 + w" in " ".join(train.split())
+    assert "default combined" in " ".join(sub.choices["finetune"].format_help().split())
+
+
+def test_the_hdf5_suffixes_of_the_cli_are_the_data_layers():
+    assert cli._HDF5 == data.HDF5_SUFFIXES
 
 
 def test_card_without_its_command_option_still_runs_the_card_command(tmp_path):
     # The card's --command option (the command that made the weights) shares the name of
     # the subcommand's dest; the CLI must dispatch on the subparser, not on args.command.
     weights = tmp_path / "w.keras"
-    weights.write_bytes(b"")
+    zipfile.ZipFile(weights, "w").close()  # an empty zip archive passes the argument check
     args = cli.build_parser().parse_args(["card", str(weights), "--out", str(tmp_path / "c")])
     assert args._command.name == "card" and args.command is None

@@ -10,8 +10,14 @@ Commands, by domain (one module each)
     ``evaluate`` (KS93, Wiener and the UNet with the challenge metrics), ``calibrate``
     (coverage of UNet uncertainty maps), ``card`` (model cards), ``powerspec`` (the κ
     power spectrum of the Wiener filter).
+:mod:`lensviz.cli.predict`
+    ``predict`` (κ maps of any data by one method, to HDF5 or one field's FITS). Each
+    method's predictor is named in :data:`PREDICT_METHODS` and imported when it runs:
+    KS93 and the Wiener filter never load TensorFlow, the UNet's comes from
+    :mod:`lensviz.cli.model`.
 :mod:`lensviz.cli.model`
-    ``train``, ``finetune``, ``predict``, ``tune`` (Keras Tuner, an optional extra).
+    ``train``, ``finetune``, ``tune`` (Keras Tuner, an optional extra), and the UNet of
+    ``predict``.
 
 ``DATA`` is a challenge folder, ``.h5``/``.hdf5``, ``.npz`` or ``.npy`` file, or
 ``sim:N`` / ``sim:N:SEED`` for N simulated samples from seed SEED (default
@@ -25,9 +31,12 @@ Adding a command
 Write ``def cmd_name(args: argparse.Namespace) -> int`` in the module of its domain and
 add one ``Command`` line to :data:`COMMANDS` listing its arguments with :func:`arg`.
 ``run`` is the string ``"module:function"``: the registry resolves it with
-:mod:`importlib` only when that command runs, so ``--help`` stays fast and the data
-commands never load TensorFlow. (A callable is accepted too.) This module imports none
-of the command modules; they import their shared helpers from it.
+:mod:`importlib` (:func:`resolve`) only when that command runs, so ``--help`` stays
+fast and the data commands never load TensorFlow. (A callable is accepted too.) This
+module imports none of the command modules; they import their shared helpers from it.
+
+The usage line names the program as it was started: ``lensviz`` (the installed script,
+:func:`main`'s default) or ``python -m lensviz`` (:mod:`lensviz.__main__`).
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ import argparse
 import importlib
 import os
 import sys
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,10 +55,11 @@ from tqdm import tqdm
 
 from lensviz import _native_logs, constants
 
-__all__ = ["Command", "arg", "COMMANDS", "build_parser", "main"]
+__all__ = ["Command", "arg", "resolve", "COMMANDS", "PREDICT_METHODS", "build_parser", "main"]
 
 ERROR_STATUS = 2  # exit status for bad input (argparse uses 2 too)
 INTERRUPT_STATUS = 130  # exit status after Ctrl-C
+PROG = "lensviz"  # the program name in usage lines: the installed script's
 
 
 # === Registry ===
@@ -57,6 +68,17 @@ INTERRUPT_STATUS = 130  # exit status after Ctrl-C
 def arg(*flags: str, **kwargs) -> tuple[tuple[str, ...], dict]:
     """One argument of a command: the arguments of ``ArgumentParser.add_argument``."""
     return flags, kwargs
+
+
+def resolve(spec: str) -> Callable:
+    """The function named by ``"module:function"``, its module imported now.
+
+    The one way the command line defers an import: commands (:class:`Command`) and the
+    methods of ``predict`` (:data:`PREDICT_METHODS`) are named this way.
+    """
+    module, _, func = spec.partition(":")
+    with _native_logs.captured():  # the module may import TensorFlow: keep its chatter
+        return getattr(importlib.import_module(module), func)
 
 
 @dataclass(frozen=True)
@@ -73,11 +95,7 @@ class Command:
     arguments: tuple[tuple[tuple[str, ...], dict], ...] = ()
 
     def resolve(self) -> Callable[[argparse.Namespace], int | None]:
-        if callable(self.run):
-            return self.run
-        module, _, func = self.run.partition(":")
-        with _native_logs.captured():  # the module may import TensorFlow: keep its chatter
-            return getattr(importlib.import_module(module), func)
+        return self.run if callable(self.run) else resolve(self.run)
 
 
 def _number(parse: type, accept: Callable[[float], bool], expected: str) -> Callable[[str], float]:
@@ -107,29 +125,60 @@ _sigma_e = _number(float, lambda v: 0 < v < 1, "a number in (0, 1)")
 
 
 def _keras_file(text: str) -> str:
-    """A ``.keras`` file that exists: checked before any command imports TensorFlow."""
+    """A ``.keras`` file that exists and is a zip archive (what Keras writes): checked
+    before any command imports TensorFlow."""
     path = Path(text)
     if path.suffix.lower() != ".keras":
         raise argparse.ArgumentTypeError(f"expected a .keras file, got {text!r}")
     if not path.is_file():
         raise argparse.ArgumentTypeError(f"{text}: no such file")
-    return text
-
-
-def _hdf5_path(text: str) -> str:
-    """An output path ending in .h5 or .hdf5 (prediction files are HDF5)."""
-    if Path(text).suffix.lower() not in (".h5", ".hdf5"):
-        raise argparse.ArgumentTypeError(f"expected an output ending in .h5 or .hdf5, got {text!r}")
-    return text
-
-
-def _prediction_path(text: str) -> str:
-    """A prediction output: HDF5 (any data), or FITS (one field's κ with its WCS)."""
-    if Path(text).suffix.lower() not in (".h5", ".hdf5", *constants.FITS_SUFFIXES):
+    if not zipfile.is_zipfile(path):
         raise argparse.ArgumentTypeError(
-            f"expected an output ending in .h5/.hdf5 (any data) or .fits (one field), got {text!r}"
+            f"{text}: not a zip archive; a .keras file is the zip archive that Keras "
+            "writes (model.save), so this one is truncated or something else renamed"
         )
     return text
+
+
+_HDF5 = (".h5", ".hdf5")  # lensviz.data.HDF5_SUFFIXES, named here without importing h5py
+
+
+def _output(kinds: dict[str, tuple[str, ...]], folder: str | None = None):
+    """An argparse type: an output path ending in one of the suffixes of ``kinds``
+    (``{what it holds: suffixes}``), or, where the command writes ``folder``, a name
+    without a suffix (or ending in ``/``, to keep a dot in a folder's name).
+
+    Any other name is an error that lists the accepted suffixes, given before the
+    command runs, so nothing is created.
+    """
+    accepted = tuple(suffix for suffixes in kinds.values() for suffix in suffixes)
+    expected = " or ".join(f"{'/'.join(suffixes)} ({what})" for what, suffixes in kinds.items())
+    if folder is not None:
+        expected += f", or a folder name without a suffix, or ending in /, for {folder}"
+
+    def convert(text: str) -> str:
+        path = Path(text)
+        if path.suffix.lower() in accepted:
+            return text
+        if folder is not None and (not path.suffix or text.endswith(("/", os.sep))):
+            return text
+        raise argparse.ArgumentTypeError(f"expected an output ending in {expected}, got {text!r}")
+
+    convert.__name__ = "output"  # argparse names the type in its own messages
+    return convert
+
+
+_hdf5_output = _output({"HDF5": _HDF5})
+_prediction_output = _output(
+    {"HDF5, any data": _HDF5, "FITS, one field's κ": constants.FITS_SUFFIXES}
+)
+_simulate_output = _output({"HDF5": _HDF5}, folder="a challenge folder (EPSILON/, KAPPA/)")
+_observe_output = _output(
+    {"a whole field": (*constants.FITS_SUFFIXES, ".npz", *_HDF5)},
+    folder="a challenge folder of its 128 x 128 tiles",
+)
+_npz_output = _output({"NumPy archive": (".npz",)})
+_keras_output = _output({"Keras model": (".keras",)})
 
 
 # === Helpers shared by the command modules ===
@@ -148,6 +197,16 @@ def _check_output(out: Path, overwrite: bool) -> None:
 
 # === Commands ===
 
+#: The training losses (lensviz.nn.losses.LOSSES) and what each one is.
+_LOSSES = ("mse", "focal", "multifocal", "combined")
+_LOSS_HELP = (
+    "mse; focal, MSE weighted by 1 + |κ|/max|κ| (Hong et al. 2021); multifocal, MSE weighted "
+    "by 1 + w, w the mean of the focal, local, peaks, structure and edges weight maps "
+    "weighted by --coeffs (report §3.1); combined, multifocal plus the WMAPE, soft-DICEE and "
+    "peak-shift terms weighted by --w-multifocal, --w-wmape, --w-dicee and --w-dpeaks "
+    "(report §3.2)"
+)
+
 _DATA_HELP = (
     "challenge folder, .h5/.hdf5, .npz, .npy or .fits file, or sim:N[:SEED][@DEPTH] for N "
     f"simulated samples (default SEED {constants.TEST_SEED_START}); DEPTH is a "
@@ -157,6 +216,15 @@ _DATA_HELP = (
     "(or sigma=S instead of counts) for separate FITS images"
 )
 
+#: The methods of ``predict``: the ``"module:function"`` that builds each one's predictor
+#: (``args -> lensviz.cli.predict.PredictMethod``), imported when the command runs, so
+#: KS93 and the Wiener filter never load TensorFlow.
+PREDICT_METHODS = {
+    "unet": "lensviz.cli.model:unet_method",
+    "ks93": "lensviz.cli.predict:ks93_method",
+    "wiener": "lensviz.cli.predict:wiener_method",
+}
+
 COMMANDS: tuple[Command, ...] = (
     Command(
         "convert",
@@ -164,7 +232,7 @@ COMMANDS: tuple[Command, ...] = (
         "pack a challenge folder (EPSILON/, KAPPA/) into HDF5",
         (
             arg("src", help="challenge folder (or any dataset lensviz reads)"),
-            arg("out", help="output file, .h5 or .hdf5"),
+            arg("out", type=_hdf5_output, help="output file, .h5 or .hdf5"),
             arg("--batch", type=_positive_int, default=256, help="samples per read (default 256)"),
             arg(
                 "--compression",
@@ -188,7 +256,13 @@ COMMANDS: tuple[Command, ...] = (
                 help=f"seed of the first sample (default {constants.TEST_SEED_START}, the test "
                 f"range; training uses ≥ {constants.TRAIN_SEED_START})",
             ),
-            arg("--out", required=True, help="OUT.h5/.hdf5 for HDF5, anything else for a folder"),
+            arg(
+                "--out",
+                type=_simulate_output,
+                required=True,
+                help="OUT.h5/.hdf5 for HDF5, or a folder name without a suffix (or ending "
+                "in /) for a challenge folder",
+            ),
             arg(
                 "--n-gal",
                 type=_depth_number,
@@ -296,9 +370,11 @@ COMMANDS: tuple[Command, ...] = (
             ),
             arg(
                 "--out",
+                type=_observe_output,
                 required=True,
-                help="a whole field (.fits, .npz or .h5, with the true κ), or any other name "
-                "for a challenge folder of its 128 x 128 tiles",
+                help="a whole field (.fits, .npz or .h5, with the true κ), or a folder name "
+                "without a suffix (or ending in /) for a challenge folder of its 128 x 128 "
+                "tiles",
             ),
             arg("--overwrite", action="store_true", help="replace OUT if it exists"),
         ),
@@ -311,6 +387,7 @@ COMMANDS: tuple[Command, ...] = (
             arg("data", help=_DATA_HELP),
             arg(
                 "--weights",
+                type=_keras_file,
                 default=None,
                 help="UNet .keras file (default: the shipped weights/lite.keras)",
             ),
@@ -351,16 +428,16 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "predict",
-        "lensviz.cli.model:cmd_predict",
+        "lensviz.cli.predict:cmd_predict",
         "predict κ maps with the UNet, the Wiener filter or KS93 and write them to HDF5 "
         "(or one field's κ to FITS)",
         (
             arg("data", help=_DATA_HELP),
             arg(
                 "--method",
-                choices=("unet", "ks93", "wiener"),
+                choices=tuple(PREDICT_METHODS),
                 default="unet",
-                help="reconstruction method (default unet)",
+                help="reconstruction method (default unet); ks93 and wiener do not load TensorFlow",
             ),
             arg(
                 "--weights",
@@ -371,8 +448,10 @@ COMMANDS: tuple[Command, ...] = (
             arg(
                 "--sigma",
                 type=_non_negative_float,
-                default=0.0,
-                help="KS93 smoothing σ in pixels (default 0: raw)",
+                default=None,
+                help="KS93 smoothing σ in pixels (default: each map's σ from the depth rule, "
+                "lensviz.depth.ks93_sigma of its Δε, as evaluate and the app smooth; 0 for "
+                "raw KS93)",
             ),
             arg(
                 "--pad",
@@ -402,7 +481,7 @@ COMMANDS: tuple[Command, ...] = (
             ),
             arg(
                 "--out",
-                type=_prediction_path,
+                type=_prediction_output,
                 required=True,
                 help="output PRED.h5 or .hdf5 (kappa_pred, names), or PRED.fits for one "
                 "field (cosmos, fits:…, a .fits field file): κ with the input's WCS and "
@@ -467,7 +546,7 @@ COMMANDS: tuple[Command, ...] = (
                 help="first simulator seed (default: a training-side range, disjoint from tests)",
             ),
             arg("--bins", type=_positive_int, default=48, help="|k| bins (default 48)"),
-            arg("--out", required=True, help="output .npz"),
+            arg("--out", type=_npz_output, required=True, help="output .npz"),
             arg("--overwrite", action="store_true", help="replace OUT if it exists"),
         ),
     ),
@@ -504,7 +583,12 @@ COMMANDS: tuple[Command, ...] = (
         (
             arg("--preset", default="lite", help="model preset: lite, paper or unet2k"),
             arg("--out", required=True, help="run folder (model.keras, history.csv/json, ...)"),
-            arg("--loss", default="multifocal", choices=("mse", "focal", "multifocal", "combined")),
+            arg(
+                "--loss",
+                default="multifocal",
+                choices=_LOSSES,
+                help=f"training loss (default multifocal, the report's): {_LOSS_HELP}",
+            ),
             arg(
                 "--coeffs",
                 default=None,
@@ -568,9 +652,19 @@ COMMANDS: tuple[Command, ...] = (
         "fine-tune saved weights with the Combined loss (report §4.2)",
         (
             arg("--weights", type=_keras_file, required=True, help="starting .keras weights"),
-            arg("--out", required=True, help="output .keras file (written only on success)"),
+            arg(
+                "--out",
+                type=_keras_output,
+                required=True,
+                help="output .keras file (written only on success)",
+            ),
             arg("--overwrite", action="store_true", help="replace OUT if it exists"),
-            arg("--loss", default="combined", choices=("mse", "focal", "multifocal", "combined")),
+            arg(
+                "--loss",
+                default="combined",
+                choices=_LOSSES,
+                help=f"fine-tuning loss (default combined, the report's): {_LOSS_HELP}",
+            ),
             arg("--coeffs", default=None, help="MultiFocal coefficients, as for train"),
             arg(
                 "--w-multifocal",
@@ -683,10 +777,13 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
-def build_parser(commands: tuple[Command, ...] = COMMANDS) -> argparse.ArgumentParser:
-    """The argparse parser with one subparser per command."""
+def build_parser(
+    commands: tuple[Command, ...] = COMMANDS, prog: str = PROG
+) -> argparse.ArgumentParser:
+    """The argparse parser with one subparser per command; ``prog`` names the program
+    in usage lines and errors (``lensviz``, or ``python -m lensviz``)."""
     parser = _Parser(
-        prog="python -m lensviz",
+        prog=prog,
         description="lensviz: weak-lensing mass mapping (KS93, Wiener, UNet).",
     )
     parser.add_argument(
@@ -710,15 +807,18 @@ def _silence_stdout() -> None:
         pass
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     """Run the command line; returns the exit status.
 
     Parameters
     ----------
     argv : list of str, optional
         Arguments without the program name (default ``sys.argv[1:]``).
+    prog : str, optional
+        The program's name in usage lines: ``lensviz`` (the installed script, which
+        calls ``main()``), or ``python -m lensviz`` (:mod:`lensviz.__main__`).
     """
-    parser = build_parser()
+    parser = build_parser(prog=prog)
     try:
         args = parser.parse_args(argv)
     except UsageError as exc:

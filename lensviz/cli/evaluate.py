@@ -73,22 +73,22 @@ def _json_output(args: argparse.Namespace) -> Path | None:
     return path
 
 
-def _strict_json(value):
-    """``value`` with every NaN and ±inf float as None: strict JSON (``null``), where
-    Python's ``json`` would write the non-standard ``NaN``/``Infinity`` (one map's
-    undefined standard error, for instance)."""
+def _nan_as_null(value):
+    """``value`` with every NaN float as None, written ``null``: an undefined value (one
+    map's standard error) rather than Python's non-standard ``NaN``. Infinities stay
+    (``Infinity``: the n_gal of noise-free data, as ever)."""
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        return None if math.isnan(value) else value
     if isinstance(value, dict):
-        return {k: _strict_json(v) for k, v in value.items()}
+        return {k: _nan_as_null(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_strict_json(v) for v in value]
+        return [_nan_as_null(v) for v in value]
     return value
 
 
 def _write_json(json_path: Path | None, result: dict) -> None:
     if json_path is not None:
-        text = json.dumps(_strict_json(result), indent=2, ensure_ascii=False, allow_nan=False)
+        text = json.dumps(_nan_as_null(result), indent=2, ensure_ascii=False)
         write_text(json_path, text + "\n")
         print(f"wrote {json_path}")
 

@@ -1,10 +1,11 @@
-"""Model commands: ``train``, ``finetune``, ``predict``, ``tune``.
+"""Model commands: ``train``, ``finetune``, ``tune``, and the UNet of ``predict``.
 
-Registered in :data:`lensviz.cli.COMMANDS` as ``"lensviz.cli.model:cmd_…"`` strings, so
-TensorFlow is imported only when one of these commands runs. Keras Tuner (the optional
-``tune`` extra) is imported by ``tune`` alone, inside :func:`cmd_tune` and
-:func:`lensviz.nn.tuning.tuner_hypermodel` (the search space), so the other commands work
-without it.
+Registered in :data:`lensviz.cli.COMMANDS` as ``"lensviz.cli.model:cmd_…"`` strings, and
+the UNet of ``predict`` (:mod:`lensviz.cli.predict`) in :data:`lensviz.cli.PREDICT_METHODS`
+as ``"lensviz.cli.model:unet_method"``, so TensorFlow is imported only when one of these
+runs. Keras Tuner (the optional ``tune`` extra) is imported by ``tune`` alone, inside
+:func:`cmd_tune` and :func:`lensviz.nn.tuning.tuner_hypermodel` (the search space), so
+the other commands work without it.
 """
 
 from __future__ import annotations
@@ -19,38 +20,23 @@ from pathlib import Path
 
 import keras
 
-from lensviz import data
-from lensviz.cli import _check_output, _progress
-from lensviz.cli.data import iter_data, read_ahead
-from lensviz.cli.fields import read_field
-from lensviz.constants import FITS_SUFFIXES
-from lensviz.data import PredictionWriter
+from lensviz.cli import _check_output
+from lensviz.cli.predict import PredictMethod
 from lensviz.depth import DomainTally
-from lensviz.evaluation import (
-    choose_ks93_sigma,
-    default_weights,
-    ks93_predictor,
-    wiener_predictor,
-)
-from lensviz.fields import field_mask
+from lensviz.evaluation import choose_ks93_sigma, default_weights, ks93_predictor
 from lensviz.loss_weights import check_coeffs
+from lensviz.nn.callbacks import summarize_metrics
+from lensviz.nn.finetuning import FinetuneConfig, finetune
 from lensviz.nn.inference import training_domain, unet_predictor
-from lensviz.nn.training import (
-    FinetuneConfig,
-    TrainConfig,
-    finetune,
-    summarize_metrics,
-    train,
-    validation_arrays,
-)
+from lensviz.nn.training import TrainConfig, train, validation_arrays
 from lensviz.nn.tuning import OBJECTIVE, ScoredValidation, tuner_hypermodel
 from lensviz.nn.uncertainty import predict_uncertainty
 
 __all__ = [
     "cmd_train",
     "cmd_finetune",
-    "cmd_predict",
     "cmd_tune",
+    "unet_method",
     "parse_coeffs",
 ]
 
@@ -158,120 +144,23 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tallied(batches, tally: DomainTally):
-    """``batches``, each counted by ``tally`` (outside the training domain) on the way."""
-    try:
-        for batch in batches:
-            tally.add(batch[0])
-            yield batch
-    finally:
-        if hasattr(batches, "close"):
-            batches.close()
-
-
-def _predict_fits_field(args, out: Path, predictor, attrs: dict, tally) -> int:
-    """``predict`` of one field to FITS: κ with the input's WCS cards and its mask."""
-    field = read_field(args.data)
-    if field is None:
-        raise ValueError(
-            f"--out {out.name}: a FITS output holds one field's κ; DATA must be cosmos, "
-            f"fits:G1,G2,… or a .fits field file, got {args.data!r} (write .h5 for the rest)"
+def unet_method(args: argparse.Namespace) -> PredictMethod:
+    """``predict --method unet`` (:data:`lensviz.cli.PREDICT_METHODS`): the UNet of
+    ``--weights`` (default the shipped ``lite.keras``), a tally of the samples outside its
+    training domain, and with ``--uncertainty`` the mean and σ of ``--passes`` passes."""
+    weights = args.weights or default_weights()
+    if weights is None:
+        raise FileNotFoundError("no --weights given and weights/lite.keras not found")
+    predictor = unet_predictor(weights)
+    domain = training_domain(predictor.model)
+    tally = None if domain is None else DomainTally(domain)
+    attrs = {"method": "unet", "weights": str(weights)}
+    if args.uncertainty:  # mean and σ instead of one pass
+        attrs.update(uncertainty=args.uncertainty, passes=args.passes)
+        predictor = partial(
+            predict_uncertainty, predictor.model, method=args.uncertainty, n_passes=args.passes
         )
-    if args.uncertainty:
-        raise ValueError("--uncertainty writes kappa_std beside κ: use an .h5 output")
-    t0 = time.perf_counter()
-    if tally is not None:
-        tally.add(field.eps[None])
-    kappa = predictor(field.eps[None])[0]
-    cards = {k: ("depth rule" if v is None else v) for k, v in attrs.items()}
-    data.write_kappa_fits(
-        out, kappa, field.header, field.mask, overwrite=args.overwrite, attrs=cards
-    )
-    for line in [] if tally is None else tally.warnings():
-        print(f"warning: {line}", file=sys.stderr)
-    ny, nx = kappa.shape
-    print(
-        f"wrote {out}: the {ny} × {nx} κ map of {args.data} ({args.method}) in "
-        f"{time.perf_counter() - t0:.1f} s, with its WCS and a MASK extension "
-        f"({int(field.mask.sum())} pixels without galaxies)"
-    )
-    return 0
-
-
-def cmd_predict(args: argparse.Namespace) -> int:
-    """Predict κ for DATA with one method; writes ``kappa_pred`` and ``names`` in input order.
-
-    Streams: a background thread reads the next batches (:func:`lensviz.cli.data.read_ahead`)
-    while the current one is predicted and appended to the output
-    (:class:`lensviz.data.PredictionWriter`), so memory holds a few batches whatever the
-    number of maps, and the output appears, complete, only when every map is written.
-
-    There is no ``--resume``. The output exists only once complete (a failed run deletes
-    its temporary), and keeping a partial file to resume from would need a check that the
-    data, method, weights and options are the same as in the run that wrote it, which
-    costs more than it saves: a rerun of a 76,000-map challenge set takes 30-45 s with
-    KS93 and 5-8 min with the UNet on a 2-core CPU (``benchmarks/scale.json``), far less
-    on a GPU. To split a very long job, predict parts of the data (``--n``, or split
-    files) into separate outputs.
-    """
-    out = Path(args.out)
-    _check_output(out, args.overwrite)
-    if args.uncertainty and args.method != "unet":
-        raise ValueError(f"--uncertainty needs --method unet, got --method {args.method}")
-    tally = None
-    if args.method == "wiener":
-        predictor = wiener_predictor(None, args.pad)
-        attrs = {"method": "wiener", "pad_px": args.pad}
-    elif args.method == "unet":
-        weights = args.weights or default_weights()
-        if weights is None:
-            raise FileNotFoundError("no --weights given and weights/lite.keras not found")
-        predictor = unet_predictor(weights)
-        domain = training_domain(predictor.model)
-        tally = None if domain is None else DomainTally(domain)
-        attrs = {"method": "unet", "weights": str(weights)}
-        if args.uncertainty:  # mean and σ instead of one pass
-            attrs.update(uncertainty=args.uncertainty, passes=args.passes)
-            predictor = partial(
-                predict_uncertainty, predictor.model, method=args.uncertainty, n_passes=args.passes
-            )
-    else:
-        predictor = ks93_predictor(args.sigma, args.pad)
-        attrs = {"method": "ks93", "sigma_px": args.sigma, "pad_px": args.pad}
-    attrs["data"] = args.data
-    if out.suffix.lower() in FITS_SUFFIXES:
-        return _predict_fits_field(args, out, predictor, attrs, tally)
-    total, batches = iter_data(args.data, args.batch, args.n)
-    writer = PredictionWriter(
-        out,
-        overwrite=args.overwrite,
-        dtype=args.dtype,
-        compression=None if args.compression == "none" else args.compression,
-        attrs=attrs,
-    )
-    if tally is not None:  # checked in the reading thread, off the model's path
-        batches = _tallied(batches, tally)
-    t0 = time.perf_counter()
-    bar = _progress(total, f"predict ({args.method})")
-    with read_ahead(batches) as batches, writer, bar:
-        for eps, _, names in batches:
-            result = predictor(eps)
-            std = None
-            if isinstance(result, tuple):
-                result, std = result
-            writer.append(result, names, std, field_mask(eps))
-            bar.update(len(eps))
-        if tally is not None:
-            writer.update_attrs({"outside_training_domain": tally.n_outside})
-    wall = time.perf_counter() - t0
-    for line in [] if tally is None else tally.warnings():
-        print(f"warning: {line}", file=sys.stderr)
-    print(
-        f"wrote {out}: {writer.n_written} map{'' if writer.n_written == 1 else 's'} "
-        f"({args.method}) in {wall:.1f} s, "
-        f"{writer.n_written / wall:.0f} maps/s"
-    )
-    return 0
+    return PredictMethod(predictor, attrs, tally)
 
 
 # === Keras Tuner ===

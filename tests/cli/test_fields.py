@@ -239,4 +239,4 @@ def test_predict_writes_one_fields_kappa_to_fits_with_its_wcs_and_mask(
     assert status == 2 and "a FITS output holds one field's κ" in err
     assert not (tmp_path / "s.fits").exists()
     status, _, err = run_cli("predict", "cosmos", "--method", "ks93", "--out", tmp_path / "p.png")
-    assert status == 2 and "expected an output ending in .h5/.hdf5 (any data) or .fits" in err
+    assert status == 2 and "expected an output ending in .h5/.hdf5 (HDF5, any data) or .fits" in err

@@ -1,4 +1,4 @@
-"""The model commands of the CLI (lensviz.cli.model): train, finetune, predict, tune."""
+"""The model commands of the CLI (lensviz.cli.model): train, finetune, tune, the UNet of predict."""
 
 import json
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lensviz import data
-from lensviz.evaluation import ks93_predictor, wiener_predictor
+from lensviz.evaluation import ks93_predictor
 from lensviz.nn.inference import load_model, predict_kappa
 
 
@@ -155,13 +155,3 @@ def test_predict_with_uncertainty_and_calibrate(tmp_path, run_cli, tiny_weights,
         "predict", path, "--method", "ks93", "--uncertainty", "tta", "--out", tmp_path / "x.h5"
     )
     assert status == 2 and "--uncertainty needs --method unet" in err
-
-
-def test_predict_wiener(tmp_path, run_cli, dataset):
-    path, eps, _ = dataset
-    status, _, _ = run_cli("predict", path, "--method", "wiener", "--out", tmp_path / "w.h5")
-    assert status == 0
-
-    kappa, _, attrs = data.read_predictions(tmp_path / "w.h5")
-    np.testing.assert_allclose(kappa, wiener_predictor()(eps), atol=1e-6)
-    assert attrs["method"] == "wiener"

@@ -175,9 +175,10 @@ def test_a_failure_mid_run_leaves_no_output_and_no_temporaries(tmp_path, run_cli
 
         return predict
 
-    monkeypatch.setattr("lensviz.cli.model.ks93_predictor", failing)
+    monkeypatch.setattr("lensviz.cli.predict.ks93_predictor", failing)
     out = tmp_path / "p.h5"
-    status, _, err = run_cli("predict", path, "--method", "ks93", "--batch", 4, "--out", out)
+    argv = ("predict", path, "--method", "ks93", "--sigma", 0, "--batch", 4, "--out", out)
+    status, _, err = run_cli(*argv)
     assert status == 2 and "failed on batch 2" in err and calls == [4, 4]
     assert not out.exists() and _leftovers(tmp_path) == [] and _reader_threads() == []
 
