@@ -28,11 +28,18 @@ def caption(sel: Selection, scope: str) -> str:
 
 
 def page_header(title: str, sel: Selection, scope: str = "sample") -> None:
-    """``st.title``, a one-line caption of the selection the page works on and, on the
-    pages that show one sample, a warning when that sample lies outside the selected
-    UNet's training domain (so the app never shows a silently wrong UNet)."""
+    """``st.title``, a one-line caption of the selection the page works on, what the page
+    must say about that selection (:attr:`Selection.notices`: a failed upload, a link
+    value that fell back to its default) and, on the pages that show one sample, a
+    warning when that sample lies outside the selected UNet's training domain (so the app
+    never shows a silently wrong UNet)."""
     st.title(title)
     st.caption(caption(sel, scope))
+    for level, text in sel.notices:
+        if level == "info":
+            st.info(text, icon=":material/info:")
+        else:
+            st.warning(text, icon=":material/warning:")
     if scope == "sample":
         reasons = cache.unet_warnings(sel)
         if reasons:

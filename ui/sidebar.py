@@ -16,8 +16,17 @@ Data are the challenge's 128 × 128 tiles or whole fields of any size (the COSMO
 an uploaded field, an observed κ map). Pages that need a training tile say so
 (:attr:`Selection.is_tile`); masked pixels are drawn grey (:meth:`Selection.masked`).
 
-Adding a data source: write a ``_name_ui() -> Dataset | None`` function and add it to
-:data:`SOURCES`.
+The selection is also the URL's query (:mod:`ui.links`): a session's first run applies
+the link it was opened with (:func:`_apply_link`), and every run writes the selection
+back into the address bar (:func:`_publish_link`). Every selection widget therefore
+takes its initial value from the session state (:func:`_initial`), never from a
+``value`` argument, so a link can set it without a Streamlit warning.
+
+What the pages must say about the selection (a failed upload, a link value that fell
+back to its default) travels in :attr:`Selection.notices`; the page header shows them.
+
+Adding a data source: write a ``_name_ui() -> Dataset | str`` function (the dataset, or
+why there is none) and add it to :data:`SOURCES` with its link name.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import dataclasses
 import functools
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -34,7 +44,7 @@ from lensviz import constants, cosmos, data
 from lensviz.depth import depth_label, effective_n_gal, ks93_sigma
 from lensviz.fields import FIELD_PAD_PX, field_mask, masked
 from lensviz.simulate import depth_config
-from ui import cache
+from ui import cache, links
 from ui.cache import Dataset
 from ui.text import count
 
@@ -54,7 +64,7 @@ __all__ = [
 #: Default Gaussian σ of the app's KS93 maps, pixels (1.5′). On 100 simulated calibration
 #: maps (lensviz.evaluation.choose_ks93_sigma) the RMSE is lowest for σ ≈ 3–4 px.
 KS93_SIGMA_PX = 3.0
-KS93_MAX_SIGMA_PX = 8.0
+KS93_MAX_SIGMA_PX = links.MAX_SIGMA_PX
 KS93_PAD_PX = 64  # zero-padding per side when the padding toggle is on (128 → 256 px FFT)
 
 #: The sample shown first on the built-in set (seed 0): the one whose UNet-minus-KS93
@@ -68,8 +78,13 @@ DEFAULT_SAMPLE = 9
 
 _OPEN_SAMPLE_KEY = "_open_sample"  # sample index requested by open_sample for the next run
 _KEPT = "_kept_upload"  # session-state prefix of the last upload of each uploader
+_LINK_READ = "_link_read"  # set once the session's first run has applied its link
+_LINK_MODEL = "_link_model"  # the model a link names, until the model list is known
+_LINK_DATASET = "_link_dataset"  # the server dataset a link names, likewise
+_NOTICES = "_notices"  # what this run's page must say about the selection
 _PERSIST = {"persist_state": "session"}
 _CUSTOM_DEPTH = "custom"  # the depth selectbox's "other depth" option
+_N_GAL_DEFAULT = 50.0  # the "Other depth…" field's first value, galaxies per arcmin²
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -91,6 +106,9 @@ class Selection:
     pixel_arcmin: float = constants.PIXEL_ARCMIN  # pixel side of the data [arcmin]
     sigma_e: float = constants.SIGMA_E  # the σ_e that the data's Δε was computed with
     header: object = None  # the WCS cards of a FITS input (astropy Header), or None
+    #: What the page must say about this selection, as ``(level, text)`` with level
+    #: "info" or "warning": a failed upload, a link value that fell back to its default.
+    notices: tuple[tuple[str, str], ...] = ()
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -154,6 +172,88 @@ class Selection:
         return len(self.eps)
 
 
+# === State, links and notices ===
+
+
+def _initial(key: str, value) -> None:
+    """A selection widget's first value, set in the session state before it is drawn.
+
+    The widgets are drawn without a ``value`` argument: a value from a link
+    (:func:`_apply_link`) or from another page then never meets a default, which
+    Streamlit would log as a warning.
+    """
+    st.session_state.setdefault(key, value)
+
+
+def _notice(text: str, level: str = "warning") -> None:
+    """Something the page must say about this run's selection (see Selection.notices)."""
+    st.session_state.setdefault(_NOTICES, []).append((level, text))
+
+
+#: Link name of each data source (ui.links.SOURCES) → its label in the sidebar.
+SOURCE_LABELS = {
+    "sim": "Built-in simulated set",
+    "cosmos": "Real data: COSMOS",
+    "upload": "Upload a file",
+    "observe": "Observe your κ map",
+    "server": "Server dataset",
+}
+
+
+def _apply_link() -> None:
+    """On a session's first run, put the link's selection into the widgets' state.
+
+    Values that cannot be used fall back to their defaults with a notice; the sample,
+    the model and the server dataset are checked where the choices are known
+    (:func:`sample_ui`, :func:`model_ui`, :func:`_server_ui`).
+    """
+    ss = st.session_state
+    if ss.get(_LINK_READ):
+        return
+    ss[_LINK_READ] = True
+    link, notices = links.parse_link(st.query_params.to_dict())
+    for text in notices:
+        _notice(f"This link's {text}.")
+    ss.source = SOURCE_LABELS[link.source]
+    if link.seed is not None:
+        ss.sim_seed = link.seed
+    if link.n_gal is not None:
+        ss.sim_depth, ss.sim_n_gal = _CUSTOM_DEPTH, float(link.n_gal)
+    elif link.depth is not None:
+        ss.sim_depth = link.depth
+    if link.dataset is not None:
+        ss[_LINK_DATASET] = link.dataset
+    if link.sample is not None:
+        ss[_OPEN_SAMPLE_KEY] = link.sample
+    if link.model is not None:
+        ss[_LINK_MODEL] = link.model
+    if link.sigma is not None:
+        ss.ks93_auto, ss.ks93_sigma = False, link.sigma
+
+
+def _publish_link(sel: Selection, default_model: str | None) -> None:
+    """Write the selection into the address bar (only when it changed)."""
+    ss = st.session_state
+    source = next(k for k, label in SOURCE_LABELS.items() if label == ss.source)
+    sim = source == "sim"
+    custom = sim and ss.sim_depth == _CUSTOM_DEPTH
+    link = links.Link(
+        source=source,
+        seed=int(ss.sim_seed) if sim else None,
+        depth=ss.sim_depth if sim and not custom else None,
+        n_gal=float(ss.sim_n_gal) if custom else None,
+        dataset=ss.get("server_dataset") if source == "server" else None,
+        sample=sel.index if sel.n_samples > 1 else None,
+        model=None
+        if sel.model_path is None or sel.model_name == default_model
+        else Path(sel.model_path).stem,
+        sigma=None if ss.ks93_auto else float(sel.ks93_sigma_px),
+    )
+    params = links.link_params(link)
+    if st.query_params.to_dict() != params:
+        st.query_params.from_dict(params)
+
+
 # === Data sources ===
 
 
@@ -163,10 +263,11 @@ def depth_ui(key: str = "sim") -> str | None:
     the widget keys (one control per data source)."""
     presets = {s.name: s for s in constants.SURVEYS.values()}
     options = [*presets, _CUSTOM_DEPTH]
+    _initial(f"{key}_depth", constants.DEFAULT_SURVEY)
+    _initial(f"{key}_n_gal", _N_GAL_DEFAULT)
     choice = st.sidebar.selectbox(
         "Survey depth",
         options,
-        index=options.index(constants.DEFAULT_SURVEY),
         format_func=lambda name: presets[name].label if name in presets else "Other depth…",
         key=f"{key}_depth",
         **_PERSIST,
@@ -177,10 +278,9 @@ def depth_ui(key: str = "sim") -> str | None:
         return None if choice == constants.DEFAULT_SURVEY else choice
     n_gal = st.sidebar.number_input(
         "Galaxies per arcmin²",
-        1.0,
-        10_000.0,
-        50.0,
-        10.0,
+        links.MIN_N_GAL,
+        links.MAX_N_GAL,
+        step=10.0,
         key=f"{key}_n_gal",
         **_PERSIST,
         help="Any source density; 0.25 arcmin² pixels hold n_gal / 4 galaxies on average.",
@@ -189,12 +289,12 @@ def depth_ui(key: str = "sim") -> str | None:
 
 
 def _builtin_ui() -> Dataset:
+    _initial("sim_seed", 0)
     seed = st.sidebar.number_input(
         "Simulation seed",
         0,
-        10_000,
-        0,
-        1,
+        links.MAX_SEED,
+        step=1,
         key="sim_seed",
         **_PERSIST,
         help=f"Each seed is a different set of {cache.BUILTIN_SAMPLES} simulated clusters "
@@ -251,7 +351,7 @@ def _uploader(label: str, key: str, types, *, multiple: bool = False, help: str 
 _FITS_TYPES = [s.lstrip(".") for s in constants.FITS_SUFFIXES]
 
 
-def _upload_ui() -> Dataset | None:
+def _upload_ui() -> Dataset | str:
     payload = _uploader(
         "ε (and κ) files",
         "upload",
@@ -266,15 +366,46 @@ def _upload_ui() -> Dataset | None:
     )
     if not payload:
         st.sidebar.info("Upload a file to continue; using the built-in set meanwhile.")
-        return None
+        return "no file is uploaded yet (sidebar, “Upload a file”)"
     try:
         dataset = cache.uploaded_dataset(payload)
     except (ValueError, TypeError) as exc:
-        st.sidebar.error(f"Could not use the upload: {exc}")
-        return None
+        why = f"{exc}{upload_hint(payload)}"
+        st.sidebar.error(f"Could not use the upload: {why}")
+        return f"the upload failed: {why}"
     if len(payload) == 2:
         st.sidebar.caption(_pair_caption(payload))
     return dataset
+
+
+def _reads(read, *args) -> bool:
+    try:
+        read(*args)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+def upload_hint(files) -> str:
+    """A sentence on what an upload that failed to load as ε data seems to be, or "".
+
+    - One file that the κ-map reader takes (a 2-D ``.npy``, a single-image FITS): it is a
+      κ map, which the "Observe your κ map" source turns into galaxy shapes.
+    - Two files that each load as ε: a pair is one ε file and one κ file.
+    """
+    if len(files) == 1 and _reads(data.load_kappa_upload, *files[0]):
+        return (
+            f". {files[0][0]} holds one map without ε channels, a κ map: choose "
+            "“Observe your κ map” in the sidebar to observe it with galaxies at a depth "
+            "of your choice, or upload it together with its ε file as a pair"
+        )
+    if len(files) == 2 and all(_reads(data.load_uploads, [f]) for f in files):
+        return (
+            f". {files[0][0]} and {files[1][0]} are both ε files (three channels: ε1, ε2, "
+            "Δε); a pair is one ε file (3, ny, nx) and one κ file (ny, nx) of the same "
+            "sample, as in the challenge's EPSILON/ and KAPPA/ folders"
+        )
+    return ""
 
 
 def _pair_caption(payload) -> str:
@@ -289,7 +420,7 @@ def _pair_caption(payload) -> str:
     )
 
 
-def _observe_ui() -> Dataset | None:
+def _observe_ui() -> Dataset | str:
     """A κ map of the user's, observed with the simulator's physics at a chosen depth."""
     kappa_file = _uploader(
         "κ map (.fits or .npy)",
@@ -326,10 +457,13 @@ def _observe_ui() -> Dataset | None:
         key="observe_sigma_e",
         **_PERSIST,
     )
-    seed = st.sidebar.number_input("Galaxy seed", 0, 10_000, 0, 1, key="observe_seed", **_PERSIST)
+    _initial("observe_seed", 0)
+    seed = st.sidebar.number_input(
+        "Galaxy seed", 0, links.MAX_SEED, step=1, key="observe_seed", **_PERSIST
+    )
     if not kappa_file:
         st.sidebar.info("Upload a κ map to continue; using the built-in set meanwhile.")
-        return None
+        return "no κ map is uploaded yet (sidebar, “Observe your κ map”)"
     n_gal = depth_config(depth or constants.DEFAULT_SURVEY).n_gal
     try:
         return cache.observed_dataset(
@@ -342,7 +476,7 @@ def _observe_ui() -> Dataset | None:
         )
     except (ValueError, TypeError) as exc:
         st.sidebar.error(f"Could not observe the κ map: {exc}")
-        return None
+        return f"the κ map could not be observed: {exc}"
 
 
 def _cosmos_ui() -> Dataset:
@@ -355,44 +489,70 @@ def _cosmos_ui() -> Dataset:
     return cache.cosmos_dataset()
 
 
-def _server_ui() -> Dataset | None:
+def _server_ui() -> Dataset | str:
     options = cache.server_dataset_names()
+    linked = st.session_state.pop(_LINK_DATASET, None)
     if not options:
         st.sidebar.info(
             f"No datasets under the data directory ({cache.DATA_DIR}). Put .h5 "
             "files or challenge folders there, or set LENSVIZ_DATA_DIR."
         )
-        return None
+        return "the server has no datasets"
+    if linked is not None:
+        if linked in options:
+            st.session_state.server_dataset = linked
+        else:
+            _notice(
+                "This link's "
+                + links.unusable(
+                    "dataset", linked, "is not a dataset on this server", f"{options[0]}"
+                )
+                + "."
+            )
     name = st.sidebar.selectbox("Dataset", options, key="server_dataset", **_PERSIST)
     try:
         return cache.server_dataset(name)
     except (ValueError, TypeError, OSError) as exc:
         st.sidebar.error(f"Could not read {name}: {exc}")
-        return None
+        return f"{name} could not be read: {exc}"
 
 
 #: Data sources offered in the sidebar: label → the function that draws its widgets and
-#: returns its :class:`~ui.cache.Dataset` (None: not usable, the built-in set is used).
-SOURCES: dict[str, Callable[[], Dataset | None]] = {
-    "Built-in simulated set": _builtin_ui,
-    "Real data: COSMOS": _cosmos_ui,
-    "Upload a file": _upload_ui,
-    "Observe your κ map": _observe_ui,
-    "Server dataset": _server_ui,
+#: returns its :class:`~ui.cache.Dataset`, or why there is none (the built-in set is
+#: used then, and the page says so). Labels: :data:`SOURCE_LABELS`.
+SOURCES: dict[str, Callable[[], Dataset | str]] = {
+    SOURCE_LABELS["sim"]: _builtin_ui,
+    SOURCE_LABELS["cosmos"]: _cosmos_ui,
+    SOURCE_LABELS["upload"]: _upload_ui,
+    SOURCE_LABELS["observe"]: _observe_ui,
+    SOURCE_LABELS["server"]: _server_ui,
 }
 #: The uploaders of each source, emptied when the user leaves the source.
 _UPLOADERS = {"Upload a file": ("upload",), "Observe your κ map": ("observe_kappa", "observe_mask")}
 
 
 def data_source_ui() -> Dataset:
-    """The data-source radio and the chosen source's widgets; the dataset to use."""
+    """The data-source radio and the chosen source's widgets; the dataset to use.
+
+    When the chosen source has no data (nothing uploaded yet, a failed upload), the
+    built-in set (seed 0) is used and the page says why.
+    """
     labels = list(SOURCES)
+    _initial("source", labels[0])
     source = st.sidebar.radio("Data source", labels, key="source", **_PERSIST)
     for other, keys in _UPLOADERS.items():
         if other != source:
             _forget_uploads(*keys)
     dataset = SOURCES[source]()
-    return dataset if dataset is not None else cache.builtin_dataset(0)
+    if isinstance(dataset, Dataset):
+        return dataset
+    fallback = cache.builtin_dataset(0)
+    waiting = dataset.startswith("no ")
+    _notice(
+        f"**Showing the built-in simulated set (seed 0)**, because {dataset}.",
+        "info" if waiting else "warning",
+    )
+    return fallback
 
 
 # === Sample, model, KS93 ===
@@ -405,10 +565,14 @@ def sample_ui(dataset: Dataset) -> int:
     # A sample picked on another page (open_sample) is applied here, before the widget
     # exists: Streamlit forbids changing a widget's value after it is drawn in a run.
     picked = ss.pop(_OPEN_SAMPLE_KEY, None)
+    default = DEFAULT_SAMPLE if dataset.key == "sim:0" else 0
     if picked is not None and 0 <= picked < n:
         ss.sample_index = picked
+    elif picked is not None:
+        why = f"is not a sample of this data (0–{n - 1})" if n > 1 else "is not 0: one sample"
+        _notice(f"This link's {links.unusable('sample', str(picked), why, f'sample {default}')}.")
     if "sample_index" not in ss:
-        ss.sample_index = DEFAULT_SAMPLE if dataset.key == "sim:0" else 0
+        ss.sample_index = default
     if ss.sample_index >= n:
         ss.sample_index = 0
     if n == 1:
@@ -425,19 +589,28 @@ def sample_ui(dataset: Dataset) -> int:
     )
 
 
-def model_ui() -> tuple[str, str | None]:
-    """The model selectbox; ``(display name, path)``, path None without weights."""
+def model_ui() -> tuple[str, str | None, str | None]:
+    """The model selectbox; ``(display name, path, the default model's name)``, path and
+    default None without weights. A link names a model by its file's stem."""
     models, ignored = cache.model_files()
+    linked = st.session_state.pop(_LINK_MODEL, None)
     for name, why in ignored.items():
         st.sidebar.warning(f"Not offered: {name}, {why}.")
     if not models:
         st.sidebar.warning("No UNet weights found in weights/: UNet views are disabled.")
-        return "none", None
+        return "none", None, None
     names = list(models)
+    if linked is not None:
+        match = [n for n, path in models.items() if linked in (Path(path).stem, n)]
+        if match:
+            st.session_state.model_name = match[0]
+        else:
+            why = "is not a model on this server"
+            _notice(f"This link's {links.unusable('model', linked, why, names[0])}.")
     if st.session_state.get("model_name") not in names:
         st.session_state.model_name = names[0]
     name = st.sidebar.selectbox("Model", names, key="model_name", **_PERSIST)
-    return name, models[name]
+    return name, models[name], names[0]
 
 
 def ks93_ui(dataset: Dataset, index: int) -> tuple[float, int]:
@@ -450,9 +623,10 @@ def ks93_ui(dataset: Dataset, index: int) -> tuple[float, int]:
     """
     delta_e = dataset.eps[index][..., 2]
     rule = ks93_sigma(delta_e)
+    _initial("ks93_auto", True)
+    _initial("ks93_sigma", KS93_SIGMA_PX)
     auto = st.sidebar.toggle(
         "σ from the data's depth",
-        value=True,
         key="ks93_auto",
         **_PERSIST,
         help="The smoothing that gave the lowest RMSE on calibration maps at the noise "
@@ -465,8 +639,7 @@ def ks93_ui(dataset: Dataset, index: int) -> tuple[float, int]:
             "KS93 smoothing σ (pixels)",
             0.0,
             KS93_MAX_SIGMA_PX,
-            KS93_SIGMA_PX,
-            step=0.25,
+            step=links.SIGMA_STEP_PX,
             key="ks93_sigma",
             **_PERSIST,
             help=f"Gaussian smoothing of the KS93 map. 1 pixel = {dataset.pixel_arcmin:g}′; "
@@ -498,7 +671,13 @@ def ks93_ui(dataset: Dataset, index: int) -> tuple[float, int]:
 
 
 def sidebar() -> Selection:
-    """Draw the shared sidebar and remember the selection for :func:`current`."""
+    """Draw the shared sidebar and remember the selection for :func:`current`.
+
+    Applies the link the session was opened with on its first run, and writes the
+    selection into the address bar on every run (:mod:`ui.links`).
+    """
+    st.session_state[_NOTICES] = []
+    _apply_link()
     st.sidebar.header("Data")
     dataset = data_source_ui()
     ny, nx = dataset.eps.shape[1:3]
@@ -509,7 +688,7 @@ def sidebar() -> Selection:
     )
     index = sample_ui(dataset)
     st.sidebar.header("Model")
-    model_name, model_path = model_ui()
+    model_name, model_path, default_model = model_ui()
     st.sidebar.header("KS93")
     sigma_px, pad = ks93_ui(dataset, index)
     st.sidebar.header("Runtime")
@@ -530,8 +709,10 @@ def sidebar() -> Selection:
         dataset.pixel_arcmin,
         dataset.sigma_e,
         dataset.header,
+        tuple(st.session_state.pop(_NOTICES)),
     )
     st.session_state["_selection"] = sel
+    _publish_link(sel, default_model)
     return sel
 
 

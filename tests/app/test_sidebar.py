@@ -150,9 +150,43 @@ def test_bad_upload_shows_an_error_and_the_session_keeps_working(app, open_page)
     assert any(
         "Could not use the upload" in e and "(2, 64, 64)" in e for e in texts(app.sidebar.error)
     )
-    open_page(app, "Compare")  # falls back to the built-in set
-    assert not app.exception
+    for page in ("Compare", "Peaks"):  # the built-in set, and every page says why
+        open_page(app, page)
+        assert not app.exception
+        said = texts(app.main.warning)
+        assert any(
+            w.startswith(
+                "**Showing the built-in simulated set (seed 0)**, because the upload "
+                "failed: wrong.npy"
+            )
+            for w in said
+        ), said
     assert app.table
+
+
+def test_no_upload_yet_is_said_on_the_page(app):
+    app.sidebar.radio(key="source").set_value("Upload a file").run()
+    no_errors(app)
+    assert any("because no file is uploaded yet" in i for i in texts(app.main.info))
+
+
+def test_two_epsilon_files_name_both_and_the_real_cause(app):
+    eps_a, _ = challenge_pair(np.random.default_rng(1))
+    eps_b, _ = challenge_pair(np.random.default_rng(2))
+    upload(app, [("EPS_a.npy", eps_a), ("EPS_b.npy", eps_b)])
+    assert not app.exception
+    (error,) = texts(app.sidebar.error)
+    assert "EPS_a.npy and EPS_b.npy are both ε files" in error, error
+    assert "a pair is one ε file (3, ny, nx) and one κ file (ny, nx)" in error
+    assert any("EPS_a.npy and EPS_b.npy are both ε files" in w for w in texts(app.main.warning))
+
+
+def test_a_kappa_map_upload_points_to_observe(app):
+    _, kappa = challenge_pair(np.random.default_rng(3))
+    upload(app, [("KAPPA_7.npy", kappa)])
+    (error,) = texts(app.sidebar.error)
+    assert "KAPPA_7.npy holds one map without ε channels, a κ map" in error, error
+    assert "“Observe your κ map”" in error
 
 
 def test_uploaded_pair_is_read_in_either_order():
