@@ -71,8 +71,20 @@ from lensviz.data.challenge import (
     write_challenge_dir,
 )
 from lensviz.data.convention import apply_convention
-from lensviz.data.dataset import dataset_length, iter_dataset, load_dataset
-from lensviz.data.errors import DataError, DataTypeError, LimitError, UnsafeFileError
+from lensviz.data.dataset import (
+    Dataset,
+    dataset_grid,
+    dataset_length,
+    iter_dataset,
+    load_dataset,
+)
+from lensviz.data.errors import (
+    DataError,
+    DataTypeError,
+    DataWarning,
+    LimitError,
+    UnsafeFileError,
+)
 from lensviz.data.fits import (
     FITS_SUFFIXES,
     ShearField,
@@ -99,6 +111,7 @@ from lensviz.data.hdf5 import (
 from lensviz.data.images import MAP_SUFFIXES, read_kappa_map, read_mask
 from lensviz.data.limits import MAX_UPLOAD_BYTES
 from lensviz.data.npy import load_npy
+from lensviz.data.sky import DEFAULT_PIXEL_ARCMIN, PixelGrid
 from lensviz.data.upload import (
     check_session_uploads,
     epsilon_and_kappa_files,
@@ -108,6 +121,7 @@ from lensviz.data.upload import (
     load_upload,
     load_upload_pair,
     load_uploads,
+    upload_key,
 )
 from lensviz.data.validate import validate_epsilon, validate_kappa
 
@@ -116,6 +130,7 @@ __all__ = [
     "DataTypeError",
     "UnsafeFileError",
     "LimitError",
+    "DataWarning",
     "limits",
     "MAX_UPLOAD_BYTES",
     "HDF5_SUFFIXES",
@@ -141,8 +156,12 @@ __all__ = [
     "hdf5_length",
     "hdf5_field",
     "check_hdf5_file",
+    "Dataset",
+    "PixelGrid",
+    "DEFAULT_PIXEL_ARCMIN",
     "load_dataset",
     "dataset_length",
+    "dataset_grid",
     "iter_dataset",
     "MAP_SUFFIXES",
     "read_kappa_map",
@@ -155,6 +174,7 @@ __all__ = [
     "load_uploads",
     "epsilon_and_kappa_files",
     "check_session_uploads",
+    "upload_key",
     "apply_convention",
     "PredictionWriter",
     "write_predictions",

@@ -2,7 +2,10 @@
 
 ``EPSILON/NAME.npy`` holds ``(3, 128, 128)`` float16 (channels first) and
 ``KAPPA/NAME.npy`` ``(128, 128)`` float16, paired by ``NAME`` and ordered by name.
-Files that do not end in ``.npy`` are ignored. lensviz also reads and writes folders of
+Files that do not end in ``.npy`` are ignored; a ``NAME`` is a sample name and must be
+printable UTF-8 text of at most :data:`~lensviz.data.limits.MAX_NAME_CHARS` characters,
+as in every layout (a file name with a newline, a tab or bytes that are not UTF-8 is
+refused, naming the file). lensviz also reads and writes folders of
 other map sizes, ``(3, ny, nx)`` and ``(ny, nx)``, as long as every file of a folder
 has the same size. A folder is self-contained: symbolic
 links inside it (the subfolders or ``.npy`` files) are refused, so a dataset can never
@@ -64,8 +67,22 @@ def _npy_stems(folder: Path) -> set[str]:
                     "folder must hold its own files"
                 )
             if entry.is_file(follow_symlinks=False):
-                stems.add(entry.name[:-4])
+                stems.add(_check_stem(entry.name[:-4], folder / entry.name))
     return stems
+
+
+def _check_stem(stem: str, file: Path) -> str:
+    """A file's stem as a sample name: UTF-8, printable, within ``MAX_NAME_CHARS``.
+
+    ``os.scandir`` hands back bytes that are not UTF-8 as lone surrogates; a name with
+    them, or with a newline, tab or escape, is refused as in every other layout.
+    """
+    if any("\udc80" <= c <= "\udcff" for c in stem):
+        raise DataError(
+            f"{file}: the file name is not UTF-8; expected sample names of printable "
+            "UTF-8 text, as in every layout lensviz reads"
+        )
+    return validate_names([stem], 1, str(file))[0]
 
 
 def _listing(names: Sequence[str]) -> str:

@@ -1,27 +1,32 @@
-"""Any dataset on disk: challenge folder, HDF5, ``.npz`` or ``.npy``, by its path.
+"""Any dataset on disk: challenge folder, HDF5, ``.npz``, ``.npy`` or a FITS field, by its path.
 
-:func:`load_dataset` reads a selection, :func:`iter_dataset` streams batches and
-:func:`dataset_length` counts samples from the headers alone. Every layout is read
-the same careful way: headers and structure are checked first (see
-:mod:`lensviz.data.npy` and :mod:`lensviz.data.hdf5`), then only the selected rows are
-decoded.
+:func:`load_dataset` reads a selection into a :class:`Dataset` (the maps, their names
+and their :class:`~lensviz.data.sky.PixelGrid`: pixel scale and WCS), :func:`iter_dataset`
+streams batches, :func:`dataset_length` counts samples and :func:`dataset_grid` gives the
+pixel scale, both from the headers alone. Every layout is read the same careful way:
+headers and structure are checked first (see :mod:`lensviz.data.npy` and
+:mod:`lensviz.data.hdf5`), then only the selected rows are decoded.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from astropy.io import fits
+from astropy.wcs import WCS
 
 from lensviz.data.challenge import challenge_names, iter_challenge_dir, read_challenge_dir
 from lensviz.data.errors import DataError, quote
 from lensviz.data.fits import FITS_SUFFIXES, read_field_fits
-from lensviz.data.hdf5 import HDF5_SUFFIXES, hdf5_length, iter_hdf5, read_hdf5
+from lensviz.data.hdf5 import HDF5_SUFFIXES, hdf5_grid, hdf5_length, iter_hdf5, read_hdf5
 from lensviz.data.npy import (
     NpyArray,
     npy_names,
+    npz_grid,
     npz_layout,
     open_npy,
     open_npz,
@@ -29,6 +34,7 @@ from lensviz.data.npy import (
     read_kappa,
     read_names,
 )
+from lensviz.data.sky import PixelGrid
 from lensviz.data.validate import (
     batch_within_budget,
     check_batch_size,
@@ -37,7 +43,58 @@ from lensviz.data.validate import (
     slice_bounds,
 )
 
-__all__ = ["load_dataset", "dataset_length", "iter_dataset"]
+__all__ = ["Dataset", "load_dataset", "dataset_length", "dataset_grid", "iter_dataset"]
+
+#: Where the default pixel scale of a challenge folder comes from (the layout has no
+#: place for it).
+CHALLENGE_ORIGIN = "not stated: challenge folders hold no metadata (the challenge used 0.5′)"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Dataset:
+    """Samples of a dataset and what is known of their sky.
+
+    Unpacks as ``eps, kappa, names = dataset``, the tuple that :func:`load_dataset`
+    returned before it carried a pixel scale.
+
+    Attributes
+    ----------
+    eps : ndarray, shape (N, ny, nx, 3), float32
+        ``(e1, e2, Δε)``; every map of a dataset has the same size.
+    kappa : ndarray, shape (N, ny, nx), float32, or None
+        None for ε-only data.
+    names : list of str
+    grid : lensviz.data.sky.PixelGrid
+        Pixel scale (stated or defaulted) and, for a FITS field, its WCS.
+    """
+
+    eps: np.ndarray
+    kappa: np.ndarray | None
+    names: list[str]
+    grid: PixelGrid = dataclasses.field(default_factory=PixelGrid)
+
+    def __iter__(self) -> Iterator:
+        return iter((self.eps, self.kappa, self.names))
+
+    @property
+    def pixel_arcmin(self) -> float:
+        """Pixel side [arcmin] (:data:`lensviz.data.sky.DEFAULT_PIXEL_ARCMIN` if unknown)."""
+        return self.grid.pixel_arcmin
+
+    @property
+    def pixel_known(self) -> bool:
+        """Whether the data (or the user) stated the pixel scale."""
+        return self.grid.known
+
+    @property
+    def header(self) -> fits.Header | None:
+        """The WCS cards of a FITS field (for FITS outputs), or None."""
+        return self.grid.header
+
+    @property
+    def wcs(self) -> WCS | None:
+        """The ``astropy.wcs.WCS`` of a FITS field (pixel → RA/Dec), or None."""
+        return self.grid.wcs
 
 
 def _kind(path: Path) -> str:
@@ -95,7 +152,7 @@ def _read_npz_selection(layout, source: str, start: int, stop: int | None):
 # === Any layout ===
 
 
-def load_dataset(path, start: int = 0, stop: int | None = None):
+def load_dataset(path, start: int = 0, stop: int | None = None, *, pixel_arcmin=None) -> Dataset:
     """Load samples from any supported layout (see :mod:`lensviz.data`).
 
     Parameters
@@ -106,33 +163,70 @@ def load_dataset(path, start: int = 0, stop: int | None = None):
     start, stop : int, optional
         Load samples ``[start:stop]`` (within :data:`~lensviz.data.limits.MAX_READ_BYTES`);
         only those are read.
+    pixel_arcmin : float, optional
+        The pixel side [arcmin] for data that do not state one (``--pixel-arcmin``, the
+        app's setting); see :meth:`lensviz.data.sky.PixelGrid.given`.
 
     Returns
     -------
-    eps : ndarray, shape (N, ny, nx, 3), float32
-        Every map of a dataset has the same size ``(ny, nx)``.
-    kappa : ndarray, shape (N, ny, nx), float32, or None
-        None for ε-only data.
-    names : list of str
+    Dataset
+        ``eps`` (N, ny, nx, 3), ``kappa`` (N, ny, nx) or None, ``names`` and ``grid``;
+        unpacks as ``eps, kappa, names``.
 
     Raises
     ------
     DataError, DataTypeError, FileNotFoundError
-        As the reader of each layout (:mod:`lensviz.data.errors`).
+        As the reader of each layout (:mod:`lensviz.data.errors`); a ``pixel_arcmin``
+        out of bounds or contradicting the data's own.
     """
     path = Path(path)
     kind = _kind(path)
+    source = str(path)
     if kind == "folder":
-        return read_challenge_dir(path, start, stop)
+        grid = PixelGrid(origin=CHALLENGE_ORIGIN).given(pixel_arcmin, source)
+        return Dataset(*read_challenge_dir(path, start, stop), grid)
     if kind == "hdf5":
-        return read_hdf5(path, start, stop)
+        grid = hdf5_grid(path, source).given(pixel_arcmin, source)
+        return Dataset(*read_hdf5(path, start, stop), grid)
     if kind == "npz":
         with open_npz(path) as npz:
-            return _read_npz_selection(npz_layout(npz), str(path), start, stop)
+            grid = npz_grid(npz).given(pixel_arcmin, source)
+            return Dataset(*_read_npz_selection(npz_layout(npz), source, start, stop), grid)
     if kind == "fits":
-        return _read_fits(path, str(path), start, stop)
+        field = read_field_fits(path, source)
+        slice_bounds(1, start, stop, source)
+        kappa = None if field.kappa is None else field.kappa[None]
+        grid = field.grid.given(pixel_arcmin, source)
+        return Dataset(field.eps[None], kappa, [path.stem], grid)
     with open_npy(path) as arr:
-        return _read_npy_selection(arr, str(path), path.stem, start, stop)
+        grid = PixelGrid().given(pixel_arcmin, source)
+        return Dataset(*_read_npy_selection(arr, source, path.stem, start, stop), grid)
+
+
+def dataset_grid(path, *, pixel_arcmin=None) -> PixelGrid:
+    """The :class:`~lensviz.data.sky.PixelGrid` :func:`load_dataset` would give ``path``,
+    from its headers and attributes alone (for streaming readers, e.g. ``convert``).
+
+    Raises
+    ------
+    DataError, FileNotFoundError
+        As :func:`load_dataset`.
+    """
+    path = Path(path)
+    kind = _kind(path)
+    source = str(path)
+    if kind == "folder":
+        grid = PixelGrid(origin=CHALLENGE_ORIGIN)
+    elif kind == "hdf5":
+        grid = hdf5_grid(path, source)
+    elif kind == "npz":
+        with open_npz(path) as npz:
+            grid = npz_grid(npz)
+    elif kind == "fits":
+        grid = read_field_fits(path, source).grid
+    else:
+        grid = PixelGrid()
+    return grid.given(pixel_arcmin, source)
 
 
 def dataset_length(path) -> int:

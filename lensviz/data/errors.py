@@ -13,6 +13,10 @@ file holds:
 * :class:`LimitError` (a :class:`DataError`): a declared size beyond a budget of
   :mod:`lensviz.data.limits`, refused before anything is allocated.
 
+A problem that lensviz can repair without losing data is reported with
+:class:`DataWarning` (a :class:`UserWarning`) instead: a FITS header whose WCS is
+invalid has its WCS dropped, and the warning names the file and the card.
+
 A path that does not exist raises :class:`FileNotFoundError`, and a writer that would
 replace an existing output without ``overwrite=True`` raises :class:`FileExistsError`
 (both :class:`OSError`). A user-facing caller therefore catches
@@ -27,7 +31,7 @@ prints it as ``error: <message>``.
 
 from __future__ import annotations
 
-__all__ = ["DataError", "DataTypeError", "UnsafeFileError", "LimitError", "quote"]
+__all__ = ["DataError", "DataTypeError", "UnsafeFileError", "LimitError", "DataWarning", "quote"]
 
 _QUOTE_CHARS = 120  # foreign text shown in a message, at most (characters)
 
@@ -61,6 +65,16 @@ class UnsafeFileError(DataError):
 
 class LimitError(DataError):
     """A declared size beyond a documented budget (:mod:`lensviz.data.limits`)."""
+
+
+class DataWarning(UserWarning):
+    """Something of a file that lensviz leaves out and reads on without (an invalid WCS).
+
+    ``str(warning)`` is one printable line that names the file.
+    """
+
+    def __str__(self) -> str:
+        return _one_line(super().__str__())
 
 
 def quote(value, limit: int = _QUOTE_CHARS) -> str:

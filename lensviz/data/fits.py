@@ -10,10 +10,20 @@ Reading shear
     :func:`read_field_fits` reads the multi-extension file lensviz writes
     (:func:`write_field_fits`: ``E1``, ``E2``, ``SIGMA``, optional ``KAPPA``), which is
     also what :func:`lensviz.data.load_dataset` reads for a ``.fits`` path.
+WCS and pixel scale
+    The headers of :func:`read_shear_fits`, :func:`read_field_fits` and
+    :func:`read_kappa_fits` keep their WCS only when it is valid
+    (:func:`lensviz.data.sky.valid_wcs`; an invalid one is left out with a
+    :class:`~lensviz.data.errors.DataWarning`). :attr:`ShearField.grid` gives the pixel
+    scale from the WCS (or the ``PIXARCM`` card lensviz writes), else the default 0.5′.
 Writing
-    :func:`write_kappa_fits` writes a κ map (primary HDU, float32) with the WCS cards of
-    the input image copied verbatim, and the mask as a ``MASK`` extension (uint8, 1 =
-    masked). Both writers are atomic (:func:`lensviz._atomic.atomic_path`).
+    :func:`write_kappa_fits` writes a κ map (primary HDU, float32) with the valid WCS
+    cards of the input image, when it has some (never an invented one), the pixel scale
+    when known (``PIXARCM``), and the mask as a ``MASK`` extension (uint8, 1 = masked).
+    No header content can make a write fail: every card of ``attrs`` is made printable
+    ASCII (:func:`ascii_text`: ``'KS93 (σ 4 px)'`` → ``'KS93 (sigma 4 px)'``), a path
+    keeps only its file name, NaN becomes text. The file is made in memory, then written
+    atomically (:func:`lensviz._atomic.atomic_path`): a refused write leaves nothing.
 Axes
     FITS stores ``NAXIS1`` (x, fastest) × ``NAXIS2`` (y); astropy returns ``(NAXIS2,
     NAXIS1)`` arrays, which are lensviz's ``[y, x]`` maps as they are. No flip is applied:
@@ -36,10 +46,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import io
 import math
 import os
 import re
+import unicodedata
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -49,13 +61,28 @@ from astropy.io import fits
 
 from lensviz import constants
 from lensviz._atomic import atomic_path
-from lensviz.data.errors import DataError, DataTypeError, LimitError, UnsafeFileError, quote
+from lensviz.data.errors import (
+    DataError,
+    DataTypeError,
+    DataWarning,
+    LimitError,
+    UnsafeFileError,
+    quote,
+)
 from lensviz.data.limits import (
     MAX_DECLARED_BYTES,
     MAX_FIELD_PX,
     MAX_FITS_HDUS,
     MAX_FITS_HEADER_BYTES,
     MIN_FIELD_PX,
+)
+from lensviz.data.sky import (
+    PIXEL_CARD,
+    WCS_KEY,
+    PixelGrid,
+    check_pixel_arcmin,
+    header_grid,
+    valid_wcs,
 )
 from lensviz.data.validate import (
     check_epsilon_values,
@@ -75,6 +102,8 @@ __all__ = [
     "read_field_fits",
     "read_kappa_fits",
     "wcs_cards",
+    "ascii_text",
+    "header_cards",
     "write_kappa_fits",
     "kappa_fits_bytes",
     "write_field_fits",
@@ -90,12 +119,6 @@ _BLOCK = 2880  # FITS record size [bytes]
 _CARD = 80
 _BITPIX = {8: "u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
 _FLOAT_BITPIX = (-32, -64)
-#: Header keywords of the World Coordinate System, copied verbatim to outputs.
-_WCS_KEY = re.compile(
-    r"^(WCSAXES|WCSNAME|CTYPE\d|CUNIT\d|CRPIX\d|CRVAL\d|CDELT\d|CROTA\d|CD\d_\d|PC\d_\d|"
-    r"PV\d_\d+|PS\d_\d+|CNAME\d|CRDER\d|CSYER\d|LONPOLE|LATPOLE|RADESYS|RADECSYS|EQUINOX|"
-    r"EPOCH|MJD-OBS|DATE-OBS|MJDREF|TIMESYS|DATEREF|SPECSYS|RESTFRQ|RESTWAV|OBSGEO-[XYZ])$"
-)
 _ASTROPY_ERRORS = (
     OSError,
     ValueError,
@@ -372,6 +395,15 @@ def _open(file, source: str | None) -> Iterator[tuple[object, str]]:
     yield file, source or getattr(file, "name", "upload")
 
 
+def _file_name(file, source: str | None, role: str) -> str:
+    """The name of ``file`` for a message: ``source``, the path, or the image's role."""
+    if source is not None:
+        return quote(source, 200)
+    if isinstance(file, (str, os.PathLike)):
+        return quote(os.fspath(file), 200)
+    return quote(getattr(file, "name", f"the {role} image"), 200)
+
+
 def _image_hdu(hdus: Sequence[FitsHDU], source: str, extname: str | None = None) -> FitsHDU:
     """The HDU holding the image: ``extname``, or the primary / first IMAGE with data."""
     if extname is not None:
@@ -485,8 +517,9 @@ class ShearField:
         ``(e1, e2, Δε)`` on lensviz's conventions; empty and masked pixels have
         ``e1 = e2 = 0`` and ``Δε = EMPTY_PIXEL_SIGMA``.
     header : astropy.io.fits.Header
-        The header of the g1 image (or of the ``E1`` extension): its WCS is written out
-        with the κ maps (:func:`write_kappa_fits`).
+        The header of the g1 image (or of the ``E1`` extension), its WCS cards left out
+        when they do not form a valid WCS (:func:`lensviz.data.sky.valid_wcs`, with a
+        warning); a valid WCS is written out with the κ maps (:func:`write_kappa_fits`).
     sigma_e : float or None
         The σ_e that turned counts into Δε (given or estimated); None with a σ map.
     kappa : ndarray, shape (ny, nx), float32, or None
@@ -504,6 +537,30 @@ class ShearField:
     def mask(self) -> np.ndarray:
         """Empty or masked pixels, bool ``(ny, nx)``."""
         return self.eps[..., 2] >= constants.EMPTY_PIXEL_SIGMA
+
+    @functools.cached_property
+    def grid(self) -> PixelGrid:
+        """The pixel scale and WCS of :attr:`header` (:func:`lensviz.data.sky.header_grid`)."""
+        return header_grid(self.header, self.source)
+
+    @property
+    def pixel_arcmin(self) -> float:
+        """Pixel side [arcmin]: from the WCS or the ``PIXARCM`` card, else the default."""
+        return self.grid.pixel_arcmin
+
+
+def _checked_header(header: fits.Header, source: str) -> fits.Header:
+    """``header`` without its WCS cards when they do not form a valid WCS (warned once)."""
+    if valid_wcs(header, source) is not None:
+        return header
+    keys = {card.keyword for card in header.cards if WCS_KEY.match(card.keyword)}
+    if not keys:
+        return header
+    out = fits.Header()
+    for card in header.cards:
+        if card.keyword not in keys:
+            out.append(card, end=True)
+    return out
 
 
 def estimate_sigma_e(g1, g2, counts) -> float:
@@ -663,7 +720,15 @@ def read_shear_fits(
         Neither or both of ``counts`` and ``sigma``, or a bad ``sigma_e``.
     """
     if (counts is None) == (sigma is None):
-        raise ValueError("give exactly one of counts (galaxies per pixel) and sigma (Δε per pixel)")
+        named = [*(sources or ())[:2], None, None][:2]
+        names = [
+            _file_name(f, s, role) for f, s, role in zip((g1, g2), named, ("g1", "g2"), strict=True)
+        ]
+        given = "both" if counts is not None else "neither"
+        raise ValueError(
+            f"{names[0]}, {names[1]}: the shear images need exactly one of a counts image "
+            f"(galaxies per pixel) and a sigma image (Δε per pixel); got {given}"
+        )
     given = [
         ("g1", g1),
         ("g2", g2),
@@ -679,7 +744,8 @@ def read_shear_fits(
         images[name] = (data, src)
         header = head if name == "g1" else header
     eps, used = _assemble(images, sigma_e, images["g1"][1])
-    return ShearField(eps, header, used, None, images["g1"][1])
+    source = images["g1"][1]
+    return ShearField(eps, _checked_header(header, source), used, None, source)
 
 
 def read_field_fits(file, source: str | None = None) -> ShearField:
@@ -721,7 +787,7 @@ def read_field_fits(file, source: str | None = None) -> ShearField:
         raise DataError(
             f"{source}: KAPPA is {kappa.shape} but E1 is {eps.shape[:2]}; expected maps of one size"
         )
-    return ShearField(eps, header, used, kappa, source)
+    return ShearField(eps, _checked_header(header, source), used, kappa, source)
 
 
 def read_kappa_fits(
@@ -743,20 +809,127 @@ def read_kappa_fits(
             extname = "KAPPA" if "KAPPA" in names and "E1" in names else None
             fp.seek(0)
         data, header, source = read_image(fp, source, extname=extname)
-    return validate_kappa(data, source)[0], header
+    return validate_kappa(data, source)[0], _checked_header(header, source)
 
 
 # === Writing ===
 
+#: Characters that lensviz's labels use, written out in ASCII (FITS headers are ASCII).
+_ASCII_NAMES = {
+    "σ": "sigma",
+    "κ": "kappa",
+    "ε": "eps",
+    "γ": "gamma",
+    "Δ": "Delta",
+    "μ": "mu",
+    "′": "'",
+    "″": '"',
+    "²": "2",
+    "³": "3",
+    "×": "x",
+    "±": "+/-",
+    "≤": "<=",
+    "≥": ">=",
+    "–": "-",
+    "—": "-",
+    "…": "...",
+    "·": ".",
+    "°": "deg",
+    "☉": "sun",
+}
+#: Keywords that describe the file's structure: never taken from ``attrs``.
+_STRUCTURE = re.compile(
+    r"^(SIMPLE|BITPIX|NAXIS\d*|EXTEND|XTENSION|PCOUNT|GCOUNT|GROUPS|END|EXTNAME|EXTVER|"
+    r"CHECKSUM|DATASUM|BSCALE|BZERO|BLANK|BUNIT|ZIMAGE|TFIELDS|THEAP)$"
+)
+_MAX_CARD_TEXT = 2000  # characters of one string value (long strings use CONTINUE cards)
 
-def wcs_cards(header: fits.Header | None) -> fits.Header:
-    """The World Coordinate System cards of ``header``, copied verbatim (in order)."""
-    out = fits.Header()
-    if header is None:
-        return out
-    for card in header.cards:
-        if _WCS_KEY.match(card.keyword):
-            out.append(card, end=True)
+
+def ascii_text(text) -> str:
+    """``text`` as printable ASCII for a FITS header: Greek letters and primes spelled
+    out, accents dropped, anything else ``?``.
+
+    Examples
+    --------
+    >>> ascii_text("KS93 (σ 4 px, 0.35′) — éte\\n")
+    "KS93 (sigma 4 px, 0.35') - ete?"
+    """
+    spelled = "".join(_ASCII_NAMES.get(c, c) for c in str(text))
+    out = []
+    for c in unicodedata.normalize("NFKD", spelled):
+        if " " <= c <= "~":
+            out.append(c)
+        elif not unicodedata.combining(c):
+            out.append("?")
+    return "".join(out)[:_MAX_CARD_TEXT]
+
+
+def _writable_value(value):
+    """A value a FITS card can hold: numbers, bools, ASCII text; a path keeps its name."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else str(float(value))
+    if value is None:
+        return None
+    if isinstance(value, os.PathLike) or (isinstance(value, str) and os.path.isabs(value)):
+        value = Path(value).name  # never a server's folders: the file name is enough
+    return ascii_text(value)
+
+
+def header_cards(attrs: dict | None, source: str) -> list[fits.Card]:
+    """``attrs`` as FITS cards that cannot fail to write.
+
+    Keys become upper-case ASCII (``HIERARCH`` beyond 8 characters); values become
+    numbers, bools or printable ASCII (:func:`ascii_text`; NaN and ±inf as text; a
+    ``Path`` or an absolute path as its file name); a ``(value, comment)`` pair keeps
+    its comment. A key that would change the file's structure (``NAXIS``, ``BITPIX``…)
+    is left out with a :class:`~lensviz.data.errors.DataWarning`, as is a card astropy
+    still refuses.
+    """
+    cards = []
+    for key, item in (attrs or {}).items():
+        value, comment = item if isinstance(item, tuple) and len(item) == 2 else (item, "")
+        name = re.sub(r"[^A-Z0-9_-]", "_", ascii_text(key).upper().strip()) or "_"
+        if _STRUCTURE.match(name):
+            warnings.warn(
+                DataWarning(f"{source}: the card {name} describes the file; it is left out"),
+                stacklevel=3,
+            )
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", fits.verify.VerifyWarning)  # HIERARCH notes
+                card = fits.Card(name, _writable_value(value), ascii_text(comment))
+                card.verify("exception")
+                str(card)  # the 80-character image(s): fails on what cannot be written
+        except Exception as exc:  # noqa: BLE001 - astropy raises many types on bad cards
+            warnings.warn(
+                DataWarning(f"{source}: the card {name} cannot be written ({quote(exc, 80)})"),
+                stacklevel=3,
+            )
+            continue
+        cards.append(card)
+    return cards
+
+
+def wcs_cards(header: fits.Header | None, source: str = "header") -> fits.Header:
+    """The World Coordinate System cards of ``header`` when valid, else none.
+
+    See :func:`lensviz.data.sky.valid_wcs`: an invalid WCS is left out with a
+    :class:`~lensviz.data.errors.DataWarning` naming ``source``.
+    """
+    return valid_wcs(header, source) or fits.Header()
+
+
+def _image_header(header, pixel_arcmin, source: str) -> fits.Header:
+    """The WCS cards of ``header`` and, when known, the pixel side (``PIXARCM``)."""
+    out = wcs_cards(header, source)
+    if pixel_arcmin is not None:
+        value = check_pixel_arcmin(pixel_arcmin, source)
+        out[PIXEL_CARD] = (value, "pixel side [arcmin]")
     return out
 
 
@@ -778,23 +951,28 @@ def _mask_hdu(mask, shape: tuple[int, int], path: Path) -> fits.ImageHDU:
     return hdu
 
 
+def _fits_bytes(hdus: list) -> bytes:
+    buf = io.BytesIO()
+    fits.HDUList(hdus).writeto(buf, output_verify="exception", checksum=True)
+    return buf.getvalue()
+
+
 def _write(path: Path, hdus: list) -> None:
-    with atomic_path(path, suffix=".fits") as tmp:
-        fits.HDUList(hdus).writeto(tmp, output_verify="exception", checksum=True)
+    """Write ``hdus`` to ``path`` atomically; the bytes are made before any file is."""
+    raw = _fits_bytes(hdus)
+    with atomic_path(path, suffix=".fits") as tmp, open(tmp, "wb") as fp:
+        fp.write(raw)
 
 
-def _kappa_hdus(kappa, header, mask, attrs, source: str) -> list:
+def _kappa_hdus(kappa, header, mask, attrs, pixel_arcmin, source: str) -> list:
     kappa = validate_kappa(kappa, f"{source} [kappa]")
     if len(kappa) != 1:
         raise DataError(f"{source}: got {len(kappa)} maps; a κ FITS file holds one map")
     check_kappa_values(kappa, source)
-    primary = fits.PrimaryHDU(kappa[0], header=wcs_cards(header))
+    primary = fits.PrimaryHDU(kappa[0], header=_image_header(header, pixel_arcmin, source))
     primary.header["BUNIT"] = ("kappa", "convergence, dimensionless")
     primary.header["ORIGIN"] = "lensviz"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", fits.verify.VerifyWarning)  # HIERARCH notices
-        for key, value in (attrs or {}).items():
-            primary.header[key] = value
+    primary.header.extend(header_cards(attrs, source), update=True)
     hdus = [primary]
     if mask is not None:
         hdus.append(_mask_hdu(mask, kappa.shape[1:], source))
@@ -809,8 +987,14 @@ def write_kappa_fits(
     *,
     overwrite: bool = False,
     attrs: dict | None = None,
+    pixel_arcmin: float | None = None,
 ) -> None:
-    """Write a κ map as FITS, atomically, keeping the input's WCS.
+    """Write a κ map as FITS, atomically, with the input's WCS when it has a valid one.
+
+    Nothing in ``header`` or ``attrs`` can make the write fail: an invalid WCS is left
+    out (:func:`wcs_cards`) and every card is made writable (:func:`header_cards`), both
+    with a :class:`~lensviz.data.errors.DataWarning`. The file is made in memory first,
+    so a refused map leaves no file and no temporary.
 
     Parameters
     ----------
@@ -819,27 +1003,33 @@ def write_kappa_fits(
     kappa : array_like, shape (ny, nx)
         Stored as float32 in the primary HDU (``BUNIT = 'kappa'``).
     header : astropy.io.fits.Header, optional
-        The input image's header: its WCS cards (:func:`wcs_cards`) are copied verbatim.
+        The input image's header: its WCS cards, when valid, are copied. Without one the
+        file has no WCS (no sky position is invented).
     mask : array_like of bool, shape (ny, nx), optional
         Masked or empty pixels, written as the ``MASK`` extension (uint8, 1 = masked).
     overwrite : bool, optional
     attrs : dict, optional
-        Extra cards (keyword ≤ 8 characters, or written as HIERARCH): method, weights…
+        Extra cards: method, weights… (see :func:`header_cards`).
+    pixel_arcmin : float, optional
+        The pixel side, written as the card ``PIXARCM`` [arcmin] when given.
 
     Raises
     ------
     DataError
-        Non-finite or out-of-bounds κ, or a mask of another shape.
+        Non-finite or out-of-bounds κ, a mask of another shape, a pixel scale out of
+        bounds.
     FileExistsError, FileNotFoundError, ValueError
         An existing target without ``overwrite``, a missing folder, a wrong suffix.
     """
     path = Path(path)
-    hdus = _kappa_hdus(kappa, header, mask, attrs, str(path))
+    hdus = _kappa_hdus(kappa, header, mask, attrs, pixel_arcmin, str(path))
     _check_target(path, overwrite)
     _write(path, hdus)
 
 
-def kappa_fits_bytes(kappa, header=None, mask=None, *, attrs: dict | None = None) -> bytes:
+def kappa_fits_bytes(
+    kappa, header=None, mask=None, *, attrs: dict | None = None, pixel_arcmin=None
+) -> bytes:
     """The FITS file :func:`write_kappa_fits` writes, as bytes (for a download).
 
     Examples
@@ -849,10 +1039,7 @@ def kappa_fits_bytes(kappa, header=None, mask=None, *, attrs: dict | None = None
     ...     [h.name for h in hdul], int(hdul["MASK"].data.sum())
     (['PRIMARY', 'MASK'], 64)
     """
-    buf = io.BytesIO()
-    hdus = _kappa_hdus(kappa, header, mask, attrs, "κ map")
-    fits.HDUList(hdus).writeto(buf, output_verify="exception", checksum=True)
-    return buf.getvalue()
+    return _fits_bytes(_kappa_hdus(kappa, header, mask, attrs, pixel_arcmin, "κ map"))
 
 
 def write_field_fits(
@@ -863,12 +1050,15 @@ def write_field_fits(
     *,
     overwrite: bool = False,
     attrs: dict | None = None,
+    pixel_arcmin: float | None = None,
 ) -> None:
     """Write one ε field (and its true κ) as a multi-extension FITS file, atomically.
 
     Extensions ``E1``, ``E2``, ``SIGMA`` (Δε; ``EMPTY_PIXEL_SIGMA`` on empty pixels) and
-    ``KAPPA`` when given, float32, each with the WCS cards of ``header``; the primary
-    HDU holds no data, only ``attrs``. :func:`read_field_fits` reads it back exactly.
+    ``KAPPA`` when given, float32, each with the valid WCS cards of ``header`` and the
+    pixel side (``PIXARCM``) when given; the primary HDU holds no data, only ``attrs``
+    (:func:`header_cards`). :func:`read_field_fits` reads it back exactly, pixel scale
+    included.
 
     Parameters
     ----------
@@ -879,8 +1069,11 @@ def write_field_fits(
     overwrite : bool, optional
     attrs : dict, optional
         Cards of the primary header (how the field was made).
+    pixel_arcmin : float, optional
+        Pixel side [arcmin].
     """
     path = Path(path)
+    source = str(path)
     eps = validate_epsilon(eps, f"{path} [eps]")
     if len(eps) != 1:
         raise DataError(f"{path}: got {len(eps)} fields; a field FITS file holds one")
@@ -893,13 +1086,11 @@ def write_field_fits(
     primary = fits.PrimaryHDU()
     primary.header["ORIGIN"] = "lensviz"
     primary.header["COMMENT"] = "ellipticity field: E1, E2, SIGMA (delta_e) [, KAPPA]"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", fits.verify.VerifyWarning)
-        for key, value in (attrs or {}).items():
-            primary.header[key] = value
+    primary.header.extend(header_cards(attrs, source), update=True)
+    image = _image_header(header, pixel_arcmin, source)
     hdus = [primary]
     for name, data in (("E1", eps[..., 0]), ("E2", eps[..., 1]), ("SIGMA", eps[..., 2])):
-        hdus.append(fits.ImageHDU(np.ascontiguousarray(data), header=wcs_cards(header), name=name))
+        hdus.append(fits.ImageHDU(np.ascontiguousarray(data), header=image.copy(), name=name))
     if kappa is not None:
-        hdus.append(fits.ImageHDU(kappa[0], header=wcs_cards(header), name="KAPPA"))
+        hdus.append(fits.ImageHDU(kappa[0], header=image.copy(), name="KAPPA"))
     _write(path, hdus)

@@ -22,8 +22,23 @@ link*, and refuses the file, naming it, unless every object is:
   because HDF5 would hand back fill values for data that the file never held.
 
 The file may hold at most :data:`~lensviz.data.limits.MAX_HDF5_LINKS` links, nested at
-most :data:`~lensviz.data.limits.MAX_HDF5_DEPTH` deep. Uploads, server datasets and
-command-line paths all go through these rules.
+most :data:`~lensviz.data.limits.MAX_HDF5_DEPTH` deep.
+
+Strings
+-------
+A variable-length string is stored once, in a global heap, and each element of a dataset
+holds a 16-byte descriptor pointing at it: its length, the heap's address and the
+object's index. Many descriptors may point at one object, so a file of 5 MB can ask for
+gigabytes of names. Before the ``names`` of a selection are read, their descriptors
+are read raw from the file (unfiltered, or through gzip, shuffle and fletcher32) and
+every declared length must be at most ``4 ×`` :data:`~lensviz.data.limits.MAX_NAME_CHARS`
+bytes (the UTF-8 of the longest name allowed), so the names of ``n`` samples cost at
+most ``n`` kB. Names compressed with lzf, whose descriptors lensviz does not decode, are
+read one at a time and checked as they come: at most one string is held, and no
+string is larger than the file. File attributes are read one at a time too: numbers,
+and single strings of at most :data:`~lensviz.data.limits.MAX_ATTR_CHARS` characters.
+
+Uploads, server datasets and command-line paths all go through these rules.
 """
 
 from __future__ import annotations
@@ -31,6 +46,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Self
@@ -43,6 +59,7 @@ from lensviz._atomic import atomic_path
 from lensviz.constants import NPIX
 from lensviz.data.errors import DataError, DataTypeError, LimitError, UnsafeFileError, quote
 from lensviz.data.limits import (
+    MAX_ATTR_CHARS,
     MAX_COMPRESSION_RATIO,
     MAX_HDF5_CHUNK_BYTES,
     MAX_HDF5_DEPTH,
@@ -50,6 +67,7 @@ from lensviz.data.limits import (
     MAX_NAME_CHARS,
     RATIO_CHECK_BYTES,
 )
+from lensviz.data.sky import PixelGrid, check_pixel_arcmin
 from lensviz.data.validate import (
     batch_within_budget,
     block_rows,
@@ -76,6 +94,8 @@ __all__ = [
     "read_hdf5",
     "hdf5_length",
     "hdf5_field",
+    "hdf5_grid",
+    "PIXEL_ATTR",
     "iter_hdf5",
     "HDF5Writer",
     "write_hdf5",
@@ -87,6 +107,8 @@ __all__ = [
 ]
 
 HDF5_SUFFIXES = (".h5", ".hdf5")
+#: The file attribute holding the pixel side [arcmin].
+PIXEL_ATTR = "pixel_arcmin"
 
 _FILTERS = {  # the filters a file may use: built into HDF5 or h5py, no plugin is loaded
     h5z.FILTER_DEFLATE: "gzip",
@@ -319,6 +341,225 @@ def open_hdf5(file, source: str | None = None) -> Iterator[tuple[h5py.File, dict
         yield f, root
 
 
+# === Strings: declared sizes before any is read ===
+
+_NAME_BYTES = 4 * MAX_NAME_CHARS  # the UTF-8 of the longest name lensviz accepts
+_DECODED_FILTERS = (h5z.FILTER_DEFLATE, h5z.FILTER_SHUFFLE, h5z.FILTER_FLETCHER32)
+
+
+@contextlib.contextmanager
+def _raw_stream(file) -> Iterator:
+    """A binary stream of the file's own bytes (a path is opened, a stream reused)."""
+    if isinstance(file, (str, os.PathLike)):
+        with open(file, "rb") as fp:
+            yield fp
+        return
+    pos = file.tell()
+    try:
+        yield file
+    finally:
+        file.seek(pos)
+
+
+def _unshuffle(raw: bytes, size: int) -> bytes:
+    """Undo HDF5's shuffle filter: byte ``j`` of every element was stored together."""
+    n = len(raw) // size
+    body = np.frombuffer(raw, np.uint8, n * size).reshape(size, n).T.tobytes()
+    return body + raw[n * size :]
+
+
+def _decode_chunk(raw: bytes, mask: int, filters, expected: int, size: int, where: str) -> bytes:
+    """A chunk's bytes through the inverse of its filter pipeline, at most ``expected``."""
+    for i in reversed(range(len(filters))):
+        if mask & (1 << i):  # the filter was skipped for this chunk
+            continue
+        code = filters[i]
+        if code == h5z.FILTER_DEFLATE:
+            inflate = zlib.decompressobj()
+            try:
+                raw = inflate.decompress(raw, expected + 1)
+            except zlib.error as exc:
+                raise DataError(f"{where}: a chunk is corrupt ({quote(exc, 80)})") from exc
+        elif code == h5z.FILTER_SHUFFLE:
+            raw = _unshuffle(raw, size)
+        elif code == h5z.FILTER_FLETCHER32:
+            raw = raw[:-4]
+    if len(raw) != expected:
+        raise DataError(
+            f"{where}: a chunk holds {len(raw)} bytes once decoded; expected {expected} "
+            "(the file is truncated or corrupt)"
+        )
+    return raw
+
+
+def _descriptor_size(ds) -> int:
+    """Bytes of one variable-length descriptor in the file: length, heap address, index."""
+    return 4 + ds.file.id.get_create_plist().get_sizes()[0] + 4
+
+
+def _declared_lengths(ds, rows: np.ndarray, raw_file, where: str) -> np.ndarray | None:
+    """The byte lengths that the descriptors of rows ``rows`` (increasing) of a 1-D
+    variable-length dataset declare, read raw; None where they cannot be decoded (lzf)."""
+    dsid = ds.id
+    size = _descriptor_size(ds)
+    descriptor = np.dtype([("n", "<u4"), ("rest", f"V{size - 4}")])
+    dcpl = dsid.get_create_plist()
+    if dcpl.get_layout() == h5d.CONTIGUOUS:
+        offset = dsid.get_offset()
+        if offset is None or dsid.get_storage_size() < ds.shape[0] * size:
+            raise DataError(f"{where}: its storage is missing or truncated")
+        runs = np.split(rows, np.flatnonzero(np.diff(rows) != 1) + 1)  # consecutive rows
+        parts = []
+        with _raw_stream(raw_file) as fp:
+            for run in runs:
+                fp.seek(offset + int(run[0]) * size)
+                raw = fp.read(len(run) * size)
+                if len(raw) != len(run) * size:
+                    raise DataError(f"{where}: the file ends inside its data (truncated)")
+                parts.append(np.frombuffer(raw, descriptor)["n"])
+        return np.concatenate(parts)
+    filters = [dcpl.get_filter(i)[0] for i in range(dcpl.get_nfilters())]
+    if any(code not in _DECODED_FILTERS for code in filters):
+        return None
+    chunk = dcpl.get_chunk()[0]
+    out = np.empty(len(rows), np.uint32)
+    for index in np.unique(rows // chunk):
+        start = int(index) * chunk
+        try:
+            mask, raw = dsid.read_direct_chunk((start,))
+        except _H5_ERRORS as exc:
+            raise DataError(
+                f"{where}: cannot read a chunk: the file is truncated or corrupt "
+                f"({type(exc).__name__}: {quote(exc, 80)})"
+            ) from exc
+        lengths = np.frombuffer(
+            _decode_chunk(raw, mask, filters, chunk * size, size, where), descriptor
+        )["n"]
+        here = rows // chunk == index
+        out[here] = lengths[rows[here] - start]
+    return out
+
+
+def _read_strings(ds, rows: np.ndarray, raw_file, source: str, key: str = "names"):
+    """Rows ``rows`` (increasing) of a 1-D string dataset, each checked before it is read.
+
+    Parameters
+    ----------
+    ds : h5py.Dataset
+        Strings of fixed length (at most ``4 × MAX_NAME_CHARS`` bytes, checked from
+        the type) or of variable length.
+    rows : ndarray of int
+        Increasing row indices.
+    raw_file : str, path-like or binary file object
+        The file ``ds`` lives in, for the raw descriptors.
+    source : str
+    key : str, optional
+        The dataset's name, for messages.
+
+    Returns
+    -------
+    ndarray
+        What h5py returns for ``ds[rows]`` (bytes or str objects).
+
+    Raises
+    ------
+    LimitError
+        A string that declares more than ``4 × MAX_NAME_CHARS`` bytes (the aliased
+        heap objects of the module docstring included), before it is read.
+    DataError
+        Truncated or corrupt storage.
+    """
+    where = f"{source}: dataset '{key}'"
+    selection = _rows_selection(rows)
+    string = h5py.check_string_dtype(ds.dtype)
+    if string is None or string.length is not None:  # fixed size: bounded by its type
+        return _read_rows(ds, key, selection, source)
+    lengths = _declared_lengths(ds, rows, raw_file, where)
+    if lengths is None:  # lzf: one string at a time, each checked once read
+        out = np.empty(len(rows), object)
+        for i, row in enumerate(rows):
+            value = _read_rows(ds, key, int(row), source)
+            length = len(value) if isinstance(value, (bytes, str)) else 0
+            if length > _NAME_BYTES:
+                raise LimitError(
+                    f"{where}: the string of row {int(row)} holds {length} bytes; a name "
+                    f"holds at most {MAX_NAME_CHARS} characters "
+                    "(lensviz.data.limits.MAX_NAME_CHARS)"
+                )
+            out[i] = value
+        return out
+    long = np.flatnonzero(lengths > _NAME_BYTES)
+    if long.size:
+        raise LimitError(
+            f"{where}: the string of row {int(rows[long[0]])} declares "
+            f"{int(lengths[long[0]])} bytes; a name holds at most {MAX_NAME_CHARS} "
+            f"characters ({_NAME_BYTES} bytes of UTF-8, lensviz.data.limits.MAX_NAME_CHARS), "
+            "so it is refused before any string is read"
+        )
+    return _read_rows(ds, key, selection, source)
+
+
+def _read_attrs(obj, source: str) -> dict:
+    """The attributes of an HDF5 object (a file's root), each checked before it is read.
+
+    Numbers (scalars or arrays of at most 1024 values) and single strings of at most
+    :data:`~lensviz.data.limits.MAX_ATTR_CHARS` characters; a variable-length string is
+    read alone and checked at once, so many attributes aliasing one heap object cost
+    one string at most.
+
+    Raises
+    ------
+    LimitError
+        More than :data:`~lensviz.data.limits.MAX_HDF5_LINKS` attributes, an array of
+        strings, a string or array beyond its bound.
+    DataError
+        A corrupt attribute.
+    """
+    try:
+        n_attrs = h5o.get_info(obj.id).num_attrs
+        if n_attrs > MAX_HDF5_LINKS:
+            raise LimitError(
+                f"{source}: holds {n_attrs} attributes; expected at most {MAX_HDF5_LINKS} "
+                "(lensviz.data.limits.MAX_HDF5_LINKS)"
+            )
+        out = {}
+        for name in obj.attrs:
+            out[name] = _read_attr(obj, name, source)
+        return out
+    except DataError:
+        raise
+    except _H5_ERRORS as exc:
+        raise DataError(
+            f"{source}: cannot read the attributes: the file is corrupt "
+            f"({type(exc).__name__}: {quote(exc, 100)})"
+        ) from exc
+
+
+def _read_attr(obj, name: str, source: str):
+    where = f"{source}: attribute '{quote(name, 60)}'"
+    aid = obj.attrs.get_id(name)
+    shape, dtype = aid.shape, aid.dtype
+    count = math.prod(shape) if shape else 1
+    string = h5py.check_string_dtype(dtype)
+    if string is not None:
+        if count != 1:
+            raise LimitError(f"{where} is an array of {count} strings; expected one string")
+        if string.length is not None and string.length > 4 * MAX_ATTR_CHARS:
+            raise LimitError(
+                f"{where} holds {string.length} bytes; expected at most {MAX_ATTR_CHARS}"
+            )
+    elif dtype.kind not in "biuf" or count > 1024:
+        raise LimitError(
+            f"{where} has dtype {quote(dtype, 40)} and {count} values; expected a number, "
+            "at most 1024 numbers or one string"
+        )
+    value = obj.attrs[name]
+    text = value.item() if isinstance(value, np.ndarray) and value.size == 1 else value
+    if isinstance(text, (bytes, str)) and len(text) > 4 * MAX_ATTR_CHARS:
+        raise LimitError(f"{where} holds {len(text)} bytes; expected at most {MAX_ATTR_CHARS}")
+    return value.item() if hasattr(value, "item") and np.ndim(value) == 0 else value
+
+
 # === Reading datasets ===
 
 
@@ -439,7 +680,7 @@ def _hdf5_selection(n: int, start, stop, indices, source: str):
     return unique, inverse
 
 
-def _read_hdf5_open(f, root, source, start=0, stop=None, indices=None):
+def _read_hdf5_open(f, root, source, raw_file, start=0, stop=None, indices=None):
     eps_ds, kappa_ds, names_ds, field = _hdf5_layout(f, root, source)
     rows, inverse = _hdf5_selection(eps_ds.shape[0], start, stop, indices, source)
     check_read_size(
@@ -466,9 +707,7 @@ def _read_hdf5_open(f, root, source, start=0, stop=None, indices=None):
         names = [f"{i:06d}" for i in rows]
     else:
         names = validate_names(
-            _read_rows(names_ds, "names", _rows_selection(rows), source),
-            len(rows),
-            f"{source} [names]",
+            _read_strings(names_ds, rows, raw_file, source), len(rows), f"{source} [names]"
         )
     if inverse is not None:
         eps = eps[inverse]
@@ -516,7 +755,41 @@ def read_hdf5(
     """
     source = str(path) if source is None else source
     with open_hdf5(path, source) as (f, root):
-        return _read_hdf5_open(f, root, source, start, stop, indices)
+        return _read_hdf5_open(f, root, source, path, start, stop, indices)
+
+
+def _hdf5_grid(f: h5py.File, source: str) -> PixelGrid:
+    """The pixel scale of an open file: its attribute ``pixel_arcmin``, else the default."""
+    if PIXEL_ATTR not in f.attrs:
+        return PixelGrid()
+    where = f"{source}: attribute '{PIXEL_ATTR}'"
+    return PixelGrid(
+        check_pixel_arcmin(_read_attr(f, PIXEL_ATTR, source), where),
+        True,
+        f"the HDF5 attribute {PIXEL_ATTR}",
+    )
+
+
+def hdf5_grid(path, source: str | None = None) -> PixelGrid:
+    """The :class:`~lensviz.data.sky.PixelGrid` of an HDF5 dataset file (its attribute
+    ``pixel_arcmin``), from its attributes alone.
+
+    Raises
+    ------
+    DataError, FileNotFoundError
+        As :func:`read_hdf5`; a ``pixel_arcmin`` that is not a number in bounds.
+    """
+    source = str(path) if source is None else source
+    with open_hdf5(path, source) as (f, _):
+        try:
+            return _hdf5_grid(f, source)
+        except DataError:
+            raise
+        except _H5_ERRORS as exc:
+            raise DataError(
+                f"{source}: cannot read the attribute '{PIXEL_ATTR}': the file is corrupt "
+                f"({type(exc).__name__}: {quote(exc, 100)})"
+            ) from exc
 
 
 def hdf5_length(path, source: str | None = None) -> int:
@@ -560,7 +833,7 @@ def iter_hdf5(path, batch_size: int, start: int = 0, stop: int | None = None):
         batch_size = batch_within_budget(batch_size, field, kappa_ds is not None)
         start, stop = slice_bounds(n, start, stop, source)
         for i in range(start, stop, batch_size):
-            yield _read_hdf5_open(f, root, source, i, min(i + batch_size, stop))
+            yield _read_hdf5_open(f, root, source, path, i, min(i + batch_size, stop))
 
 
 # === Writing ===
@@ -591,6 +864,8 @@ class _GrowingFile:
         self.compression = compression
         self.compression_level = int(compression_level)
         self.attrs = dict(attrs or {})
+        if PIXEL_ATTR in self.attrs:
+            self.attrs[PIXEL_ATTR] = check_pixel_arcmin(self.attrs[PIXEL_ATTR], str(self.path))
         self._atomic = None
         self._file: h5py.File | None = None
         self._field: tuple[int, int] | None = None
@@ -707,7 +982,9 @@ class HDF5Writer(_GrowingFile):
         :data:`~lensviz.data.limits.MAX_HDF5_CHUNK_BYTES` for 128 × 128 maps (341), so
         that lensviz can read back every file it writes; lowered for larger fields.
     attrs : dict, optional
-        Extra file attributes (provenance: source folder, seed, ...).
+        Extra file attributes (provenance: source folder, seed, ...); ``pixel_arcmin``
+        (checked by :func:`lensviz.data.sky.check_pixel_arcmin`) is the pixel side
+        [arcmin] that :func:`lensviz.data.load_dataset` reads back.
 
     Notes
     -----
@@ -873,7 +1150,8 @@ class PredictionWriter(_GrowingFile):
     compression_level : int, optional
         gzip level, default 4.
     attrs : dict, optional
-        File attributes (method, weights, smoothing, data).
+        File attributes (method, weights, smoothing, data; ``pixel_arcmin`` as in
+        :class:`HDF5Writer`).
 
     Notes
     -----
@@ -1015,10 +1293,6 @@ def write_predictions(
         writer.append(kappa_pred, names, kappa_std)
 
 
-def _attr_value(value):
-    return value.item() if hasattr(value, "item") and np.ndim(value) == 0 else value
-
-
 def read_prediction_mask(path, start: int = 0, stop: int | None = None) -> np.ndarray | None:
     """The ``mask`` of a prediction file: bool ``(n, ny, nx)``, True where the input had
     no galaxy (κ there is an interpolation); None when the file has no mask.
@@ -1086,24 +1360,9 @@ def read_predictions(
                     f"expected ({ds.shape[0]},) strings"
                 )
             names = validate_names(
-                _read_rows(names_ds, "names", _rows_selection(rows), source),
-                len(rows),
-                f"{source} [names]",
+                _read_strings(names_ds, rows, path, source), len(rows), f"{source} [names]"
             )
         else:
             names = [f"{i:06d}" for i in rows]
-        try:
-            n_attrs = h5o.get_info(f.id).num_attrs
-            if n_attrs > MAX_HDF5_LINKS:
-                raise LimitError(
-                    f"{source}: holds {n_attrs} attributes; expected at most {MAX_HDF5_LINKS}"
-                )
-            attrs = {k: _attr_value(v) for k, v in f.attrs.items()}
-        except _H5_ERRORS as exc:
-            if isinstance(exc, DataError):
-                raise
-            raise DataError(
-                f"{source}: cannot read the file attributes: the file is corrupt "
-                f"({type(exc).__name__}: {quote(exc, 100)})"
-            ) from exc
+        attrs = _read_attrs(f, source)
     return kappa, names, attrs

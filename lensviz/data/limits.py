@@ -77,8 +77,11 @@ __all__ = [
     "MAX_FITS_HDUS",
     "MAX_FITS_HEADER_BYTES",
     "MAX_NAME_CHARS",
+    "MAX_ATTR_CHARS",
     "MIN_FIELD_PX",
     "MAX_FIELD_PX",
+    "MIN_PIXEL_ARCMIN",
+    "MAX_PIXEL_ARCMIN",
     "EPS_COMPONENT_MAX",
     "DELTA_EPS_MAX",
     "KAPPA_ABS_MAX",
@@ -120,8 +123,13 @@ MAX_FITS_HEADER_BYTES = 100 * 2880  # one header: 100 blocks, 3,600 cards
 MIN_FIELD_PX = 64  # smaller maps hold too few modes for KS93 (and half a UNet tile)
 MAX_FIELD_PX = 2048  # a 2048² ε sample is 48 MiB of float32: one HDF5 chunk, well in one read
 
+# --- Pixel scale [arcmin per pixel] (lensviz.data.sky) ---
+MIN_PIXEL_ARCMIN = 0.01  # 0.6″: finer than any binning of galaxy shapes
+MAX_PIXEL_ARCMIN = 60.0  # 1°: a 2048-pixel map then spans a third of the sky
+
 # --- Sample names ---
 MAX_NAME_CHARS = 255  # one sample name (a file name on most systems)
+MAX_ATTR_CHARS = 4096  # one string attribute of an HDF5 file (a source path, a JSON note)
 
 # --- Physical bounds of values (see the module docstring) ---
 EPS_COMPONENT_MAX = 5.0  # |e1| and |e2| at most this

@@ -46,6 +46,7 @@ from lensviz.data.limits import (
     MAX_ZIP_MEMBERS,
     RATIO_CHECK_BYTES,
 )
+from lensviz.data.sky import PixelGrid, check_pixel_arcmin
 from lensviz.data.validate import (
     block_rows,
     check_counts,
@@ -74,6 +75,8 @@ __all__ = [
     "read_kappa",
     "read_names",
     "npz_layout",
+    "npz_grid",
+    "PIXEL_KEY",
     "npy_names",
 ]
 
@@ -111,6 +114,8 @@ _EOCD = struct.Struct("<4s4H2LH")  # zip end-of-central-directory record (22 byt
 _ZIP64_LOCATOR = struct.Struct("<4sLQL")  # zip64 end-of-directory locator (20 bytes)
 _ZIP64_EOCD = struct.Struct("<4sQ2H2L4Q")  # zip64 end-of-central-directory record (56 bytes)
 _NAMES_KINDS = "US"  # str or bytes arrays of names
+#: The array of an ``.npz`` holding the pixel side [arcmin].
+PIXEL_KEY = "pixel_arcmin"
 
 
 # === .npy headers ===
@@ -203,10 +208,11 @@ def npy_header(fp, source: str, size: int, kind: str = ".npy") -> NpyHeader:
         ) from exc
     if dtype.hasobject:
         raise DataError(f"{source}: cannot read as {kind}: {_PICKLE}")
-    if dtype.kind == "V" or dtype.subdtype is not None or dtype.itemsize == 0:
+    if dtype.kind in "VMm" or dtype.subdtype is not None or dtype.itemsize == 0:
         raise DataTypeError(
-            f"{source}: holds an array of dtype {quote(dtype, 60)}; "
-            "expected float16, float32 or float64"
+            f"{source}: holds an array of dtype {quote(dtype, 60)}; expected "
+            "float16, float32 or float64 (bool or integers for a mask): records, dates "
+            "and time spans are refused"
         )
     nbytes = check_declared_size(shape, dtype.itemsize, source, f"the {kind} header")
     offset = fp.tell()
@@ -259,7 +265,9 @@ class NpyArray:
         return self.header.dtype
 
     def _readinto(self, buf: np.ndarray) -> None:
-        view = memoryview(buf).cast("B")
+        if buf.size == 0:  # nothing to read (a zero-size array: the checks refuse its shape)
+            return
+        view = memoryview(buf.reshape(-1).view(np.uint8))
         done = 0
         try:
             while done < len(view):
@@ -626,6 +634,27 @@ def open_npz(file, source: str | None = None) -> Iterator[NpzArchive]:
                 f"({type(exc).__name__}: {quote(exc, 80)})"
             ) from exc
         yield NpzArchive(zf, source, stack)
+
+
+def npz_grid(npz: NpzArchive) -> PixelGrid:
+    """The pixel scale of an ``.npz``: its scalar array ``pixel_arcmin``, else the default.
+
+    Raises
+    ------
+    DataError
+        A ``pixel_arcmin`` that is not one number, or out of bounds.
+    """
+    if PIXEL_KEY not in npz.members:
+        return PixelGrid()
+    arr = npz.open(PIXEL_KEY)
+    where = f"{npz.source} [{PIXEL_KEY}]"
+    if math.prod(arr.shape) != 1 or arr.dtype.kind not in "fiu":
+        raise DataError(
+            f"{where}: has shape {arr.shape} and dtype {quote(arr.dtype)}; expected one "
+            "number, the pixel side in arcmin"
+        )
+    value = check_pixel_arcmin(arr.read_all(), where)
+    return PixelGrid(value, True, f"the .npz array {PIXEL_KEY}")
 
 
 def npz_layout(npz: NpzArchive) -> tuple[NpyArray, NpyArray | None, NpyArray | None, int]:

@@ -8,6 +8,7 @@ the same header, structure and value checks as a file on disk; it is also bounde
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 from collections.abc import Sequence
@@ -15,13 +16,19 @@ from pathlib import Path
 
 import numpy as np
 
-from lensviz.data.dataset import _read_npy_selection, _read_npz_selection
+from lensviz.data.dataset import (
+    CHALLENGE_ORIGIN,
+    Dataset,
+    _read_npy_selection,
+    _read_npz_selection,
+)
 from lensviz.data.errors import DataError, DataTypeError, LimitError, quote
 from lensviz.data.fits import FITS_SUFFIXES, read_field_fits
-from lensviz.data.hdf5 import HDF5_SUFFIXES, read_hdf5
+from lensviz.data.hdf5 import HDF5_SUFFIXES, hdf5_grid, read_hdf5
 from lensviz.data.images import read_kappa_map, read_mask
 from lensviz.data.limits import MAX_SESSION_UPLOAD_BYTES, MAX_SESSION_UPLOADS, MAX_UPLOAD_BYTES
-from lensviz.data.npy import npz_layout, open_npy, open_npz, read_epsilon, read_kappa
+from lensviz.data.npy import npz_grid, npz_layout, open_npy, open_npz, read_epsilon, read_kappa
+from lensviz.data.sky import PixelGrid
 from lensviz.data.validate import check_counts, check_same_field, epsilon_layout
 
 __all__ = [
@@ -33,8 +40,10 @@ __all__ = [
     "load_kappa_upload",
     "load_mask_upload",
     "check_session_uploads",
+    "upload_key",
 ]
 
+_N_LISTED = 4  # file names listed in a message before "and k more"
 _PAIR_HELP = (
     "upload one .npy (ε only), .npz, .h5 or .fits file, or a challenge-style pair: "
     "EPSILON/NAME.npy (3, ny, nx) and KAPPA/NAME.npy (ny, nx), 128 × 128 in the "
@@ -71,8 +80,9 @@ def load_upload(filename: str, data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES
 
     Returns
     -------
-    eps, kappa or None, names
-        As :func:`lensviz.data.load_dataset`.
+    lensviz.data.Dataset
+        As :func:`lensviz.data.load_dataset` (unpacks as ``eps, kappa, names``), with the
+        pixel scale of an ``.h5`` attribute, an ``.npz`` array or a FITS WCS.
 
     Raises
     ------
@@ -88,16 +98,18 @@ def load_upload(filename: str, data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES
     buffer = io.BytesIO(data)
     if suffix == ".npy":
         with open_npy(buffer, filename) as arr:
-            return _read_npy_selection(arr, filename, Path(filename).stem, 0, None)
+            return Dataset(*_read_npy_selection(arr, filename, Path(filename).stem, 0, None))
     if suffix == ".npz":
         with open_npz(buffer, filename) as npz:
-            return _read_npz_selection(npz_layout(npz), filename, 0, None)
+            grid = npz_grid(npz)
+            return Dataset(*_read_npz_selection(npz_layout(npz), filename, 0, None), grid)
     if suffix in HDF5_SUFFIXES:
-        return read_hdf5(buffer, source=filename)
+        grid = hdf5_grid(buffer, filename)
+        return Dataset(*read_hdf5(buffer, source=filename), grid)
     if suffix in FITS_SUFFIXES:
         field = read_field_fits(buffer, filename)
         kappa = None if field.kappa is None else field.kappa[None]
-        return field.eps[None], kappa, [Path(filename).stem]
+        return Dataset(field.eps[None], kappa, [Path(filename).stem], field.grid)
     raise DataError(
         f"{filename}: unsupported upload type '{quote(suffix)}'; expected .npy "
         "(ε only), .npz, .h5/.hdf5 or .fits"
@@ -126,10 +138,10 @@ def load_upload_pair(
 
     Returns
     -------
-    eps : ndarray, shape (N, ny, nx, 3), float32
-    kappa : ndarray, shape (N, ny, nx), float32
-    names : list of str
-        From the ε file name. The two names need not match (users rename files).
+    lensviz.data.Dataset
+        ``eps`` (N, ny, nx, 3) and ``kappa`` (N, ny, nx), float32; ``names`` from the ε
+        file name (the two names need not match: users rename files); the default pixel
+        scale (a pair states none).
 
     Raises
     ------
@@ -153,7 +165,8 @@ def load_upload_pair(
     check_same_field(eps.shape[1:3], kappa.shape[1:3], f"{eps_name} + {kappa_name}")
     n = epsilon_layout(eps_arr.shape, eps_name)[0]
     stem = Path(eps_name).stem
-    return eps, kappa, [stem] if n == 1 else [f"{stem}_{i:06d}" for i in range(n)]
+    names = [stem] if n == 1 else [f"{stem}_{i:06d}" for i in range(n)]
+    return Dataset(eps, kappa, names, PixelGrid(origin=CHALLENGE_ORIGIN))
 
 
 def _declared_elements(name: str, data: bytes) -> int:
@@ -175,7 +188,8 @@ def epsilon_and_kappa_files(files: Sequence[tuple[str, bytes]]):
     """
     files = list(files)
     if len(files) != 2:
-        raise DataError(f"got {len(files)} files; a pair is two .npy files")
+        listed = ", ".join(quote(name, 60) for name, _ in files[:_N_LISTED]) or "no file"
+        raise DataError(f"{listed}: got {len(files)} files; a pair is two .npy files")
     sizes = [_declared_elements(quote(name, 200), data) for name, data in files]
     return tuple(files) if sizes[0] >= sizes[1] else tuple(files[::-1])
 
@@ -208,7 +222,9 @@ def load_uploads(files: Sequence[tuple[str, bytes]], *, max_bytes: int = MAX_UPL
     if len(files) == 2 and all(str(name).lower().endswith(".npy") for name, _ in files):
         (en, eb), (kn, kb) = epsilon_and_kappa_files(files)
         return load_upload_pair(en, eb, kn, kb, max_bytes=max_bytes)
-    raise DataError(f"got {len(files)} files; {_PAIR_HELP}")
+    listed = ", ".join(quote(name, 60) for name, _ in files[:_N_LISTED])
+    more = f" and {len(files) - _N_LISTED} more" if len(files) > _N_LISTED else ""
+    raise DataError(f"{listed or 'no file'}{more}: got {len(files)} files; {_PAIR_HELP}")
 
 
 def load_field_upload(filename: str, data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES):
@@ -244,6 +260,39 @@ def load_mask_upload(
     filename = quote(filename, 200)
     _check_upload(filename, data, max_bytes)
     return read_mask(data, shape, filename)
+
+
+def upload_key(files: Sequence[tuple[str, bytes]]) -> str:
+    """A key for the content of uploaded files: every name (suffix included) and its bytes.
+
+    For caches of what the files hold: the same bytes under another name (a sample name
+    comes from the file name) or another suffix (another reader), or one file equal to
+    a pair's bytes joined, get another key. Each name and each file's bytes enter the
+    hash with their lengths, so no two different lists of files share a key.
+
+    Parameters
+    ----------
+    files : sequence of (name, bytes)
+        In the order given (a pair in the other order is another key: one cache miss).
+
+    Returns
+    -------
+    str
+        24 hexadecimal digits of SHA-256.
+
+    Examples
+    --------
+    >>> upload_key([("a.npy", b"xy")]) == upload_key([("b.npy", b"xy")])
+    False
+    >>> upload_key([("a.npy", b"xy")]) == upload_key([("a.npy", b"x"), ("y", b"")])
+    False
+    """
+    digest = hashlib.sha256()
+    for name, data in files:
+        for part in (str(name).encode("utf-8", "surrogatepass"), bytes(data)):
+            digest.update(len(part).to_bytes(8, "little"))
+            digest.update(part)
+    return digest.hexdigest()[:24]
 
 
 def check_session_uploads(sizes: Sequence[int]) -> None:

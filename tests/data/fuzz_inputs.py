@@ -20,6 +20,7 @@ import pickle
 import struct
 import tracemalloc
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,6 +44,7 @@ __all__ = [
     "count_table",
     "bomb_npz_bytes",
     "names_bomb_npz_bytes",
+    "aliased_names_h5",
 ]
 
 CLASSES = (
@@ -252,6 +254,54 @@ def names_bomb_npz_bytes(n_names: int = 30_000_000) -> bytes:
     with zipfile.ZipFile(buf, "a") as zf:
         zf.writestr("epsilon.npy", eps)
     return _fix_zip_times(buf.getvalue())
+
+
+def aliased_names_h5(
+    n: int = 400, big: int = 5_000_000, chunks: int | None = None, compression=None, field=64
+) -> bytes:
+    """An ``.h5`` whose ``n`` variable-length ``names`` all point at one ``big``-byte string.
+
+    The file stores the string once; every 16-byte descriptor of ``names`` is a copy of
+    the first (issue 21: 400 × 5 MB in a 5 MB file cost 1.95 GB before the error).
+    ``chunks`` and ``compression`` (None, ``"gzip"``, or ``"lzf"``, whose chunks are
+    then stored unfiltered with the filter marked as skipped) choose the storage.
+    """
+    buf = io.BytesIO()
+    eps = np.zeros((n, field, field, 3), "<f4")
+    eps[..., 2] = 0.1
+    with h5py.File(buf, "w") as f:
+        f.create_dataset("epsilon", data=eps, chunks=(1, field, field, 3))
+        names = ["x" * big] + [f"s{i}" for i in range(1, n)]
+        if chunks is None:
+            f.create_dataset("names", data=names, dtype=h5py.string_dtype())
+            offset = f["names"].id.get_offset()
+        else:
+            f.create_dataset("first", data=names[:1], dtype=h5py.string_dtype())
+            f.create_dataset(
+                "names",
+                data=names,
+                dtype=h5py.string_dtype(),
+                chunks=(chunks,),
+                compression=compression,
+            )
+            offset = None
+    raw = bytearray(buf.getvalue())
+    if offset is not None:
+        raw[offset + 16 : offset + 16 * n] = bytes(raw[offset : offset + 16]) * (n - 1)
+        return bytes(raw)
+    with h5py.File(io.BytesIO(bytes(raw)), "r") as f:  # the descriptor of the big string
+        at = f["first"].id.get_offset()
+    first = bytes(raw[at : at + 16])
+    buf = io.BytesIO(bytes(raw))
+    with h5py.File(buf, "r+") as f:
+        ds = f["names"]
+        for start in range(0, n, chunks):
+            descriptors = first * chunks
+            if compression == "gzip":
+                ds.id.write_direct_chunk((start,), zlib.compress(descriptors), 0)
+            else:  # unfiltered; a skipped lzf is marked in the filter mask
+                ds.id.write_direct_chunk((start,), descriptors, 0 if compression is None else 1)
+    return buf.getvalue()
 
 
 _ZIP_EPOCH = struct.pack("<2H", 0, (0 << 9) | (1 << 5) | 1)  # 00:00 on 1980-01-01

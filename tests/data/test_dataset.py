@@ -35,8 +35,8 @@ def test_load_dataset_dispatch(tmp_path, arrays, make_challenge_dir):
         assert data.dataset_length(tmp_path / name) == N
         batches = list(data.iter_dataset(tmp_path / name, 3))
         np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]), eps)
-    assert data.load_dataset(tmp_path / "full.npz")[2] == list("abcd")
-    assert data.load_dataset(tmp_path / "eps.npy")[2][0] == "eps_000000"
+    assert data.load_dataset(tmp_path / "full.npz").names == list("abcd")
+    assert data.load_dataset(tmp_path / "eps.npy").names[0] == "eps_000000"
 
 
 def test_load_dataset_errors(tmp_path, arrays):

@@ -2,6 +2,7 @@
 
 import io
 import os
+import tracemalloc
 
 import h5py
 import numpy as np
@@ -10,6 +11,8 @@ import pytest
 from lensviz import data
 from lensviz._atomic import is_temp_name
 from lensviz.cli import data as cli_data
+from lensviz.data import limits
+from tests.data import fuzz_inputs as fz
 
 N = 4
 
@@ -322,7 +325,7 @@ def test_huge_chunks_and_plugin_filters_are_refused(tmp_path, arrays):
             shuffle=True,
         )
     )
-    np.testing.assert_array_equal(data.load_upload("ok.h5", raw)[0], arrays[0])
+    np.testing.assert_array_equal(data.load_upload("ok.h5", raw).eps, arrays[0])
 
 
 def test_a_compression_bomb_is_refused_from_its_storage_size():
@@ -417,3 +420,79 @@ def test_predictions_round_trip_and_bounds(tmp_path, arrays):
     with pytest.raises(data.DataError, match=r"q\.h5 \[kappa_pred\]: κ = 1e\+06"):
         data.write_predictions(tmp_path / "q.h5", kappa * 0 + 1e6, list("abcd"))
     assert not (tmp_path / "q.h5").exists()
+
+
+# === Strings: aliased heap objects (issue 21, item 1) ===
+
+STORAGES = [
+    {},
+    {"chunks": 64},
+    {"chunks": 64, "compression": "gzip"},
+    {"chunks": 64, "compression": "lzf"},
+]
+
+
+@pytest.mark.parametrize("storage", STORAGES, ids=["contiguous", "chunked", "gzip", "lzf"])
+def test_aliased_names_are_refused_before_they_are_materialised(tmp_path, storage):
+    # 300 descriptors of one 2 MB string: 600 MB if read, 2 MB in the file
+    raw = fz.aliased_names_h5(300, 2_000_000, field=64, **storage)
+    assert len(raw) < 20 * 2**20
+    path = tmp_path / "alias.h5"
+    path.write_bytes(raw)
+    readers = {
+        "upload": lambda: data.load_upload("alias.h5", raw),
+        "server": lambda: data.load_dataset(path, 0, 512),
+        "cli": lambda: cli_data.load_data(str(path), need_kappa=False),
+        "batches": lambda: list(data.iter_dataset(path, 64)),
+    }
+    for where, read in readers.items():
+        tracemalloc.start()
+        try:
+            with pytest.raises(data.LimitError, match=r"alias\.h5: dataset 'names': the string "):
+                read()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        # the ε rows (14 MiB of float32) and, for lzf, the one string read: never 600 MB
+        assert peak < 24 * 2**20, (where, peak)
+
+
+@pytest.mark.parametrize("storage", STORAGES, ids=["contiguous", "chunked", "gzip", "lzf"])
+def test_names_of_every_storage_read_back_exactly(tmp_path, storage):
+    names = [f"s{i}-ñ" for i in range(50)]
+    path = tmp_path / "n.h5"
+    eps = np.full((50, 64, 64, 3), 0.1, np.float32)
+    options = {} if not storage else {"chunks": (7,), "compression": storage.get("compression")}
+    with h5py.File(path, "w") as f:
+        f["epsilon"] = eps
+        f.create_dataset("names", data=names, dtype=h5py.string_dtype(), **options)
+    assert data.load_dataset(path).names == names
+    assert data.read_hdf5(path, 9, 30)[2] == names[9:30]
+    assert data.read_hdf5(path, indices=[40, 3, 3, 9, 48])[2] == [
+        names[i] for i in (40, 3, 3, 9, 48)
+    ]
+    assert data.load_upload("n.h5", path.read_bytes()).names == names
+
+
+def test_file_attributes_are_read_within_bounds(tmp_path, arrays):
+    eps, kappa = arrays
+    path = tmp_path / "p.h5"
+    data.write_predictions(path, kappa, list("abcd"), attrs={"method": "ks93", "pad_px": 8})
+    assert data.read_predictions(path)[2]["pad_px"] == 8
+    for value, words in (
+        (np.array(["a", "b"], dtype=object), "is an array of 2 strings"),
+        ("x" * (limits.MAX_ATTR_CHARS * 4 + 1), "bytes; expected at most"),
+        (np.zeros(2000), "2000 values"),
+    ):
+        with h5py.File(path, "r+") as f:
+            f.attrs.create(
+                "bad",
+                value,
+                dtype=h5py.string_dtype()
+                if isinstance(value, np.ndarray) and value.dtype == object
+                else None,
+            )
+        with pytest.raises(data.LimitError, match=rf"p\.h5: attribute 'bad' .*{words}"):
+            data.read_predictions(path)
+        with h5py.File(path, "r+") as f:
+            del f.attrs["bad"]

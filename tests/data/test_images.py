@@ -32,7 +32,9 @@ def kappa():
 
 def test_a_kappa_map_round_trips_from_npy_and_fits_paths_and_bytes(tmp_path, kappa):
     (tmp_path / "k.npy").write_bytes(_npy(kappa))
-    (tmp_path / "k.fits").write_bytes(_fits(kappa, CRPIX1=48.0, CTYPE1="RA---TAN"))
+    (tmp_path / "k.fits").write_bytes(
+        _fits(kappa, CRPIX1=48.0, CTYPE1="RA---TAN", CTYPE2="DEC--TAN")
+    )
     for name in ("k.npy", "k.fits"):
         from_path, header = data.read_kappa_map(tmp_path / name)
         from_bytes, _ = data.load_kappa_upload(name, (tmp_path / name).read_bytes())

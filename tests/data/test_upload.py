@@ -59,7 +59,7 @@ def test_an_upload_is_read_in_memory(arrays, npy_bytes, tmp_path, monkeypatch):
 def test_a_fits_field_upload_comes_whole_with_its_header(tmp_path):
     eps = np.zeros((64, 80, 3), np.float32)
     eps[..., 2] = 0.1
-    header = fits.Header({"CTYPE1": "RA---TAN", "CRVAL1": 10.0})
+    header = fits.Header({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRVAL1": 10.0})
     data.write_field_fits(tmp_path / "f.fits", eps, None, header)
     raw = (tmp_path / "f.fits").read_bytes()
     field = data.load_field_upload("f.fits", raw)
