@@ -7,8 +7,9 @@ import time
 
 import pytest
 import streamlit as st
+from streamlit.elements.lib import policies
 
-from lensviz.nn.training import TrainingCancelled
+from lensviz.nn.callbacks import TrainingCancelled
 from tests.app.apptools import new_session, texts
 from ui import cache
 
@@ -149,3 +150,61 @@ def test_the_job_survives_a_cache_clear(app, open_page, other_sessions_job):
     open_page(at, "Fine-tune")
     assert at.button(key="ft_start_button").disabled
     assert any("fine-tune by someone else" in w for w in texts(at.warning))
+
+
+@pytest.fixture
+def my_job(idle_jobs):
+    """``start(fn)``: a job of this test's session (its id in the session state)."""
+
+    def start(at, fn, out):
+        job = idle_jobs.start("fine-tune tiny → mine.keras", fn, meta={"out": str(out)})
+        at.session_state["ft_job"] = job.id
+        return job
+
+    return start
+
+
+def test_a_cancel_redraws_at_once_as_cancelled_with_start_enabled(app, open_page, my_job, weights):
+    def until_cancelled(on_progress, cancel):
+        while not cancel.wait(0.02):
+            pass
+        raise TrainingCancelled("cancelled")
+
+    job = my_job(app, until_cancelled, weights[1] / "mine.keras")
+    open_page(app, "Fine-tune")
+    assert app.button(key="ft_start_button").disabled
+    app.button(key="ft_cancel").click().run()
+    app.button(key="ft_cancel_yes").click().run()
+    assert job.status == "cancelled"
+    said = texts(app.info)
+    assert any("was cancelled" in i for i in said), said
+    assert not any("Cancelling" in i for i in said), said
+    assert not app.get("progress")
+    assert not app.button(key="ft_start_button").disabled
+
+
+def test_a_finished_run_offers_a_fresh_name_without_a_widget_warning(
+    app, open_page, my_job, weights, caplog
+):
+    out = weights[1] / "mine.keras"
+    out.write_bytes(b"weights")
+    metrics = {"rmse": 0.02, "r": 0.5}
+
+    def done(on_progress, cancel):
+        return {
+            "path": str(out),
+            "config": {"val_samples": 8},
+            "before": metrics,
+            "after": metrics,
+            "history": [],
+        }
+
+    job = my_job(app, done, out)
+    assert job.wait(10)
+    policies._shown_default_value_warning = False  # Streamlit logs it once per process
+    with caplog.at_level("WARNING", logger="streamlit"):
+        open_page(app, "Fine-tune")
+    assert not app.exception
+    assert any("saved" in s for s in texts(app.success))
+    assert app.text_input(key="ft_name").value == "mine-2"
+    assert not [r for r in caplog.records if "ft_name" in r.getMessage()]

@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from lensviz import constants
-from lensviz.nn.training import FinetuneConfig
+from lensviz.nn.finetuning import FinetuneConfig
 from lensviz.plots import METRIC_LABELS, loss_curves, metric_curves
 from ui import cache
 from ui.jobs import JobBusy, finetune_job, manager, unused_path, weights_file_name
@@ -37,6 +37,9 @@ SAMPLE_CHOICES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 LR_CHOICES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3)
 VAL_CHOICES = (8, 16, 32, 64, 128, 256)
 SHOWN_METRICS = ("wmape", "wmape_median", "dicee", "dpeaks", "rmse", "r")
+#: After a confirmed cancel, the page waits this long for the run to stop and then
+#: redraws at once (Start enabled, no stale progress bar); a slower stop is polled.
+CANCEL_WAIT_S = 3.0
 
 
 # === Settings ===
@@ -147,13 +150,16 @@ def training_ui() -> dict:
 
 def output_ui(start_path: str) -> Path | None:
     """The output name, sanitised; show the final file; None when it cannot be used."""
-    default = unused_path(cache.USER_WEIGHTS_DIR / f"{Path(start_path).stem}-ft.keras").stem
-    suggestion = st.session_state.pop("_ft_suggest", None)
+    ss = st.session_state
+    suggestion = ss.pop("_ft_suggest", None)
     if suggestion is not None:  # set before the widget is drawn (see finished_view)
-        st.session_state.ft_name = suggestion
+        ss.ft_name = suggestion
+    elif "ft_name" not in ss:
+        # The first value goes through the session state, not a ``value`` argument: a
+        # widget with both (the suggestion above) makes Streamlit log a warning.
+        ss.ft_name = unused_path(cache.USER_WEIGHTS_DIR / f"{Path(start_path).stem}-ft.keras").stem
     typed = st.text_input(
         "Name of the new weights",
-        default,
         key="ft_name",
         max_chars=80,
         help="Letters, digits, '_' and '-'; other characters "
@@ -272,6 +278,9 @@ def cancel_ui(snap, mine: bool) -> None:
         st.info("Too late to cancel: the run had already finished.")
     if snap.cancel_requested:
         st.info("Cancelling… the run stops after the current step; no file is written.")
+        job = manager().get(snap.id)
+        if job is not None and job.wait(CANCEL_WAIT_S):
+            st.rerun()  # stopped: redraw the whole page at once (see job_panel)
         return
     if ss.get("ft_confirm_cancel") != snap.id:
         st.button(
@@ -392,9 +401,16 @@ def _select_model(name: str) -> None:
 
 
 def job_panel(job_id: int | None, was_running: bool) -> None:
-    """Status of this session's job, or of another session's running job."""
+    """Status of this session's job, or of another session's running job.
+
+    When the job that was running has ended, the whole app is redrawn before anything
+    is drawn here: the Start button (outside this fragment), the sidebar's model list
+    and the result then change together, with no stale "Cancelling…" or progress bar.
+    """
     jobs = manager()
     running = jobs.running()
+    if was_running and running is None:
+        st.rerun()
     mine = jobs.get(job_id)
     if running is not None and running is not mine:
         busy_view(running.snapshot())
@@ -404,8 +420,6 @@ def job_panel(job_id: int | None, was_running: bool) -> None:
             running_view(snap)
         else:
             finished_view(snap)
-    if was_running and running is None:
-        st.rerun()  # the job ended: redraw the whole app (sidebar model list, Start button)
 
 
 # === Page ===
