@@ -1,5 +1,6 @@
 """lensviz.data.challenge: challenge folders, read and written."""
 
+import io
 import os
 import time
 
@@ -207,3 +208,24 @@ def test_stale_temporaries_of_a_killed_writer_are_removed(tmp_path, arrays):
     os.utime(stale, (old, old))
     data.write_challenge_dir(tmp_path / "out", *arrays, ["a", "b", "c", "d"])
     assert sorted(p.name for p in tmp_path.iterdir()) == [".out.efgh5678.tmp", "out"]
+
+
+@pytest.mark.parametrize("stem", [b"a\nb", b"t\tb", b"e\x1b[2J", b"bad\xff", b"a\xe2\x80\xaeb"])
+def test_challenge_file_names_must_be_printable_utf8(tmp_path, stem):
+    # issue 21, item 5: such names became sample names
+    root = os.fsencode(tmp_path / "set")
+    for sub, array in ((b"EPSILON", np.full((3, 128, 128), 0.1, "f2")), (b"KAPPA", None)):
+        os.makedirs(os.path.join(root, sub))
+        buf = io.BytesIO()
+        np.save(buf, array if array is not None else np.zeros((128, 128), "f2"))
+        with open(os.path.join(root, sub, stem + b".npy"), "wb") as f:
+            f.write(buf.getvalue())
+    words = "is not UTF-8" if stem == b"bad\xff" else "(control characters|characters)"
+    for read in (
+        lambda: data.load_dataset(tmp_path / "set"),
+        lambda: data.dataset_length(tmp_path / "set"),
+        lambda: list(data.iter_dataset(tmp_path / "set", 4)),
+    ):
+        with pytest.raises(data.DataError, match=rf"set/EPSILON/.*\.npy: .*{words}") as err:
+            read()
+        assert str(err.value).isprintable()

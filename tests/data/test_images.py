@@ -83,3 +83,24 @@ def test_bad_masks_get_one_clear_error(kappa):
         data.load_mask_upload("m.npy", _npy(np.zeros(kappa.shape)), kappa.shape, max_bytes=100)
     with pytest.raises(TypeError, match="source name"):
         data.read_mask(b"abc", kappa.shape)
+
+
+@pytest.mark.parametrize(
+    ("array", "words"),
+    [
+        (np.zeros((0, 64)), r"κ has shape \(0, 64\)"),
+        (np.zeros((0, 64, 64)), r"shape \(0, 64, 64\), which holds no maps"),
+        (np.zeros((64, 64), "M8[s]"), "dtype datetime64"),
+        (np.zeros((64, 64), "m8[ms]"), "dtype timedelta64"),
+    ],
+)
+def test_zero_size_and_date_arrays_name_the_file_and_the_rule(array, words):
+    # issue 21, item 8: these raised a bare TypeError/ValueError from numpy's memoryview
+    for read in (
+        lambda: data.load_kappa_upload("odd.npy", _npy(array)),
+        lambda: data.read_kappa_map(_npy(array), "odd.npy"),
+    ):
+        with pytest.raises(DataError, match=rf"^odd\.npy: .*{words}"):
+            read()
+    with pytest.raises(DataError, match=r"^odd\.npy: "):
+        data.load_mask_upload("odd.npy", _npy(array), (64, 64))

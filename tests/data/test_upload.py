@@ -32,8 +32,12 @@ def _npz(eps, kappa):
 
 
 def test_load_uploads_errors_name_the_file(arrays, npy_bytes):
-    with pytest.raises(data.DataError, match="got 3 files"):
+    with pytest.raises(data.DataError, match=r"^a\.npy, b\.npy, c\.npy: got 3 files"):
         data.load_uploads([("a.npy", b"1"), ("b.npy", b"2"), ("c.npy", b"3")])
+    with pytest.raises(data.DataError, match=r"^a\.npy, b\.txt: got 2 files"):
+        data.load_uploads([("a.npy", b"1"), ("b.txt", b"2")])
+    with pytest.raises(data.DataError, match=r"^no file: got 0 files"):
+        data.load_uploads([])
     with pytest.raises(data.DataError, match=r"k\.npy: cannot read as \.npy: it is not a \.npy"):
         data.load_uploads([("e.npy", npy_bytes(arrays[0][:1])), ("k.npy", b"\x00" * 100)])
     with pytest.raises(data.LimitError, match=r"e\.npy: the upload is .* MiB; the limit is"):
@@ -78,3 +82,17 @@ def test_a_pair_is_ordered_by_the_declared_sizes(npy_bytes):
         assert [n for n, _ in data.epsilon_and_kappa_files(files)] == ["e.npy", "k.npy"]
     with pytest.raises(data.DataError, match="got 3 files"):
         data.epsilon_and_kappa_files([("a.npy", eps)] * 3)
+
+
+def test_upload_key_depends_on_names_suffixes_and_bytes(npy_bytes):
+    # issue 21, item 7: the app's cache keyed on the joined bytes alone
+    eps = npy_bytes(np.zeros((3, 128, 128), np.float16))
+    kappa = npy_bytes(np.zeros((128, 128), np.float16))
+    key = data.upload_key
+    assert key([("a.npy", eps)]) == key([("a.npy", eps)])  # a cache hit stays a hit
+    assert key([("a.npy", eps)]) != key([("b.npy", eps)])  # another sample name
+    assert key([("a.npy", eps)]) != key([("a.txt", eps)])  # another suffix (reader)
+    pair = [("e.npy", eps), ("k.npy", kappa)]
+    assert key(pair) != key([("e.npy", eps + kappa)])  # a pair is not its joined bytes
+    assert key([("ab", b"c")]) != key([("a", b"bc")])  # lengths separate the parts
+    assert len(key(pair)) == 24 and int(key(pair), 16) >= 0
