@@ -199,6 +199,10 @@ MASK_STRIPE_SHARE = 0.2  # share of the masking shapes that are stripes (the res
 MIX_N_GAL_RANGE = (3.0, 1000.0)  # n_gal drawn log-uniform in this range [arcmin^-2]
 MIX_NOISE_FREE_FRACTION = 0.15  # share of samples with no shape noise (n_gal = inf)
 MIX_MASKED_FRACTION = 0.5  # share of samples with random masks
+FIELD_MIX_PIXEL_ARCMIN_RANGE = (0.2, 2.0)  # field-aware training: pixel side, log-uniform [arcmin]
+FIELD_MIX_NATIVE_FRACTION = 0.4  # share of those samples at the challenge's PIXEL_ARCMIN exactly
+FIELD_MIX_SIZES_PX = (128, 256, 384)  # sides of the simulated fields the tiles are cut from
+FIELD_MIX_SIZE_WEIGHTS = (0.4, 0.35, 0.25)  # how often each side is drawn
 
 __all__ += [
     "SIM_M200_RANGE",
@@ -225,4 +229,8 @@ __all__ += [
     "MIX_N_GAL_RANGE",
     "MIX_NOISE_FREE_FRACTION",
     "MIX_MASKED_FRACTION",
+    "FIELD_MIX_PIXEL_ARCMIN_RANGE",
+    "FIELD_MIX_NATIVE_FRACTION",
+    "FIELD_MIX_SIZES_PX",
+    "FIELD_MIX_SIZE_WEIGHTS",
 ]

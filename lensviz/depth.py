@@ -203,8 +203,9 @@ class TrainingDomain:
         Largest |e1|, |e2| a pixel had in training.
     sigma_e : float
         Intrinsic ellipticity dispersion used to turn Δε into n_gal.
-    pixel_arcmin : float
-        Pixel side [arcmin] of the training maps.
+    pixel_arcmin_range : tuple of float
+        Pixel sides [arcmin] of the training maps, from the smallest to the largest
+        (``(0.5, 0.5)`` for a model trained at the challenge's scale only).
     """
 
     n_gal_range: tuple[float, float] = (3.0, 1000.0)
@@ -212,17 +213,26 @@ class TrainingDomain:
     max_masked_fraction: float = 0.5
     max_abs_e: float = 1.0
     sigma_e: float = constants.SIGMA_E
-    pixel_arcmin: float = constants.PIXEL_ARCMIN
+    pixel_arcmin_range: tuple[float, float] = (constants.PIXEL_ARCMIN, constants.PIXEL_ARCMIN)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["n_gal_range"] = [float(x) for x in self.n_gal_range]
+        d["pixel_arcmin_range"] = [float(x) for x in self.pixel_arcmin_range]
         return d
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainingDomain:
+        """Inverse of :meth:`to_dict`; a model file written before pixel scales were
+        recorded holds one ``pixel_arcmin``, its only scale."""
         values = dict(values)
         values["n_gal_range"] = tuple(float(x) for x in values.get("n_gal_range", (3, 1000)))
+        if "pixel_arcmin" in values:
+            p = float(values.pop("pixel_arcmin"))
+            values.setdefault("pixel_arcmin_range", (p, p))
+        values["pixel_arcmin_range"] = tuple(
+            float(x) for x in values.get("pixel_arcmin_range", (0.5, 0.5))
+        )
         return cls(**values)
 
 
@@ -234,13 +244,16 @@ LEGACY_DOMAIN = TrainingDomain(
 
 
 def measure_domain(
-    eps, sigma_e: float = constants.SIGMA_E, pixel_arcmin: float = constants.PIXEL_ARCMIN
+    eps, sigma_e: float = constants.SIGMA_E, pixel_arcmin=constants.PIXEL_ARCMIN
 ) -> TrainingDomain:
     """The :class:`TrainingDomain` spanned by a set of samples (e.g. a training set).
 
     Parameters
     ----------
     eps : array_like, shape (N, ny, nx, 3)
+    sigma_e : float
+    pixel_arcmin : float or array_like, shape (N,)
+        Pixel side of the samples [arcmin], one value or one per sample.
 
     Returns
     -------
@@ -256,7 +269,8 @@ def measure_domain(
     eps = np.asarray(eps)
     if eps.ndim != 4 or eps.shape[-1] != 3 or len(eps) == 0:
         raise ValueError(f"expected samples of shape (N, ny, nx, 3), N >= 1, got {eps.shape}")
-    n = effective_n_gal(eps[..., 2], sigma_e, pixel_arcmin)
+    scale = np.broadcast_to(np.asarray(pixel_arcmin, np.float64), eps.shape[:1])
+    n = effective_n_gal(eps[..., 2], sigma_e, 1.0) / scale**2
     finite = n[np.isfinite(n)]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (math.inf, math.inf)
     return TrainingDomain(
@@ -265,11 +279,13 @@ def measure_domain(
         max_masked_fraction=float(masked_fraction(eps[..., 2]).max()),
         max_abs_e=float(np.abs(eps[..., :2]).max()),
         sigma_e=sigma_e,
-        pixel_arcmin=pixel_arcmin,
+        pixel_arcmin_range=(float(scale.min()), float(scale.max())),
     )
 
 
-def domain_issues(eps, domain: TrainingDomain) -> dict[str, str]:
+def domain_issues(
+    eps, domain: TrainingDomain, pixel_arcmin: float = constants.PIXEL_ARCMIN
+) -> dict[str, str]:
     """Why a sample lies outside a model's training domain, by kind.
 
     Parameters
@@ -277,17 +293,26 @@ def domain_issues(eps, domain: TrainingDomain) -> dict[str, str]:
     eps : array_like, shape (ny, nx, 3)
         One sample ``(e1, e2, Δε)``.
     domain : TrainingDomain
+    pixel_arcmin : float
+        The sample's pixel side [arcmin].
 
     Returns
     -------
     dict
-        ``{"noise" | "masked" | "values": sentence}``; empty when the sample is inside.
+        ``{"scale" | "noise" | "masked" | "values": sentence}``; empty when the sample
+        is inside.
     """
     eps = np.asarray(eps)
     if eps.ndim != 3 or eps.shape[-1] != 3:
         raise ValueError(f"expected one sample of shape (ny, nx, 3), got shape {eps.shape}")
     out = {}
-    n = float(effective_n_gal(eps[..., 2], domain.sigma_e, domain.pixel_arcmin))
+    p_lo, p_hi = domain.pixel_arcmin_range
+    if not p_lo * (1 - 1e-6) <= pixel_arcmin <= p_hi * (1 + 1e-6):
+        span = f"{p_lo:.3g}′" if p_lo == p_hi else f"{p_lo:.3g}′–{p_hi:.3g}′"
+        out["scale"] = (
+            f"its pixels are {pixel_arcmin:.3g}′ wide; the model was trained on {span} pixels"
+        )
+    n = float(effective_n_gal(eps[..., 2], domain.sigma_e, pixel_arcmin))
     lo, hi = domain.n_gal_range
     if math.isinf(n):
         if not domain.noise_free:
@@ -315,9 +340,11 @@ def domain_issues(eps, domain: TrainingDomain) -> dict[str, str]:
     return out
 
 
-def domain_warnings(eps, domain: TrainingDomain) -> list[str]:
-    """The sentences of :func:`domain_issues`, in the order noise, mask, values."""
-    return list(domain_issues(eps, domain).values())
+def domain_warnings(
+    eps, domain: TrainingDomain, pixel_arcmin: float = constants.PIXEL_ARCMIN
+) -> list[str]:
+    """The sentences of :func:`domain_issues`, in the order scale, noise, mask, values."""
+    return list(domain_issues(eps, domain, pixel_arcmin).values())
 
 
 class DomainTally:
@@ -331,8 +358,9 @@ class DomainTally:
     []
     """
 
-    def __init__(self, domain: TrainingDomain):
+    def __init__(self, domain: TrainingDomain, pixel_arcmin: float = constants.PIXEL_ARCMIN):
         self.domain = domain
+        self.pixel_arcmin = float(pixel_arcmin)
         self.n = 0
         self.n_outside = 0
         self.counts: dict[str, int] = {}
@@ -342,7 +370,7 @@ class DomainTally:
         """Check every sample of a batch ``(N, ny, nx, 3)``."""
         for sample in np.asarray(eps):
             self.n += 1
-            issues = domain_issues(sample, self.domain)
+            issues = domain_issues(sample, self.domain, self.pixel_arcmin)
             self.n_outside += bool(issues)
             for kind, message in issues.items():
                 self.counts[kind] = self.counts.get(kind, 0) + 1

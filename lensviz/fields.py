@@ -237,15 +237,18 @@ def split_tiles(
     origins : list of (int, int)
         ``(y0, x0)`` of each tile in the (padded) field, row by row.
     """
-    eps = as_field(eps)
-    eps = pad_field(eps, tile, tile)
-    ny, nx = eps.shape[:2]
+    return _cut_tiles(pad_field(as_field(eps), tile, tile), tile, overlap)
+
+
+def _cut_tiles(cube: np.ndarray, tile: int, overlap: int):
+    """The overlapping tiles of a ``(ny, nx, C)`` cube at least one tile large."""
+    ny, nx = cube.shape[:2]
     origins = [
         (int(y), int(x))
         for y in tile_origins(ny, tile, overlap)
         for x in tile_origins(nx, tile, overlap)
     ]
-    tiles = np.stack([eps[y : y + tile, x : x + tile] for y, x in origins])
+    tiles = np.stack([cube[y : y + tile, x : x + tile] for y, x in origins])
     return tiles, origins
 
 
@@ -292,6 +295,7 @@ def predict_tiled(
     tile: int = TILE_PX,
     overlap: int = DEFAULT_OVERLAP_PX,
     batch_size: int = 32,
+    inputs: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Reconstruct a whole field with a method that works on ``tile × tile`` cubes.
 
@@ -307,6 +311,11 @@ def predict_tiled(
         See :func:`tile_origins`.
     batch_size : int, optional
         Tiles per call of ``predict``.
+    inputs : callable, optional
+        ``(ny, nx, 3) -> (ny, nx, C)``: what ``predict`` reads, computed on the whole
+        field (padded to a tile) before it is cut, e.g. the field features of a
+        field-aware UNet (:func:`lensviz.features.unet_features`); the tiles are then
+        cut from its output. None: the tiles of ε.
 
     Returns
     -------
@@ -326,9 +335,12 @@ def predict_tiled(
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     eps = np.asarray(eps, dtype=np.float32)
     if eps.ndim == 4:
-        return np.stack([predict_tiled(predict, e, tile, overlap, batch_size) for e in eps])
+        return np.stack([predict_tiled(predict, e, tile, overlap, batch_size, inputs) for e in eps])
     eps = as_field(eps)
-    tiles, _ = split_tiles(eps, tile, overlap)
+    cube = pad_field(eps, tile, tile)
+    if inputs is not None:
+        cube = np.asarray(inputs(cube), dtype=np.float32)
+    tiles, _ = _cut_tiles(cube, tile, overlap)
     out = np.concatenate(
         [
             np.asarray(predict(tiles[i : i + batch_size]), np.float32)

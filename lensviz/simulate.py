@@ -142,6 +142,9 @@ __all__ = [
     "mixed_config",
     "simulate_mixed_sample",
     "simulate_mixed_batch",
+    "FieldMix",
+    "FieldDraw",
+    "field_draw",
 ]
 
 # === Model constants ===
@@ -1386,3 +1389,135 @@ def simulate_mixed_batch(
     for i in range(n):
         eps[i], kappa[i], n_gal[i] = simulate_mixed_sample(seed + i, mix, config)
     return eps, kappa, n_gal
+
+
+# === The field-aware training mix: depth, masks, pixel scale, field size, tile ===
+@dataclass(frozen=True)
+class FieldMix:
+    """How the training samples of a field-aware UNet are drawn (:mod:`lensviz.features`).
+
+    A sample is a 128² tile cut at a random place from a whole simulated field, whose
+    features are computed on the whole field. Per sample: the depth and masking of
+    ``depth`` (:class:`DepthMix`, drawn exactly as :func:`mixed_config` draws them), a
+    pixel side (``pixel_arcmin`` of the challenge with probability
+    ``native_fraction``, else log-uniform in ``pixel_arcmin_range``), and a field side
+    from ``sizes`` with probabilities ``size_weights`` (128: the tile is the whole field,
+    as in the challenge's data).
+
+    Parameters
+    ----------
+    depth : DepthMix
+        Depth and masks (the defaults of :class:`DepthMix`).
+    pixel_arcmin_range : tuple of float
+        ``(low, high)`` pixel side [arcmin] ((0.2, 2.0)).
+    native_fraction : float
+        Share of samples at :data:`lensviz.constants.PIXEL_ARCMIN` (0.4).
+    sizes : tuple of int
+        Field sides [pixels], each ≥ 128 ((128, 256, 384)).
+    size_weights : tuple of float
+        Probabilities of ``sizes`` (normalised), ≥ 0 ((0.4, 0.35, 0.25)).
+
+    Raises
+    ------
+    ValueError
+        Naming the first field with a bad value.
+    """
+
+    depth: DepthMix = DepthMix()
+    pixel_arcmin_range: tuple[float, float] = C.FIELD_MIX_PIXEL_ARCMIN_RANGE
+    native_fraction: float = C.FIELD_MIX_NATIVE_FRACTION
+    sizes: tuple[int, ...] = C.FIELD_MIX_SIZES_PX
+    size_weights: tuple[float, ...] = C.FIELD_MIX_SIZE_WEIGHTS
+
+    def __post_init__(self) -> None:
+        for name in ("pixel_arcmin_range", "sizes", "size_weights"):
+            if isinstance(getattr(self, name), (list, np.ndarray)):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+        if not isinstance(self.depth, DepthMix):
+            raise ValueError(f"depth must be a DepthMix, got {self.depth!r}")
+        _check_range("pixel_arcmin_range", self.pixel_arcmin_range)
+        _check_fraction("native_fraction", self.native_fraction)
+        if not self.sizes or len(self.sizes) != len(self.size_weights):
+            raise ValueError(
+                f"sizes and size_weights must be non-empty and of one length, got "
+                f"{self.sizes!r} and {self.size_weights!r}"
+            )
+        for size in self.sizes:
+            _check_int("sizes", size, C.NPIX)
+        weights = np.asarray(self.size_weights, dtype=np.float64)
+        if not (np.all(np.isfinite(weights)) and np.all(weights >= 0) and weights.sum() > 0):
+            raise ValueError(f"size_weights must be >= 0 with a positive sum, got {weights}")
+
+
+@dataclass(frozen=True)
+class FieldDraw:
+    """What :func:`field_draw` drew for one training sample.
+
+    Attributes
+    ----------
+    config : SimulationConfig
+        The whole field's configuration (``npix`` its side, ``pixel_arcmin``, depth,
+        masks).
+    origin : tuple of int
+        ``(y0, x0)`` of the 128² tile in the field.
+    """
+
+    config: SimulationConfig
+    origin: tuple[int, int]
+
+
+def field_draw(
+    seed: int, mix: FieldMix | None = None, config: SimulationConfig | None = None
+) -> FieldDraw:
+    """The field and tile of training sample ``seed`` under a field mix (pure function of seed).
+
+    The depth and masking are those of :func:`mixed_config` for the same seed (the same
+    three uniforms of the sample's mix stream); five more uniforms of that stream give
+    the pixel side, the field side and the tile's origin.
+
+    Parameters
+    ----------
+    seed : int
+        Non-negative sample seed.
+    mix : FieldMix, optional
+        Defaults to ``FieldMix()``.
+    config : SimulationConfig, optional
+        Everything else (default ``SimulationConfig()``); its ``n_gal``, ``sigma_e``,
+        ``masks``, ``npix`` and ``pixel_arcmin`` are replaced.
+
+    Returns
+    -------
+    FieldDraw
+
+    Examples
+    --------
+    >>> d = field_draw(1_000_003)
+    >>> d.config.npix, round(d.config.pixel_arcmin, 3), d.origin
+    (256, 1.432, (53, 45))
+    """
+    mix = FieldMix() if mix is None else mix
+    config = SimulationConfig() if config is None else config
+    rng = _streams(seed)[_MIX_STREAM]
+    u_free, u_depth, u_mask = rng.random(3)  # as mixed_config draws them
+    u_native, u_scale, u_size, u_y, u_x = rng.random(5)
+    lo, hi = mix.depth.n_gal_range
+    n_gal = math.inf if u_free < mix.depth.noise_free_fraction else float(lo * (hi / lo) ** u_depth)
+    if u_native < mix.native_fraction:
+        pixel = float(C.PIXEL_ARCMIN)
+    else:
+        p_lo, p_hi = mix.pixel_arcmin_range
+        pixel = float(p_lo * (p_hi / p_lo) ** u_scale)
+    weights = np.cumsum(mix.size_weights) / np.sum(mix.size_weights)
+    size = int(
+        mix.sizes[min(int(np.searchsorted(weights, u_size, side="right")), len(weights) - 1)]
+    )
+    span = size - C.NPIX
+    origin = (int(u_y * (span + 1)), int(u_x * (span + 1)))
+    cfg = config.replace(
+        n_gal=n_gal,
+        sigma_e=mix.depth.sigma_e,
+        masks=bool(u_mask < mix.depth.masked_fraction),
+        npix=size,
+        pixel_arcmin=pixel,
+    )
+    return FieldDraw(cfg, origin)

@@ -9,7 +9,7 @@ the page, and two runs at once would share the CPU (or GPU) and each crawl. A
     job.cancel()                # sets the CancelToken that finetune polls
 
 The function is called as ``fn(on_progress=..., cancel=..., **kwargs)``; this is the
-calling convention of :func:`lensviz.nn.training.finetune` and :func:`lensviz.nn.training.train`.
+calling convention of :func:`lensviz.nn.finetuning.finetune` and :func:`lensviz.nn.training.train`.
 A second :meth:`JobManager.start` while a job runs raises :class:`JobBusy`, naming the
 running job and its progress.
 
@@ -55,7 +55,8 @@ import h5py
 import numpy as np
 
 from lensviz._atomic import write_text
-from lensviz.nn.training import FinetuneConfig, TrainingCancelled, finetune
+from lensviz.nn.callbacks import TrainingCancelled
+from lensviz.nn.finetuning import FinetuneConfig, finetune
 from ui.text import describe_progress, format_duration
 
 __all__ = [
@@ -90,7 +91,7 @@ class CancelToken(threading.Event):
 
     The training loop polls :meth:`is_set` as with a plain :class:`threading.Event`.
     :meth:`commit` runs the final write under a lock: a cancel requested before it
-    makes it raise :class:`~lensviz.nn.training.TrainingCancelled` (nothing written), a
+    makes it raise :class:`~lensviz.nn.callbacks.TrainingCancelled` (nothing written), a
     cancel requested during or after it is refused (:meth:`set` returns False).
     """
 
@@ -305,7 +306,7 @@ class JobManager:
     ----------
     cancel_exceptions : tuple of exception types, optional
         Exceptions that mean "stopped on request" (status ``"cancelled"``, not
-        ``"failed"``). Default: :class:`lensviz.nn.training.TrainingCancelled`. Any exception
+        ``"failed"``). Default: :class:`lensviz.nn.callbacks.TrainingCancelled`. Any exception
         raised after :meth:`Job.cancel` also counts as a cancellation.
     """
 
@@ -512,7 +513,7 @@ def finetune_job(
 ) -> dict:
     """Fine-tune ``weights`` and publish ``out_path`` with a JSON card beside it.
 
-    Runs :func:`lensviz.nn.training.finetune` into a hidden temporary ``.keras`` file
+    Runs :func:`lensviz.nn.finetuning.finetune` into a hidden temporary ``.keras`` file
     in the output folder (never listed as a model), then publishes it under
     ``out_path``, or the first free ``-N`` variant of it (never overwriting a file),
     and writes ``<name>.json`` (settings and metrics) with the same file mode.
@@ -520,7 +521,7 @@ def finetune_job(
     Returns
     -------
     dict
-        :func:`~lensviz.nn.training.finetune`'s result; ``path`` is the file written.
+        :func:`~lensviz.nn.finetuning.finetune`'s result; ``path`` is the file written.
 
     Raises
     ------

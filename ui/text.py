@@ -43,7 +43,7 @@ def format_duration(seconds: float | None) -> str:
 
 
 def describe_progress(progress: Any) -> str:
-    """One line for a training :class:`~lensviz.nn.training.Progress` record (or None).
+    """One line for a training :class:`~lensviz.nn.callbacks.Progress` record (or None).
 
     Example: ``"epoch 2/5, step 30/64 (39%), loss 0.0123, ETA 1 min 20 s"``.
     """

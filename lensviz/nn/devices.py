@@ -1,8 +1,8 @@
 """The devices TensorFlow runs the UNet on, described for people (app sidebar, run summaries).
 
 The choices that depend on the devices, the distribution strategy and the precision
-policy of a training run, belong to that run: :func:`lensviz.nn.training.distribution_strategy`
-and :func:`lensviz.nn.training.configure_precision`.
+policy of a training run, belong to that run: :func:`lensviz.nn.distribution.distribution_strategy`
+and :func:`lensviz.nn.distribution.configure_precision`.
 """
 
 from __future__ import annotations

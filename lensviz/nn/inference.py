@@ -24,8 +24,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from lensviz import constants
 from lensviz._atomic import atomic_path
+from lensviz.data.archive import check_keras_archive, check_model_signature
 from lensviz.depth import LEGACY_DOMAIN, TrainingDomain
+from lensviz.features import FEATURES, unet_features
 from lensviz.fields import DEFAULT_OVERLAP_PX, predict_tiled
 from lensviz.inversion import ks93
 from lensviz.nn.layers import check_int
@@ -35,6 +38,7 @@ __all__ = [
     "forward_fn",
     "predict_kappa",
     "add_ks93_channel",
+    "model_inputs",
     "training_domain",
     "model_predictor",
     "unet_predictor",
@@ -120,18 +124,55 @@ def add_ks93_channel(eps: np.ndarray) -> np.ndarray:
     return np.concatenate([eps, kappa_e[..., None]], axis=-1)
 
 
-def predict_kappa(model: keras.Model, eps, batch_size: int = 64) -> np.ndarray:
+def model_inputs(model: keras.Model, eps, pixel_arcmin=constants.PIXEL_ARCMIN) -> np.ndarray:
+    """What ``model`` takes, from ε cubes that are each a whole field.
+
+    ``(e1, e2, Δε)`` as they are (3-channel models), with the KS93 channel appended
+    (:func:`add_ks93_channel`, 4-channel ``with_ks93`` models), or the field features
+    (:func:`lensviz.features.unet_features`, 5-channel field-aware models). An input that
+    already has the model's channel count is returned as it is.
+
+    Parameters
+    ----------
+    model : keras.Model
+    eps : array_like, shape (N, ny, nx, C)
+    pixel_arcmin : float or array_like, shape (N,)
+        Pixel side [arcmin] (field-aware models only).
+
+    Raises
+    ------
+    ValueError
+        If the channels fit neither ε nor the model.
+    """
+    eps = np.asarray(eps, dtype=np.float32)
+    want = model.input_shape[-1]
+    if eps.shape[-1] == want:
+        return eps
+    if eps.shape[-1] == 3 and want == 4:
+        return add_ks93_channel(eps)
+    if eps.shape[-1] == 3 and want == len(FEATURES):
+        return unet_features(eps, pixel_arcmin)
+    raise ValueError(
+        f"model {model.name!r} takes {want} input channels, got ε with {eps.shape[-1]}"
+    )
+
+
+def predict_kappa(
+    model: keras.Model, eps, batch_size: int = 64, pixel_arcmin=constants.PIXEL_ARCMIN
+) -> np.ndarray:
     """Predict κ maps with a cached ``tf.function`` forward (never ``model.predict``).
 
     Parameters
     ----------
     model : keras.Model
         A :class:`UNet` or any model mapping ``(N, ny, nx, C)`` to ``(N, ny, nx)``.
-    eps : array_like, shape (N, ny, nx, 3) or (ny, nx, 3)
-        ε cube(s), channels ``(e1, e2, Δε)``. For a 4-channel model the KS93 channel is
-        computed on the fly (:func:`add_ks93_channel`); a 4-channel input is used as is.
+    eps : array_like, shape (N, ny, nx, C) or (ny, nx, C)
+        ε cube(s), channels ``(e1, e2, Δε)``, each map its own field; or the model's
+        own inputs (:func:`model_inputs`), e.g. features cut from a larger field.
     batch_size : int
         Maps per forward call.
+    pixel_arcmin : float or array_like, shape (N,)
+        Pixel side [arcmin], for field-aware models.
 
     Returns
     -------
@@ -153,14 +194,9 @@ def predict_kappa(model: keras.Model, eps, batch_size: int = 64) -> np.ndarray:
             f"expected ε of shape (N, {want[0]}, {want[1]}, 3) or ({want[0]}, {want[1]}, 3) "
             f"for model {model.name!r}, got shape {eps.shape if not single else eps.shape[1:]}"
         )
-    if eps.shape[-1] == 3 and want[-1] == 4:
-        eps = add_ks93_channel(eps)
-    if eps.shape[-1] != want[-1]:
-        raise ValueError(
-            f"model {model.name!r} takes {want[-1]} input channels, got ε with {eps.shape[-1]}"
-        )
+    x = model_inputs(model, eps, pixel_arcmin)
     forward = _cached_forward(model)
-    out = [np.asarray(forward(eps[i : i + batch_size])) for i in range(0, len(eps), batch_size)]
+    out = [np.asarray(forward(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
     kappa = (
         np.concatenate(out).astype(np.float32, copy=False)
         if out
@@ -220,19 +256,25 @@ def load_model(path: str | os.PathLike, compile: bool = False) -> keras.Model:
     ------
     ValueError
         Naming the file, when it is missing, not a ``.keras`` file, unreadable, or holds
-        non-finite (NaN or infinite) weights.
+        non-finite (NaN or infinite) weights; a :class:`lensviz.data.DataError` naming
+        the member and the rule when the archive is refused
+        (:func:`lensviz.data.archive.check_keras_archive`: compression method, sizes),
+        or when the model is not ``(N, ny, nx, C) -> (N, ny, nx)``
+        (:func:`lensviz.data.archive.check_model_signature`).
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ValueError(f"model file {path!r} does not exist")
     if not path.endswith(".keras"):
         raise ValueError(f"model file {path!r} must be a '.keras' file")
+    check_keras_archive(path)  # members, methods and sizes, before Keras reads a byte
     try:
         model = keras.saving.load_model(path, compile=compile)
     except Exception as err:  # zip, JSON, h5 and Keras errors alike
         raise ValueError(
             f"model file {path!r} is corrupt or not a lensviz model: {type(err).__name__}: {err}"
         ) from err
+    check_model_signature(model.input_shape, model.output_shape, os.path.basename(path))
     for weight in model.weights:  # a diverged run's NaN or inf weights give NaN maps
         if not np.all(np.isfinite(keras.ops.convert_to_numpy(weight))):
             raise ValueError(
@@ -247,22 +289,37 @@ def model_predictor(
     """A predictor running a loaded UNet on maps of any size.
 
     The predictor protocol is :mod:`lensviz.evaluation`'s: ``eps (N, ny, nx, 3) ->
-    kappa (N, ny, nx)`` (or one map ``(ny, nx, 3) -> (ny, nx)``). Maps of the model's
-    tile size go through the cached ``tf.function`` forward of :func:`predict_kappa`;
-    maps of another size (whole fields) are reconstructed from overlapping tiles blended
-    into one map, neighbours sharing at least ``overlap`` pixels
-    (:func:`lensviz.fields.predict_tiled`; :func:`lensviz.nn.fields.predict_field` runs
-    it). The model is the predictor's ``model`` attribute.
+    kappa (N, ny, nx)`` (or one map ``(ny, nx, 3) -> (ny, nx)``), with an optional
+    ``pixel_arcmin`` (one value, or one per map). Maps of the model's tile size go
+    through the cached ``tf.function`` forward of :func:`predict_kappa`; maps of another
+    size (whole fields) are reconstructed from overlapping tiles blended into one map,
+    neighbours sharing at least ``overlap`` pixels (:func:`lensviz.fields.predict_tiled`;
+    :func:`lensviz.nn.fields.predict_field` runs it). A field-aware model reads features
+    computed on the whole field before it is cut (:func:`model_inputs`). The model is the
+    predictor's ``model`` attribute.
     """
     tile = tuple(model.input_shape[1:3])
+    field_aware = model.input_shape[-1] == len(FEATURES)
 
-    def predict(eps: np.ndarray) -> np.ndarray:
+    def predict(eps: np.ndarray, pixel_arcmin=constants.PIXEL_ARCMIN) -> np.ndarray:
         eps = np.asarray(eps, dtype=np.float32)
         if eps.ndim in (3, 4) and tuple(eps.shape[-3:-1]) != tile and tile[0] == tile[1]:
+            if eps.ndim == 4:
+                scales = np.broadcast_to(np.asarray(pixel_arcmin, np.float64), len(eps))
+                return np.stack([predict(e, float(p)) for e, p in zip(eps, scales, strict=True)])
+
+            def inputs(field):
+                return model_inputs(model, field[None], pixel_arcmin)[0]
+
             return predict_tiled(
-                lambda t: predict_kappa(model, t, batch_size), eps, tile[0], overlap, batch_size
+                lambda t: predict_kappa(model, t, batch_size),
+                eps,
+                tile[0],
+                overlap,
+                batch_size,
+                inputs if field_aware else None,
             )
-        return predict_kappa(model, eps, batch_size=batch_size)
+        return predict_kappa(model, eps, batch_size=batch_size, pixel_arcmin=pixel_arcmin)
 
     predict.__name__ = "unet"
     predict.__doc__ = f"UNet {getattr(model, 'name', '')}."

@@ -638,3 +638,27 @@ class CombinedLoss(keras.losses.Loss):
             }
         )
         return config
+
+
+# === By name ===
+
+#: Loss names accepted by :func:`make_loss`.
+LOSSES = ("mse", "focal", "multifocal", "combined")
+
+
+def make_loss(
+    name: str,
+    coeffs: Mapping[str, float] | None = None,
+    combined_weights: Mapping[str, float] | None = None,
+):
+    """A Keras loss by name: ``mse``, ``focal``, ``multifocal`` or ``combined``."""
+    if name == "mse":
+        return MSELoss()
+    if name == "focal":
+        return FocalLoss()
+    if name == "multifocal":
+        return MultiFocalLoss(coeffs=dict(coeffs or constants.MULTIFOCAL_COEFFS))
+    if name == "combined":
+        w = dict(combined_weights or {})
+        return CombinedLoss(coeffs=dict(coeffs or constants.MULTIFOCAL_COEFFS), **w)
+    raise ValueError(f"unknown loss {name!r}; expected one of {list(LOSSES)}")

@@ -16,7 +16,7 @@ Sharding
     HDF5 file. Each worker of a cluster then simulates or reads only its own samples;
     the datasets say so to ``tf.distribute`` (``AutoShardPolicy.OFF``), which would
     otherwise shard by data: every worker producing every sample and keeping 1 in ``n``.
-    See :func:`lensviz.nn.training.distributed_dataset`.
+    See :func:`lensviz.nn.distribution.distributed_dataset`.
 """
 
 from __future__ import annotations
@@ -30,10 +30,18 @@ from lensviz import constants
 from lensviz.augment import N_SYMMETRIES
 from lensviz.data import hdf5_length, read_hdf5
 from lensviz.depth import training_weight
+from lensviz.features import FEATURES, unet_features
 from lensviz.nn.inference import add_ks93_channel
 from lensviz.simulate import simulate_sample
+from lensviz.training_data import iter_training_set, training_set_length
 
-__all__ = ["apply_symmetry_tf", "random_symmetry_tf", "simulated_dataset", "hdf5_dataset"]
+__all__ = [
+    "apply_symmetry_tf",
+    "random_symmetry_tf",
+    "simulated_dataset",
+    "hdf5_dataset",
+    "training_set_dataset",
+]
 
 
 def _check_shard(shard) -> tuple[int, int]:
@@ -94,54 +102,74 @@ def random_symmetry_tf(epsilon, kappa, seed=None):
 # === Datasets ===
 
 
-def _sample_weight(eps):
-    """:func:`lensviz.depth.training_weight` of one sample's noise, in TensorFlow."""
+def _noise_var(eps):
+    """:func:`lensviz.depth.pixel_noise_var` of one sample, in TensorFlow."""
     de = eps[..., 2]
     filled = tf.cast(de < constants.EMPTY_PIXEL_SIGMA, tf.float32)
-    var = tf.reduce_sum(filled * de * de) / tf.maximum(tf.reduce_sum(filled), 1.0)
-    return training_weight(var)
+    return tf.reduce_sum(filled * de * de) / tf.maximum(tf.reduce_sum(filled), 1.0)
+
+
+def _inputs_transform(with_ks93: bool, ks93_fraction: float, field_features: bool, seed: int):
+    """The map ``(key, ε, κ, noise) -> (key, model input, κ, noise)`` of a model's inputs.
+
+    ``with_ks93``: the KS93 channel appended, zeroed on a random ``1 − ks93_fraction``
+    of the samples; ``field_features``: :func:`lensviz.features.unet_features` of each
+    sample as its own field (a 128² tile at the challenge's 0.5′ pixels); else None.
+    """
+    if with_ks93:
+
+        def _np(key, eps):
+            x = add_ks93_channel(eps)
+            if np.random.default_rng([int(key), seed, 7]).random() >= ks93_fraction:
+                x[..., 3] = 0.0
+            return x
+
+        channels = 4
+    elif field_features:
+
+        def _np(key, eps):
+            return unet_features(eps)
+
+        channels = len(FEATURES)
+    else:
+        return None
+
+    def _map(key, eps, kappa, noise):
+        x = tf.numpy_function(_np, [key, eps], tf.float32)
+        x.set_shape([*eps.shape[:-1], channels])
+        return key, x, kappa, noise
+
+    return _map
 
 
 def _finish(
     ds,
     batch_size: int,
     augment: bool,
-    with_ks93: bool,
-    ks93_fraction: float,
     seed: int,
     drop_remainder: bool = True,
     depth_weighting: bool = False,
+    transform=None,
 ):
-    # Each element carries an integer key (its seed or index) so that augmentation and
-    # the KS93 mask are deterministic per sample, whatever the parallel order.
+    # Elements are (key, x, κ, noise variance); each carries an integer key (its seed or
+    # index) so that augmentation and the KS93 mask are deterministic per sample,
+    # whatever the parallel order.
+    if transform is not None:
+        ds = ds.map(transform, num_parallel_calls=tf.data.AUTOTUNE)
     if augment:
 
-        def _aug(key, eps, kappa):
+        def _aug(key, x, kappa, noise):
             g = tf.random.stateless_uniform(
                 [], tf.stack([key, tf.cast(seed, tf.int64)]), 0, 8, dtype=tf.int32
             )
-            eps, kappa = apply_symmetry_tf(eps, kappa, g)
-            return key, eps, kappa
+            x, kappa = apply_symmetry_tf(x, kappa, g)
+            return key, x, kappa, noise
 
         ds = ds.map(_aug, num_parallel_calls=tf.data.AUTOTUNE)
-    if with_ks93:
-
-        def _ks(key, eps):
-            x = add_ks93_channel(eps)
-            if np.random.default_rng([int(key), seed, 7]).random() >= ks93_fraction:
-                x[..., 3] = 0.0
-            return x
-
-        def _add(key, eps, kappa):
-            x = tf.numpy_function(_ks, [key, eps], tf.float32)
-            x.set_shape([*eps.shape[:-1], 4])
-            return key, x, kappa
-
-        ds = ds.map(_add, num_parallel_calls=tf.data.AUTOTUNE)
     if depth_weighting:
-        ds = ds.map(lambda key, eps, kappa: (eps, kappa, _sample_weight(eps)))
+        ds = ds.map(lambda key, x, kappa, noise: (x, kappa, training_weight(noise)))
     else:
-        ds = ds.map(lambda key, eps, kappa: (eps, kappa))
+        ds = ds.map(lambda key, x, kappa, noise: (x, kappa))
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
 
@@ -157,6 +185,7 @@ def simulated_dataset(
     npix: int = constants.NPIX,
     depth_weighting: bool = False,
     shard: tuple[int, int] = (1, 0),
+    field_features: bool = False,
 ):
     """A ``tf.data.Dataset`` of simulated ``(ε, κ)`` batches generated on the fly.
 
@@ -172,11 +201,14 @@ def simulated_dataset(
     sim_config : lensviz.simulate.SimulationConfig or None
     shard : (int, int), optional
         ``(n, i)``: only the seeds ``seed_start + i + k n`` (see the module docstring).
+    field_features : bool
+        Batches of :func:`lensviz.features.unet_features` instead of ε, each sample its
+        own field (a field-aware UNet fine-tuned on simulated tiles).
 
     Returns
     -------
     tf.data.Dataset
-        Batches ``(ε (B, npix, npix, C), κ (B, npix, npix))`` float32.
+        Batches ``(x (B, npix, npix, C), κ (B, npix, npix))`` float32.
     """
     stop = seed_start + n_samples if n_samples is not None else np.iinfo(np.int64).max
     n_shards, index = _check_shard(shard)
@@ -190,18 +222,17 @@ def simulated_dataset(
         eps, kappa = tf.numpy_function(_sim, [key], (tf.float32, tf.float32))
         eps.set_shape([npix, npix, 3])
         kappa.set_shape([npix, npix])
-        return key, eps, kappa
+        return key, eps, kappa, _noise_var(eps)
 
     ds = keys.map(_map, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = _finish(
         ds,
         batch_size,
         augment,
-        with_ks93,
-        ks93_fraction,
         seed,
         drop_remainder=n_samples is None,
         depth_weighting=depth_weighting,
+        transform=_inputs_transform(with_ks93, ks93_fraction, field_features, seed),
     )
     return _sharded_by_source(ds) if n_shards > 1 else ds
 
@@ -220,6 +251,7 @@ def hdf5_dataset(
     stop: int | None = None,
     depth_weighting: bool = False,
     shard: tuple[int, int] = (1, 0),
+    field_features: bool = False,
 ):
     """Stream ``(ε, κ)`` batches from an HDF5 file written by :mod:`lensviz.data`.
 
@@ -227,7 +259,9 @@ def hdf5_dataset(
     slices), never whole. With ``shuffle`` the chunk order and the samples inside each
     chunk are permuted anew every pass. With ``shard=(n, i)`` only chunks ``i``,
     ``i + n``, ... are read (chunks are made smaller if need be, so that every shard
-    has one).
+    has one). ``field_features``: batches of :func:`lensviz.features.unet_features` of
+    each sample as its own field, instead of ε. For a training set of field-aware
+    tiles (features of whole fields) use :func:`training_set_dataset`.
     """
     n_shards, index = _check_shard(shard)
     n_total = hdf5_length(path)
@@ -260,14 +294,69 @@ def hdf5_dataset(
         tf.TensorSpec([npix, npix], tf.float32),
     )
     ds = tf.data.Dataset.from_generator(gen, output_signature=sig)
+    ds = ds.map(lambda key, eps, kappa: (key, eps, kappa, _noise_var(eps)))
     ds = _finish(
         ds,
         batch_size,
         augment,
-        with_ks93,
-        ks93_fraction,
         seed,
         drop_remainder=repeat,
         depth_weighting=depth_weighting,
+        transform=_inputs_transform(with_ks93, ks93_fraction, field_features, seed),
+    )
+    return _sharded_by_source(ds) if n_shards > 1 else ds
+
+
+def training_set_dataset(
+    path: str | os.PathLike,
+    batch_size: int = 8,
+    shuffle: bool = True,
+    augment: bool = True,
+    repeat: bool = True,
+    chunk_size: int = 64,
+    seed: int = 0,
+    stop: int | None = None,
+    depth_weighting: bool = False,
+    shard: tuple[int, int] = (1, 0),
+):
+    """Stream ``(features, κ)`` batches of a field-aware training set.
+
+    The file is one of :func:`lensviz.training_data.write_training_set`: each sample's
+    features were computed on its whole field, so they are used as stored. Every pass
+    reads the samples (or the shard ``i, i + n, …`` of them) in a new random order,
+    ``chunk_size`` at a time (:func:`lensviz.training_data.iter_training_set`).
+
+    Returns
+    -------
+    tf.data.Dataset
+        Batches ``(features (B, 128, 128, 5), κ (B, 128, 128)[, weight (B,)])`` float32.
+    """
+    n_shards, index = _check_shard(shard)
+    n_total = training_set_length(path)
+    stop = n_total if stop is None else min(stop, n_total)
+    if stop < 1:
+        raise ValueError(f"{path}: no samples to train on")
+    mine = np.arange(stop)[index::n_shards]
+
+    def gen():
+        rng = np.random.default_rng(seed)
+        while True:
+            order = rng.permutation(mine) if shuffle else mine
+            for x, k, v in iter_training_set(path, order, chunk_size):
+                for j in range(len(x)):  # a fresh key per sample and pass: its symmetry
+                    yield np.int64(rng.integers(2**62)), x[j], k[j], np.float32(v[j])
+            if not repeat:
+                return
+
+    t, c = constants.NPIX, len(FEATURES)
+    sig = (
+        tf.TensorSpec([], tf.int64),
+        tf.TensorSpec([t, t, c], tf.float32),
+        tf.TensorSpec([t, t], tf.float32),
+        tf.TensorSpec([], tf.float32),
+    )
+    ds = tf.data.Dataset.from_generator(gen, output_signature=sig)
+    ds = _finish(
+        ds, batch_size, augment, seed, drop_remainder=repeat, depth_weighting=depth_weighting
     )
     return _sharded_by_source(ds) if n_shards > 1 else ds

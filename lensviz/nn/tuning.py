@@ -21,10 +21,10 @@ import keras
 import numpy as np
 
 from lensviz import constants
+from lensviz.nn.callbacks import ValidationMetrics
 from lensviz.nn.losses import MultiFocalLoss
 from lensviz.nn.pipelines import simulated_dataset
 from lensviz.nn.presets import resolve_config
-from lensviz.nn.training import ValidationMetrics
 from lensviz.nn.unet import UNetConfig, build_unet
 
 __all__ = ["OBJECTIVE", "TUNING_SEED_START", "tuning_score", "ScoredValidation", "tuner_hypermodel"]
@@ -49,10 +49,10 @@ def tuning_score(logs: Mapping[str, float], reference: Mapping[str, float]) -> f
     Parameters
     ----------
     logs : mapping
-        Epoch logs of :class:`lensviz.nn.training.ValidationMetrics` (``val_dicee``,
+        Epoch logs of :class:`lensviz.nn.callbacks.ValidationMetrics` (``val_dicee``,
         ``val_dpeaks``, ``val_wmape_median``).
     reference : mapping
-        :func:`lensviz.nn.training.summarize_metrics` of smoothed KS93 on the same maps
+        :func:`lensviz.nn.callbacks.summarize_metrics` of smoothed KS93 on the same maps
         (``dicee``, ``dpeaks``, ``wmape_median``).
 
     Examples
@@ -73,7 +73,7 @@ def tuning_score(logs: Mapping[str, float], reference: Mapping[str, float]) -> f
 
 
 class ScoredValidation(ValidationMetrics):
-    """:class:`~lensviz.nn.training.ValidationMetrics` (MSE loss) that also logs :data:`OBJECTIVE`.
+    """:class:`~lensviz.nn.callbacks.ValidationMetrics` (MSE loss) that also logs :data:`OBJECTIVE`.
 
     Parameters
     ----------

@@ -2,7 +2,8 @@
 
 Architecture (report §2.1; docs/reference.md §9)
     ``(npix, npix, C)`` ε cube, ``C = 3`` channels ``(e1, e2, Δε)`` or ``C = 4`` with the
-    KS93 map appended (:func:`lensviz.nn.inference.add_ks93_channel`)
+    KS93 map appended (:func:`lensviz.nn.inference.add_ks93_channel`), or ``C = 5``
+    field features (:func:`lensviz.features.unet_features`, ``field_features``)
     → :class:`lensviz.nn.layers.ReflectionPadding2D` of ``pad`` px per side
     → ``depth`` encoder blocks: Conv2D(kernel, stride 2, ``same``, no bias), BatchNorm on
     all but the first, LeakyReLU; filters ``base · 2^i`` capped at ``max_filters``
@@ -11,6 +12,11 @@ Architecture (report §2.1; docs/reference.md §9)
     output of the same resolution; filters mirror the encoder (bottleneck excluded)
     → final Conv2DTranspose to 1 channel (stride 2, bias, ``tanh``)
     → Cropping2D of ``pad`` px per side → Reshape to ``(npix, npix)``.
+
+    With ``field_features`` the final Conv2DTranspose has 2 linear channels, a correction
+    and a gate, and the output is ``sigmoid(gate)·κ_E + tanh(correction)``
+    (:class:`lensviz.nn.layers.GatedResidual`, layer ``kappa``), κ_E being the whole
+    field's KS93 map among the input features.
 
 The channel axis of the output is squeezed so that a prediction has the shape of a κ
 map, ``(N, npix, npix)``, as the losses of :mod:`lensviz.nn.losses` expect. Weights start
@@ -36,10 +42,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import keras
+import numpy as np
 
 from lensviz import constants
+from lensviz.features import FEATURES, KAPPA_E_CHANNEL
+from lensviz.nn.features import FEATURES as NOISE_AWARE_FEATURES
 from lensviz.nn.features import LensingFeatures
-from lensviz.nn.layers import AlwaysDropout, ReflectionPadding2D, check_int
+from lensviz.nn.layers import AlwaysDropout, GatedResidual, ReflectionPadding2D, check_int
 
 __all__ = [
     "UNetConfig",
@@ -49,6 +58,7 @@ __all__ = [
     "count_params",
     "trainable_layers",
     "set_trainable",
+    "warm_start",
 ]
 
 #: Name of the final Conv2DTranspose: the only trainable layer in ``set_trainable("last")``.
@@ -97,6 +107,12 @@ class UNetConfig:
         the raw ``(e1, e2, Δε)`` cube and reads the per-pixel noise and the mask from Δε,
         with the KS93 E and B modes computed inside the model. One set of weights then
         serves every survey depth. Excludes ``with_ks93``.
+    field_features : bool
+        The model takes the 5 features of :func:`lensviz.features.unet_features`,
+        computed on the whole field before it is cut into tiles (E-mode shear, weight,
+        the field's KS93 κ_E, the pixel scale), and its output is a gated share of κ_E
+        plus a correction (:class:`lensviz.nn.layers.GatedResidual`). Excludes
+        ``with_ks93`` and ``noise_aware``.
     npix : int
         Side of the (square) input and output maps, pixels.
     output_activation : str
@@ -121,6 +137,7 @@ class UNetConfig:
     second_kernel_size: int = 9
     with_ks93: bool = False
     noise_aware: bool = False
+    field_features: bool = False
     npix: int = constants.NPIX
     output_activation: str = "tanh"
     leaky_slope: float = 0.2
@@ -155,13 +172,18 @@ class UNetConfig:
             )
         if not (isinstance(self.dropout_rate, (int, float)) and 0 <= self.dropout_rate < 1):
             raise ValueError(f"dropout_rate must be in [0, 1), got {self.dropout_rate!r}")
-        for flag in ("two_kernel", "with_ks93", "noise_aware"):
+        for flag in ("two_kernel", "with_ks93", "noise_aware", "field_features"):
             if not isinstance(getattr(self, flag), bool):
                 raise ValueError(f"{flag} must be a bool, got {getattr(self, flag)!r}")
         if self.with_ks93 and self.noise_aware:
             raise ValueError(
                 "with_ks93 and noise_aware exclude each other: a noise-aware "
                 "model computes its KS93 channels itself"
+            )
+        if self.field_features and (self.with_ks93 or self.noise_aware):
+            raise ValueError(
+                "field_features excludes with_ks93 and noise_aware: its inputs are the "
+                "field features of lensviz.features"
             )
         if not isinstance(self.output_activation, str):
             raise ValueError(
@@ -178,7 +200,9 @@ class UNetConfig:
 
     @property
     def in_channels(self) -> int:
-        """3 ``(e1, e2, Δε)``, or 4 with the KS93 channel."""
+        """3 ``(e1, e2, Δε)``, 4 with the KS93 channel, 5 field features."""
+        if self.field_features:
+            return len(FEATURES)
         return 4 if self.with_ks93 else 3
 
     @property
@@ -322,16 +346,19 @@ class UNet(keras.Model):
             block["skip"] = keras.layers.Concatenate(name=f"dec{i}_skip")
             dec.append(block)
         last = keras.layers.Conv2DTranspose(
-            1,
+            2 if c.field_features else 1,
             c.kernel_size,
             strides=2,
             padding="same",
-            activation=c.output_activation,
+            activation=None if c.field_features else c.output_activation,
             kernel_initializer=_init(),
             name=LAST_LAYER,
         )
         crop = keras.layers.Cropping2D(c.pad, name="crop")
-        squeeze = keras.layers.Reshape((c.npix, c.npix), name="kappa")
+        if c.field_features:
+            head = GatedResidual(KAPPA_E_CHANNEL, name="kappa")
+        else:
+            squeeze = keras.layers.Reshape((c.npix, c.npix), name="kappa")
 
         features = LensingFeatures(name="features") if c.noise_aware else None
 
@@ -353,7 +380,10 @@ class UNet(keras.Model):
             if "drop" in block:
                 x = block["drop"](x)
             x = block["skip"]([block["act"](x), skip])
-        outputs = squeeze(crop(last(x)))
+        if c.field_features:
+            outputs = head([crop(last(x)), inputs])
+        else:
+            outputs = squeeze(crop(last(x)))
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
         # === Config ===
@@ -463,3 +493,104 @@ def set_trainable(model: keras.Model, which: str) -> list[str]:
     for layer in model.layers:
         layer.trainable = layer.name in keep
     return sorted(keep)
+
+
+# === Warm starts ===
+
+#: Bias of a new gate channel (:class:`lensviz.nn.layers.GatedResidual`) grown by
+#: :func:`warm_start`: sigmoid(−6) = 0.0025, a closed gate, so that the grown model
+#: starts as the model it grew from.
+_CLOSED_GATE_BIAS = -6.0
+#: Feature channels of a noise-aware UNet (:data:`lensviz.nn.features.FEATURES`) that
+#: carry the same role in a field-aware one (:data:`lensviz.features.FEATURES`).
+_GROWN_CHANNELS = {"e1": "e1_E", "e2": "e2_E", "weight": "weight", "kappa_E": "kappa_E"}
+
+
+def _input_names(config: UNetConfig) -> tuple[str, ...]:
+    if config.field_features:
+        return FEATURES
+    if config.noise_aware:
+        return NOISE_AWARE_FEATURES
+    return ("e1", "e2", "delta_e", "kappa_ks93")[: config.in_channels]
+
+
+def warm_start(target: UNet, source: UNet) -> list[str]:
+    """Start ``target`` from the trained weights of ``source``; returns what was grown.
+
+    Layers are matched by name (:class:`UNet`'s stable names). Weights of equal shape
+    are copied, so a model of the same configuration becomes an exact copy (a run
+    continued). A noise-aware UNet grows into a field-aware one of the same size:
+
+    * the first convolution's kernels are copied channel by channel where the roles
+      match (``e1 → e1_E``, ``e2 → e2_E``, ``weight``, ``kappa_E``; κ_B, which a
+      field-aware model no longer reads, is dropped); a new channel (``log_scale``)
+      starts at zero, so it changes nothing until trained;
+    * the last layer's single output becomes the correction channel, and the new gate
+      channel starts closed (zero kernel, bias −6: sigmoid = 0.0025).
+
+    The grown model therefore starts as ``source`` did, up to 0.25 % of κ_E.
+
+    Parameters
+    ----------
+    target, source : UNet
+
+    Returns
+    -------
+    list of str
+        Names of the layers whose weights were grown rather than copied.
+
+    Raises
+    ------
+    ValueError
+        If a layer of ``target`` is missing from ``source``, or has weights that can be
+        neither copied nor grown.
+    """
+    grown = []
+    src_layers = {layer.name: layer for layer in source.layers if layer.weights}
+    src_names = _input_names(source.unet_config)
+    dst_names = _input_names(target.unet_config)
+    for layer in target.layers:
+        if not layer.weights:
+            continue
+        if layer.name not in src_layers:
+            raise ValueError(f"warm start: {source.name!r} has no layer {layer.name!r}")
+        old = src_layers[layer.name].get_weights()
+        new = layer.get_weights()
+        if [w.shape for w in old] == [w.shape for w in new] and (
+            layer.name != "enc1_conv" or src_names == dst_names
+        ):
+            layer.set_weights(old)
+            continue
+        grows_inputs = (
+            layer.name == "enc1_conv"
+            and len(old) == len(new) == 1
+            and old[0].shape[:2] + old[0].shape[3:] == new[0].shape[:2] + new[0].shape[3:]
+        )
+        grows_gate = (
+            layer.name == LAST_LAYER
+            and len(old) == len(new) == 2
+            and (old[0].shape[2], new[0].shape[2]) == (1, 2)
+            and old[0].shape[:2] + old[0].shape[3:] == new[0].shape[:2] + new[0].shape[3:]
+        )
+        if grows_inputs:
+            kernel = np.zeros_like(new[0])
+            for i, name in enumerate(dst_names):
+                role = {v: k for k, v in _GROWN_CHANNELS.items()}.get(name, name)
+                if role in src_names:
+                    kernel[:, :, i, :] = old[0][:, :, src_names.index(role), :]
+                elif name in src_names:
+                    kernel[:, :, i, :] = old[0][:, :, src_names.index(name), :]
+            layer.set_weights([kernel])
+        elif grows_gate:
+            kernel, bias = np.zeros_like(new[0]), np.zeros_like(new[1])
+            kernel[:, :, :1, :], bias[:1] = old[0], old[1]
+            bias[1] = _CLOSED_GATE_BIAS
+            layer.set_weights([kernel, bias])
+        else:
+            raise ValueError(
+                f"warm start: layer {layer.name!r} has weights "
+                f"{[w.shape for w in new]} in {target.name!r} but {[w.shape for w in old]} "
+                f"in {source.name!r}; only the first and last layers can grow"
+            )
+        grown.append(layer.name)
+    return grown

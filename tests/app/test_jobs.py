@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import streamlit as st
 
+from lensviz.nn.callbacks import TrainingCancelled
+from lensviz.nn.finetuning import FinetuneConfig
 from lensviz.nn.inference import save_model
-from lensviz.nn.training import FinetuneConfig, TrainingCancelled
 from lensviz.nn.unet import build_unet
 from tests.app.apptools import TINY
 from ui import jobs

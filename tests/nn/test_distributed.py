@@ -12,19 +12,18 @@ import pytest
 import tensorflow as tf
 
 from lensviz import data
-from lensviz.nn.inference import load_model, predict_kappa
-from lensviz.nn.pipelines import hdf5_dataset, simulated_dataset
-from lensviz.nn.training import (
+from lensviz.nn.callbacks import ProgressCallback
+from lensviz.nn.distribution import (
     BACKUP_DIR,
-    ProgressCallback,
-    TrainConfig,
     backup_epoch,
     cluster_config,
     distributed_dataset,
     distribution_strategy,
     is_chief,
-    train,
 )
+from lensviz.nn.inference import load_model, predict_kappa
+from lensviz.nn.pipelines import hdf5_dataset, simulated_dataset
+from lensviz.nn.training import TrainConfig, train
 from lensviz.simulate import simulate_batch
 
 ROOT = Path(__file__).resolve().parents[2]

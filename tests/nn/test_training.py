@@ -10,16 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lensviz.nn.callbacks import TrainingCancelled
+from lensviz.nn.finetuning import FinetuneConfig, combined_term_scales, finetune
 from lensviz.nn.inference import load_model, predict_kappa
-from lensviz.nn.training import (
-    FinetuneConfig,
-    TrainConfig,
-    TrainingCancelled,
-    combined_term_scales,
-    finetune,
-    make_loss,
-    train,
-)
+from lensviz.nn.losses import make_loss
+from lensviz.nn.training import TrainConfig, train
 from lensviz.simulate import simulate_batch
 
 ROOT = Path(__file__).resolve().parents[2]
