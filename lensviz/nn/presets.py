@@ -19,11 +19,15 @@ __all__ = ["PRESETS", "resolve_config"]
 #:     (128 → 256 px); 30,621,761 parameters.
 #: ``lite``
 #:     The same design for CPU training: 16 → 128 filters, 6 blocks and 32 px of
-#:     reflection padding (128 → 192 px, a 3×3 bottleneck); 1,031,697 parameters
-#:     (4.1 MB of float32 weights). A training step at batch 8 on 2 CPU cores
-#:     (``train_on_batch``, Adam, MSE; 30 interleaved steps after 3 warm-up ones) took
-#:     66 ms (10th percentile) / 111 ms (median), against 115 / 201 ms for depth 8 and
-#:     pad 64 (1,918,481 parameters): the padded area, not the width, sets the cost.
+#:     reflection padding (128 → 192 px, a 3×3 bottleneck), field-aware (it reads the
+#:     features of the whole field, :mod:`lensviz.features`, and adds a gated share of
+#:     the field's KS93 map to its correction); 1,032,274 parameters (4.1 MB of float32
+#:     weights). A training step at batch 8 on 2 CPU cores (``train_on_batch``, Adam,
+#:     MSE; 30 interleaved steps after 3 warm-up ones) took 66 ms (10th percentile) /
+#:     111 ms (median), against 115 / 201 ms for depth 8 and pad 64: the padded area, not
+#:     the width, sets the cost. The model shipped before (v2) was the same network
+#:     with noise-aware inputs computed inside the model on each tile
+#:     (``noise_aware=True``); its files still load.
 #: ``unet2k``
 #:     ``paper`` with parallel 3×3 (f//2 filters) and 9×9 (f − f//2) convolutions in every
 #:     encoder block; 74,570,561 parameters, most of them in the 9×9 kernels of the
@@ -46,7 +50,7 @@ PRESETS: dict[str, UNetConfig] = {
         pad=32,
         n_decoder_dropout=3,
         dropout_rate=0.5,
-        noise_aware=True,
+        field_features=True,
     ),
     "unet2k": UNetConfig(
         base_filters=64,

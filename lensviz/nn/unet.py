@@ -270,9 +270,10 @@ class UNet(keras.Model):
     --------
     >>> import numpy as np
     >>> from lensviz.nn.presets import PRESETS
+    >>> from lensviz.features import unet_features
     >>> model = UNet(PRESETS["lite"])
-    >>> eps = np.zeros((2, 128, 128, 3), np.float32)
-    >>> model(eps, training=False).shape      # κ maps, (N, 128, 128)
+    >>> x = unet_features(np.zeros((2, 128, 128, 3), np.float32))  # (N, 128, 128, 5)
+    >>> model(x, training=False).shape      # κ maps, (N, 128, 128)
     TensorShape([2, 128, 128])
     """
 

@@ -27,7 +27,7 @@ TINY = UNetConfig(
 # Exact parameter counts (trainable + BatchNorm moving statistics), kernel 3.
 PAPER_PARAMS = 30_621_761
 # noise-aware: LensingFeatures feeds 5 channels, not 3, to the first 3×3 conv of 16 filters
-LITE_PARAMS = 1_031_697 + 2 * 3 * 3 * 16
+LITE_PARAMS = 1_032_274  # the noise-aware v2 (1,031,985) + the gate channel of the last layer
 UNET2K_PARAMS = 74_570_561
 
 
@@ -62,7 +62,7 @@ def test_lite_preset_shape_and_size():
     model = build_unet(PRESETS["lite"])
     assert model.count_params() == LITE_PARAMS
     assert LITE_PARAMS * 4 < 10e6  # float32 weights under 10 MB
-    out = model(np.zeros((2, 128, 128, 3), np.float32), training=False)
+    out = model(np.zeros((2, 128, 128, 5), np.float32), training=False)  # field features
     assert out.shape == (2, 128, 128)
 
 
