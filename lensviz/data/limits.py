@@ -30,6 +30,12 @@ compress by more than :data:`MAX_COMPRESSION_RATIO`: ε and κ maps compress 1.2
 (float16 challenge data about 2×), a field of zeros about 1000×. The check uses the
 sizes the zip directory and the HDF5 storage declare, so nothing is decompressed.
 
+Model files
+-----------
+A ``.keras`` model is read by Keras into memory: its weights member may declare at most
+:data:`MAX_MODEL_BYTES` (and so may the datasets inside it), its JSON members
+:data:`MAX_MODEL_CONFIG_BYTES` each (:mod:`lensviz.data.archive`).
+
 Field sizes
 -----------
 A map may have any size ``ny × nx`` with :data:`MIN_FIELD_PX` ≤ ny, nx ≤
@@ -75,6 +81,8 @@ __all__ = [
     "MAX_HDF5_LINKS",
     "MAX_HDF5_DEPTH",
     "MAX_FITS_HDUS",
+    "MAX_MODEL_BYTES",
+    "MAX_MODEL_CONFIG_BYTES",
     "MAX_FITS_HEADER_BYTES",
     "MAX_NAME_CHARS",
     "MAX_ATTR_CHARS",
@@ -118,6 +126,10 @@ MAX_HDF5_DEPTH = 8  # nesting of groups
 # --- FITS ---
 MAX_FITS_HDUS = 16  # HDUs scanned in one file (lensviz writes at most 6)
 MAX_FITS_HEADER_BYTES = 100 * 2880  # one header: 100 blocks, 3,600 cards
+
+# --- .keras model files (lensviz.data.archive) ---
+MAX_MODEL_BYTES = 512 * _MiB  # the weights member, and what its datasets declare (lite: 4 MB)
+MAX_MODEL_CONFIG_BYTES = 1 * _MiB  # config.json and metadata.json, each (lite: 0.7 kB)
 
 # --- Field sizes: a map is ny × nx pixels with MIN_FIELD_PX ≤ ny, nx ≤ MAX_FIELD_PX ---
 MIN_FIELD_PX = 64  # smaller maps hold too few modes for KS93 (and half a UNet tile)
