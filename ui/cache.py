@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import hashlib
 import os
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import streamlit as st
 from astropy.io import fits
 
 from lensviz import constants, cosmos, data, loss_weights, metrics, nulltests
+from lensviz.data.archive import check_keras_archive
 from lensviz.data.fits import wcs_cards
 from lensviz.depth import depth_label, ks93_sigma
 from lensviz.evaluation import (
@@ -212,7 +212,7 @@ def uploaded_dataset(files: tuple[tuple[str, bytes], ...]) -> Dataset:
     ValueError, TypeError
         Naming the file and what was expected.
     """
-    digest = hashlib.sha1(b"".join(b for _, b in files)).hexdigest()[:12]
+    digest = data.upload_key(files)  # names, suffixes and bytes
     eps, kappa, names, header = _upload(digest, tuple(files))
     label = " + ".join(n for n, _ in files)
     return Dataset(f"upload: {label}", f"upload:{digest}", eps, kappa, names, header=header)
@@ -296,7 +296,7 @@ def observed_dataset(
         A bad file (naming it and what was expected) or a bad setting.
     """
     files = (kappa_file, *(() if mask_file is None else (mask_file,)))
-    digest = hashlib.sha1(b"".join(b for _, b in files)).hexdigest()[:12]
+    digest = data.upload_key(files)  # names, suffixes and bytes
     settings = (float(n_gal), float(sigma_e), float(pixel_arcmin), int(seed))
     key = f"observed:{digest}:" + ":".join(f"{v:g}" for v in settings)
     eps, kappa, header = _observed(key, kappa_file, mask_file, settings)
@@ -323,6 +323,16 @@ def _is_temporary(path: Path) -> bool:
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
+def _refused_archive(path: str, mtime: float) -> str | None:
+    """Why :func:`lensviz.data.archive.check_keras_archive` refuses a model file, or None."""
+    try:
+        check_keras_archive(path)
+    except (ValueError, OSError) as exc:
+        return str(exc)
+    return None
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
 def _non_finite_weights(path: str, mtime: float) -> str | None:
     """See :func:`ui.jobs.first_non_finite_weight`; an unreadable file is left to the
     Keras loader, which names the problem when the model is used."""
@@ -341,7 +351,7 @@ def model_files() -> tuple[dict[str, str], dict[str, str]]:
         Display name → path: the shipped weights first, then fine-tuned ones (newest
         first). Temporary files of interrupted writes are never listed.
     ignored : dict
-        File name → why it is not offered (non-finite weights).
+        File name → why it is not offered (a refused archive, non-finite weights).
     """
     models, ignored = {}, {}
     found = [(p, "shipped") for p in sorted(SHIPPED_WEIGHTS_DIR.glob("*.keras"))]
@@ -350,6 +360,10 @@ def model_files() -> tuple[dict[str, str], dict[str, str]]:
         found += [(p, "fine-tuned") for p in sorted(user, key=lambda p: -p.stat().st_mtime)]
     for p, kind in found:
         if _is_temporary(p) or not p.is_file():
+            continue
+        refused = _refused_archive(str(p), p.stat().st_mtime)
+        if refused is not None:
+            ignored[p.name] = refused
             continue
         bad = _non_finite_weights(str(p), p.stat().st_mtime)
         if bad is not None:
