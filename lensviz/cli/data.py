@@ -47,7 +47,7 @@ from lensviz.cli import _check_output, _progress
 from lensviz.cli.fields import field_spec
 from lensviz.data import HDF5_SUFFIXES, ChallengeDirWriter, HDF5Writer
 from lensviz.data.errors import LimitError
-from lensviz.data.limits import MAX_READ_BYTES
+from lensviz.data.limits import MAX_READ_BYTES, check_simulation
 from lensviz.evaluation import convention_scores
 from lensviz.simulate import (
     DepthMix,
@@ -174,7 +174,9 @@ def iter_data(
     sim = _parse_sim(spec)
     if sim is not None:
         total = sim.n if n is None else min(sim.n, n)
-        return total, _iter_simulated(total, sim.seed, batch, *sim.setup())
+        config, mix = sim.setup()
+        check_simulation(min(batch, total), config.npix, config.canvas_px, READ_AHEAD + 2, spec)
+        return total, _iter_simulated(total, sim.seed, batch, config, mix)
     field = field_spec(spec)  # cosmos, fits:G1,G2,...: one whole field
     if field is not None:
         return 1, iter([field])
@@ -307,9 +309,10 @@ def cmd_convert(args: argparse.Namespace) -> int:
     _check_output(out, args.overwrite)
     total, batches = iter_data(args.src, args.batch)
     compression = None if args.compression == "none" else args.compression
-    writer = HDF5Writer(
-        out, overwrite=args.overwrite, compression=compression, attrs={"source": str(args.src)}
-    )
+    attrs = {"source": str(args.src)}
+    if Path(args.src).exists() and data.dataset_grid(args.src).known:  # keep a stated scale
+        attrs["pixel_arcmin"] = data.dataset_grid(args.src).pixel_arcmin
+    writer = HDF5Writer(out, overwrite=args.overwrite, compression=compression, attrs=attrs)
     with read_ahead(batches) as batches, writer, _progress(total, "convert") as bar:
         for eps, kappa, names in batches:
             writer.append(eps, kappa, names)
@@ -362,6 +365,7 @@ def _simulation_attrs(
         "halo_kappa_min": config.halo_kappa_min,
         "masks": config.masks,
         "mask_max_fraction": config.mask_max_fraction,
+        "pixel_arcmin": config.pixel_arcmin,
     }
     if mix is None:
         attrs["n_gal"] = config.n_gal
@@ -381,6 +385,10 @@ def _simulation_attrs(
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Simulate samples into an HDF5 file or a challenge folder, atomically."""
     config, mix = _simulation_setup(args)
+    batch = min(args.batch, args.n)
+    check_simulation(
+        batch, config.npix, config.canvas_px, READ_AHEAD + 2, f"simulate --batch {batch}"
+    )
     out = Path(args.out)
     _check_output(out, args.overwrite)
     if out.suffix.lower() in HDF5_SUFFIXES:

@@ -29,6 +29,7 @@ from lensviz import constants, cosmos, data
 from lensviz._atomic import atomic_path
 from lensviz.cli import _check_output
 from lensviz.data import FITS_SUFFIXES, HDF5_SUFFIXES
+from lensviz.data.limits import check_observation
 from lensviz.depth import depth_label, effective_n_gal, masked_fraction
 from lensviz.simulate import observe_kappa
 
@@ -125,9 +126,17 @@ def _tiles(eps: np.ndarray, kappa: np.ndarray, stem: str):
     )
 
 
-def _write_npz(out: Path, eps: np.ndarray, kappa: np.ndarray, name: str) -> None:
+def _write_npz(
+    out: Path, eps: np.ndarray, kappa: np.ndarray, name: str, pixel_arcmin: float
+) -> None:
     with atomic_path(out, suffix=".npz") as tmp:
-        np.savez(tmp, epsilon=eps[None], kappa=kappa[None], names=np.array([name]))
+        np.savez(
+            tmp,
+            epsilon=eps[None],
+            kappa=kappa[None],
+            names=np.array([name]),
+            pixel_arcmin=pixel_arcmin,
+        )
 
 
 def cmd_observe(args: argparse.Namespace) -> int:
@@ -135,6 +144,7 @@ def cmd_observe(args: argparse.Namespace) -> int:
     out = Path(args.out)
     _check_output(out, args.overwrite)
     kappa, header = data.read_kappa_map(args.kappa)
+    check_observation(kappa.shape, source=str(args.kappa))  # before any work starts
     mask = None if args.mask is None else data.read_mask(args.mask, kappa.shape)
     rng = np.random.default_rng(args.seed)
     eps = observe_kappa(kappa, rng, args.n_gal, args.sigma_e, args.pixel_arcmin, mask)
@@ -155,10 +165,18 @@ def cmd_observe(args: argparse.Namespace) -> int:
             "PIXSCALE": (args.pixel_arcmin, "arcmin per pixel"),
             "SEED": args.seed,
         }
-        data.write_field_fits(out, eps, kappa, header, overwrite=args.overwrite, attrs=cards)
+        data.write_field_fits(
+            out,
+            eps,
+            kappa,
+            header,
+            overwrite=args.overwrite,
+            attrs=cards,
+            pixel_arcmin=args.pixel_arcmin,
+        )
         what = f"one {kappa.shape[0]} × {kappa.shape[1]} field"
     elif suffix == ".npz":
-        _write_npz(out, eps, kappa, stem)
+        _write_npz(out, eps, kappa, stem, args.pixel_arcmin)
         what = f"one {kappa.shape[0]} × {kappa.shape[1]} field"
     elif suffix in HDF5_SUFFIXES:
         data.write_hdf5(out, eps[None], kappa[None], [stem], overwrite=args.overwrite, attrs=attrs)

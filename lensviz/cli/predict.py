@@ -97,14 +97,23 @@ def _predict_fits_field(args, out: Path, method: PredictMethod, attrs: dict) -> 
     if method.tally is not None:
         method.tally.add(field.eps[None])
     kappa = method.predictor(field.eps[None])[0]
+    grid = field.grid  # the WCS, when the input has a valid one, and the pixel scale
     data.write_kappa_fits(
-        out, kappa, field.header, field.mask, overwrite=args.overwrite, attrs=attrs
+        out,
+        kappa,
+        grid.header,
+        field.mask,
+        overwrite=args.overwrite,
+        attrs=attrs,
+        pixel_arcmin=grid.pixel_arcmin if grid.known else None,
     )
     _print_domain_warnings(method.tally)
     ny, nx = kappa.shape
     print(
         f"wrote {out}: the {ny} × {nx} κ map of {args.data} ({args.method}) in "
-        f"{time.perf_counter() - t0:.1f} s, with its WCS and a MASK extension "
+        f"{time.perf_counter() - t0:.1f} s, "
+        f"{'with its WCS' if grid.wcs is not None else 'without WCS (the input has none)'} "
+        "and a MASK extension "
         f"({int(field.mask.sum())} pixels without galaxies)"
     )
     return 0

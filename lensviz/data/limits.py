@@ -49,6 +49,33 @@ One uploaded file holds at most :data:`MAX_UPLOAD_BYTES`; a session uploads at m
 :data:`MAX_SESSION_UPLOADS` files and :data:`MAX_SESSION_UPLOAD_BYTES` in all
 (:func:`~lensviz.data.check_session_uploads`).
 
+Working memory
+--------------
+Simulating and observing allocate far more than their inputs, and every setting they
+take is checked, before any work starts, against :data:`MAX_WORK_BYTES` (1.5 GiB) by
+:func:`check_simulation` and :func:`check_observation`, which raise one
+:class:`~lensviz.data.errors.LimitError` saying what to change. The estimates
+(:func:`simulation_bytes`, :func:`observation_bytes`) are linear in the pixels, with
+coefficients above the peak resident memory measured in a child process
+(``resource.getrusage``) on the simulator of issue 21:
+
+=============================================  ===========  ===========
+computation                                    measured     estimate
+=============================================  ===========  ===========
+observe 512² (30 per arcmin², 0.5′)            87 MiB       128 MiB
+observe 1024² (30; or 10,000 at 1′: 147 MiB)   206 MiB      224 MiB
+observe 2048² (30 or 256 per arcmin²)          482 MiB      608 MiB
+simulate 1 × 128² (384² canvas)                19 MiB       126 MiB
+simulate 1 × 512² (768² canvas)                119 MiB      218 MiB
+simulate 1 × 1024² (1280² canvas)              313 MiB      440 MiB
+simulate 4 × 1024² (1280² canvas)              340 MiB      488 MiB
+=============================================  ===========  ===========
+
+The galaxy density and the pixel scale do not enter: the simulator lenses at most
+:data:`EXACT_GALAXIES_PER_PIXEL` galaxies a pixel one by one, in blocks, and draws the
+mean shape noise of denser pixels directly, so 10,000 galaxies per arcmin² cost no more
+than 30 (``tests/data/test_limits.py`` measures both and checks the estimates).
+
 Physical bounds of values
 -------------------------
 Ellipticities of single galaxies have ``|e| ≤ 1`` and the binned means lensviz reads
@@ -62,6 +89,8 @@ reaches a few in the cores; :data:`KAPPA_ABS_MAX` bounds truth and predictions.
 """
 
 from __future__ import annotations
+
+from lensviz.data.errors import LimitError
 
 __all__ = [
     "MAX_UPLOAD_BYTES",
@@ -93,6 +122,17 @@ __all__ = [
     "EPS_COMPONENT_MAX",
     "DELTA_EPS_MAX",
     "KAPPA_ABS_MAX",
+    "MAX_WORK_BYTES",
+    "SAMPLE_BYTES_PER_PIXEL",
+    "SIMULATION_BYTES_PER_CANVAS_PIXEL",
+    "OBSERVATION_BYTES_PER_PADDED_PIXEL",
+    "WORK_OVERHEAD_BYTES",
+    "EXACT_GALAXIES_PER_PIXEL",
+    "simulation_bytes",
+    "observation_bytes",
+    "check_work_bytes",
+    "check_simulation",
+    "check_observation",
 ]
 
 _MiB = 1024**2
@@ -147,3 +187,152 @@ MAX_ATTR_CHARS = 4096  # one string attribute of an HDF5 file (a source path, a 
 EPS_COMPONENT_MAX = 5.0  # |e1| and |e2| at most this
 DELTA_EPS_MAX = 10.0  # 0 ≤ Δε ≤ this (EMPTY_PIXEL_SIGMA = 1 marks an empty pixel)
 KAPPA_ABS_MAX = 100.0  # |κ| at most this
+
+# --- Working memory of one computation (see the module docstring) ---
+MAX_WORK_BYTES = 1536 * _MiB  # peak of one simulation batch or one observed map
+SAMPLE_BYTES_PER_PIXEL = 16  # ε (12) + κ (4) float32 of one simulated sample, a field pixel
+SIMULATION_BYTES_PER_CANVAS_PIXEL = 210  # one sample's work, a canvas pixel (measured ≤ 200)
+OBSERVATION_BYTES_PER_PADDED_PIXEL = 32  # observe_kappa, a padded pixel (measured ≤ 30)
+WORK_OVERHEAD_BYTES = 96 * _MiB  # what does not scale: galaxy blocks, FFT plans, tables
+EXACT_GALAXIES_PER_PIXEL = 64  # lensviz.simulate.EXACT_GALAXIES_MAX: galaxies lensed one by one
+
+
+# === Working memory of a computation: estimated before any work starts ===
+
+
+def _gib(nbytes: float) -> str:
+    return f"{nbytes / 2**30:.2f} GiB"
+
+
+def simulation_bytes(batch: int, npix: int, canvas_px: int, batches: int = 1) -> int:
+    """Peak memory [bytes] of simulating ``batch`` samples at a time (estimate, ≥ measured).
+
+    ``batches`` batches of outputs (ε and κ, float32: 16 bytes a field pixel) alive at
+    once, plus one sample's work on its canvas: :data:`SIMULATION_BYTES_PER_CANVAS_PIXEL`
+    a canvas pixel and :data:`WORK_OVERHEAD_BYTES` (see :func:`check_simulation`).
+
+    Examples
+    --------
+    >>> round(simulation_bytes(256, 128, 384, batches=4) / 2**20)  # the CLI's default
+    382
+    """
+    outputs = batches * batch * SAMPLE_BYTES_PER_PIXEL * npix * npix
+    return int(outputs + SIMULATION_BYTES_PER_CANVAS_PIXEL * canvas_px**2 + WORK_OVERHEAD_BYTES)
+
+
+def observation_bytes(shape: tuple[int, int], pad: int | None = None) -> int:
+    """Peak memory [bytes] of observing a κ map of ``shape`` (estimate, ≥ measured).
+
+    :func:`lensviz.simulate.observe_kappa` pads the map by ``pad`` per side (default half
+    the larger side) for its FFTs: :data:`OBSERVATION_BYTES_PER_PADDED_PIXEL` a padded
+    pixel, plus :data:`WORK_OVERHEAD_BYTES`. The galaxies are lensed in blocks whatever
+    the depth (at most ``EXACT_GALAXIES_PER_PIXEL`` a pixel one by one), so neither the
+    galaxy density nor the pixel scale changes the cost.
+
+    Examples
+    --------
+    >>> round(observation_bytes((2048, 2048)) / 2**20)  # the largest map allowed
+    608
+    """
+    ny, nx = (int(d) for d in shape)
+    pad = max(ny, nx) // 2 if pad is None else int(pad)
+    padded = (ny + 2 * pad) * (nx + 2 * pad)
+    return int(OBSERVATION_BYTES_PER_PADDED_PIXEL * padded + WORK_OVERHEAD_BYTES)
+
+
+def check_work_bytes(nbytes: int, what: str, advice: str) -> None:
+    """Refuse a computation whose estimated peak memory exceeds :data:`MAX_WORK_BYTES`.
+
+    Parameters
+    ----------
+    nbytes : int
+        The estimate (:func:`simulation_bytes`, :func:`observation_bytes`).
+    what : str
+        The computation and its settings, for the message (it starts the message).
+    advice : str
+        What to change.
+
+    Raises
+    ------
+    LimitError
+        One line: what, the estimate, the budget and the advice.
+    """
+    if nbytes > MAX_WORK_BYTES:
+        raise LimitError(
+            f"{what} needs about {_gib(nbytes)} of memory; the budget is "
+            f"{_gib(MAX_WORK_BYTES)} (lensviz.data.limits.MAX_WORK_BYTES): {advice}"
+        )
+
+
+def check_simulation(
+    batch: int, npix: int, canvas_px: int, batches: int = 1, source: str = "simulating"
+) -> int:
+    """Check simulating ``batch`` samples of ``npix²`` on a ``canvas_px²`` canvas at a time.
+
+    Call it before simulating (the command line's ``simulate`` and ``sim:`` specs with
+    their ``--batch`` and read-ahead, the app's built-in data).
+
+    Parameters
+    ----------
+    batch : int
+        Samples simulated and held together.
+    npix, canvas_px : int
+        Field side and canvas side (``npix + 2 margin_px``) [pixels].
+    batches : int, optional
+        Batches alive at once (the command line's read-ahead: ``READ_AHEAD + 2``).
+    source : str, optional
+        What runs, for the message (``"sim:64"``, ``"simulate --batch 256"``).
+
+    Returns
+    -------
+    int
+        The estimate [bytes].
+
+    Raises
+    ------
+    LimitError
+        Over :data:`MAX_WORK_BYTES`, saying how large a batch fits (if any does).
+    """
+    nbytes = simulation_bytes(batch, npix, canvas_px, batches)
+    one = simulation_bytes(1, npix, canvas_px, batches)
+    per_sample = batches * SAMPLE_BYTES_PER_PIXEL * npix * npix
+    fits = (MAX_WORK_BYTES - one) // per_sample + 1 if one <= MAX_WORK_BYTES else 0
+    advice = (
+        f"use batches of at most {fits} sample{'s' if fits > 1 else ''} (--batch {fits})"
+        if fits > 0
+        else "simulate a smaller field or canvas (--size, margin)"
+    )
+    check_work_bytes(
+        nbytes,
+        f"{source}: simulating {batch} samples of {npix} × {npix} px at a time "
+        f"({batches} batch(es) alive, {canvas_px} × {canvas_px} canvas)",
+        advice,
+    )
+    return nbytes
+
+
+def check_observation(shape: tuple[int, int], pad: int | None = None, source: str = "κ map") -> int:
+    """Check observing a κ map of ``shape`` (:func:`lensviz.simulate.observe_kappa`).
+
+    Every map lensviz reads (at most :data:`MAX_FIELD_PX` a side) fits with the default
+    padding; a larger ``pad`` may not.
+
+    Returns
+    -------
+    int
+        The estimate [bytes].
+
+    Raises
+    ------
+    LimitError
+        Over :data:`MAX_WORK_BYTES`.
+    """
+    nbytes = observation_bytes(shape, pad)
+    ny, nx = (int(d) for d in shape)
+    check_work_bytes(
+        nbytes,
+        f"{source}: observing a {ny} × {nx} map padded by "
+        f"{max(ny, nx) // 2 if pad is None else int(pad)} px",
+        "use a smaller map or less padding",
+    )
+    return nbytes

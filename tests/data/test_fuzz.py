@@ -97,13 +97,15 @@ def test_every_trial_keeps_the_error_contract(cases, workdir):
 
 
 _BOMB_CHILD = textwrap.dedent("""
-    import json, resource, sys
+    import json, sys
     from pathlib import Path
     from lensviz import data
     from lensviz.cli import data as cli_data
 
-    def rss():
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    def rss():  # VmHWM: the peak of this process's own memory (exec resets it; ru_maxrss
+        # keeps the parent's peak, so a child of a large pytest process showed no growth)
+        with open("/proc/self/status") as f:
+            return next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmHWM:"))
     base = rss()
     out = {}
     for path in map(Path, sys.argv[1:]):
@@ -238,13 +240,16 @@ def test_heavy_bombs_and_a_full_size_upload_stay_within_budget(tmp_path):
     size = (tmp_path / "full.npy").stat().st_size
     del eps
     child = textwrap.dedent("""
-        import resource, sys
+        import sys
         from pathlib import Path
         from lensviz import data
+        def peak():  # VmHWM, as in _BOMB_CHILD
+            with open("/proc/self/status") as f:
+                return next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmHWM:"))
         raw = Path(sys.argv[1]).read_bytes()
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        base = peak()
         eps, _, _ = data.load_upload("full.npy", raw)
-        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base, eps.nbytes)
+        print(peak() - base, eps.nbytes)
     """)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
