@@ -26,7 +26,15 @@ def test_quick_numpy_benchmarks_write_json(tmp_path, capsys):
     assert main(["ks93", "metrics", "--quick", "--out", str(tmp_path / "b.json")]) == 0
     assert "[ks93]" in capsys.readouterr().out
     results = json.loads((tmp_path / "b.json").read_text())["results"]
-    assert results["ks93"]["ratio_vs_bare_ffts"] > 0
+    ks93 = results["ks93"]
+    # the ratio is the batched KS93 time over its own FFTs' time (not the inverse) ...
+    assert ks93["ratio_vs_bare_ffts"] == pytest.approx(
+        ks93["batched"]["median_s"] / ks93["bare_ffts"]["median_s"], rel=1e-12
+    )
+    # ... and KS93 is those FFTs plus elementwise work: never well below them, and a
+    # regression to 3x (the target is 1.5x, measured 1.39x) fails. Fastest runs: the
+    # least disturbed by other load on the machine.
+    assert 0.8 <= ks93["batched"]["min_s"] / ks93["bare_ffts"]["min_s"] <= 3.0, ks93
     assert results["metrics"]["agreement_with_loop"]["dpeaks_maps_differing"] == 0
 
 

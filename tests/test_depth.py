@@ -118,3 +118,25 @@ def test_depth_figure_draws_every_method_and_puts_no_noise_last():
     assert fig.layout.xaxis.ticktext[-1] == "no<br>noise" and fig.layout.yaxis.type == "log"
     with pytest.raises(ValueError, match="at least one depth"):
         depth_figure({})
+
+
+def _constant_depth(n_gal: float) -> np.ndarray:
+    """Δε of every pixel such that effective_n_gal reads exactly ``n_gal`` (no noise of
+    its own): N = λ/(1 − e^−λ), the zero-truncated Poisson mean of λ = n_gal A_pix."""
+    lam = n_gal * A_PIX
+    return np.full((64, 64), constants.SIGMA_E / math.sqrt(lam / -math.expm1(-lam)))
+
+
+@pytest.mark.parametrize(
+    ("n_gal", "sigma"),
+    [
+        (math.sqrt(30.0 * 100.0), 3.0),  # halfway in log between 30 (σ 4) and 100 (σ 2)
+        (math.sqrt(3.0 * 10.0), 7.0),  # between 3 (σ 8) and 10 (σ 6)
+        (30.0 * (100.0 / 30.0) ** 0.25, 3.5),  # a quarter of the way in log: 4 - 0.5
+        (1.0, 8.0),  # below the first node: held at its value
+    ],
+)
+def test_ks93_sigma_interpolates_in_log_n_gal_between_the_nodes(n_gal, sigma):
+    # linear interpolation in n_gal gives 3.3, 7.3 and 3.7 at the first three points
+    assert float(depth.effective_n_gal(_constant_depth(n_gal))) == pytest.approx(n_gal)
+    assert depth.ks93_sigma(_constant_depth(n_gal)) == sigma

@@ -194,3 +194,33 @@ def test_wmape_of_a_truth_near_zero_is_finite_and_the_challenges_value():
     assert values[1] == wmape(t[1], p[1])
     assert values[1] == pytest.approx(_challenge_wmape(t[1], p[1]), rel=1e-5)
     np.testing.assert_array_equal(scored, values)
+
+
+# === Known answers that single planted bugs broke unnoticed (issue 21, item 9) ===
+
+
+def test_find_peaks_on_a_non_square_field_gives_row_and_column():
+    # 40 rows × 70 columns: splitting the flat index by ny instead of nx moves every peak
+    yy, xx = np.mgrid[0:40, 0:70]
+    bumps = [(10, 55, 3.0), (30, 12, 2.0), (25, 40, 1.0)]
+    m = sum(h * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / 6.0) for y, x, h in bumps)
+    pos, heights = find_peaks(m, n=3, sigma_px=0)
+    assert pos.tolist() == [[10, 55], [30, 12], [25, 40]]
+    np.testing.assert_allclose(heights, [3.0, 2.0, 1.0], rtol=1e-3)
+    # the same in a batch with the map transposed (70 × 40): (y, x) swap
+    pos_t, _ = find_peaks(np.stack([m.T, m.T]), n=3, sigma_px=0)
+    assert pos_t[1].tolist() == [[55, 10], [12, 30], [40, 25]]
+    # and after the challenge's 3 px smoothing, the peaks stay where the bumps are
+    smoothed, _ = find_peaks(m, n=2, sigma_px=3.0)
+    assert smoothed.tolist() == [[10, 55], [30, 12]]
+
+
+def test_local_maxima_are_strict_equal_neighbours_are_not_maxima():
+    m = np.zeros((7, 9))
+    m[2, 2] = m[2, 3] = 1.0  # a plateau of two equal pixels: neither is strictly higher
+    m[5, 6] = 2.0  # a lone peak
+    m[4, 6] = 2.0  # ... with an equal neighbour above it: not a maximum either
+    m[1, 7] = 0.5  # strictly above all its neighbours
+    assert np.argwhere(local_maxima(m)).tolist() == [[1, 7]]
+    flat = np.full((5, 5), 0.3)
+    assert not local_maxima(flat).any()  # a constant map has no peak (nor above its minimum)

@@ -355,3 +355,22 @@ def test_kappa_fits_bytes_is_the_file_write_kappa_fits_writes(tmp_path):
         assert in_memory[0].header["CRVAL1"] == 150.0 and "OBJECT" not in in_memory[0].header
     with pytest.raises(data.DataError, match="NaN"):
         data.kappa_fits_bytes(np.full((64, 64), np.nan))
+
+
+def test_a_negative_sigma_is_refused_naming_the_sigma_file(tmp_path, shear):
+    # issue 21, item 9: without this check the file was still refused, by a later check
+    # that named the g1 file instead of the σ image that holds the bad value
+    f = shear["files"]
+    sigma = np.full(shear["g1"].shape, 0.1, np.float32)
+    sigma[7, 11] = -0.2
+    bad = _image(tmp_path / "sig.fits", sigma)
+    with pytest.raises(
+        data.DataError,
+        match=r"^.*sig\.fits: the σ image holds a negative value \(-0\.2 at y=7, x=11\)",
+    ) as err:
+        data.read_shear_fits(f["g1"], f["g2"], sigma=bad)
+    assert "g1.fits" not in str(err.value)
+    field = data.read_shear_fits(
+        f["g1"], f["g2"], sigma=_image(tmp_path / "ok.fits", sigma * 0 + 0.1)
+    )
+    assert float(field.eps[..., 2].max()) == pytest.approx(0.1)
