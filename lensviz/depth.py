@@ -166,23 +166,41 @@ def ks93_sigma(
 ) -> float:
     """The KS93 smoothing σ [pixels] for data of this depth (:data:`KS93_SIGMA_RULE`).
 
+    The rule was measured on 0.5′ pixels; on pixels of another side it keeps the same σ
+    on the sky, ``σ_px = σ_rule · 0.5′ / pixel_arcmin``: at a given galaxy density the
+    noise per arcmin² and the signal's structure in arcmin are the pixels' own business.
+
     Parameters
     ----------
     delta_e : array_like, shape (..., ny, nx)
         Δε of one sample or of a set; a set is treated as one depth (its mean ⟨Δε²⟩).
+    sigma_e : float
+        Intrinsic ellipticity dispersion per component.
+    pixel_arcmin : float
+        Pixel side [arcmin].
 
     Returns
     -------
     float
         Rounded to two significant digits.
+
+    Examples
+    --------
+    >>> def delta_e(pixel_arcmin, n_gal=30.0):     # Δε of Poisson counts at this depth
+    ...     n = np.random.default_rng(0).poisson(n_gal * pixel_arcmin**2, (128, 128))
+    ...     return np.where(n > 0, 0.26 / np.sqrt(np.maximum(n, 1)), 1.0)
+    >>> ks93_sigma(delta_e(0.5)), ks93_sigma(delta_e(0.25), pixel_arcmin=0.25)  # 2′ on the sky
+    (4.0, 8.0)
     """
     d = _delta_e(delta_e)
     n = float(effective_n_gal(d.reshape(-1, d.shape[-1]), sigma_e, pixel_arcmin))
     nodes = np.array([k for k in KS93_SIGMA_RULE if math.isfinite(k)])
     values = np.array([KS93_SIGMA_RULE[k] for k in nodes])
     if math.isinf(n):
-        return float(KS93_SIGMA_RULE[math.inf])
-    sigma = float(np.interp(np.log(n), np.log(nodes), values))
+        sigma = float(KS93_SIGMA_RULE[math.inf])
+    else:
+        sigma = float(np.interp(np.log(n), np.log(nodes), values))
+    sigma *= constants.PIXEL_ARCMIN / pixel_arcmin
     return float(f"{sigma:.2g}")  # two significant digits: finer is below the RMSE's grain
 
 

@@ -1,7 +1,9 @@
 """Scoring mass-mapping methods on a dataset.
 
 A *predictor* is any callable ``eps (N, ny, nx, 3) float32 -> kappa (N, ny, nx)``
-(128 × 128 tiles, or whole fields of any size);
+(128 × 128 tiles, or whole fields of any size), which may take the maps' pixel side as a
+keyword, ``pixel_arcmin`` (every predictor of lensviz does; one that does not is
+called without it, at its own scale);
 :func:`evaluate_methods` takes a ``{name: predictor}`` dict, so a method is added by
 adding an entry. :func:`ks93_predictor` and :func:`wiener_predictor` build the classical
 ones here; the UNet's is :func:`lensviz.nn.inference.unet_predictor` (TensorFlow).
@@ -13,6 +15,7 @@ on :func:`calibration_set` (simulated seeds disjoint from the test seeds,
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -27,6 +30,7 @@ from lensviz.wiener import PowerSpectrum, noise_power, wiener
 
 __all__ = [
     "Predictor",
+    "takes_pixel_scale",
     "DEFAULT_SIGMAS",
     "CONVENTION_SIGMA_PX",
     "N_BOOTSTRAP",
@@ -65,21 +69,22 @@ def ks93_predictor(sigma_px: float = 0.0, pad: int = 0) -> Predictor:
     Parameters
     ----------
     sigma_px : float, optional
-        Smoothing σ in pixels (0.5′ each); 0 gives raw KS93.
+        Smoothing σ in pixels, whatever their side; 0 gives raw KS93.
     pad : int, optional
         Zero-padding per side before the FFT (:func:`lensviz.inversion.ks93`).
 
     Returns
     -------
     callable
-        ``eps (N, 128, 128, 3) -> kappa_E (N, 128, 128)`` float32, mean zero per map
-        (KS93 cannot recover the mean: mass-sheet degeneracy).
+        ``eps (N, ny, nx, 3) -> kappa_E (N, ny, nx)`` float32, mean zero per map
+        (KS93 cannot recover the mean: mass-sheet degeneracy); its ``pixel_arcmin``
+        keyword is accepted and unused (KS93 is the same on any pixel grid).
     """
     sigma_px = float(sigma_px)
     if not np.isfinite(sigma_px) or sigma_px < 0:
         raise ValueError(f"sigma_px must be finite and non-negative, got {sigma_px!r}")
 
-    def predict(eps: np.ndarray) -> np.ndarray:
+    def predict(eps: np.ndarray, pixel_arcmin: float = constants.PIXEL_ARCMIN) -> np.ndarray:
         eps = np.asarray(eps)
         kappa_e, _ = ks93(eps[..., 0], eps[..., 1], pad=pad)
         return gaussian_smooth(kappa_e, sigma_px)
@@ -100,13 +105,15 @@ def ks93_depth_predictor(pad: int = 0) -> Predictor:
     Returns
     -------
     callable
-        ``eps (N, ny, nx, 3) -> kappa (N, ny, nx)`` float32.
+        ``eps (N, ny, nx, 3), pixel_arcmin=0.5 -> kappa (N, ny, nx)`` float32; the σ of
+        the rule is kept on the sky at other pixel scales.
     """
 
-    def predict(eps: np.ndarray) -> np.ndarray:
+    def predict(eps: np.ndarray, pixel_arcmin: float = constants.PIXEL_ARCMIN) -> np.ndarray:
         eps = np.asarray(eps)
         kappa_e, _ = ks93(eps[..., 0], eps[..., 1], pad=pad)
-        sigmas = np.array([depth.ks93_sigma(e[..., 2]) for e in eps.reshape(-1, *eps.shape[-3:])])
+        maps = eps.reshape(-1, *eps.shape[-3:])
+        sigmas = np.array([depth.ks93_sigma(e[..., 2], pixel_arcmin=pixel_arcmin) for e in maps])
         out = np.empty_like(kappa_e).reshape(-1, *kappa_e.shape[-2:])
         flat = kappa_e.reshape(out.shape)
         for s in np.unique(sigmas):  # one smoothing call per distinct σ
@@ -146,7 +153,8 @@ def wiener_predictor(signal=None, pad: int = 0) -> Predictor:
         S is per pixel, and padding keeps the pixel scale).
 
     The noise power N of each sample comes from its own Δε channel
-    (:func:`lensviz.wiener.noise_power`).
+    (:func:`lensviz.wiener.noise_power`); S is taken at the maps' pixel scale (the
+    predictor's ``pixel_arcmin`` keyword, :meth:`lensviz.wiener.PowerSpectrum.on_grid`).
     """
     if signal is None:
         signal = default_power_spectrum()
@@ -158,9 +166,10 @@ def wiener_predictor(signal=None, pad: int = 0) -> Predictor:
     if not isinstance(signal, PowerSpectrum):
         signal = PowerSpectrum.load(signal)
 
-    def predict(eps: np.ndarray) -> np.ndarray:
+    def predict(eps: np.ndarray, pixel_arcmin: float = constants.PIXEL_ARCMIN) -> np.ndarray:
         eps = np.asarray(eps)
-        return wiener(eps[..., 0], eps[..., 1], noise_power(eps[..., 2]), signal, pad=pad)
+        noise = noise_power(eps[..., 2])
+        return wiener(eps[..., 0], eps[..., 1], noise, signal, pad=pad, pixel_arcmin=pixel_arcmin)
 
     predict.__name__ = "wiener"
     predict.__doc__ = f"Wiener filter S/(S+N) on the KS93 E mode, pad {pad} px."
@@ -244,12 +253,29 @@ def calibration_set(n: int = 200, config=None) -> tuple[np.ndarray, np.ndarray]:
     return simulate_batch(int(n), seed=constants.CALIBRATION_SEED_START, config=config)
 
 
-def _predict(name: str, predictor: Predictor, eps: np.ndarray, batch_size: int | None):
+def takes_pixel_scale(predictor: Callable) -> bool:
+    """Whether a predictor accepts the ``pixel_arcmin`` keyword (or any keyword)."""
+    try:
+        params = inspect.signature(predictor).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C callable: no keywords to rely on
+        return False
+    return any(p.name == "pixel_arcmin" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+def _predict(
+    name: str,
+    predictor: Predictor,
+    eps: np.ndarray,
+    batch_size: int | None,
+    pixel_arcmin: float = constants.PIXEL_ARCMIN,
+):
+    kwargs = {"pixel_arcmin": pixel_arcmin} if takes_pixel_scale(predictor) else {}
     if batch_size is None:
-        pred = np.asarray(predictor(eps))
+        pred = np.asarray(predictor(eps, **kwargs))
     else:
         parts = [
-            np.asarray(predictor(eps[i : i + batch_size])) for i in range(0, len(eps), batch_size)
+            np.asarray(predictor(eps[i : i + batch_size], **kwargs))
+            for i in range(0, len(eps), batch_size)
         ]
         pred = np.concatenate(parts)
     if pred.ndim == 4 and pred.shape[-1] == 1:  # Keras-style (N, 128, 128, 1)
@@ -266,7 +292,12 @@ def _predict(name: str, predictor: Predictor, eps: np.ndarray, batch_size: int |
 
 
 def score_methods(
-    eps, kappa, predictors: Mapping[str, Predictor], *, batch_size: int | None = None
+    eps,
+    kappa,
+    predictors: Mapping[str, Predictor],
+    *,
+    batch_size: int | None = None,
+    pixel_arcmin: float = constants.PIXEL_ARCMIN,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Per-map scores of each predictor.
 
@@ -279,6 +310,8 @@ def score_methods(
         accepted too.
     batch_size : int, optional
         Call each predictor on batches of this many samples (default: all at once).
+    pixel_arcmin : float, optional
+        Pixel side of the maps [arcmin], passed to the predictors that take it.
 
     Returns
     -------
@@ -298,7 +331,8 @@ def score_methods(
                 f"predictor {name!r} is a {type(predictor).__name__}; "
                 "expected a callable eps -> kappa"
             )
-        scores = metrics.score(kappa, _predict(name, predictor, eps, batch_size))
+        pred = _predict(name, predictor, eps, batch_size, pixel_arcmin)
+        scores = metrics.score(kappa, pred)
         out[name] = {k: np.asarray(v, dtype=np.float64) for k, v in scores.items()}
     return out
 
@@ -373,6 +407,7 @@ def evaluate_methods(
     n_boot: int = N_BOOTSTRAP,
     seed: int = 0,
     batch_size: int | None = None,
+    pixel_arcmin: float = constants.PIXEL_ARCMIN,
 ) -> dict:
     """Score several mass-mapping methods on the same samples.
 
@@ -384,7 +419,7 @@ def evaluate_methods(
         ``{name: eps -> kappa}``, e.g. ``{"ks93": ks93_predictor(), "unet": ...}``.
     n_boot, seed : int, optional
         Bootstrap settings of :func:`summarize`.
-    batch_size : int, optional
+    batch_size, pixel_arcmin : optional
         As in :func:`score_methods`.
 
     Returns
@@ -404,7 +439,9 @@ def evaluate_methods(
     >>> print(format_table(result["summary"]))  # doctest: +ELLIPSIS
     metric    ks93 ...
     """
-    per_map = score_methods(eps, kappa, predictors, batch_size=batch_size)
+    per_map = score_methods(
+        eps, kappa, predictors, batch_size=batch_size, pixel_arcmin=pixel_arcmin
+    )
     return {
         "n_maps": len(next(iter(next(iter(per_map.values())).values()))),
         "metrics": list(metrics.METRIC_NAMES),

@@ -12,6 +12,7 @@ the definitions.
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 from scipy import fft as sfft
@@ -24,55 +25,118 @@ from lensviz.inversion import ks93, wavenumber
 
 __all__ = ["PowerSpectrum", "estimate_power_spectrum", "noise_power", "wiener"]
 
-#: The arrays of a power-spectrum file (:meth:`PowerSpectrum.save`).
+#: The arrays of a power-spectrum file (:meth:`PowerSpectrum.save`); ``pixel_arcmin`` is
+#: optional (files written before it are at the challenge's 0.5′).
 _FILE_ARRAYS = ("k_edges", "power", "meta")
 
 
 class PowerSpectrum:
-    """An isotropic power spectrum ``P(|k|)`` on a pixel grid, binned in ``|k|``.
+    """An isotropic power spectrum ``P(|k|)`` on pixel grids, binned in ``|k|``, measured
+    at one pixel scale or several.
 
     Normalisation: for an ``(ny, nx)`` map ``m`` with unnormalised FFT ``m̂``,
     ``P(k) = ⟨|m̂(k)|²⟩ / (ny nx)``, so white noise of variance σ² per pixel has
     ``P = σ²`` at every k, and ``Σ_k P(k) / (ny nx)`` is the map variance.
 
+    Pixel scale. The spectrum of the sky, ``C_ℓ``, does not depend on the pixels; on a
+    grid of pixel side θ it reads ``P_θ(k) = C(2πk/θ) / θ²`` (k in cycles per pixel). A
+    spectrum measured at θ_s therefore gives the one at θ as
+
+    .. math::
+
+        P_\\theta(k) = \\frac{\\theta_s^2}{\\theta^2}\\,P_{\\theta_s}\\!\\Big(k\\,
+        \\frac{\\theta_s}{\\theta}\\Big)
+
+    up to the pixel window, which differs. :meth:`on_grid` converts each measured scale
+    so, and interpolates ``log P`` linearly in ``log θ`` between the two measured scales
+    around θ (beyond them, the nearest is converted).
+
     Parameters
     ----------
     k_edges : array_like, shape (B + 1,)
         Bin edges in cycles per pixel, increasing, from 0 to at least ``√2/2``.
-    power : array_like, shape (B,)
-        Mean power in each bin (≥ 0).
+    power : array_like, shape (B,) or (S, B)
+        Mean power in each bin (≥ 0), at each of the ``S`` pixel scales.
     meta : dict, optional
         Provenance (the command that produced it, number of maps, seeds...).
+    pixel_arcmin : float or array_like, shape (S,)
+        The pixel sides [arcmin] the rows of ``power`` were measured at, increasing
+        (default: the challenge's 0.5′).
     """
 
-    def __init__(self, k_edges, power, meta: dict | None = None):
+    def __init__(self, k_edges, power, meta: dict | None = None, pixel_arcmin=None):
         self.k_edges = np.asarray(k_edges, dtype=np.float64)
-        self.power = np.asarray(power, dtype=np.float64)
-        if self.k_edges.ndim != 1 or self.power.shape != (len(self.k_edges) - 1,):
+        power = np.asarray(power, dtype=np.float64)
+        self.powers = power[None] if power.ndim == 1 else power
+        scales = constants.PIXEL_ARCMIN if pixel_arcmin is None else pixel_arcmin
+        self.pixel_arcmin = np.atleast_1d(np.asarray(scales, dtype=np.float64))
+        if (
+            self.k_edges.ndim != 1
+            or self.powers.ndim != 2
+            or self.powers.shape[1:] != (len(self.k_edges) - 1,)
+        ):
             raise ValueError(
-                f"expected B+1 edges and B powers, got {self.k_edges.shape} and {self.power.shape}"
+                f"expected B+1 edges and B powers per scale, got {self.k_edges.shape} and "
+                f"{power.shape}"
+            )
+        if self.pixel_arcmin.shape != (len(self.powers),):
+            raise ValueError(
+                f"expected one pixel scale per row of power ({len(self.powers)}), got "
+                f"{self.pixel_arcmin.shape}"
             )
         if not np.all(np.isfinite(self.k_edges)) or np.any(np.diff(self.k_edges) <= 0):
             raise ValueError("k_edges must be finite and increase")
-        if not np.all(np.isfinite(self.power)) or np.any(self.power < 0):
+        if not np.all(np.isfinite(self.powers)) or np.any(self.powers < 0):
             raise ValueError("power must be finite and >= 0")
+        if not (np.all(self.pixel_arcmin > 0) and np.all(np.diff(self.pixel_arcmin) > 0)):
+            raise ValueError("pixel_arcmin must be positive and increase")
         self.meta = dict(meta or {})
 
     @property
     def k_centres(self) -> np.ndarray:
         return 0.5 * (self.k_edges[1:] + self.k_edges[:-1])
 
-    def on_grid(self, ny: int, nx: int) -> np.ndarray:
-        """The spectrum evaluated on the ``(ny, nx)`` FFT grid (bin value of each |k|)."""
+    @property
+    def power(self) -> np.ndarray:
+        """The binned power measured at the scale nearest the challenge's 0.5′ ``(B,)``
+        (the only one of a single-scale spectrum); all of them are ``powers`` ``(S, B)``."""
+        return self.powers[int(np.argmin(np.abs(np.log(self.pixel_arcmin / 0.5))))]
+
+    def _row_at(self, row: int, k: np.ndarray, pixel_arcmin: float) -> np.ndarray:
+        """Row ``row`` converted to pixels of ``pixel_arcmin`` (class docstring), at ``k``."""
+        ratio = self.pixel_arcmin[row] / pixel_arcmin
+        idx = np.searchsorted(self.k_edges, k * ratio, side="right") - 1
+        return self.powers[row][np.clip(idx, 0, self.powers.shape[1] - 1)] * ratio**2
+
+    def on_grid(self, ny: int, nx: int, pixel_arcmin: float = constants.PIXEL_ARCMIN) -> np.ndarray:
+        """The spectrum on the ``(ny, nx)`` FFT grid of pixels of side ``pixel_arcmin``
+        [arcmin] (the bin value of each converted |k|)."""
         k = wavenumber(ny, nx)
-        idx = np.clip(np.searchsorted(self.k_edges, k, side="right") - 1, 0, len(self.power) - 1)
-        return self.power[idx]
+        p = float(pixel_arcmin)
+        if not (math.isfinite(p) and p > 0):
+            raise ValueError(f"pixel_arcmin must be a positive number, got {pixel_arcmin!r}")
+        scales = self.pixel_arcmin
+        hi = int(np.searchsorted(scales, p))
+        if hi < len(scales) and scales[hi] == p:
+            return self._row_at(hi, k, p)
+        if hi == 0 or hi == len(scales):
+            return self._row_at(0 if hi == 0 else len(scales) - 1, k, p)
+        lo = hi - 1
+        t = math.log(p / scales[lo]) / math.log(scales[hi] / scales[lo])
+        a, b = self._row_at(lo, k, p), self._row_at(hi, k, p)
+        with np.errstate(divide="ignore"):
+            mixed = np.exp((1 - t) * np.log(a) + t * np.log(b))
+        return np.where((a > 0) & (b > 0), mixed, (1 - t) * a + t * b)
 
     def save(self, path) -> None:
-        """Write ``.npz`` with ``k_edges``, ``power`` and the provenance as JSON text."""
+        """Write ``.npz`` with ``k_edges``, ``power``, ``pixel_arcmin`` and the provenance."""
         with atomic_path(path, suffix=".npz") as tmp:
             np.savez(
-                tmp, k_edges=self.k_edges, power=self.power, meta=np.array(json.dumps(self.meta))
+                tmp,
+                k_edges=self.k_edges,
+                power=self.powers,
+                pixel_arcmin=self.pixel_arcmin,
+                meta=np.array(json.dumps(self.meta)),
             )
 
     @classmethod
@@ -99,9 +163,11 @@ class PowerSpectrum:
                     "k_edges, power and meta, as written by PowerSpectrum.save"
                 )
             arrays = {name: npz.open(name).read_all() for name in _FILE_ARRAYS}
+            if "pixel_arcmin" in npz.members:
+                arrays["pixel_arcmin"] = npz.open("pixel_arcmin").read_all()
             source = npz.source
-        for name in ("k_edges", "power"):
-            if arrays[name].dtype.kind not in "fiu":
+        for name in ("k_edges", "power", "pixel_arcmin"):
+            if name in arrays and arrays[name].dtype.kind not in "fiu":
                 raise DataError(
                     f"{source} [{name}]: holds dtype {quote(arrays[name].dtype, 40)}; "
                     "expected real numbers"
@@ -121,7 +187,7 @@ class PowerSpectrum:
                 f"{source} [meta]: holds JSON {type(meta).__name__}; expected an object"
             )
         try:
-            return cls(arrays["k_edges"], arrays["power"], meta)
+            return cls(arrays["k_edges"], arrays["power"], meta, arrays.get("pixel_arcmin"))
         except ValueError as exc:
             raise DataError(f"{source}: not a power spectrum: {exc}") from None
 
@@ -209,7 +275,14 @@ def noise_power(delta_e, empty_sigma: float | None = None) -> np.ndarray:
     return np.divide(var, n, out=np.zeros_like(var), where=n > 0)
 
 
-def wiener(e1, e2, noise_var, signal: PowerSpectrum, pad: int = 0) -> np.ndarray:
+def wiener(
+    e1,
+    e2,
+    noise_var,
+    signal: PowerSpectrum,
+    pad: int = 0,
+    pixel_arcmin: float = constants.PIXEL_ARCMIN,
+) -> np.ndarray:
     """Wiener-filtered E-mode convergence: ``S/(S+N)`` applied to the KS93 map.
 
     .. math::
@@ -230,9 +303,12 @@ def wiener(e1, e2, noise_var, signal: PowerSpectrum, pad: int = 0) -> np.ndarray
         modes with S = 0 are set to 0 whatever N is, so the result is finite
         everywhere.
     signal : PowerSpectrum
-        S, the κ power spectrum (pixel grid of the maps after padding).
+        S, the κ power spectrum, taken at the maps' pixel scale on the grid of the maps
+        after padding (:meth:`PowerSpectrum.on_grid`).
     pad : int
         Zero-padding per side, as in :func:`ks93`.
+    pixel_arcmin : float
+        Pixel side of the maps [arcmin].
 
     Returns
     -------
@@ -263,7 +339,7 @@ def wiener(e1, e2, noise_var, signal: PowerSpectrum, pad: int = 0) -> np.ndarray
     if np.any(~np.isfinite(noise)) or np.any(noise < 0):
         raise ValueError(f"noise_var must be finite and >= 0, got {noise_var!r}")
     ny, nx = kappa_e.shape[-2:]
-    s = signal.on_grid(ny, nx)[:, : nx // 2 + 1]
+    s = signal.on_grid(ny, nx, pixel_arcmin)[:, : nx // 2 + 1]
     noise = noise.reshape(noise.shape + (1, 1))
     filt = np.divide(
         s, s + noise, out=np.zeros(np.broadcast_shapes(s.shape, noise.shape)), where=(s + noise) > 0

@@ -193,3 +193,63 @@ def test_wiener_on_a_masked_noise_free_simulation():
     np.testing.assert_array_equal(noise_power(eps[..., 2]), 0.0)
     out = wiener_predictor()(eps)
     assert out.shape == kappa.shape and np.all(np.isfinite(out))
+
+
+def _analytic(theta_arcmin, edges):
+    """P(k) of the simulator's LSS C_ℓ on pixels of side θ, at the bin centres."""
+    from lensviz.cosmology import ARCMIN_PER_RADIAN
+    from lensviz.simulate import convergence_power_spectrum
+
+    theta = theta_arcmin / ARCMIN_PER_RADIAN
+    k = 0.5 * (edges[1:] + edges[:-1])
+    return convergence_power_spectrum(2 * np.pi * k / theta) / theta**2
+
+
+def test_spectrum_at_another_pixel_scale_is_the_same_sky():
+    # P_θ(k) = C(2πk/θ)/θ²: measured at 0.5′ and converted to 0.25′ or 1′, the spectrum
+    # is the analytic one there, up to the bins (k rescaled by 2 falls in other bins)
+    edges = np.linspace(0, np.sqrt(0.5) + 1e-9, 97)
+    ps = PowerSpectrum(edges, _analytic(0.5, edges), pixel_arcmin=0.5)
+    from lensviz.inversion import wavenumber
+
+    k = wavenumber(64, 64)
+    for theta in (0.25, 1.0, 0.5):
+        from lensviz.cosmology import ARCMIN_PER_RADIAN
+        from lensviz.simulate import convergence_power_spectrum
+
+        t = theta / ARCMIN_PER_RADIAN
+        want = convergence_power_spectrum(2 * np.pi * k / t) / t**2
+        got = ps.on_grid(64, 64, theta)
+        ok = (k > 0.05) & (k * 0.5 / theta < 0.65)  # inside the measured k range
+        # the bins are looked up, not interpolated: half a bin of k is up to 15 % of P
+        np.testing.assert_allclose(got[ok], want[ok], rtol=0.15)
+
+
+def test_measured_scales_are_interpolated_between():
+    edges = np.linspace(0, np.sqrt(0.5) + 1e-9, 97)
+    rows = np.stack([_analytic(s, edges) for s in (0.25, 1.0)])
+    two = PowerSpectrum(edges, rows, pixel_arcmin=[0.25, 1.0])
+    one = PowerSpectrum(edges, _analytic(0.5, edges), pixel_arcmin=0.5)
+    from lensviz.inversion import wavenumber
+
+    k = wavenumber(64, 64)
+    ok = (k > 0.05) & (k < 0.3)
+    np.testing.assert_allclose(two.on_grid(64, 64, 0.5)[ok], one.on_grid(64, 64)[ok], rtol=0.1)
+    # exactly at a measured scale, that row
+    np.testing.assert_array_equal(
+        two.on_grid(64, 64, 1.0),
+        PowerSpectrum(edges, rows[1], pixel_arcmin=1.0).on_grid(64, 64, 1.0),
+    )
+    with pytest.raises(ValueError, match="increase"):
+        PowerSpectrum(edges, rows, pixel_arcmin=[1.0, 0.25])
+    with pytest.raises(ValueError, match="one pixel scale per row"):
+        PowerSpectrum(edges, rows, pixel_arcmin=[0.5])
+
+
+def test_multi_scale_spectrum_file_round_trip(tmp_path):
+    edges = np.linspace(0, np.sqrt(0.5) + 1e-9, 9)
+    ps = PowerSpectrum(edges, np.ones((2, 8)), {"a": 1}, pixel_arcmin=[0.3, 0.6])
+    ps.save(tmp_path / "s.npz")
+    back = PowerSpectrum.load(tmp_path / "s.npz")
+    np.testing.assert_array_equal(back.powers, ps.powers)
+    np.testing.assert_array_equal(back.pixel_arcmin, [0.3, 0.6])

@@ -122,6 +122,17 @@ _positive_float = _number(float, lambda v: np.isfinite(v) and v > 0, "a finite n
 #: A source density for ``--n-gal``: a number > 0 or ``inf``.
 _depth_number = _number(float, lambda v: v > 0, "galaxies per arcmin² (a number > 0) or inf")
 _sigma_e = _number(float, lambda v: 0 < v < 1, "a number in (0, 1)")
+#: A pixel side [arcmin]; the data layer checks its bounds when it is used
+#: (:func:`lensviz.data.sky.check_pixel_arcmin`), so --help does not load the readers.
+_pixel_arcmin = _number(float, lambda v: np.isfinite(v) and v > 0, "a pixel side in arcmin > 0")
+
+
+def _pixel_scales(text: str) -> tuple[float, ...]:
+    """Comma-separated pixel sides [arcmin], increasing, each as :data:`_pixel_arcmin`."""
+    values = tuple(_pixel_arcmin(part.strip()) for part in text.split(","))
+    if any(b <= a for a, b in zip(values, values[1:], strict=False)):
+        raise argparse.ArgumentTypeError(f"expected increasing pixel sides, got {text!r}")
+    return values
 
 
 def _keras_file(text: str) -> str:
@@ -535,7 +546,7 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "powerspec",
-        "lensviz.cli.evaluate:cmd_powerspec",
+        "lensviz.cli.data:cmd_powerspec",
         "estimate the κ power spectrum of simulated maps (the Wiener filter's S)",
         (
             arg("--n", type=_positive_int, default=2000, help="simulated maps (default 2000)"),
@@ -546,6 +557,13 @@ COMMANDS: tuple[Command, ...] = (
                 help="first simulator seed (default: a training-side range, disjoint from tests)",
             ),
             arg("--bins", type=_positive_int, default=48, help="|k| bins (default 48)"),
+            arg(
+                "--pixel-arcmin",
+                type=_pixel_scales,
+                default=(constants.PIXEL_ARCMIN,),
+                help="pixel sides to measure S at [arcmin], comma-separated; --n maps at "
+                "each (default 0.5; the shipped S: 0.2,0.25,0.3,0.36,0.5,0.7,1,1.4,2)",
+            ),
             arg("--out", type=_npz_output, required=True, help="output .npz"),
             arg("--overwrite", action="store_true", help="replace OUT if it exists"),
         ),

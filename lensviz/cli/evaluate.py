@@ -36,10 +36,9 @@ from lensviz.evaluation import (
 from lensviz.nn.card import build_card, card_markdown, write_card
 from lensviz.nn.inference import load_model, training_domain, unet_predictor
 from lensviz.nn.uncertainty import calibration, predict_uncertainty
-from lensviz.simulate import depth_config, simulate_batch
-from lensviz.wiener import estimate_power_spectrum
+from lensviz.simulate import depth_config
 
-__all__ = ["cmd_evaluate", "cmd_calibrate", "cmd_card", "cmd_powerspec"]
+__all__ = ["cmd_evaluate", "cmd_calibrate", "cmd_card"]
 
 
 def _ks93_smoothed(args: argparse.Namespace):
@@ -269,32 +268,4 @@ def cmd_card(args: argparse.Namespace) -> int:
     write_card(card, f"{args.out}.json", f"{args.out}.md")
     print(card_markdown(card))
     print(f"wrote {args.out}.json and {args.out}.md")
-    return 0
-
-
-def cmd_powerspec(args: argparse.Namespace) -> int:
-    """Estimate the κ power spectrum of simulated maps and save it (Wiener filter's S)."""
-    _check_output(Path(args.out), args.overwrite)
-    kappas = []
-    with _progress(args.n, "powerspec") as bar:
-        for start in range(0, args.n, 256):
-            n = min(256, args.n - start)
-            kappas.append(simulate_batch(n, args.seed + start)[1])
-            bar.update(n)
-    command = (
-        f"python -m lensviz powerspec --n {args.n} --seed {args.seed} "
-        f"--bins {args.bins} --out {args.out}"
-    )
-    ps = estimate_power_spectrum(
-        np.concatenate(kappas),
-        args.bins,
-        meta={
-            "command": command,
-            "n_maps": args.n,
-            "seed_start": args.seed,
-            "normalisation": "P(k) = <|FFT(kappa)|^2> / (ny*nx), per pixel, mean removed",
-        },
-    )
-    ps.save(args.out)
-    print(f"wrote {args.out} (S from {args.n} simulated maps, seeds {args.seed}..)")
     return 0

@@ -77,7 +77,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train a preset; prints progress and the summary."""
     cfg = TrainConfig(
         preset=args.preset,
-        model_overrides={"with_ks93": True} if args.with_ks93 else {},
+        model_overrides=({"with_ks93": True, "field_features": False} if args.with_ks93 else {}),
         loss=args.loss,
         coeffs=parse_coeffs(args.coeffs),
         learning_rate=args.lr,
