@@ -87,6 +87,9 @@ def field_benchmark_args(
         prog=f"python -m benchmarks.{module}", description=doc.splitlines()[0]
     )
     parser.add_argument("--weights", default=None, help="UNet .keras (default: the shipped)")
+    parser.add_argument(
+        "--previous", default=None, help="the UNet shipped before, scored beside it (.keras)"
+    )
     flag, default, help_ = option
     parser.add_argument(flag, type=int, default=default, help=f"{help_} (default {default})")
     parser.add_argument("--quick", action="store_true", help=quick_help)

@@ -350,7 +350,12 @@ def predict_tiled(
     return merge_tiles(out, eps.shape[:2], tile, overlap)
 
 
-def ks93_field(eps, sigma_px: float | None = None, pad: int = FIELD_PAD_PX) -> np.ndarray:
+def ks93_field(
+    eps,
+    sigma_px: float | None = None,
+    pad: int = FIELD_PAD_PX,
+    pixel_arcmin: float = constants.PIXEL_ARCMIN,
+) -> np.ndarray:
     """KS93 E mode of whole fields, zero-padded, smoothed.
 
     Parameters
@@ -361,6 +366,8 @@ def ks93_field(eps, sigma_px: float | None = None, pad: int = FIELD_PAD_PX) -> n
         (:func:`lensviz.depth.ks93_sigma`, the one "best-smoothed KS93" rule).
     pad : int, optional
         Zero-padding per side (:data:`FIELD_PAD_PX`).
+    pixel_arcmin : float, optional
+        Pixel side [arcmin], for the depth rule.
 
     Returns
     -------
@@ -370,13 +377,18 @@ def ks93_field(eps, sigma_px: float | None = None, pad: int = FIELD_PAD_PX) -> n
     single = eps.ndim == 3
     batch = eps[None] if single else eps
     if sigma_px is None:
-        out = ks93_depth_predictor(pad)(batch)
+        out = ks93_depth_predictor(pad)(batch, pixel_arcmin=pixel_arcmin)
     else:
         out = ks93_predictor(sigma_px, pad)(batch)
     return out[0] if single else out
 
 
-def wiener_field(eps, signal: PowerSpectrum, pad: int = FIELD_PAD_PX) -> np.ndarray:
+def wiener_field(
+    eps,
+    signal: PowerSpectrum,
+    pad: int = FIELD_PAD_PX,
+    pixel_arcmin: float = constants.PIXEL_ARCMIN,
+) -> np.ndarray:
     """Wiener-filtered E mode of whole fields, zero-padded (:func:`lensviz.wiener.wiener`).
 
     Parameters
@@ -385,10 +397,12 @@ def wiener_field(eps, signal: PowerSpectrum, pad: int = FIELD_PAD_PX) -> np.ndar
         The noise power of each field comes from its own Δε (:func:`lensviz.wiener.noise_power`;
         empty and masked pixels are left out of it).
     signal : PowerSpectrum
-        The κ power spectrum per pixel (the shipped ``weights/kappa_power.npz``); it holds
-        on any grid of the same pixel scale.
+        The κ power spectrum (the shipped ``weights/kappa_power.npz``), taken at the
+        field's pixel scale.
     pad : int, optional
         Zero-padding per side (:data:`FIELD_PAD_PX`).
+    pixel_arcmin : float, optional
+        Pixel side [arcmin].
 
     Returns
     -------
@@ -397,7 +411,8 @@ def wiener_field(eps, signal: PowerSpectrum, pad: int = FIELD_PAD_PX) -> np.ndar
     eps = np.asarray(eps, dtype=np.float32)
     if eps.ndim not in (3, 4) or eps.shape[-1] != 3:
         raise ValueError(f"expected ε of shape (ny, nx, 3) or (N, ny, nx, 3), got {eps.shape}")
-    return wiener(eps[..., 0], eps[..., 1], noise_power(eps[..., 2]), signal, pad=pad)
+    noise = noise_power(eps[..., 2])
+    return wiener(eps[..., 0], eps[..., 1], noise, signal, pad=pad, pixel_arcmin=pixel_arcmin)
 
 
 def tile_domain_warnings(

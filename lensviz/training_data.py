@@ -14,8 +14,9 @@ four more per-sample datasets:
 ``features`` ``(N, 128, 128, 5)`` float32
     The tile's crop of its field's :func:`lensviz.features.unet_features`.
 ``features_b`` ``(N, 128, 128, 5)`` float32, optional
-    The same for the field rotated by 45° (``(e1, e2) → (e2, −e1)``: a pure B-mode
-    field of the same mass; its κ is 0), for the B-mode validation metric.
+    The same for the field rotated by 45° (:func:`lensviz.nulltests.rotate_45`: a pure
+    B-mode field of the same mass, which no mass makes; its κ is 0), for the B-mode
+    validation metric.
 ``pixel_arcmin``, ``n_gal``, ``field_px`` ``(N,)``
     What was drawn (``n_gal = inf``: no shape noise).
 ``noise_var`` ``(N,)`` float64
@@ -37,11 +38,11 @@ from lensviz.data.errors import DataError
 from lensviz.data.hdf5 import _GrowingFile, open_hdf5
 from lensviz.depth import pixel_noise_var
 from lensviz.features import FEATURES, unet_features
+from lensviz.nulltests import rotate_45
 from lensviz.simulate import FieldMix, field_draw, simulate_sample
 
 __all__ = [
     "TRAINING_SET_DATASETS",
-    "rotate_45",
     "training_sample",
     "TrainingSetWriter",
     "write_training_set",
@@ -55,26 +56,6 @@ __all__ = [
 #: The per-sample datasets a training set holds beyond ``epsilon``, ``kappa``, ``names``.
 TRAINING_SET_DATASETS = ("features", "pixel_arcmin", "n_gal", "field_px", "noise_var")
 _TILE = constants.NPIX
-
-
-def rotate_45(eps) -> np.ndarray:
-    """Every galaxy rotated by 45°: ``(e1, e2, Δε) → (e2, −e1, Δε)``.
-
-    A spin-2 field rotated by 45° turns its E mode into a B mode and back (KS93 E of the
-    result is minus the B of the input), so a mass map's shear becomes a pure B-mode
-    field that no mass can make: the null test of :mod:`lensviz.nulltests`.
-
-    Examples
-    --------
-    >>> rotate_45(np.array([[[0.1, 0.2, 0.3]]]))[0, 0].tolist()
-    [0.2, -0.1, 0.3]
-    """
-    eps = np.asarray(eps)
-    out = np.empty_like(eps)
-    out[..., 0] = eps[..., 1]
-    out[..., 1] = -eps[..., 0]
-    out[..., 2] = eps[..., 2]
-    return out
 
 
 def training_sample(seed: int, mix: FieldMix | None = None, b_modes: bool = False) -> dict:

@@ -14,8 +14,8 @@ from lensviz.features import (
     unet_features,
 )
 from lensviz.inversion import ks93, ks93inv
+from lensviz.nulltests import rotate_45
 from lensviz.simulate import SimulationConfig, simulate_sample
-from lensviz.training_data import rotate_45
 
 
 def _mass(n=96):

@@ -7,13 +7,13 @@ import pytest
 
 from lensviz.data import read_hdf5
 from lensviz.features import unet_features
+from lensviz.nulltests import rotate_45
 from lensviz.simulate import FieldMix, field_draw, mixed_config, simulate_sample
 from lensviz.training_data import (
     has_b_modes,
     is_training_set,
     iter_training_set,
     read_training_column,
-    rotate_45,
     training_sample,
     training_set_length,
     write_training_set,
@@ -64,16 +64,6 @@ def test_a_sample_is_the_crop_of_its_whole_field():
         s["features_b"], unet_features(rotate_45(eps), draw.config.pixel_arcmin)[tile]
     )
     assert s["field_px"] == 256 and s["pixel_arcmin"] == draw.config.pixel_arcmin
-
-
-def test_rotation_by_45_degrees_turns_e_into_b():
-    from lensviz.inversion import ks93
-
-    eps, _ = simulate_sample(0, mixed_config(1_000_002))  # noise-free
-    ke, kb = ks93(eps[..., 0], eps[..., 1])
-    re, rb = ks93(*rotate_45(eps)[..., :2].transpose(2, 0, 1))
-    np.testing.assert_allclose(rb, -ke, atol=1e-6)
-    np.testing.assert_allclose(re, kb, atol=1e-6)
 
 
 def test_written_training_set_reads_back(tmp_path):
