@@ -260,6 +260,8 @@ def iter_dataset(
     batch_size = check_batch_size(batch_size)
     path = Path(path)
     kind = _kind(path)
+    if kind in ("hdf5", "npz"):
+        dataset_grid(path)  # a stated pixel scale out of bounds is refused on every path
     if kind == "folder":
         yield from iter_challenge_dir(path, batch_size, start, stop)
         return

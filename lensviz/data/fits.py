@@ -745,7 +745,9 @@ def read_shear_fits(
         header = head if name == "g1" else header
     eps, used = _assemble(images, sigma_e, images["g1"][1])
     source = images["g1"][1]
-    return ShearField(eps, _checked_header(header, source), used, None, source)
+    field = ShearField(eps, _checked_header(header, source), used, None, source)
+    field.grid  # noqa: B018 - a pixel scale out of bounds is refused here, on every path
+    return field
 
 
 def read_field_fits(file, source: str | None = None) -> ShearField:
@@ -787,7 +789,9 @@ def read_field_fits(file, source: str | None = None) -> ShearField:
         raise DataError(
             f"{source}: KAPPA is {kappa.shape} but E1 is {eps.shape[:2]}; expected maps of one size"
         )
-    return ShearField(eps, _checked_header(header, source), used, kappa, source)
+    field = ShearField(eps, _checked_header(header, source), used, kappa, source)
+    field.grid  # noqa: B018 - a pixel scale out of bounds is refused here, on every path
+    return field
 
 
 def read_kappa_fits(

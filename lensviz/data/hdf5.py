@@ -689,6 +689,12 @@ def _read_hdf5_open(f, root, source, raw_file, start=0, stop=None, indices=None)
         kappa=kappa_ds is not None,
         field=field,
     )
+    if names_ds is None:
+        names = [f"{i:06d}" for i in rows]
+    else:  # first: the names' declared sizes are checked before any map is read
+        names = validate_names(
+            _read_strings(names_ds, rows, raw_file, source), len(rows), f"{source} [names]"
+        )
     channels_first = eps_ds.shape[-1] != 3
     eps = _read_floats(
         eps_ds,
@@ -703,12 +709,6 @@ def _read_hdf5_open(f, root, source, raw_file, start=0, stop=None, indices=None)
     if kappa_ds is not None:
         kappa = _read_floats(kappa_ds, "kappa", rows, field, source)
         check_kappa_values(kappa, f"{source} [kappa]")
-    if names_ds is None:
-        names = [f"{i:06d}" for i in rows]
-    else:
-        names = validate_names(
-            _read_strings(names_ds, rows, raw_file, source), len(rows), f"{source} [names]"
-        )
     if inverse is not None:
         eps = eps[inverse]
         kappa = None if kappa is None else kappa[inverse]

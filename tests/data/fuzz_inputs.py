@@ -1,4 +1,4 @@
-"""A deterministic generator of malformed and hostile data files, and one trial runner.
+"""A deterministic generator of malformed and hostile inputs, and one trial runner.
 
 :func:`generate` builds, from a seed, more than 1,000 malformed inputs in the classes of
 :data:`CLASSES` (plus a few valid controls), and :func:`run_trial` feeds one input to
@@ -9,16 +9,30 @@ Every case that could make a reader reach outside its input points at planted se
 files in ``workdir`` (:func:`plant_secrets`): ``secret.bin`` holds float32 values that
 would pass every value check, so a reader that followed external storage, a link or a
 virtual dataset would return them; ``secret.txt`` holds a marker text. :func:`run_trial`
-looks for both in every array, name and message that comes back.
+looks for both in every array, name and message that comes back, and for files left
+behind (a refused input leaves no file and no temporary).
+
+The second round (issue 21) adds entry points beyond the dataset readers: ``fits_out``
+(a field file read and written back as a κ FITS file with hostile cards, as
+``predict --out .fits`` and the app's download do: the write must never fail, its
+header must be ASCII and hold no server path), ``model`` (the ``.keras`` check that the
+model list and :func:`lensviz.nn.inference.load_model` run first), ``kappa`` and
+``mask`` (the maps that ``observe`` reads, with its memory check), ``settings`` (the
+memory budget of simulation and observation settings; small ones are run and their
+traced peak compared with the estimate) and ``cache_key`` (uploads that must not share
+the app's cache key).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import io
+import json
+import os
 import pickle
 import struct
 import tracemalloc
+import warnings
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -31,6 +45,8 @@ from astropy.io import fits
 from lensviz import data
 from lensviz.cli import data as cli_data
 from lensviz.data import limits
+from lensviz.data.archive import check_keras_archive
+from lensviz.simulate import SimulationConfig, observe_kappa, simulate_batch
 
 __all__ = [
     "Case",
@@ -73,8 +89,26 @@ CLASSES = (
     "challenge_folder",
     "pair",
     "fits",
+    "h5_aliased_strings",
+    "fits_headers",
+    "challenge_names",
+    "model_files",
+    "maps",
+    "settings",
+    "upload_keys",
 )
-ENTRY_POINTS = ("upload", "pair", "server", "cli")
+ENTRY_POINTS = (
+    "upload",
+    "pair",
+    "server",
+    "cli",
+    "fits_out",
+    "model",
+    "kappa",
+    "mask",
+    "settings",
+    "cache_key",
+)
 OUTCOMES = ("accepted", "DataError", "DataTypeError", "UnsafeFileError", "LimitError")
 DOCUMENTED = (data.DataError,)  # every documented reader error derives from DataError
 PEAK_BUDGET = 64 * 2**20  # tracemalloc peak of one trial on these small inputs (bytes)
@@ -97,15 +131,21 @@ class Case:
 
     klass: str
     name: str
-    kind: str  # "file", "pair" or "folder"
+    kind: str  # "file", "pair", "folder", "model", "map", "settings" or "keys"
     expect: str  # "refused", "accepted" or "either"
     files: dict
 
     def entry_points(self) -> tuple[str, ...]:
+        if self.kind == "file" and self.name.endswith(".fits"):
+            return ("upload", "server", "cli", "fits_out")
         return {
             "file": ("upload", "server", "cli"),
             "pair": ("pair",),
             "folder": ("server", "cli"),
+            "model": ("model",),
+            "map": ("kappa", "mask"),
+            "settings": ("settings",),
+            "keys": ("cache_key",),
         }[self.kind]
 
 
@@ -966,6 +1006,274 @@ def _valid(rng, n):
     )
 
 
+# === Round two (issue 21): aliased strings, FITS headers, names, models, maps, settings ===
+
+
+def _h5_aliased(rng, n):
+    """HDF5 names that alias one large heap object, in every storage; short aliases pass."""
+    storages = (
+        {},
+        {"chunks": 16},
+        {"chunks": 16, "compression": "gzip"},
+        {"chunks": 16, "compression": "lzf"},
+    )
+    for i in range(n):
+        storage = storages[i % 4]
+        short = i % 5 == 4  # aliasing a short name is legal (every sample named alike)
+        big = 40 if short else int(rng.integers(1_000_000, 3_000_000))
+        count = int(rng.integers(24, 64))
+        raw = aliased_names_h5(count, big, field=64, **storage)
+        yield ("either" if short else "refused"), f"alias_{i:04d}.h5", raw
+
+
+def _fits_with_header(rng, cards: dict) -> bytes:
+    """A lensviz field file whose image headers carry ``cards`` (a WCS and more)."""
+    eps = _eps(rng)[0]
+    header = fits.Header(cards)
+    hdus = [fits.PrimaryHDU()]
+    for name, i in (("E1", 0), ("E2", 1), ("SIGMA", 2)):
+        hdus.append(
+            fits.ImageHDU(np.ascontiguousarray(eps[..., i]), header=header.copy(), name=name)
+        )
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fits.HDUList(hdus).writeto(buf)
+    return buf.getvalue()
+
+
+_GOOD_WCS = {
+    "CTYPE1": "RA---TAN",
+    "CTYPE2": "DEC--TAN",
+    "CRPIX1": 64.5,
+    "CRPIX2": 64.5,
+    "CRVAL1": 150.0,
+    "CRVAL2": 2.0,
+    "CDELT1": -0.5 / 60,
+    "CDELT2": 0.5 / 60,
+}
+
+
+def _set_card(raw: bytes, key: str, value: bytes) -> bytes:
+    """Every card ``key`` of the file rewritten with the raw ``value`` (any bytes)."""
+    z = bytearray(raw)
+    tag = key.ljust(8).encode() + b"= "
+    at = z.find(tag)
+    while at >= 0:
+        z[at : at + 80] = (tag + value.rjust(20)).ljust(80)[:80]
+        at = z.find(tag, at + 80)
+    return bytes(z)
+
+
+def _fits_headers(rng, n):
+    """Field files whose WCS or pixel-scale cards are hostile (issue 21, item 4)."""
+    good = _fits_with_header(rng, _GOOD_WCS)
+    for i in range(n):
+        kind = i % 10
+        raw, expect = good, "either"
+        if kind == 0:
+            raw = _set_card(good, "CRVAL1", b"NAN")
+        elif kind == 1:
+            raw = _set_card(good, "CRVAL2", b"-INF")
+        elif kind == 2:
+            raw = _set_card(good, "CTYPE1", b"'RA-\x1b-TAN'")
+        elif kind == 3:
+            raw = _set_card(good, "CDELT1", b"0.0")
+        elif kind == 4:
+            raw = _set_card(good, "CTYPE2", b"'GLAT-XYZ'")
+        elif kind == 5:  # bit flips inside the WCS cards only
+            z = bytearray(good)
+            start = z.find(b"CTYPE1")
+            for pos in rng.integers(start, start + 8 * 80, 4):
+                z[pos] ^= 1 << int(rng.integers(7))
+            raw = bytes(z)
+        elif kind == 6:  # a pixel scale beyond the bounds: refused, naming the card
+            raw = _fits_with_header(rng, {"PIXARCM": float(rng.choice([-1.0, 0.0, 1e9]))})
+            expect = "refused"
+        elif kind == 7:
+            raw = _fits_with_header(rng, {**_GOOD_WCS, "CDELT1": -2.0 / 60})  # 2′ × 0.5′
+        elif kind == 8:
+            raw = _fits_with_header(rng, {"PIXARCM": "half"})
+            expect = "refused"
+        else:  # bytes that are not ASCII in a header: refused before astropy sees them
+            raw = _fits_with_header(rng, {**_GOOD_WCS, "OBJECT": "field n"})
+            raw, expect = _set_card(raw, "OBJECT", "'field ñ'".encode()), "refused"
+        yield expect, f"header_{i:04d}.fits", raw
+
+
+_BAD_STEMS = (b"a\nb", b"tab\tname", b"\xff\xfe", b"e\x1b[2J", b"rlo\xe2\x80\xaex", b"ok_name")
+
+
+def _challenge_names(rng, n):
+    """Challenge folders whose file names are not printable UTF-8 (issue 21, item 5)."""
+    for i in range(n):
+        stem = _BAD_STEMS[i % len(_BAD_STEMS)]
+        name = f"names_{i:04d}"
+        text = os.fsdecode(stem)
+        files = {
+            f"{name}/EPSILON/{text}.npy": _npy(np.moveaxis(_eps(rng)[0], -1, 0).astype("<f2")),
+            f"{name}/KAPPA/{text}.npy": _npy(_kappa(rng)[0].astype("<f2")),
+        }
+        expect = "accepted" if stem == b"ok_name" else "refused"
+        yield Case("challenge_names", name, "folder", expect, files)
+
+
+_TINY_MODEL = Path(__file__).resolve().parents[1] / "nn" / "fixtures" / "pre_split_tiny.keras"
+
+
+def _zip_members(raw: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(raw)) as z:
+        return {info.filename: z.read(info) for info in z.infolist()}
+
+
+def _zip_of(members: dict[str, bytes], method=zipfile.ZIP_STORED) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", method) as z:
+        for name, raw in members.items():
+            z.writestr(name, raw)
+    return _fix_zip_times(buf.getvalue())
+
+
+def _declare(raw: bytes, member: str, size: int) -> bytes:
+    """The zip ``raw`` with ``member``'s declared (uncompressed) size set to ``size``."""
+    z = bytearray(raw)
+    at = z.find(b"PK\x01\x02")
+    while at >= 0:
+        n = struct.unpack("<H", z[at + 28 : at + 30])[0]
+        if z[at + 46 : at + 46 + n] == member.encode():
+            z[at + 24 : at + 28] = struct.pack("<L", size)
+        at = z.find(b"PK\x01\x02", at + 4)
+    return bytes(z)
+
+
+def _model_files(rng, n, secrets):
+    """.keras archives (issue 21, item 6): methods, bombs, members, hostile weights."""
+    good = _TINY_MODEL.read_bytes()
+    members = _zip_members(good)
+    yield Case("model_files", "model_valid.keras", "model", "accepted", {"model_valid.keras": good})
+    for i in range(n):
+        kind = i % 12
+        expect = "refused"
+        if kind == 0:
+            raw = _patch_zip(good, 9)  # deflate64: NotImplementedError in zipfile
+        elif kind == 1:
+            raw = _patch_zip(good, int(rng.choice([12, 14, 93, 99])))
+        elif kind == 2:
+            raw = _patch_zip(good, flags=0x1)
+        elif kind == 3:  # a 3 GiB weights member, declared
+            raw = _declare(good, "model.weights.h5", 3 * 2**30)
+        elif kind == 4:
+            raw = _declare(good, "config.json", int(rng.integers(2**21, 2**31)))
+        elif kind == 5:
+            raw = _zip_of({**members, "assets/payload.bin": rng.bytes(64)})
+        elif kind == 6:
+            raw = _zip_of({k: v for k, v in members.items() if k != "model.weights.h5"})
+        elif kind == 7:
+            raw = good[: int(rng.integers(10, len(good)))]
+        elif kind == 8:  # weights that link to a file on the server
+            raw = _zip_of(
+                {
+                    **members,
+                    "model.weights.h5": _h5(
+                        lambda f: f.__setitem__(
+                            "x", h5py.ExternalLink(str(secrets["h5"]), "/epsilon")
+                        )
+                    ),
+                }
+            )
+        elif kind == 9:  # weights whose dataset keeps its data in a server file
+            ext = [(str(secrets["bin"]), 0, h5py.h5f.UNLIMITED)]
+            raw = _zip_of(
+                {
+                    **members,
+                    "model.weights.h5": _h5(
+                        lambda f, ext=ext: f.create_dataset("w", (64,), "<f4", external=ext)
+                    ),
+                }
+            )
+        elif kind == 10:
+            raw = _zip_of(members, zipfile.ZIP_DEFLATED)
+            expect = "accepted"
+        else:
+            z = bytearray(good)
+            for pos in rng.integers(0, len(z), 6):
+                z[pos] ^= 1 << int(rng.integers(8))
+            raw, expect = bytes(z), "either"
+        name = f"model_{i:04d}.keras"
+        yield Case("model_files", name, "model", expect, {name: raw})
+
+
+def _maps(rng, n):
+    """κ maps and masks for observing (issue 21, items 3 and 8): empty, dates, sizes."""
+    good = _kappa(rng)[0]
+    bad = (
+        (np.zeros((0, 64)), "refused"),
+        (np.zeros((0, 64, 64)), "refused"),
+        (np.zeros((64, 64), "M8[s]"), "refused"),
+        (np.zeros((64, 64), "m8[ms]"), "refused"),
+        (np.zeros((64, 64), "c8"), "refused"),
+        (np.zeros((63, 128)), "refused"),
+        (np.full((64, 64), np.nan), "refused"),
+        (np.zeros((2, 64, 64)), "refused"),
+        (good, "accepted"),
+        (good.astype("<f2"), "accepted"),
+    )
+    for i in range(n):
+        array, expect = bad[i % len(bad)]
+        if i // len(bad) % 2:
+            buf = io.BytesIO()
+            if array.dtype.name in ("float32", "float64") and array.ndim == 2 and array.size:
+                fits.PrimaryHDU(np.asarray(array)).writeto(buf)
+                yield Case(
+                    "maps",
+                    f"map_{i:04d}.fits",
+                    "map",
+                    expect,
+                    {f"map_{i:04d}.fits": buf.getvalue()},
+                )
+                continue
+        yield Case("maps", f"map_{i:04d}.npy", "map", expect, {f"map_{i:04d}.npy": _npy(array)})
+
+
+def _settings(rng, n):
+    """Extreme but allowed settings (issue 21, item 2): any depth and pixel scale, sizes
+    and batches; small ones are run and their traced peak compared with the estimate."""
+    for i in range(n):
+        kind = i % 3
+        if kind == 0:  # observe a small map at any depth and pixel scale: run it
+            settings = {
+                "observe": [int(rng.integers(64, 200)), int(rng.integers(64, 200))],
+                "n_gal": float(10 ** rng.uniform(-1, 6)),
+                "pixel_arcmin": float(10 ** rng.uniform(-2, np.log10(60))),
+                "run": True,
+            }
+        elif kind == 1:  # simulate a batch of small fields at any depth: run it
+            settings = {
+                "simulate": [int(rng.integers(1, 3)), 64, int(rng.integers(0, 32))],
+                "n_gal": float(10 ** rng.uniform(-1, 6)),
+                "run": True,
+            }
+        else:  # large sizes and batches: estimated only
+            settings = {
+                "simulate": [int(10 ** rng.uniform(0, 6)), int(rng.integers(64, 2049)), 128],
+                "observe": [int(rng.integers(64, 2049)), int(rng.integers(64, 2049))],
+                "pad": int(rng.integers(0, 4096)),
+            }
+        name = f"settings_{i:04d}"
+        raw = json.dumps(settings).encode()
+        yield Case("settings", name, "settings", "either", {f"{name}.json": raw})
+
+
+def _upload_keys(rng, n):
+    """Uploads that must not share a cache key (issue 21, item 7)."""
+    for i in range(n):
+        a, b = rng.bytes(int(rng.integers(1, 64))), rng.bytes(int(rng.integers(0, 64)))
+        name = f"keys_{i:04d}"
+        yield Case(
+            "upload_keys", name, "keys", "accepted", {f"{name}_eps.npy": a, f"{name}_kappa.npy": b}
+        )
+
+
 # === The generator ===
 
 
@@ -1073,6 +1381,13 @@ _COUNTS = {  # cases per class (the valid controls are not counted as malformed)
     "layout": 30,
     "challenge_folder": 30,
     "pair": 48,
+    "h5_aliased_strings": 24,
+    "fits_headers": 60,
+    "challenge_names": 30,
+    "model_files": 60,
+    "maps": 60,
+    "settings": 30,
+    "upload_keys": 40,
 }
 _CACHE: dict = {}
 
@@ -1118,6 +1433,13 @@ def generate(seed: int, secrets: dict[str, Path], scale: float = 1.0) -> list[Ca
         "challenge_folder": _challenge_folders(rng, n["challenge_folder"], secrets),
         "pair": _pairs(rng, n["pair"]),
         "fits": _fits(rng, n["fits"]),
+        "h5_aliased_strings": _h5_aliased(rng, n["h5_aliased_strings"]),
+        "fits_headers": _fits_headers(rng, n["fits_headers"]),
+        "challenge_names": _challenge_names(rng, n["challenge_names"]),
+        "model_files": _model_files(rng, n["model_files"], secrets),
+        "maps": _maps(rng, n["maps"]),
+        "settings": _settings(rng, n["settings"]),
+        "upload_keys": _upload_keys(rng, n["upload_keys"]),
     }
     cases = []
     for klass in CLASSES:
@@ -1147,16 +1469,144 @@ def _materialize(case: Case, root: Path) -> Path:
     return root / case.name
 
 
+#: Cards a FITS output gets beside the input's header, as the app and the CLI write them:
+#: a method label with σ, a sample name that is not ASCII, a server's weights path.
+HOSTILE_CARDS = {
+    "METHOD": "KS93 (σ 4 px)",
+    "DATA": "échantillon\x1b[2J ñ",
+    "weights": "/srv/lensviz/weights/lite.keras",
+    "NGAL": float("nan"),
+}
+_EPS_ENTRIES = ("upload", "pair", "server", "cli")
+
+
+def _write_fits_out(path: Path, out: Path) -> bytes:
+    """``predict --out .fits`` on a field file: read it, write a κ with its header."""
+    field = data.load_dataset(path)
+    out.mkdir(exist_ok=True)
+    kappa = np.clip(field.eps[0, ..., 0], -1, 1)
+    pixel = field.pixel_arcmin if field.pixel_known else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", data.DataWarning)  # an invalid WCS is left out
+        data.write_kappa_fits(
+            out / "k.fits", kappa, field.header, attrs=HOSTILE_CARDS, pixel_arcmin=pixel
+        )
+    raw = (out / "k.fits").read_bytes()
+    with fits.open(io.BytesIO(raw)) as hdul:
+        hdul.verify("exception")
+    return raw
+
+
+def _run_settings(name: str, raw: bytes) -> dict:
+    """Check the settings' memory; run the small ones and trace their peak."""
+    settings = json.loads(raw)
+    out = {"estimate": 0, "peak": 0}
+    if "simulate" in settings:
+        batch, npix, margin = settings["simulate"]
+        out["estimate"] = limits.check_simulation(batch, npix, npix + 2 * margin, 1, name)
+    if "observe" in settings:
+        estimate = limits.check_observation(settings["observe"], settings.get("pad"), name)
+        out["estimate"] = max(out["estimate"], estimate)
+    if settings.get("run"):
+        rng = np.random.default_rng(0)
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        if "observe" in settings:
+            kappa = np.clip(rng.normal(0, 0.05, settings["observe"]), -0.5, 2).astype("<f4")
+            observe_kappa(kappa, rng, settings["n_gal"], 0.26, settings["pixel_arcmin"])
+        else:
+            config = SimulationConfig(npix=npix, margin_px=margin, n_gal=settings["n_gal"])
+            simulate_batch(batch, 0, config)
+        out["peak"] = tracemalloc.get_traced_memory()[1] - base
+    return out
+
+
+def _keys(case: Case) -> list[str]:
+    """Keys of the case's pair and of every variant that must differ from it."""
+    (a_name, a), (b_name, b) = case.files.items()
+    variants = [
+        [(a_name, a), (b_name, b)],
+        [(a_name, a + b)],  # one file of the pair's bytes joined
+        [(a_name.replace(".npy", ".txt"), a), (b_name, b)],  # another suffix
+        [("renamed_" + a_name, a), (b_name, b)],  # another name (the sample name)
+        [(a_name, a), (b_name, b + b"\0")],
+    ]
+    return [data.upload_key(files) for files in variants]
+
+
 def _call(case: Case, entry: str, root: Path):
     if entry == "upload":
         ((name, raw),) = case.files.items()
         return data.load_upload(name, raw)
     if entry == "pair":
         return data.load_uploads(list(case.files.items()))
+    if entry in ("kappa", "mask"):
+        ((name, raw),) = case.files.items()
+        if entry == "mask":
+            return data.load_mask_upload(name, raw, (NPIX, NPIX))
+        kappa, _ = data.load_kappa_upload(name, raw)
+        limits.check_observation(kappa.shape, source=name)  # observe: before any work
+        return kappa
+    if entry == "settings":
+        ((_, raw),) = case.files.items()
+        return _run_settings(case.name, raw)
+    if entry == "cache_key":
+        return _keys(case)
     path = _materialize(case, root)
     if entry == "server":
         return data.load_dataset(path, 0, 512)
+    if entry == "fits_out":
+        return _write_fits_out(path, root / f"{case.name}.out")
+    if entry == "model":
+        return check_keras_archive(path)
     return cli_data.load_data(str(path), need_kappa=False)
+
+
+def _check_other(entry: str, result) -> list[str]:
+    """What an accepted result of the round-two entry points must be."""
+    if entry == "fits_out":
+        end = result.find(b"END     ")
+        header = result[: end if end > 0 else 2880]
+        if not all(32 <= c < 127 for c in header):
+            return ["the FITS output's header is not printable ASCII"]
+        if b"/srv/" in result:
+            return ["the FITS output holds a server path"]
+        return []
+    if entry == "kappa":
+        if not (
+            isinstance(result, np.ndarray)
+            and result.ndim == 2
+            and result.dtype == np.float32
+            and np.isfinite(result).all()
+        ):
+            return ["an accepted κ map is not a finite 2-D float32 map"]
+        return []
+    if entry == "mask":
+        return [] if result.dtype == bool and result.shape == (NPIX, NPIX) else ["bad mask"]
+    if entry == "settings":
+        if result["estimate"] > limits.MAX_WORK_BYTES:
+            return ["settings over the memory budget were accepted"]
+        if result["peak"] > result["estimate"]:
+            return [f"traced peak {result['peak']} over the estimate {result['estimate']}"]
+        return []
+    if entry == "cache_key":
+        return [] if len(set(result)) == len(result) else ["two different uploads share a key"]
+    return []
+
+
+def _result_blobs(entry: str, result) -> list[bytes]:
+    if entry in _EPS_ENTRIES:
+        eps, kappa, names = result
+        return [
+            eps.tobytes(),
+            b"" if kappa is None else kappa.tobytes(),
+            "\n".join(names).encode("utf-8", "backslashreplace"),
+        ]
+    if isinstance(result, bytes):
+        return [result]
+    if isinstance(result, np.ndarray):
+        return [result.tobytes()]
+    return [repr(result).encode()]
 
 
 def _check_accepted(result) -> list[str]:
@@ -1197,11 +1647,12 @@ def run_trial(case: Case, entry: str, root: Path) -> Trial:
     in any output, an accepted hostile case, a peak over :data:`PEAK_BUDGET`.
     """
     problems = []
-    message, result = "", None
+    message, result, accepted = "", None, False
+    before = {p.name for p in root.iterdir()} if root.is_dir() else set()
     tracemalloc.start()
     try:
         result = _call(case, entry, root)
-        outcome = "accepted"
+        outcome, accepted = "accepted", True
     except DOCUMENTED as exc:
         outcome, message = type(exc).__name__, str(exc)
     except Exception as exc:  # noqa: BLE001 - classifying what escapes is the point
@@ -1211,18 +1662,23 @@ def run_trial(case: Case, entry: str, root: Path) -> Trial:
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
     blobs = [message.encode("utf-8", "backslashreplace")]
-    if result is not None:
-        eps, kappa, names = result
-        blobs += [
-            eps.tobytes(),
-            b"" if kappa is None else kappa.tobytes(),
-            "\n".join(names).encode("utf-8", "backslashreplace"),
-        ]
-        problems += _check_accepted(result)
+    if accepted:
+        blobs += _result_blobs(entry, result)
+        problems += (
+            _check_accepted(result) if entry in _EPS_ENTRIES else _check_other(entry, result)
+        )
         if case.expect == "refused":
             problems.append("a malformed input was accepted")
     elif case.expect == "accepted":
         problems.append(f"a valid input was refused: {message}")
+    # nothing is lost or left: no new file beside the case's own, no hidden temporary
+    if root.is_dir():
+        allowed = {rel.split("/")[0] for rel in case.files} | {f"{case.name}.out"}
+        new = {p.name for p in root.iterdir()} - before - allowed
+        out = root / f"{case.name}.out"
+        left = [p.name for p in out.iterdir() if p.name != "k.fits"] if out.is_dir() else []
+        if new or left or (out.is_dir() and not accepted and any(out.iterdir())):
+            problems.append(f"files left behind: {sorted(new) + left}")
     if outcome != "accepted" and not any(
         name.split("/")[0] in message for name in [case.name, *case.files]
     ):
