@@ -32,6 +32,12 @@ HDF5 (``.h5`` / ``.hdf5``, :mod:`lensviz.data.hdf5`)
     :func:`read_shear_fits`; κ maps are written by :func:`write_kappa_fits` with the
     input's WCS.
 
+:func:`load_dataset` and the upload readers return a :class:`Dataset` (it unpacks as
+``eps, kappa, names``) with its :class:`PixelGrid` (:mod:`lensviz.data.sky`): the pixel
+side in arcmin (from a FITS WCS or ``PIXARCM`` card, an HDF5 attribute or an ``.npz``
+array ``pixel_arcmin``; else :data:`DEFAULT_PIXEL_ARCMIN`, marked not stated), and the
+WCS of a FITS field.
+
 Uploads (name + bytes) are read by :func:`load_upload`, :func:`load_upload_pair` and
 :func:`load_uploads` (:mod:`lensviz.data.upload`). Single maps, the κ map and mask image
 that :func:`lensviz.simulate.observe_kappa` observes, are read by :func:`read_kappa_map`
@@ -45,10 +51,19 @@ Hostile input
     unpickled. Only the selected rows are then decoded, a block at a time, and checked
     by :func:`validate_epsilon` / :func:`validate_kappa`: shapes, dtypes, finiteness and
     the physical bounds of :mod:`lensviz.data.limits`.
+Model files
+    A ``.keras`` archive is checked by :func:`check_keras_archive` before Keras opens it,
+    and a loaded model's signature by :func:`check_model_signature`
+    (:mod:`lensviz.data.archive`).
+Working memory
+    :func:`lensviz.data.limits.check_simulation` and
+    :func:`~lensviz.data.limits.check_observation` refuse settings whose estimated peak
+    exceeds :data:`~lensviz.data.limits.MAX_WORK_BYTES`, before any work starts.
 Errors (:mod:`lensviz.data.errors`)
     Bad content raises :class:`DataError` (a :class:`ValueError`); a wrong dtype
     :class:`DataTypeError` (also a :class:`TypeError`); an unsafe file
-    :class:`UnsafeFileError`; a declared size beyond a budget :class:`LimitError`. A
+    :class:`UnsafeFileError`; a declared size beyond a budget :class:`LimitError`; what
+    is left out and read on without (an invalid WCS) warns with :class:`DataWarning`. A
     missing path raises :class:`FileNotFoundError`; refusing to overwrite raises
     :class:`FileExistsError`. Every message is one line that names the file, what was
     found and what was expected. A user-facing caller catches
@@ -63,6 +78,7 @@ Atomic writes
 from __future__ import annotations
 
 from lensviz.data import limits
+from lensviz.data.archive import check_keras_archive, check_model_signature
 from lensviz.data.challenge import (
     ChallengeDirWriter,
     challenge_names,
@@ -176,6 +192,8 @@ __all__ = [
     "check_session_uploads",
     "upload_key",
     "apply_convention",
+    "check_keras_archive",
+    "check_model_signature",
     "PredictionWriter",
     "write_predictions",
     "read_predictions",
