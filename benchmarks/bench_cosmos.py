@@ -1,7 +1,7 @@
 """COSMOS null tests: E/B ratios of the UNet, KS93 and Wiener, and the significant peaks.
 
-    python -m benchmarks.bench_cosmos [--weights W.keras] [--n-noise 200] [--quick]
-                                      [--out benchmarks/cosmos.json]
+    python -m benchmarks.bench_cosmos [--weights W.keras] [--previous V.keras]
+                                      [--n-noise 200] [--quick] [--out benchmarks/cosmos.json]
 
 E/B
     The rms of each method's map of the real data over that of its map of the
@@ -18,7 +18,10 @@ Peaks
     every method (:func:`lensviz.nulltests.null_tests`): S/N = height / noise rms at the
     peak, and the false-alarm rate (share of noise maps with a higher highest peak). The
     peaks with S/N ≥ 3 are listed, with positions in pixels and arcmin from the field's
-    corner (0.36′ pixels, :data:`lensviz.cosmos.COSMOS_PIXEL_ARCMIN`).
+    corner (0.352′ pixels, :data:`lensviz.cosmos.COSMOS_PIXEL_ARCMIN`, which every method
+    is given). Beside them, the share of each method's B-map pixels beyond ±3 noise rms
+    (:func:`lensviz.nulltests.b_outlier_share`; Gaussian noise: 0.27 %). ``--previous``
+    adds the model shipped before, as it ran then (its own pixel scale).
 """
 
 from __future__ import annotations
@@ -35,8 +38,7 @@ from lensviz import cosmos, depth, nulltests
 from lensviz.evaluation import default_power_spectrum
 from lensviz.fields import ks93_field, wiener_field
 from lensviz.inversion import gaussian_smooth
-from lensviz.nn.fields import predict_field
-from lensviz.nn.inference import load_model
+from lensviz.nn.inference import load_model, model_predictor
 from lensviz.wiener import PowerSpectrum
 
 __all__ = ["SIGMAS", "e_over_b_table", "peaks", "main"]
@@ -59,7 +61,7 @@ def e_over_b_table(methods: dict, field, n_null: int) -> dict:
     """
     eps, footprint = field.eps, ~field.mask
     interior = nulltests.peak_region(footprint, INTERIOR_PX)
-    rule = depth.ks93_sigma(eps[..., 2])
+    rule = depth.ks93_sigma(eps[..., 2], pixel_arcmin=cosmos.COSMOS_PIXEL_ARCMIN)
     sigmas = (*SIGMAS, round(rule, 2))
     fakes = [
         nulltests.randomise_orientations(eps, np.random.default_rng([7, i])) for i in range(n_null)
@@ -90,6 +92,7 @@ def peaks(methods: dict, field, n_noise: int) -> dict:
     for name, result in tests.items():
         out[name] = {
             "e_over_b": result["e_over_b"],
+            "b_outlier_share": result["b_outlier_share"],
             "e_rms": result["e_rms"],
             "b_rms": result["b_rms"],
             "median_noise_rms": float(
@@ -122,21 +125,29 @@ def main(argv: list[str] | None = None) -> int:
     model = load_model(weights)
     signal = PowerSpectrum.load(default_power_spectrum())
     field = cosmos.load_cosmos()
-    rule = depth.ks93_sigma(field.eps[..., 2])
+    scale = cosmos.COSMOS_PIXEL_ARCMIN
+    rule = depth.ks93_sigma(field.eps[..., 2], pixel_arcmin=scale)
+    unet = model_predictor(model)
     raw = {
-        "unet": lambda e: predict_field(model, e),
+        "unet": lambda e: unet(e, pixel_arcmin=scale),
         "ks93": lambda e: ks93_field(e, sigma_px=0.0),
-        "wiener": lambda e: wiener_field(e, signal),
+        "wiener": lambda e: wiener_field(e, signal, pixel_arcmin=scale),
     }
+    if args.previous:
+        previous = model_predictor(load_model(args.previous))
+        raw["previous"] = lambda e: previous(e)
     table = e_over_b_table(raw, field, 5 if args.quick else N_NULL)
     as_used = {
         "unet": raw["unet"],
-        "ks93_depth_rule": lambda e: ks93_field(e),
+        "ks93_depth_rule": lambda e: ks93_field(e, pixel_arcmin=scale),
         "wiener": raw["wiener"],
     }
+    if args.previous:
+        as_used["previous"] = raw["previous"]
     found = peaks(as_used, field, 20 if args.quick else args.n_noise)
     results = {
         "weights": checkout_relative(weights),
+        "previous": args.previous,
         "pixel_arcmin": cosmos.COSMOS_PIXEL_ARCMIN,
         "sigma_e": field.sigma_e,
         "footprint_pixels": int((~field.mask).sum()),
@@ -146,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         "n_noise": 20 if args.quick else args.n_noise,
         "wall_s": time.perf_counter() - t0,
     }
-    for name in ("unet", "ks93", "wiener"):
+    for name in [m for m in raw if m in table]:
         row = table[name]
         print(
             f"E/B {name:>7}: "
@@ -161,7 +172,10 @@ def main(argv: list[str] | None = None) -> int:
             f"({p['y']},{p['x']}) S/N {p['snr']:.1f} FA {p['false_alarm']:.2f}"
             for p in result["peaks"][:5]
         )
-        print(f"{name:>16}: E/B {result['e_over_b']:.3f}; peaks S/N ≥ {MIN_SNR:g}: {top}")
+        print(
+            f"{name:>16}: E/B {result['e_over_b']:.3f}, B beyond ±3 noise rms "
+            f"{result['b_outlier_share']:.2%}; peaks S/N ≥ {MIN_SNR:g}: {top}"
+        )
     path = Path(args.out)
     path.write_text(json.dumps(results, indent=1))
     print(f"wrote {path}")

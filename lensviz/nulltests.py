@@ -32,6 +32,7 @@ Every function takes a *reconstruction* ``eps (N, ny, nx, 3) -> kappa (N, ny, nx
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -46,6 +47,9 @@ __all__ = [
     "randomise_orientations",
     "footprint_rms",
     "e_over_b",
+    "B_OUTLIER_SIGMA",
+    "GAUSSIAN_OUTLIER_SHARE",
+    "b_outlier_share",
     "peak_region",
     "noise_realisations",
     "peak_significance",
@@ -54,6 +58,10 @@ __all__ = [
 
 #: A reconstruction method: ``eps (N, ny, nx, 3) -> kappa (N, ny, nx)``.
 Reconstruction = Callable[[np.ndarray], np.ndarray]
+#: A B-map pixel this many noise rms from zero is an outlier (:func:`b_outlier_share`).
+B_OUTLIER_SIGMA = 3.0
+#: The share of a Gaussian noise map's pixels beyond ±B_OUTLIER_SIGMA: erfc(3/√2) = 0.27 %.
+GAUSSIAN_OUTLIER_SHARE = math.erfc(B_OUTLIER_SIGMA / math.sqrt(2.0))
 
 
 def _eps(eps) -> np.ndarray:
@@ -121,6 +129,35 @@ def footprint_rms(kappa, footprint) -> float:
 def e_over_b(kappa, kappa_rotated, footprint) -> float:
     """The E/B ratio: rms of the map over that of the map of the 45°-rotated data."""
     return footprint_rms(kappa, footprint) / footprint_rms(kappa_rotated, footprint)
+
+
+def b_outlier_share(kappa_b, noise_rms, footprint, threshold: float = B_OUTLIER_SIGMA) -> float:
+    """Share of the footprint where the B map lies beyond ±``threshold`` noise rms.
+
+    A method whose B map (its map of the 45°-rotated data) is noise puts
+    :data:`GAUSSIAN_OUTLIER_SHARE` (0.27 %) of the pixels beyond ±3 noise rms; a larger
+    share means it draws structure from shear patterns that gravity does not make.
+
+    Parameters
+    ----------
+    kappa_b : array_like, shape (ny, nx)
+    noise_rms : array_like, shape (ny, nx)
+        The method's noise rms per pixel (``null_tests(...)["noise_rms"]``).
+    footprint : array_like of bool, shape (ny, nx)
+    threshold : float
+
+    Examples
+    --------
+    >>> b = np.random.default_rng(0).normal(size=(1024, 1024))
+    >>> share = b_outlier_share(b, np.ones_like(b), np.ones(b.shape, bool))
+    >>> bool(abs(share - GAUSSIAN_OUTLIER_SHARE) < 3 * np.sqrt(0.0027 / 1024**2))
+    True
+    """
+    footprint = np.asarray(footprint, dtype=bool)
+    rms = np.asarray(noise_rms, dtype=np.float64)[footprint]
+    b = np.asarray(kappa_b, dtype=np.float64)[footprint]
+    good = rms > 0
+    return float(np.mean(np.abs(b[good]) > threshold * rms[good])) if good.any() else 0.0
 
 
 def peak_region(footprint, edge_px: int = 4) -> np.ndarray:
@@ -297,7 +334,8 @@ def null_tests(
     -------
     dict
         Per method: ``kappa`` and ``kappa_b`` (the map of the 45°-rotated data),
-        ``e_rms``, ``b_rms``, ``e_over_b``, ``e_over_b_interior``, ``e_over_b_null``
+        ``e_rms``, ``b_rms``, ``e_over_b``, ``e_over_b_interior``, ``b_outlier_share``
+        (:func:`b_outlier_share` of the B map), ``e_over_b_null``
         (mean and standard deviation of the ratio of the rms of two independent noise
         maps: the E/B of a field without signal, since the 45°-rotated noise is just
         another noise realisation), ``noise_rms`` (a map) and ``peaks`` (list of
@@ -317,6 +355,7 @@ def null_tests(
 
         noise = noise_realisations(reconstruct, eps, n_noise, seed, on_batch=on_batch)
         null = [e_over_b(a, b, footprint) for a, b in zip(noise[0::2], noise[1::2], strict=False)]
+        noise_rms = noise.std(axis=0).astype(np.float32)
         out[name] = {
             "kappa": kappa,
             "kappa_b": kappa_b,
@@ -324,8 +363,9 @@ def null_tests(
             "b_rms": footprint_rms(kappa_b, footprint),
             "e_over_b": e_over_b(kappa, kappa_b, footprint),
             "e_over_b_interior": e_over_b(kappa, kappa_b, peak_region(footprint, interior_px)),
+            "b_outlier_share": b_outlier_share(kappa_b, noise_rms, footprint),
             "e_over_b_null": (float(np.mean(null)), float(np.std(null))),
-            "noise_rms": noise.std(axis=0).astype(np.float32),
+            "noise_rms": noise_rms,
             "peaks": peak_significance(kappa, noise, footprint, edge_px),
         }
     return out
