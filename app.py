@@ -1,4 +1,9 @@
-"""lensviz: the Streamlit frame. Page config, the shared sidebar, navigation, the header."""
+"""lensviz: the Streamlit frame. Page config, the shared sidebar, navigation, the header.
+
+What needs TensorFlow (the UNet's domain warning under the header, the device in the
+sidebar) is drawn after the page, into its place: a fresh server shows its first maps
+while TensorFlow loads (see ui/cache.py).
+"""
 
 import os
 
@@ -13,14 +18,16 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui.header import page_header
-from ui.sidebar import sidebar
+from ui.header import page_header, unet_warning
+from ui.layout import compact_main
+from ui.sidebar import runtime_ui, sidebar
 
 ICON = Path(__file__).resolve().parent / "ui" / "icon.png"  # local: nothing from a CDN
 
 st.set_page_config(
     page_title="lensviz · weak-lensing mass maps", page_icon=str(ICON), layout="wide"
 )
+compact_main()
 
 #: url path → (file, navigation title, heading, header scope, navigation icon)
 PAGES = {
@@ -58,5 +65,9 @@ pages = [
 pg = st.navigation(pages)
 sel = sidebar()
 _, _, heading, scope, _ = PAGES[pg.url_path or "compare"]
-page_header(heading, sel, scope)
-pg.run()
+slot = page_header(heading, sel, scope)
+try:
+    pg.run()
+finally:  # what needs TensorFlow comes after the page, which draws its maps first
+    unet_warning(slot, sel, scope)
+    runtime_ui()

@@ -31,23 +31,58 @@ def test_whiskers_are_tangential_around_a_mass_concentration():
     assert np.median(cos) < 0.1  # perpendicular to the radius: tangential
 
 
-def test_map_row_links_zoom_square_pixels_row_zero_on_top():
-    fig = plots.map_row({"a": np.zeros((8, 8)), "b": np.ones((8, 8))}, zrange=(0.0, 1.0))
-    lay = fig.layout
-    assert lay.yaxis.autorange == "reversed" and lay.yaxis2.autorange == "reversed"
-    assert lay.yaxis.scaleanchor == "x" and lay.yaxis2.scaleanchor == "x2"
-    assert lay.xaxis2.matches == "x" and lay.yaxis2.matches == "y"
-    assert [t.coloraxis for t in fig.data] == ["coloraxis", "coloraxis"]
-    assert (lay.coloraxis.cmin, lay.coloraxis.cmax) == (0.0, 1.0)
-    assert [a.text for a in lay.annotations] == ["a", "b"]
+def titles(fig) -> list[str]:
+    """The titles above a cell's map panels, top to bottom."""
+    return [
+        a.text
+        for a in fig.layout.annotations
+        if a.xref.endswith("domain") and a.yanchor == "bottom"
+    ]
+
+
+def test_map_cells_square_pixels_row_zero_on_top_one_scale_one_bar():
+    cells = plots.map_cells({"a": np.zeros((8, 8)), "b": np.ones((8, 8))}, zrange=(0.0, 1.0))
+    assert len(cells) == 2
+    for fig in cells:
+        lay = fig.layout
+        assert lay.yaxis.scaleanchor == "x" and tuple(lay.yaxis.range) == (7.5, -0.5)
+        assert tuple(lay.xaxis.range) == (-0.5, 7.5)
+        assert (lay.coloraxis.cmin, lay.coloraxis.cmax) == (0.0, 1.0)
+    assert [titles(c) for c in cells] == [["a"], ["b"]]
+    # One colour bar, horizontal, under the first cell.
+    assert [c.layout.coloraxis.showscale for c in cells] == [True, False]
+    assert cells[0].layout.coloraxis.colorbar.orientation == "h"
+    assert cells[0].layout.height > cells[1].layout.height  # the bar's room
+    with pytest.raises(ValueError, match="one shape"):
+        plots.map_cells({"a": np.zeros((8, 8)), "b": np.zeros((8, 9))})
+
+
+def test_comparison_cells_put_each_residual_under_its_map_with_linked_zoom():
+    t = np.zeros((16, 16))
+    cells = plots.comparison_cells(
+        t,
+        {"UNet": np.full((16, 16), 0.5), "KS93 (σ 4 px)": np.linspace(-1, 3, 256).reshape(16, 16)},
+    )
+    assert [titles(c) for c in cells] == [
+        ["true κ"],
+        ["UNet", "UNet − true"],
+        ["KS93 (σ 4 px)", "KS93 − true"],
+    ]
+    unet = cells[1].layout
+    assert unet.xaxis2.matches == "x" and unet.yaxis2.matches == "y"
+    assert unet.yaxis.domain[0] > unet.yaxis2.domain[1]  # the map above its residual
+    residual = [t for t in cells[2].data if t.coloraxis == "coloraxis2"][0]
+    np.testing.assert_allclose(np.asarray(residual.z), np.linspace(-1, 3, 256).reshape(16, 16))
+    scale = cells[1].layout.coloraxis2
+    assert scale.cmin == -scale.cmax  # symmetric
+    # κ bar under the truth, Δκ bar under the first residual only.
+    assert cells[0].layout.coloraxis.showscale
+    assert [c.layout.coloraxis2.showscale for c in cells[1:]] == [True, False]
 
 
 def test_residuals_are_symmetric_and_confusion_colours_match_the_report():
-    t = np.zeros((16, 16))
-    fig = plots.residual_row(t, {"m": np.linspace(-1, 3, 256).reshape(16, 16)})
-    assert fig.layout.coloraxis.cmin == -fig.layout.coloraxis.cmax
     codes = np.arange(4, dtype=np.uint8).repeat(4).reshape(4, 4)
-    fig = plots.confusion_figure({"m": codes})
+    (fig,) = plots.confusion_cells({"m": codes})
     scale = fig.data[0].colorscale  # two stops per code: [c/4, colour], [(c+1)/4, colour]
     assert (fig.data[0].zmin, fig.data[0].zmax) == (-0.5, 3.5)
     for cls, code in metrics.CONFUSION_CODES.items():
@@ -55,6 +90,9 @@ def test_residuals_are_symmetric_and_confusion_colours_match_the_report():
         assert scale[2 * code] == (code / 4, colour) and scale[2 * code + 1][1] == colour
     legend = {t.name.split(":")[0]: t.marker.color for t in fig.data[1:]}
     assert legend == {"TP": "#2ca02c", "TN": "#ffffff", "FP": "#1f5fd6", "FN": "#d62728"}
+    assert fig.layout.showlegend
+    second = plots.confusion_cells({"a": codes, "b": codes})[1]
+    assert len(second.data) == 1 and not second.layout.showlegend  # one legend per grid
 
 
 def test_map_png_round_trip():
@@ -73,29 +111,31 @@ def test_masked_pixels_are_grey_in_figures_and_pngs():
     grey = (166, 166, 166)
     assert plots.MASK_COLOR == "#a6a6a6" and img.getpixel((2, 1)) == grey
     assert img.getpixel((3, 1)) != grey
-    fig = plots.map_row({"κ": m})  # plotly leaves NaN transparent over a grey background
-    assert fig.layout.plot_bgcolor == plots.MASK_COLOR
+    # Plotly leaves NaN transparent over a grey rectangle of exactly the map's extent;
+    # around the map (a zoomed-out view) the plot is white: grey only means no data.
+    (fig,) = plots.map_cells({"κ": m})
+    (rect,) = fig.layout.shapes
+    assert rect.fillcolor == plots.MASK_COLOR and rect.layer == "below"
+    assert (rect.x0, rect.x1, rect.y0, rect.y1) == (-0.5, 5.5, -0.5, 3.5)
+    assert fig.layout.plot_bgcolor == plots.PAD_COLOR != plots.MASK_COLOR
 
 
-def test_uncertainty_row_standardises_the_residual():
+def test_uncertainty_cells_standardise_the_residual():
     mean = np.full((8, 8), 0.1)
     std = np.full((8, 8), 0.02)
     std[0, 0] = 0.0
     truth = mean - 0.04  # mean is 2σ too high
-    fig = plots.uncertainty_row(mean, std, truth=truth, zrange=(0.0, 0.2))
-    assert [a.text for a in fig.layout.annotations] == [
-        "UNet mean",
-        "σ per pixel",
-        "(mean − true) / σ",
-    ]
-    z = np.asarray(fig.data[2].z, dtype=float)
+    cells = plots.uncertainty_cells(mean, std, truth=truth, zrange=(0.0, 0.2))
+    assert [titles(c) for c in cells] == [["UNet mean"], ["σ per pixel"], ["(mean − true) / σ"]]
+    z = np.asarray(cells[2].data[0].z, dtype=float)
     assert np.isnan(z[0, 0])  # σ = 0: undefined
     np.testing.assert_allclose(z.ravel()[1:], 2.0, rtol=1e-5)
-    assert (fig.layout.coloraxis3.cmin, fig.layout.coloraxis3.cmax) == (-3.0, 3.0)
-    assert fig.layout.coloraxis2.cmin == 0.0
-    assert len(plots.uncertainty_row(mean, std).data) == 2  # no truth: no z panel
+    assert (cells[2].layout.coloraxis.cmin, cells[2].layout.coloraxis.cmax) == (-3.0, 3.0)
+    assert cells[1].layout.coloraxis.cmin == 0.0
+    assert all(c.layout.coloraxis.showscale for c in cells)  # each on its own scale
+    assert len(plots.uncertainty_cells(mean, std)) == 2  # no truth: no z panel
     with pytest.raises(ValueError, match="shape"):
-        plots.uncertainty_row(mean, std[:4])
+        plots.uncertainty_cells(mean, std[:4])
 
 
 def test_reliability_figure_has_the_diagonal_and_the_points():
@@ -111,14 +151,15 @@ def test_reliability_figure_has_the_diagonal_and_the_points():
 
 
 def test_outline_regions_draws_on_every_requested_panel():
-    fig = plots.map_row({"a": np.zeros((16, 16)), "b": np.zeros((16, 16))})
+    (fig,) = plots.comparison_cells(np.zeros((16, 16)), {"a": np.zeros((16, 16))})[1:]
     plots.outline_regions(fig, center=(8, 6), radius=3, border=2, shape=(16, 16), panels=(1, 2))
     circles = [s for s in fig.layout.shapes if s.type == "circle"]
     assert [(c.xref, c.x0, c.x1, c.y0, c.y1) for c in circles] == [
         ("x", 3, 9, 5, 11),
         ("x2", 3, 9, 5, 11),
     ]
-    assert sum(s.type == "rect" for s in fig.layout.shapes) == 2
+    frames = [s for s in fig.layout.shapes if s.type == "rect" and s.line.dash == "dot"]
+    assert len(frames) == 2
     with pytest.raises(ValueError, match="shape"):
         plots.outline_regions(fig, border=2)
 
@@ -175,32 +216,80 @@ def test_histograms_are_step_outlines_on_shared_bins():
 
 def test_weight_component_with_zero_coefficient_is_faded():
     maps = {k: np.zeros((8, 8)) for k in ("focal", "peaks")}
-    fig = plots.weight_components_grid(maps, np.zeros((8, 8)), coeffs={"focal": 1.0, "peaks": 0.0})
-    opacity = {t.name: t.opacity for t in fig.data}
+    cells = plots.weight_component_cells(
+        maps, np.zeros((8, 8)), coeffs={"focal": 1.0, "peaks": 0.0}
+    )
+    opacity = {t.name: t.opacity for c in cells for t in c.data}
     assert opacity["focal  (a = 1)"] == 1.0 and opacity["peaks  (a = 0: off)"] == 0.2
 
 
-def test_peaks_figure_spans_the_map_and_keeps_labels_inside_and_apart():
+#: The narrowest map panel of the app's grid, screen px (a cell of CELL_MIN_PX, margins).
+NARROWEST_PANEL_PX = plots.CELL_MIN_PX - 48
+
+
+def label_boxes(trace, nx: int) -> list:
+    """Screen boxes (x0, x1, y0, y1) of a trace of labels on the narrowest panel: a bold
+    13 px label is 8 px a character + 4 wide, 14 px high, centred on its point."""
+    scale = NARROWEST_PANEL_PX / nx
+    return [
+        (
+            x * scale - (8 * len(t) + 4) / 2,
+            x * scale + (8 * len(t) + 4) / 2,
+            y * scale - 7,
+            y * scale + 7,
+        )
+        for x, y, t in zip(trace.x, trace.y, trace.text)
+    ]
+
+
+def marker_boxes(trace, radius: float, nx: int) -> list:
+    scale = NARROWEST_PANEL_PX / nx
+    return [
+        (x * scale - radius, x * scale + radius, y * scale - radius, y * scale + radius)
+        for x, y in zip(trace.x, trace.y)
+    ]
+
+
+def overlapping(boxes) -> list:
+    return [
+        (i, j)
+        for i in range(len(boxes))
+        for j in range(i)
+        if boxes[i][1] > boxes[j][0] + 1e-6
+        and boxes[i][0] < boxes[j][1] - 1e-6
+        and boxes[i][3] > boxes[j][2] + 1e-6
+        and boxes[i][2] < boxes[j][3] - 1e-6
+    ]
+
+
+def test_peaks_cells_span_the_map_and_keep_labels_inside_and_apart():
     truth = np.zeros((128, 128))
-    true_peaks = np.array([[64, 64], [66, 70], [2, 125], [125, 3]])
-    fig = plots.peaks_figure(truth, {"m": truth}, true_peaks, {"m": np.array([[64, 66]])})
-    assert tuple(fig.layout.xaxis.range) == (-0.5, 127.5)
-    assert tuple(fig.layout.yaxis.range) == (127.5, -0.5)
-    crosses = next(t for t in fig.data if t.name == "true peaks (crosses)")
-    spots = list(crosses.textposition)
-    assert "right" not in spots[2] and "top" not in spots[2]  # the corner at (2, 125)
-    assert "left" not in spots[3] and "bottom" not in spots[3]  # the corner at (125, 3)
-    # Label boxes (about 12 × 8 map px beside 3.5 px crosses) do not overlap each other.
-    centres = []
-    for (y, x), spot in zip(true_peaks, spots):
-        vertical, horizontal = spot.split()
-        dy = {"top": -1, "middle": 0, "bottom": 1}[vertical]
-        dx = {"left": -1, "center": 0, "right": 1}[horizontal]
-        centres.append((x + dx * 9.5, y + dy * 7.5))
-    for i in range(len(centres)):
-        for j in range(i):
-            (xi, yi), (xj, yj) = centres[i], centres[j]
-            assert abs(xi - xj) >= 12 - 1e-9 or abs(yi - yj) >= 8 - 1e-9, (spots, i, j)
+    # A crowded cluster core: peaks 8–12 px apart, each circle beside a cross.
+    true_peaks = np.array([[64, 64], [64, 76], [2, 125], [125, 3], [76, 64]])
+    circles = np.array([[60, 70], [72, 72], [54, 58]])
+    cells = plots.peaks_cells(truth, {"m": truth}, true_peaks, {"m": circles})
+    assert len(cells) == 2
+    for fig in cells:
+        assert tuple(fig.layout.xaxis.range) == (-0.5, 127.5)
+        assert tuple(fig.layout.yaxis.range) == (127.5, -0.5)
+    traces = {t.name: t for t in cells[1].data}
+    t_labels, p_labels = traces["true peak labels"], traces["predicted peak labels"]
+    assert list(t_labels.text) == ["T1", "T2", "T3", "T4", "T5"]
+    assert list(p_labels.text) == ["P1", "P2", "P3"]
+    labels = label_boxes(t_labels, 128) + label_boxes(p_labels, 128)
+    markers = marker_boxes(traces["true peaks (crosses)"], 5.5, 128)
+    markers += marker_boxes(traces["predicted peaks (circles)"], 12.0, 128)
+    assert not overlapping(labels)
+    assert not [
+        (i, j) for i, b in enumerate(labels) for j, m in enumerate(markers) if overlapping([b, m])
+    ]
+    size = NARROWEST_PANEL_PX
+    assert all(b[0] >= -1 and b[1] <= size + 1 and b[2] >= -1 and b[3] <= size + 1 for b in labels)
+    # Each label stays near its marker (within about three label heights).
+    crosses = traces["true peaks (crosses)"]
+    scale = NARROWEST_PANEL_PX / 128
+    gaps = np.hypot(np.subtract(t_labels.x, crosses.x), np.subtract(t_labels.y, crosses.y)) * scale
+    assert gaps.max() < 45
 
 
 def test_map_figure_png_has_axes_and_a_colour_bar():
@@ -223,21 +312,30 @@ def test_map_figure_png_has_axes_and_a_colour_bar():
         plots.map_figure_png(np.zeros(5))
 
 
-def test_significance_grid_puts_e_over_b_on_one_scale_and_labels_the_top_peaks():
-    e = {"UNet": np.zeros((40, 60)), "KS93 (σ 4 px)": np.ones((40, 60))}
-    b = {"KS93 (σ 4 px)": -np.ones((40, 60)), "UNet": np.zeros((40, 60))}
-    peaks = {"UNet": [(5, 59, 7.0), (20, 30, 3.0), (30, 10, 5.0)]}  # one on the edge
-    fig = plots.significance_grid(e, b, peaks, labels=2)
-    titles = [a.text for a in fig.layout.annotations]
-    assert titles == ["UNet · E", "KS93 · E", "UNet · B (45°)", "KS93 · B (45°)"]  # short
-    heat = [t for t in fig.data if t.type == "heatmap"]
+def test_significance_cells_put_e_over_b_on_one_scale_and_label_the_top_peaks_apart():
+    e = {"UNet": np.zeros((256, 256)), "KS93 (σ 4 px)": np.ones((256, 256))}
+    b = {"KS93 (σ 4 px)": -np.ones((256, 256)), "UNet": np.zeros((256, 256))}
+    # Close detections on a 256-px field (twice the map pixels per screen pixel): the
+    # labels must still not pile up; one on the edge.
+    peaks = {"UNet": [(5, 255, 7.0), (120, 190, 26.7), (124, 196, 3.0), (128, 186, 5.0)]}
+    cells = plots.significance_cells(e, b, peaks, labels=3)
+    assert [titles(c) for c in cells] == [
+        ["UNet · E", "UNet · B (45°)"],
+        ["KS93 · E", "KS93 · B (45°)"],
+    ]  # short titles
+    heat = [t for c in cells for t in c.data if t.type == "heatmap"]
     assert len(heat) == 4 and {t.coloraxis for t in heat} == {"coloraxis"}
-    assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (-5.0, 5.0)
-    (circles,) = [t for t in fig.data if t.type == "scatter"]
-    assert list(circles.x) == [59, 30, 10] and list(circles.y) == [5, 20, 30]
-    assert list(circles.text) == ["7.0", "", "5.0"]  # the two highest S/N are labelled
+    assert {(c.layout.coloraxis.cmin, c.layout.coloraxis.cmax) for c in cells} == {(-5.0, 5.0)}
+    assert [c.layout.coloraxis.showscale for c in cells] == [True, False]
+    circles, labels = [t for t in cells[0].data if t.type == "scatter"]
+    assert list(circles.x) == [255, 190, 196, 186] and list(circles.y) == [5, 120, 124, 128]
+    assert list(labels.text) == ["26.7", "7.0", "5.0"]  # the three highest, highest first
+    boxes = label_boxes(labels, 256)
+    rings = marker_boxes(circles, 8.0, 256)
+    assert not overlapping(boxes)
+    assert not any(overlapping([box, ring]) for box in boxes for ring in rings)
     # A peak at the edge does not widen the axes: they span the map exactly.
-    assert tuple(fig.layout.xaxis.range) == (-0.5, 59.5)
-    assert tuple(fig.layout.yaxis4.range) == (39.5, -0.5)
+    assert tuple(cells[0].layout.xaxis.range) == (-0.5, 255.5)
+    assert tuple(cells[1].layout.yaxis2.range) == (255.5, -0.5)
     with pytest.raises(ValueError, match="same methods"):
-        plots.significance_grid(e, {"UNet": b["UNet"]})
+        plots.significance_cells(e, {"UNet": b["UNet"]})

@@ -15,13 +15,19 @@ One naming rule:
 Models and datasets are ``st.cache_resource`` (one object per server, never mutated:
 the arrays are read-only), pure results are ``st.cache_data(max_entries=…)``. No
 function here reads a widget.
+
+This module never imports TensorFlow. Everything that runs the UNet is in
+:mod:`ui.models`, which :func:`nn` imports by name the first time a page needs the UNet
+(as the command line resolves its TensorFlow commands): the data, KS93 and Wiener are
+drawn while TensorFlow loads (:func:`unet_loaded` tells a page whether it has).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import gc
+import importlib
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -42,11 +48,8 @@ from lensviz.evaluation import (
     summarize,
     wiener_predictor,
 )
-from lensviz.fields import field_mask, tile_domain_warnings
+from lensviz.fields import field_mask
 from lensviz.inversion import gaussian_smooth, ks93
-from lensviz.nn.devices import describe_device
-from lensviz.nn.inference import load_model, model_predictor, predict_kappa, training_domain
-from lensviz.nn.uncertainty import predict_uncertainty
 from lensviz.simulate import (
     SimulationConfig,
     add_shape_noise,
@@ -56,8 +59,8 @@ from lensviz.simulate import (
     simulate_truth,
 )
 from lensviz.wiener import PowerSpectrum
-from ui.jobs import first_non_finite_weight
 from ui.text import ks93_label, wiener_label
+from ui.weights import first_non_finite_weight
 
 __all__ = [
     "BUILTIN_SAMPLES",
@@ -77,6 +80,8 @@ __all__ = [
     "cosmos_dataset",
     "device_label",
     "kappa_maps",
+    "linear_kappa_maps",
+    "unet_kappa_or_note",
     "ks93_kappa",
     "metric_scores",
     "metric_summary",
@@ -94,6 +99,9 @@ __all__ = [
     "unet_kappa",
     "unet_model",
     "unet_warnings",
+    "nn",
+    "unet_loaded",
+    "uncertainty_calibration",
     "metrics_by_depth",
     "unet_sigma",
     "uploaded_dataset",
@@ -153,15 +161,18 @@ def _read_only(*arrays):
             a.setflags(write=False)
 
 
-def _freeze_heap() -> None:
-    """Exempt the objects alive now (TensorFlow, Keras, loaded models) from cyclic GC.
+#: The module of the app's TensorFlow side (:func:`nn`).
+NN_MODULE = "ui.models"
 
-    After every script run Streamlit calls ``keras.backend.clear_session()`` and
-    ``gc.collect()``. Once TensorFlow is imported each full collection scans millions of
-    objects: 0.4–0.9 s on 2 CPU cores, twice per widget move. Frozen objects are still
-    freed by reference counting; only cycles among them are never collected.
-    """
-    gc.freeze()
+
+def nn():
+    """:mod:`ui.models`, imported (TensorFlow with it) on the first call."""
+    return importlib.import_module(NN_MODULE)
+
+
+def unet_loaded() -> bool:
+    """Whether this server process has loaded TensorFlow and the UNet code yet."""
+    return NN_MODULE in sys.modules
 
 
 # === Datasets ===
@@ -334,7 +345,7 @@ def _refused_archive(path: str, mtime: float) -> str | None:
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _non_finite_weights(path: str, mtime: float) -> str | None:
-    """See :func:`ui.jobs.first_non_finite_weight`; an unreadable file is left to the
+    """See :func:`ui.weights.first_non_finite_weight`; an unreadable file is left to the
     Keras loader, which names the problem when the model is used."""
     try:
         return first_non_finite_weight(path)
@@ -373,79 +384,43 @@ def model_files() -> tuple[dict[str, str], dict[str, str]]:
     return models, ignored
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading the UNet…")
-def _keras_model(path: str, mtime: float):
-    model = load_model(path)
-    for w, value in zip(model.weights, model.get_weights(), strict=True):
-        if not np.isfinite(value).all():
-            raise ValueError(
-                f"model file {Path(path).name!r} has non-finite weights (NaN "
-                f"or inf) in {w.path}; it cannot be used"
-            )
-    _freeze_heap()
-    return model
-
-
 def unet_model(sel):
-    """The selected Keras model (cached per file version; never mutate it), or None.
+    """The selected Keras model (cached per file version; never mutate it), or None
+    (:func:`ui.models.unet_model`; loads TensorFlow).
 
     Raises
     ------
     ValueError
         If the file is corrupt or its weights are not finite.
     """
-    if sel.model_path is None:
-        return None
-    return _keras_model(sel.model_path, sel.model_mtime)
+    return None if sel.model_path is None else nn().unet_model(sel)
 
 
 def unet_warnings(sel) -> list[str]:
-    """Why the selected UNet may be wrong on the selected sample: the sentences of
-    :func:`lensviz.fields.tile_domain_warnings` against the model's training domain, tile
-    by tile on a whole field (empty when the sample lies inside it, or when nothing is
-    known of the model)."""
-    try:
-        model = unet_model(sel)
-    except (ValueError, OSError):
-        return []  # the pages report an unreadable model themselves
-    domain = None if model is None else training_domain(model)
-    return [] if domain is None else tile_domain_warnings(sel.sample_eps, domain)
-
-
-@st.cache_resource
-def _device() -> str:
-    label = describe_device()  # initialises TensorFlow's devices
-    _freeze_heap()
-    return label
+    """Why the selected UNet may be wrong on the selected sample
+    (:func:`ui.models.unet_warnings`; loads TensorFlow)."""
+    return [] if sel.model_path is None else nn().unet_warnings(sel)
 
 
 def device_label() -> str:
-    """Where the UNet runs, e.g. ``"CPU (2 cores)"``."""
-    return _device()
+    """Where the UNet runs, e.g. ``"CPU (2 cores)"`` (loads TensorFlow)."""
+    return nn().device_label()
 
 
 # === κ maps of the selected sample ===
 
 
-@st.cache_data(max_entries=64, show_spinner="Running the UNet…")
-def _unet(
-    model_path: str, mtime: float, data_key: str, index: int, _eps: np.ndarray, _model
-) -> np.ndarray:
-    return model_predictor(_model)(_eps[index])
-
-
 def unet_kappa(sel) -> np.ndarray | None:
     """UNet κ ``(ny, nx)`` of the selected sample (a ``tf.function`` forward; a whole
-    field from blended overlapping tiles); None without a model.
+    field from blended overlapping tiles); None without a model
+    (:func:`ui.models.unet_kappa`; loads TensorFlow).
 
     Raises
     ------
     ValueError, OSError
         If the model cannot be loaded or run.
     """
-    if sel.model_path is None:
-        return None
-    return _unet(sel.model_path, sel.model_mtime, sel.key, sel.index, sel.eps, unet_model(sel))
+    return None if sel.model_path is None else nn().unet_kappa(sel)
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
@@ -519,13 +494,9 @@ def wiener_kappa(sel, pad: int | None = None) -> np.ndarray | None:
     return _wiener(sel.key, sel.index, str(path), mtime, pad, sel.eps, _spectrum(str(path), mtime))
 
 
-def kappa_maps(sel) -> dict[str, np.ndarray]:
-    """UNet, Wiener and KS93 κ of the selected sample, keyed by display name, in that order.
-
-    A method that cannot run is left out, and a note on the page says why (no weights,
-    no power spectrum, an unreadable file).
-    """
-    out = {}
+def unet_kappa_or_note(sel) -> np.ndarray | None:
+    """The UNet κ of the selected sample for a page, or None after a note on the page
+    saying why there is none (no weights, an unreadable model)."""
     if sel.model_path is None:
         st.info(
             "No UNet weights found (looked in "
@@ -533,11 +504,19 @@ def kappa_maps(sel) -> dict[str, np.ndarray]:
             "Train or copy a model to weights/*.keras, or fine-tune one on the "
             "Fine-tune page."
         )
-    else:
-        try:
-            out["UNet"] = unet_kappa(sel)
-        except (ValueError, OSError) as exc:
-            st.error(f"Could not run the UNet {sel.model_name!r}: {exc}")
+        return None
+    try:
+        return unet_kappa(sel)
+    except (ValueError, OSError) as exc:
+        st.error(f"Could not run the UNet {sel.model_name!r}: {exc}")
+        return None
+
+
+def linear_kappa_maps(sel) -> dict[str, np.ndarray]:
+    """Wiener and KS93 κ of the selected sample, keyed by display name, in that order
+    (no TensorFlow). Without a power spectrum, Wiener is left out and a note on the page
+    says why."""
+    out = {}
     try:
         wiener = wiener_kappa(sel)
     except (ValueError, OSError) as exc:
@@ -556,45 +535,32 @@ def kappa_maps(sel) -> dict[str, np.ndarray]:
     return out
 
 
-@st.cache_data(max_entries=16, show_spinner="Running the UNet uncertainty passes…")
-def _uncertainty(
-    model_path: str,
-    mtime: float,
-    data_key: str,
-    index: int,
-    method: str,
-    n_passes: int,
-    _eps: np.ndarray,
-    _model,
-) -> tuple[np.ndarray, np.ndarray]:
-    return predict_uncertainty(_model, _eps[index], method=method, n_passes=n_passes, seed=0)
+def kappa_maps(sel) -> dict[str, np.ndarray]:
+    """UNet, Wiener and KS93 κ of the selected sample, keyed by display name, in that order.
+
+    A method that cannot run is left out, and a note on the page says why (no weights,
+    no power spectrum, an unreadable file).
+    """
+    unet = unet_kappa_or_note(sel)
+    return ({} if unet is None else {"UNet": unet}) | linear_kappa_maps(sel)
 
 
 def unet_sigma(sel, method: str, n_passes: int = MC_PASSES) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and per-pixel σ ``(128, 128)`` of the selected sample's UNet κ.
-
-    ``method`` is ``"mc_dropout"`` (``n_passes`` passes, seed 0) or ``"tta"`` (the 8
-    symmetries; ``n_passes`` is ignored). See
-    :func:`lensviz.nn.uncertainty.predict_uncertainty`.
+    """Mean and per-pixel σ ``(128, 128)`` of the selected sample's UNet κ, by
+    :data:`UNCERTAINTY_METHODS` ``method`` (:func:`ui.models.unet_sigma`).
 
     Raises
     ------
     ValueError
         Without a model, or if it cannot be loaded.
     """
-    if sel.model_path is None:
-        raise ValueError("no UNet weights are available")
-    passes = int(n_passes) if method == "mc_dropout" else 0  # one cache entry for "tta"
-    return _uncertainty(
-        sel.model_path,
-        sel.model_mtime,
-        sel.key,
-        sel.index,
-        method,
-        passes,
-        sel.eps,
-        unet_model(sel),
-    )
+    return nn().unet_sigma(sel, method, n_passes)
+
+
+def uncertainty_calibration(truth, mean, std) -> dict:
+    """Coverage of ``mean ± zσ`` against the truth
+    (:func:`lensviz.nn.uncertainty.calibration`)."""
+    return nn().calibration(truth, mean, std)
 
 
 # === Metrics of the selected sample ===
@@ -651,12 +617,12 @@ def _scores(
     smoothed_name: str,
     _eps: np.ndarray,
     _kappa: np.ndarray,
-    _model=None,
+    _unet=None,
     _signal: PowerSpectrum | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:
     predictors = {}
-    if _model is not None:
-        predictors["UNet"] = model_predictor(_model)
+    if _unet is not None:
+        predictors["UNet"] = _unet
     if _signal is not None:
         predictors["Wiener"] = wiener_predictor(_signal, pad=pad)
     predictors["KS93 raw"] = ks93_predictor(0.0, pad)
@@ -692,7 +658,7 @@ def metric_scores(
         smoothed_name,
         sel.eps,
         sel.kappa,
-        _model=unet_model(sel) if path else None,
+        _unet=nn().field_predictor(unet_model(sel)) if path else None,
         _signal=_spectrum(*spectrum) if spectrum else None,
     )
 
@@ -774,7 +740,7 @@ def teaching_cluster(m200: float, z: float, realistic: bool) -> dict:
 
 
 @st.cache_data(max_entries=4, show_spinner="Simulating the noise sweep…")
-def _sweep(model_path: str | None, mtime: float, densities: tuple[float, ...], _model=None) -> dict:
+def _sweep(model_path: str | None, mtime: float, densities: tuple[float, ...], _unet=None) -> dict:
     t = simulate_truth(FIELD_SEED)
     eps = np.stack(
         [
@@ -786,8 +752,8 @@ def _sweep(model_path: str | None, mtime: float, densities: tuple[float, ...], _
     )
     raw = ks93(eps[..., 0], eps[..., 1])[0]
     preds = {"KS93 raw": raw, "KS93 smoothed (depth rule)": ks93_depth_predictor()(eps)}
-    if _model is not None:
-        preds["UNet"] = predict_kappa(_model, eps)
+    if _unet is not None:
+        preds["UNet"] = _unet(eps)
     return {
         "kappa": t["kappa"],
         "eps": eps,
@@ -809,7 +775,7 @@ def noise_sweep(sel, densities: tuple[float, ...], *, with_unet: bool) -> dict:
         path,
         sel.model_mtime if path else 0.0,
         tuple(float(d) for d in densities),
-        _model=unet_model(sel) if path else None,
+        _unet=nn().map_predictor(unet_model(sel)) if path else None,
     )
 
 
@@ -818,11 +784,11 @@ def noise_sweep(sel, densities: tuple[float, ...], *, with_unet: bool) -> dict:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _by_depth(
-    model_path: str | None, mtime: float, spec: str, n: int, spectrum, _model=None, _signal=None
+    model_path: str | None, mtime: float, spec: str, n: int, spectrum, _unet=None, _signal=None
 ) -> dict:
     predictors = {}
-    if _model is not None:
-        predictors["unet"] = lambda eps: predict_kappa(_model, eps)
+    if _unet is not None:
+        predictors["unet"] = _unet
     if _signal is not None:
         predictors["wiener"] = wiener_predictor(_signal)
     return evaluate_depths(predictors, (spec,), n)[spec]
@@ -835,6 +801,7 @@ def metrics_by_depth(sel, depths: tuple[str, ...], n: int, on_depth=None) -> dic
     spec_file = power_spectrum_path()
     spectrum = (str(spec_file), spec_file.stat().st_mtime) if spec_file is not None else None
     model = unet_model(sel)
+    unet = None if model is None else nn().map_predictor(model)
     out = {}
     for i, spec in enumerate(depths):
         if on_depth is not None:
@@ -845,7 +812,7 @@ def metrics_by_depth(sel, depths: tuple[str, ...], n: int, on_depth=None) -> dic
             spec,
             int(n),
             spectrum,
-            _model=model,
+            _unet=unet,
             _signal=_spectrum(*spectrum) if spectrum else None,
         )
     return out
@@ -886,7 +853,7 @@ def null_test_methods(sel) -> dict[str, tuple[tuple, object]]:
     methods = {}
     model = unet_model(sel)
     if model is not None:
-        methods["UNet"] = (("unet", sel.model_path, sel.model_mtime), model_predictor(model))
+        methods["UNet"] = (("unet", sel.model_path, sel.model_mtime), nn().field_predictor(model))
     spec = power_spectrum_path()
     if spec is not None:
         mtime = spec.stat().st_mtime

@@ -8,7 +8,7 @@ from ui import cache
 from ui.sidebar import Selection
 from ui.text import count
 
-__all__ = ["SCOPES", "page_header"]
+__all__ = ["SCOPES", "page_header", "unet_warning"]
 
 #: What a page's caption describes: one sample, the whole dataset, or only the model.
 SCOPES = ("sample", "dataset", "model")
@@ -27,12 +27,15 @@ def caption(sel: Selection, scope: str) -> str:
     return f"Trains on freshly simulated maps · starting model (from the sidebar): {sel.model_name}"
 
 
-def page_header(title: str, sel: Selection, scope: str = "sample") -> None:
-    """``st.title``, a one-line caption of the selection the page works on, what the page
-    must say about that selection (:attr:`Selection.notices`: a failed upload, a link
-    value that fell back to its default) and, on the pages that show one sample, a
-    warning when that sample lies outside the selected UNet's training domain (so the app
-    never shows a silently wrong UNet)."""
+def page_header(title: str, sel: Selection, scope: str = "sample"):
+    """``st.title``, a one-line caption of the selection the page works on, and what the
+    page must say about that selection (:attr:`Selection.notices`: a failed upload, a
+    link value that fell back to its default).
+
+    Returns the slot, under them, of the warning that the sample lies outside the UNet's
+    training domain (:func:`unet_warning`), which the frame fills after the page: it
+    needs the model, and the page draws its first maps before TensorFlow has loaded.
+    """
     st.title(title)
     st.caption(caption(sel, scope))
     for level, text in sel.notices:
@@ -40,12 +43,19 @@ def page_header(title: str, sel: Selection, scope: str = "sample") -> None:
             st.info(text, icon=":material/info:")
         else:
             st.warning(text, icon=":material/warning:")
-    if scope == "sample":
-        reasons = cache.unet_warnings(sel)
-        if reasons:
-            st.warning(
-                f"**The UNet ({sel.model_name}) may be wrong on this sample:** "
-                + "; ".join(reasons)
-                + ". Compare it with KS93 and Wiener, which make no such assumption.",
-                icon=":material/warning:",
-            )
+    return st.empty()
+
+
+def unet_warning(slot, sel: Selection, scope: str = "sample") -> None:
+    """On the pages that show one sample, warn in ``slot`` when that sample lies outside
+    the selected UNet's training domain (so the app never shows a silently wrong UNet)."""
+    if scope != "sample":
+        return
+    reasons = cache.unet_warnings(sel)
+    if reasons:
+        slot.warning(
+            f"**The UNet ({sel.model_name}) may be wrong on this sample:** "
+            + "; ".join(reasons)
+            + ". Compare it with KS93 and Wiener, which make no such assumption.",
+            icon=":material/warning:",
+        )

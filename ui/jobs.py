@@ -35,7 +35,6 @@ lock, so a reader never sees a half-updated job. The module is free of Streamlit
 from __future__ import annotations
 
 import dataclasses
-import io
 import itertools
 import json
 import math
@@ -45,19 +44,16 @@ import stat
 import tempfile
 import threading
 import time
-import zipfile
 from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import h5py
-import numpy as np
-
 from lensviz._atomic import write_text
 from lensviz.nn.callbacks import TrainingCancelled
 from lensviz.nn.finetuning import FinetuneConfig, finetune
 from ui.text import describe_progress, format_duration
+from ui.weights import first_non_finite_weight
 
 __all__ = [
     "STATUSES",
@@ -69,7 +65,6 @@ __all__ = [
     "JobSnapshot",
     "TrainingDiverged",
     "finetune_job",
-    "first_non_finite_weight",
     "manager",
     "unused_path",
     "weights_file_name",
@@ -455,37 +450,6 @@ def _publish(tmp: Path, out: Path) -> Path:
         except FileExistsError:
             i += 1
             candidate = out.with_name(f"{out.stem}-{i}{out.suffix}")
-
-
-def first_non_finite_weight(path: str | os.PathLike) -> str | None:
-    """The name of the first weight array with NaN or ±inf in a ``.keras`` file, or None.
-
-    Reads the HDF5 weights inside the zip with h5py (no TensorFlow).
-
-    Raises
-    ------
-    ValueError
-        If the file is not a readable ``.keras`` archive with ``model.weights.h5``.
-    """
-    try:
-        with zipfile.ZipFile(path) as z:
-            raw = z.read("model.weights.h5")
-        bad = []
-        with h5py.File(io.BytesIO(raw), "r") as f:
-
-            def check(name, obj):
-                if (
-                    not bad
-                    and isinstance(obj, h5py.Dataset)
-                    and obj.dtype.kind == "f"
-                    and not np.isfinite(obj[()]).all()
-                ):
-                    bad.append(name)
-
-            f.visititems(check)
-    except (OSError, KeyError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"cannot read the weights of {Path(path).name!r}: {exc}") from exc
-    return bad[0] if bad else None
 
 
 def _divergence(result: dict, weights: Path) -> str | None:

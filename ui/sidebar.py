@@ -58,6 +58,7 @@ __all__ = [
     "current",
     "open_sample",
     "require_truth",
+    "runtime_ui",
     "sidebar",
 ]
 
@@ -691,8 +692,6 @@ def sidebar() -> Selection:
     model_name, model_path, default_model = model_ui()
     st.sidebar.header("KS93")
     sigma_px, pad = ks93_ui(dataset, index)
-    st.sidebar.header("Runtime")
-    st.sidebar.caption(f"UNet runs on: **{cache.device_label()}**")
     sel = Selection(
         dataset.label,
         dataset.key,
@@ -714,6 +713,13 @@ def sidebar() -> Selection:
     st.session_state["_selection"] = sel
     _publish_link(sel, default_model)
     return sel
+
+
+def runtime_ui() -> None:
+    """The sidebar's last section: where the UNet runs. Drawn by the frame after the page
+    (it loads TensorFlow, which the page may not have needed)."""
+    st.sidebar.header("Runtime")
+    st.sidebar.caption(f"UNet runs on: **{cache.device_label()}**")
 
 
 def current() -> Selection:

@@ -9,8 +9,10 @@ import math
 from typing import Any
 
 __all__ = [
+    "HUGE_WMAPE",
     "METRIC_DECIMALS",
     "WIENER_NAME",
+    "best_method",
     "count",
     "describe_progress",
     "format_duration",
@@ -23,6 +25,28 @@ WIENER_NAME = "Wiener"
 #: Decimals of each metric in the app's tables (one count per metric, so columns line up;
 #: enough to tell the methods apart on typical maps).
 METRIC_DECIMALS = {"wmape": 2, "wmape_median": 2, "dicee": 3, "dpeaks": 1, "rmse": 4, "r": 3}
+
+
+#: A WMAPE this large means the true map has pixels at or near 0 (WMAPE divides by |κ|):
+#: the pages say so instead of letting the number speak.
+HUGE_WMAPE = 1e4
+
+
+def best_method(values: dict[str, float], higher_is_better: bool) -> str | None:
+    """The method with the best finite value of a metric, or None when fewer than two
+    methods have a finite value (a star then says nothing).
+
+    Examples
+    --------
+    >>> best_method({"UNet": 3.2, "KS93": float("inf"), "Wiener": 4.1}, False)
+    'UNet'
+    >>> best_method({"UNet": float("nan"), "KS93": 2.0}, False) is None
+    True
+    """
+    finite = {k: v for k, v in values.items() if v is not None and math.isfinite(v)}
+    if len(finite) < 2:
+        return None
+    return (max if higher_is_better else min)(finite, key=finite.__getitem__)
 
 
 def count(n: int, noun: str, plural: str | None = None) -> str:
@@ -69,12 +93,15 @@ def describe_progress(progress: Any) -> str:
 
 
 def format_number(value: float, decimals: int) -> str:
-    """``value`` with exactly ``decimals`` decimals; ``"–"`` for NaN or None.
+    """``value`` with exactly ``decimals`` decimals; ``"–"`` for NaN, ±inf or None; in
+    powers of ten from :data:`HUGE_WMAPE` on (``"3.1e+12"``).
 
     Tables of one metric use one number of decimals, so the columns line up.
     """
     if value is None or not math.isfinite(value):
         return "–"
+    if abs(value) >= HUGE_WMAPE:
+        return f"{value:.1e}"
     return f"{value:.{decimals}f}"
 
 

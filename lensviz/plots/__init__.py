@@ -1,15 +1,17 @@
 """Plotly figures built from numpy arrays (used by the app; no Streamlit here).
 
-:mod:`lensviz.plots.maps` holds the map figures (κ rows, residuals, ε with shear
-whiskers, MultiFocal weights, peaks, DICEE confusion, uncertainty) and PNG export;
+:mod:`lensviz.plots.maps` holds the map figures, one per cell of the app's responsive
+grid (κ and residuals, ε with shear whiskers, MultiFocal weights, peaks, DICEE
+confusion, uncertainty, S/N); :mod:`lensviz.plots.png` maps as PNG images;
 :mod:`lensviz.plots.curves` the curves (training loss and metrics, metric histograms),
-the teaching figures (Fourier-plane maps, profiles) and the reliability plot.
+the teaching figures (Fourier-plane maps, profiles) and the reliability plot;
+:mod:`lensviz.plots.depth` metrics against survey depth.
 """
 
 from lensviz.plots.curves import (
     METHOD_COLORS,
     METRIC_LABELS,
-    fourier_row,
+    fourier_cells,
     line_figure,
     log_ticks,
     loss_curves,
@@ -18,61 +20,61 @@ from lensviz.plots.curves import (
     reliability_figure,
 )
 from lensviz.plots.maps import (
+    CELL_MIN_PX,
     CONFUSION_COLORS,
     KAPPA_COLORSCALE,
     MASK_COLOR,
+    PAD_COLOR,
     RESIDUAL_COLORSCALE,
     SIGMA_COLORSCALE,
     WEIGHT_COLORSCALE,
     add_whiskers,
-    colormap_lut,
-    comparison_grid,
-    confusion_figure,
-    ellipticity_panels,
-    map_figure_png,
-    map_png,
-    map_row,
-    nice_ticks,
+    comparison_cells,
+    confusion_cells,
+    ellipticity_cells,
+    map_cells,
     outline_regions,
-    peaks_figure,
-    residual_row,
+    peaks_cells,
     robust_range,
     shear_whiskers,
-    significance_grid,
+    significance_cells,
     symmetric_range,
-    uncertainty_row,
-    weight_components_grid,
+    uncertainty_cells,
+    weight_component_cells,
 )
+from lensviz.plots.png import colormap_lut, map_figure_png, map_png, nice_ticks
 
 __all__ = [
+    "CELL_MIN_PX",
     "CONFUSION_COLORS",
     "KAPPA_COLORSCALE",
     "MASK_COLOR",
+    "PAD_COLOR",
     "RESIDUAL_COLORSCALE",
     "SIGMA_COLORSCALE",
     "WEIGHT_COLORSCALE",
     "add_whiskers",
-    "colormap_lut",
-    "comparison_grid",
-    "confusion_figure",
-    "ellipticity_panels",
-    "map_figure_png",
-    "map_png",
-    "map_row",
-    "nice_ticks",
+    "comparison_cells",
+    "confusion_cells",
+    "ellipticity_cells",
+    "map_cells",
     "outline_regions",
-    "peaks_figure",
-    "residual_row",
-    "significance_grid",
+    "peaks_cells",
     "robust_range",
     "shear_whiskers",
+    "significance_cells",
     "symmetric_range",
-    "uncertainty_row",
-    "weight_components_grid",
+    "uncertainty_cells",
+    "weight_component_cells",
+    # png
+    "colormap_lut",
+    "map_figure_png",
+    "map_png",
+    "nice_ticks",
     # curves
     "METHOD_COLORS",
     "METRIC_LABELS",
-    "fourier_row",
+    "fourier_cells",
     "line_figure",
     "log_ticks",
     "loss_curves",

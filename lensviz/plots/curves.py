@@ -10,7 +10,7 @@ Evaluation
     :func:`metric_histograms` overlays the per-map distribution of each metric for
     several methods, on shared bins.
 Teaching
-    :func:`fourier_row` draws Fourier-plane maps (zero frequency in the centre, axes
+    :func:`fourier_cells` draws Fourier-plane maps (zero frequency in the centre, axes
     ``k1`` along x and ``k2`` along y in cycles per pixel, ``k2`` pointing up as in a
     maths figure); :func:`line_figure` draws a few named curves (profiles, error
     against noise level).
@@ -28,13 +28,15 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from lensviz.plots.maps import _Cell
+
 __all__ = [
     "METHOD_COLORS",
     "METRIC_LABELS",
     "loss_curves",
     "metric_curves",
     "metric_histograms",
-    "fourier_row",
+    "fourier_cells",
     "line_figure",
     "log_ticks",
     "reliability_figure",
@@ -446,14 +448,14 @@ def metric_histograms(
 # === Teaching ===
 
 
-def fourier_row(
+def fourier_cells(
     panels: Mapping[str, np.ndarray],
     *,
     colorscale: str = "RdBu_r",
     zrange: tuple[float, float] | None = None,
     colorbar_title: str = "",
-) -> go.Figure:
-    """Fourier-plane maps side by side, zero frequency at the centre.
+) -> list[go.Figure]:
+    """Fourier-plane maps, zero frequency at the centre, one cell of the app's grid each.
 
     Parameters
     ----------
@@ -461,15 +463,16 @@ def fourier_row(
         In numpy's FFT order (zero frequency at ``[0, 0]``); shifted here with
         :func:`numpy.fft.fftshift`.
     colorscale : str
-        Plotly colour scale shared by the panels.
+        Plotly colour scale shared by the panels; its bar is under the first.
     zrange : (float, float), optional
         Colour limits; default the min and max of all panels.
     colorbar_title : str
 
     Returns
     -------
-    plotly.graph_objects.Figure
-        Axes ``k1`` (x) and ``k2`` (y, pointing up) in cycles per pixel; linked zoom.
+    list of plotly.graph_objects.Figure
+        Axes ``k1`` (x) and ``k2`` (y, pointing up) in cycles per pixel, square; cells
+        as those of :mod:`lensviz.plots.maps`.
     """
     if not panels:
         raise ValueError("panels is empty; expected {title: (ny, nx) array}")
@@ -480,20 +483,15 @@ def fourier_row(
     if zrange is None:
         finite = np.concatenate([a[np.isfinite(a)] for a in arrays.values()])
         zrange = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    titles = list(arrays)
-    fig = make_subplots(
-        rows=1,
-        cols=len(titles),
-        subplot_titles=titles,
-        shared_xaxes="all",
-        shared_yaxes="all",
-        horizontal_spacing=0.03,
-    )
-    for col, (title, a) in enumerate(arrays.items(), start=1):
+    axis = {"coloraxis": dict(colorscale=colorscale, cmin=zrange[0], cmax=zrange[1])}
+    out = []
+    for i, (title, a) in enumerate(arrays.items()):
         ny, nx = a.shape
         k1 = np.fft.fftshift(np.fft.fftfreq(nx))
         k2 = np.fft.fftshift(np.fft.fftfreq(ny))
-        fig.add_trace(
+        extent = (k1[0] - 0.5 / nx, k1[-1] + 0.5 / nx, k2[0] - 0.5 / ny, k2[-1] + 0.5 / ny)
+        cell = _Cell([title], a.shape, "k₁ (x), k₂ (y) [cycles/px]", extent=extent, y_up=True)
+        cell.add(
             go.Heatmap(
                 z=np.fft.fftshift(a),
                 x=k1,
@@ -502,43 +500,10 @@ def fourier_row(
                 name=title,
                 hovertemplate=f"{title}<br>k1 %{{x:.3f}}, k2 %{{y:.3f}}<br>%{{z:.3g}}"
                 "<extra></extra>",
-            ),
-            row=1,
-            col=col,
+            )
         )
-        suffix = "" if col == 1 else str(col)
-        fig.layout[f"yaxis{suffix}"].update(
-            scaleanchor=f"x{suffix}", scaleratio=1, constrain="domain"
-        )
-        fig.layout[f"xaxis{suffix}"].update(constrain="domain")
-    fig.update_xaxes(title_text="k1 [cycles/px]", row=1, col=1)
-    fig.update_yaxes(title_text="k2 [cycles/px]", row=1, col=1)
-    fig.update_layout(
-        coloraxis=dict(
-            colorscale=colorscale,
-            cmin=zrange[0],
-            cmax=zrange[1],
-            colorbar=dict(title=dict(text=colorbar_title, side="right"), thickness=14, len=0.9),
-        )
-    )
-    # Titles on the (square-constrained) axis domains, a little above the frame: no gap
-    # above the maps and no frame line through the titles.
-    for col, annotation in enumerate(fig.layout.annotations, start=1):
-        suffix = "" if col == 1 else str(col)
-        annotation.update(
-            x=0.5,
-            y=1.0,
-            xref=f"x{suffix} domain",
-            yref=f"y{suffix} domain",
-            xanchor="center",
-            yanchor="bottom",
-            yshift=8,
-        )
-    fig = _layout(fig)
-    fig.update_layout(margin=dict(t=60))  # room for the modebar above the titles
-    fig.update_xaxes(showgrid=False)
-    fig.update_yaxes(showgrid=False)
-    return fig
+        out.append(cell.figure(axis, bars={"coloraxis": colorbar_title} if i == 0 else {}))
+    return out
 
 
 def line_figure(

@@ -1,7 +1,8 @@
-"""Plotly figures of maps: κ rows, residuals, ε with shear whiskers, weights, peaks, DICEE.
+"""Plotly figures of maps: κ, residuals, ε with shear whiskers, weights, peaks, DICEE, S/N.
 
-Every function takes numpy arrays and returns a :class:`plotly.graph_objects.Figure`
-(except :func:`map_png`, which returns PNG bytes); none reads files or knows the app.
+Every function takes numpy arrays and returns plotly figures (one per cell of the app's
+grid, see below); none reads files or knows the app. PNG export is in
+:mod:`lensviz.plots.png`.
 
 Conventions
     Maps are ``(ny, nx)`` arrays indexed ``[row, column] = [y, x]`` (see
@@ -11,10 +12,13 @@ Conventions
     drawn grey (:data:`MASK_COLOR`), in the figures and in the PNGs, so that no one reads
     κ where there was no data. Peak positions are ``(row, column)`` pairs, as returned by
     :func:`lensviz.metrics.find_peaks`.
-Panels
-    The panels of one figure share their zoom (``matches``): zooming one zooms all.
-    Maps of the same quantity share one colour scale (a layout ``coloraxis``) and one
-    colour bar.
+Cells
+    The app lays its map figures out in a responsive grid (:data:`CELL_MIN_PX`), so the
+    figure functions return one figure per cell: a map, or a column of maps that belong
+    together (a prediction over its residual, an E map over its B map), whose panels
+    share their zoom. Maps of one quantity share one colour scale, whose horizontal bar
+    sits under the first cell that uses it. Panels span exactly their map; outside it
+    the plot is white (:data:`PAD_COLOR`), so grey always means no data.
 Shear whiskers
     Headless sticks at the centres of ``step × step`` blocks, of length ∝ |ε| and angle
     ``φ = ½ atan2(ε2, ε1)`` from the +x axis towards +y (row). ε1 > 0 is a stretch along
@@ -24,13 +28,11 @@ Shear whiskers
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import plotly.colors as pcolors
 import plotly.graph_objects as go
-from PIL import Image, ImageDraw, ImageFont
 
 from lensviz.metrics import CONFUSION_CODES
 
@@ -41,24 +43,21 @@ __all__ = [
     "SIGMA_COLORSCALE",
     "CONFUSION_COLORS",
     "MASK_COLOR",
+    "PAD_COLOR",
+    "CELL_MIN_PX",
     "robust_range",
     "symmetric_range",
-    "map_row",
-    "residual_row",
-    "comparison_grid",
-    "uncertainty_row",
+    "map_cells",
+    "comparison_cells",
+    "uncertainty_cells",
     "outline_regions",
     "shear_whiskers",
     "add_whiskers",
-    "ellipticity_panels",
-    "weight_components_grid",
-    "peaks_figure",
-    "confusion_figure",
-    "significance_grid",
-    "colormap_lut",
-    "map_figure_png",
-    "map_png",
-    "nice_ticks",
+    "ellipticity_cells",
+    "weight_component_cells",
+    "peaks_cells",
+    "confusion_cells",
+    "significance_cells",
 ]
 
 KAPPA_COLORSCALE = "Viridis"  # κ maps
@@ -66,6 +65,7 @@ RESIDUAL_COLORSCALE = "RdBu_r"  # signed maps: blue negative, white 0, red posit
 WEIGHT_COLORSCALE = "Cividis"  # loss weights in [0, 1]
 SIGMA_COLORSCALE = "Inferno"  # per-pixel uncertainty σ ≥ 0 (sequential)
 MASK_COLOR = "#a6a6a6"  # NaN pixels: masked or empty (in no colour scale used here)
+PAD_COLOR = "#ffffff"  # outside the map: a zoomed-out view, the space around a small field
 Z_RANGE = 3.0  # colour limits ±Z_RANGE of the standardised residual (mean − true) / σ
 
 #: DICEE confusion classes (report Fig. 2): code of :data:`lensviz.metrics.CONFUSION_CODES`
@@ -77,10 +77,20 @@ CONFUSION_COLORS = {
     "FN": ("#d62728", "FN: only the truth above"),
 }
 
-_PLOT_WIDTH_PX = 820  # typical plot-area width in the app's wide layout on a 1400 px screen
-_MAX_PANEL_PX = 420  # panels are at most this tall
+#: The app's grid gives every cell at least this width [screen px]: with the margins
+#: below, square panels of at least 200 px.
+CELL_MIN_PX = 250
+_LEFT_PX, _RIGHT_PX = 42, 6  # cell margins: y tick labels on the left
+_CELL_PANEL_PX = 225  # nominal panel side: the heights assume cells 273 px wide
+_MAX_ASPECT = 1.5  # a taller field's panels are as tall as a 1.5:1 one
+_TOP_PX = 54  # above the first panel: its title, below the modebar
+_TITLE_PX = 24  # above every other panel: its title
+_AXIS_PX = 44  # below the last panel: x tick labels and the axis title
+_BAR_PX = 58  # one horizontal colour bar with its title and tick labels
+_BAR_TICKS_PX, _BAR_THICKNESS_PX = 17, 11  # within it: the tick labels, then the bar
+_LEGEND_ROW_PX = 22
 _TITLE_FONT = 15
-_LEGEND_MARGIN_PX = 95  # bottom margin that holds the x axis title and a legend row
+_CROSS_PX, _CIRCLE_PX, _DETECTION_PX = 11, 18, 16  # marker sizes [screen px]
 _PEAK_CROSS = "#ff2020"
 _PEAK_CIRCLE = "#00e5ff"
 _LABEL_FONT = dict(color="white", size=13, weight="bold", shadow="1px 1px 2px black")
@@ -126,7 +136,7 @@ def _finite_values(maps) -> np.ndarray:
     return values[np.isfinite(values)]
 
 
-# === Building blocks ===
+# === Building blocks: one cell of the app's grid ===
 
 
 def _check_map(m, what: str = "map") -> np.ndarray:
@@ -136,129 +146,202 @@ def _check_map(m, what: str = "map") -> np.ndarray:
     return a.astype(np.float32, copy=False)
 
 
-class _Panels:
-    """A grid of map panels: linked zoom, square pixels, row 0 at the top.
+class _Cell:
+    """One figure of the app's grid: a column of map panels of one shape.
 
-    Traces are collected with :meth:`add` and the figure is built once by
-    :meth:`figure` (one validation pass: much faster than ``make_subplots`` followed
-    by per-axis updates, which matters for pages that redraw on every slider move).
-    The height is chosen so that square panels about fill a plot area
-    :data:`_PLOT_WIDTH_PX` wide; an empty title leaves a cell blank.
+    Panels share their zoom, have square pixels and row 0 at the top, and span exactly
+    the map (pixel centres at 0 … n − 1). The map's extent is grey underneath, so NaN
+    pixels (no data) are grey; outside it the plot is white (:data:`PAD_COLOR`), the
+    look of everything that is not the map. Traces are collected with :meth:`add` and
+    the figure is built once by :meth:`figure` (one validation pass: much faster than
+    ``make_subplots`` and per-axis updates). Heights assume panels :data:`_CELL_PANEL_PX`
+    wide; narrower cells shrink the panels and keep them square.
+
+    ``extent`` ``(x0, x1, y0, y1)`` replaces the pixel extent for maps on other axes (the
+    Fourier plane); ``y_up`` then draws y increasing upwards, as in a maths figure.
     """
 
     def __init__(
         self,
         titles: Sequence[str],
-        rows: int = 1,
-        cols: int | None = None,
-        hspace: float = 0.025,
-        vspace: float = 0.1,
+        shape: tuple[int, int],
+        x_title: str = "x, y [px]",
+        extent: tuple[float, float, float, float] | None = None,
+        y_up: bool = False,
     ):
-        self.rows = rows
-        self.cols = len(titles) if cols is None else cols
+        ny, nx = shape
+        x0, x1, e0, e1 = (-0.5, nx - 0.5, -0.5, ny - 0.5) if extent is None else extent
+        n = len(titles)
         self.titles = list(titles)
+        self.shape = (ny, nx)
         self.traces: list = []
-        self.layout: dict = {}
-        w = (1.0 - hspace * (self.cols - 1)) / self.cols
-        h = (1.0 - vspace * (rows - 1)) / rows
+        self.panel_px = _CELL_PANEL_PX * min(ny / nx, _MAX_ASPECT)
+        gap = _TITLE_PX + 12
+        self.area_px = n * self.panel_px + (n - 1) * gap
         axis = dict(
             showgrid=False,
             zeroline=False,
-            ticks="outside",
             showline=True,
             linecolor="#888",
             mirror=True,
             constrain="domain",
+            autorange=False,
         )
-        annotations = []
-        blanks = {i for i, t in enumerate(self.titles) if not t}
-        first_col = [
-            min((c for c in range(self.cols) if r * self.cols + c not in blanks), default=0)
-            for r in range(rows)
-        ]
-        for i in range(rows * self.cols):
-            r, c = divmod(i, self.cols)
+        self.layout: dict = {}
+        annotations, shapes = [], []
+        for i, title in enumerate(self.titles):
             s = "" if i == 0 else str(i + 1)
-            x0, y1 = c * (w + hspace), 1.0 - r * (h + vspace)
-            xdom = [max(0.0, x0), min(1.0, x0 + w)]
-            ydom = [max(0.0, y1 - h), min(1.0, y1)]
-            blank = i in blanks
+            y1 = 1.0 - i * (self.panel_px + gap) / self.area_px
+            y0 = max(0.0, y1 - self.panel_px / self.area_px)
+            last = i == n - 1
             self.layout[f"xaxis{s}"] = dict(
                 axis,
-                domain=xdom,
+                domain=[0.0, 1.0],
                 anchor=f"y{s}",
-                showticklabels=r == rows - 1,
-                # Tick marks only where there are labels: fewer elements to redraw.
-                ticks="outside" if r == rows - 1 else "",
-                visible=not blank,
+                range=[x0, x1],
+                showticklabels=last,
+                ticks="outside" if last else "",
                 **({} if i == 0 else {"matches": "x"}),
-                **({"title": {"text": "x [px]"}} if (r, c) == (rows - 1, 0) else {}),
-            )
-            # When square pixels leave the panels shorter than their rows, the rows close
-            # up towards each other: the spare height goes above and below the grid.
-            toward = (
-                "middle"
-                if rows == 1
-                else ("bottom" if r == 0 else "top" if r == rows - 1 else "middle")
             )
             self.layout[f"yaxis{s}"] = dict(
                 axis,
-                domain=ydom,
+                domain=[y0, y1],
                 anchor=f"x{s}",
                 scaleanchor=f"x{s}",
                 scaleratio=1,
-                constraintoward=toward,
-                autorange="reversed",
-                showticklabels=c == first_col[r],
-                visible=not blank,
-                ticks="outside" if c == first_col[r] else "",
+                # Spare height (a cell narrower than assumed) goes under each panel, so
+                # the first maps of a row of cells line up.
+                constraintoward="top",
+                range=[e0, e1] if y_up else [e1, e0],
+                ticks="outside",
                 **({} if i == 0 else {"matches": "y"}),
-                **({"title": {"text": "y [px]"}} if c == first_col[r] else {}),
             )
-            if i < len(self.titles) and self.titles[i]:
-                # On the axis domain, which square pixels may shrink: the title stays
-                # just above its map, with no gap, whatever the figure's width.
-                annotations.append(
-                    dict(
-                        text=self.titles[i],
-                        x=0.5,
-                        y=1.0,
-                        xref=f"x{s} domain",
-                        yref=f"y{s} domain",
-                        xanchor="center",
-                        yanchor="bottom",
-                        yshift=6,
-                        showarrow=False,
-                        font=dict(size=_TITLE_FONT, color="#262730"),
-                    )
+            # On the axis domain, which square pixels may shrink: the title stays just
+            # above its map whatever the cell's width.
+            annotations.append(
+                dict(
+                    text=title,
+                    x=0.5,
+                    y=1.0,
+                    xref=f"x{s} domain",
+                    yref=f"y{s} domain",
+                    xanchor="center",
+                    yanchor="bottom",
+                    yshift=4,
+                    showarrow=False,
+                    font=dict(size=_TITLE_FONT, color="#262730"),
                 )
-        panel_px = min(_MAX_PANEL_PX, _PLOT_WIDTH_PX * w)
-        self.area_px = panel_px * rows / (1.0 - vspace * (rows - 1))
-        # Heatmaps leave NaN pixels transparent: the grey background shows through.
-        self.layout.update(annotations=annotations, plot_bgcolor=MASK_COLOR)
+            )
+            shapes.append(
+                dict(
+                    type="rect",
+                    xref=f"x{s}",
+                    yref=f"y{s}",
+                    x0=x0,
+                    x1=x1,
+                    y0=e0,
+                    y1=e1,
+                    fillcolor=MASK_COLOR,
+                    line_width=0,
+                    layer="below",
+                )
+            )
+        # The unit, right-aligned under the last panel's tick labels (an axis title in
+        # a cell this narrow would sit on the middle tick label).
+        s = "" if n == 1 else str(n)
+        annotations.append(
+            dict(
+                text=x_title,
+                x=1.0,
+                y=0.0,
+                xref=f"x{s} domain",
+                yref=f"y{s} domain",
+                xanchor="right",
+                yanchor="top",
+                yshift=-24,
+                showarrow=False,
+                font=dict(size=12, color="#555"),
+            )
+        )
+        self.layout.update(annotations=annotations, shapes=shapes, plot_bgcolor=PAD_COLOR)
 
-    def add(self, trace, row: int = 1, col: int = 1) -> None:
-        """Add a trace (a plotly trace object) to panel ``(row, col)``, counted from 1."""
-        i = (row - 1) * self.cols + col
-        s = "" if i == 1 else str(i)
+    def add(self, trace, panel: int = 1) -> None:
+        """Add a trace (a plotly trace object) to panel ``panel``, counted from 1 (top)."""
+        s = "" if panel == 1 else str(panel)
         trace.update(xaxis=f"x{s}", yaxis=f"y{s}")
         self.traces.append(trace)
 
-    def figure(self, **layout) -> go.Figure:
-        """The figure; ``layout`` entries (colour axes, legend, …) are added last."""
-        legend = any(t.type == "scatter" and t.showlegend is not False for t in self.traces)
-        # The top margin holds the titles below the modebar (about 30 px), which would
-        # otherwise cover the last title on hover.
-        top, bottom = 62, _LEGEND_MARGIN_PX if legend else 50
-        self.layout.update(
-            height=round(self.area_px) + top + bottom,
-            margin=dict(l=55, r=20, t=top, b=bottom),
+    def figure(
+        self,
+        coloraxes: Mapping[str, dict] | None = None,
+        bars: Mapping[str, str] | None = None,
+        legend_rows: int = 0,
+    ) -> go.Figure:
+        """The figure.
+
+        Parameters
+        ----------
+        coloraxes : mapping of layout name → colour axis
+            ``{"coloraxis": dict(colorscale=…, cmin=…, cmax=…)}``.
+        bars : mapping of colour-axis name → colour-bar title
+            Drawn as horizontal bars under the panels, in this order; the other colour
+            axes get none.
+        legend_rows : int
+            Rows of legend entries under the panels (0: no legend).
+        """
+        bars = dict(bars or {})
+        legend_px = legend_rows * _LEGEND_ROW_PX
+        top, bottom = _TOP_PX, _AXIS_PX + len(bars) * _BAR_PX + legend_px
+        height = round(self.area_px) + top + bottom
+        annotations = list(self.layout["annotations"])
+        layout = dict(
+            self.layout,
+            height=height,
+            margin=dict(l=_LEFT_PX, r=_RIGHT_PX, t=top, b=bottom),
+            showlegend=legend_rows > 0,
             legend=dict(
-                orientation="h", yref="container", y=0.0, yanchor="bottom", xanchor="left", x=0.0
+                orientation="h", yref="container", y=0.0, yanchor="bottom", x=0.0, xanchor="left"
             ),
+            annotations=annotations,
         )
-        self.layout.update(layout)
-        return go.Figure(data=self.traces, layout=self.layout)
+        for name, axis in (coloraxes or {}).items():
+            axis = dict(axis, showscale=name in bars)
+            if name in bars:
+                # A bar's block, from the bottom: tick labels, the bar, its title (an
+                # annotation: plotly draws a horizontal bar's own title over the bar).
+                k = list(bars).index(name)
+                block_px = legend_px + (len(bars) - 1 - k) * _BAR_PX + 2
+                axis["colorbar"] = dict(
+                    orientation="h",
+                    thickness=_BAR_THICKNESS_PX,
+                    len=1.0,
+                    x=0.5,
+                    xanchor="center",
+                    y=block_px / height,  # the bottom of its tick labels
+                    yref="container",
+                    yanchor="bottom",
+                    ypad=0,
+                    ticks="outside",
+                    ticklen=3,
+                    tickfont=dict(size=11),
+                    nticks=6,
+                )
+                plot_px = height - top - bottom
+                annotations.append(
+                    dict(
+                        text=bars[name],
+                        x=0.5,
+                        xref="paper",
+                        xanchor="center",
+                        y=(block_px + _BAR_TICKS_PX + _BAR_THICKNESS_PX + 4 - bottom) / plot_px,
+                        yref="paper",
+                        yanchor="bottom",
+                        showarrow=False,
+                        font=dict(size=13, color="#262730"),
+                    )
+                )
+            layout[name] = axis
+        return go.Figure(data=self.traces, layout=layout)
 
 
 def _heatmap(
@@ -278,10 +361,6 @@ def _heatmap(
     )
 
 
-def _colorbar(title: str, **kwargs) -> dict:
-    return {"title": dict(text=title, side="right"), "thickness": 14, "len": 0.9, **kwargs}
-
-
 def _titles_for(
     maps: Mapping[str, np.ndarray] | Sequence[np.ndarray], titles: Sequence[str] | None
 ) -> tuple[list[np.ndarray], list[str]]:
@@ -295,13 +374,17 @@ def _titles_for(
         names = list(titles)
     if not arrays:
         raise ValueError("need at least one map to draw")
-    return [_check_map(a, repr(n)) for a, n in zip(arrays, names, strict=True)], names
+    arrays = [_check_map(a, repr(n)) for a, n in zip(arrays, names, strict=True)]
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        raise ValueError(f"the maps must have one shape, got {sorted(shapes)}")
+    return arrays, names
 
 
-# === Map rows ===
+# === Rows of maps ===
 
 
-def map_row(
+def map_cells(
     maps: Mapping[str, np.ndarray] | Sequence[np.ndarray],
     titles: Sequence[str] | None = None,
     *,
@@ -309,13 +392,13 @@ def map_row(
     zrange: tuple[float, float] | None = None,
     colorbar_title: str = "κ",
     label: str = "κ",
-) -> go.Figure:
-    """A row of maps on one colour scale, with linked zoom and one colour bar.
+) -> list[go.Figure]:
+    """Maps on one colour scale, one cell each; the first carries the colour bar.
 
     Parameters
     ----------
     maps : mapping of title → (ny, nx) array, or a sequence of arrays
-        Panels from left to right.
+        In order.
     titles : sequence of str, optional
         Panel titles (default: the mapping's keys).
     colorscale : str
@@ -327,54 +410,23 @@ def map_row(
 
     Returns
     -------
-    plotly.graph_objects.Figure
+    list of plotly.graph_objects.Figure
+        One per map, for the app's grid (:data:`CELL_MIN_PX`).
     """
     arrays, names = _titles_for(maps, titles)
     zmin, zmax = robust_range(arrays) if zrange is None else zrange
-    panels = _Panels(names)
-    for col, (m, name) in enumerate(zip(arrays, names, strict=True), start=1):
-        panels.add(_heatmap(m, name, label=label), col=col)
-    return panels.figure(
-        coloraxis=dict(
-            colorscale=colorscale, cmin=zmin, cmax=zmax, colorbar=_colorbar(colorbar_title)
+    out = []
+    for i, (m, name) in enumerate(zip(arrays, names, strict=True)):
+        cell = _Cell([name], m.shape)
+        cell.add(_heatmap(m, name, label=label))
+        axis = dict(colorscale=colorscale, cmin=zmin, cmax=zmax)
+        out.append(
+            cell.figure({"coloraxis": axis}, bars={"coloraxis": colorbar_title} if i == 0 else {})
         )
-    )
+    return out
 
 
-def residual_row(
-    truth,
-    preds: Mapping[str, np.ndarray],
-    *,
-    zrange: tuple[float, float] | None = None,
-    label: str = "κ",
-) -> go.Figure:
-    """Residual maps ``prediction − truth`` on one diverging, symmetric colour scale.
-
-    Parameters
-    ----------
-    truth : (ny, nx) array
-    preds : mapping of method name → (ny, nx) prediction
-    zrange : (float, float), optional
-        Colour limits; default :func:`symmetric_range` of all residuals.
-
-    Returns
-    -------
-    plotly.graph_objects.Figure
-        Red where the prediction is too high, blue where it is too low.
-    """
-    t = _check_map(truth, "truth")
-    res = {f"{name} − true": _check_map(p, name) - t for name, p in preds.items()}
-    zrange = symmetric_range(list(res.values())) if zrange is None else zrange
-    return map_row(
-        res,
-        colorscale=RESIDUAL_COLORSCALE,
-        zrange=zrange,
-        colorbar_title=f"Δ{label}",
-        label=f"Δ{label}",
-    )
-
-
-def comparison_grid(
+def comparison_cells(
     truth,
     preds: Mapping[str, np.ndarray],
     *,
@@ -382,13 +434,12 @@ def comparison_grid(
     residual_zrange: tuple[float, float] | None = None,
     truth_title: str = "true κ",
     label: str = "κ",
-) -> go.Figure:
-    """The true map and the predictions on one scale, each residual under its prediction.
+) -> list[go.Figure]:
+    """The true map, then each prediction over its residual, one cell each.
 
-    Top row: ``truth`` then every prediction, one colour scale (top colour bar). Bottom
-    row: ``prediction − truth`` under each prediction, one diverging symmetric scale
-    (bottom colour bar); the cell under the truth is left blank. All panels share the
-    zoom, so a region zoomed in a map is zoomed in its residual too.
+    Every map shares one colour scale, whose bar is under the true map; every residual
+    ``prediction − truth`` shares one diverging symmetric scale, whose bar is under the
+    first residual. The two panels of a cell share their zoom.
 
     Parameters
     ----------
@@ -401,41 +452,34 @@ def comparison_grid(
 
     Returns
     -------
-    plotly.graph_objects.Figure
+    list of plotly.graph_objects.Figure
+        ``1 + len(preds)`` cells.
     """
     t = _check_map(truth, "truth")
     maps = {name: _check_map(p, name) for name, p in preds.items()}
     if not maps:
         raise ValueError("need at least one prediction to compare with the truth")
     # Residual titles name the method without its settings ("KS93 − true"): the map
-    # above carries them, and the short titles still fit side by side on narrow screens.
-    res = {f"{name.split(' (')[0]} − true": p - t for name, p in maps.items()}
-    if len(res) < len(maps):  # two methods of one name: keep the full names
-        res = {f"{name} − true": p - t for name, p in maps.items()}
+    # above carries them.
+    short = {name: name.split(" (")[0] for name in maps}
+    if len(set(short.values())) < len(short):  # two methods of one name: full names
+        short = {name: name for name in maps}
+    res = {name: p - t for name, p in maps.items()}
     zmin, zmax = robust_range(t) if zrange is None else zrange
-    rmin, rmax = (
-        symmetric_range(list(res.values())) if residual_zrange is None else (residual_zrange)
-    )
-    panels = _Panels([truth_title, *maps, "", *res], rows=2, cols=1 + len(maps))
-    panels.add(_heatmap(t, truth_title, label=label), col=1)
-    for col, (name, m) in enumerate(maps.items(), start=2):
-        panels.add(_heatmap(m, name, label=label), col=col)
-    for col, (name, r) in enumerate(res.items(), start=2):
-        panels.add(_heatmap(r, name, coloraxis="coloraxis2", label=f"Δ{label}"), row=2, col=col)
-    return panels.figure(
-        coloraxis=dict(
-            colorscale=KAPPA_COLORSCALE,
-            cmin=zmin,
-            cmax=zmax,
-            colorbar=_colorbar(label, len=0.45, y=1.0, yanchor="top"),
-        ),
-        coloraxis2=dict(
-            colorscale=RESIDUAL_COLORSCALE,
-            cmin=rmin,
-            cmax=rmax,
-            colorbar=_colorbar(f"Δ{label} (prediction − true)", len=0.45, y=0.0, yanchor="bottom"),
-        ),
-    )
+    rmin, rmax = symmetric_range(list(res.values())) if residual_zrange is None else residual_zrange
+    kappa_axis = dict(colorscale=KAPPA_COLORSCALE, cmin=zmin, cmax=zmax)
+    res_axis = dict(colorscale=RESIDUAL_COLORSCALE, cmin=rmin, cmax=rmax)
+    first = _Cell([truth_title], t.shape)
+    first.add(_heatmap(t, truth_title, label=label))
+    out = [first.figure({"coloraxis": kappa_axis}, bars={"coloraxis": label})]
+    for i, (name, m) in enumerate(maps.items()):
+        title = f"{short[name]} − true"
+        cell = _Cell([name, title], t.shape)
+        cell.add(_heatmap(m, name, label=label))
+        cell.add(_heatmap(res[name], title, coloraxis="coloraxis2", label=f"Δ{label}"), 2)
+        bars = {"coloraxis2": f"Δ{label} (prediction − true)"} if i == 0 else {}
+        out.append(cell.figure({"coloraxis": kappa_axis, "coloraxis2": res_axis}, bars=bars))
+    return out
 
 
 # === Uncertainty and regions ===
@@ -456,7 +500,7 @@ def _placeholder_free(colorscale: str) -> list[list]:
     return stops
 
 
-def uncertainty_row(
+def uncertainty_cells(
     mean,
     std,
     *,
@@ -465,15 +509,14 @@ def uncertainty_row(
     std_range: tuple[float, float] | None = None,
     mean_title: str = "UNet mean",
     std_title: str = "σ per pixel",
-) -> go.Figure:
+) -> list[go.Figure]:
     """A prediction, its per-pixel σ and, with the truth, the standardised residual.
 
-    Panels, left to right, each with its own colour scale and a horizontal colour bar
-    under it: the mean κ (:data:`KAPPA_COLORSCALE`), σ (:data:`SIGMA_COLORSCALE`, from
-    0) and, when ``truth`` is given, ``z = (mean − truth) / σ`` on a diverging scale
-    fixed at ±:data:`Z_RANGE` (red: the prediction is too high; where σ = 0, z is
-    undefined and left blank). For a calibrated Gaussian σ, 68.3 % of the pixels have
-    |z| ≤ 1 and 95.4 % have |z| ≤ 2. Panels share the zoom.
+    One cell each, each on its own colour scale with its bar under it: the mean κ
+    (:data:`KAPPA_COLORSCALE`), σ (:data:`SIGMA_COLORSCALE`, from 0) and, when ``truth``
+    is given, ``z = (mean − truth) / σ`` on a diverging scale fixed at ±:data:`Z_RANGE`
+    (red: the prediction is too high; where σ = 0, z is undefined and left blank). For a
+    calibrated Gaussian σ, 68.3 % of the pixels have |z| ≤ 1 and 95.4 % have |z| ≤ 2.
 
     Parameters
     ----------
@@ -489,65 +532,40 @@ def uncertainty_row(
 
     Returns
     -------
-    plotly.graph_objects.Figure
+    list of plotly.graph_objects.Figure
     """
     m = _check_map(mean, "mean")
     s = _check_map(std, "std")
     if s.shape != m.shape:
         raise ValueError(f"std must have the shape of mean {m.shape}, got {s.shape}")
-    maps = {mean_title: m, std_title: s}
+    zmin, zmax = robust_range(m) if zrange is None else zrange
+    smin, smax = (0.0, robust_range(s, 0.0, 99.5)[1]) if std_range is None else std_range
+    if not smax > smin:
+        smax = smin + 1e-6
+    cells = [
+        (mean_title, m, dict(colorscale=KAPPA_COLORSCALE, cmin=zmin, cmax=zmax), "κ", ".4f"),
+        (
+            std_title,
+            s,
+            dict(colorscale=_placeholder_free(SIGMA_COLORSCALE), cmin=smin, cmax=smax),
+            "σ",
+            ".4f",
+        ),
+    ]
     if truth is not None:
         t = _check_map(truth, "truth")
         if t.shape != m.shape:
             raise ValueError(f"truth must have the shape of mean {m.shape}, got {t.shape}")
         with np.errstate(divide="ignore", invalid="ignore"):
-            z = np.where(s > 0, (m - t) / np.where(s > 0, s, 1.0), np.nan)
-        maps["(mean − true) / σ"] = z.astype(np.float32)
-    zmin, zmax = robust_range(m) if zrange is None else zrange
-    smin, smax = (0.0, robust_range(s, 0.0, 99.5)[1]) if std_range is None else std_range
-    if not smax > smin:
-        smax = smin + 1e-6
-    panels = _Panels(list(maps), hspace=0.06)
-    axes = [("coloraxis", "κ", ".4f"), ("coloraxis2", "σ", ".4f"), ("coloraxis3", "z", ".2f")]
-    for col, ((name, a), (axis, label, fmt)) in enumerate(
-        zip(maps.items(), axes[: len(maps)], strict=True), start=1
-    ):
-        panels.add(_heatmap(a, name, coloraxis=axis, label=label, fmt=fmt), col=col)
-    n = len(maps)
-    w = (1.0 - 0.06 * (n - 1)) / n
-    bar_px = 62  # room under the x axis title for the horizontal colour bars
-    area = panels.area_px
-    top, bottom = 62, 50 + bar_px  # titles below the modebar, as in _Panels
-
-    def hbar(col: int, title: str) -> dict:
-        return dict(
-            title=dict(text=title, side="top"),
-            orientation="h",
-            thickness=12,
-            len=0.75 * w,
-            x=(col - 1) * (w + 0.06) + w / 2,
-            xanchor="center",
-            y=-56 / area,
-            yanchor="top",
-            ticks="outside",
-        )
-
-    layout = dict(
-        height=round(area) + top + bottom,
-        margin=dict(l=55, r=20, t=top, b=bottom),
-        coloraxis=dict(colorscale=KAPPA_COLORSCALE, cmin=zmin, cmax=zmax, colorbar=hbar(1, "κ")),
-        coloraxis2=dict(
-            colorscale=_placeholder_free(SIGMA_COLORSCALE),
-            cmin=smin,
-            cmax=smax,
-            colorbar=hbar(2, "σ"),
-        ),
-    )
-    if truth is not None:
-        layout["coloraxis3"] = dict(
-            colorscale=RESIDUAL_COLORSCALE, cmin=-Z_RANGE, cmax=Z_RANGE, colorbar=hbar(3, "z")
-        )
-    return panels.figure(**layout)
+            z = np.where(s > 0, (m - t) / np.where(s > 0, s, 1.0), np.nan).astype(np.float32)
+        z_axis = dict(colorscale=RESIDUAL_COLORSCALE, cmin=-Z_RANGE, cmax=Z_RANGE)
+        cells.append(("(mean − true) / σ", z, z_axis, "z", ".2f"))
+    out = []
+    for title, a, axis, label, fmt in cells:
+        cell = _Cell([title], m.shape)
+        cell.add(_heatmap(a, title, label=label, fmt=fmt))
+        out.append(cell.figure({"coloraxis": axis}, bars={"coloraxis": label}))
+    return out
 
 
 def outline_regions(
@@ -576,7 +594,7 @@ def outline_regions(
     shape : (ny, nx), optional
         Map shape, for the edge band.
     panels : sequence of int
-        Panels numbered from 1, row by row (axes ``x``/``y``, ``x2``/``y2``, …).
+        Panels numbered from 1, top to bottom (axes ``x``/``y``, ``x2``/``y2``, …).
     color : str
 
     Returns
@@ -706,31 +724,27 @@ def add_whiskers(
     panels: Sequence[int] = (1,),
     color: str = "black",
 ) -> go.Figure:
-    """Overlay :func:`shear_whiskers` on some panels of a figure of this module (in place).
+    """Overlay :func:`shear_whiskers` on some panels of a figure of this module (in place;
+    no legend entry: say what the sticks are next to the figure).
 
-    ``panels`` numbers the panels from 1, row by row (axes ``x``/``y``, ``x2``/``y2``, …).
+    ``panels`` numbers the panels from 1, top to bottom (axes ``x``/``y``, ``x2``/``y2``, …).
     """
     trace = shear_whiskers(e1, e2, weight=weight, step=step, color=color)
-    for i, n in enumerate(panels):
+    for n in panels:
         s = "" if n == 1 else str(n)
-        fig.add_trace(
-            go.Scatter(trace).update(
-                showlegend=i == 0, legendgroup="whiskers", xaxis=f"x{s}", yaxis=f"y{s}"
-            )
-        )
-    bottom = fig.layout.margin.b or 0
-    if bottom < _LEGEND_MARGIN_PX:  # room for the legend below the x axis title
-        fig.update_layout(
-            height=(fig.layout.height or 450) + _LEGEND_MARGIN_PX - bottom,
-            margin_b=_LEGEND_MARGIN_PX,
-        )
+        fig.add_trace(go.Scatter(trace).update(showlegend=False, xaxis=f"x{s}", yaxis=f"y{s}"))
     return fig
 
 
-def ellipticity_panels(
-    eps, *, whiskers: bool = False, step: int = 8, titles: Sequence[str] = ("ε1", "ε2", "Δε")
-) -> go.Figure:
-    """ε1, ε2 and Δε side by side, optionally with shear whiskers on every panel.
+def ellipticity_cells(
+    eps,
+    *,
+    whiskers: bool = False,
+    step: int = 8,
+    titles: Sequence[str] = ("ε1", "ε2", "Δε"),
+    delta_e: bool = True,
+) -> list[go.Figure]:
+    """ε1, ε2 and Δε, one cell each, optionally with shear whiskers on every panel.
 
     Parameters
     ----------
@@ -738,46 +752,45 @@ def ellipticity_panels(
         One sample, channels ``(e1, e2, Δε)``.
     whiskers : bool
         Overlay :func:`shear_whiskers`, block-averaged with inverse-variance weights
-        ``1/Δε²``.
+        ``1/Δε²``; the ε1 cell's legend gives the longest stick's |ε|.
     step : int
         Whisker block size, pixels.
+    titles : sequence of 3 str
+    delta_e : bool
+        Draw the Δε cell (leave it out when Δε is 0 everywhere: no shape noise).
 
     Returns
     -------
-    plotly.graph_objects.Figure
-        ε1 and ε2 share a diverging symmetric scale (top colour bar); Δε has its own
-        (bottom colour bar).
+    list of plotly.graph_objects.Figure
+        ε1 and ε2 share a diverging symmetric scale (bar under ε1); Δε has its own.
     """
     e = np.asarray(eps)
     if e.ndim != 3 or e.shape[-1] != 3:
         raise ValueError(f"eps must be one (ny, nx, 3) sample, got shape {e.shape}")
     e1, e2, de = (e[..., i].astype(np.float32) for i in range(3))
-    panels = _Panels(titles)
-    panels.add(_heatmap(e1, titles[0], label="ε1"), col=1)
-    panels.add(_heatmap(e2, titles[1], label="ε2"), col=2)
-    panels.add(_heatmap(de, titles[2], coloraxis="coloraxis2", label="Δε", fmt=".3f"), col=3)
+    trace = None
     if whiskers:
         with np.errstate(divide="ignore"):
             inv_var = np.where(de > 0, 1.0 / np.square(de.astype(np.float64)), 0.0)
         trace = shear_whiskers(e1, e2, weight=inv_var, step=step, color="#111111")
-        for col in (1, 2, 3):
-            panels.add(go.Scatter(trace).update(showlegend=col == 1), col=col)
+        longest = trace.name.split("= ")[-1].rstrip(")")
+        trace.update(name=f"whiskers: longest |ε| {longest}")
     emin, emax = symmetric_range([e1, e2])
     dmin, dmax = robust_range(de, 0.0, 99.5)
-    return panels.figure(
-        coloraxis=dict(
-            colorscale=RESIDUAL_COLORSCALE,
-            cmin=emin,
-            cmax=emax,
-            colorbar=_colorbar("ε1, ε2", len=0.45, y=1.0, yanchor="top"),
-        ),
-        coloraxis2=dict(
-            colorscale="Greys",
-            cmin=dmin,
-            cmax=dmax,
-            colorbar=_colorbar("Δε", len=0.45, y=0.0, yanchor="bottom"),
-        ),
-    )
+    eps_axis = {"coloraxis": dict(colorscale=RESIDUAL_COLORSCALE, cmin=emin, cmax=emax)}
+    specs = [(titles[0], e1, "ε1", eps_axis, {"coloraxis": "ε1, ε2"})]
+    specs.append((titles[1], e2, "ε2", eps_axis, {}))
+    if delta_e:
+        de_axis = {"coloraxis": dict(colorscale="Greys", cmin=dmin, cmax=dmax)}
+        specs.append((titles[2], de, "Δε", de_axis, {"coloraxis": "Δε"}))
+    out = []
+    for i, (title, a, label, axis, bars) in enumerate(specs):
+        cell = _Cell([title], a.shape)
+        cell.add(_heatmap(a, title, label=label, fmt=".3f"))
+        if trace is not None:
+            cell.add(go.Scatter(trace).update(showlegend=i == 0))
+        out.append(cell.figure(axis, bars=bars, legend_rows=int(trace is not None and i == 0)))
+    return out
 
 
 # === MultiFocal weights (report Fig. 3) ===
@@ -792,10 +805,10 @@ def _peak_markers(
     name: str,
     prefix: str = "",
     showlegend: bool = True,
-    text: bool = True,
-    text_position: str | Sequence[str] = "top right",
     line_width: float = 3,
 ) -> go.Scatter:
+    """Markers at peaks ``(n, 2)`` of (row, column); the hover names them ``{prefix}1``, …
+    (labels on the map are a separate trace, placed by :func:`_place_labels`)."""
     p = np.asarray(peaks, dtype=float).reshape(-1, 2)
     labels = [f"{prefix}{i + 1}" for i in range(len(p))]
     marker = dict(symbol=symbol, color=color, size=size)
@@ -806,12 +819,9 @@ def _peak_markers(
     return go.Scatter(
         x=p[:, 1],
         y=p[:, 0],
-        mode="markers+text" if text else "markers",
+        mode="markers",
         marker=marker,
         cliponaxis=False,
-        text=labels if text else None,
-        textposition=text_position,
-        textfont=_LABEL_FONT,
         name=name,
         showlegend=showlegend,
         legendgroup=name,
@@ -820,20 +830,21 @@ def _peak_markers(
     )
 
 
-def weight_components_grid(
+def weight_component_cells(
     components: Mapping[str, np.ndarray],
     combined,
     *,
     coeffs: Mapping[str, float] | None = None,
     peaks=None,
-) -> go.Figure:
-    """The MultiFocal weight components and their combination, as report Fig. 3.
+) -> list[go.Figure]:
+    """The MultiFocal weight components and their combination (report Fig. 3), one
+    cell each; the first carries the colour bar.
 
     Parameters
     ----------
     components : mapping of component name → (ny, nx) weight in [0, 1]
         Usually :func:`lensviz.loss_weights.weight_maps` (focal, local, peaks, structure,
-        edges), drawn in a 2 × 3 grid, then ``combined`` last.
+        edges), then ``combined`` last.
     combined : (ny, nx) array
         :func:`lensviz.loss_weights.combine_weights` of the components.
     coeffs : mapping of component name → coefficient, optional
@@ -844,7 +855,7 @@ def weight_components_grid(
 
     Returns
     -------
-    plotly.graph_objects.Figure
+    list of plotly.graph_objects.Figure
     """
     maps = dict(components)
     off = {k for k in maps if coeffs and k in coeffs and coeffs[k] == 0}
@@ -857,111 +868,125 @@ def weight_components_grid(
     maps["combined"] = combined
     titles.append("combined  Σaw / Σa")
     arrays, _ = _titles_for(maps, titles)
-    cols = 3
-    rows = -(-len(arrays) // cols)
-    panels = _Panels(titles, rows=rows, cols=cols, hspace=0.03)
     n_peaks = 0 if peaks is None else len(np.asarray(peaks).reshape(-1, 2))
-    faded = [k in off for k in maps]
-    for i, (m, t) in enumerate(zip(arrays, titles, strict=True)):
-        r, c = divmod(i, cols)
+    axis = {"coloraxis": dict(colorscale=WEIGHT_COLORSCALE, cmin=0.0, cmax=1.0)}
+    out = []
+    for i, (name, m, t) in enumerate(zip(maps, arrays, titles, strict=True)):
+        cell = _Cell([t], m.shape)
         # A component with coefficient 0 takes no part in the combination: faded.
-        panels.add(
-            _heatmap(m, t, label="w", fmt=".3f", opacity=0.2 if faded[i] else 1.0),
-            row=r + 1,
-            col=c + 1,
-        )
+        cell.add(_heatmap(m, t, label="w", fmt=".3f", opacity=0.2 if name in off else 1.0))
         if n_peaks:
-            panels.add(
+            cell.add(
                 _peak_markers(
                     peaks,
                     symbol="x",
                     color=_PEAK_CROSS,
                     size=8,
                     name=f"top-{n_peaks} true peaks",
-                    showlegend=i == 0,
-                    text=False,
-                ),
-                row=r + 1,
-                col=c + 1,
+                    showlegend=False,
+                )
             )
-    return panels.figure(
-        coloraxis=dict(
-            colorscale=WEIGHT_COLORSCALE, cmin=0.0, cmax=1.0, colorbar=_colorbar("weight")
-        )
-    )
+        out.append(cell.figure(axis, bars={"coloraxis": "weight"} if i == 0 else {}))
+    return out
 
 
 # === Peaks (report Fig. 1) ===
 
 
-#: Label positions tried in turn for a peak label, as plotly ``textposition`` →
-#: direction (columns right, rows down) of the label box from the marker.
-_LABEL_SPOTS = {
-    "top right": (1, -1),
-    "bottom left": (-1, 1),
-    "top left": (-1, -1),
-    "bottom right": (1, 1),
-    "middle right": (1, 0),
-    "middle left": (-1, 0),
-    "top center": (0, -1),
-    "bottom center": (0, 1),
-}
-#: A bold two-character label in map pixels, for panels about 200 screen pixels wide
-#: (1.6 screen px per map px): 19 × 13 screen px.
-_LABEL_BOX_PX = (12.0, 8.0)
+#: Directions (columns right, rows down) tried in turn for a peak label, and the
+#: distances, in label half-sizes beyond the marker, at which they are tried.
+_LABEL_DIRECTIONS = ((1, -1), (-1, 1), (-1, -1), (1, 1), (1, 0), (-1, 0), (0, -1), (0, 1))
+_LABEL_DISTANCES = (1.0, 1.7, 2.4)
+
+
+def _map_px(screen_px: float, shape: tuple[int, int]) -> float:
+    """Screen pixels in map pixels, on the narrowest panel a cell of the grid has."""
+    return screen_px * shape[1] / (CELL_MIN_PX - _LEFT_PX - _RIGHT_PX)
+
+
+def _label_box(text: str, shape: tuple[int, int]) -> tuple[float, float]:
+    """Width and height in map pixels of a bold 13 px label (about 8 px a character)."""
+    return _map_px(8.0 * len(text) + 4.0, shape), _map_px(14.0, shape)
 
 
 def _place_labels(
-    points, shape: tuple[int, int], taken: list, first: str, marker_px: float
-) -> list[str]:
-    """Greedy label placement: for each point the first position (``first``, then the
-    others of :data:`_LABEL_SPOTS`) whose box stays inside the map and overlaps no box in
-    ``taken``; the chosen boxes are added to ``taken``. Boxes are ``(x0, x1, y0, y1)`` in
-    map pixels."""
-    w, h = _LABEL_BOX_PX
-    order = [first, *[k for k in _LABEL_SPOTS if k != first]]
-    positions = []
-    for y, x in np.asarray(points, dtype=float).reshape(-1, 2):
-        best, best_box = order[0], None
-        for spot in order:
-            dx, dy = _LABEL_SPOTS[spot]
-            cx = x + dx * (marker_px + w / 2)
-            cy = y + dy * (marker_px + h / 2)
-            box = (cx - w / 2, cx + w / 2, cy - h / 2, cy + h / 2)
-            inside = (
-                box[0] >= -0.5
-                and box[1] <= shape[1] - 0.5
-                and box[2] >= -0.5
-                and (box[3] <= shape[0] - 0.5)
-            )
-            free = all(
-                box[1] <= b[0] or box[0] >= b[1] or box[3] <= b[2] or box[2] >= b[3] for b in taken
-            )
-            if best_box is None:
-                best_box = box
-            if inside and free:
-                best, best_box = spot, box
+    points, labels: Sequence[str], shape: tuple[int, int], taken: list, first: tuple, marker: float
+) -> list[tuple[float, float]]:
+    """Greedy label placement: for each point, the first position around it (direction
+    ``first``, then the others of :data:`_LABEL_DIRECTIONS`, at each distance of
+    :data:`_LABEL_DISTANCES` in turn) whose box stays inside the map and overlaps no box
+    in ``taken``, else the inside position that overlaps them least. The chosen boxes are
+    added to ``taken``. Boxes are ``(x0, x1, y0, y1)`` in map pixels, sized for the
+    narrowest panel of the grid; ``marker`` is the marker's radius in screen pixels.
+    Returns the labels' centres ``(x, y)``.
+    """
+    order = [first, *[d for d in _LABEL_DIRECTIONS if d != first]]
+    r = _map_px(marker, shape)
+
+    def overlap(box) -> float:
+        return sum(
+            max(0.0, min(box[1], b[1]) - max(box[0], b[0]))
+            * max(0.0, min(box[3], b[3]) - max(box[2], b[2]))
+            for b in taken
+        )
+
+    centres = []
+    for (y, x), label in zip(np.asarray(points, dtype=float).reshape(-1, 2), labels, strict=True):
+        w, h = _label_box(label, shape)
+        best = None
+        for k in _LABEL_DISTANCES:
+            for dx, dy in order:
+                # Diagonal spots keep the box's corner, not its centre, at the distance.
+                cx = x + dx * (r + k * w / 2)
+                cy = y + dy * (r + k * h / 2)
+                box = (cx - w / 2, cx + w / 2, cy - h / 2, cy + h / 2)
+                inside = (
+                    box[0] >= -0.5
+                    and box[1] <= shape[1] - 0.5
+                    and box[2] >= -0.5
+                    and box[3] <= shape[0] - 0.5
+                )
+                score = (not inside, overlap(box))
+                if best is None or score < best[0]:
+                    best = (score, (cx, cy), box)
+                if score == (False, 0.0):
+                    break
+            if best[0] == (False, 0.0):
                 break
-        taken.append(best_box)
-        positions.append(best)
-    return positions
+        taken.append(best[2])
+        centres.append(best[1])
+    return centres
 
 
-def _marker_boxes(points, radius: float) -> list:
-    return [
-        (x - radius, x + radius, y - radius, y + radius)
-        for y, x in np.asarray(points, dtype=float).reshape(-1, 2)
-    ]
+def _labels_trace(centres, texts: Sequence[str]) -> go.Scatter:
+    """Labels drawn at their placed centres (:func:`_place_labels`)."""
+    xy = np.asarray(centres, dtype=float).reshape(-1, 2)
+    return go.Scatter(
+        x=xy[:, 0],
+        y=xy[:, 1],
+        mode="text",
+        text=list(texts),
+        textposition="middle center",
+        textfont=_LABEL_FONT,
+        cliponaxis=False,
+        showlegend=False,
+        hoverinfo="skip",
+    )
 
 
-def peaks_figure(
+def _marker_boxes(points, radius: float, shape: tuple[int, int]) -> list:
+    r = _map_px(radius, shape)
+    return [(x - r, x + r, y - r, y + r) for y, x in np.asarray(points, dtype=float).reshape(-1, 2)]
+
+
+def peaks_cells(
     truth,
     preds: Mapping[str, np.ndarray],
     true_peaks,
     pred_peaks: Mapping[str, np.ndarray],
     *,
     truth_title: str = "true κ",
-) -> go.Figure:
+) -> list[go.Figure]:
     """True peaks as crosses and each prediction's peaks as circles over them (Fig. 1).
 
     Parameters
@@ -977,20 +1002,20 @@ def peaks_figure(
 
     Returns
     -------
-    plotly.graph_objects.Figure
-        One panel per map; each panel has its own colour scale (peaks are about
-        positions, and KS93 and the UNet differ in amplitude), without a colour bar.
-        The axes span exactly the map, and the labels are placed so that they stay
-        inside it and do not overlap each other or the markers.
+    list of plotly.graph_objects.Figure
+        One cell per map, each on its own colour scale (peaks are about positions, and
+        KS93 and the UNet differ in amplitude), without a colour bar. The labels are
+        placed so that they stay inside the map and overlap neither each other nor the
+        markers, on panels as narrow as the grid's cells get.
     """
     t = _check_map(truth, "truth")
-    names = [truth_title, *preds]
-    panels = _Panels(names)
     true_peaks = np.asarray(true_peaks, dtype=float).reshape(-1, 2)
-    for col, (name, m) in enumerate([(truth_title, t), *preds.items()], start=1):
+    out = []
+    for i, (name, m) in enumerate([(truth_title, t), *preds.items()]):
         m = _check_map(m, name)
         zmin, zmax = robust_range(m, 0.0, 100.0)
-        panels.add(
+        cell = _Cell([name], m.shape)
+        cell.add(
             _heatmap(
                 m,
                 name,
@@ -999,71 +1024,67 @@ def peaks_figure(
                 zmin=zmin,
                 zmax=zmax,
                 showscale=False,
-            ),
-            col=col,
+            )
         )
         circles = (
             np.asarray(pred_peaks[name], dtype=float).reshape(-1, 2)
-            if col > 1 and name in pred_peaks
+            if i > 0 and name in pred_peaks
             else np.zeros((0, 2))
         )
-        # Marker radii in map pixels at about 1.6 screen px per map px (11 and 18 px).
-        taken = _marker_boxes(true_peaks, 3.5) + _marker_boxes(circles, 5.5)
-        t_spots = _place_labels(true_peaks, m.shape, taken, "bottom left", 3.5)
-        p_spots = _place_labels(circles, m.shape, taken, "top right", 5.5)
-        panels.add(
+        t_labels = [f"T{k + 1}" for k in range(len(true_peaks))]
+        p_labels = [f"P{k + 1}" for k in range(len(circles))]
+        taken = _marker_boxes(true_peaks, _CROSS_PX / 2, m.shape)
+        taken += _marker_boxes(circles, _CIRCLE_PX / 2 + 3, m.shape)
+        t_at = _place_labels(true_peaks, t_labels, m.shape, taken, (-1, 1), _CROSS_PX / 2)
+        p_at = _place_labels(circles, p_labels, m.shape, taken, (1, -1), _CIRCLE_PX / 2 + 3)
+        cell.add(
             _peak_markers(
                 true_peaks,
                 symbol="x",
                 color=_PEAK_CROSS,
-                size=11,
+                size=_CROSS_PX,
                 name="true peaks (crosses)",
                 prefix="T",
-                showlegend=col == 1,
-                text_position=t_spots,
-            ),
-            col=col,
+                showlegend=False,
+            )
         )
+        if len(true_peaks):
+            cell.add(_labels_trace(t_at, t_labels).update(name="true peak labels"))
         if len(circles):
             # A dark halo under each circle keeps it visible on bright peaks.
-            panels.add(
+            cell.add(
                 _peak_markers(
                     circles,
                     symbol="circle-open",
                     color="black",
-                    size=18,
+                    size=_CIRCLE_PX,
                     name="halo",
                     showlegend=False,
-                    text=False,
                     line_width=6,
-                ).update(hoverinfo="skip", hovertemplate=None),
-                col=col,
+                ).update(hoverinfo="skip", hovertemplate=None)
             )
-            panels.add(
+            cell.add(
                 _peak_markers(
                     circles,
                     symbol="circle-open",
                     color=_PEAK_CIRCLE,
-                    size=18,
+                    size=_CIRCLE_PX,
                     name="predicted peaks (circles)",
                     prefix="P",
-                    showlegend=col == 2,
-                    text_position=p_spots,
-                ),
-                col=col,
+                    showlegend=False,
+                )
             )
-    fig = panels.figure()
-    ny, nx = t.shape
-    fig.update_xaxes(range=[-0.5, nx - 0.5], autorange=False)
-    fig.update_yaxes(range=[ny - 0.5, -0.5], autorange=False)
-    return fig
+            cell.add(_labels_trace(p_at, p_labels).update(name="predicted peak labels"))
+        out.append(cell.figure())
+    return out
 
 
 # === DICEE confusion maps (report Fig. 2) ===
 
 
-def confusion_figure(codes: Mapping[str, np.ndarray]) -> go.Figure:
-    """DICEE confusion maps: TP green, TN white, FP blue, FN red, with a discrete legend.
+def confusion_cells(codes: Mapping[str, np.ndarray]) -> list[go.Figure]:
+    """DICEE confusion maps: TP green, TN white, FP blue, FN red; the legend of the
+    classes under the first cell.
 
     Parameters
     ----------
@@ -1072,7 +1093,7 @@ def confusion_figure(codes: Mapping[str, np.ndarray]) -> go.Figure:
 
     Returns
     -------
-    plotly.graph_objects.Figure
+    list of plotly.graph_objects.Figure
     """
     arrays, names = _titles_for({k: np.asarray(v, np.float32) for k, v in codes.items()}, None)
     by_code = sorted((code, cls) for cls, code in CONFUSION_CODES.items())
@@ -1082,10 +1103,11 @@ def confusion_figure(codes: Mapping[str, np.ndarray]) -> go.Figure:
         colour = CONFUSION_COLORS[cls][0]
         scale += [[code / ncode, colour], [(code + 1) / ncode, colour]]
         labels[code] = cls
-    panels = _Panels(names)
-    for col, (m, name) in enumerate(zip(arrays, names, strict=True), start=1):
+    out = []
+    for i, (m, name) in enumerate(zip(arrays, names, strict=True)):
+        cell = _Cell([name], m.shape)
         text = labels[np.clip(m.astype(int), 0, ncode - 1)]
-        panels.add(
+        cell.add(
             go.Heatmap(
                 z=m,
                 zmin=-0.5,
@@ -1095,35 +1117,38 @@ def confusion_figure(codes: Mapping[str, np.ndarray]) -> go.Figure:
                 text=text,
                 name=name,
                 hovertemplate=f"{name}<br>x %{{x}}, y %{{y}}: %{{text}}<extra></extra>",
-            ),
-            col=col,
+            )
         )
-    for cls in ("TP", "TN", "FP", "FN"):
-        colour, label = CONFUSION_COLORS[cls]
-        panels.add(
-            go.Scatter(
-                x=[None],
-                y=[None],
-                mode="markers",
-                name=label,
-                marker=dict(
-                    symbol="square", size=14, color=colour, line=dict(width=1, color="#444")
-                ),
-            ),
-            col=1,
-        )
-    return panels.figure()
+        if i == 0:
+            for cls in ("TP", "TN", "FP", "FN"):
+                colour, label = CONFUSION_COLORS[cls]
+                cell.add(
+                    go.Scatter(
+                        x=[None],
+                        y=[None],
+                        mode="markers",
+                        name=label,
+                        marker=dict(
+                            symbol="square", size=14, color=colour, line=dict(width=1, color="#444")
+                        ),
+                    )
+                )
+        out.append(cell.figure(legend_rows=4 if i == 0 else 0))
+    return out
 
 
-def significance_grid(
+# === Null tests ===
+
+
+def significance_cells(
     snr_e: Mapping[str, np.ndarray],
     snr_b: Mapping[str, np.ndarray],
     peaks: Mapping[str, Sequence[tuple[int, int, float]]] | None = None,
     *,
     zmax: float = 5.0,
     labels: int = 6,
-) -> go.Figure:
-    """Maps in units of their noise: E modes over B modes, one column per method.
+) -> list[go.Figure]:
+    """Maps in units of their noise: each method's E map over its B map, one cell each.
 
     Parameters
     ----------
@@ -1133,251 +1158,49 @@ def significance_grid(
     snr_b : mapping of method name → (ny, nx) array
         The same for the map of the 45°-rotated data (the B modes): noise alone.
     peaks : mapping of method name → sequence of (row, column, S/N), optional
-        Peaks to circle on the E map (the detections), labelled with their S/N.
+        Peaks to circle on the E map (the detections).
     zmax : float, optional
-        Colour limits ±zmax: one diverging scale for every panel.
+        Colour limits ±zmax: one diverging scale for every panel (bar under the first).
     labels : int, optional
-        Label only this many peaks per panel, those of highest S/N (the others are
-        circled; their S/N shows on hover).
+        Label with its S/N only this many peaks per panel, those of highest S/N (placed
+        by :func:`_place_labels`: no label over another or over a circle); the others show
+        it on hover.
 
     Returns
     -------
-    plotly.graph_objects.Figure
-        Top row E, bottom row B, one colour bar "S/N"; all panels share the zoom. In
-        units of the noise the methods compare directly, whatever their amplitudes.
+    list of plotly.graph_objects.Figure
+        In units of the noise the methods compare directly, whatever their amplitudes.
     """
     names = list(snr_e)
     if not names or set(snr_b) != set(names):
         raise ValueError(f"need E and B maps of the same methods, got {names} and {list(snr_b)}")
-    # Titles name the method without its settings ("KS93 · E"), so that three fit side
-    # by side on narrow screens; the settings are in the hover text and the page.
+    # Titles name the method without its settings ("KS93 · E"); the page has them.
     short = [n.split(" (")[0] for n in names]
     short = short if len(set(short)) == len(short) else names
-    panels = _Panels(
-        [f"{n} · E" for n in short] + [f"{n} · B (45°)" for n in short], rows=2, cols=len(names)
-    )
-    for col, name in enumerate(names, start=1):
-        for row, maps, mode in ((1, snr_e, "E"), (2, snr_b, "B")):
-            m = _check_map(maps[name], name)
-            panels.add(_heatmap(m, f"{name} {mode}", label="S/N", fmt=".2f"), row=row, col=col)
+    axis = {"coloraxis": dict(colorscale=RESIDUAL_COLORSCALE, cmin=-zmax, cmax=zmax)}
+    out = []
+    for i, (name, title) in enumerate(zip(names, short, strict=True)):
+        e = _check_map(snr_e[name], name)
+        cell = _Cell([f"{title} · E", f"{title} · B (45°)"], e.shape)
+        cell.add(_heatmap(e, f"{name} E", label="S/N", fmt=".2f"))
+        cell.add(_heatmap(_check_map(snr_b[name], name), f"{name} B", label="S/N", fmt=".2f"), 2)
         found = [] if peaks is None else list(peaks.get(name, ()))
         if found:
             yx = np.array([(y, x) for y, x, _ in found], dtype=float)
-            top = set(np.argsort([-snr for *_, snr in found])[:labels].tolist())
-            marker = _peak_markers(
-                yx, symbol="circle-open", color=_PEAK_CIRCLE, size=16, name="peak", text=False
+            top = np.argsort([-snr for *_, snr in found])[:labels].tolist()  # highest first
+            texts = [f"{found[k][2]:.1f}" for k in top]
+            taken = _marker_boxes(yx, _DETECTION_PX / 2, e.shape)
+            at = _place_labels(yx[top], texts, e.shape, taken, (1, -1), _DETECTION_PX / 2)
+            cell.add(
+                _peak_markers(
+                    yx,
+                    symbol="circle-open",
+                    color=_PEAK_CIRCLE,
+                    size=_DETECTION_PX,
+                    name="detection",
+                    showlegend=False,
+                ).update(customdata=[f"S/N {snr:.2f}" for *_, snr in found])
             )
-            marker.update(
-                mode="markers+text",
-                text=[f"{snr:.1f}" if i in top else "" for i, (*_, snr) in enumerate(found)],
-                textposition="top right",
-                showlegend=col == 1,
-                name="detection (its S/N)",
-                customdata=[f"S/N {snr:.2f}" for *_, snr in found],
-            )
-            panels.add(marker, row=1, col=col)
-    ny, nx = _check_map(snr_e[names[0]]).shape
-    fig = panels.figure(
-        coloraxis=dict(
-            colorscale=RESIDUAL_COLORSCALE,
-            cmin=-zmax,
-            cmax=zmax,
-            colorbar=_colorbar("S/N (map / noise rms)"),
-        )
-    )
-    # The axes span exactly the maps, whatever markers and labels stand near the edges.
-    fig.update_xaxes(range=[-0.5, nx - 0.5], autorange=False)
-    fig.update_yaxes(range=[ny - 0.5, -0.5], autorange=False)
-    return fig
-
-
-# === PNG export (no matplotlib) ===
-
-
-def colormap_lut(colorscale: str = KAPPA_COLORSCALE, n: int = 256) -> np.ndarray:
-    """A ``(n, 3)`` uint8 lookup table sampled evenly from a plotly colour scale."""
-    if n < 2:
-        raise ValueError(f"n must be at least 2, got {n!r}")
-    colours = pcolors.sample_colorscale(colorscale, np.linspace(0.0, 1.0, n), colortype="rgb")
-    rgb = [pcolors.unlabel_rgb(c) for c in colours]
-    return np.clip(np.rint(np.asarray(rgb, dtype=np.float64)), 0, 255).astype(np.uint8)
-
-
-def map_png(
-    m,
-    *,
-    colorscale: str = KAPPA_COLORSCALE,
-    zrange: tuple[float, float] | None = None,
-    upscale: int = 1,
-) -> bytes:
-    """A map as PNG bytes (row 0 at the top), coloured with a plotly colour scale.
-
-    Parameters
-    ----------
-    m : (ny, nx) array
-    colorscale : str
-        A plotly colour-scale name (sampled into a 256-entry table, no matplotlib).
-    zrange : (float, float), optional
-        Values mapped to the two ends of the scale; default :func:`robust_range`.
-        Values outside are clipped; NaN pixels are grey (:data:`MASK_COLOR`).
-    upscale : int
-        Nearest-neighbour magnification (e.g. 4 gives 512 × 512 for a 128 × 128 map).
-
-    Returns
-    -------
-    bytes
-        An RGB PNG image.
-    """
-    a = _check_map(m).astype(np.float64)
-    if int(upscale) != upscale or upscale < 1:
-        raise ValueError(f"upscale must be a positive integer, got {upscale!r}")
-    zmin, zmax = robust_range(a) if zrange is None else (float(zrange[0]), float(zrange[1]))
-    if not zmax > zmin:
-        raise ValueError(f"zrange must be increasing, got ({zmin}, {zmax})")
-    lut = colormap_lut(colorscale)
-    idx = np.clip((a - zmin) / (zmax - zmin), 0.0, 1.0)
-    idx = np.rint(np.nan_to_num(idx, nan=0.0) * (len(lut) - 1)).astype(np.intp)
-    rgb = lut[idx]
-    rgb[np.isnan(a)] = pcolors.hex_to_rgb(MASK_COLOR)
-    if upscale > 1:
-        rgb = np.repeat(np.repeat(rgb, int(upscale), axis=0), int(upscale), axis=1)
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-# === Publication-style PNG (Pillow, no matplotlib or kaleido) ===
-
-_FIGURE_FONT = "DejaVuSans.ttf"  # found in the system's font folders; Pillow's own if absent
-_GREEK_ASCII = str.maketrans(
-    {"κ": "kappa", "ε": "eps", "σ": "sigma", "Δ": "d", "γ": "gamma", "′": "'", "−": "-"}
-)
-
-
-def _font(size: int):
-    """A TrueType font with Greek letters (DejaVu Sans) and whether it was found."""
-    try:
-        return ImageFont.truetype(_FIGURE_FONT, size), True
-    except OSError:
-        return ImageFont.load_default(size), False
-
-
-def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    """About ``n`` round tick values (steps of 1, 2, 2.5 or 5 × 10ᵏ) within ``[lo, hi]``.
-
-    Examples
-    --------
-    >>> nice_ticks(0.0, 64.0)
-    [0.0, 20.0, 40.0, 60.0]
-    >>> nice_ticks(-0.013, 0.21)
-    [0.0, 0.05, 0.1, 0.15, 0.2]
-    """
-    if not hi > lo:
-        return [float(lo)]
-    raw = (hi - lo) / max(n, 1)
-    power = 10.0 ** np.floor(np.log10(raw))
-    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
-    first = np.ceil(lo / step - 1e-9) * step
-    ticks = np.arange(first, hi + step * 1e-9, step)
-    return [round(float(np.round(t / step) * step), 12) + 0.0 for t in ticks]
-
-
-def map_figure_png(
-    m,
-    *,
-    title: str = "",
-    colorscale: str = KAPPA_COLORSCALE,
-    zrange: tuple[float, float] | None = None,
-    label: str = "κ",
-    pixel_arcmin: float | None = None,
-    upscale: int = 4,
-    dpi: int = 150,
-) -> bytes:
-    """A slide-ready figure of one map as PNG bytes: axes, ticks, colour bar and units.
-
-    Drawn with Pillow (no matplotlib, no kaleido): the map at ``upscale`` × its size,
-    row 0 at the top as in the app, a frame with ticks in arcmin (or pixels), a colour
-    bar with round ticks and the quantity's name, and an optional title.
-
-    Parameters
-    ----------
-    m : (ny, nx) array
-    title : str
-        Drawn above the map.
-    colorscale : str
-        A plotly colour-scale name.
-    zrange : (float, float), optional
-        Colour limits; default :func:`robust_range`. Values outside are clipped.
-    label : str
-        The quantity on the colour bar, e.g. ``"κ"`` or ``"Δκ"``.
-    pixel_arcmin : float, optional
-        Pixel size in arcmin: the axes are then in arcmin, else in pixels.
-    upscale : int
-        Nearest-neighbour magnification of the map.
-    dpi : int
-        Resolution written into the PNG (for slide and print software).
-
-    Returns
-    -------
-    bytes
-        An RGB PNG image.
-
-    Raises
-    ------
-    ValueError
-        If ``m`` is not 2-D, ``upscale`` is not a positive integer or ``zrange`` is not
-        increasing.
-    """
-    a = _check_map(m)
-    ny, nx = a.shape
-    zmin, zmax = robust_range(a) if zrange is None else (float(zrange[0]), float(zrange[1]))
-    image = Image.open(
-        io.BytesIO(map_png(a, colorscale=colorscale, zrange=(zmin, zmax), upscale=upscale))
-    )
-    font, unicode_ok = _font(20)
-    small, _ = _font(17)
-
-    def text(s: str) -> str:
-        return s if unicode_ok else s.translate(_GREEK_ASCII)
-
-    w, h = image.size
-    left, top, bottom = 95, 60 if title else 25, 85
-    bar_gap, bar_w, right = 30, 26, 120
-    canvas = Image.new("RGB", (left + w + bar_gap + bar_w + right, top + h + bottom), "white")
-    draw = ImageDraw.Draw(canvas)
-    canvas.paste(image, (left, top))
-    ink = (38, 39, 48)
-    draw.rectangle([left - 1, top - 1, left + w, top + h], outline=ink, width=2)
-    unit = "arcmin" if pixel_arcmin else "px"
-    scale = float(pixel_arcmin) if pixel_arcmin else 1.0
-    for t in nice_ticks(0.0, nx * scale):  # x ticks along the bottom edge
-        x = left + t / (nx * scale) * w
-        draw.line([x, top + h, x, top + h + 8], fill=ink, width=2)
-        draw.text((x, top + h + 12), f"{t:g}", fill=ink, font=small, anchor="mt")
-    for t in nice_ticks(0.0, ny * scale):  # y ticks, row 0 at the top
-        y = top + t / (ny * scale) * h
-        draw.line([left - 8, y, left, y], fill=ink, width=2)
-        draw.text((left - 12, y), f"{t:g}", fill=ink, font=small, anchor="rm")
-    draw.text((left + w / 2, top + h + 45), f"x [{unit}]", fill=ink, font=font, anchor="mt")
-    ylab = Image.new("RGB", (200, 30), "white")
-    ImageDraw.Draw(ylab).text((100, 15), f"y [{unit}]", fill=ink, font=font, anchor="mm")
-    canvas.paste(ylab.rotate(90, expand=True), (8, top + h // 2 - 100))
-    if title:
-        draw.text((left + w / 2, top - 18), text(title), fill=ink, font=font, anchor="mb")
-    # The colour bar: the top of the scale at the top.
-    lut = colormap_lut(colorscale)
-    ramp = lut[np.linspace(len(lut) - 1, 0, h).round().astype(int)]
-    bar = Image.fromarray(np.repeat(ramp[:, None, :], bar_w, axis=1))
-    x0 = left + w + bar_gap
-    canvas.paste(bar, (x0, top))
-    draw.rectangle([x0 - 1, top - 1, x0 + bar_w, top + h], outline=ink, width=1)
-    for t in nice_ticks(zmin, zmax):
-        y = top + (zmax - t) / (zmax - zmin) * h
-        draw.line([x0 + bar_w, y, x0 + bar_w + 6, y], fill=ink, width=2)
-        draw.text((x0 + bar_w + 10, y), f"{t:.3g}", fill=ink, font=small, anchor="lm")
-    blab = Image.new("RGB", (200, 30), "white")
-    ImageDraw.Draw(blab).text((100, 15), text(label), fill=ink, font=font, anchor="mm")
-    canvas.paste(blab.rotate(90, expand=True), (x0 + bar_w + 72, top + h // 2 - 100))
-    buf = io.BytesIO()
-    canvas.save(buf, format="PNG", dpi=(dpi, dpi))
-    return buf.getvalue()
+            cell.add(_labels_trace(at, texts).update(name="S/N labels"))
+        out.append(cell.figure(axis, bars={"coloraxis": "S/N (map / noise rms)"} if i == 0 else {}))
+    return out

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+from streamlit import dataframe_util
 from streamlit.testing.v1 import AppTest
 
 from lensviz.inversion import ks93inv
@@ -71,6 +73,31 @@ def specs(at: AppTest) -> str:
     return "\n".join(
         json.dumps(json.loads(c.proto.spec), ensure_ascii=False) for c in at.get("plotly_chart")
     )
+
+
+def chart_specs(at: AppTest, key: str) -> list[dict]:
+    """The figures (plotly JSON) of the cells ``{key}_0``, ``{key}_1``, … of a grid."""
+    charts = {c.key: c for c in at.get("plotly_chart")}
+    out, i = [], 0
+    while f"{key}_{i}" in charts:
+        out.append(json.loads(charts[f"{key}_{i}"].proto.spec))
+        i += 1
+    return out
+
+
+def panel_titles(spec: dict) -> list[str]:
+    """The titles above the map panels of a cell (plotly JSON), top to bottom."""
+    return [
+        a["text"]
+        for a in spec["layout"].get("annotations", [])
+        if a.get("xref", "").endswith("domain") and a.get("yanchor") == "bottom"
+    ]
+
+
+def shown_table(table) -> pd.DataFrame:
+    """What a styled ``st.table`` shows: its cells as the formatted text."""
+    raw = table.proto.arrow_data.styler.display_values
+    return dataframe_util.convert_arrow_bytes_to_pandas_df(raw)
 
 
 def npy_bytes(a: np.ndarray) -> bytes:

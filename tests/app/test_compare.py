@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
-import json
+import io
 
 import numpy as np
 import pytest
+from astropy.io import fits
 
-from lensviz import metrics
+from lensviz import metrics, plots
 from lensviz.evaluation import wiener_predictor
 from lensviz.nn.inference import load_model
 from lensviz.nn.uncertainty import calibration, predict_tta
 from tests.app.apptools import (
+    chart_specs,
     first_sample,
     new_session,
     no_errors,
     npy_bytes,
+    panel_titles,
     power_law_spectrum,
+    shown_table,
     specs,
     texts,
     upload,
 )
 from ui import cache
+from ui.downloads import kappa_fits
 
 TTA = "8 symmetries (test-time augmentation)"
 
@@ -29,6 +34,16 @@ TTA = "8 symmetries (test-time augmentation)"
 def test_defaults_show_unet_wiener_and_ks93_in_maps_and_metrics(app):
     no_errors(app)
     assert app.title[0].value == "Compare"
+    # The κ comparison and the metrics first, the noise-like ε maps after them.
+    assert texts(app.subheader)[:3] == ["Convergence κ", "Metrics", "Measured ellipticities"]
+    cells = chart_specs(app, "compare_kappa")
+    titles = [panel_titles(c) for c in cells]
+    assert titles == [
+        ["true κ"],
+        ["UNet", "UNet − true"],
+        ["Wiener", "Wiener − true"],
+        ["KS93 (σ 4 px)", "KS93 − true"],
+    ]
     table = app.table[0].value
     assert list(table.columns) == ["WMAPE", "DICEE", "DPEAKS", "RMSE", "r"]
     assert list(table.index) == ["UNet", "Wiener", "KS93 (σ 4 px)"]
@@ -39,7 +54,12 @@ def test_defaults_show_unet_wiener_and_ks93_in_maps_and_metrics(app):
         float(metrics.rmse(kappa, expected)), rel=1e-5
     )
     assert table.loc["Wiener", "DPEAKS"] == metrics.dpeaks(kappa, expected)
-    assert "Wiener − true" in specs(app)  # its residual panel
+    # Each metric's best method is starred, as on Evaluate.
+    shown = shown_table(app.table[0])
+    for col in table.columns:
+        best = table[col].idxmax() if col == "r" else table[col].idxmin()
+        assert shown.loc[best, col].endswith(" ★"), (col, shown[col].to_dict())
+    assert sum(v.endswith("★") for v in shown["RMSE"]) == 1
     downloads = [b.proto.label for b in app.get("download_button")]
     assert downloads.count("κ as .npy") == 3  # UNet, Wiener, KS93
 
@@ -67,16 +87,19 @@ def test_sidebar_smoothing_changes_ks93_only_and_not_the_residual_scale(app):
     assert raw.iloc[2]["RMSE"] > table.iloc[2]["RMSE"]  # raw KS93 is mostly noise
     assert raw.iloc[2]["r"] < table.iloc[2]["r"]
     np.testing.assert_array_equal(raw.iloc[0].to_numpy(), table.iloc[0].to_numpy())  # UNet
-    # The residual colour scale comes from the UNet and Wiener residuals only.
+    # The residual colour scale comes from the Wiener residual only.
     assert _residual_scale(app) == scale
     _, kappa = first_sample()
     assert scale[1] < np.abs(kappa).max()
 
 
 def _residual_scale(at) -> tuple[float, float]:
-    spec = json.loads(at.get("plotly_chart")[1].proto.spec)  # the κ grid
-    axis = spec["layout"]["coloraxis2"]
-    return axis["cmin"], axis["cmax"]
+    scales = {
+        (c["layout"]["coloraxis2"]["cmin"], c["layout"]["coloraxis2"]["cmax"])
+        for c in chart_specs(at, "compare_kappa")[1:]
+    }
+    assert len(scales) == 1  # one scale for every residual
+    return scales.pop()
 
 
 def test_padding_and_true_mean_apply_to_wiener_and_ks93(app):
@@ -94,9 +117,70 @@ def test_padding_and_true_mean_apply_to_wiener_and_ks93(app):
 
 
 def test_whiskers_toggle(app):
-    assert "shear whiskers" not in app.get("plotly_chart")[0].proto.spec
+    def names(at):
+        return [t.get("name", "") for t in chart_specs(at, "compare_eps")[0]["data"]]
+
+    assert not any("whiskers" in n for n in names(app))
     app.toggle(key="compare_whiskers").set_value(True).run()
-    assert "shear whiskers" in app.get("plotly_chart")[0].proto.spec
+    assert any(n.startswith("whiskers: longest |ε|") for n in names(app))
+
+
+def test_no_shape_noise_says_so_instead_of_a_delta_e_map(app):
+    app.sidebar.selectbox(key="sim_depth").set_value("noise-free").run()
+    no_errors(app)
+    titles = [panel_titles(c)[0] for c in chart_specs(app, "compare_eps")]
+    assert titles == ["ε1", "ε2"]
+    assert any("No shape noise in these data" in c for c in texts(app.caption))
+    app.sidebar.selectbox(key="sim_depth").set_value("lsst").run()
+    assert len(chart_specs(app, "compare_eps")) == 3
+
+
+def test_grey_means_no_data_and_the_outside_of_a_map_is_white(app):
+    for cell in chart_specs(app, "compare_kappa"):
+        layout = cell["layout"]
+        assert layout["plot_bgcolor"] == plots.PAD_COLOR != plots.MASK_COLOR
+        # A grey rectangle under each map, exactly its extent: NaN pixels show it.
+        rects = [sh for sh in layout["shapes"] if sh["fillcolor"] == plots.MASK_COLOR]
+        assert len(rects) == len(panel_titles(cell))
+        assert all((r["x0"], r["x1"], r["layer"]) == (-0.5, 127.5, "below") for r in rects)
+        assert layout["xaxis"]["range"] == [-0.5, 127.5]
+
+
+def test_the_unet_cell_fills_in_after_the_others_on_a_fresh_server(app, monkeypatch):
+    monkeypatch.setattr(cache, "unet_loaded", lambda: False)
+    app.sidebar.number_input(key="sample_index").set_value(3).run()
+    no_errors(app)
+    cells = chart_specs(app, "compare_kappa")
+    assert [panel_titles(c)[0] for c in cells] == [
+        "true κ",
+        "UNet",
+        "Wiener",
+        "KS93 (σ 4 px)",
+    ]
+    assert not any("TensorFlow has loaded" in i for i in texts(app.info))  # replaced
+    assert list(app.table[0].value.index) == ["UNet", "Wiener", "KS93 (σ 4 px)"]
+
+
+def test_kappa_fits_downloads_carry_ascii_names(app):
+    """The "κ as FITS" buttons' files (the callables the buttons hold) open, with the
+    method and sample in the header, for KS93 ("σ") and for COSMOS."""
+    for source in ("Built-in simulated set", "Real data: COSMOS"):
+        app.sidebar.radio(key="source").set_value(source).run()
+        no_errors(app)
+        sel = app.session_state["_selection"]
+        preds = cache.kappa_maps(sel)
+        name = next(n for n in preds if n.startswith("KS93"))
+        raw = kappa_fits(sel, name, preds[name])
+        with fits.open(io.BytesIO(raw)) as hdul:
+            hdul.verify("exception")
+            header = hdul[0].header
+            np.testing.assert_array_equal(hdul[0].data, preds[name])
+            assert header["METHOD"].startswith("KS93 (") and "px" in header["METHOD"]
+            assert header["DATA"] == sel.sample_name
+            assert str(header).isascii()
+        unet = kappa_fits(sel, "UNet", preds["UNet"])
+        with fits.open(io.BytesIO(unet)) as hdul:
+            assert hdul[0].header["MODEL"] == "tiny.keras"  # the file name, not its path
 
 
 def test_uncertainty_is_off_by_default(app):

@@ -9,7 +9,7 @@ from ui import cache
 
 
 def _tables(at):
-    summary = at.dataframe[0].value
+    summary = at.table[0].value  # static: every column shows at any width
     per_sample = [d.value for d in at.dataframe if "sample" in d.value.columns]
     return summary, per_sample
 
@@ -60,7 +60,7 @@ def test_one_map_has_no_standard_error(app, open_page):
     open_page(app, "Evaluate")
     no_errors(app)
     assert "Summary over 1 map" in texts(app.subheader)
-    summary = app.dataframe[0].value
+    summary = app.table[0].value
     assert not any("±" in cell for cell in summary.to_numpy().ravel())
     assert any("no standard error" in c for c in texts(app.caption))
     assert not app.get("plotly_chart")  # no distribution of one value

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import math
 
 import numpy as np
@@ -14,7 +13,7 @@ from astropy.io import fits
 
 from lensviz import cosmos, data, fields, loss_weights, nulltests
 from lensviz.simulate import observe_kappa
-from tests.app.apptools import no_errors, npy_bytes, texts
+from tests.app.apptools import chart_specs, no_errors, npy_bytes, texts
 from ui import cache
 from ui.sidebar import Selection
 
@@ -45,9 +44,14 @@ def _array(z) -> np.ndarray:
 
 
 def _figure_z(at, key: str) -> list[np.ndarray]:
-    """The z arrays of the heatmaps of the chart ``key`` (NaN where a pixel is grey)."""
-    chart = next(c for c in at.get("plotly_chart") if c.key == key)
-    return [_array(t["z"]) for t in json.loads(chart.proto.spec)["data"] if t["type"] == "heatmap"]
+    """The z arrays of the heatmaps of the grid ``key``, cell by cell, top to bottom
+    (NaN where a pixel is grey)."""
+    return [
+        _array(t["z"])
+        for cell in chart_specs(at, key)
+        for t in cell["data"]
+        if t["type"] == "heatmap"
+    ]
 
 
 def choose_cosmos(at):
@@ -123,7 +127,8 @@ def test_null_tests_of_cosmos_match_the_package(app, open_page):
     peaks = app.table[1].value
     assert peaks.loc[ks93_name, "false alarm"].is_monotonic_increasing  # highest first
     assert "What can be trusted" in texts(app.subheader)
-    assert any("0.36′ pixels (0.5′ in training)" in m.value for m in app.markdown)
+    pixels = f"{cosmos.COSMOS_PIXEL_ARCMIN:g}′ pixels (0.5′ in training)"
+    assert any(pixels in m.value for m in app.markdown)
 
 
 # === Observed κ maps ===

@@ -108,16 +108,18 @@ def test_tiny_finetune_completes_and_registers_weights(app, open_page, weights, 
     assert not app.button(key="ft_start_button").disabled
 
 
-def test_failed_finetune_shows_the_error_and_writes_nothing(app, open_page, weights, idle_jobs):
-    _, user = weights
-    (user / "zz_broken.keras").write_bytes(b"not a zip file")
-    app.run()
+def test_failed_finetune_shows_the_error_and_writes_nothing(app, open_page, my_job, weights):
+    def broken(on_progress, cancel):
+        raise ValueError("model file 'zz_broken.keras' is corrupt")
+
+    job = my_job(app, broken, weights[1] / "from_broken.keras")
+    assert job.wait(10)
     open_page(app, "Fine-tune")
-    tiny_run_settings(app, "from broken", start="zz_broken (fine-tuned)")
-    app.button(key="ft_start_button").click().run()
-    wait_until(app, lambda a: bool(a.error) or bool(a.success))
+    assert not app.exception
     assert any("failed" in e and "corrupt" in e for e in texts(app.error)), texts(app.error)
-    assert sorted(p.name for p in user.iterdir()) == ["zz_broken.keras"]  # no temporaries
+    assert any("Nothing was written" in e for e in texts(app.error))
+    assert not any(weights[1].iterdir())
+    assert not app.button(key="ft_start_button").disabled
 
 
 def test_busy_message_and_cancel_with_confirmation_from_another_session(

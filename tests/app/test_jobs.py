@@ -21,11 +21,11 @@ from ui.jobs import (
     JobBusy,
     JobManager,
     finetune_job,
-    first_non_finite_weight,
     unused_path,
     weights_file_name,
 )
 from ui.text import count, describe_progress, format_duration, format_number
+from ui.weights import first_non_finite_weight
 
 TIMEOUT = 10.0  # seconds a fake job may take at most
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 from lensviz import constants
 from lensviz.inversion import gaussian_smooth, ks93
 from lensviz.loss_weights import multifocal_loss
-from tests.app.apptools import first_sample, metric_values, no_errors
+from tests.app.apptools import chart_specs, first_sample, metric_values, no_errors
 
 
 def test_renders_with_unet_wiener_and_ks93_losses(app, open_page):
@@ -52,8 +50,12 @@ def test_a_component_at_zero_is_drawn_faded(app, open_page):
     open_page(app, "Loss weights")
     app.slider(key="lw_coeff_edges").set_value(0.0).run()
     no_errors(app)
-    spec = json.loads(app.get("plotly_chart")[0].proto.spec)
-    opacity = {t["name"]: t.get("opacity", 1.0) for t in spec["data"] if t["type"] == "heatmap"}
+    opacity = {
+        t["name"]: t.get("opacity", 1.0)
+        for cell in chart_specs(app, "lw_grid")
+        for t in cell["data"]
+        if t["type"] == "heatmap"
+    }
     edges = next(k for k in opacity if k.startswith("edges"))
     focal = next(k for k in opacity if k.startswith("focal"))
     assert opacity[edges] < 0.5 and opacity[focal] == 1.0

@@ -1,24 +1,27 @@
-"""Compare: ε, then the true κ, the UNet, Wiener and KS93 κ side by side, residuals, metrics,
-the UNet's per-pixel uncertainty (behind a toggle) and downloads.
+"""Compare: the true κ and the UNet, Wiener and KS93 κ with their residuals, the metrics
+with the best method starred, then the measured ellipticities, the UNet's per-pixel
+uncertainty (behind a toggle) and the downloads.
 
 Tiles and whole fields alike; pixels without galaxies are grey in every map
-(:meth:`ui.sidebar.Selection.masked`), the downloads keep the values."""
+(:meth:`ui.sidebar.Selection.masked`), the downloads keep the values. On a fresh server
+the UNet's cell fills in after the others, while TensorFlow loads.
+"""
 
 from __future__ import annotations
 
 import functools
-import io
-import re
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from lensviz import data, plots
-from lensviz.nn.uncertainty import calibration
+from lensviz import plots
+from lensviz.evaluation import HIGHER_IS_BETTER
 from ui import cache
+from ui.downloads import kappa_fits, npy_bytes, slug
+from ui.layout import figure_grid
 from ui.sidebar import current
-from ui.text import ks93_label, wiener_label
+from ui.text import HUGE_WMAPE, WIENER_NAME, best_method, format_number, ks93_label, wiener_label
 
 _METRIC_COLUMNS = {  # score() key → (column, help)
     "wmape": ("WMAPE", "Weighted mean absolute percentage error (lower is better)"),
@@ -27,13 +30,7 @@ _METRIC_COLUMNS = {  # score() key → (column, help)
     "rmse": ("RMSE", "Root-mean-square error (lower is better)"),
     "r": ("r", "Pearson correlation with the true κ (higher is better)"),
 }
-_METRIC_FORMATS = {
-    "WMAPE": "{:.3f}",
-    "DICEE": "{:.3f}",
-    "DPEAKS": "{:.0f}",
-    "RMSE": "{:.4f}",
-    "r": "{:.3f}",
-}
+_METRIC_DECIMALS = {"WMAPE": 3, "DICEE": 3, "DPEAKS": 0, "RMSE": 4, "r": 3}
 _PNG_SIDE_PX = 512  # figures' maps at least this many pixels a side (128 px maps × 4)
 
 
@@ -125,23 +122,22 @@ def uncertainty_section(sel, truth, zrange, method: str, passes: int) -> None:
     what = (
         f"mean of T = {passes} passes" if method == "mc_dropout" else "mean over the 8 symmetries"
     )
-    st.plotly_chart(
-        plots.uncertainty_row(mean, std, truth=truth, zrange=zrange, mean_title=f"UNet: {what}"),
-        key="compare_uncertainty_maps",
-        theme=None,
+    figure_grid(
+        plots.uncertainty_cells(mean, std, truth=truth, zrange=zrange, mean_title=f"UNet: {what}"),
+        "compare_uncertainty_maps",
     )
     st.caption(
-        "Left: the UNet map averaged over the passes, on the colour scale above. "
-        "Middle: its per-pixel σ, on its own scale."
+        "First: the UNet map averaged over the passes, on the colour scale above. "
+        "Second: its per-pixel σ, on its own scale."
         + (
-            " Right: z = (mean − true) / σ; the saturated colours, |z| > 2, mark the "
+            " Third: z = (mean − true) / σ; the saturated colours, |z| > 2, mark the "
             "pixels where the truth lies outside ±2σ."
             if truth is not None
             else ""
         )
     )
     if truth is not None:
-        cal = calibration(truth, mean, std)
+        cal = cache.uncertainty_calibration(truth, mean, std)
         c_num, c_fig = st.columns([1, 1], gap="medium")
         with c_num:
             coverage_ui(cal)
@@ -181,11 +177,10 @@ def uncertainty_section(sel, truth, zrange, method: str, passes: int) -> None:
             "over the 8 transformed predictions measures how far it is from that symmetry, "
             "not the noise of the data: not a posterior either."
         )
-    stem = f"{_slug(sel.sample_name)}_unet_sigma_{method}"
     st.download_button(
         "σ as .npy",
         functools.partial(npy_bytes, std),
-        file_name=f"{stem}.npy",
+        file_name=f"{slug(sel.sample_name)}_unet_sigma_{method}.npy",
         mime="application/octet-stream",
         key="dl_npy_unet_sigma",
         on_click="ignore",
@@ -195,15 +190,15 @@ def uncertainty_section(sel, truth, zrange, method: str, passes: int) -> None:
 
 
 def residual_range(truth: np.ndarray, preds: dict[str, np.ndarray]) -> tuple[float, float]:
-    """Colour limits of the residual row: from the UNet and Wiener residuals only.
+    """Colour limits of the residuals: from the Wiener residual.
 
     KS93's residual depends on the smoothing slider (at σ = 0 it is mostly noise), so it
-    must not rescale the others; without a UNet or Wiener map the limits are half the
-    true map's colour range.
+    must not rescale the others, and the UNet's is drawn last on a fresh server; without
+    a Wiener map the limits are half the true map's colour range.
     """
-    learned = [p - truth for name, p in preds.items() if not name.startswith("KS93")]
-    if learned:
-        return plots.symmetric_range(learned)
+    wiener = [p - truth for name, p in preds.items() if name.startswith(WIENER_NAME)]
+    if wiener:
+        return plots.symmetric_range(wiener)
     lo, hi = plots.robust_range(truth)
     return -(hi - lo) / 2, (hi - lo) / 2
 
@@ -218,14 +213,20 @@ def metrics_table(sel, preds: dict[str, np.ndarray]) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("method")
 
 
-def npy_bytes(m: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, np.asarray(m, dtype=np.float32), allow_pickle=False)
-    return buf.getvalue()
+def starred(table: pd.DataFrame):
+    """The metrics table for display: each metric's best method starred (★), as on
+    Evaluate; "–" where a metric is not finite."""
+    keys = {col: key for key, (col, _) in _METRIC_COLUMNS.items()}
+    formats = {}
+    for col in table.columns:
+        best = best_method(table[col].to_dict(), keys[col] in HIGHER_IS_BETTER)
+        top = None if best is None else table.loc[best, col]
 
+        def fmt(v, d=_METRIC_DECIMALS[col], top=top):
+            return format_number(v, d) + (" ★" if top is not None and v == top else "")
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", text.lower().replace("σ", "sigma")).strip("_")
+        formats[col] = fmt
+    return table.style.format(formats)
 
 
 def downloads_ui(sel, preds: dict[str, np.ndarray], zrange) -> None:
@@ -233,11 +234,11 @@ def downloads_ui(sel, preds: dict[str, np.ndarray], zrange) -> None:
     extension) and a figure PNG (axes, colour bar, arcmin; pixels without data grey) per
     prediction."""
     sample = sel.sample_name
-    mask = sel.sample_mask if sel.sample_mask.any() else None
+    masked = sel.sample_mask.any()
     upscale = max(1, _PNG_SIDE_PX // max(sel.shape))
     cols = st.columns(len(preds))
     for col, (name, m) in zip(cols, preds.items(), strict=True):
-        stem = f"{_slug(sample)}_{_slug(name)}"
+        stem = f"{slug(sample)}_{slug(name)}"
         col.markdown(f"**{name}**")
         col.download_button(
             "κ as .npy",
@@ -252,13 +253,7 @@ def downloads_ui(sel, preds: dict[str, np.ndarray], zrange) -> None:
         )
         col.download_button(
             "κ as FITS",
-            functools.partial(
-                data.kappa_fits_bytes,
-                m,
-                sel.header,
-                mask,
-                attrs={"METHOD": name, "DATA": sample},
-            ),
+            functools.partial(kappa_fits, sel, name, m),
             file_name=f"{stem}.fits",
             mime="application/fits",
             key=f"dl_fits_{stem}",
@@ -266,9 +261,7 @@ def downloads_ui(sel, preds: dict[str, np.ndarray], zrange) -> None:
             icon=":material/download:",
             help="κ as float32 in the primary image (row 0 is the first row), with the "
             "WCS of a FITS input"
-            + (
-                ", and a MASK extension: 1 where there were no galaxies" if mask is not None else ""
-            ),
+            + (", and a MASK extension: 1 where there were no galaxies" if masked else ""),
         )
         col.download_button(
             "κ figure (PNG)",
@@ -295,25 +288,89 @@ def downloads_ui(sel, preds: dict[str, np.ndarray], zrange) -> None:
 def ellipticity_section(sel) -> None:
     """ε panels and the whiskers toggle (a fragment: the toggle redraws only this)."""
     show_whiskers = whiskers_ui()
-    st.plotly_chart(
-        plots.ellipticity_panels(sel.sample_eps, whiskers=show_whiskers),
-        key="compare_eps",
-        theme=None,
+    eps = sel.sample_eps
+    noiseless = not np.any(eps[..., 2][~sel.sample_mask])
+    figure_grid(
+        plots.ellipticity_cells(eps, whiskers=show_whiskers, delta_e=not noiseless), "compare_eps"
     )
     st.caption(
         "ε1 > 0: galaxies stretched along x; ε2 > 0: along the x = y diagonal. "
-        "Δε is the per-pixel measurement error (shape noise / √galaxies; "
-        "1 where a pixel has no galaxy)."
+        + (
+            "**No shape noise in these data**: ε is the reduced shear g itself and its "
+            "error Δε is 0 in every pixel with galaxies, so there is no Δε map to show."
+            if noiseless
+            else "Δε is the per-pixel measurement error (shape noise / √galaxies; "
+            "1 where a pixel has no galaxy)."
+        )
     )
 
 
+def _shown(sel, preds: dict[str, np.ndarray], truth, add_mean: bool) -> dict[str, np.ndarray]:
+    """The maps as drawn: masked, KS93 and Wiener shifted by the true mean on request."""
+    linear = (ks93_label(sel.ks93_sigma_px, sel.ks93_pad), wiener_label(sel.ks93_pad))
+    shown = {name: sel.masked(p) for name, p in preds.items()}
+    if add_mean and truth is not None:
+        for name in shown:
+            if name in linear:
+                shown[name] = shown[name] + np.float32(truth.mean())
+    return shown
+
+
+def _cells(sel, preds, truth, zrange, residuals, add_mean) -> list:
+    shown = _shown(sel, preds, truth, add_mean)
+    if truth is None:
+        return plots.map_cells(shown, zrange=zrange)
+    return plots.comparison_cells(truth, shown, zrange=zrange, residual_zrange=residuals)
+
+
+def maps_grid(sel, zrange_of, add_mean: bool) -> dict[str, np.ndarray]:
+    """The κ grid; returns every method's map.
+
+    On a server that has not loaded TensorFlow yet, the truth, Wiener and KS93 are drawn
+    first and the UNet's cell is left empty until the UNet has run.
+    """
+    truth = sel.sample_kappa
+    later = sel.model_path is not None and not cache.unet_loaded()
+    if not later:
+        preds = cache.kappa_maps(sel)
+        zrange = zrange_of(preds)
+        residuals = None if truth is None else residual_range(truth, preds)
+        figure_grid(_cells(sel, preds, truth, zrange, residuals, add_mean), "compare_kappa")
+        return preds, zrange
+    linear = cache.linear_kappa_maps(sel)
+    zrange = zrange_of(linear)
+    residuals = None if truth is None else residual_range(truth, linear)
+    cells = _cells(sel, linear, truth, zrange, residuals, add_mean)
+    unet_at = 0 if truth is None else 1
+    slot = figure_grid(cells, "compare_kappa", slots=(unet_at,))[unet_at]
+    slot.info(
+        "The UNet runs once TensorFlow has loaded (the first time on this server: "
+        "about 10 s); KS93 and Wiener are already here.",
+        icon=":material/hourglass_top:",
+    )
+    unet = cache.unet_kappa_or_note(sel)
+    if unet is None:
+        slot.empty()
+        return linear, zrange
+    preds = {"UNet": unet} | linear
+    cell = _cells(sel, {"UNet": unet}, truth, zrange, residuals, add_mean)[unet_at]
+    slot.plotly_chart(cell, key=f"compare_kappa_{unet_at}", theme=None)
+    return preds, zrange
+
+
 @st.fragment
-def kappa_section(sel, preds: dict[str, np.ndarray], zrange) -> None:
+def kappa_section(sel) -> tuple[dict[str, np.ndarray], tuple[float, float]]:
     """Maps, residuals and metrics with truth, or the maps alone (a fragment: the
-    true-mean toggle redraws only this)."""
+    true-mean toggle redraws only this); returns the maps and their colour range."""
     truth = sel.sample_kappa
     grey = " Grey: pixels without galaxies (masked or outside the survey)."
     grey = grey if sel.sample_mask.any() else ""
+
+    def zrange_of(preds):
+        if truth is not None:
+            return plots.robust_range(truth)
+        return plots.robust_range([sel.masked(p) for p in preds.values()])
+
     if truth is None:
         st.info(
             "This data has no true κ (real data, or ε only): the residuals and the "
@@ -321,47 +378,40 @@ def kappa_section(sel, preds: dict[str, np.ndarray], zrange) -> None:
             "the B-mode test, and the peaks that stand above maps of pure noise.",
             icon=":material/info:",
         )
-        st.plotly_chart(
-            plots.map_row({k: sel.masked(v) for k, v in preds.items()}, zrange=zrange),
-            key="compare_kappa",
-            theme=None,
-        )
+        preds, zrange = maps_grid(sel, zrange_of, False)
         st.caption(
-            "One colour scale for all panels; zoom one panel to zoom all. KS93 and Wiener "
-            "maps have mean 0 (the mass-sheet degeneracy)." + grey
+            "One colour scale for all maps (its bar under the first); the panels of a map "
+            "zoom together. KS93 and Wiener maps have mean 0 (the mass-sheet degeneracy)." + grey
         )
-        return
+        return preds, zrange
     add_mean = add_mean_ui()
-    linear = (ks93_label(sel.ks93_sigma_px, sel.ks93_pad), wiener_label(sel.ks93_pad))
-    shown = {name: sel.masked(p) for name, p in preds.items()}
-    if add_mean:
-        for name in preds:
-            if name in linear:
-                shown[name] = shown[name] + np.float32(truth.mean())
-    st.plotly_chart(
-        plots.comparison_grid(
-            truth,
-            shown,
-            zrange=zrange,
-            residual_zrange=residual_range(truth, {k: sel.masked(v) for k, v in preds.items()}),
-        ),
-        key="compare_kappa",
-        theme=None,
-    )
+    preds, zrange = maps_grid(sel, zrange_of, add_mean)
     st.caption(
-        "Top: one colour scale for every map (0.5–99.5 % of the true κ). Bottom: prediction "
-        "− true, red where the prediction is too high, blue where it is too low, on a scale "
-        "set by the UNet and Wiener residuals (so the KS93 settings do not change how the "
-        "other errors look; raw KS93 saturates). Zoom any panel to zoom all. KS93 and "
-        "Wiener maps have mean 0: a uniform sheet of mass produces no shear (the "
+        "Top of each cell: the map, on one colour scale for every map (0.5–99.5 % of the "
+        "true κ; bar under the true map). Bottom: prediction − true, red where the "
+        "prediction is too high, blue where it is too low, on a scale set by the Wiener "
+        "residual (bar under the first residual), so the KS93 settings do not change how "
+        "the other errors look; raw KS93 saturates. A map and its residual zoom together. "
+        "KS93 and Wiener maps have mean 0: a uniform sheet of mass produces no shear (the "
         "mass-sheet degeneracy); the true map has mean "
         f"{truth.mean():.4f}" + (", added to them here for display." if add_mean else ".") + grey
     )
     st.subheader("Metrics")
     # A static table: it redraws much faster than an interactive grid on each slider move.
     table = metrics_table(sel, preds)
-    st.table(table.style.format({col: _METRIC_FORMATS[col] for col in table.columns}))
-    st.caption(" · ".join(f"{col}: {help_}" for col, help_ in _METRIC_COLUMNS.values()))
+    st.table(starred(table))
+    st.caption(
+        "★: the best method of each metric. "
+        + " · ".join(f"{col}: {help_}" for col, help_ in _METRIC_COLUMNS.values())
+    )
+    wmape = table["WMAPE"].to_numpy()
+    if not np.all(np.isfinite(wmape) & (wmape < HUGE_WMAPE)):
+        st.caption(
+            "**WMAPE is huge (or –) here** because it divides each pixel's error by the "
+            "true |κ| there, and this true map has pixels at or very near 0 (the tails of "
+            "an analytic profile, for instance). The challenge's scorer does the same; "
+            "compare the methods by RMSE and r on such maps."
+        )
     st.caption(
         "Metrics of this one sample, computed on the predictions as they are (KS93 "
         "and Wiener with mean 0). Peaks for DPEAKS are found after a σ = 3 px "
@@ -369,6 +419,7 @@ def kappa_section(sel, preds: dict[str, np.ndarray], zrange) -> None:
         "zero-padding toggle), S the κ power spectrum of simulated maps, N this "
         "sample's shape noise from its Δε."
     )
+    return preds, zrange
 
 
 @st.fragment
@@ -390,15 +441,11 @@ def trust_section(sel, zrange) -> None:
 
 sel = current()
 
+st.subheader("Convergence κ")
+preds, zrange = kappa_section(sel)
+
 st.subheader("Measured ellipticities")
 ellipticity_section(sel)
-
-st.subheader("Convergence κ")
-preds = cache.kappa_maps(sel)
-zrange = plots.robust_range(
-    sel.sample_kappa if sel.has_truth else [sel.masked(p) for p in preds.values()]
-)
-kappa_section(sel, preds, zrange)
 
 st.subheader("How far to trust each UNet pixel")
 trust_section(sel, zrange)

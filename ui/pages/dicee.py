@@ -8,6 +8,7 @@ import streamlit as st
 
 from lensviz import metrics, plots
 from ui import cache
+from ui.layout import figure_grid
 from ui.sidebar import current, require_truth
 
 
@@ -39,7 +40,7 @@ truth = sel.sample_kappa
 preds = cache.kappa_maps(sel)
 codes = {name: metrics.dicee_confusion(truth, p) for name, p in preds.items()}
 
-st.plotly_chart(plots.confusion_figure(codes), key="dicee_fig", theme=None)
+figure_grid(plots.confusion_cells(codes), "dicee_fig")
 table = confusion_table(truth, preds, codes)
 fmt = st.column_config.NumberColumn
 st.dataframe(

@@ -6,6 +6,8 @@ reuses what was already scored. A click on a row of the per-sample table opens t
 sample on Compare.
 """
 
+import math
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -17,7 +19,7 @@ from lensviz.plots import METRIC_LABELS, metric_histograms
 from lensviz.plots.depth import depth_figure
 from ui import cache
 from ui.sidebar import Selection, current, open_sample, require_truth
-from ui.text import METRIC_DECIMALS, count, format_number
+from ui.text import HUGE_WMAPE, METRIC_DECIMALS, best_method, count, format_number
 
 CHUNK = 16  # maps scored per step of the progress bar (and per cache entry)
 DEPTHS = ("5", "10", "30", "100", "300", "inf")  # depth specs of the "against depth" section
@@ -66,20 +68,21 @@ def summary_table(summary: dict, statistic: str, n: int) -> pd.DataFrame:
     """Methods as rows, metrics as columns: ``statistic`` of each metric over the maps.
 
     ``"mean"`` cells read ``"3.75 ± 0.30"`` (bootstrap s.e.; just ``"3.75"`` for one map).
-    The best method of each metric gets a ★ (for the mean and the median). Every metric
-    has its own number of decimals (:data:`DECIMALS`).
+    The best method of each metric gets a ★ (for the mean and the median; never on a
+    value that is not finite). Every metric has its own number of decimals
+    (:data:`DECIMALS`).
     """
     table = {}
     for met in METRIC_NAMES:
         d = DECIMALS[met]
         values = {meth: summary[meth][met][statistic] for meth in summary}
-        best = (max if met in HIGHER_IS_BETTER else min)(values, key=values.__getitem__)
+        best = best_method(values, met in HIGHER_IS_BETTER)
         column = {}
         for meth, value in values.items():
             cell = format_number(value, d)
-            if statistic == "mean" and n > 1:
+            if statistic == "mean" and n > 1 and math.isfinite(value):
                 cell += f" ± {format_number(summary[meth][met]['sem_boot'], d)}"
-            if statistic != "std" and meth == best and len(summary) > 1:
+            if statistic != "std" and meth == best:
                 cell += " ★"
             column[meth] = cell
         table[METRIC_LABELS.get(met, met)] = column
@@ -96,6 +99,11 @@ def per_sample_table(sel: Selection, per_map: dict, metric: str) -> pd.DataFrame
     pick = np.argmax if metric in HIGHER_IS_BETTER else np.argmin
     df["best"] = np.asarray(list(per_map))[pick(values, axis=1)]
     return df
+
+
+def _huge_wmape(summary: dict) -> bool:
+    means = [summary[meth]["wmape"]["mean"] for meth in summary]
+    return not all(math.isfinite(v) and v < HUGE_WMAPE for v in means)
 
 
 # === Widgets ===
@@ -191,7 +199,8 @@ summary = cache.metric_summary(sel, per_map, sigma)
 
 st.subheader(f"Summary over {count(n, 'map')}")
 statistic = statistic_ui(n)
-st.dataframe(summary_table(summary, statistic, n), key="eval_summary")
+# A static table: every column shows at any width (an interactive grid scrolls them away).
+st.table(summary_table(summary, statistic, n))
 if n == 1:
     st.caption(
         "One map: no standard error and no spread; score more maps to compare the methods fairly."
@@ -201,6 +210,13 @@ else:
         "± s.e.: standard deviation of the mean over 1000 bootstrap resamples of the maps "
         "(the same resamples for every method); ★: the best method of each metric. WMAPE "
         "explodes where κ ≈ 0, so compare its median too."
+    )
+if _huge_wmape(summary):
+    st.caption(
+        "**WMAPE is huge (or –) here**: it divides each pixel's error by the true |κ| "
+        "there, and these true maps have pixels at or very near 0 (the tails of an "
+        "analytic profile, for instance). The challenge's scorer does the same; compare "
+        "the methods by RMSE and r on such maps."
     )
 
 st.subheader("Distributions")

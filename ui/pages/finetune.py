@@ -37,6 +37,9 @@ SAMPLE_CHOICES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 LR_CHOICES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3)
 VAL_CHOICES = (8, 16, 32, 64, 128, 256)
 SHOWN_METRICS = ("wmape", "wmape_median", "dicee", "dpeaks", "rmse", "r")
+#: The coefficient boxes wrap to a new row rather than get narrower than this [px]: the
+#: value, its ± buttons and a label such as "structure" fit on one line.
+NUMBER_BOX_PX = 135
 #: After a confirmed cancel, the page waits this long for the run to stop and then
 #: redraws at once (Start enabled, no stale progress bar); a slower stop is polled.
 CANCEL_WAIT_S = 3.0
@@ -77,11 +80,11 @@ def loss_ui() -> tuple[str, dict[str, float], dict[str, float]]:
         st.caption(
             "MultiFocal coefficients (report: focal 1, local 2, peaks 3, structure 1.5, edges 1)"
         )
-        cols = st.columns(len(coeffs))
-        for col, (name, default) in zip(cols, constants.MULTIFOCAL_COEFFS.items(), strict=True):
-            coeffs[name] = col.number_input(
-                name, 0.0, 10.0, float(default), 0.5, key=f"ft_coeff_{name}"
-            )
+        with st.grid(min_column_width=NUMBER_BOX_PX):
+            for name, default in constants.MULTIFOCAL_COEFFS.items():
+                coeffs[name] = st.number_input(
+                    name, 0.0, 10.0, float(default), 0.5, key=f"ft_coeff_{name}"
+                )
     terms = dict(COMBINED_DEFAULTS)
     if loss == "combined":
         st.caption(
@@ -90,11 +93,11 @@ def loss_ui() -> tuple[str, dict[str, float], dict[str, float]]:
             "model, so the weights are shares of the initial loss (raw, WMAPE ≈ 5 "
             "would swamp MultiFocal ≈ 3e-4)."
         )
-        cols = st.columns(len(terms))
-        for col, (name, default) in zip(cols, COMBINED_DEFAULTS.items(), strict=True):
-            terms[name] = col.number_input(
-                name, 0.0, 1.0, float(default), 0.05, key=f"ft_term_{name}", format="%.2f"
-            )
+        with st.grid(min_column_width=NUMBER_BOX_PX):
+            for name, default in COMBINED_DEFAULTS.items():
+                terms[name] = st.number_input(
+                    name, 0.0, 1.0, float(default), 0.05, key=f"ft_term_{name}", format="%.2f"
+                )
     st.button("Reset the loss to the report's values", on_click=_reset_loss, key="ft_reset_loss")
     return loss, coeffs, terms
 

@@ -1,7 +1,9 @@
 """Learn: weak lensing, KS93, shape noise, the mass-sheet degeneracy and the Wiener filter.
 
-Each section has its own slider or toggle and draws from cached, noiseless simulations
-(:func:`lensviz.simulate.simulate_truth`); nothing heavy runs inside an expander.
+Each section has its own sliders or toggles (a row above its figures), its numbers (a
+wrapping row of cards) and its figures (the responsive grid of :mod:`ui.layout`), and
+draws from cached, noiseless simulations (:func:`lensviz.simulate.simulate_truth`);
+nothing heavy runs inside an expander.
 """
 
 import numpy as np
@@ -14,9 +16,9 @@ from lensviz.inversion import fourier_kernels, ks93, ks93inv
 from lensviz.metrics import find_peaks, pearson_r, rmse
 from lensviz.plots import (
     add_whiskers,
-    fourier_row,
+    fourier_cells,
     line_figure,
-    map_row,
+    map_cells,
     outline_regions,
     robust_range,
 )
@@ -24,6 +26,7 @@ from lensviz.profiles import region_masks, region_rmse, tangential_profile
 from lensviz.simulate import add_shape_noise
 from lensviz.wiener import noise_power
 from ui import cache
+from ui.layout import figure_grid
 from ui.sidebar import current
 from ui.text import WIENER_NAME
 
@@ -42,6 +45,18 @@ def _solar_masses(m: float) -> str:
 
 
 _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+
+
+#: Grid cells of the line figures (profiles, spectra): at least this wide [px].
+LINE_CELL_PX = 380
+
+
+def cards(numbers: dict) -> None:
+    """A wrapping row of metric cards: ``{label: value}`` or ``{label: (value, help)}``."""
+    with st.container(horizontal=True, gap="medium"):
+        for label, value in numbers.items():
+            value, help_ = value if isinstance(value, tuple) else (value, None)
+            st.metric(label, value, help=help_, width="content")
 
 
 # === Sections ===
@@ -70,8 +85,8 @@ def shear_section(sel) -> dict:
         r"\gamma_t = -\,\mathrm{Re}\!\left[\gamma\,e^{-2i\phi}\right],\qquad "
         r"\langle\gamma_t\rangle(\theta) = \bar\kappa(<\theta) - \bar\kappa(\theta)."
     )
-    controls, figure = st.columns([1, 3], gap="medium")
-    with controls:
+    c_mass, c_z, c_real = st.columns(3, vertical_alignment="bottom")
+    with c_mass:
         m200 = st.select_slider(
             "Cluster mass M200 [M☉/h]",
             M200_CHOICES,
@@ -79,6 +94,7 @@ def shear_section(sel) -> dict:
             format_func=_solar_masses,
             key="learn_m200",
         )
+    with c_z:
         z = st.slider(
             "Cluster redshift",
             0.1,
@@ -88,6 +104,7 @@ def shear_section(sel) -> dict:
             key="learn_z",
             help=f"Sources at z = {constants.Z_SOURCE:g}.",
         )
+    with c_real:
         realistic = st.toggle(
             "Realistic field",
             False,
@@ -95,35 +112,32 @@ def shear_section(sel) -> dict:
             help="Add subhalos, field halos, an elliptical profile and "
             "large-scale structure, as in the built-in data set.",
         )
-        c = cache.teaching_cluster(m200, z, realistic)
-        h = c["halo"]
-        st.metric("Concentration c200", f"{h.c:.2f}")
-        st.metric("Scale radius r_s", f"{h.r_s_arcmin:.2f}′")
-        st.metric("Peak κ", f"{c['kappa'].max():.3f}")
-        st.metric("Largest |g|", f"{np.hypot(c['gamma1'], c['gamma2']).max():.3f}")
-    with figure:
-        fig = map_row({"κ and the reduced shear g": c["kappa"]})
-        add_whiskers(fig, c["gamma1"], c["gamma2"], step=8, color="white")
-        fig.update_layout(height=430)
-        r, gt, diff = tangential_profile(c["kappa"], c["shear1"], c["shear2"], (h.y, h.x))
-        # One above the other: side by side, both were too narrow on a 1000 px screen.
-        st.plotly_chart(fig, key="learn_whiskers", theme=None)
-        st.plotly_chart(
-            line_figure(
-                r * constants.PIXEL_ARCMIN,
-                {"⟨γt⟩ measured on the map": gt, "κ̄(<θ) − κ̄(θ)": diff},
-                xlabel="radius θ from the centre [arcmin]",
-                ylabel="tangential shear γt",
-                dashed=("κ̄(<θ) − κ̄(θ)",),
-            ),
-            key="learn_profile",
-            theme=None,
-        )
-        st.caption(
-            "Top: the sticks show the direction and size of g averaged over 8 × 8 pixel "
-            "blocks, tangential around the cluster. Bottom: the two sides of the equation "
-            "above agree, which is what lets us weigh clusters with shapes."
-        )
+    c = cache.teaching_cluster(m200, z, realistic)
+    h = c["halo"]
+    cards(
+        {
+            "Concentration c200": f"{h.c:.2f}",
+            "Scale radius r_s": f"{h.r_s_arcmin:.2f}′",
+            "Peak κ": f"{c['kappa'].max():.3f}",
+            "Largest |g|": f"{np.hypot(c['gamma1'], c['gamma2']).max():.3f}",
+        }
+    )
+    (whiskers,) = map_cells({"κ and the reduced shear g": c["kappa"]})
+    add_whiskers(whiskers, c["gamma1"], c["gamma2"], step=8, color="white")
+    r, gt, diff = tangential_profile(c["kappa"], c["shear1"], c["shear2"], (h.y, h.x))
+    profile = line_figure(
+        r * constants.PIXEL_ARCMIN,
+        {"⟨γt⟩ measured on the map": gt, "κ̄(<θ) − κ̄(θ)": diff},
+        xlabel="radius θ from the centre [arcmin]",
+        ylabel="tangential shear γt",
+        dashed=("κ̄(<θ) − κ̄(θ)",),
+    )
+    figure_grid([whiskers, profile], "learn_shear")
+    st.caption(
+        "Left (or top): white sticks show the direction and size of g averaged over 8 × 8 "
+        "pixel blocks, tangential around the cluster. Right: the two sides of the equation "
+        "above agree, which is what lets us weigh clusters with shapes."
+    )
     return c
 
 
@@ -140,8 +154,8 @@ def fourier_section(c: dict) -> None:
         r"\frac{(k_1^2-k_2^2) + 2ik_1k_2}{k^2}\,\hat\kappa,\qquad "
         r"\hat\kappa_E + i\hat\kappa_B = e^{-2i\phi_k}\,\hat\gamma \quad (k\neq 0)."
     )
-    controls, figure = st.columns([1, 3], gap="medium")
-    with controls:
+    c_noisy, c_round = st.columns(2)
+    with c_noisy:
         noisy = st.toggle(
             "Noisy galaxy shapes",
             False,
@@ -150,7 +164,7 @@ def fourier_section(c: dict) -> None:
             "noise is white: its spectrum is flat and KS93 passes it to every "
             "scale of κ.",
         )
-        round_trip = st.toggle("Round trip κ → γ → κ", True, key="learn_round_trip")
+    round_trip = c_round.toggle("Round trip κ → γ → κ", True, key="learn_round_trip")
     kappa = c["kappa"]
     g1, g2 = ks93inv(kappa)
     if noisy:
@@ -167,54 +181,49 @@ def fourier_section(c: dict) -> None:
         "log₁₀|γ̂₁|" + (" (noisy)" if noisy else ""): log_amp(g1),
         "log₁₀|κ̂_E| from KS93": log_amp(k_e),
     }
-    with figure:
-        st.plotly_chart(
-            fourier_row(
-                {"cos 2φₖ": cos2, "sin 2φₖ": sin2},
-                zrange=(-1.0, 1.0),
-                colorbar_title="kernel",
-            ),
-            key="learn_kernels",
-            theme=None,
-        )
-        lo, hi = robust_range(list(amps.values()), 1.0, 100.0)
-        st.plotly_chart(
-            fourier_row(
-                amps, colorscale="Viridis", zrange=(lo, hi), colorbar_title="log₁₀ amplitude"
-            ),
-            key="learn_amps",
-            theme=None,
-        )
-        st.caption(
-            "Top: the two kernels, γ̂₁ = cos 2φₖ κ̂ and γ̂₂ = sin 2φₖ κ̂. Centre: zero "
-            "frequency. The kernels are quadrupoles: a κ wave along x "
-            "(φₖ = 0) gives pure γ₁, one along the diagonal pure γ₂. The mean (centre "
-            "pixel) and the Nyquist row and column are set to 0."
-        )
+    figure_grid(
+        fourier_cells(
+            {"cos 2φₖ": cos2, "sin 2φₖ": sin2}, zrange=(-1.0, 1.0), colorbar_title="kernel"
+        ),
+        "learn_kernels",
+    )
+    lo, hi = robust_range(list(amps.values()), 1.0, 100.0)
+    figure_grid(
+        fourier_cells(
+            amps, colorscale="Viridis", zrange=(lo, hi), colorbar_title="log₁₀ amplitude"
+        ),
+        "learn_amps",
+    )
+    st.caption(
+        "First: the two kernels, γ̂₁ = cos 2φₖ κ̂ and γ̂₂ = sin 2φₖ κ̂. Centre: zero "
+        "frequency. The kernels are quadrupoles: a κ wave along x "
+        "(φₖ = 0) gives pure γ₁, one along the diagonal pure γ₂. The mean (centre "
+        "pixel) and the Nyquist row and column are set to 0. Then the amplitudes of κ, "
+        "of the shear and of the KS93 map, on one logarithmic scale."
+    )
     if round_trip:
-        with figure:
-            st.plotly_chart(
-                map_row(
-                    {
-                        "true κ": kappa,
-                        "KS93 of its shear" + (" + noise" if noisy else ""): k_e,
-                        "difference (true − KS93)": kappa - k_e,
-                    }
-                ),
-                key="learn_round_trip_maps",
-                theme=None,
+        numbers = {
+            "Mean of true κ": (f"{kappa.mean():.5f}", None),
+            "Mean of KS93 κ": (f"{k_e.mean(dtype=np.float64):.0e}", None),
+        }
+        if not noisy:
+            rest = kappa - k_e - (kappa - k_e).mean()
+            numbers["Largest |difference − mean|"] = (
+                f"{np.abs(rest).max():.1e}",
+                "What is left is the Nyquist row and column, which the kernel zeroes "
+                "(see DESIGN.md).",
             )
-        with controls:
-            st.metric("Mean of true κ", f"{kappa.mean():.5f}")
-            st.metric("Mean of KS93 κ", f"{k_e.mean(dtype=np.float64):.0e}")
-            if not noisy:
-                rest = kappa - k_e - (kappa - k_e).mean()
-                st.metric(
-                    "Largest |difference − mean|",
-                    f"{np.abs(rest).max():.1e}",
-                    help="What is left is the Nyquist row and column, which the "
-                    "kernel zeroes (see DESIGN.md).",
-                )
+        cards(numbers)
+        figure_grid(
+            map_cells(
+                {
+                    "true κ": kappa,
+                    "KS93 of its shear" + (" + noise" if noisy else ""): k_e,
+                    "difference (true − KS93)": kappa - k_e,
+                }
+            ),
+            "learn_round_trip_maps",
+        )
 
 
 def noise_section(sel) -> None:
@@ -238,60 +247,55 @@ def noise_section(sel) -> None:
         except (ValueError, OSError) as exc:
             st.error(f"Could not load the UNet {sel.model_name!r}: {exc}")
     sweep = cache.noise_sweep(sel, NGAL_CHOICES, with_unet=model is not None)
-    controls, figure = st.columns([1, 3], gap="medium")
-    with controls:
-        n_gal = st.select_slider(
-            "Galaxy density n_gal [per arcmin²]",
+    n_gal = st.select_slider(
+        "Galaxy density n_gal [per arcmin²]",
+        NGAL_CHOICES,
+        constants.N_GAL_ARCMIN2,
+        key="learn_ngal",
+        help="LSST-like depth is 30. The shipped UNet was trained on 3–1000 galaxies "
+        "per arcmin² and noise-free maps: it reads the noise from Δε.",
+    )
+    i = NGAL_CHOICES.index(n_gal)
+    sigma_pix = constants.SIGMA_E / np.sqrt(n_gal * A_PIX)
+    truth = sweep["kappa"]
+    numbers = {
+        "Galaxies per pixel": (f"{n_gal * A_PIX:.2f}", None),
+        "Noise per pixel σ_pix": (f"{sigma_pix:.3f}", None),
+    }
+    for name, maps in sweep["preds"].items():
+        numbers[f"RMSE · {name}"] = (
+            f"{float(rmse(truth, maps[i])):.4f}",
+            f"Pearson r = {float(pearson_r(truth, maps[i])):.3f}",
+        )
+    cards(numbers)
+    if model is None:
+        st.caption("No UNet weights: the UNet is left out.")
+    maps = {"true κ": truth} | {name: m[i] for name, m in sweep["preds"].items()}
+    figure_grid(map_cells(maps, zrange=robust_range(truth, 0.5, 99.9)), "learn_noise_maps")
+    curves = {name: rmse(np.broadcast_to(truth, m.shape), m) for name, m in sweep["preds"].items()}
+    st.plotly_chart(
+        line_figure(
             NGAL_CHOICES,
-            constants.N_GAL_ARCMIN2,
-            key="learn_ngal",
-            help="LSST-like depth is 30. The shipped UNet was trained on 3–1000 galaxies "
-            "per arcmin² and noise-free maps: it reads the noise from Δε.",
-        )
-        i = NGAL_CHOICES.index(n_gal)
-        sigma_pix = constants.SIGMA_E / np.sqrt(n_gal * A_PIX)
-        st.metric("Galaxies per pixel", f"{n_gal * A_PIX:.2f}")
-        st.metric("Noise per pixel σ_pix", f"{sigma_pix:.3f}")
-        truth = sweep["kappa"]
-        for name, maps in sweep["preds"].items():
-            st.metric(
-                f"RMSE · {name}",
-                f"{float(rmse(truth, maps[i])):.4f}",
-                help=f"Pearson r = {float(pearson_r(truth, maps[i])):.3f}",
-            )
-        if model is None:
-            st.caption("No UNet weights: the UNet is left out.")
-    with figure:
-        maps = {"true κ": truth} | {name: m[i] for name, m in sweep["preds"].items()}
-        st.plotly_chart(
-            map_row(maps, zrange=robust_range(truth, 0.5, 99.9)), key="learn_noise_maps", theme=None
-        )
-        curves = {
-            name: rmse(np.broadcast_to(truth, m.shape), m) for name, m in sweep["preds"].items()
-        }
-        st.plotly_chart(
-            line_figure(
-                NGAL_CHOICES,
-                curves,
-                xlabel="galaxy density n_gal [per arcmin²]",
-                ylabel="RMSE against the true κ",
-                log_x=True,
-                log_y=True,
-                marker_x=n_gal,
-                marker_label=f"n_gal = {n_gal:g}",
-            ),
-            key="learn_noise_curve",
-            theme=None,
-        )
-        st.caption(
-            f"Same field and galaxy draws at every density; the colour scale is the "
-            f"true κ's, so noise beyond it saturates. KS93 is smoothed by the depth rule "
-            f"(σ = {sweep['ks93_sigma_px'][i]:.2g} px here, from the noise in Δε; "
-            "lensviz.depth.ks93_sigma). Below about 10 per arcmin² "
-            "many pixels hold no galaxy (ε = 0 there): raw KS93 gets less noise but "
-            "also almost no signal, so its RMSE falls while its correlation with the "
-            "truth (hover the ? of each RMSE) collapses."
-        )
+            curves,
+            xlabel="galaxy density n_gal [per arcmin²]",
+            ylabel="RMSE against the true κ",
+            log_x=True,
+            log_y=True,
+            marker_x=n_gal,
+            marker_label=f"n_gal = {n_gal:g}",
+        ),
+        key="learn_noise_curve",
+        theme=None,
+    )
+    st.caption(
+        f"Same field and galaxy draws at every density; the colour scale is the "
+        f"true κ's, so noise beyond it saturates. KS93 is smoothed by the depth rule "
+        f"(σ = {sweep['ks93_sigma_px'][i]:.2g} px here, from the noise in Δε; "
+        "lensviz.depth.ks93_sigma). Below about 10 per arcmin² "
+        "many pixels hold no galaxy (ε = 0 there): raw KS93 gets less noise but "
+        "also almost no signal, so its RMSE falls while its correlation with the "
+        "truth (hover the ? of each RMSE) collapses."
+    )
 
 
 def mass_sheet_section(c: dict, sel) -> None:
@@ -307,40 +311,41 @@ def mass_sheet_section(c: dict, sel) -> None:
         r"\qquad \kappa \to \lambda\kappa + (1-\lambda):\quad "
         r"g=\frac{\gamma}{1-\kappa}\ \text{unchanged}."
     )
-    controls, figure = st.columns([1, 3], gap="medium")
     kappa = c["kappa"]
-    with controls:
-        k0 = st.slider(
-            "Add a uniform sheet κ₀", -0.05, 0.10, 0.05, 0.005, key="learn_sheet", format="%.3f"
-        )
-        g1a, g2a = ks93inv(kappa)
-        g1b, g2b = ks93inv(kappa + np.float32(k0))
-        k_e = ks93(g1b, g2b)[0]
-        st.metric("Mean κ", f"{kappa.mean():.4f}")
-        st.metric("Mean κ + κ₀", f"{(kappa + k0).mean():.4f}")
-        dgamma = max(np.abs(g1a - g1b).max(), np.abs(g2a - g2b).max())
-        st.metric("Largest shear difference", f"{dgamma:.1e}")
-        st.metric("Mean of KS93 κ", f"{k_e.mean(dtype=np.float64):.0e}")
-    with figure:
-        row = int(round(c["halo"].y))
-        ks_name = "KS93 of the shear of either"
-        x = np.arange(kappa.shape[1]) * constants.PIXEL_ARCMIN
-        st.plotly_chart(
-            line_figure(
-                x,
-                {"κ": kappa[row], "κ + κ₀": kappa[row] + k0, ks_name: k_e[row]},
-                xlabel="x [arcmin] (cut through the cluster centre)",
-                ylabel="κ",
-                dashed=(ks_name,),
-                colors={"κ": "#000000", "κ + κ₀": "#ff7f0e", ks_name: "#1f77b4"},
-            ),
-            key="learn_sheet_profile",
-            theme=None,
-        )
-        st.caption(
-            "Both fields give the same shear to float precision, so KS93 returns the "
-            "same map for both: the true one shifted to mean 0."
-        )
+    k0 = st.slider(
+        "Add a uniform sheet κ₀", -0.05, 0.10, 0.05, 0.005, key="learn_sheet", format="%.3f"
+    )
+    g1a, g2a = ks93inv(kappa)
+    g1b, g2b = ks93inv(kappa + np.float32(k0))
+    k_e = ks93(g1b, g2b)[0]
+    dgamma = max(np.abs(g1a - g1b).max(), np.abs(g2a - g2b).max())
+    cards(
+        {
+            "Mean κ": f"{kappa.mean():.4f}",
+            "Mean κ + κ₀": f"{(kappa + k0).mean():.4f}",
+            "Largest shear difference": f"{dgamma:.1e}",
+            "Mean of KS93 κ": f"{k_e.mean(dtype=np.float64):.0e}",
+        }
+    )
+    row = int(round(c["halo"].y))
+    ks_name = "KS93 of the shear of either"
+    x = np.arange(kappa.shape[1]) * constants.PIXEL_ARCMIN
+    st.plotly_chart(
+        line_figure(
+            x,
+            {"κ": kappa[row], "κ + κ₀": kappa[row] + k0, ks_name: k_e[row]},
+            xlabel="x [arcmin] (cut through the cluster centre)",
+            ylabel="κ",
+            dashed=(ks_name,),
+            colors={"κ": "#000000", "κ + κ₀": "#ff7f0e", ks_name: "#1f77b4"},
+        ),
+        key="learn_sheet_profile",
+        theme=None,
+    )
+    st.caption(
+        "Both fields give the same shear to float precision, so KS93 returns the "
+        "same map for both: the true one shifted to mean 0."
+    )
     if sel.has_truth and sel.model_path is not None:
         st.markdown(
             "A UNet is not bound by this: trained on simulations, it learns the typical "
@@ -397,7 +402,6 @@ def wiener_section(sel) -> None:
     k_arcmin = k / constants.PIXEL_ARCMIN  # cycles per arcmin
     below = np.flatnonzero(power < n)
     k_eq = float(k_arcmin[below[0]]) if below.size else None  # first bin with S < N
-    left, right = st.columns(2)
     spectra = line_figure(
         k_arcmin,
         {"signal S(k) (simulated κ)": power, "noise N (this sample)": np.full_like(power, n)},
@@ -409,22 +413,20 @@ def wiener_section(sel) -> None:
         dashed=("noise N (this sample)",),
         colors={"signal S(k) (simulated κ)": "#000000", "noise N (this sample)": "#7f7f7f"},
     )
-    left.plotly_chart(
-        spectra.update_yaxes(exponentformat="power"), key="learn_wiener_spectra", theme=None
+    weights = line_figure(
+        k_arcmin,
+        {"Wiener S/(S+N)": filt, "KS93 (all modes kept)": np.ones_like(filt)},
+        xlabel="wavenumber |k| [cycles per arcmin]",
+        ylabel="weight of the mode",
+        log_x=True,
+        marker_x=k_eq,
+        dashed=("KS93 (all modes kept)",),
     )
-    right.plotly_chart(
-        line_figure(
-            k_arcmin,
-            {"Wiener S/(S+N)": filt, "KS93 (all modes kept)": np.ones_like(filt)},
-            xlabel="wavenumber |k| [cycles per arcmin]",
-            ylabel="weight of the mode",
-            log_x=True,
-            marker_x=k_eq,
-            dashed=("KS93 (all modes kept)",),
-        ),
-        key="learn_wiener_filter",
-        theme=None,
-    )
+    with st.grid(min_column_width=LINE_CELL_PX):
+        st.plotly_chart(
+            spectra.update_yaxes(exponentformat="power"), key="learn_wiener_spectra", theme=None
+        )
+        st.plotly_chart(weights, key="learn_wiener_filter", theme=None)
     crossing = (
         f" S falls below N at |k| ≈ {k_eq:.2g} cycles per arcmin (dotted line), "
         f"i.e. on scales smaller than about {1 / k_eq:.0f}′; there the filter drops "
@@ -454,8 +456,8 @@ def wiener_section(sel) -> None:
         st.info("The comparison by region needs the true κ, and this data has none.")
         return
     truth = sel.sample_kappa.astype(np.float64)
-    controls, figure = st.columns([1, 3], gap="medium")
-    with controls:
+    c_core, c_edge = st.columns(2)
+    with c_core:
         core_arcmin = st.slider(
             "Core radius r [arcmin]",
             1.0,
@@ -466,9 +468,9 @@ def wiener_section(sel) -> None:
             help="Around the highest peak of the true κ (smoothed by "
             f"σ = {constants.PEAK_SMOOTH_SIGMA_PX:g} px).",
         )
-        edge_arcmin = st.slider(
-            "Edge band width [arcmin]", 1.0, 10.0, EDGE_ARCMIN, 0.5, key="learn_edge_width"
-        )
+    edge_arcmin = c_edge.slider(
+        "Edge band width [arcmin]", 1.0, 10.0, EDGE_ARCMIN, 0.5, key="learn_edge_width"
+    )
     pos, height = find_peaks(truth, n=1)
     center = (
         tuple(int(v) for v in pos[0])
@@ -497,20 +499,12 @@ def wiener_section(sel) -> None:
     # structure rather than the mass-sheet offset (which favours the UNet everywhere).
     mean = np.float32(truth.mean())
     shifted = {name: (p if name == "UNet" else p + mean) for name, p in preds.items()}
-    with figure:
-        shown = {f"true κ (sample {sel.index})": truth} | {
-            name: shifted[name] for name in ("UNet", WIENER_NAME) if name in shifted
-        }
-        fig = map_row(shown, zrange=robust_range(truth, 0.5, 99.9))
-        outline_regions(
-            fig,
-            center=center,
-            radius=radius_px,
-            border=border_px,
-            shape=truth.shape,
-            panels=range(1, len(shown) + 1),
-        )
-        st.plotly_chart(fig, key="learn_wiener_maps", theme=None)
+    shown = {f"true κ (sample {sel.index})": truth} | {
+        name: shifted[name] for name in ("UNet", WIENER_NAME) if name in shifted
+    }
+    figures = map_cells(shown, zrange=robust_range(truth, 0.5, 99.9))
+    for fig in figures:
+        outline_regions(fig, center=center, radius=radius_px, border=border_px, shape=truth.shape)
     table = pd.DataFrame.from_dict(region_rmse(truth, shifted, masks), orient="index").rename_axis(
         "method"
     )
@@ -520,28 +514,30 @@ def wiener_section(sel) -> None:
         "rest",
         "whole map",
     ]
-    with controls:
-        for name in table.index:
-            st.metric(
-                f"Core RMSE · {name}",
+    cards(
+        {
+            f"Core RMSE · {name}": (
                 f"{table.iloc[:, 0][name]:.4f}",
-                help=f"Outside the core: {table.iloc[:, 2][name]:.4f} (rest), "
+                f"Outside the core: {table.iloc[:, 2][name]:.4f} (rest), "
                 f"{table.iloc[:, 1][name]:.4f} (edge band)",
             )
-    with figure:
-        st.dataframe(
-            table,
-            key="learn_wiener_table",
-            column_config={c: st.column_config.NumberColumn(format="%.4f") for c in table.columns},
-        )
-        st.caption(
-            f"RMSE against the true κ in each region: the dashed circle is the core "
-            f"({masks['core'].sum()} px), the dotted frame the inner edge of the band "
-            f"({masks['edge band'].sum()} px). Wiener and KS93 are shifted by the true mean "
-            f"κ̄ = {truth.mean():.4f} (which they cannot know) so that only the shapes are "
-            "compared. A well-trained UNet's lead is largest in the core and smaller at the "
-            "edges; one sample is noisy, so try a few (sidebar)."
-        )
+            for name in table.index
+        }
+    )
+    figure_grid(figures, "learn_wiener_maps")
+    st.dataframe(
+        table,
+        key="learn_wiener_table",
+        column_config={c: st.column_config.NumberColumn(format="%.4f") for c in table.columns},
+    )
+    st.caption(
+        f"RMSE against the true κ in each region: the dashed circle is the core "
+        f"({masks['core'].sum()} px), the dotted frame the inner edge of the band "
+        f"({masks['edge band'].sum()} px). Wiener and KS93 are shifted by the true mean "
+        f"κ̄ = {truth.mean():.4f} (which they cannot know) so that only the shapes are "
+        "compared. A well-trained UNet's lead is largest in the core and smaller at the "
+        "edges; one sample is noisy, so try a few (sidebar)."
+    )
 
 
 # === Page ===

@@ -11,6 +11,7 @@ import streamlit as st
 from lensviz import constants, loss_weights, metrics, plots
 from lensviz.fields import tile_origins
 from ui import cache
+from ui.layout import figure_grid
 from ui.sidebar import Selection, current, require_truth
 
 N_PEAKS_SHOWN = 10  # the report's Fig. 3 marks the 10 highest peaks
@@ -221,15 +222,17 @@ def weights_section(sel) -> None:
                 width="content",
             )
 
-    fig = plots.weight_components_grid(
-        maps, combined, coeffs=coeffs, peaks=top_peaks(truth, N_PEAKS_SHOWN)
+    figure_grid(
+        plots.weight_component_cells(
+            maps, combined, coeffs=coeffs, peaks=top_peaks(truth, N_PEAKS_SHOWN)
+        ),
+        "lw_grid",
     )
-    st.plotly_chart(fig, key="lw_grid", theme=None)
     st.caption(
         f"Red crosses: the {N_PEAKS_SHOWN} highest local maxima of the unsmoothed true κ "
-        "(the peak weight uses the first ones). Combined: Σ aᵢwᵢ / Σ aᵢ. All panels share the "
-        "0–1 scale and the zoom; a component with coefficient 0 takes no part in the "
-        "combination and is drawn faded."
+        "(the peak weight uses the first ones). Combined: Σ aᵢwᵢ / Σ aᵢ. All maps share the "
+        "0–1 scale (bar under the first); a component with coefficient 0 takes no part in "
+        "the combination and is drawn faded."
     )
 
 

@@ -19,6 +19,7 @@ from lensviz import constants, plots
 from lensviz.depth import depth_label, effective_n_gal
 from lensviz.nulltests import peak_region
 from ui import cache
+from ui.layout import figure_grid
 from ui.sidebar import Selection, current
 from ui.text import count
 
@@ -195,15 +196,11 @@ if results is None:
 
 st.subheader("Maps in units of their noise")
 snr_e, snr_b = snr_maps(sel, results)
-st.plotly_chart(
-    plots.significance_grid(snr_e, snr_b, detections(results)),
-    key="null_snr",
-    theme=None,
-)
+figure_grid(plots.significance_cells(snr_e, snr_b, detections(results)), "null_snr")
 st.caption(
-    f"Top: each method's map divided by its noise rms per pixel, from {n_noise} noise maps "
-    "(S/N). Bottom: the same for the 45°-rotated data, the B modes, which should look "
-    "like noise. One scale for every panel. Circles: the detections, peaks that at most "
+    f"Top of each cell: the method's map divided by its noise rms per pixel, from {n_noise} "
+    "noise maps (S/N). Bottom: the same for the 45°-rotated data, the B modes, which should "
+    "look like noise. One scale for every panel. Circles: the detections, peaks that at most "
     f"{FALSE_ALARM:.0%} of the noise maps reach anywhere in the field, 4 px or more from "
     "the footprint's edge; the six of highest S/N carry it. Grey: no galaxies. A pixel's "
     "S/N compares it with noise maps, which are white: a method that answers coherent "

@@ -9,6 +9,7 @@ import streamlit as st
 from lensviz import constants, metrics, plots
 from lensviz.inversion import gaussian_smooth
 from ui import cache
+from ui.layout import figure_grid
 from ui.sidebar import current, require_truth
 
 N_TRUE_SHOWN = 5  # crosses on the truth, as in the report's Fig. 1
@@ -56,18 +57,20 @@ preds = cache.kappa_maps(sel)
 true_pos, true_h = metrics.find_peaks(truth, n=N_TRUE_SHOWN)
 found = {name: metrics.find_peaks(p, n=N_PRED) for name, p in preds.items()}
 
-fig = plots.peaks_figure(
-    gaussian_smooth(truth, SIGMA),
-    {name: sel.masked(gaussian_smooth(p, SIGMA)) for name, p in preds.items()},
-    valid(true_pos, true_h),
-    {name: valid(*found[name]) for name in preds},
-    truth_title=f"true κ (σ {SIGMA:g} px)",
+figure_grid(
+    plots.peaks_cells(
+        gaussian_smooth(truth, SIGMA),
+        {name: sel.masked(gaussian_smooth(p, SIGMA)) for name, p in preds.items()},
+        valid(true_pos, true_h),
+        {name: valid(*found[name]) for name in preds},
+        truth_title=f"true κ (σ {SIGMA:g} px)",
+    ),
+    "peaks_fig",
 )
-st.plotly_chart(fig, key="peaks_fig", theme=None)
 st.caption(
     f"Crosses T1–T{N_TRUE_SHOWN}: the highest true peaks. Circles P1–P{N_PRED}: each "
-    "prediction's highest peaks. Each panel has its own colour scale (the UNet, "
-    "Wiener and KS93 maps differ in amplitude); panels share the zoom."
+    "prediction's highest peaks (the true crosses are repeated on every map). Each map "
+    "has its own colour scale (the UNet, Wiener and KS93 maps differ in amplitude)."
     + (
         " Grey: pixels without galaxies; the metric still counts peaks there, as the "
         "challenge scores whole maps."

@@ -1,0 +1,171 @@
+"""The app's TensorFlow side: the UNet models, their maps and uncertainty, the device.
+
+The only module of ``ui/`` that imports :mod:`lensviz.nn` (TensorFlow and Keras).
+:mod:`ui.cache` reaches it through :func:`ui.cache.nn` when a page first needs the UNet,
+as the command line resolves its TensorFlow commands by name: a fresh server then draws
+its first maps (the data, KS93, Wiener) while TensorFlow is still loading, and the pages
+that never show the UNet never load it. Pages call :mod:`ui.cache`, never this module.
+
+Models are ``st.cache_resource`` (one per file version and server, never mutated);
+maps and uncertainty are ``st.cache_data``, keyed as in :mod:`ui.cache`.
+"""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from lensviz.fields import tile_domain_warnings
+from lensviz.nn.devices import describe_device
+from lensviz.nn.inference import load_model, model_predictor, predict_kappa, training_domain
+from lensviz.nn.uncertainty import calibration, predict_uncertainty
+
+__all__ = [
+    "calibration",
+    "device_label",
+    "field_predictor",
+    "map_predictor",
+    "unet_kappa",
+    "unet_model",
+    "unet_sigma",
+    "unet_warnings",
+]
+
+
+def _freeze_heap() -> None:
+    """Exempt the objects alive now (TensorFlow, Keras, loaded models) from cyclic GC.
+
+    After every script run Streamlit calls ``keras.backend.clear_session()`` and
+    ``gc.collect()``. Once TensorFlow is imported each full collection scans millions of
+    objects: 0.4–0.9 s on 2 CPU cores, twice per widget move. Frozen objects are still
+    freed by reference counting; only cycles among them are never collected.
+    """
+    gc.freeze()
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the UNet…")
+def _keras_model(path: str, mtime: float):
+    model = load_model(path)
+    for w, value in zip(model.weights, model.get_weights(), strict=True):
+        if not np.isfinite(value).all():
+            raise ValueError(
+                f"model file {Path(path).name!r} has non-finite weights (NaN "
+                f"or inf) in {w.path}; it cannot be used"
+            )
+    _freeze_heap()
+    return model
+
+
+def unet_model(sel):
+    """The selected Keras model (cached per file version; never mutate it), or None.
+
+    Raises
+    ------
+    ValueError
+        If the file is corrupt or its weights are not finite.
+    """
+    if sel.model_path is None:
+        return None
+    return _keras_model(sel.model_path, sel.model_mtime)
+
+
+def unet_warnings(sel) -> list[str]:
+    """Why the selected UNet may be wrong on the selected sample: the sentences of
+    :func:`lensviz.fields.tile_domain_warnings` against the model's training domain, tile
+    by tile on a whole field (empty when the sample lies inside it, or when nothing is
+    known of the model)."""
+    try:
+        model = unet_model(sel)
+    except (ValueError, OSError):
+        return []  # the pages report an unreadable model themselves
+    domain = None if model is None else training_domain(model)
+    return [] if domain is None else tile_domain_warnings(sel.sample_eps, domain)
+
+
+@st.cache_resource
+def _device() -> str:
+    label = describe_device()  # initialises TensorFlow's devices
+    _freeze_heap()
+    return label
+
+
+def device_label() -> str:
+    """Where the UNet runs, e.g. ``"CPU (2 cores)"``."""
+    return _device()
+
+
+def field_predictor(model):
+    """``eps (N, ny, nx, 3) -> kappa (N, ny, nx)`` of ``model`` on maps of any size
+    (:func:`lensviz.nn.inference.model_predictor`: blended tiles on whole fields)."""
+    return model_predictor(model)
+
+
+def map_predictor(model):
+    """``eps (N, 128, 128, 3) -> kappa (N, 128, 128)`` of ``model`` on tiles
+    (:func:`lensviz.nn.inference.predict_kappa`)."""
+    return lambda eps: predict_kappa(model, eps)
+
+
+@st.cache_data(max_entries=64, show_spinner="Running the UNet…")
+def _unet(
+    model_path: str, mtime: float, data_key: str, index: int, _eps: np.ndarray, _model
+) -> np.ndarray:
+    return model_predictor(_model)(_eps[index])
+
+
+def unet_kappa(sel) -> np.ndarray | None:
+    """UNet κ ``(ny, nx)`` of the selected sample (a ``tf.function`` forward; a whole
+    field from blended overlapping tiles); None without a model.
+
+    Raises
+    ------
+    ValueError, OSError
+        If the model cannot be loaded or run.
+    """
+    if sel.model_path is None:
+        return None
+    return _unet(sel.model_path, sel.model_mtime, sel.key, sel.index, sel.eps, unet_model(sel))
+
+
+@st.cache_data(max_entries=16, show_spinner="Running the UNet uncertainty passes…")
+def _uncertainty(
+    model_path: str,
+    mtime: float,
+    data_key: str,
+    index: int,
+    method: str,
+    n_passes: int,
+    _eps: np.ndarray,
+    _model,
+) -> tuple[np.ndarray, np.ndarray]:
+    return predict_uncertainty(_model, _eps[index], method=method, n_passes=n_passes, seed=0)
+
+
+def unet_sigma(sel, method: str, n_passes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and per-pixel σ ``(128, 128)`` of the selected sample's UNet κ.
+
+    ``method`` is ``"mc_dropout"`` (``n_passes`` passes, seed 0) or ``"tta"`` (the 8
+    symmetries; ``n_passes`` is ignored). See
+    :func:`lensviz.nn.uncertainty.predict_uncertainty`.
+
+    Raises
+    ------
+    ValueError
+        Without a model, or if it cannot be loaded.
+    """
+    if sel.model_path is None:
+        raise ValueError("no UNet weights are available")
+    passes = int(n_passes) if method == "mc_dropout" else 0  # one cache entry for "tta"
+    return _uncertainty(
+        sel.model_path,
+        sel.model_mtime,
+        sel.key,
+        sel.index,
+        method,
+        passes,
+        sel.eps,
+        unet_model(sel),
+    )
