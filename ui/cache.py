@@ -28,6 +28,7 @@ import dataclasses
 import importlib
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +90,7 @@ __all__ = [
     "noise_sweep",
     "null_test_methods",
     "null_test_results",
+    "reconstruction_seconds",
     "observed_dataset",
     "power_spectrum",
     "power_spectrum_path",
@@ -866,15 +868,31 @@ def null_test_methods(sel) -> dict[str, tuple[tuple, object]]:
     return methods
 
 
+@st.cache_data(max_entries=64, show_spinner=False)
+def _seconds_per_map(data_key: str, index: int, method: tuple, _eps, _reconstruct) -> float:
+    eps = _eps[index]
+    start = time.perf_counter()
+    _reconstruct(np.stack([eps, eps]))
+    return (time.perf_counter() - start) / 2
+
+
+def reconstruction_seconds(sel, method_key: tuple, reconstruct) -> float:
+    """Seconds one reconstruction of the selected sample takes with a method of
+    :func:`null_test_methods` (two maps timed once per server, data and method: the
+    first may include TensorFlow's tracing): the estimate of a progress bar."""
+    return _seconds_per_map(sel.key, sel.index, method_key, sel.eps, reconstruct)
+
+
 def null_test_results(sel, n_noise: int, on_method=None) -> dict[str, dict]:
     """:func:`lensviz.nulltests.null_tests` of the selected sample for each method of
     :func:`null_test_methods`, keyed by display name: the E/B test and ``n_noise``
     randomised-orientation noise maps (seed 0, the same maps for every method), over the
     sample's footprint (its pixels with galaxies).
 
-    Each method is one cache entry. ``on_method(i, n, name)`` is called before method
-    ``i`` of ``n`` (a progress bar, drawn by the page outside the cached functions, so a
-    cached result replays nothing).
+    Each method is one cache entry. ``on_method(i, n, name, seconds)`` is called before
+    method ``i`` of ``n`` with an estimate of its time when not cached (the
+    :func:`reconstruction_seconds` of its ``n_noise + 2`` maps): a progress bar, drawn by
+    the page outside the cached functions, so a cached result replays nothing.
 
     Raises
     ------
@@ -885,6 +903,7 @@ def null_test_results(sel, n_noise: int, on_method=None) -> dict[str, dict]:
     out = {}
     for i, (name, (key, reconstruct)) in enumerate(methods.items()):
         if on_method is not None:
-            on_method(i, len(methods), name)
+            seconds = (n_noise + 2) * reconstruction_seconds(sel, key, reconstruct)
+            on_method(i, len(methods), name, seconds)
         out[name] = _null_test(sel.key, sel.index, key, int(n_noise), sel.eps, reconstruct)
     return out

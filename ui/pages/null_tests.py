@@ -21,7 +21,7 @@ from lensviz.nulltests import peak_region
 from ui import cache
 from ui.layout import figure_grid
 from ui.sidebar import Selection, current
-from ui.text import count
+from ui.text import count, format_duration
 
 #: A peak is called a detection when at most this share of the noise maps reach its height.
 FALSE_ALARM = 0.05
@@ -49,8 +49,12 @@ def run_tests(sel: Selection, n_noise: int) -> dict[str, dict] | None:
     """The null tests of the selected sample, with a progress bar by method the first time."""
     bar = st.progress(0.0, text=f"Reconstructing {n_noise} noise maps with each method…")
 
-    def on_method(i: int, n: int, name: str) -> None:
-        bar.progress(i / n, text=f"{name}: {n_noise} noise maps (method {i + 1} of {n})…")
+    def on_method(i: int, n: int, name: str, seconds: float) -> None:
+        bar.progress(
+            i / n,
+            text=f"{name}: {n_noise} noise maps, about {format_duration(max(seconds, 1.0))} "
+            f"(method {i + 1} of {n}; the results are kept for every session)…",
+        )
 
     try:
         results = cache.null_test_results(sel, n_noise, on_method=on_method)
