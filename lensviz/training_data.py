@@ -44,6 +44,7 @@ from lensviz.simulate import FieldMix, field_draw, simulate_sample
 __all__ = [
     "TRAINING_SET_DATASETS",
     "training_sample",
+    "whole_fields",
     "TrainingSetWriter",
     "write_training_set",
     "is_training_set",
@@ -100,6 +101,18 @@ def training_sample(seed: int, mix: FieldMix | None = None, b_modes: bool = Fals
     if b_modes:
         out["features_b"] = unet_features(rotate_45(eps), cfg.pixel_arcmin)[tile]
     return out
+
+
+def whole_fields(seeds, mix: FieldMix | None = None):
+    """The whole fields of training-mix samples: ``(eps, kappa, origin, pixel_arcmin)``.
+
+    For each seed, the field :func:`training_sample` cuts its tile from, with the
+    tile's origin: what a method that runs on the whole field (KS93, Wiener) sees.
+    """
+    for seed in seeds:
+        draw = field_draw(int(seed), mix)
+        eps, kappa = simulate_sample(int(seed), draw.config)
+        yield eps, kappa, draw.origin, float(draw.config.pixel_arcmin)
 
 
 class TrainingSetWriter(_GrowingFile):

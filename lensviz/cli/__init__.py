@@ -190,6 +190,7 @@ _observe_output = _output(
 )
 _npz_output = _output({"NumPy archive": (".npz",)})
 _keras_output = _output({"Keras model": (".keras",)})
+_json_output = _output({"JSON file": (".json",)})
 
 
 # === Helpers shared by the command modules ===
@@ -565,6 +566,27 @@ COMMANDS: tuple[Command, ...] = (
                 "each (default 0.5; the shipped S: 0.2,0.25,0.3,0.36,0.5,0.7,1,1.4,2)",
             ),
             arg("--out", type=_npz_output, required=True, help="output .npz"),
+            arg("--overwrite", action="store_true", help="replace OUT if it exists"),
+        ),
+    ),
+    Command(
+        "errorbars",
+        "lensviz.cli.errorbars:cmd_errorbars",
+        "calibrate the error bars of KS93 and the Wiener filter on simulated fields",
+        (
+            arg(
+                "--n",
+                type=_positive_int,
+                default=2400,
+                help="calibration fields of the training mix (default 2400)",
+            ),
+            arg(
+                "--seed",
+                type=_non_negative_int,
+                default=constants.CALIBRATION_SEED_START + 100_000,
+                help="first seed (default 600000: calibration seeds, past the validation set)",
+            ),
+            arg("--out", type=_json_output, required=True, help="output .json"),
             arg("--overwrite", action="store_true", help="replace OUT if it exists"),
         ),
     ),

@@ -1,0 +1,647 @@
+"""Calibrated error bars: a ±σ for every pixel of every method's κ map.
+
+Every reconstruction ``κ̂`` of lensviz comes with ``kappa_std``, the half-width of the
+band ``κ̂ ± kappa_std`` that holds the true κ in 68.3 % of the pixels, and ``kappa_hw95``,
+that of the 95.4 % band. Both are a per-pixel *shape* ``s(x)`` times a factor calibrated
+on simulations (split conformal prediction; e.g. Angelopoulos & Bates 2023):
+
+.. math::
+
+    \\mathrm{kappa\\_std}(x) = q_{68}(n_\\mathrm{gal})\\, s(x),\\qquad
+    \\mathrm{kappa\\_hw95}(x) = q_{95}(n_\\mathrm{gal})\\, s(x)
+
+where ``q`` is the 68.3 % (95.4 %) quantile of ``|κ − κ̂| / s`` over the pixels of
+calibration fields at that depth (seeds disjoint from training and tests), interpolated
+in log n_gal between depth nodes. The 95.4 % band is calibrated on its own: the errors
+are heavy-tailed near cluster cores, so ``q95`` is not ``2 q68``.
+
+The shape of the linear methods (KS93, smoothed or not, and the Wiener filter) is
+analytic (:func:`linear_shape`):
+
+.. math::
+
+    s^2(x) = c\\,\\sigma^2_\\mathrm{noise}(x) + a\\,V_\\mathrm{bias}
+    + \\big(b\\,m_2(x) + d\\,m_8(x) + e\\big)\\,V_\\kappa
+
+* ``σ²_noise`` is the shape noise propagated exactly through the method's linear filter
+  (:func:`noise_variance`): each filled pixel's two components carry variance Δε²,
+  so ``σ²_noise = (A_1² + A_2²) ⊛ Δε²``, with ``A_i`` the real-space kernels from
+  ``e_i`` to ``κ̂`` on the zero-padded grid: exact for the circular transform the
+  method performs, near masks and field edges included;
+* ``V_bias = ⟨|1 − W(k)|² S(k)⟩``, the variance of what the filter ``W`` removes from a
+  Gaussian field of power S (the smoothing bias; 0 for raw KS93);
+* ``V_κ = ⟨S(k)⟩``, the signal variance, times ``m_2(x)`` and ``m_8(x)``, the share of
+  the neighbourhood without data (1 − the filled pixels smoothed by 2 px and by 8 px):
+  where there are no galaxies, in holes and beyond the field's edges, the map knows
+  nothing of κ, and KS93's border errors reach some 10 px in; plus a floor ``e V_κ``
+  for what no term names (the mass sheet, the reduced shear of cluster cores);
+
+with S the κ power spectrum at the field's pixel scale
+(:class:`lensviz.wiener.PowerSpectrum`), and ``(c, a, b, d, e)`` fitted per method and
+depth by the Gaussian likelihood of the calibration residuals (:func:`fit_linear`)
+before the conformal factors. The UNet's shape comes from a moment network trained on its
+residuals (:mod:`lensviz.nn.errorbars`).
+
+The tables live in an :class:`ErrorModel` per method, saved as JSON
+(:meth:`ErrorModel.to_dict`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from scipy import fft as sfft
+from scipy.optimize import minimize
+
+from lensviz import constants
+from lensviz._atomic import write_text
+from lensviz.depth import effective_n_gal
+from lensviz.evaluation import ks93_predictor, wiener_predictor
+from lensviz.inversion import _half_kernels, gaussian_smooth, wavenumber
+from lensviz.wiener import PowerSpectrum, noise_power
+
+__all__ = [
+    "COVERAGE_68",
+    "COVERAGE_95",
+    "DEPTH_NODES",
+    "ErrorModel",
+    "gaussian_transfer",
+    "wiener_transfer",
+    "noise_variance",
+    "missing_share",
+    "linear_shape",
+    "conformal_quantiles",
+    "fit_linear",
+    "coverage",
+    "SIGMA_NODES",
+    "depth_node_index",
+    "linear_calibration_data",
+    "calibrate_linear",
+    "save_error_models",
+    "load_error_models",
+]
+
+#: The share of pixels the ±kappa_std band holds: erf(1/√2).
+COVERAGE_68 = math.erf(1 / math.sqrt(2))
+#: The share of pixels the ±kappa_hw95 band holds: erf(2/√2).
+COVERAGE_95 = math.erf(2 / math.sqrt(2))
+#: Depth nodes [galaxies per arcmin²] of the calibration tables; ``inf``: no shape noise.
+DEPTH_NODES = (5.0, 10.0, 30.0, 100.0, 300.0, 1000.0, math.inf)
+#: Smoothings [pixels] of the missing-data shares m_2(x), m_8(x).
+MISSING_SMOOTH_PX = (2.0, 8.0)
+#: Number of shape parameters of a linear method: (c, a, b, d, e).
+N_LINEAR_PARAMS = 5
+
+
+# === The shapes of the linear methods ===
+
+
+def gaussian_transfer(ny: int, nx: int, sigma_px: float) -> np.ndarray:
+    """Fourier transfer of a Gaussian smoothing of σ pixels, ``exp(−2π²σ²k²)``, ``(ny, nx)``."""
+    return np.exp(-2.0 * np.pi**2 * sigma_px**2 * wavenumber(ny, nx) ** 2)
+
+
+def wiener_transfer(
+    ny: int, nx: int, signal: PowerSpectrum, noise_var: float, pixel_arcmin: float
+) -> np.ndarray:
+    """The Wiener filter ``S/(S+N)`` on a grid (:func:`lensviz.wiener.wiener`'s)."""
+    s = signal.on_grid(ny, nx, pixel_arcmin)
+    total = s + noise_var
+    return np.divide(s, total, out=np.zeros_like(s), where=total > 0)
+
+
+def _squared_kernel_hat(py: int, px: int, transfer: np.ndarray) -> np.ndarray:
+    """rfft2 of ``A_1² + A_2²``, the real-space kernels from e1, e2 to the filtered κ_E."""
+    c, s = _half_kernels(py, px, "float64")
+    half = px // 2 + 1
+    w = transfer[:, :half]
+    a1 = sfft.irfft2(w * c, s=(py, px))
+    a2 = sfft.irfft2(w * s, s=(py, px))
+    return sfft.rfft2(a1 * a1 + a2 * a2)
+
+
+def noise_variance(delta_e, transfer, pad: int = 0) -> np.ndarray:
+    """Shape-noise variance of a linear E-mode map, propagated exactly.
+
+    The map is ``κ̂ = crop(F⁻¹[W (c ê₁ + s ê₂)])`` of the ellipticities zero-padded by
+    ``pad`` (KS93 with the filter ``W``). Each filled pixel's components carry
+    independent noise of variance Δε², empty ones none, so
+
+    .. math::
+
+        \\mathrm{Var}\\,\\hat\\kappa(x) = \\sum_y \\big(A_1^2 + A_2^2\\big)(x - y)\\,
+        \\Delta\\varepsilon^2(y)
+
+    a circular convolution on the padded grid, done by FFT.
+
+    Parameters
+    ----------
+    delta_e : array_like, shape (ny, nx)
+        Δε of one field; empty pixels (``≥ EMPTY_PIXEL_SIGMA``) carry no noise.
+    transfer : array_like, shape (ny + 2 pad, nx + 2 pad)
+        ``W(k)`` on the padded grid.
+    pad : int
+        Zero-padding per side [pixels], as the method pads.
+
+    Returns
+    -------
+    ndarray, shape (ny, nx), float64
+
+    Examples
+    --------
+    White noise through raw KS93 on a periodic grid keeps its variance (KS93 is a
+    rotation of (e1, e2) in Fourier space), up to the mean and Nyquist modes it drops:
+
+    >>> var = noise_variance(np.full((64, 64), 0.1), np.ones((64, 64)))
+    >>> round(float(var.mean()), 4)
+    0.0097
+    """
+    d = np.asarray(delta_e, dtype=np.float64)
+    ny, nx = d.shape
+    transfer = np.asarray(transfer, dtype=np.float64)
+    if transfer.shape != (ny + 2 * pad, nx + 2 * pad):
+        raise ValueError(
+            f"transfer {transfer.shape} is not the padded grid {(ny + 2 * pad, nx + 2 * pad)}"
+        )
+    return _convolve_noise(d, _squared_kernel_hat(*transfer.shape, transfer), pad)
+
+
+def _convolve_noise(d: np.ndarray, kernel_hat: np.ndarray, pad: int) -> np.ndarray:
+    ny, nx = d.shape
+    py, px = ny + 2 * pad, nx + 2 * pad
+    var = np.zeros((py, px))
+    filled = d < constants.EMPTY_PIXEL_SIGMA
+    var[pad : pad + ny, pad : pad + nx] = np.where(filled, d * d, 0.0)
+    out = sfft.irfft2(sfft.rfft2(var) * kernel_hat, s=(py, px))
+    return np.maximum(out[pad : pad + ny, pad : pad + nx], 0.0)
+
+
+@lru_cache(maxsize=32)
+def _gaussian_kernel_hat(py: int, px: int, sigma_px: float) -> np.ndarray:
+    """The squared-kernel transform of KS93 smoothed by σ (cached: the same for every map)."""
+    hat = _squared_kernel_hat(py, px, gaussian_transfer(py, px, sigma_px))
+    hat.setflags(write=False)
+    return hat
+
+
+def missing_share(delta_e, sigma_px: float, pad: int = 0) -> np.ndarray:
+    """``m(x)``: 1 − the filled pixels smoothed by ``sigma_px`` (0 in full data, 1 in a hole).
+
+    The field is zero-padded by ``pad`` (beyond its edges there are no galaxies either),
+    smoothed, and cropped back.
+    """
+    d = np.asarray(delta_e)
+    filled = np.pad((d < constants.EMPTY_PIXEL_SIGMA).astype(np.float64), pad)
+    smooth = gaussian_smooth(filled, sigma_px)
+    if pad:
+        smooth = smooth[pad:-pad, pad:-pad]
+    return np.clip(1.0 - smooth, 0.0, 1.0)
+
+
+def missing_shares(delta_e, pad: int) -> np.ndarray:
+    """``(m_2(x), m_8(x))`` of :data:`MISSING_SMOOTH_PX`, ``(2, ny, nx)``."""
+    return np.stack([missing_share(delta_e, s, pad) for s in MISSING_SMOOTH_PX])
+
+
+def _signal_terms(transfer: np.ndarray, signal: PowerSpectrum, pixel_arcmin: float):
+    """``V_bias = ⟨|1 − W|² S⟩`` and ``V_κ = ⟨S⟩`` on the transfer's grid."""
+    s = signal.on_grid(*transfer.shape, pixel_arcmin)
+    return float(np.mean((1.0 - transfer) ** 2 * s)), float(np.mean(s))
+
+
+def linear_shape(
+    eps,
+    method: str,
+    signal: PowerSpectrum,
+    params=(1.0, 1.0, 1.0, 1.0, 0.0),
+    sigma_px: float = 0.0,
+    pad: int = 0,
+    pixel_arcmin: float = constants.PIXEL_ARCMIN,
+    parts: bool = False,
+):
+    """The shape ``s(x)`` of a linear method's error bar (module docstring).
+
+    Parameters
+    ----------
+    eps : array_like, shape (ny, nx, 3)
+        One field.
+    method : {"ks93", "wiener"}
+        KS93 smoothed by ``sigma_px`` (0: raw), or the Wiener filter.
+    signal : PowerSpectrum
+        S, for the signal terms and the Wiener filter.
+    params : (c, a, b, d, e)
+        Weights of the noise, bias, missing-data (2 px, 8 px) and floor terms.
+    sigma_px : float
+        KS93's Gaussian smoothing [pixels].
+    pad : int
+        The method's zero-padding per side.
+    pixel_arcmin : float
+        Pixel side [arcmin].
+    parts : bool
+        Return ``(σ²_noise(x), V_bias, V_κ)`` instead of ``s`` (the missing-data maps
+        are :func:`missing_shares`, the same for every method).
+
+    Returns
+    -------
+    ndarray, shape (ny, nx)
+        ``s(x)``, float32 (or the parts).
+    """
+    eps = np.asarray(eps, dtype=np.float32)
+    if eps.ndim != 3 or eps.shape[-1] != 3:
+        raise ValueError(f"expected one field (ny, nx, 3), got shape {eps.shape}")
+    ny, nx = eps.shape[:2]
+    py, px = ny + 2 * pad, nx + 2 * pad
+    if method == "ks93":
+        transfer = gaussian_transfer(py, px, sigma_px)
+        kernel_hat = _gaussian_kernel_hat(py, px, float(sigma_px))
+    elif method == "wiener":
+        transfer = wiener_transfer(py, px, signal, float(noise_power(eps[..., 2])), pixel_arcmin)
+        kernel_hat = _squared_kernel_hat(py, px, transfer)
+    else:
+        raise ValueError(f"method must be 'ks93' or 'wiener', got {method!r}")
+    noise = _convolve_noise(np.asarray(eps[..., 2], np.float64), kernel_hat, pad)
+    v_bias, v_kappa = _signal_terms(transfer, signal, pixel_arcmin)
+    if parts:
+        return noise, v_bias, v_kappa
+    c, a, b, d, e = params
+    m2, m8 = missing_shares(eps[..., 2], pad)
+    var = c * noise + a * v_bias + (b * m2 + d * m8 + e) * v_kappa
+    return np.sqrt(var).astype(np.float32)
+
+
+# === Calibration ===
+
+
+def _depth_of(delta_e, pixel_arcmin: float) -> float:
+    return float(effective_n_gal(np.asarray(delta_e), pixel_arcmin=pixel_arcmin))
+
+
+def _node_position(n_gal: float, nodes) -> float:
+    """Fractional index of a depth among the nodes, linear in log n_gal, clipped."""
+    finite = [n for n in nodes if math.isfinite(n)]
+    if math.isinf(n_gal):
+        return float(len(nodes) - 1) if math.isinf(nodes[-1]) else float(len(finite) - 1)
+    x = np.interp(math.log(n_gal), np.log(finite), np.arange(len(finite)))
+    return float(x)
+
+
+def _interp_nodes(table: np.ndarray, position: float) -> np.ndarray:
+    lo = int(math.floor(position))
+    hi = min(lo + 1, len(table) - 1)
+    t = position - lo
+    return (1 - t) * table[lo] + t * table[hi]
+
+
+@dataclasses.dataclass(frozen=True)
+class ErrorModel:
+    """The calibration of one method's error bars.
+
+    Attributes
+    ----------
+    method : str
+        ``"ks93"``, ``"wiener"`` or ``"unet"``.
+    depth_nodes : tuple of float
+        n_gal of the table's rows (``inf``: no shape noise).
+    q68, q95 : tuple of tuple of float
+        Conformal factors per smoothing node (outer) and depth node (inner): the 68.3 %
+        and 95.4 % quantiles of ``|κ − κ̂| / s``.
+    params : tuple or None
+        Per smoothing and depth node, ``(c, a, b, d, e)`` of :func:`linear_shape`
+        (linear methods); None for the UNet, whose shape is its moment network's.
+    sigma_nodes : tuple of float
+        KS93 smoothing σ [px] of the outer index (``(0.0,)`` for other methods).
+    provenance : dict
+        How it was calibrated (command, seeds, maps, pixels).
+    """
+
+    method: str
+    depth_nodes: tuple
+    q68: tuple
+    q95: tuple
+    params: tuple | None = None
+    sigma_nodes: tuple = (0.0,)
+    provenance: dict = dataclasses.field(default_factory=dict)
+
+    def _at(self, table, n_gal: float, sigma_px: float) -> np.ndarray:
+        t = np.asarray(table, dtype=np.float64)  # (n_sigma, n_depth, ...)
+        sig = np.asarray(self.sigma_nodes, dtype=np.float64)
+        i = float(np.interp(sigma_px, sig, np.arange(len(sig)))) if len(sig) > 1 else 0.0
+        by_sigma = _interp_nodes(t, i)
+        return _interp_nodes(by_sigma, _node_position(n_gal, self.depth_nodes))
+
+    def factors(self, n_gal: float, sigma_px: float = 0.0) -> tuple[float, float]:
+        """``(q68, q95)`` at a depth (and KS93 smoothing)."""
+        return float(self._at(self.q68, n_gal, sigma_px)), float(
+            self._at(self.q95, n_gal, sigma_px)
+        )
+
+    def shape_params(self, n_gal: float, sigma_px: float = 0.0) -> tuple[float, ...]:
+        """``(c, a, b, d, e)`` of :func:`linear_shape` at a depth (and KS93 smoothing)."""
+        if self.params is None:
+            raise ValueError(f"the {self.method} error model has no linear shape parameters")
+        return tuple(float(v) for v in self._at(self.params, n_gal, sigma_px))
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["depth_nodes"] = [None if math.isinf(n) else n for n in self.depth_nodes]
+        return d
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ErrorModel:
+        """Inverse of :meth:`to_dict`; ValueError naming what is missing or malformed."""
+        try:
+            depth = tuple(math.inf if n is None else float(n) for n in values["depth_nodes"])
+            model = cls(
+                method=str(values["method"]),
+                depth_nodes=depth,
+                q68=tuple(tuple(float(v) for v in row) for row in values["q68"]),
+                q95=tuple(tuple(float(v) for v in row) for row in values["q95"]),
+                params=_nested_tuple(values.get("params")),
+                sigma_nodes=tuple(float(s) for s in values.get("sigma_nodes", (0.0,))),
+                provenance=dict(values.get("provenance", {})),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not an error model: {exc!r}") from None
+        shape = (len(model.sigma_nodes), len(model.depth_nodes))
+        for name in ("q68", "q95"):
+            got = np.asarray(getattr(model, name), dtype=np.float64)
+            if got.shape != shape or not np.all(np.isfinite(got) & (got > 0)):
+                raise ValueError(f"error model {name}: expected positive {shape}, got {got.shape}")
+        return model
+
+
+def _nested_tuple(values):
+    if values is None:
+        return None
+    if isinstance(values, (list, tuple)):
+        return tuple(_nested_tuple(v) for v in values)
+    return float(values)
+
+
+def conformal_quantiles(resid, shape, levels=(COVERAGE_68, COVERAGE_95)) -> tuple[float, ...]:
+    """Quantiles of ``|resid| / shape`` at ``levels`` (split conformal, finite-sample).
+
+    The ``⌈(n + 1) level⌉``-th smallest score: the band ``q · shape`` then holds a new
+    exchangeable pixel with probability at least ``level``.
+    """
+    scores = np.abs(np.asarray(resid, np.float64)).ravel() / np.asarray(shape, np.float64).ravel()
+    scores = np.sort(scores[np.isfinite(scores)])
+    n = len(scores)
+    if n == 0:
+        raise ValueError("no finite scores to calibrate on")
+    out = []
+    for level in levels:
+        k = min(n - 1, max(0, math.ceil((n + 1) * level) - 1))
+        out.append(float(scores[k]))
+    return tuple(out)
+
+
+def fit_linear(noise, bias, missing, resid) -> tuple[float, ...]:
+    """``(c, a, b, d, e) ≥ 0`` maximising the Gaussian likelihood of residuals.
+
+    ``resid ~ N(0, c·noise + a·bias + (b·m₂ + d·m₈ + e)·V_κ)`` pixel by pixel, with
+    ``missing`` the stacked ``(m₂ V_κ, m₈ V_κ, V_κ)`` (shape ``(3, …)`` of ``resid``'s);
+    minimises the mean of ``log v + r²/v`` over log-parameters (Nelder–Mead).
+    """
+    n = np.asarray(noise, np.float64).ravel()
+    r2 = np.asarray(resid, np.float64).ravel() ** 2
+    bi = np.broadcast_to(np.asarray(bias, np.float64), np.asarray(noise).shape).ravel()
+    m = np.asarray(missing, np.float64).reshape(3, -1)
+    terms = np.stack([n, bi, m[0], m[1], m[2]])
+
+    def nll(log_p):
+        v = np.exp(log_p) @ terms + 1e-12
+        return float(np.mean(np.log(v) + r2 / v))
+
+    # A term that never matters (raw KS93 has no bias term, a field without holes no
+    # m₂) runs to exp(−20) ≈ 2e-9 instead of to −∞.
+    best = minimize(
+        nll,
+        np.zeros(N_LINEAR_PARAMS),
+        method="L-BFGS-B",
+        bounds=[(-20.0, 8.0)] * N_LINEAR_PARAMS,
+    )
+    return tuple(float(v) for v in np.exp(best.x))
+
+
+def coverage(kappa_true, kappa_pred, half_width, mask=None) -> float:
+    """Share of pixels (optionally in ``mask``) with ``|κ − κ̂| ≤ half_width``."""
+    inside = np.abs(np.asarray(kappa_true) - np.asarray(kappa_pred)) <= np.asarray(half_width)
+    if mask is not None:
+        inside = inside[np.broadcast_to(np.asarray(mask, bool), inside.shape)]
+    return float(np.mean(inside))
+
+
+# === Calibration on simulated fields ===
+
+#: KS93 smoothing nodes [pixels] of the linear calibration (the app's slider spans 0–8).
+SIGMA_NODES = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
+
+
+def depth_node_index(n_gal: float, nodes=DEPTH_NODES) -> int:
+    """The node nearest a depth in log n_gal (``inf`` to the no-noise node)."""
+    if math.isinf(n_gal):
+        return len(nodes) - 1
+    finite = np.log([n for n in nodes if math.isfinite(n)])
+    return int(np.argmin(np.abs(finite - math.log(n_gal))))
+
+
+def linear_calibration_data(
+    fields,
+    signal: PowerSpectrum,
+    sigma_nodes=SIGMA_NODES,
+    pad: int = 64,
+    pixels: int = 512,
+    seed: int = 0,
+) -> dict:
+    """The terms and residuals of the linear methods on calibration fields, per tile.
+
+    Parameters
+    ----------
+    fields : iterable of (eps, kappa, origin, pixel_arcmin)
+        Whole simulated fields ``(ny, nx, 3)``, their κ, and the origin of the 128² tile
+        to score (:func:`lensviz.simulate.field_draw`), as a user's field is
+        reconstructed whole and read where it matters.
+    signal : PowerSpectrum
+    sigma_nodes : tuple of float
+        KS93 smoothings to calibrate.
+    pad : int
+        Zero-padding of the methods.
+    pixels : int
+        Random pixels kept per tile (bounds memory).
+    seed : int
+        Of the pixel draws.
+
+    Returns
+    -------
+    dict
+        ``depth`` (n_gal of each tile), and per method key (``("ks93", σ)``,
+        ``("wiener", 0.0)``) the arrays ``noise``, ``bias``, ``resid``
+        ``(n_tiles, pixels)`` and ``missing`` ``(n_tiles, 3, pixels)``:
+        ``(m₂ V_κ, m₈ V_κ, V_κ)``.
+    """
+    rng = np.random.default_rng(seed)
+    keys = [("ks93", float(s)) for s in sigma_nodes] + [("wiener", 0.0)]
+    out = {k: {"noise": [], "bias": [], "missing": [], "resid": []} for k in keys}
+    depths = []
+    wiener = wiener_predictor(signal, pad)
+    for eps, kappa, (y0, x0), scale in fields:
+        t = constants.NPIX
+        tile = (slice(y0, y0 + t), slice(x0, x0 + t))
+        pick = rng.choice(t * t, size=min(pixels, t * t), replace=False)
+        depths.append(_depth_of(eps[tile][..., 2], scale))
+        raw = ks93_predictor(0.0, pad)(eps[None])[0]
+        shares = missing_shares(eps[..., 2], pad)[:, tile[0], tile[1]].reshape(2, -1)[:, pick]
+        shares = np.concatenate([shares, np.ones((1, len(pick)))])
+        for key in keys:
+            method, sigma = key
+            if method == "ks93":
+                pred = gaussian_smooth(raw, sigma)
+            else:
+                pred = wiener(eps[None], pixel_arcmin=scale)[0]
+            noise, bias, v_kappa = linear_shape(
+                eps, method, signal, sigma_px=sigma, pad=pad, pixel_arcmin=scale, parts=True
+            )
+            row = out[key]
+            row["noise"].append(noise[tile].ravel()[pick].astype(np.float32))
+            row["bias"].append(np.float32(bias))
+            row["missing"].append((shares * v_kappa).astype(np.float32))
+            row["resid"].append((kappa - pred)[tile].ravel()[pick].astype(np.float32))
+    result = {"depth": np.asarray(depths)}
+    for key, row in out.items():
+        result[key] = {
+            "noise": np.stack(row["noise"]),
+            "bias": np.asarray(row["bias"])[:, None] * np.ones((1, len(row["noise"][0]))),
+            "missing": np.stack(row["missing"]),
+            "resid": np.stack(row["resid"]),
+        }
+    return result
+
+
+def calibrate_linear(data: dict, provenance: dict | None = None) -> dict[str, ErrorModel]:
+    """Fit the shape parameters and the conformal factors of KS93 and Wiener.
+
+    Per method and depth node: ``(c, a, b, d, e)`` by :func:`fit_linear` on the even tiles,
+    then ``q68``, ``q95`` by :func:`conformal_quantiles` on the odd ones (a split: the
+    factors are measured on tiles the shape was not fitted to). A node with fewer than
+    20 tiles borrows the parameters of its nearest neighbour with enough.
+
+    Parameters
+    ----------
+    data : dict
+        :func:`linear_calibration_data`.
+    provenance : dict, optional
+
+    Returns
+    -------
+    dict
+        ``{"ks93": ErrorModel, "wiener": ErrorModel}``.
+    """
+    depth = data["depth"]
+    nodes = np.array([depth_node_index(d) for d in depth])
+    sigma_nodes = sorted(key[1] for key in data if isinstance(key, tuple) and key[0] == "ks93")
+    models = {}
+    for method, sigmas in (("ks93", sigma_nodes), ("wiener", [0.0])):
+        params, q68, q95 = [], [], []
+        for sigma in sigmas:
+            d = data[(method, sigma)]
+            p_row, q68_row, q95_row = [], [], []
+            for j in range(len(DEPTH_NODES)):
+                tiles = np.flatnonzero(nodes == j)
+                if len(tiles) < 20:
+                    p_row.append(None)
+                    q68_row.append(None)
+                    q95_row.append(None)
+                    continue
+                fit, score = tiles[0::2], tiles[1::2]
+                missing = np.moveaxis(d["missing"][fit], 1, 0)
+                p = fit_linear(d["noise"][fit], d["bias"][fit], missing, d["resid"][fit])
+                c, a, b, dd, e = p
+                m = d["missing"][score]
+                shape = np.sqrt(
+                    c * d["noise"][score]
+                    + a * d["bias"][score]
+                    + b * m[:, 0]
+                    + dd * m[:, 1]
+                    + e * m[:, 2]
+                )
+                q = conformal_quantiles(d["resid"][score], shape)
+                p_row.append(p)
+                q68_row.append(q[0])
+                q95_row.append(q[1])
+            params.append(_fill_nodes(p_row))
+            q68.append(_fill_nodes(q68_row))
+            q95.append(_fill_nodes(q95_row))
+        models[method] = ErrorModel(
+            method=method,
+            depth_nodes=DEPTH_NODES,
+            q68=tuple(tuple(r) for r in q68),
+            q95=tuple(tuple(r) for r in q95),
+            params=tuple(tuple(tuple(p) for p in r) for r in params),
+            sigma_nodes=tuple(float(s) for s in sigmas),
+            provenance=dict(provenance or {}),
+        )
+    return models
+
+
+def _fill_nodes(row: list) -> list:
+    """Nodes without enough tiles take the value of the nearest node that has one."""
+    have = [i for i, v in enumerate(row) if v is not None]
+    if not have:
+        raise ValueError("no depth node has enough calibration tiles")
+    return [row[min(have, key=lambda h: abs(h - i))] for i in range(len(row))]
+
+
+# === Files ===
+
+#: The format tag of an error-model file.
+_FORMAT = "lensviz-errorbars"
+
+
+def save_error_models(models: dict, path, overwrite: bool = False) -> None:
+    """Write ``{method: ErrorModel}`` as JSON, atomically."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path}: already exists; pass overwrite=True to replace it")
+    text = json.dumps(
+        {"format": _FORMAT, "models": {k: m.to_dict() for k, m in models.items()}}, indent=1
+    )
+    write_text(path, text)
+
+
+def load_error_models(path) -> dict[str, ErrorModel]:
+    """Read :func:`save_error_models`' file as a hostile file: size, JSON and tables checked.
+
+    Raises
+    ------
+    ValueError
+        Naming the file: too large, not JSON, not an error-model file, a malformed table.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    if size > _MAX_FILE_BYTES:
+        raise ValueError(f"{path}: {size} bytes; an error-model file is under {_MAX_FILE_BYTES}")
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeError, ValueError, RecursionError) as exc:
+        raise ValueError(f"{path}: not JSON ({type(exc).__name__})") from None
+    if not isinstance(values, dict) or values.get("format") != _FORMAT:
+        raise ValueError(f"{path}: not a lensviz error-model file (format {_FORMAT!r})")
+    models = values.get("models")
+    if not isinstance(models, dict):
+        raise ValueError(f"{path}: no 'models' table")
+    out = {}
+    for name, table in models.items():
+        try:
+            out[name] = ErrorModel.from_dict(table)
+        except ValueError as exc:
+            raise ValueError(f"{path} [{name}]: {exc}") from None
+    return out
+
+
+_MAX_FILE_BYTES = 4_000_000
