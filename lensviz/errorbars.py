@@ -84,6 +84,8 @@ __all__ = [
     "calibrate_linear",
     "save_error_models",
     "load_error_models",
+    "field_depth",
+    "linear_errorbars",
 ]
 
 #: The share of pixels the ±kappa_std band holds: erf(1/√2).
@@ -389,7 +391,10 @@ def conformal_quantiles(resid, shape, levels=(COVERAGE_68, COVERAGE_95)) -> tupl
     The ``⌈(n + 1) level⌉``-th smallest score: the band ``q · shape`` then holds a new
     exchangeable pixel with probability at least ``level``.
     """
-    scores = np.abs(np.asarray(resid, np.float64)).ravel() / np.asarray(shape, np.float64).ravel()
+    with np.errstate(divide="ignore", invalid="ignore"):  # a zero width: an infinite score
+        scores = (
+            np.abs(np.asarray(resid, np.float64)).ravel() / np.asarray(shape, np.float64).ravel()
+        )
     scores = np.sort(scores[np.isfinite(scores)])
     n = len(scores)
     if n == 0:
@@ -645,3 +650,46 @@ def load_error_models(path) -> dict[str, ErrorModel]:
 
 
 _MAX_FILE_BYTES = 4_000_000
+
+
+# === Error bars of a map ===
+
+
+def field_depth(eps, pixel_arcmin: float = constants.PIXEL_ARCMIN) -> float:
+    """The depth [galaxies per arcmin²] that one field's Δε implies (``inf``: no noise)."""
+    return _depth_of(np.asarray(eps)[..., 2], pixel_arcmin)
+
+
+def linear_errorbars(
+    eps,
+    model: ErrorModel,
+    signal: PowerSpectrum,
+    sigma_px: float = 0.0,
+    pad: int = 0,
+    pixel_arcmin: float = constants.PIXEL_ARCMIN,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(kappa_std, kappa_hw95)`` of KS93 (smoothed by ``sigma_px``) or the Wiener filter.
+
+    Parameters
+    ----------
+    eps : array_like, shape (ny, nx, 3) or (N, ny, nx, 3)
+        Fields as the method reconstructs them (whole, padded by ``pad``).
+    model : ErrorModel
+        The method's calibration (``model.method`` is ``"ks93"`` or ``"wiener"``).
+    signal : PowerSpectrum
+    sigma_px, pad, pixel_arcmin
+        As the method ran.
+
+    Returns
+    -------
+    kappa_std, kappa_hw95 : ndarray, float32, the shape of one map per field
+    """
+    eps = np.asarray(eps, dtype=np.float32)
+    if eps.ndim == 4:
+        pairs = [linear_errorbars(e, model, signal, sigma_px, pad, pixel_arcmin) for e in eps]
+        return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+    n_gal = field_depth(eps, pixel_arcmin)
+    params = model.shape_params(n_gal, sigma_px)
+    shape = linear_shape(eps, model.method, signal, params, sigma_px, pad, pixel_arcmin)
+    q68, q95 = model.factors(n_gal, sigma_px)
+    return (q68 * shape).astype(np.float32), (q95 * shape).astype(np.float32)

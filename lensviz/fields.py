@@ -61,6 +61,7 @@ __all__ = [
     "axis_weights",
     "blend_weights",
     "split_tiles",
+    "cut_tiles",
     "merge_tiles",
     "predict_tiled",
     "ks93_field",
@@ -237,11 +238,14 @@ def split_tiles(
     origins : list of (int, int)
         ``(y0, x0)`` of each tile in the (padded) field, row by row.
     """
-    return _cut_tiles(pad_field(as_field(eps), tile, tile), tile, overlap)
+    return cut_tiles(pad_field(as_field(eps), tile, tile), tile, overlap)
 
 
-def _cut_tiles(cube: np.ndarray, tile: int, overlap: int):
-    """The overlapping tiles of a ``(ny, nx, C)`` cube at least one tile large."""
+def cut_tiles(cube, tile: int = TILE_PX, overlap: int = DEFAULT_OVERLAP_PX):
+    """The overlapping tiles of a ``(ny, nx, C)`` cube at least one tile large (pad it
+    first, :func:`pad_field`): ``(T, tile, tile, C)`` and their origins, as
+    :func:`split_tiles` cuts ε."""
+    cube = np.asarray(cube)
     ny, nx = cube.shape[:2]
     origins = [
         (int(y), int(x))
@@ -340,7 +344,7 @@ def predict_tiled(
     cube = pad_field(eps, tile, tile)
     if inputs is not None:
         cube = np.asarray(inputs(cube), dtype=np.float32)
-    tiles, _ = _cut_tiles(cube, tile, overlap)
+    tiles, _ = cut_tiles(cube, tile, overlap)
     out = np.concatenate(
         [
             np.asarray(predict(tiles[i : i + batch_size]), np.float32)
