@@ -25,10 +25,20 @@ CHROMIUM_ARGS = [
     "--disable-gpu",
     "--disable-background-networking",
     "--disable-component-update",
+    "--disable-sync",
     "--no-first-run",
 ]
+#: The screens the app is laid out for (issue 20): a laptop or projector, a small
+#: laptop, a desktop.
+SCREENS = ((1000, 800), (1280, 720), (1400, 900))
 SERVER_START_S = 90
 PAGE_RUN_S = 180  # the first page pays the TensorFlow import
+
+
+class Server(str):
+    """A running server's URL (a ``str``), with the process id of ``streamlit run``."""
+
+    pid: int
 
 
 def free_port() -> int:
@@ -41,7 +51,8 @@ def free_port() -> int:
 def streamlit_server(
     env: dict | None = None, log: Path | None = None, port: int | None = None
 ) -> Iterator[str]:
-    """A ``streamlit run app.py`` subprocess; yields its URL once healthy; always stopped."""
+    """A ``streamlit run app.py`` subprocess; yields its URL (a :class:`Server`, which
+    also has the process's ``pid``) once healthy; always stopped."""
     env = dict(os.environ if env is None else env, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
     port = free_port() if port is None else port
     out = open(log, "wb") if log is not None else subprocess.DEVNULL  # noqa: SIM115
@@ -68,7 +79,8 @@ def streamlit_server(
         stdout=out,
         stderr=subprocess.STDOUT,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = Server(f"http://127.0.0.1:{port}")
+    url.pid = proc.pid
     try:
         deadline = time.time() + SERVER_START_S
         while True:
@@ -96,10 +108,8 @@ def streamlit_server(
             out.close()
 
 
-def is_settled(page) -> bool:
-    """Connected, the script not running, no spinner, every plotly figure drawn."""
-    return page.evaluate(
-        """() => {
+#: In the page: connected, the script not running, no spinner, every plotly figure drawn.
+SETTLED_PAGE_JS = """() => {
         const app = document.querySelector('[data-testid="stApp"]');
         if (!app) return false;
         if (app.getAttribute('data-test-script-state') !== 'notRunning') return false;
@@ -113,7 +123,11 @@ def is_settled(page) -> bool:
         for (const p of plots) if (!p.querySelector('.main-svg')) return false;
         return true;
     }"""
-    )
+
+
+def is_settled(page) -> bool:
+    """Connected, the script not running, no spinner, every plotly figure drawn."""
+    return page.evaluate(SETTLED_PAGE_JS)
 
 
 def wait_for_run(page, timeout_s: float = PAGE_RUN_S, stable_ms: int = 500) -> None:
@@ -132,7 +146,8 @@ def wait_for_run(page, timeout_s: float = PAGE_RUN_S, stable_ms: int = 500) -> N
     raise AssertionError(f"page still running after {timeout_s} s")
 
 
-_WATCH = """() => {
+#: In the page: record the script's state changes, the last DOM change and the last input.
+WATCH_JS = """() => {
   if (window.__lensviz) return;
   const b = window.__lensviz = {events: [], lastMut: 0, input: 0};
   const app = document.querySelector('[data-testid="stApp"]');
@@ -150,7 +165,8 @@ _WATCH = """() => {
     }, true);
 }"""
 
-_SETTLED = """async ([quietMs, timeoutMs]) => {
+#: In the page: wait for the run an input started to settle; its timings, or null.
+SETTLED_JS = """async ([quietMs, timeoutMs]) => {
   const b = window.__lensviz;
   const app = document.querySelector('[data-testid="stApp"]');
   const start = performance.now();
@@ -188,9 +204,9 @@ def rerun_after(
     AssertionError
         If no run started and settled within ``timeout_s`` (and ``required``).
     """
-    page.evaluate(_WATCH)
+    page.evaluate(WATCH_JS)
     action()
-    result = page.evaluate(_SETTLED, [quiet_ms, timeout_s * 1000])
+    result = page.evaluate(SETTLED_JS, [quiet_ms, timeout_s * 1000])
     if result is None and required:
         raise AssertionError(f"no script run settled within {timeout_s} s of the input")
     return result
@@ -238,6 +254,85 @@ def problems(page) -> list[str]:
         f"error: {t}" for t in page.locator('[data-testid="stAlertContentError"]').all_inner_texts()
     ]
     return found
+
+
+_LAYOUT = r"""() => {
+  const out = {panels: [], overlaps: [], tables: [], inputs: [], labels: []};
+  const box = e => {
+    const r = e.getBoundingClientRect();
+    return [r.left, r.right, r.top, r.bottom];
+  };
+  const hit = (a, b) => a[0] < b[1] - 1 && b[0] < a[1] - 1 && a[2] < b[3] - 1 && b[2] < a[3] - 1;
+  for (const plot of document.querySelectorAll('.js-plotly-plot')) {
+    for (const sp of plot.querySelectorAll('.cartesianlayer > .subplot')) {
+      if (!sp.querySelector('.heatmaplayer .hm')) continue;
+      const name = [...sp.classList].find(c => c !== 'subplot');
+      const drag = plot.querySelector('.draglayer .' + name + ' .nsewdrag');
+      if (drag) { const b = box(drag); out.panels.push([b[1] - b[0], b[3] - b[2]]); }
+    }
+    // Labels drawn on the figure: panel titles, bar titles and units (annotations), peak
+    // and S/N labels (text traces). Tick labels are plotly's own business.
+    const texts = [...plot.querySelectorAll('.annotation-text, .textpoint text')]
+      .filter(t => t.textContent.trim() && t.getBoundingClientRect().width > 0);
+    for (let i = 0; i < texts.length; i++)
+      for (let j = 0; j < i; j++)
+        if (hit(box(texts[i]), box(texts[j])))
+          out.overlaps.push([texts[i].textContent, texts[j].textContent]);
+  }
+  for (const t of document.querySelectorAll('[data-testid="stTable"]'))
+    out.tables.push(['table', t.scrollWidth, t.clientWidth]);
+  for (const t of document.querySelectorAll('[data-testid="stDataFrame"] .dvn-scroller'))
+    out.tables.push(['dataframe', t.scrollWidth, t.clientWidth]);
+  const main = document.querySelector('[data-testid="stMain"]');
+  for (const i of main.querySelectorAll('[data-testid="stNumberInput"] input'))
+    out.inputs.push([i.getAttribute('aria-label'), i.value, i.scrollWidth, i.clientWidth]);
+  for (const l of main.querySelectorAll('[data-testid="stWidgetLabel"] p')) {
+    const range = document.createRange();
+    // A word broken across two lines has two client rects.
+    let broken = null;
+    const walker = document.createTreeWalker(l, NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+      let at = 0;
+      for (const w of n.textContent.split(/(\s+)/)) {
+        if (w.trim()) {
+          range.setStart(n, at); range.setEnd(n, at + w.length);
+          const lines = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
+          if (lines.size > 1) broken = w;
+        }
+        at += w.length;
+      }
+    }
+    if (broken) out.labels.push([l.textContent, broken]);
+  }
+  return out;
+}"""
+
+
+def layout_problems(page) -> list[str]:
+    """What a reader of the page at its current size would trip over.
+
+    - a map panel (a plotly subplot with a heatmap) narrower or shorter than 200 px;
+    - two labels of a figure on top of each other (titles, bar titles, units, peak and
+      S/N labels);
+    - a table that scrolls sideways (columns out of sight);
+    - a number box too narrow for its value (``1.(``);
+    - a widget label with a word broken across lines (``struct ure``).
+    """
+    found = page.evaluate(_LAYOUT)
+    out = [f"map panel of {w:.0f} × {h:.0f} px" for w, h in found["panels"] if min(w, h) < 199.5]
+    out += [f"labels overlap: {a!r} and {b!r}" for a, b in found["overlaps"]]
+    out += [
+        f"{kind} scrolls sideways ({scroll} px of content in {client} px)"
+        for kind, scroll, client in found["tables"]
+        if scroll > client + 2
+    ]
+    out += [
+        f"number box {label!r} shows {value!r} clipped ({scroll} px in {client} px)"
+        for label, value, scroll, client in found["inputs"]
+        if scroll > client + 1
+    ]
+    out += [f"label {text!r} breaks the word {word!r}" for text, word in found["labels"]]
+    return out
 
 
 def screenshot(page, path: Path, width: int) -> Path:

@@ -1,10 +1,17 @@
 """Real-browser test: ``streamlit run app.py`` driven by headless Chromium (playwright).
 
-Opens every page at 1400 and 1000 px wide, waits until its script has finished, checks
-that no exception box (and no error message) appears and that the plotly figures
-render, and saves a full-page screenshot of each to ``screenshots/`` (git-ignored); with
-``LENSVIZ_UPDATE_DOCS=1`` the 1400 px ones of :data:`README_SHOTS` (and the finished
-fine-tuning run, as ``finetune.png``) are also copied to ``docs/`` for the README.
+Opens every page on the three screens of :data:`browser_tools.SCREENS` (1000 × 800,
+1280 × 720, 1400 × 900), waits until its script has finished, checks that no exception
+box (and no error message) appears, that the plotly figures render and that the layout
+holds (:func:`browser_tools.layout_problems`: map panels of at least 200 px, no label
+over another, every table's columns in sight, number boxes and labels whole), and saves
+a full-page screenshot of each to ``screenshots/`` (git-ignored); with
+``LENSVIZ_UPDATE_DOCS=1`` they are also copied to ``docs/screens/``, and the 1400 px ones
+of :data:`README_SHOTS` (and the finished fine-tuning run, as ``finetune.png``) to
+``docs/`` for the README. One session visits every page twice, reloads and is joined by
+a second session (cached results are replayed then, which once crashed the Null tests);
+a shareable link opens its page and selection, and the address bar follows the sidebar;
+the κ FITS downloads of KS93 arrive, on simulated data and on COSMOS.
 With a non-default seed and model, a click on a row of Evaluate's per-sample table must
 open that sample on Compare with the same selection; a tiny fine-tuning run is started
 from the browser to check the live view and that its weights join the sidebar.
@@ -22,6 +29,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from astropy.io import fits
 
 from lensviz import constants
 from lensviz.nn.inference import save_model
@@ -32,7 +40,9 @@ from tests.app.browser_tools import (
     CHROMIUM_ARGS,
     PAGE_RUN_S,
     ROOT,
+    SCREENS,
     go_to,
+    layout_problems,
     problems,
     rerun_after,
     screenshot,
@@ -64,7 +74,7 @@ README_SHOTS = {  # copied to docs/ for the README
     "peaks": "peaks.png",
     "evaluate": "evaluate.png",
 }
-WIDTHS = (1400, 1000)
+SCREENS_DIR = DOCS / "screens"
 
 
 def _requirements_or_skip() -> None:
@@ -133,17 +143,32 @@ def page(browser):
     context.close()
 
 
+def _at_size(page, width: int, height: int) -> None:
+    page.set_viewport_size({"width": width, "height": height})
+    page.wait_for_timeout(1200)  # let the grid reflow and plotly relayout
+    wait_for_run(page)
+
+
+def _keep(shot: Path, name: str) -> None:
+    if os.environ.get("LENSVIZ_UPDATE_DOCS"):
+        SCREENS_DIR.mkdir(exist_ok=True)
+        shutil.copyfile(shot, SCREENS_DIR / name)
+
+
 @pytest.mark.parametrize("path", list(PAGES), ids=[PAGES[p][0] for p in PAGES])
-def test_page_renders_without_errors_at_two_widths(page, server, path):
+def test_page_renders_and_holds_its_layout_on_three_screens(page, server, path):
     title, has_plots = PAGES[path]
     page.goto(f"{server}/{path}")
     wait_for_run(page)
-    for width in WIDTHS:
-        shot = screenshot(page, SCREENSHOTS / f"{path or 'compare'}_{width}.png", width)
-        wait_for_run(page)
+    for width, height in SCREENS:
+        _at_size(page, width, height)
         assert not problems(page), problems(page)
+        assert not layout_problems(page), (width, layout_problems(page))
         if has_plots:
             assert page.locator(".js-plotly-plot .main-svg").count() > 0, title
+        name = f"{path or 'compare'}_{width}x{height}.png"
+        shot = screenshot(page, SCREENSHOTS / name, width)
+        _keep(shot, name)
         if width == 1400 and path in README_SHOTS and os.environ.get("LENSVIZ_UPDATE_DOCS"):
             shutil.copyfile(shot, DOCS / README_SHOTS[path])
     assert page.locator('[data-testid="stSidebar"]').get_by_text("Data source").count() > 0
@@ -165,7 +190,7 @@ def test_evaluate_row_click_keeps_a_non_default_selection(page, server):
     box = grid.bounding_box()
     row = 5  # 0-based data row; rows are 35 px high below a 35 px header
     rerun_after(page, lambda: page.mouse.click(box["x"] + 16, box["y"] + 35 + 35 * row + 17))
-    page.wait_for_url(re.compile(re.escape(server) + r"/(compare)?$"), timeout=60_000)
+    page.wait_for_url(re.compile(re.escape(server) + r"/(compare)?\?"), timeout=60_000)
     wait_for_run(page)
     screenshot(page, SCREENSHOTS / "evaluate_opened_sample.png", 1400)
     assert not problems(page), problems(page)
@@ -175,6 +200,8 @@ def test_evaluate_row_click_keeps_a_non_default_selection(page, server):
     header = header.inner_text()
     assert header.startswith(f"simulated (seed 3) · sample {row}:"), header
     assert header.endswith(f"model: {model}"), header
+    # The address bar says so too: the page, the seed, the sample and the model.
+    assert page.url.endswith(f"/?seed=3&sample={row}&model=other"), page.url
 
 
 def test_finetune_from_the_browser(page, server):
@@ -200,8 +227,12 @@ def test_finetune_from_the_browser(page, server):
     page.get_by_role("button", name="Start fine-tuning").click()
     page.get_by_text("Done in").wait_for(timeout=PAGE_RUN_S * 1000)
     wait_for_run(page)
-    for width in WIDTHS:
-        shot = screenshot(page, SCREENSHOTS / f"finetune_done_{width}.png", width)
+    for width, height in SCREENS:
+        _at_size(page, width, height)
+        assert not layout_problems(page), (width, layout_problems(page))
+        name = f"finetune_done_{width}x{height}.png"
+        shot = screenshot(page, SCREENSHOTS / name, width)
+        _keep(shot, name)
         if width == 1400 and os.environ.get("LENSVIZ_UPDATE_DOCS"):
             shutil.copyfile(shot, DOCS / "finetune.png")
     assert not problems(page), problems(page)
@@ -228,9 +259,80 @@ def test_the_cosmos_field_on_compare_and_null_tests(page, server):
     assert not problems(page), problems(page)
     assert page.locator(".js-plotly-plot .main-svg").count() > 0
     go_to(page, "Null tests")
-    shot = screenshot(page, SCREENSHOTS / "cosmos_null_tests_1400.png", 1400)
     assert not problems(page), problems(page)
     assert page.get_by_text("What can be trusted").count() == 1
     assert page.get_by_text("E/B of pure noise").count() > 0
-    if os.environ.get("LENSVIZ_UPDATE_DOCS"):
-        shutil.copyfile(shot, DOCS / "cosmos_null_tests.png")
+    for width, height in SCREENS:
+        _at_size(page, width, height)
+        assert not layout_problems(page), (width, layout_problems(page))
+        name = f"cosmos_null_tests_{width}x{height}.png"
+        shot = screenshot(page, SCREENSHOTS / name, width)
+        _keep(shot, name)
+        if width == 1400 and os.environ.get("LENSVIZ_UPDATE_DOCS"):
+            shutil.copyfile(shot, DOCS / "cosmos_null_tests.png")
+
+
+def test_every_page_twice_a_reload_and_a_second_session(browser, server):
+    """Cached results are replayed on every later visit: none may fail (a progress bar
+    updated inside a cached function made Null tests crash on any revisit)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.goto(f"{server}/learn")  # then every click in the loop below changes the page
+    wait_for_run(page)
+    titles = [title for title, _ in PAGES.values()]
+    for visit in (1, 2):
+        for title in titles:
+            go_to(page, title)
+            assert not problems(page), (visit, title, problems(page))
+    page.reload()
+    wait_for_run(page)
+    assert not problems(page), ("reload", problems(page))
+    # The reload shows the page the session was on (the URL's path).
+    assert page.locator("h1").first.inner_text().startswith(titles[-1])
+    other = browser.new_context(viewport={"width": 1000, "height": 800}).new_page()
+    for path, (title, _) in PAGES.items():
+        other.goto(f"{server}/{path}")
+        wait_for_run(other)
+        assert not problems(other), ("second session", title, problems(other))
+    other.context.close()
+    context.close()
+
+
+def test_a_link_opens_its_page_and_the_address_bar_follows_the_sidebar(page, server):
+    page.goto(f"{server}/peaks?seed=7&sample=4")
+    wait_for_run(page)
+    assert page.locator("h1").first.inner_text() == "Peaks"
+    assert sidebar_value(page, "Simulation seed") == "7"
+    assert sidebar_value(page, "Sample index") == "4"
+    header = page.locator('[data-testid="stMain"] [data-testid="stCaptionContainer"]').first
+    assert header.inner_text().startswith("simulated (seed 7) · sample 4:")
+    sidebar_number(page, "Simulation seed", 9)
+    page.wait_for_function("() => location.search.includes('seed=9')", timeout=10_000)
+    assert re.search(r"/peaks\?seed=9&sample=4$", page.url), page.url
+    page.goto(f"{server}/peaks?seed=abc&sample=4")
+    wait_for_run(page)
+    notice = page.locator('[data-testid="stMain"] [data-testid="stAlertContentWarning"]')
+    assert "link's seed=abc is not a whole number" in notice.first.inner_text()
+    assert sidebar_value(page, "Simulation seed") == "0"
+    assert page.url.endswith("/peaks?sample=4"), page.url  # the address bar shows seed 0
+
+
+@pytest.mark.parametrize("source", ["Built-in simulated set", "Real data: COSMOS"])
+def test_the_ks93_fits_download_arrives(page, server, source, tmp_path):
+    page.goto(server)
+    wait_for_run(page)
+    if source != "Built-in simulated set":
+        label = page.locator('[data-testid="stSidebar"] label').filter(has_text=source)
+        rerun_after(page, label.click)
+        wait_for_run(page)
+    button = page.locator('[data-testid="stDownloadButton"]', has_text="κ as FITS").last
+    button.scroll_into_view_if_needed()
+    with page.expect_download(timeout=60_000) as download:
+        button.click()
+    path = tmp_path / download.value.suggested_filename
+    download.value.save_as(path)
+    assert path.name.endswith(".fits") and "ks93" in path.name
+    assert not problems(page), problems(page)
+    with fits.open(path) as hdul:
+        assert hdul[0].header["METHOD"].startswith("KS93")
+        assert hdul[0].data.ndim == 2 and hdul[0].data.shape[0] >= 128
