@@ -21,7 +21,7 @@ analytic (:func:`linear_shape`):
 .. math::
 
     s^2(x) = c\\,\\sigma^2_\\mathrm{noise}(x) + a\\,V_\\mathrm{bias}
-    + \\big(b\\,m_2(x) + d\\,m_8(x) + e\\big)\\,V_\\kappa
+    + \\big(b_2\\,m_2(x) + b_8\\,m_8(x) + b_{32}\\,m_{32}(x) + e\\big)\\,V_\\kappa
 
 * ``σ²_noise`` is the shape noise propagated exactly through the method's linear filter
   (:func:`noise_variance`): each filled pixel's two components carry variance Δε²,
@@ -30,17 +30,18 @@ analytic (:func:`linear_shape`):
   method performs, near masks and field edges included;
 * ``V_bias = ⟨|1 − W(k)|² S(k)⟩``, the variance of what the filter ``W`` removes from a
   Gaussian field of power S (the smoothing bias; 0 for raw KS93);
-* ``V_κ = ⟨S(k)⟩``, the signal variance, times ``m_2(x)`` and ``m_8(x)``, the share of
-  the neighbourhood without data (1 − the filled pixels smoothed by 2 px and by 8 px):
-  where there are no galaxies, in holes and beyond the field's edges, the map knows
-  nothing of κ, and KS93's border errors reach some 10 px in; plus a floor ``e V_κ``
-  for what no term names (the mass sheet, the reduced shear of cluster cores);
+* ``V_κ = ⟨S(k)⟩``, the signal variance, times ``m_2(x)``, ``m_8(x)`` and ``m_32(x)``,
+  the share of the neighbourhood without data (1 − the filled pixels, the field
+  zero-padded, smoothed by 2, 8 and 32 px): where there are no galaxies, in holes and
+  beyond the field's edges, the map knows nothing of κ, and the mass beyond a field's
+  edges biases KS93 tens of pixels in; plus a floor ``e V_κ`` for what no term names
+  (the mass sheet, the reduced shear of cluster cores);
 
 with S the κ power spectrum at the field's pixel scale
-(:class:`lensviz.wiener.PowerSpectrum`), and ``(c, a, b, d, e)`` fitted per method and
-depth by the Gaussian likelihood of the calibration residuals (:func:`fit_linear`)
-before the conformal factors. The UNet's shape comes from a moment network trained on its
-residuals (:mod:`lensviz.nn.errorbars`).
+(:class:`lensviz.wiener.PowerSpectrum`), and ``(c, a, b_2, b_8, b_32, e)`` fitted per
+method and depth by the Gaussian likelihood of the calibration residuals
+(:func:`fit_linear`) before the conformal factors. The UNet's shape comes from a moment
+network trained on its residuals (:mod:`lensviz.nn.errorbars`).
 
 The tables live in an :class:`ErrorModel` per method, saved as JSON
 (:meth:`ErrorModel.to_dict`).
@@ -94,10 +95,10 @@ COVERAGE_68 = math.erf(1 / math.sqrt(2))
 COVERAGE_95 = math.erf(2 / math.sqrt(2))
 #: Depth nodes [galaxies per arcmin²] of the calibration tables; ``inf``: no shape noise.
 DEPTH_NODES = (5.0, 10.0, 30.0, 100.0, 300.0, 1000.0, math.inf)
-#: Smoothings [pixels] of the missing-data shares m_2(x), m_8(x).
-MISSING_SMOOTH_PX = (2.0, 8.0)
-#: Number of shape parameters of a linear method: (c, a, b, d, e).
-N_LINEAR_PARAMS = 5
+#: Smoothings [pixels] of the missing-data shares m_2(x), m_8(x), m_32(x).
+MISSING_SMOOTH_PX = (2.0, 8.0, 32.0)
+#: Number of shape parameters of a linear method: (c, a, b_2, b_8, b_32, e).
+N_LINEAR_PARAMS = 2 + len(MISSING_SMOOTH_PX) + 1
 
 
 # === The shapes of the linear methods ===
@@ -206,7 +207,7 @@ def missing_share(delta_e, sigma_px: float, pad: int = 0) -> np.ndarray:
 
 
 def missing_shares(delta_e, pad: int) -> np.ndarray:
-    """``(m_2(x), m_8(x))`` of :data:`MISSING_SMOOTH_PX`, ``(2, ny, nx)``."""
+    """``m_s(x)`` at each smoothing of :data:`MISSING_SMOOTH_PX`, ``(3, ny, nx)``."""
     return np.stack([missing_share(delta_e, s, pad) for s in MISSING_SMOOTH_PX])
 
 
@@ -220,7 +221,7 @@ def linear_shape(
     eps,
     method: str,
     signal: PowerSpectrum,
-    params=(1.0, 1.0, 1.0, 1.0, 0.0),
+    params=(1.0, 1.0, 1.0, 1.0, 1.0, 0.0),
     sigma_px: float = 0.0,
     pad: int = 0,
     pixel_arcmin: float = constants.PIXEL_ARCMIN,
@@ -236,8 +237,8 @@ def linear_shape(
         KS93 smoothed by ``sigma_px`` (0: raw), or the Wiener filter.
     signal : PowerSpectrum
         S, for the signal terms and the Wiener filter.
-    params : (c, a, b, d, e)
-        Weights of the noise, bias, missing-data (2 px, 8 px) and floor terms.
+    params : (c, a, b_2, b_8, b_32, e)
+        Weights of the noise, bias, missing-data (2, 8, 32 px) and floor terms.
     sigma_px : float
         KS93's Gaussian smoothing [pixels].
     pad : int
@@ -270,9 +271,9 @@ def linear_shape(
     v_bias, v_kappa = _signal_terms(transfer, signal, pixel_arcmin)
     if parts:
         return noise, v_bias, v_kappa
-    c, a, b, d, e = params
-    m2, m8 = missing_shares(eps[..., 2], pad)
-    var = c * noise + a * v_bias + (b * m2 + d * m8 + e) * v_kappa
+    c, a, *b, e = params
+    m = missing_shares(eps[..., 2], pad)
+    var = c * noise + a * v_bias + (np.tensordot(b, m, 1) + e) * v_kappa
     return np.sqrt(var).astype(np.float32)
 
 
@@ -313,7 +314,7 @@ class ErrorModel:
         Conformal factors per smoothing node (outer) and depth node (inner): the 68.3 %
         and 95.4 % quantiles of ``|κ − κ̂| / s``.
     params : tuple or None
-        Per smoothing and depth node, ``(c, a, b, d, e)`` of :func:`linear_shape`
+        Per smoothing and depth node, ``(c, a, b_2, b_8, b_32, e)`` of :func:`linear_shape`
         (linear methods); None for the UNet, whose shape is its moment network's.
     sigma_nodes : tuple of float
         KS93 smoothing σ [px] of the outer index (``(0.0,)`` for other methods).
@@ -343,7 +344,7 @@ class ErrorModel:
         )
 
     def shape_params(self, n_gal: float, sigma_px: float = 0.0) -> tuple[float, ...]:
-        """``(c, a, b, d, e)`` of :func:`linear_shape` at a depth (and KS93 smoothing)."""
+        """``(c, a, b_2, b_8, b_32, e)`` of :func:`linear_shape` at a depth (and smoothing)."""
         if self.params is None:
             raise ValueError(f"the {self.method} error model has no linear shape parameters")
         return tuple(float(v) for v in self._at(self.params, n_gal, sigma_px))
@@ -407,17 +408,17 @@ def conformal_quantiles(resid, shape, levels=(COVERAGE_68, COVERAGE_95)) -> tupl
 
 
 def fit_linear(noise, bias, missing, resid) -> tuple[float, ...]:
-    """``(c, a, b, d, e) ≥ 0`` maximising the Gaussian likelihood of residuals.
+    """``(c, a, b_2, b_8, b_32, e) ≥ 0`` maximising the Gaussian likelihood of residuals.
 
-    ``resid ~ N(0, c·noise + a·bias + (b·m₂ + d·m₈ + e)·V_κ)`` pixel by pixel, with
-    ``missing`` the stacked ``(m₂ V_κ, m₈ V_κ, V_κ)`` (shape ``(3, …)`` of ``resid``'s);
-    minimises the mean of ``log v + r²/v`` over log-parameters (Nelder–Mead).
+    ``resid ~ N(0, c·noise + a·bias + (Σ b_s m_s + e)·V_κ)`` pixel by pixel, with
+    ``missing`` the stacked ``(m_2 V_κ, m_8 V_κ, m_32 V_κ, V_κ)`` (shape ``(4, …)`` of
+    ``resid``'s); minimises the mean of ``log v + r²/v`` over log-parameters (L-BFGS-B).
     """
     n = np.asarray(noise, np.float64).ravel()
     r2 = np.asarray(resid, np.float64).ravel() ** 2
     bi = np.broadcast_to(np.asarray(bias, np.float64), np.asarray(noise).shape).ravel()
-    m = np.asarray(missing, np.float64).reshape(3, -1)
-    terms = np.stack([n, bi, m[0], m[1], m[2]])
+    m = np.asarray(missing, np.float64).reshape(len(MISSING_SMOOTH_PX) + 1, -1)
+    terms = np.concatenate([n[None], bi[None], m])
 
     def nll(log_p):
         v = np.exp(log_p) @ terms + 1e-12
@@ -487,8 +488,8 @@ def linear_calibration_data(
     dict
         ``depth`` (n_gal of each tile), and per method key (``("ks93", σ)``,
         ``("wiener", 0.0)``) the arrays ``noise``, ``bias``, ``resid``
-        ``(n_tiles, pixels)`` and ``missing`` ``(n_tiles, 3, pixels)``:
-        ``(m₂ V_κ, m₈ V_κ, V_κ)``.
+        ``(n_tiles, pixels)`` and ``missing`` ``(n_tiles, 4, pixels)``:
+        ``(m_2 V_κ, m_8 V_κ, m_32 V_κ, V_κ)``.
     """
     rng = np.random.default_rng(seed)
     keys = [("ks93", float(s)) for s in sigma_nodes] + [("wiener", 0.0)]
@@ -501,7 +502,8 @@ def linear_calibration_data(
         pick = rng.choice(t * t, size=min(pixels, t * t), replace=False)
         depths.append(_depth_of(eps[tile][..., 2], scale))
         raw = ks93_predictor(0.0, pad)(eps[None])[0]
-        shares = missing_shares(eps[..., 2], pad)[:, tile[0], tile[1]].reshape(2, -1)[:, pick]
+        shares = missing_shares(eps[..., 2], pad)[:, tile[0], tile[1]]
+        shares = shares.reshape(len(shares), -1)[:, pick]
         shares = np.concatenate([shares, np.ones((1, len(pick)))])
         for key in keys:
             method, sigma = key
@@ -531,7 +533,7 @@ def linear_calibration_data(
 def calibrate_linear(data: dict, provenance: dict | None = None) -> dict[str, ErrorModel]:
     """Fit the shape parameters and the conformal factors of KS93 and Wiener.
 
-    Per method and depth node: ``(c, a, b, d, e)`` by :func:`fit_linear` on the even tiles,
+    Per method and depth node: the weights by :func:`fit_linear` on the even tiles,
     then ``q68``, ``q95`` by :func:`conformal_quantiles` on the odd ones (a split: the
     factors are measured on tiles the shape was not fitted to). A node with fewer than
     20 tiles borrows the parameters of its nearest neighbour with enough.
@@ -566,14 +568,10 @@ def calibrate_linear(data: dict, provenance: dict | None = None) -> dict[str, Er
                 fit, score = tiles[0::2], tiles[1::2]
                 missing = np.moveaxis(d["missing"][fit], 1, 0)
                 p = fit_linear(d["noise"][fit], d["bias"][fit], missing, d["resid"][fit])
-                c, a, b, dd, e = p
+                c, a, *b = p
                 m = d["missing"][score]
                 shape = np.sqrt(
-                    c * d["noise"][score]
-                    + a * d["bias"][score]
-                    + b * m[:, 0]
-                    + dd * m[:, 1]
-                    + e * m[:, 2]
+                    c * d["noise"][score] + a * d["bias"][score] + np.einsum("s,nsp->np", b, m)
                 )
                 q = conformal_quantiles(d["resid"][score], shape)
                 p_row.append(p)

@@ -97,8 +97,10 @@ def test_fit_linear_recovers_the_weights_of_a_known_variance():
     rng = np.random.default_rng(2)
     n = 40_000
     noise = rng.uniform(0.5, 2.0, n)
-    missing = np.stack([rng.uniform(0, 1, n), rng.uniform(0, 1, n), np.ones(n)])
-    true = np.array([1.3, 0.7, 2.0, 0.5, 0.2])  # c, a, b, d, e; bias = 1
+    missing = np.stack(
+        [rng.uniform(0, 1, n), rng.uniform(0, 1, n), rng.uniform(0, 1, n), np.ones(n)]
+    )
+    true = np.array([1.3, 0.7, 2.0, 0.5, 1.0, 0.2])  # c, a, b_2, b_8, b_32, e; bias = 1
     var = true[0] * noise + true[1] + true[2:] @ missing
     resid = rng.normal(size=n) * np.sqrt(var)
     got = np.array(fit_linear(noise, 1.0, missing, resid))
@@ -123,7 +125,7 @@ def test_error_bars_of_pure_noise_cover_what_they_claim():
         DEPTH_NODES,
         q68=((1.0,) * len(DEPTH_NODES),),
         q95=((2.0,) * len(DEPTH_NODES),),
-        params=(((1.0, 0.0, 0.0, 0.0, 0.0),) * len(DEPTH_NODES),),
+        params=(((1.0, 0.0, 0.0, 0.0, 0.0, 0.0),) * len(DEPTH_NODES),),
     )
     std, hw95 = linear_errorbars(eps, model, _spectrum())
     pred = ks93(e1, e2)[0]
@@ -160,7 +162,7 @@ def test_error_model_interpolates_in_log_depth_and_smoothing():
 
 def test_error_model_files_round_trip_and_refuse_bad_ones(tmp_path):
     q = ((1.0,) * len(DEPTH_NODES),)
-    models = {"wiener": ErrorModel("wiener", DEPTH_NODES, q, q, params=((tuple([1.0] * 5),) * 7,))}
+    models = {"wiener": ErrorModel("wiener", DEPTH_NODES, q, q, params=((tuple([1.0] * 6),) * 7,))}
     path = tmp_path / "e.json"
     save_error_models(models, path)
     back = load_error_models(path)

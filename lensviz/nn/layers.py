@@ -78,32 +78,51 @@ class GatedResidual(keras.layers.Layer):
 
     .. math::
 
-        \\hat\\kappa = \\mathrm{sigmoid}(z_g)\\,\\kappa_E + \\tanh(z_c)
+        \\hat\\kappa = \\mathrm{sigmoid}(z_g)\\, w^P \\kappa_E + \\tanh(z_c)
 
-    from the network's two output channels ``(z_c, z_g)`` and the KS93 E mode of the whole
-    field ``κ_E``, channel ``kappa_channel`` of the input features
-    (:mod:`lensviz.features`). Without shape noise KS93 is exact away from the field's
-    edges, and the gate can open (→ 1) so that the network only adds what KS93 lacks
-    (the reduced shear, the edges, the mass sheet); in noise the gate closes (→ 0) and
-    the correction carries the map, as in a plain UNet. ``tanh`` keeps the correction in
-    (−1, 1), as the plain UNet's output.
+    from the network's two output channels ``(z_c, z_g)``, and two of the input features
+    (:mod:`lensviz.features`): the KS93 E mode of the whole field ``κ_E`` and the pixel
+    weight ``w = σ_ref² / (Δε² + σ_ref²)``. Without shape noise KS93 is exact away from
+    the field's edges, and the gate can open so that the network only adds what KS93
+    lacks (the reduced shear, the edges, the mass sheet). ``w^P`` is a fixed prior on the
+    gate: 1 without noise, ≈ 0.2 at 1000 galaxies per arcmin² on 0.5′ pixels, ``e^{-58}``
+    at LSST depth, 0 where there are no galaxies (P = 64): where a pixel's raw KS93 is
+    noise, its κ_E cannot enter, and the samples of noisy fields, which are most of
+    them, do not pull the gate shut for the noise-free ones. ``tanh`` keeps the
+    correction in (−1, 1), as the plain UNet's output.
 
     Parameters
     ----------
     kappa_channel : int
         Index of κ_E among the input features (≥ 0).
+    weight_channel : int
+        Index of the pixel weight among the input features (≥ 0).
+    prior_power : float
+        P, ≥ 0 (0: no prior, the gate is the network's alone).
 
     Input ``[(N, H, W, 2), (N, H, W, C)]`` → ``(N, H, W)``.
     """
 
-    def __init__(self, kappa_channel: int, **kwargs):
+    def __init__(
+        self, kappa_channel: int, weight_channel: int = 2, prior_power: float = 0.0, **kwargs
+    ):
         super().__init__(**kwargs)
         check_int("kappa_channel", kappa_channel, 0)
+        check_int("weight_channel", weight_channel, 0)
+        if not (
+            isinstance(prior_power, (int, float)) and np.isfinite(prior_power) and prior_power >= 0
+        ):
+            raise ValueError(f"prior_power must be a number >= 0, got {prior_power!r}")
         self.kappa_channel = int(kappa_channel)
+        self.weight_channel = int(weight_channel)
+        self.prior_power = float(prior_power)
 
     def call(self, inputs):
         z, features = inputs
         gate = keras.ops.sigmoid(z[..., 1])
+        if self.prior_power:
+            weight = keras.ops.maximum(features[..., self.weight_channel], 0.0)
+            gate = gate * keras.ops.power(weight, self.prior_power)
         return gate * features[..., self.kappa_channel] + keras.ops.tanh(z[..., 0])
 
     def compute_output_shape(self, input_shape):
@@ -111,5 +130,11 @@ class GatedResidual(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"kappa_channel": self.kappa_channel})
+        config.update(
+            {
+                "kappa_channel": self.kappa_channel,
+                "weight_channel": self.weight_channel,
+                "prior_power": self.prior_power,
+            }
+        )
         return config

@@ -66,6 +66,9 @@ LAST_LAYER = "last_convt"
 
 _TRAINABLE_GROUPS = ("last", "decoder", "all")
 
+#: P of the field-aware output's gate prior ``w^P`` (:class:`lensviz.nn.layers.GatedResidual`).
+GATE_PRIOR_POWER = 64.0
+
 
 # === Configuration ===
 
@@ -357,7 +360,9 @@ class UNet(keras.Model):
         )
         crop = keras.layers.Cropping2D(c.pad, name="crop")
         if c.field_features:
-            head = GatedResidual(KAPPA_E_CHANNEL, name="kappa")
+            head = GatedResidual(
+                KAPPA_E_CHANNEL, FEATURES.index("weight"), GATE_PRIOR_POWER, name="kappa"
+            )
         else:
             squeeze = keras.layers.Reshape((c.npix, c.npix), name="kappa")
 
@@ -499,9 +504,11 @@ def set_trainable(model: keras.Model, which: str) -> list[str]:
 # === Warm starts ===
 
 #: Bias of a new gate channel (:class:`lensviz.nn.layers.GatedResidual`) grown by
-#: :func:`warm_start`: sigmoid(−6) = 0.0025, a closed gate, so that the grown model
-#: starts as the model it grew from.
-_CLOSED_GATE_BIAS = -6.0
+#: :func:`warm_start`: sigmoid(0) = 1/2, so that the gate learns (a gate closed at
+#: sigmoid(−6) = 0.0025 has no gradient to open by, as the first v3 run found); its prior
+#: ``w^P`` keeps it shut for noisy pixels, so the grown model starts as the model it grew
+#: from on every field with shape noise.
+_GROWN_GATE_BIAS = 0.0
 #: Feature channels of a noise-aware UNet (:data:`lensviz.nn.features.FEATURES`) that
 #: carry the same role in a field-aware one (:data:`lensviz.features.FEATURES`).
 _GROWN_CHANNELS = {"e1": "e1_E", "e2": "e2_E", "weight": "weight", "kappa_E": "kappa_E"}
@@ -527,9 +534,11 @@ def warm_start(target: UNet, source: UNet) -> list[str]:
       field-aware model no longer reads, is dropped); a new channel (``log_scale``)
       starts at zero, so it changes nothing until trained;
     * the last layer's single output becomes the correction channel, and the new gate
-      channel starts closed (zero kernel, bias −6: sigmoid = 0.0025).
+      channel starts half open (zero kernel, bias 0), times its prior ``w^P``, which is
+      ≈ 0 wherever there is shape noise.
 
-    The grown model therefore starts as ``source`` did, up to 0.25 % of κ_E.
+    The grown model therefore starts as ``source`` did on noisy fields; without shape
+    noise it adds half of κ_E, which training then sets.
 
     Parameters
     ----------
@@ -585,7 +594,7 @@ def warm_start(target: UNet, source: UNet) -> list[str]:
         elif grows_gate:
             kernel, bias = np.zeros_like(new[0]), np.zeros_like(new[1])
             kernel[:, :, :1, :], bias[:1] = old[0], old[1]
-            bias[1] = _CLOSED_GATE_BIAS
+            bias[1] = _GROWN_GATE_BIAS
             layer.set_weights([kernel, bias])
         else:
             raise ValueError(

@@ -44,10 +44,19 @@ def test_gated_residual_is_the_gate_times_kappa_e_plus_the_correction():
     z = rng.normal(size=(2, 4, 4, 2)).astype(np.float32)
     features = rng.normal(size=(2, 4, 4, 5)).astype(np.float32)
     out = np.asarray(GatedResidual(3)([z, features]))
-    want = features[..., 3] / (1 + np.exp(-z[..., 1])) + np.tanh(z[..., 0])
+    gate = 1 / (1 + np.exp(-z[..., 1]))
+    want = features[..., 3] * gate + np.tanh(z[..., 0])
     np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-6)
+    # the prior w^P: shut for noisy or empty pixels, the gate itself without noise
+    features[..., 2] = np.array([1.0, 0.5, 0.0, 1.0])  # weight: noise-free, LSST, empty
+    out = np.asarray(GatedResidual(3, 2, 64.0)([z, features]))
+    want = features[..., 3] * gate * features[..., 2] ** 64 + np.tanh(z[..., 0])
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out[..., 2], np.tanh(z[..., 2, 0]), atol=1e-6)
     with pytest.raises(ValueError, match="kappa_channel"):
         GatedResidual(-1)
+    with pytest.raises(ValueError, match="prior_power"):
+        GatedResidual(3, 2, -1.0)
 
 
 def test_field_model_takes_five_features_and_saves_and_loads(field_config, tmp_path):
@@ -85,7 +94,7 @@ def test_warm_start_grows_a_noise_aware_model_that_starts_as_it(tiny_config):
     np.testing.assert_array_equal(k_dst[:, :, :4], k_src[:, :, :4])  # e1, e2, weight, κ_E
     assert np.all(k_dst[:, :, 4] == 0)  # log_scale starts silent; κ_B is dropped
     kernel, bias = target.get_layer("last_convt").get_weights()
-    assert np.all(kernel[..., 1, :] == 0) and bias[1] == -6.0
+    assert np.all(kernel[..., 1, :] == 0) and bias[1] == 0.0  # half open, times its prior
     # the same configuration is copied exactly
     twin = UNet(dataclasses.replace(tiny_config, field_features=True))
     assert warm_start(twin, target) == []
