@@ -570,6 +570,45 @@ COMMANDS: tuple[Command, ...] = (
         ),
     ),
     Command(
+        "sigma-net",
+        "lensviz.cli.model:cmd_sigma_net",
+        "train and calibrate a UNet's moment network (its calibrated error bars)",
+        (
+            arg("weights", type=_keras_file, help="the UNet .keras file (the mean model, frozen)"),
+            arg(
+                "--data",
+                required=True,
+                help="a training set of field tiles from calibration seeds "
+                "(lensviz.training_data; not the UNet's own training data)",
+            ),
+            arg(
+                "--train-n",
+                type=_positive_int,
+                default=6000,
+                help="samples that train the network (default 6000); the rest calibrate it",
+            ),
+            arg(
+                "--val-n",
+                type=_positive_int,
+                default=500,
+                help="of those, the last ones that pick the best epoch (default 500)",
+            ),
+            arg("--epochs", type=_positive_int, default=20, help="epochs (default 20)"),
+            arg("--batch", type=_positive_int, default=16, help="batch size (default 16)"),
+            arg(
+                "--lr", type=_positive_float, default=1e-3, help="Adam learning rate (default 1e-3)"
+            ),
+            arg("--seed", type=_non_negative_int, default=0, help="seed (default 0)"),
+            arg(
+                "--out",
+                type=_keras_output,
+                default=None,
+                help="output .keras (default NAME.sigma.keras beside WEIGHTS)",
+            ),
+            arg("--overwrite", action="store_true", help="replace OUT if it exists"),
+        ),
+    ),
+    Command(
         "errorbars",
         "lensviz.cli.errorbars:cmd_errorbars",
         "calibrate the error bars of KS93 and the Wiener filter on simulated fields",

@@ -1,4 +1,4 @@
-"""Model commands: ``train``, ``finetune``, ``tune``, and the UNet of ``predict``.
+"""Model commands: ``train``, ``finetune``, ``sigma-net``, ``tune``, and the UNet of ``predict``.
 
 Registered in :data:`lensviz.cli.COMMANDS` as ``"lensviz.cli.model:cmd_…"`` strings, and
 the UNet of ``predict`` (:mod:`lensviz.cli.predict`) in :data:`lensviz.cli.PREDICT_METHODS`
@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from lensviz.cli import _check_output
 from lensviz.cli.predict import PredictMethod
@@ -26,15 +27,24 @@ from lensviz.depth import DomainTally
 from lensviz.evaluation import choose_ks93_sigma, default_weights, ks93_predictor
 from lensviz.loss_weights import check_coeffs
 from lensviz.nn.callbacks import summarize_metrics
+from lensviz.nn.errorbars import (
+    calibrate_moment_net,
+    file_sha256,
+    moment_net_path,
+    save_moment_net,
+    train_moment_net,
+)
 from lensviz.nn.finetuning import FinetuneConfig, finetune
-from lensviz.nn.inference import training_domain, unet_predictor
+from lensviz.nn.inference import load_model, training_domain, unet_predictor
 from lensviz.nn.training import TrainConfig, train, validation_arrays
 from lensviz.nn.tuning import OBJECTIVE, ScoredValidation, tuner_hypermodel
 from lensviz.nn.uncertainty import predict_uncertainty
+from lensviz.training_data import training_set_length
 
 __all__ = [
     "cmd_train",
     "cmd_finetune",
+    "cmd_sigma_net",
     "cmd_tune",
     "unet_method",
     "parse_coeffs",
@@ -141,6 +151,67 @@ def cmd_finetune(args: argparse.Namespace) -> int:
             "them): " + ", ".join(f"{k} {v:.3g}" for k, v in result["term_scales"].items())
         )
     print(f"wrote {result['path']} (trainable: {', '.join(result['trainable'])})")
+    return 0
+
+
+def cmd_sigma_net(args: argparse.Namespace) -> int:
+    """Train and calibrate the moment network of a UNet: its calibrated error bars.
+
+    The training set's first ``--train-n`` samples train the network (its last
+    ``--val-n`` of them pick the best epoch); the rest give the conformal factors.
+    Writes ``NAME.sigma.keras`` beside ``NAME.keras`` (or ``--out``).
+    """
+    weights = Path(args.weights)
+    out = Path(args.out) if args.out else moment_net_path(weights)
+    _check_output(out, args.overwrite)
+    n_total = training_set_length(args.data)
+    if not args.val_n < args.train_n < n_total:
+        raise ValueError(
+            f"{args.data}: {n_total} samples; expected --val-n < --train-n < {n_total} so "
+            "that some remain to calibrate on"
+        )
+    model = load_model(weights)
+    fit = np.arange(args.train_n - args.val_n)
+    val = np.arange(args.train_n - args.val_n, args.train_n)
+    calib = np.arange(args.train_n, n_total)
+    t0 = time.perf_counter()
+
+    def report(epoch, row):
+        print(
+            f"epoch {epoch}/{args.epochs}: loss {row['loss']:.4f} val_loss {row['val_loss']:.4f}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    net = train_moment_net(
+        model, args.data, fit, val, args.epochs, args.batch, args.lr, args.seed, report
+    )
+    command = (
+        f"python -m lensviz sigma-net {args.weights} --data {args.data} --train-n {args.train_n} "
+        f"--val-n {args.val_n} --epochs {args.epochs} --batch {args.batch} --lr {args.lr:g} "
+        f"--seed {args.seed}"
+    )
+    shipped = calibrate_moment_net(
+        model,
+        net,
+        args.data,
+        calib,
+        file_sha256(weights),
+        provenance={
+            "command": command,
+            "train_samples": len(fit),
+            "val_samples": len(val),
+            "calibration_samples": len(calib),
+            "wall_s": round(time.perf_counter() - t0, 1),
+        },
+    )
+    save_moment_net(shipped, out)
+    q = shipped.error_model
+    print(
+        f"wrote {out}: moment network of {weights.name}, conformal factors q68 "
+        f"{[round(v, 3) for v in q['q68'][0]]}, q95 {[round(v, 3) for v in q['q95'][0]]} "
+        f"at n_gal {q['depth_nodes']}"
+    )
     return 0
 
 

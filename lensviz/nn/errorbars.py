@@ -64,6 +64,7 @@ __all__ = [
 
 _PAD = 16
 _FILTERS = (16, 32, 64, 64)
+_LOG_SIGMA_START = math.log(0.02)
 
 
 def file_sha256(path) -> str:
@@ -126,7 +127,15 @@ class MomentNet(keras.Model):
             x = keras.layers.BatchNormalization(name=f"dec{i}_bn")(x)
             x = keras.layers.ReLU(name=f"dec{i}_act")(x)
             x = keras.layers.Concatenate(name=f"dec{i}_skip")([x, skips[-1 - i]])
-        x = keras.layers.Conv2DTranspose(1, 3, strides=2, padding="same", name="log_sigma")(x)
+        # ln σ starts near ln 0.02, the size of a UNet's error, not at ln 1
+        x = keras.layers.Conv2DTranspose(
+            1,
+            3,
+            strides=2,
+            padding="same",
+            bias_initializer=keras.initializers.Constant(_LOG_SIGMA_START),
+            name="log_sigma",
+        )(x)
         x = keras.layers.Cropping2D(_PAD, name="crop")(x)
         x = keras.layers.Reshape((npix, npix), name="squeeze")(x)
         sigma = keras.layers.Activation("exponential", name="sigma")(x)
@@ -249,9 +258,7 @@ def calibrate_moment_net(
     a node with fewer than 20 tiles taking its nearest neighbour's.
     """
     x, r = _tiles_and_residuals(mean_model, path, indices)
-    sigma = np.concatenate(
-        [np.asarray(net(x[i : i + 64], training=False)) for i in range(0, len(x), 64)]
-    )
+    sigma = predict_kappa(net, x)
     n_gal = read_training_column(path, "n_gal")[np.asarray(indices)]
     nodes = np.array([depth_node_index(n) for n in n_gal])
     q68, q95 = [], []
@@ -330,12 +337,7 @@ def errorbar_predictor(
     tile = TILE_PX
 
     def sigmas(x: np.ndarray) -> np.ndarray:
-        return np.concatenate(
-            [
-                np.asarray(net(x[i : i + batch_size], training=False))
-                for i in range(0, len(x), batch_size)
-            ]
-        )
+        return predict_kappa(net, x, batch_size)  # the cached tf.function forward
 
     def factors(eps: np.ndarray, pixel_arcmin) -> np.ndarray:
         scales = np.broadcast_to(np.asarray(pixel_arcmin, np.float64), len(eps))
