@@ -56,6 +56,9 @@ class FinetuneConfig:
     loss: "0.95 MultiFocal + 0.05 WMAPE" then means what it says. Raw, the terms differ
     by orders of magnitude (MultiFocal ≈ 3e-4, WMAPE ≈ 5 on simulated maps) and a 0.05
     WMAPE weight is 99.9% of the loss, which drives the maps towards zero.
+
+    ``depth_weighting`` weights each training map's loss by its depth, as
+    :class:`lensviz.nn.training.TrainConfig` does (for training sets of mixed depth).
     """
 
     loss: str = "combined"
@@ -75,6 +78,7 @@ class FinetuneConfig:
     val_samples: int = 64
     augment: bool = True
     normalize_terms: bool = True
+    depth_weighting: bool = False
     distribution: str = "auto"
     devices: tuple[str, ...] | None = None
     seed: int = 0
