@@ -165,10 +165,17 @@ WEIGHTS_DIR = Path(
 )
 DEFAULT_WEIGHTS_FILE = "lite.keras"  # the shipped UNet, in WEIGHTS_DIR
 POWER_SPECTRUM_FILE = "kappa_power.npz"  # the shipped κ power spectrum, in WEIGHTS_DIR
+ERRORBARS_FILE = "errorbars.json"  # calibrated error bars of KS93 and Wiener, in WEIGHTS_DIR
 
 FITS_SUFFIXES = (".fits", ".fit", ".fts")  # file names read and written as FITS
 
-__all__ += ["WEIGHTS_DIR", "DEFAULT_WEIGHTS_FILE", "POWER_SPECTRUM_FILE", "FITS_SUFFIXES"]
+__all__ += [
+    "WEIGHTS_DIR",
+    "DEFAULT_WEIGHTS_FILE",
+    "POWER_SPECTRUM_FILE",
+    "ERRORBARS_FILE",
+    "FITS_SUFFIXES",
+]
 
 # --- Simulator defaults (lensviz.simulate.SimulationConfig) ---
 SIM_M200_RANGE = (1e14, 2e15)  # main-cluster M200 [M☉/h], drawn log-uniform

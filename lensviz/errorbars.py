@@ -11,8 +11,9 @@ on simulations (split conformal prediction; e.g. Angelopoulos & Bates 2023):
     \\mathrm{kappa\\_hw95}(x) = q_{95}(n_\\mathrm{gal})\\, s(x)
 
 where ``q`` is the 68.3 % (95.4 %) quantile of ``|κ − κ̂| / s`` over the pixels of
-calibration fields at that depth (seeds disjoint from training and tests), interpolated
-in log n_gal between depth nodes. The 95.4 % band is calibrated on its own: the errors
+calibration fields at that depth and pixel scale (seeds disjoint from training and
+tests), interpolated in log n_gal between depth nodes and in log pixel side between
+scale nodes. The 95.4 % band is calibrated on its own: the errors
 are heavy-tailed near cluster cores, so ``q95`` is not ``2 q68``.
 
 The shape of the linear methods (KS93, smoothed or not, and the Wiener filter) is
@@ -20,7 +21,7 @@ analytic (:func:`linear_shape`):
 
 .. math::
 
-    s^2(x) = c\\,\\sigma^2_\\mathrm{noise}(x) + a\\,V_\\mathrm{bias}
+    s^2(x) = c\\,\\sigma^2_\\mathrm{noise}(x) + a\\,V_\\mathrm{bias} + h\\,V_\\mathrm{sheet}
     + \\big(b_2\\,m_2(x) + b_8\\,m_8(x) + b_{32}\\,m_{32}(x) + e\\big)\\,V_\\kappa
 
 * ``σ²_noise`` is the shape noise propagated exactly through the method's linear filter
@@ -30,6 +31,10 @@ analytic (:func:`linear_shape`):
   method performs, near masks and field edges included;
 * ``V_bias = ⟨|1 − W(k)|² S(k)⟩``, the variance of what the filter ``W`` removes from a
   Gaussian field of power S (the smoothing bias; 0 for raw KS93);
+* ``V_sheet``, the variance of the mean of κ over the field (``Σ_k S(k) |Ŵ(k)|² / n²``
+  for the field's window ``W`` of ``n`` pixels in the padded grid): KS93 cannot recover
+  the mean (the mass-sheet degeneracy), and that error, the same in every pixel, shrinks
+  as the field grows (without shape noise it is most of KS93's error on a 128² field);
 * ``V_κ = ⟨S(k)⟩``, the signal variance, times ``m_2(x)``, ``m_8(x)`` and ``m_32(x)``,
   the share of the neighbourhood without data (1 − the filled pixels, the field
   zero-padded, smoothed by 2, 8 and 32 px): where there are no galaxies, in holes and
@@ -38,7 +43,7 @@ analytic (:func:`linear_shape`):
   (the mass sheet, the reduced shear of cluster cores);
 
 with S the κ power spectrum at the field's pixel scale
-(:class:`lensviz.wiener.PowerSpectrum`), and ``(c, a, b_2, b_8, b_32, e)`` fitted per
+(:class:`lensviz.wiener.PowerSpectrum`), and ``(c, a, h, b_2, b_8, b_32, e)`` fitted per
 method and depth by the Gaussian likelihood of the calibration residuals
 (:func:`fit_linear`) before the conformal factors. The UNet's shape comes from a moment
 network trained on its residuals (:mod:`lensviz.nn.errorbars`).
@@ -81,12 +86,17 @@ __all__ = [
     "coverage",
     "SIGMA_NODES",
     "depth_node_index",
+    "scale_node_index",
+    "fill_nodes",
+    "SCALE_NODES",
     "linear_calibration_data",
     "calibrate_linear",
     "save_error_models",
     "load_error_models",
+    "default_error_models",
     "field_depth",
     "linear_errorbars",
+    "sheet_variance",
 ]
 
 #: The share of pixels the ±kappa_std band holds: erf(1/√2).
@@ -95,10 +105,13 @@ COVERAGE_68 = math.erf(1 / math.sqrt(2))
 COVERAGE_95 = math.erf(2 / math.sqrt(2))
 #: Depth nodes [galaxies per arcmin²] of the calibration tables; ``inf``: no shape noise.
 DEPTH_NODES = (5.0, 10.0, 30.0, 100.0, 300.0, 1000.0, math.inf)
+#: Pixel-side nodes [arcmin] of the conformal factors: the training mix's 0.2–0.4′, the
+#: challenge's 0.5′ (40 % of the mix) and 0.6–2′, each calibrated on its own samples.
+SCALE_NODES = (0.3, 0.5, 1.0)
 #: Smoothings [pixels] of the missing-data shares m_2(x), m_8(x), m_32(x).
 MISSING_SMOOTH_PX = (2.0, 8.0, 32.0)
-#: Number of shape parameters of a linear method: (c, a, b_2, b_8, b_32, e).
-N_LINEAR_PARAMS = 2 + len(MISSING_SMOOTH_PX) + 1
+#: Number of shape parameters of a linear method: (c, a, h, b_2, b_8, b_32, e).
+N_LINEAR_PARAMS = 3 + len(MISSING_SMOOTH_PX) + 1
 
 
 # === The shapes of the linear methods ===
@@ -217,11 +230,23 @@ def _signal_terms(transfer: np.ndarray, signal: PowerSpectrum, pixel_arcmin: flo
     return float(np.mean((1.0 - transfer) ** 2 * s)), float(np.mean(s))
 
 
+@lru_cache(maxsize=64)
+def sheet_variance(ny: int, nx: int, pad: int, signal: PowerSpectrum, pixel_arcmin: float) -> float:
+    """``V_sheet``: the variance of the mean of κ over an ``(ny, nx)`` field, padded by
+    ``pad``, for a field of power S (module docstring)."""
+    py, px = ny + 2 * pad, nx + 2 * pad
+    window = np.zeros((py, px))
+    window[pad : pad + ny, pad : pad + nx] = 1.0
+    w2 = np.abs(sfft.fft2(window)) ** 2
+    s = signal.on_grid(py, px, pixel_arcmin)
+    return float((s * w2).sum() / (py * px) / (ny * nx) ** 2)
+
+
 def linear_shape(
     eps,
     method: str,
     signal: PowerSpectrum,
-    params=(1.0, 1.0, 1.0, 1.0, 1.0, 0.0),
+    params=(1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0),
     sigma_px: float = 0.0,
     pad: int = 0,
     pixel_arcmin: float = constants.PIXEL_ARCMIN,
@@ -237,8 +262,8 @@ def linear_shape(
         KS93 smoothed by ``sigma_px`` (0: raw), or the Wiener filter.
     signal : PowerSpectrum
         S, for the signal terms and the Wiener filter.
-    params : (c, a, b_2, b_8, b_32, e)
-        Weights of the noise, bias, missing-data (2, 8, 32 px) and floor terms.
+    params : (c, a, h, b_2, b_8, b_32, e)
+        Weights of the noise, bias, mass-sheet, missing-data (2, 8, 32 px) and floor terms.
     sigma_px : float
         KS93's Gaussian smoothing [pixels].
     pad : int
@@ -246,8 +271,8 @@ def linear_shape(
     pixel_arcmin : float
         Pixel side [arcmin].
     parts : bool
-        Return ``(σ²_noise(x), V_bias, V_κ)`` instead of ``s`` (the missing-data maps
-        are :func:`missing_shares`, the same for every method).
+        Return ``(σ²_noise(x), V_bias, V_sheet, V_κ)`` instead of ``s`` (the missing-data
+        maps are :func:`missing_shares`, the same for every method).
 
     Returns
     -------
@@ -269,11 +294,12 @@ def linear_shape(
         raise ValueError(f"method must be 'ks93' or 'wiener', got {method!r}")
     noise = _convolve_noise(np.asarray(eps[..., 2], np.float64), kernel_hat, pad)
     v_bias, v_kappa = _signal_terms(transfer, signal, pixel_arcmin)
+    v_sheet = sheet_variance(ny, nx, pad, signal, float(pixel_arcmin))
     if parts:
-        return noise, v_bias, v_kappa
-    c, a, *b, e = params
+        return noise, v_bias, v_sheet, v_kappa
+    c, a, h, *b, e = params
     m = missing_shares(eps[..., 2], pad)
-    var = c * noise + a * v_bias + (np.tensordot(b, m, 1) + e) * v_kappa
+    var = c * noise + a * v_bias + h * v_sheet + (np.tensordot(b, m, 1) + e) * v_kappa
     return np.sqrt(var).astype(np.float32)
 
 
@@ -310,14 +336,17 @@ class ErrorModel:
         ``"ks93"``, ``"wiener"`` or ``"unet"``.
     depth_nodes : tuple of float
         n_gal of the table's rows (``inf``: no shape noise).
-    q68, q95 : tuple of tuple of float
-        Conformal factors per smoothing node (outer) and depth node (inner): the 68.3 %
-        and 95.4 % quantiles of ``|κ − κ̂| / s``.
+    q68, q95 : nested tuples of float, ``(n_sigma, n_scale, n_depth)``
+        Conformal factors per smoothing, pixel-scale and depth node: the 68.3 % and
+        95.4 % quantiles of ``|κ − κ̂| / s``.
     params : tuple or None
-        Per smoothing and depth node, ``(c, a, b_2, b_8, b_32, e)`` of :func:`linear_shape`
-        (linear methods); None for the UNet, whose shape is its moment network's.
+        Per smoothing and depth node, ``(c, a, h, b_2, b_8, b_32, e)`` of
+        :func:`linear_shape` (linear methods; all pixel scales together); None for the
+        UNet, whose shape is its moment network's.
     sigma_nodes : tuple of float
         KS93 smoothing σ [px] of the outer index (``(0.0,)`` for other methods).
+    scale_nodes : tuple of float
+        Pixel sides [arcmin] of the middle index of ``q68``, ``q95``.
     provenance : dict
         How it was calibrated (command, seeds, maps, pixels).
     """
@@ -328,23 +357,31 @@ class ErrorModel:
     q95: tuple
     params: tuple | None = None
     sigma_nodes: tuple = (0.0,)
+    scale_nodes: tuple = SCALE_NODES
     provenance: dict = dataclasses.field(default_factory=dict)
 
-    def _at(self, table, n_gal: float, sigma_px: float) -> np.ndarray:
-        t = np.asarray(table, dtype=np.float64)  # (n_sigma, n_depth, ...)
+    def _at(self, table, n_gal: float, sigma_px: float, pixel_arcmin=None) -> np.ndarray:
+        t = np.asarray(table, dtype=np.float64)  # (n_sigma, [n_scale,] n_depth, ...)
         sig = np.asarray(self.sigma_nodes, dtype=np.float64)
         i = float(np.interp(sigma_px, sig, np.arange(len(sig)))) if len(sig) > 1 else 0.0
-        by_sigma = _interp_nodes(t, i)
-        return _interp_nodes(by_sigma, _node_position(n_gal, self.depth_nodes))
+        t = _interp_nodes(t, i)
+        if pixel_arcmin is not None:
+            logs = np.log(np.asarray(self.scale_nodes, dtype=np.float64))
+            j = float(np.interp(math.log(pixel_arcmin), logs, np.arange(len(logs))))
+            t = _interp_nodes(t, j)
+        return _interp_nodes(t, _node_position(n_gal, self.depth_nodes))
 
-    def factors(self, n_gal: float, sigma_px: float = 0.0) -> tuple[float, float]:
-        """``(q68, q95)`` at a depth (and KS93 smoothing)."""
-        return float(self._at(self.q68, n_gal, sigma_px)), float(
-            self._at(self.q95, n_gal, sigma_px)
+    def factors(
+        self, n_gal: float, sigma_px: float = 0.0, pixel_arcmin: float = constants.PIXEL_ARCMIN
+    ) -> tuple[float, float]:
+        """``(q68, q95)`` at a depth, KS93 smoothing and pixel side."""
+        return (
+            float(self._at(self.q68, n_gal, sigma_px, pixel_arcmin)),
+            float(self._at(self.q95, n_gal, sigma_px, pixel_arcmin)),
         )
 
     def shape_params(self, n_gal: float, sigma_px: float = 0.0) -> tuple[float, ...]:
-        """``(c, a, b_2, b_8, b_32, e)`` of :func:`linear_shape` at a depth (and smoothing)."""
+        """``(c, a, h, b_2, …, e)`` of :func:`linear_shape` at a depth (and smoothing)."""
         if self.params is None:
             raise ValueError(f"the {self.method} error model has no linear shape parameters")
         return tuple(float(v) for v in self._at(self.params, n_gal, sigma_px))
@@ -362,15 +399,16 @@ class ErrorModel:
             model = cls(
                 method=str(values["method"]),
                 depth_nodes=depth,
-                q68=tuple(tuple(float(v) for v in row) for row in values["q68"]),
-                q95=tuple(tuple(float(v) for v in row) for row in values["q95"]),
+                q68=_nested_tuple(values["q68"]),
+                q95=_nested_tuple(values["q95"]),
                 params=_nested_tuple(values.get("params")),
                 sigma_nodes=tuple(float(s) for s in values.get("sigma_nodes", (0.0,))),
+                scale_nodes=tuple(float(s) for s in values.get("scale_nodes", SCALE_NODES)),
                 provenance=dict(values.get("provenance", {})),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not an error model: {exc!r}") from None
-        shape = (len(model.sigma_nodes), len(model.depth_nodes))
+        shape = (len(model.sigma_nodes), len(model.scale_nodes), len(model.depth_nodes))
         for name in ("q68", "q95"):
             got = np.asarray(getattr(model, name), dtype=np.float64)
             if got.shape != shape or not np.all(np.isfinite(got) & (got > 0)):
@@ -407,18 +445,21 @@ def conformal_quantiles(resid, shape, levels=(COVERAGE_68, COVERAGE_95)) -> tupl
     return tuple(out)
 
 
-def fit_linear(noise, bias, missing, resid) -> tuple[float, ...]:
-    """``(c, a, b_2, b_8, b_32, e) ≥ 0`` maximising the Gaussian likelihood of residuals.
+def fit_linear(noise, bias, sheet, missing, resid) -> tuple[float, ...]:
+    """``(c, a, h, b_2, b_8, b_32, e) ≥ 0`` maximising the Gaussian likelihood of residuals.
 
-    ``resid ~ N(0, c·noise + a·bias + (Σ b_s m_s + e)·V_κ)`` pixel by pixel, with
-    ``missing`` the stacked ``(m_2 V_κ, m_8 V_κ, m_32 V_κ, V_κ)`` (shape ``(4, …)`` of
-    ``resid``'s); minimises the mean of ``log v + r²/v`` over log-parameters (L-BFGS-B).
+    ``resid ~ N(0, c·noise + a·bias + h·sheet + (Σ b_s m_s + e)·V_κ)`` pixel by pixel,
+    with ``missing`` the stacked ``(m_2 V_κ, m_8 V_κ, m_32 V_κ, V_κ)`` (shape
+    ``(4, …)`` of ``resid``'s; ``bias`` and ``sheet`` broadcast to it); minimises the
+    mean of ``log v + r²/v`` over log-parameters (L-BFGS-B).
     """
     n = np.asarray(noise, np.float64).ravel()
+    shape = np.asarray(noise).shape
     r2 = np.asarray(resid, np.float64).ravel() ** 2
-    bi = np.broadcast_to(np.asarray(bias, np.float64), np.asarray(noise).shape).ravel()
+    bi = np.broadcast_to(np.asarray(bias, np.float64), shape).ravel()
+    sh = np.broadcast_to(np.asarray(sheet, np.float64), shape).ravel()
     m = np.asarray(missing, np.float64).reshape(len(MISSING_SMOOTH_PX) + 1, -1)
-    terms = np.concatenate([n[None], bi[None], m])
+    terms = np.concatenate([n[None], bi[None], sh[None], m])
 
     def nll(log_p):
         v = np.exp(log_p) @ terms + 1e-12
@@ -447,6 +488,11 @@ def coverage(kappa_true, kappa_pred, half_width, mask=None) -> float:
 
 #: KS93 smoothing nodes [pixels] of the linear calibration (the app's slider spans 0–8).
 SIGMA_NODES = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
+
+
+def scale_node_index(pixel_arcmin: float, nodes=SCALE_NODES) -> int:
+    """The pixel-side node nearest a pixel side, in log."""
+    return int(np.argmin(np.abs(np.log(nodes) - math.log(pixel_arcmin))))
 
 
 def depth_node_index(n_gal: float, nodes=DEPTH_NODES) -> int:
@@ -487,20 +533,21 @@ def linear_calibration_data(
     -------
     dict
         ``depth`` (n_gal of each tile), and per method key (``("ks93", σ)``,
-        ``("wiener", 0.0)``) the arrays ``noise``, ``bias``, ``resid``
+        ``("wiener", 0.0)``) the arrays ``noise``, ``bias``, ``sheet``, ``resid``
         ``(n_tiles, pixels)`` and ``missing`` ``(n_tiles, 4, pixels)``:
         ``(m_2 V_κ, m_8 V_κ, m_32 V_κ, V_κ)``.
     """
     rng = np.random.default_rng(seed)
     keys = [("ks93", float(s)) for s in sigma_nodes] + [("wiener", 0.0)]
-    out = {k: {"noise": [], "bias": [], "missing": [], "resid": []} for k in keys}
-    depths = []
+    out = {k: {"noise": [], "bias": [], "sheet": [], "missing": [], "resid": []} for k in keys}
+    depths, scales = [], []
     wiener = wiener_predictor(signal, pad)
     for eps, kappa, (y0, x0), scale in fields:
         t = constants.NPIX
         tile = (slice(y0, y0 + t), slice(x0, x0 + t))
         pick = rng.choice(t * t, size=min(pixels, t * t), replace=False)
         depths.append(_depth_of(eps[tile][..., 2], scale))
+        scales.append(scale)
         raw = ks93_predictor(0.0, pad)(eps[None])[0]
         shares = missing_shares(eps[..., 2], pad)[:, tile[0], tile[1]]
         shares = shares.reshape(len(shares), -1)[:, pick]
@@ -511,19 +558,22 @@ def linear_calibration_data(
                 pred = gaussian_smooth(raw, sigma)
             else:
                 pred = wiener(eps[None], pixel_arcmin=scale)[0]
-            noise, bias, v_kappa = linear_shape(
+            noise, bias, sheet, v_kappa = linear_shape(
                 eps, method, signal, sigma_px=sigma, pad=pad, pixel_arcmin=scale, parts=True
             )
             row = out[key]
             row["noise"].append(noise[tile].ravel()[pick].astype(np.float32))
             row["bias"].append(np.float32(bias))
+            row["sheet"].append(np.float32(sheet))
             row["missing"].append((shares * v_kappa).astype(np.float32))
             row["resid"].append((kappa - pred)[tile].ravel()[pick].astype(np.float32))
-    result = {"depth": np.asarray(depths)}
+    result = {"depth": np.asarray(depths), "pixel_arcmin": np.asarray(scales)}
     for key, row in out.items():
+        ones = np.ones((1, len(row["noise"][0])))
         result[key] = {
             "noise": np.stack(row["noise"]),
-            "bias": np.asarray(row["bias"])[:, None] * np.ones((1, len(row["noise"][0]))),
+            "bias": np.asarray(row["bias"])[:, None] * ones,
+            "sheet": np.asarray(row["sheet"])[:, None] * ones,
             "missing": np.stack(row["missing"]),
             "resid": np.stack(row["resid"]),
         }
@@ -533,10 +583,11 @@ def linear_calibration_data(
 def calibrate_linear(data: dict, provenance: dict | None = None) -> dict[str, ErrorModel]:
     """Fit the shape parameters and the conformal factors of KS93 and Wiener.
 
-    Per method and depth node: the weights by :func:`fit_linear` on the even tiles,
-    then ``q68``, ``q95`` by :func:`conformal_quantiles` on the odd ones (a split: the
-    factors are measured on tiles the shape was not fitted to). A node with fewer than
-    20 tiles borrows the parameters of its nearest neighbour with enough.
+    Per method and depth node: the weights by :func:`fit_linear` on the even tiles (all
+    pixel scales), then ``q68``, ``q95`` by :func:`conformal_quantiles` on the odd ones
+    of each pixel-scale node (a split: the factors are measured on tiles the shape was
+    not fitted to). A node with fewer than 20 tiles borrows the values of its nearest
+    depth node with enough.
 
     Parameters
     ----------
@@ -549,50 +600,58 @@ def calibrate_linear(data: dict, provenance: dict | None = None) -> dict[str, Er
     dict
         ``{"ks93": ErrorModel, "wiener": ErrorModel}``.
     """
-    depth = data["depth"]
-    nodes = np.array([depth_node_index(d) for d in depth])
+    nodes = np.array([depth_node_index(d) for d in data["depth"]])
+    scales = np.array([scale_node_index(p) for p in data["pixel_arcmin"]])
     sigma_nodes = sorted(key[1] for key in data if isinstance(key, tuple) and key[0] == "ks93")
     models = {}
     for method, sigmas in (("ks93", sigma_nodes), ("wiener", [0.0])):
         params, q68, q95 = [], [], []
         for sigma in sigmas:
             d = data[(method, sigma)]
-            p_row, q68_row, q95_row = [], [], []
+            p_row = []
+            q_rows = [[[], []] for _ in SCALE_NODES]  # per scale: q68 row, q95 row
             for j in range(len(DEPTH_NODES)):
                 tiles = np.flatnonzero(nodes == j)
-                if len(tiles) < 20:
-                    p_row.append(None)
-                    q68_row.append(None)
-                    q95_row.append(None)
-                    continue
                 fit, score = tiles[0::2], tiles[1::2]
-                missing = np.moveaxis(d["missing"][fit], 1, 0)
-                p = fit_linear(d["noise"][fit], d["bias"][fit], missing, d["resid"][fit])
-                c, a, *b = p
-                m = d["missing"][score]
-                shape = np.sqrt(
-                    c * d["noise"][score] + a * d["bias"][score] + np.einsum("s,nsp->np", b, m)
-                )
-                q = conformal_quantiles(d["resid"][score], shape)
+                p = None
+                if len(fit) >= 10:
+                    missing = np.moveaxis(d["missing"][fit], 1, 0)
+                    p = fit_linear(
+                        d["noise"][fit], d["bias"][fit], d["sheet"][fit], missing, d["resid"][fit]
+                    )
                 p_row.append(p)
-                q68_row.append(q[0])
-                q95_row.append(q[1])
-            params.append(_fill_nodes(p_row))
-            q68.append(_fill_nodes(q68_row))
-            q95.append(_fill_nodes(q95_row))
+                for k in range(len(SCALE_NODES)):
+                    here = score[scales[score] == k]
+                    q = (None, None)
+                    if p is not None and len(here) >= 10:
+                        c, a, h, *b = p
+                        m = d["missing"][here]
+                        shape = np.sqrt(
+                            c * d["noise"][here]
+                            + a * d["bias"][here]
+                            + h * d["sheet"][here]
+                            + np.einsum("s,nsp->np", b, m)
+                        )
+                        q = conformal_quantiles(d["resid"][here], shape)
+                    q_rows[k][0].append(q[0])
+                    q_rows[k][1].append(q[1])
+            params.append(fill_nodes(p_row))
+            q68.append([fill_nodes(r[0]) for r in q_rows])
+            q95.append([fill_nodes(r[1]) for r in q_rows])
         models[method] = ErrorModel(
             method=method,
             depth_nodes=DEPTH_NODES,
-            q68=tuple(tuple(r) for r in q68),
-            q95=tuple(tuple(r) for r in q95),
-            params=tuple(tuple(tuple(p) for p in r) for r in params),
+            q68=_nested_tuple(q68),
+            q95=_nested_tuple(q95),
+            params=_nested_tuple(params),
             sigma_nodes=tuple(float(s) for s in sigmas),
+            scale_nodes=SCALE_NODES,
             provenance=dict(provenance or {}),
         )
     return models
 
 
-def _fill_nodes(row: list) -> list:
+def fill_nodes(row: list) -> list:
     """Nodes without enough tiles take the value of the nearest node that has one."""
     have = [i for i, v in enumerate(row) if v is not None]
     if not have:
@@ -650,6 +709,22 @@ def load_error_models(path) -> dict[str, ErrorModel]:
 _MAX_FILE_BYTES = 4_000_000
 
 
+def default_error_models() -> dict[str, ErrorModel]:
+    """The shipped calibration of KS93 and Wiener (``errorbars.json`` in the weights folder).
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming the file and the command that makes it.
+    """
+    path = constants.WEIGHTS_DIR / constants.ERRORBARS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found; make it with `python -m lensviz errorbars --out {path}`"
+        )
+    return load_error_models(path)
+
+
 # === Error bars of a map ===
 
 
@@ -689,5 +764,5 @@ def linear_errorbars(
     n_gal = field_depth(eps, pixel_arcmin)
     params = model.shape_params(n_gal, sigma_px)
     shape = linear_shape(eps, model.method, signal, params, sigma_px, pad, pixel_arcmin)
-    q68, q95 = model.factors(n_gal, sigma_px)
+    q68, q95 = model.factors(n_gal, sigma_px, pixel_arcmin)
     return (q68 * shape).astype(np.float32), (q95 * shape).astype(np.float32)

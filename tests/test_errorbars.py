@@ -11,6 +11,7 @@ from lensviz.errorbars import (
     COVERAGE_68,
     COVERAGE_95,
     DEPTH_NODES,
+    SCALE_NODES,
     ErrorModel,
     conformal_quantiles,
     coverage,
@@ -22,6 +23,7 @@ from lensviz.errorbars import (
     missing_share,
     noise_variance,
     save_error_models,
+    sheet_variance,
 )
 from lensviz.inversion import ks93
 from lensviz.wiener import PowerSpectrum
@@ -100,11 +102,13 @@ def test_fit_linear_recovers_the_weights_of_a_known_variance():
     missing = np.stack(
         [rng.uniform(0, 1, n), rng.uniform(0, 1, n), rng.uniform(0, 1, n), np.ones(n)]
     )
-    true = np.array([1.3, 0.7, 2.0, 0.5, 1.0, 0.2])  # c, a, b_2, b_8, b_32, e; bias = 1
-    var = true[0] * noise + true[1] + true[2:] @ missing
+    sheet = rng.uniform(0, 1, n)
+    true = np.array([1.3, 0.7, 0.4, 2.0, 0.5, 1.0, 0.2])  # c, a, h, b_2, b_8, b_32, e
+    var = true[0] * noise + true[1] + true[2] * sheet + true[3:] @ missing  # bias = 1
     resid = rng.normal(size=n) * np.sqrt(var)
-    got = np.array(fit_linear(noise, 1.0, missing, resid))
-    np.testing.assert_allclose(got @ np.stack([noise, np.ones(n), *missing]), var, rtol=0.1)
+    got = np.array(fit_linear(noise, 1.0, sheet, missing, resid))
+    terms = np.stack([noise, np.ones(n), sheet, *missing])
+    np.testing.assert_allclose(got @ terms, var, rtol=0.1)
 
 
 def _spectrum():
@@ -123,9 +127,9 @@ def test_error_bars_of_pure_noise_cover_what_they_claim():
     model = ErrorModel(
         "ks93",
         DEPTH_NODES,
-        q68=((1.0,) * len(DEPTH_NODES),),
-        q95=((2.0,) * len(DEPTH_NODES),),
-        params=(((1.0, 0.0, 0.0, 0.0, 0.0, 0.0),) * len(DEPTH_NODES),),
+        q68=(((1.0,) * len(DEPTH_NODES),) * len(SCALE_NODES),),
+        q95=(((2.0,) * len(DEPTH_NODES),) * len(SCALE_NODES),),
+        params=(((1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),) * len(DEPTH_NODES),),
     )
     std, hw95 = linear_errorbars(eps, model, _spectrum())
     pred = ks93(e1, e2)[0]
@@ -138,31 +142,43 @@ def test_signal_terms_of_the_shape():
     eps = np.zeros((64, 64, 3), np.float32)
     eps[..., 2] = 0.1
     sig = _spectrum()
-    noise, v_bias, v_kappa = linear_shape(eps, "ks93", sig, sigma_px=0.0, parts=True)
+    noise, v_bias, v_sheet, v_kappa = linear_shape(eps, "ks93", sig, sigma_px=0.0, parts=True)
     assert v_bias == 0.0 and v_kappa == pytest.approx(np.mean(sig.on_grid(64, 64)))
-    _, v_bias4, _ = linear_shape(eps, "ks93", sig, sigma_px=4.0, parts=True)
+    _, v_bias4, _, _ = linear_shape(eps, "ks93", sig, sigma_px=4.0, parts=True)
     assert 0 < v_bias4 < v_kappa  # smoothing removes part of the signal
-    _, v_bias_w, _ = linear_shape(eps, "wiener", sig, parts=True)
+    _, v_bias_w, _, _ = linear_shape(eps, "wiener", sig, parts=True)
     assert 0 < v_bias_w < v_kappa
+    # the mean over a larger field varies less: V_sheet falls with the field's area
+    assert 0 < sheet_variance(128, 128, 64, sig, 0.5) < v_kappa
+    assert sheet_variance(384, 384, 64, sig, 0.5) < sheet_variance(128, 128, 64, sig, 0.5) / 4
     with pytest.raises(ValueError, match="method"):
         linear_shape(eps, "unet", sig)
 
 
-def test_error_model_interpolates_in_log_depth_and_smoothing():
-    q68 = tuple(tuple(float(i + j) for j in range(len(DEPTH_NODES))) for i in range(2))
+def test_error_model_interpolates_in_log_depth_smoothing_and_pixel_scale():
+    # q68[σ][scale][depth] = 1 + σ index + 10 × scale index + 100 × depth index
+    q68 = tuple(
+        tuple(
+            tuple(1.0 + i + 10 * k + 100 * j for j in range(len(DEPTH_NODES)))
+            for k in range(len(SCALE_NODES))
+        )
+        for i in range(2)
+    )
     model = ErrorModel("ks93", DEPTH_NODES, q68=q68, q95=q68, sigma_nodes=(0.0, 4.0))
-    assert model.factors(10.0, 0.0)[0] == 1.0  # the node 10
-    assert model.factors(math.sqrt(10 * 30), 0.0)[0] == pytest.approx(1.5)  # halfway in log
-    assert model.factors(10.0, 2.0)[0] == pytest.approx(1.5)  # halfway in σ
-    assert model.factors(math.inf)[0] == len(DEPTH_NODES) - 1
-    assert model.factors(1.0)[0] == 0.0  # held at the end nodes
+    assert model.factors(10.0, 0.0, 0.5)[0] == 111.0  # the nodes 10, σ 0, 0.5′
+    halfway = model.factors(math.sqrt(10 * 30), 0.0, 0.5)[0]
+    assert halfway == pytest.approx(161.0)  # halfway in log n_gal
+    assert model.factors(10.0, 2.0, 0.5)[0] == pytest.approx(111.5)  # halfway in σ
+    assert model.factors(10.0, 0.0, math.sqrt(0.5))[0] == pytest.approx(116.0)  # in log scale
+    assert model.factors(math.inf, 0.0, 0.5)[0] == 11.0 + 100 * (len(DEPTH_NODES) - 1)
+    assert model.factors(1.0, 0.0, 0.1)[0] == 1.0  # held at the end nodes
     with pytest.raises(ValueError, match="no linear shape"):
         model.shape_params(10.0)
 
 
 def test_error_model_files_round_trip_and_refuse_bad_ones(tmp_path):
-    q = ((1.0,) * len(DEPTH_NODES),)
-    models = {"wiener": ErrorModel("wiener", DEPTH_NODES, q, q, params=((tuple([1.0] * 6),) * 7,))}
+    q = (((1.0,) * len(DEPTH_NODES),) * len(SCALE_NODES),)
+    models = {"wiener": ErrorModel("wiener", DEPTH_NODES, q, q, params=((tuple([1.0] * 7),) * 7,))}
     path = tmp_path / "e.json"
     save_error_models(models, path)
     back = load_error_models(path)
@@ -178,7 +194,7 @@ def test_error_model_files_round_trip_and_refuse_bad_ones(tmp_path):
         with pytest.raises(ValueError, match=match):
             load_error_models(path)
     table = json.loads(json.dumps(models["wiener"].to_dict()))
-    table["q68"] = [[-1.0] * len(DEPTH_NODES)]
+    table["q68"] = [[[-1.0] * len(DEPTH_NODES)] * len(SCALE_NODES)]
     path.write_text(json.dumps({"format": "lensviz-errorbars", "models": {"w": table}}))
     with pytest.raises(ValueError, match="q68"):
         load_error_models(path)

@@ -480,10 +480,19 @@ COMMANDS: tuple[Command, ...] = (
             arg("--batch", type=_positive_int, default=256, help="samples per batch (default 256)"),
             arg(
                 "--uncertainty",
-                choices=("mc_dropout", "tta"),
+                choices=("calibrated", "mc_dropout", "tta"),
                 default=None,
-                help="UNet only: also write kappa_std, by Monte-Carlo dropout or by the 8 "
-                "symmetries; kappa_pred is then the mean",
+                help="calibrated (every method): also write kappa_std (κ ± kappa_std holds "
+                "the truth in 68.3%% of the pixels) and kappa_hw95 (the 95.4%% band); "
+                "mc_dropout or tta (UNet only): the model's own spread, not an error bar, "
+                "as kappa_std, with kappa_pred the mean",
+            ),
+            arg(
+                "--pixel-arcmin",
+                type=_pixel_arcmin,
+                default=None,
+                help="pixel side [arcmin] for data that do not state one (default: the "
+                "data's, else 0.5)",
             ),
             arg(
                 "--passes",

@@ -44,7 +44,7 @@ import numpy as np
 
 from lensviz import constants, data
 from lensviz.cli import _check_output, _progress
-from lensviz.cli.fields import field_spec
+from lensviz.cli.fields import field_spec, read_field
 from lensviz.data import HDF5_SUFFIXES, ChallengeDirWriter, HDF5Writer
 from lensviz.data.errors import LimitError
 from lensviz.data.limits import MAX_READ_BYTES, check_simulation
@@ -62,6 +62,7 @@ __all__ = [
     "READ_AHEAD",
     "iter_data",
     "read_ahead",
+    "data_grid",
     "load_data",
     "cmd_convert",
     "cmd_simulate",
@@ -149,6 +150,29 @@ def _iter_simulated(n: int, seed: int, batch: int, config=None, mix=None):
         else:
             eps, kappa, _ = simulate_mixed_batch(k, seed + i, mix, config)
         yield eps, kappa, [_sim_name(seed + i + j) for j in range(k)]
+
+
+def data_grid(spec: str, pixel_arcmin: float | None = None) -> data.PixelGrid:
+    """The pixel grid of a command-line ``DATA`` argument, with ``--pixel-arcmin`` applied.
+
+    Simulated data (``sim:…``) know theirs; real fields (``cosmos``, ``fits:…``, a FITS
+    field) read it from their WCS; files from their attribute, else lensviz's default
+    0.5′, which ``--pixel-arcmin`` replaces (and must agree with a stated value).
+
+    Raises
+    ------
+    DataError
+        A ``--pixel-arcmin`` out of bounds or at odds with the data's own.
+    """
+    sim = _parse_sim(spec)
+    if sim is not None:
+        config, _ = sim.setup()
+        grid = data.PixelGrid(config.pixel_arcmin, True, "the simulator's configuration")
+        return grid.given(pixel_arcmin, spec)
+    field = read_field(spec)
+    if field is not None:
+        return field.grid.given(pixel_arcmin, spec)
+    return data.dataset_grid(spec, pixel_arcmin=pixel_arcmin)
 
 
 def iter_data(

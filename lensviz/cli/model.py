@@ -22,6 +22,7 @@ import keras
 import numpy as np
 
 from lensviz.cli import _check_output
+from lensviz.cli.data import data_grid
 from lensviz.cli.predict import PredictMethod
 from lensviz.depth import DomainTally
 from lensviz.evaluation import choose_ks93_sigma, default_weights, ks93_predictor
@@ -29,7 +30,9 @@ from lensviz.loss_weights import check_coeffs
 from lensviz.nn.callbacks import summarize_metrics
 from lensviz.nn.errorbars import (
     calibrate_moment_net,
+    errorbar_predictor,
     file_sha256,
+    load_moment_net,
     moment_net_path,
     save_moment_net,
     train_moment_net,
@@ -218,19 +221,31 @@ def cmd_sigma_net(args: argparse.Namespace) -> int:
 def unet_method(args: argparse.Namespace) -> PredictMethod:
     """``predict --method unet`` (:data:`lensviz.cli.PREDICT_METHODS`): the UNet of
     ``--weights`` (default the shipped ``lite.keras``), a tally of the samples outside its
-    training domain, and with ``--uncertainty`` the mean and σ of ``--passes`` passes."""
+    training domain; ``--uncertainty calibrated``: its calibrated error bars (its moment
+    network, ``NAME.sigma.keras``); ``mc_dropout`` or ``tta``: the mean and spread of
+    ``--passes`` passes, the model's own spread (uncalibrated: not an error bar)."""
     weights = args.weights or default_weights()
     if weights is None:
         raise FileNotFoundError("no --weights given and weights/lite.keras not found")
     predictor = unet_predictor(weights)
     domain = training_domain(predictor.model)
-    tally = None if domain is None else DomainTally(domain)
-    attrs = {"method": "unet", "weights": str(weights)}
-    if args.uncertainty:  # mean and σ instead of one pass
-        attrs.update(uncertainty=args.uncertainty, passes=args.passes)
-        predictor = partial(
+    grid = data_grid(args.data, args.pixel_arcmin)
+    tally = None if domain is None else DomainTally(domain, grid.pixel_arcmin)
+    attrs = {"method": "unet", "weights": Path(weights).name}
+    if args.uncertainty == "calibrated":
+        attrs["uncertainty"] = "calibrated"
+        predictor = errorbar_predictor(predictor.model, load_moment_net(weights))
+    elif args.uncertainty:  # mean and σ instead of one pass
+        attrs.update(
+            uncertainty=f"{args.uncertainty} (uncalibrated model spread)", passes=args.passes
+        )
+        spread = partial(
             predict_uncertainty, predictor.model, method=args.uncertainty, n_passes=args.passes
         )
+
+        def predictor(eps, pixel_arcmin=None):  # the spread is taken at the model's own scale
+            return spread(eps)
+
     return PredictMethod(predictor, attrs, tally)
 
 

@@ -4,6 +4,13 @@ Each method's predictor is built by the function that :data:`lensviz.cli.PREDICT
 names as ``"module:function"`` and resolves when the command runs: KS93 and the Wiener
 filter are built here (numpy), the UNet in :func:`lensviz.cli.model.unet_method`. So
 ``predict --method ks93`` or ``--method wiener`` never loads TensorFlow.
+
+Every predictor is told the data's pixel side (:func:`lensviz.cli.data.data_grid`,
+``--pixel-arcmin`` for data that do not state one). With ``--uncertainty calibrated`` it
+also returns the calibrated error bars, ``kappa_std`` (the 68.3 % band) and
+``kappa_hw95`` (the 95.4 % band) (:mod:`lensviz.errorbars`, the UNet's moment network of
+:mod:`lensviz.nn.errorbars`); ``mc_dropout`` and ``tta`` give the UNet's own spread,
+which is not an error bar (it does not cover the truth as it claims).
 """
 
 from __future__ import annotations
@@ -17,15 +24,22 @@ from typing import NamedTuple
 
 import numpy as np
 
-from lensviz import data
+from lensviz import constants, data
 from lensviz.cli import PREDICT_METHODS, _check_output, _progress, resolve
-from lensviz.cli.data import iter_data, read_ahead
+from lensviz.cli.data import data_grid, iter_data, read_ahead
 from lensviz.cli.fields import read_field
 from lensviz.constants import FITS_SUFFIXES
 from lensviz.data import PredictionWriter
-from lensviz.depth import DomainTally
-from lensviz.evaluation import ks93_depth_predictor, ks93_predictor, wiener_predictor
+from lensviz.depth import DomainTally, ks93_sigma
+from lensviz.errorbars import default_error_models, linear_errorbars
+from lensviz.evaluation import (
+    default_power_spectrum,
+    ks93_depth_predictor,
+    ks93_predictor,
+    wiener_predictor,
+)
 from lensviz.fields import field_mask
+from lensviz.wiener import PowerSpectrum
 
 __all__ = ["PredictMethod", "ks93_method", "wiener_method", "cmd_predict"]
 
@@ -39,7 +53,9 @@ class PredictMethod(NamedTuple):
     Attributes
     ----------
     predictor : callable
-        ``eps (N, ny, nx, 3) -> kappa (N, ny, nx)``, or ``(kappa, kappa_std)``.
+        ``eps (N, ny, nx, 3), pixel_arcmin -> kappa (N, ny, nx)``, or
+        ``(kappa, kappa_std)`` (the UNet's spread), or ``(kappa, kappa_std, kappa_hw95)``
+        (calibrated error bars).
     attrs : dict
         What the output records about the method (``method``, its settings).
     tally : DomainTally or None
@@ -51,20 +67,66 @@ class PredictMethod(NamedTuple):
     tally: DomainTally | None = None
 
 
+def _with_errorbars(predictor, model, signal, sigma_of, pad: int):
+    """``predictor`` returning ``(κ, kappa_std, kappa_hw95)`` of a linear method."""
+
+    def predict(eps, pixel_arcmin=constants.PIXEL_ARCMIN):
+        kappa = predictor(eps, pixel_arcmin=pixel_arcmin)
+        bands = [
+            linear_errorbars(e, model, signal, sigma_of(e, pixel_arcmin), pad, pixel_arcmin)
+            for e in eps
+        ]
+        return kappa, np.stack([b[0] for b in bands]), np.stack([b[1] for b in bands])
+
+    return predict
+
+
+def _check_linear_uncertainty(args: argparse.Namespace) -> None:
+    if args.uncertainty not in (None, "calibrated"):
+        raise ValueError(
+            f"--uncertainty {args.uncertainty} is the UNet's own spread (--method unet); "
+            f"{args.method} takes --uncertainty calibrated"
+        )
+
+
 def ks93_method(args: argparse.Namespace) -> PredictMethod:
     """KS93 smoothed with ``--sigma`` px, or by each map's depth rule when it is not given
     (:func:`lensviz.evaluation.ks93_depth_predictor`, as ``evaluate`` and the app do);
-    ``--sigma 0`` is raw KS93."""
+    ``--sigma 0`` is raw KS93. ``--uncertainty calibrated`` adds its error bars."""
+    _check_linear_uncertainty(args)
     if args.sigma is None:
         predictor, sigma = ks93_depth_predictor(args.pad), DEPTH_RULE
+
+        def sigma_of(e, p):
+            return ks93_sigma(e[..., 2], pixel_arcmin=p)
+
     else:
         predictor, sigma = ks93_predictor(args.sigma, args.pad), args.sigma
-    return PredictMethod(predictor, {"method": "ks93", "sigma_px": sigma, "pad_px": args.pad})
+
+        def sigma_of(e, p):
+            return args.sigma
+
+    attrs = {"method": "ks93", "sigma_px": sigma, "pad_px": args.pad}
+    if args.uncertainty == "calibrated":
+        models = default_error_models()
+        signal = PowerSpectrum.load(default_power_spectrum())
+        predictor = _with_errorbars(predictor, models["ks93"], signal, sigma_of, args.pad)
+        attrs["uncertainty"] = "calibrated"
+    return PredictMethod(predictor, attrs)
 
 
 def wiener_method(args: argparse.Namespace) -> PredictMethod:
-    """The Wiener filter with the shipped κ power spectrum."""
-    return PredictMethod(wiener_predictor(None, args.pad), {"method": "wiener", "pad_px": args.pad})
+    """The Wiener filter with the shipped κ power spectrum (taken at the data's pixel
+    scale); ``--uncertainty calibrated`` adds its error bars."""
+    _check_linear_uncertainty(args)
+    signal = PowerSpectrum.load(default_power_spectrum())
+    predictor = wiener_predictor(signal, args.pad)
+    attrs = {"method": "wiener", "pad_px": args.pad}
+    if args.uncertainty == "calibrated":
+        models = default_error_models()
+        predictor = _with_errorbars(predictor, models["wiener"], signal, lambda e, p: 0.0, args.pad)
+        attrs["uncertainty"] = "calibrated"
+    return PredictMethod(predictor, attrs)
 
 
 def _tallied(batches, tally: DomainTally):
@@ -91,29 +153,35 @@ def _predict_fits_field(args, out: Path, method: PredictMethod, attrs: dict) -> 
             f"--out {out.name}: a FITS output holds one field's κ; DATA must be cosmos, "
             f"fits:G1,G2,… or a .fits field file, got {args.data!r} (write .h5 for the rest)"
         )
-    if args.uncertainty:
-        raise ValueError("--uncertainty writes kappa_std beside κ: use an .h5 output")
+    if args.uncertainty not in (None, "calibrated"):
+        raise ValueError(
+            f"--uncertainty {args.uncertainty} writes kappa_std beside κ: use an .h5 output "
+            "(FITS outputs take --uncertainty calibrated: extensions STD and HW95)"
+        )
     t0 = time.perf_counter()
+    grid = field.grid.given(args.pixel_arcmin, args.data)  # its WCS and pixel scale
     if method.tally is not None:
         method.tally.add(field.eps[None])
-    kappa = method.predictor(field.eps[None])[0]
-    grid = field.grid  # the WCS, when the input has a valid one, and the pixel scale
+    result = method.predictor(field.eps[None], pixel_arcmin=grid.pixel_arcmin)
+    kappa, std, hw95 = result if isinstance(result, tuple) else (result, None, None)
     data.write_kappa_fits(
         out,
-        kappa,
+        kappa[0],
         grid.header,
         field.mask,
         overwrite=args.overwrite,
         attrs=attrs,
         pixel_arcmin=grid.pixel_arcmin if grid.known else None,
+        std=None if std is None else std[0],
+        hw95=None if hw95 is None else hw95[0],
     )
     _print_domain_warnings(method.tally)
-    ny, nx = kappa.shape
+    ny, nx = kappa.shape[-2:]
     print(
         f"wrote {out}: the {ny} × {nx} κ map of {args.data} ({args.method}) in "
         f"{time.perf_counter() - t0:.1f} s, "
-        f"{'with its WCS' if grid.wcs is not None else 'without WCS (the input has none)'} "
-        "and a MASK extension "
+        f"{'with its WCS' if grid.wcs is not None else 'without WCS (the input has none)'}"
+        f"{', STD and HW95 extensions' if std is not None else ''} and a MASK extension "
         f"({int(field.mask.sum())} pixels without galaxies)"
     )
     return 0
@@ -137,12 +205,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     """
     out = Path(args.out)
     _check_output(out, args.overwrite)
-    if args.uncertainty and args.method != "unet":
-        raise ValueError(f"--uncertainty needs --method unet, got --method {args.method}")
     method = resolve(PREDICT_METHODS[args.method])(args)
     attrs = {**method.attrs, "data": args.data}
     if out.suffix.lower() in FITS_SUFFIXES:
         return _predict_fits_field(args, out, method, attrs)
+    grid = data_grid(args.data, args.pixel_arcmin)
+    attrs["pixel_arcmin"] = grid.pixel_arcmin
     total, batches = iter_data(args.data, args.batch, args.n)
     writer = PredictionWriter(
         out,
@@ -157,11 +225,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     bar = _progress(total, f"predict ({args.method})")
     with read_ahead(batches) as batches, writer, bar:
         for eps, _, names in batches:
-            result = method.predictor(eps)
-            std = None
-            if isinstance(result, tuple):
-                result, std = result
-            writer.append(result, names, std, field_mask(eps))
+            result = method.predictor(eps, pixel_arcmin=grid.pixel_arcmin)
+            kappa, std, hw95 = (
+                (*result, None)[:3] if isinstance(result, tuple) else (result, None, None)
+            )
+            writer.append(kappa, names, std, field_mask(eps), hw95)
             bar.update(len(eps))
         if method.tally is not None:
             writer.update_attrs({"outside_training_domain": method.tally.n_outside})

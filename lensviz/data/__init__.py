@@ -119,6 +119,7 @@ from lensviz.data.hdf5 import (
     hdf5_field,
     hdf5_length,
     read_hdf5,
+    read_prediction_errorbars,
     read_prediction_mask,
     read_predictions,
     write_hdf5,
@@ -198,4 +199,5 @@ __all__ = [
     "write_predictions",
     "read_predictions",
     "read_prediction_mask",
+    "read_prediction_errorbars",
 ]

@@ -968,7 +968,19 @@ def _write(path: Path, hdus: list) -> None:
         fp.write(raw)
 
 
-def _kappa_hdus(kappa, header, mask, attrs, pixel_arcmin, source: str) -> list:
+def _band_hdu(
+    values, name: str, comment: str, shape, header, pixel_arcmin, source
+) -> fits.ImageHDU:
+    values = validate_kappa(values, f"{source} [{name}]")
+    if values.shape[1:] != shape:
+        raise DataError(f"{source}: {name} is {values.shape[1:]} but the map is {shape}")
+    hdu = fits.ImageHDU(values[0], header=_image_header(header, pixel_arcmin, source), name=name)
+    hdu.header["BUNIT"] = ("kappa", "convergence, dimensionless")
+    hdu.header["COMMENT"] = comment
+    return hdu
+
+
+def _kappa_hdus(kappa, header, mask, attrs, pixel_arcmin, source: str, std=None, hw95=None) -> list:
     kappa = validate_kappa(kappa, f"{source} [kappa]")
     if len(kappa) != 1:
         raise DataError(f"{source}: got {len(kappa)} maps; a κ FITS file holds one map")
@@ -978,8 +990,15 @@ def _kappa_hdus(kappa, header, mask, attrs, pixel_arcmin, source: str) -> list:
     primary.header["ORIGIN"] = "lensviz"
     primary.header.extend(header_cards(attrs, source), update=True)
     hdus = [primary]
+    shape = kappa.shape[1:]
+    if std is not None:
+        comment = "kappa +- STD holds the true kappa in 68.3% of the pixels (calibrated)"
+        hdus.append(_band_hdu(std, "STD", comment, shape, header, pixel_arcmin, source))
+    if hw95 is not None:
+        comment = "kappa +- HW95 holds the true kappa in 95.4% of the pixels (calibrated)"
+        hdus.append(_band_hdu(hw95, "HW95", comment, shape, header, pixel_arcmin, source))
     if mask is not None:
-        hdus.append(_mask_hdu(mask, kappa.shape[1:], source))
+        hdus.append(_mask_hdu(mask, shape, source))
     return hdus
 
 
@@ -992,6 +1011,8 @@ def write_kappa_fits(
     overwrite: bool = False,
     attrs: dict | None = None,
     pixel_arcmin: float | None = None,
+    std=None,
+    hw95=None,
 ) -> None:
     """Write a κ map as FITS, atomically, with the input's WCS when it has a valid one.
 
@@ -1016,23 +1037,33 @@ def write_kappa_fits(
         Extra cards: method, weights… (see :func:`header_cards`).
     pixel_arcmin : float, optional
         The pixel side, written as the card ``PIXARCM`` [arcmin] when given.
+    std, hw95 : array_like, shape (ny, nx), optional
+        Calibrated error bars: the half-widths of the 68.3 % and 95.4 % bands, written
+        as the extensions ``STD`` and ``HW95`` (float32, with the WCS).
 
     Raises
     ------
     DataError
-        Non-finite or out-of-bounds κ, a mask of another shape, a pixel scale out of
-        bounds.
+        Non-finite or out-of-bounds κ, a mask or error bar of another shape, a pixel
+        scale out of bounds.
     FileExistsError, FileNotFoundError, ValueError
         An existing target without ``overwrite``, a missing folder, a wrong suffix.
     """
     path = Path(path)
-    hdus = _kappa_hdus(kappa, header, mask, attrs, pixel_arcmin, str(path))
+    hdus = _kappa_hdus(kappa, header, mask, attrs, pixel_arcmin, str(path), std, hw95)
     _check_target(path, overwrite)
     _write(path, hdus)
 
 
 def kappa_fits_bytes(
-    kappa, header=None, mask=None, *, attrs: dict | None = None, pixel_arcmin=None
+    kappa,
+    header=None,
+    mask=None,
+    *,
+    attrs: dict | None = None,
+    pixel_arcmin=None,
+    std=None,
+    hw95=None,
 ) -> bytes:
     """The FITS file :func:`write_kappa_fits` writes, as bytes (for a download).
 
@@ -1043,7 +1074,7 @@ def kappa_fits_bytes(
     ...     [h.name for h in hdul], int(hdul["MASK"].data.sum())
     (['PRIMARY', 'MASK'], 64)
     """
-    return _fits_bytes(_kappa_hdus(kappa, header, mask, attrs, pixel_arcmin, "κ map"))
+    return _fits_bytes(_kappa_hdus(kappa, header, mask, attrs, pixel_arcmin, "κ map", std, hw95))
 
 
 def write_field_fits(

@@ -104,6 +104,7 @@ __all__ = [
     "write_predictions",
     "read_predictions",
     "read_prediction_mask",
+    "read_prediction_errorbars",
 ]
 
 HDF5_SUFFIXES = (".h5", ".hdf5")
@@ -1122,7 +1123,9 @@ class PredictionWriter(_GrowingFile):
 
     Datasets (created at the first :meth:`append`, resizable along the map axis):
     ``kappa_pred`` ``(N, ny, nx)``, ``kappa_std`` ``(N, ny, nx)`` (only if the batches
-    carry a per-pixel uncertainty), ``mask`` ``(N, ny, nx)`` uint8, 1 where the input had
+    carry a per-pixel uncertainty: with calibrated error bars, ``κ ± kappa_std`` holds
+    the truth in 68.3 % of the pixels), ``kappa_hw95`` ``(N, ny, nx)`` (the half-width
+    of the 95.4 % band, only if given), ``mask`` ``(N, ny, nx)`` uint8, 1 where the input had
     no galaxy, so no one reads κ there (only if the batches carry it; gzip-compressed, a
     few hundred bytes a map) and ``names`` ``(N,)`` variable-length UTF-8. File
     attributes ``format = "lensviz-predictions"``, ``format_version = 2``, ``dtype`` and
@@ -1203,13 +1206,13 @@ class PredictionWriter(_GrowingFile):
             raise ValueError(f"dtype must be one of {list(PREDICTION_DTYPES)}, got {dtype!r}")
         super().__init__(path, overwrite, compression, compression_level, attrs)
         self.dtype = np.dtype(dtype)
-        self._optional: frozenset[str] = frozenset()  # kappa_std and mask, when given
+        self._optional: frozenset[str] = frozenset()  # kappa_std, kappa_hw95, mask if given
 
     def _format_attrs(self) -> dict:
         return {**super()._format_attrs(), "dtype": self.dtype.name}
 
     def _create(self, field: tuple[int, int], optional: frozenset[str]) -> None:
-        for key in ("kappa_pred", *sorted(optional & {"kappa_std"})):
+        for key in ("kappa_pred", *sorted(optional & {"kappa_std", "kappa_hw95"})):
             self._new_dataset(key, field, self.dtype, 1)
         if "mask" in optional:  # mostly zeros: 16 µs and ~200 B a 128² map with gzip 1
             self._new_dataset(
@@ -1218,7 +1221,9 @@ class PredictionWriter(_GrowingFile):
         self._new_names()
         self._field, self._optional = field, optional
 
-    def append(self, kappa_pred, names: Sequence[str], kappa_std=None, mask=None) -> None:
+    def append(
+        self, kappa_pred, names: Sequence[str], kappa_std=None, mask=None, kappa_hw95=None
+    ) -> None:
         """Append a batch of predicted maps.
 
         Parameters
@@ -1232,6 +1237,8 @@ class PredictionWriter(_GrowingFile):
         mask : array_like of bool, shape (n, ny, nx), optional
             The input's pixels without galaxies (:func:`lensviz.fields.field_mask`): give
             it for every batch or for none.
+        kappa_hw95 : array_like, shape (n, ny, nx), optional
+            The half-width of the 95.4 % band: give it for every batch or for none.
 
         Raises
         ------
@@ -1246,15 +1253,20 @@ class PredictionWriter(_GrowingFile):
         std = (
             None if kappa_std is None else validate_kappa(kappa_std, f"{self.path} [kappa_std{at}]")
         )
+        hw95 = (
+            None
+            if kappa_hw95 is None
+            else validate_kappa(kappa_hw95, f"{self.path} [kappa_hw95{at}]")
+        )
         mask = None if mask is None else np.asarray(mask, dtype=bool)
-        for key, values in (("kappa_std", std), ("mask", mask)):
+        for key, values in (("kappa_std", std), ("kappa_hw95", hw95), ("mask", mask)):
             if values is not None and values.shape != kappa.shape:
                 raise DataError(
                     f"{source}: {key} has shape {values.shape}; expected the shape "
                     f"of kappa_pred, {kappa.shape}"
                 )
         names = validate_names(list(names), len(kappa), source)
-        given = {"kappa_std": std, "mask": mask}
+        given = {"kappa_std": std, "kappa_hw95": hw95, "mask": mask}
         if self._field is None:
             self._create(kappa.shape[1:], frozenset(k for k, v in given.items() if v is not None))
         check_same_field(self._field, kappa.shape[1:], source)
@@ -1268,6 +1280,7 @@ class PredictionWriter(_GrowingFile):
         rows = {
             "kappa_pred": kappa.astype(self.dtype, copy=False),
             "kappa_std": None if std is None else std.astype(self.dtype, copy=False),
+            "kappa_hw95": None if hw95 is None else hw95.astype(self.dtype, copy=False),
             "mask": None if mask is None else mask.astype(np.uint8),
         }
         self._append_rows(rows, names)
@@ -1320,6 +1333,43 @@ def read_prediction_mask(path, start: int = 0, stop: int | None = None) -> np.nd
     if mask.size and mask.max() > 1:
         raise DataError(f"{source}: dataset 'mask' holds values other than 0 and 1")
     return mask.astype(bool)
+
+
+def read_prediction_errorbars(
+    path, start: int = 0, stop: int | None = None
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(kappa_std, kappa_hw95)`` of a prediction file, float32 ``(n, ny, nx)`` each, or
+    None for a band the file does not hold.
+
+    Raises
+    ------
+    DataError, DataTypeError, FileNotFoundError
+        As :func:`read_predictions`; a band of another shape than ``kappa_pred``, or
+        negative or non-finite half-widths.
+    """
+    source = str(path)
+    out = []
+    with open_hdf5(path, source) as (f, root):
+        if root.get(b"kappa_pred") != h5o.TYPE_DATASET:
+            raise DataError(f"{source}: no 'kappa_pred' dataset; not a prediction file")
+        shape = f["kappa_pred"].shape
+        for key in ("kappa_std", "kappa_hw95"):
+            if root.get(key.encode()) is None:
+                out.append(None)
+                continue
+            ds, field = _map_dataset(f, root, key, source)
+            if ds.shape != shape:
+                raise DataError(
+                    f"{source}: dataset '{key}' is {ds.shape}; expected the shape of "
+                    f"kappa_pred, {shape}"
+                )
+            rows = np.arange(*slice_bounds(ds.shape[0], start, stop, source))
+            check_read_size(len(rows), source, kappa=True, field=field)
+            values = _read_floats(ds, key, rows, field, source)
+            if not np.all(np.isfinite(values) & (values >= 0)):
+                raise DataError(f"{source}: dataset '{key}' holds negative or non-finite widths")
+            out.append(values)
+    return out[0], out[1]
 
 
 def read_predictions(

@@ -37,10 +37,13 @@ from lensviz.errorbars import (
     COVERAGE_68,
     COVERAGE_95,
     DEPTH_NODES,
+    SCALE_NODES,
     ErrorModel,
     conformal_quantiles,
     depth_node_index,
     field_depth,
+    fill_nodes,
+    scale_node_index,
 )
 from lensviz.features import FEATURES
 from lensviz.fields import DEFAULT_OVERLAP_PX, TILE_PX, cut_tiles, merge_tiles, pad_field
@@ -254,30 +257,35 @@ def calibrate_moment_net(
     """The moment network with its conformal factors per depth node, ready to ship.
 
     ``q68``, ``q95`` of ``|κ − κ̂| / σ`` over the pixels of the tiles ``indices`` of each
-    depth node (:data:`lensviz.errorbars.DEPTH_NODES`; tiles at their own pixel scale),
-    a node with fewer than 20 tiles taking its nearest neighbour's.
+    depth and pixel-scale node (:data:`lensviz.errorbars.DEPTH_NODES`,
+    :data:`~lensviz.errorbars.SCALE_NODES`), a node with fewer than 10 tiles taking its
+    nearest depth node's.
     """
     x, r = _tiles_and_residuals(mean_model, path, indices)
     sigma = predict_kappa(net, x)
-    n_gal = read_training_column(path, "n_gal")[np.asarray(indices)]
-    nodes = np.array([depth_node_index(n) for n in n_gal])
+    rows = np.asarray(indices)
+    nodes = np.array([depth_node_index(n) for n in read_training_column(path, "n_gal")[rows]])
+    scales = np.array(
+        [scale_node_index(p) for p in read_training_column(path, "pixel_arcmin")[rows]]
+    )
     q68, q95 = [], []
-    for j in range(len(DEPTH_NODES)):
-        pick = nodes == j
-        if pick.sum() < 20:
-            q68.append(None)
-            q95.append(None)
-            continue
-        a, b = conformal_quantiles(r[pick], sigma[pick], (COVERAGE_68, COVERAGE_95))
-        q68.append(a)
-        q95.append(b)
-    have = [i for i, v in enumerate(q68) if v is not None]
-    fill = [min(have, key=lambda h, i=i: abs(h - i)) for i in range(len(q68))]
+    for k in range(len(SCALE_NODES)):
+        row68, row95 = [], []
+        for j in range(len(DEPTH_NODES)):
+            pick = (nodes == j) & (scales == k)
+            q = (None, None)
+            if pick.sum() >= 10:
+                q = conformal_quantiles(r[pick], sigma[pick], (COVERAGE_68, COVERAGE_95))
+            row68.append(q[0])
+            row95.append(q[1])
+        q68.append(fill_nodes(row68))
+        q95.append(fill_nodes(row95))
     model = ErrorModel(
         method="unet",
         depth_nodes=DEPTH_NODES,
-        q68=(tuple(q68[i] for i in fill),),
-        q95=(tuple(q95[i] for i in fill),),
+        q68=(tuple(tuple(r) for r in q68),),
+        q95=(tuple(tuple(r) for r in q95),),
+        scale_nodes=SCALE_NODES,
         provenance=dict(provenance or {}),
     )
     shipped = MomentNet(net.npix, error_model=model.to_dict(), mean_sha256=mean_sha256)
@@ -341,7 +349,9 @@ def errorbar_predictor(
 
     def factors(eps: np.ndarray, pixel_arcmin) -> np.ndarray:
         scales = np.broadcast_to(np.asarray(pixel_arcmin, np.float64), len(eps))
-        q = [error_model.factors(field_depth(e, p)) for e, p in zip(eps, scales, strict=True)]
+        q = [
+            error_model.factors(field_depth(e, p), 0.0, p) for e, p in zip(eps, scales, strict=True)
+        ]
         return np.asarray(q, np.float32).reshape(len(eps), 2, 1, 1)
 
     def tiles_at_once(eps: np.ndarray, pixel_arcmin):
@@ -362,7 +372,7 @@ def errorbar_predictor(
         shape = padded.shape[:2]
         k = merge_tiles(kappa, shape, tile, overlap)[:ny, :nx]
         var = merge_tiles(sigma.astype(np.float64) ** 2, shape, tile, overlap)[:ny, :nx]
-        q68, q95 = error_model.factors(field_depth(eps, pixel_arcmin))
+        q68, q95 = error_model.factors(field_depth(eps, pixel_arcmin), 0.0, pixel_arcmin)
         s = np.sqrt(np.maximum(var, 0.0))
         return k, (q68 * s).astype(np.float32), (q95 * s).astype(np.float32)
 
