@@ -37,6 +37,7 @@ import hashlib
 import importlib
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -59,11 +60,18 @@ from lensviz.evaluation import (
     wiener_predictor,
 )
 from lensviz.inversion import gaussian_smooth
-from lensviz.lab import RESULTS_FILE, half_precision_copy
+from lensviz.lab import (
+    RESULTS_FILE,
+    LabResults,
+    findings,
+    half_precision_copy,
+    held_out_maps,
+    load_lab,
+)
 from lensviz.loss_weights import check_coeffs
 from lensviz.metrics import METRIC_NAMES, score
 from lensviz.plots.lab import pareto_figure
-from lensviz.simulate import depth_config, simulate_batch
+from lensviz.simulate import depth_config
 
 __all__ = [
     "CONFIG_PATH",
@@ -75,7 +83,7 @@ __all__ = [
     "load_config",
     "stage_start",
     "stage_export",
-    "test_set",
+    "held_out",
     "baseline_scores",
     "load_scores",
     "ranked_variants",
@@ -130,7 +138,7 @@ _SCORE_KEYS = {
     "n_boot": int,
     "ks93_sigmas": list,
     "shipped": str,
-    "reference": str,
+    "references": list,
 }
 _MOONSHOT_KEYS = {"depth": str, "metric": str, "gain": float, "rmse_ratio": float}
 #: Baselines scored beside the variants, and their labels.
@@ -317,10 +325,12 @@ def load_config(path: str | Path = CONFIG_PATH) -> LabConfig:
             f"{source}: [train] patience {train['patience']} < epochs {train['epochs']}: "
             "early stopping would give the variants different budgets"
         )
-    for name in [*repeat["always"], score_cfg["reference"]]:
+    if not score_cfg["references"]:
+        raise ValueError(f"{source}: [score] references is empty")
+    for name in [*repeat["always"], *score_cfg["references"]]:
         if name not in names:
             raise ValueError(
-                f"{source}: {name!r} ([repeat] always, [score] reference) is no variant"
+                f"{source}: {name!r} ([repeat] always, [score] references) is no variant"
             )
     if repeat["rank_by"] not in METRIC_NAMES:
         raise ValueError(
@@ -396,8 +406,9 @@ def _export(src: Path, dst: Path) -> None:
     if not src.is_file():
         print(f"export: {checkout_relative(src)} not trained yet")
         return
-    stamp = dst.with_name(f".{dst.name}.source")  # which run the copy was made from
-    digest = sha256(src)
+    # Which run the copy was made from: a stamp beside the run (never in WEIGHTS).
+    stamp = src.with_suffix(".exported")
+    digest = f"{sha256(src)} {dst}"
     if dst.is_file() and stamp.is_file() and stamp.read_text() == digest:
         return
     size = half_precision_copy(src, dst)
@@ -408,14 +419,14 @@ def _export(src: Path, dst: Path) -> None:
 # === Test set and scores ===
 
 
-def test_set(cfg: LabConfig, depth: str) -> tuple[np.ndarray, np.ndarray]:
+def held_out(cfg: LabConfig, depth: str) -> tuple[np.ndarray, np.ndarray]:
     """The held-out maps of one depth (cached in RUNS/test_DEPTH.npz): ε and κ."""
     n, seed = int(cfg.score["n_maps"]), int(cfg.score["seed"])
     path = cfg.runs / f"test_{depth}_{seed}_{n}.npz"
     if path.is_file():
         with np.load(path) as f:
             return f["eps"], f["kappa"]
-    eps, kappa = simulate_batch(n, seed, depth_config(depth))
+    eps, kappa = held_out_maps(n, seed, depth)
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, eps=eps, kappa=kappa)
     return eps, kappa
@@ -467,7 +478,7 @@ def baseline_scores(cfg: LabConfig) -> dict[str, dict]:
         return _unflatten(cached["per_map"])
     flat = {}
     for depth in cfg.score["depths"]:
-        eps, kappa = test_set(cfg, depth)
+        eps, kappa = held_out(cfg, depth)
         per = score_methods(
             eps, kappa, {"ks93_rule": ks93_depth_predictor(), "wiener": wiener_predictor()}
         )
@@ -500,7 +511,7 @@ def ranked_variants(cfg: LabConfig) -> list[str]:
     return sorted(means, key=lambda n: sign * means[n])
 
 
-# === Report ===
+# === Summaries ===
 
 
 def _paired(per_map: Mapping[str, Mapping[str, np.ndarray]], n_boot: int) -> dict:
@@ -551,16 +562,17 @@ def collect(cfg: LabConfig) -> dict:
             m: base[depth][f"ks93_sigma_{best_sigma[m]:g}"][m] for m in METRIC_NAMES
         }
         summary = _paired(per, n_boot)
-        ref = cfg.score["reference"]
-        diffs = {
-            name: {m: np.asarray(per[name][m]) - np.asarray(per[ref][m]) for m in METRIC_NAMES}
-            for name in per
-            if name != ref
-        }
-        vs_ref = {
-            name: {m: {k: s[k] for k in ("mean", "sem_boot")} for m, s in d.items()}
-            for name, d in _paired(diffs, n_boot).items()
-        }
+        vs = {}
+        for ref in dict.fromkeys([*cfg.score["references"], cfg.finetune["start"]]):
+            diffs = {
+                name: {m: np.asarray(per[name][m]) - np.asarray(per[ref][m]) for m in METRIC_NAMES}
+                for name in per
+                if name != ref
+            }
+            vs[ref] = {
+                name: {m: {k: s[k] for k in ("mean", "sem_boot")} for m, s in d.items()}
+                for name, d in _paired(diffs, n_boot).items()
+            }
         gains = {
             base_name: {
                 name: {
@@ -575,14 +587,14 @@ def collect(cfg: LabConfig) -> dict:
             for base_name in ("ks93_best", "shipped")
         }
         config = depth_config(depth)
-        eps, _ = test_set(cfg, depth)
+        eps, _ = held_out(cfg, depth)
         out[depth] = {
             "n_gal": float(config.n_gal) if math.isfinite(config.n_gal) else None,
             "label": depth_label(config.n_gal),
             "ks93_rule_sigma_px": float(ks93_sigma(eps[..., 2])),
             "ks93_best_sigma_px": best_sigma,
             "summary": summary,
-            "vs_reference": vs_ref,
+            "vs": vs,
             "gain": gains,
         }
     return out
@@ -792,8 +804,9 @@ def _pct(gain: float, se: float) -> str:
 _README_METRICS = ("rmse", "r", "wmape", "dicee", "dpeaks")
 
 
-def readme(lab: Mapping) -> str:
-    """``weights/lab/README.md``: the table of every variant and what the lab found."""
+def readme(results: LabResults, figure: str) -> str:
+    """``weights/lab/README.md``: what the lab found, and the table of every variant."""
+    lab = results.raw
     scores, labels = lab["scores"], lab["labels"]
     t = lab["test_set"]
     lines = [
@@ -824,6 +837,12 @@ def readme(lab: Mapping) -> str:
         f"bootstrap standard error ({t['n_boot']} resamples). KS93 best: the σ of the grid "
         f"{t['ks93_sigmas']} px best on these maps for each metric (an oracle); KS93 rule: "
         "`lensviz.evaluation.ks93_depth_predictor`.",
+        "",
+        "## What it showed",
+        "",
+        *[f"- {line}" for line in findings(results)],
+        "",
+        f"![The Pareto figure: RMSE against DICEE and DPEAKS]({figure})",
         "",
         "## Every variant",
         "",
@@ -862,9 +881,9 @@ def readme(lab: Mapping) -> str:
             "|---|---:|---:|---:|---:|---:|",
         ]
         for name, _ in methods:
-            if name == ref or name not in entry["vs_reference"]:
+            if name == ref or name not in entry["vs"][ref]:
                 continue
-            d = entry["vs_reference"][name]
+            d = entry["vs"][ref][name]
             cells = " | ".join(_fmt(d[m]["mean"], d[m]["sem_boot"]) for m in _README_METRICS)
             lines.append(f"| {labels[name]} | {cells} |")
         lines.append("")
@@ -947,39 +966,14 @@ def _moonshot_lines(lab: Mapping) -> list[str]:
     return lines
 
 
-def pareto_points(lab: Mapping, depth: str) -> list[dict]:
-    """The points of one depth's Pareto panels: every variant, repeat and baseline."""
-    summary = lab["scores"][depth]["summary"]
-    groups = {v["name"]: v["group"] for v in lab["variants"]}
-    groups.update({n: "repeat" for n in lab["repeats"]["methods"]})
-    groups.update(
-        {
-            "shipped": "shipped",
-            "wiener": "baseline",
-            "ks93_best": "baseline",
-            "ks93_rule": "baseline",
-        }
-    )
-    return [
-        {
-            "name": name,
-            "label": lab["labels"][name],
-            "group": group,
-            **{m: (s[m]["mean"], s[m]["sem_boot"]) for m in METRIC_NAMES},
-        }
-        for name, group in groups.items()
-        for s in [summary[name]]
-    ]
-
-
-def write_figure(lab: Mapping, path: Path) -> None:
+def write_figure(lab: LabResults, path: Path) -> None:
     """The Pareto figure of every depth (PNG through plotly's kaleido and Chromium)."""
-    m = lab["moonshot"]
-    rows = {lab["scores"][d]["label"]: pareto_points(lab, d) for d in lab["scores"]}
-    target_row = lab["scores"][m["depth"]]["label"]
+    m = lab.raw["moonshot"]
+    rows = {lab.scores[d]["label"]: lab.points(d) for d in lab.depths}
+    target_row = lab.scores[m["depth"]]["label"]
     targets = {target_row: {m["metric"]: m["target_metric"], "rmse": m["target_rmse"]}}
     fig = pareto_figure(rows, targets=targets, height_per_row=360)
-    t = lab["test_set"]
+    t = lab.raw["test_set"]
     fig.update_layout(
         width=1250,
         title=dict(
@@ -1041,7 +1035,8 @@ def stage_report(cfg: LabConfig) -> None:
             "simulator": "lensviz.simulate defaults: the central 128² of a 384² canvas, 0.5′ "
             "pixels, σ_e 0.26, z_s 1",
         },
-        "reference": t["reference"],
+        "reference": t["references"][0],
+        "references": t["references"],
         "shipped": shipped,
         "variants": records,
         "labels": labels,
@@ -1066,12 +1061,46 @@ def stage_report(cfg: LabConfig) -> None:
         },
     }
     write_text(cfg.weights / RESULTS_FILE, json.dumps(lab, indent=1, allow_nan=False))
-    write_text(cfg.weights / "README.md", readme(lab))
-    write_figure(lab, cfg.figure)
+    results = load_lab(cfg.weights / RESULTS_FILE)
+    figure = Path(os.path.relpath(cfg.figure, cfg.weights)).as_posix()
+    write_text(cfg.weights / "README.md", readme(results, figure))
+    write_figure(results, cfg.figure)
+    if cfg.weights == ROOT / "weights" / "lab":  # the checkout's lab: its summary in README.md
+        figure = Path(os.path.relpath(cfg.figure, ROOT)).as_posix()
+        update_readme_block(ROOT / "README.md", results, figure)
     print(
         f"report: {checkout_relative(cfg.weights / RESULTS_FILE)}, README.md, "
         f"{checkout_relative(cfg.figure)}"
     )
+
+
+#: The markers of the main README's block that the report stage rewrites.
+README_MARKERS = ("<!-- loss-lab:start -->", "<!-- loss-lab:end -->")
+
+
+def readme_block(results: LabResults, figure: str) -> str:
+    """The main README's summary of the lab: its findings, every number from lab.json."""
+    return "\n".join(
+        [
+            README_MARKERS[0],
+            *[f"- {line}" for line in findings(results)],
+            "",
+            f"![The loss lab's Pareto figure]({figure})",
+            README_MARKERS[1],
+        ]
+    )
+
+
+def update_readme_block(path: Path, results: LabResults, figure: str) -> bool:
+    """Rewrite the block between :data:`README_MARKERS` in ``path``; False without them."""
+    text = path.read_text(encoding="utf-8")
+    start, end = text.find(README_MARKERS[0]), text.find(README_MARKERS[1])
+    if start < 0 or end < start:
+        return False
+    new = text[:start] + readme_block(results, figure) + text[end + len(README_MARKERS[1]) :]
+    if new != text:
+        write_text(path, new)
+    return True
 
 
 # === Command line ===

@@ -15,11 +15,11 @@ from benchmarks.loss_lab import (
     Variant,
     _export,
     baseline_scores,
+    held_out,
     load_scores,
     ranked_variants,
     save_scores,
     sha256,
-    test_set,
 )
 from lensviz import constants
 from lensviz.metrics import score
@@ -155,7 +155,7 @@ def score_model(cfg: LabConfig, name: str, path: Path) -> None:
     predict = model_predictor(load_model(path))
     per_depth = {}
     for depth in cfg.score["depths"]:
-        eps, kappa = test_set(cfg, depth)
+        eps, kappa = held_out(cfg, depth)
         per_depth[depth] = score(kappa, predict(eps))
     save_scores(cfg, name, per_depth, meta)
     keras.backend.clear_session()

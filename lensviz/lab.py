@@ -41,7 +41,10 @@ from lensviz import constants
 from lensviz._atomic import atomic_path
 from lensviz.data.archive import KERAS_MEMBERS, WEIGHTS_MEMBER, open_keras_weights
 from lensviz.data.errors import DataError, LimitError
+from lensviz.evaluation import summarize
 from lensviz.loss_weights import check_coeffs
+from lensviz.metrics import score
+from lensviz.simulate import depth_config, simulate_batch
 
 __all__ = [
     "LAB_DIR",
@@ -52,7 +55,11 @@ __all__ = [
     "LabResults",
     "load_lab",
     "half_precision_copy",
+    "held_out_maps",
+    "score_summary",
     "pareto_front",
+    "change",
+    "findings",
     "coefficient_shares",
     "closest_variant",
 ]
@@ -67,6 +74,13 @@ MAX_RESULTS_BYTES = 8 * 2**20
 LOWER_IS_BETTER = frozenset({"rmse", "wmape", "dicee", "dpeaks"})
 
 _KINDS = ("train", "finetune")
+#: The baselines of lab.json and their group in the Pareto figure.
+_BASELINE_GROUPS = {
+    "shipped": "shipped",
+    "wiener": "baseline",
+    "ks93_best": "baseline",
+    "ks93_rule": "baseline",
+}
 
 
 # === Variants and results ===
@@ -99,6 +113,8 @@ class LabVariant:
         One line on what it is.
     file : str or None
         The model file's name in the lab folder, when shipped.
+    group : str
+        Its group in the Pareto figure (:data:`lensviz.plots.lab.LAB_GROUPS`).
     """
 
     name: str
@@ -111,6 +127,7 @@ class LabVariant:
     seed: int
     note: str
     file: str | None
+    group: str = "multifocal"
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], source: str = RESULTS_FILE) -> LabVariant:
@@ -133,6 +150,7 @@ class LabVariant:
                 seed=seed,
                 note=str(d.get("note", "")),
                 file=None if file is None else str(file),
+                group=str(d.get("group", "multifocal")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"{source}: a variant record is malformed ({exc})") from None
@@ -208,6 +226,45 @@ class LabResults:
 
     def label(self, method: str) -> str:
         return str(self.labels.get(method, method))
+
+    def difference(self, method: str, reference: str, depth: str, metric: str):
+        """Paired mean difference ``method − reference`` of ``metric`` at ``depth`` and its
+        bootstrap standard error (over the same maps); the references are the lab's
+        ``reference`` variant (plain MSE) and the fine-tunes' start (MultiFocal)."""
+        try:
+            d = self.scores[depth]["vs"][reference][method][metric]
+        except KeyError:
+            raise KeyError(
+                f"{self.path.name}: no {metric!r} difference {method!r} − {reference!r} "
+                f"at depth {depth!r}"
+            ) from None
+        return float(d["mean"]), float(d["sem_boot"])
+
+    @property
+    def test_maps(self) -> tuple[int, int]:
+        """``(n_maps, first seed)`` of the held-out maps of every depth."""
+        t = self.raw.get("test_set", {})
+        try:
+            return int(t["n_maps"]), int(t["seeds"][0])
+        except (KeyError, TypeError, ValueError, IndexError):
+            raise DataError(f"{self.path.name}: 'test_set' has no n_maps and seeds") from None
+
+    def points(self, depth: str) -> list[dict]:
+        """The Pareto points of one depth (:func:`lensviz.plots.lab.pareto_figure`): every
+        variant, the second-seed repeats and the baselines, each metric's mean and error."""
+        summary = self.scores[depth]["summary"]
+        groups = {v.name: v.group for v in self.variants}
+        groups.update({n: "repeat" for n in self.raw.get("repeats", {}).get("methods", [])})
+        groups.update({n: _BASELINE_GROUPS[n] for n in _BASELINE_GROUPS if n in summary})
+        return [
+            {
+                "name": name,
+                "label": self.label(name),
+                "group": group,
+                **{m: (float(s["mean"]), float(s["sem_boot"])) for m, s in summary[name].items()},
+            }
+            for name, group in groups.items()
+        ]
 
 
 def load_lab(path: str | os.PathLike | None = None) -> LabResults:
@@ -310,6 +367,26 @@ def half_precision_copy(source: str | os.PathLike, target: str | os.PathLike) ->
     return target.stat().st_size
 
 
+# === Held-out maps ===
+
+
+def held_out_maps(n_maps: int, seed: int, depth: str) -> tuple[np.ndarray, np.ndarray]:
+    """The lab's held-out maps of one depth: ``simulate_batch(n_maps, seed, depth_config(depth))``.
+
+    The same fields at every depth (only the galaxies change); ε ``(n, 128, 128, 3)`` and
+    κ ``(n, 128, 128)`` float32.
+    """
+    return simulate_batch(int(n_maps), int(seed), depth_config(str(depth)))
+
+
+def score_summary(
+    kappa: np.ndarray, pred: np.ndarray, n_boot: int = 1000
+) -> dict[str, tuple[float, float]]:
+    """Mean and bootstrap standard error of every metric of predictions ``(N, ny, nx)``."""
+    s = summarize({"m": score(kappa, pred)}, n_boot=n_boot, seed=0)["m"]
+    return {m: (v["mean"], v["sem_boot"]) for m, v in s.items()}
+
+
 # === Pareto fronts and loss settings ===
 
 
@@ -389,3 +466,123 @@ def closest_variant(
     if best is None:
         raise ValueError("no training variant from the warm start to compare with")
     return best, best_d
+
+
+# === Findings in words ===
+
+_NAMES = {"rmse": "RMSE", "r": "r", "wmape": "WMAPE", "dicee": "DICEE", "dpeaks": "DPEAKS"}
+
+
+def _num(x: float, se: float) -> str:
+    digits = 4 if not (math.isfinite(se) and se > 0) else max(0, 1 - math.floor(math.log10(se)))
+    return f"{x:.{digits}f}"
+
+
+def change(mean: float, se: float, metric: str) -> str:
+    """A paired difference in words: better or worse when it exceeds twice its standard
+    error, "no clear change" otherwise; always with the number and its error.
+
+    Examples
+    --------
+    >>> change(-0.012, 0.003, "dicee")
+    'DICEE −0.0120 ± 0.0030 (better)'
+    >>> change(0.4, 1.1, "dpeaks")
+    'DPEAKS +0.4 ± 1.1 (no clear change)'
+    """
+    if abs(mean) <= 2 * se or not math.isfinite(mean):
+        verdict = "no clear change"
+    else:
+        better = mean > 0 if metric == "r" else mean < 0
+        verdict = "better" if better else "worse"
+    sign = "+" if mean >= 0 else "−"
+    return f"{_NAMES.get(metric, metric)} {sign}{_num(abs(mean), se)} ± {_num(se, se)} ({verdict})"
+
+
+def _changes(lab: LabResults, name: str, ref: str, depth: str, metrics) -> str:
+    return ", ".join(change(*lab.difference(name, ref, depth, m), m) for m in metrics)
+
+
+def findings(lab: LabResults, depth: str | None = None) -> list[str]:
+    """What the lab showed, in sentences, every number with its standard error.
+
+    Differences are paired (the same maps, :meth:`LabResults.difference`) and called
+    better or worse only beyond twice their standard error. ``depth`` defaults to the
+    moonshot's.
+
+    Returns
+    -------
+    list of str
+        Markdown sentences: MultiFocal against plain MSE at every depth, each weight
+        removed, each fine-tune, the from-scratch control, the second seed and the
+        moonshot.
+    """
+    raw = lab.raw
+    moon = raw.get("moonshot", {})
+    depth = str(depth or moon.get("depth") or lab.depths[0])
+    ref = str(raw.get("reference", "mse"))
+    start = str(raw.get("finetune", {}).get("start", "multifocal"))
+    main = ("dicee", "dpeaks", "rmse")
+    out = []
+    per_depth = "; ".join(
+        f"{lab.scores[d]['label']}: {_changes(lab, start, ref, d, main)}" for d in lab.depths
+    )
+    out.append(
+        f"**{lab.label(start)} against {lab.label(ref)}** (same start, data, steps and seed; "
+        f"{start} − {ref}, paired over the same maps): {per_depth}."
+    )
+    label = lab.scores[depth]["label"]
+    ablations = [v for v in lab.variants if v.group == "ablation"]
+    if ablations:
+        parts = "; ".join(
+            f"{lab.label(v.name)}: {_changes(lab, v.name, start, depth, main)}" for v in ablations
+        )
+        out.append(
+            f"**Each weight removed** (against the full {lab.label(start)}, {label}): {parts}."
+        )
+    tunes = [v for v in lab.variants if v.kind == "finetune"]
+    if tunes:
+        parts = "; ".join(
+            f"{lab.label(v.name)}: "
+            + _changes(lab, v.name, v.init, depth, dict.fromkeys([v.metric or "dicee", "rmse"]))
+            for v in tunes
+        )
+        out.append(f"**Combined fine-tunes** (against their start, {label}): {parts}.")
+    scratch = [v for v in lab.variants if v.group == "scratch"]
+    for a in scratch:
+        for b in scratch:
+            if a.loss == "multifocal" and b.loss == "mse":
+                out.append(
+                    f"**From random weights** (the control of the warm start, {label}): "
+                    f"{lab.label(a.name)} − {lab.label(b.name)}: "
+                    f"{_changes(lab, a.name, b.name, depth, main)}."
+                )
+    rep = raw.get("repeats", {})
+    for metric, m in rep.get("metrics", {}).items():
+        held = sum(bool(p["holds"]) for p in m["pairs"])
+        out.append(
+            f"**Second seed** ({_NAMES.get(metric, metric)}, {lab.scores[rep['depth']]['label']}): "
+            f"{held} of {len(m['pairs'])} pairwise orders of "
+            f"{', '.join(lab.label(n) for n in rep['names'])} hold; Kendall τ = "
+            f"{m['kendall_tau']:.2f} between the two seeds' rankings."
+        )
+    if moon:
+        metric = moon["metric"]
+        best = moon["closest"]
+        row = moon["models"][best]
+        ship = moon["shipped_gain"]
+        verdict = (
+            "met by " + ", ".join(lab.label(n) for n in moon["met_by"])
+            if moon["met_by"]
+            else "not met"
+        )
+        out.append(
+            f"**Moonshot** ({lab.scores[moon['depth']]['label']}: {_NAMES[metric]} at least "
+            f"{100 * moon['gain']:.0f} % below the best-smoothed KS93, RMSE within "
+            f"{100 * (moon['rmse_ratio'] - 1):.0f} % of the shipped UNet): {verdict}. The "
+            f"best KS93 (σ = {moon['ks93_best_sigma_px']:g} px, the best on these maps) has "
+            f"{_NAMES[metric]} {moon['ks93_best']:.4f}; the lab's best, {lab.label(best)}, "
+            f"gains {100 * row['gain']:+.1f} ± {100 * row['gain_sem']:.1f} % with RMSE "
+            f"{row['rmse_ratio']:.3f} ± {row['rmse_ratio_sem']:.3f} × the shipped UNet's; "
+            f"the shipped UNet gains {100 * ship['gain']:+.1f} ± {100 * ship['sem_boot']:.1f} %."
+        )
+    return out

@@ -86,7 +86,7 @@ seed = 0
 n_boot = 50
 ks93_sigmas = [0.0, 2.0]
 shipped = "{root}/shipped.keras"
-reference = "mse"
+references = ["mse", "multifocal"]
 
 [moonshot]
 depth = "30"
