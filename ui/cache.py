@@ -51,6 +51,9 @@ from lensviz.evaluation import (
 )
 from lensviz.fields import field_mask
 from lensviz.inversion import gaussian_smooth, ks93
+from lensviz.lab import LAB_DIR as _LAB_DIR
+from lensviz.lab import RESULTS_FILE as _LAB_RESULTS
+from lensviz.lab import LabResults, load_lab
 from lensviz.simulate import (
     SimulationConfig,
     add_shape_noise,
@@ -72,6 +75,7 @@ __all__ = [
     "MC_PASSES",
     "NOISE_REALISATIONS",
     "DEFAULT_NOISE_REALISATIONS",
+    "LAB_DIR",
     "ROOT",
     "SHIPPED_WEIGHTS_DIR",
     "UNCERTAINTY_METHODS",
@@ -81,12 +85,15 @@ __all__ = [
     "cosmos_dataset",
     "device_label",
     "kappa_maps",
+    "lab_point",
+    "lab_results",
     "linear_kappa_maps",
     "unet_kappa_or_note",
     "ks93_kappa",
     "metric_scores",
     "metric_summary",
     "model_files",
+    "model_kappa",
     "noise_sweep",
     "null_test_methods",
     "null_test_results",
@@ -117,6 +124,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_WEIGHTS_DIR = Path(constants.WEIGHTS_DIR)
 #: Fine-tuned weights written from the app (override with ``LENSVIZ_USER_WEIGHTS``).
 USER_WEIGHTS_DIR = Path(os.environ.get("LENSVIZ_USER_WEIGHTS", ROOT / "runs" / "finetuned"))
+#: The loss lab's models and results (read-only; :mod:`lensviz.lab`).
+LAB_DIR = Path(_LAB_DIR)
 #: Server-side datasets offered in the sidebar (override with ``LENSVIZ_DATA_DIR``).
 DATA_DIR = Path(os.environ.get("LENSVIZ_DATA_DIR", ROOT / "data"))
 BUILTIN_SAMPLES = 24  # maps in the built-in simulated set
@@ -362,7 +371,8 @@ def model_files() -> tuple[dict[str, str], dict[str, str]]:
     -------
     models : dict
         Display name → path: the shipped weights first, then fine-tuned ones (newest
-        first). Temporary files of interrupted writes are never listed.
+        first), then the loss lab's (in the lab's order, "NAME (loss lab)"). Temporary
+        files of interrupted writes are never listed.
     ignored : dict
         File name → why it is not offered (a refused archive, non-finite weights).
     """
@@ -371,6 +381,9 @@ def model_files() -> tuple[dict[str, str], dict[str, str]]:
     if USER_WEIGHTS_DIR.is_dir():
         user = [p for p in USER_WEIGHTS_DIR.glob("*.keras") if not _is_temporary(p)]
         found += [(p, "fine-tuned") for p in sorted(user, key=lambda p: -p.stat().st_mtime)]
+    lab = lab_results()
+    if isinstance(lab, LabResults):
+        found += [(p, "loss lab") for p in map(lab.model_path, lab.names) if p is not None]
     for p, kind in found:
         if _is_temporary(p) or not p.is_file():
             continue
@@ -409,7 +422,46 @@ def device_label() -> str:
     return nn().device_label()
 
 
+@st.cache_data(max_entries=4, show_spinner=False)
+def _lab_results(path: str, mtime: float) -> LabResults:
+    return load_lab(path)
+
+
+def lab_results() -> LabResults | str:
+    """The loss lab's results (:func:`lensviz.lab.load_lab` of :data:`LAB_DIR`), or a
+    sentence saying why there are none."""
+    path = LAB_DIR / _LAB_RESULTS
+    try:
+        return _lab_results(str(path), path.stat().st_mtime)
+    except FileNotFoundError:
+        return (
+            f"The loss lab's results ({_LAB_RESULTS}) are not on this server: "
+            "`python -m benchmarks.loss_lab` writes them into weights/lab."
+        )
+    except (ValueError, OSError) as exc:
+        return f"The loss lab's results cannot be read: {exc}"
+
+
+def lab_point(path: str, lab: LabResults, depth: str) -> dict[str, tuple[float, float]]:
+    """Mean ± standard error of every metric of the model at ``path`` on the loss lab's
+    held-out maps of ``depth``, as the lab scored its own (:func:`ui.models.lab_scores`;
+    loads TensorFlow)."""
+    return nn().lab_scores(path, lab, depth)
+
+
 # === κ maps of the selected sample ===
+
+
+def model_kappa(sel, path: str) -> np.ndarray:
+    """κ ``(ny, nx)`` of the selected sample from the model at ``path`` (another model
+    than the sidebar's, e.g. a loss-lab variant; :func:`ui.models.model_kappa`).
+
+    Raises
+    ------
+    ValueError, OSError
+        If the model cannot be loaded or run.
+    """
+    return nn().model_kappa(sel, path)
 
 
 def unet_kappa(sel) -> np.ndarray | None:

@@ -19,6 +19,7 @@ import numpy as np
 import streamlit as st
 
 from lensviz.fields import tile_domain_warnings
+from lensviz.lab import held_out_maps, score_summary
 from lensviz.nn.devices import describe_device
 from lensviz.nn.inference import load_model, model_predictor, predict_kappa, training_domain
 from lensviz.nn.uncertainty import calibration, predict_uncertainty
@@ -27,7 +28,9 @@ __all__ = [
     "calibration",
     "device_label",
     "field_predictor",
+    "lab_scores",
     "map_predictor",
+    "model_kappa",
     "unet_kappa",
     "unet_model",
     "unet_sigma",
@@ -128,6 +131,27 @@ def unet_kappa(sel) -> np.ndarray | None:
     if sel.model_path is None:
         return None
     return _unet(sel.model_path, sel.model_mtime, sel.key, sel.index, sel.eps, unet_model(sel))
+
+
+def model_kappa(sel, path: str) -> np.ndarray:
+    """κ ``(ny, nx)`` of the selected sample from the model at ``path`` (cached per file
+    version, data and sample, as :func:`unet_kappa`)."""
+    mtime = Path(path).stat().st_mtime
+    return _unet(path, mtime, sel.key, sel.index, sel.eps, _keras_model(path, mtime))
+
+
+@st.cache_data(max_entries=8, show_spinner="Scoring on the loss lab's held-out maps…")
+def _lab_scores(path: str, mtime: float, n_maps: int, seed: int, depth: str) -> dict:
+    eps, kappa = held_out_maps(n_maps, seed, depth)
+    return score_summary(kappa, model_predictor(_keras_model(path, mtime))(eps))
+
+
+def lab_scores(path: str, lab, depth: str) -> dict[str, tuple[float, float]]:
+    """Mean ± bootstrap standard error of every metric of a model on the loss lab's
+    held-out maps of ``depth`` (:func:`lensviz.lab.held_out_maps`: the maps the lab
+    scored its variants on)."""
+    n_maps, seed = lab.test_maps
+    return _lab_scores(path, Path(path).stat().st_mtime, n_maps, seed, str(depth))
 
 
 @st.cache_data(max_entries=16, show_spinner="Running the UNet uncertainty passes…")

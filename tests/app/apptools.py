@@ -11,6 +11,7 @@ import pandas as pd
 from streamlit import dataframe_util
 from streamlit.testing.v1 import AppTest
 
+from lensviz import constants
 from lensviz.inversion import ks93inv
 from lensviz.nn.unet import UNetConfig
 from lensviz.wiener import PowerSpectrum
@@ -135,3 +136,101 @@ def first_sample():
     """The sample the app shows on defaults: built-in set, seed 0, the default index."""
     ds = cache.builtin_dataset(0)
     return ds.eps[DEFAULT_SAMPLE], ds.kappa[DEFAULT_SAMPLE]
+
+
+#: The variants of the app tests' tiny loss lab: name → (kind, loss, coefficients, group).
+LAB_VARIANTS = {
+    "mse": ("train", "mse", None, "plain"),
+    "multifocal": ("train", "multifocal", {}, "multifocal"),
+    "mf_no_peaks": ("train", "multifocal", {"peaks": 0.0}, "ablation"),
+    "ft_dicee": ("finetune", "combined", {}, "finetune"),
+}
+
+
+def write_lab(folder: Path, model: Path, n_maps: int = 4) -> Path:
+    """A tiny loss lab in ``folder``: every variant a copy of ``model``, made-up scores on
+    ``n_maps`` held-out maps at n_gal 30 and without noise (``lab.json`` as the lab writes
+    it, so that :func:`lensviz.lab.load_lab` and :func:`lensviz.lab.findings` read it)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names = list(LAB_VARIANTS)
+    methods = [*names, "shipped", "wiener", "ks93_best", "ks93_rule"]
+    metrics = ("rmse", "r", "wmape", "dicee", "dpeaks")
+    variants = []
+    for i, (name, (kind, loss, coeffs, group)) in enumerate(LAB_VARIANTS.items()):
+        (folder / f"{name}.keras").write_bytes(model.read_bytes())
+        variants.append(
+            {
+                "name": name,
+                "label": {"mse": "MSE", "multifocal": "MultiFocal"}.get(name, name),
+                "group": group,
+                "kind": kind,
+                "loss": loss,
+                "coeffs": None if coeffs is None else {**constants.MULTIFOCAL_COEFFS, **coeffs},
+                "metric": "dicee" if kind == "finetune" else None,
+                "init": "multifocal" if kind == "finetune" else "warm",
+                "steps": 2400 if kind == "train" else 512,
+                "seed": 0,
+                "file": f"{name}.keras",
+                "note": f"variant {i}",
+            }
+        )
+
+    def summary(depth_factor):
+        return {
+            m: {
+                metric: {"mean": depth_factor * (0.3 + 0.01 * i + 0.001 * j), "sem_boot": 0.002}
+                for j, metric in enumerate(metrics)
+            }
+            for i, m in enumerate(methods)
+        }
+
+    def vs(ref):
+        return {
+            m: {
+                metric: {"mean": 0.01 * (i - methods.index(ref)), "sem_boot": 0.002}
+                for metric in metrics
+            }
+            for i, m in enumerate(methods)
+            if m != ref
+        }
+
+    scores = {
+        depth: {
+            "n_gal": n_gal,
+            "label": label,
+            "summary": summary(factor),
+            "vs": {"mse": vs("mse"), "multifocal": vs("multifocal")},
+        }
+        for depth, n_gal, label, factor in (
+            ("30", 30.0, "30 gal/arcmin²", 1.0),
+            ("inf", None, "no shape noise", 0.3),
+        )
+    }
+    lab = {
+        "variants": variants,
+        "labels": {**{v["name"]: v["label"] for v in variants}, "shipped": "UNet shipped"},
+        "scores": scores,
+        "train": {"epochs": 6, "steps_per_epoch": 400},
+        "finetune": {"start": "multifocal"},
+        "reference": "mse",
+        "test_set": {"n_maps": n_maps, "seeds": [0, n_maps - 1]},
+        "repeats": {"methods": [], "names": [], "metrics": {}, "seed": 1, "depth": "30"},
+        "moonshot": {
+            "depth": "30",
+            "metric": "dicee",
+            "gain": 0.1,
+            "rmse_ratio": 1.05,
+            "ks93_best_sigma_px": 4.0,
+            "ks93_best": 0.33,
+            "closest": "multifocal",
+            "models": {
+                n: {"gain": -0.01, "gain_sem": 0.01, "rmse_ratio": 1.0, "rmse_ratio_sem": 0.01}
+                for n in names
+            },
+            "met_by": [],
+            "shipped_gain": {"gain": -0.02, "sem_boot": 0.01},
+        },
+    }
+    path = folder / "lab.json"
+    path.write_text(json.dumps(lab), encoding="utf-8")
+    return path

@@ -44,12 +44,29 @@ def user_dir(tmp_path) -> Path:
     return folder
 
 
+@pytest.fixture(autouse=True)
+def no_lab(tmp_path, monkeypatch):
+    """No loss lab unless a test asks for :func:`lab` (the checkout's would join the
+    model list)."""
+    monkeypatch.setattr(cache, "LAB_DIR", tmp_path / "no_lab")
+
+
 @pytest.fixture
 def weights(shipped_dir, user_dir, monkeypatch):
     """The app sees the tiny UNet, the power spectrum and an empty fine-tuned folder."""
     monkeypatch.setattr(cache, "SHIPPED_WEIGHTS_DIR", shipped_dir)
     monkeypatch.setattr(cache, "USER_WEIGHTS_DIR", user_dir)
     return shipped_dir, user_dir
+
+
+@pytest.fixture
+def lab(shipped_dir, tmp_path, monkeypatch):
+    """A tiny loss lab (``apptools.write_lab``: copies of the tiny UNet, made-up scores on
+    4 held-out maps); returns its folder."""
+    folder = tmp_path / "lab"
+    apptools.write_lab(folder, shipped_dir / "tiny.keras")
+    monkeypatch.setattr(cache, "LAB_DIR", folder)
+    return folder
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -9,7 +10,9 @@ import pytest
 import streamlit as st
 from streamlit.elements.lib import policies
 
+from lensviz.lab import held_out_maps, score_summary
 from lensviz.nn.callbacks import TrainingCancelled
+from lensviz.nn.inference import load_model, model_predictor
 from tests.app.apptools import new_session, texts
 from ui import cache
 
@@ -210,3 +213,39 @@ def test_a_finished_run_offers_a_fresh_name_without_a_widget_warning(
     assert any("saved" in s for s in texts(app.success))
     assert app.text_input(key="ft_name").value == "mine-2"
     assert not [r for r in caplog.records if "ft_name" in r.getMessage()]
+
+
+def test_a_finished_run_lands_on_the_loss_labs_axes(app, open_page, my_job, weights, lab):
+    shipped, user = weights
+    out = user / "mine.keras"
+    out.write_bytes((shipped / "tiny.keras").read_bytes())
+    metrics = {"rmse": 0.02, "r": 0.5}
+
+    def done(on_progress, cancel):
+        return {
+            "path": str(out),
+            "config": {"val_samples": 8},
+            "before": metrics,
+            "after": metrics,
+            "history": [],
+        }
+
+    job = my_job(app, done, out)
+    assert job.wait(10)
+    open_page(app, "Fine-tune")
+    assert not app.exception
+    place = app.toggle(key="ft_lab_place")
+    assert "4 held-out maps at 30 gal/arcmin²" in place.label
+    place.set_value(True).run()
+    assert not app.exception and not app.error, texts(app.error)
+    spec = next(
+        json.loads(c.proto.spec) for c in app.get("plotly_chart") if c.key == "ft_lab_pareto"
+    )
+    mine = [t for t in spec["data"] if t["name"] == "mine (your run)"]
+    assert len(mine) == 2  # on the DICEE and the DPEAKS panel
+    assert {"MSE", "MultiFocal", "UNet shipped"} <= {t["name"] for t in spec["data"]}
+    # the run's point is its score on the lab's maps, as the caption says
+    eps, kappa = held_out_maps(4, 0, "30")
+    expected = score_summary(kappa, model_predictor(load_model(out))(eps))
+    assert mine[0]["y"][0] == pytest.approx(expected["rmse"][0], rel=1e-5)
+    assert mine[0]["x"][0] == pytest.approx(expected["dicee"][0], rel=1e-5)

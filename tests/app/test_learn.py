@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lensviz.lab import findings, load_lab
 from tests.app.apptools import new_session, no_errors, specs
 
 
@@ -59,3 +60,19 @@ def test_without_weights_the_unet_is_left_out(no_weights, open_page):
     open_page(at, "Learn")
     assert not at.exception
     assert not any(m.label == "RMSE · UNet" for m in at.metric)
+
+
+def test_the_loss_lab_section_says_what_the_lab_showed(app, open_page, lab):
+    open_page(app, "Learn")
+    no_errors(app)
+    assert any(h.value.startswith("6 · What the training loss buys") for h in app.header)
+    expected = findings(load_lab(lab / "lab.json"))
+    shown = "\n".join(m.value for m in app.markdown)
+    assert all(line in shown for line in expected)  # every finding, with its numbers
+    assert "learn_lab_pareto" in {c.key for c in app.get("plotly_chart")}
+
+
+def test_without_a_lab_the_section_says_so(app, open_page):
+    open_page(app, "Learn")
+    no_errors(app)
+    assert any("benchmarks.loss_lab" in i.value for i in app.info)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from lensviz import constants
 from lensviz.inversion import gaussian_smooth, ks93
 from lensviz.loss_weights import multifocal_loss
@@ -68,3 +70,55 @@ def test_all_zero_coefficients_is_an_error_not_a_crash(app, open_page):
     app.run()
     assert not app.exception
     assert any("coefficient" in e.value for e in app.error)
+
+
+# === What these weights did in training (the loss lab) ===
+
+
+def _chart(at, key: str) -> dict:
+    return next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if c.key == key)
+
+
+def _ringed(spec: dict) -> set[str]:
+    return {
+        t["name"] for t in spec["data"] if t.get("marker", {}).get("line", {}).get("width") == 3
+    }
+
+
+def test_without_a_lab_the_section_says_how_to_make_one(app, open_page):
+    open_page(app, "Loss weights")
+    no_errors(app)
+    assert any("benchmarks.loss_lab" in i.value for i in app.info)
+    assert "lw_lab_pareto" not in {c.key for c in app.get("plotly_chart")}
+
+
+def test_the_lab_variant_closest_to_the_sliders_is_ringed(app, open_page, lab):
+    open_page(app, "Loss weights")
+    no_errors(app)
+    spec = _chart(app, "lw_lab_pareto")
+    names = {t["name"] for t in spec["data"]}
+    assert {"MSE", "MultiFocal", "mf_no_peaks", "ft_dicee", "UNet shipped"} <= names
+    assert _ringed(spec) == {"MultiFocal"}  # the report's coefficients are the MultiFocal run
+    app.slider(key="lw_coeff_peaks").set_value(0.0).run()
+    no_errors(app)
+    assert _ringed(_chart(app, "lw_lab_pareto")) == {"mf_no_peaks"}
+    assert any("**mf_no_peaks**" in c.value and "distance 0.00" in c.value for c in app.caption)
+    # another depth of the lab: the same models, that depth's scores
+    app.segmented_control(key="lw_lab_depth").set_value("no shape noise").run()
+    no_errors(app)
+    assert "no shape noise" in _chart(app, "lw_lab_pareto")["layout"]["annotations"][0]["text"]
+
+
+def test_a_lab_models_maps_beside_the_mse_models(app, open_page, lab):
+    open_page(app, "Loss weights")
+    app.toggle(key="lw_lab_maps").set_value(True).run()
+    no_errors(app)
+    assert app.selectbox(key="lw_lab_model").value == "closest to your sliders"
+    cells = chart_specs(app, "lw_lab_grid")
+    # the truth, the MSE model over its residual, the variant over its, their difference
+    assert len(cells) == 4
+    assert any("MultiFocal − MSE" in json.dumps(c, ensure_ascii=False) for c in cells)
+    app.selectbox(key="lw_lab_model").set_value("mf_no_peaks").run()
+    no_errors(app)
+    caption = next(c.value for c in app.caption if "held-out maps" in c.value)
+    assert "mf_no_peaks − MSE" in caption and "±" in caption

@@ -300,3 +300,21 @@ def test_server_datasets_are_listed_and_read_whole(weights, tmp_path, monkeypatc
     assert any(
         "server: wide.fits · 1 sample of 128 × 256 px" in c for c in texts(at.sidebar.caption)
     )
+
+
+def test_the_loss_labs_models_are_listed_after_the_others_under_their_own_name(weights, lab):
+    shipped, user = weights
+    shutil.copy(shipped / "tiny.keras", user / "good.keras")
+    (lab / "mf_no_peaks.keras").unlink()  # a variant whose file is missing is not offered
+    at = new_session()
+    options = at.sidebar.selectbox(key="model_name").options
+    assert options == [
+        "tiny (shipped)",
+        "good (fine-tuned)",
+        "mse (loss lab)",
+        "multifocal (loss lab)",
+        "ft_dicee (loss lab)",
+    ]
+    at.sidebar.selectbox(key="model_name").set_value("multifocal (loss lab)").run()
+    assert not at.exception
+    assert cache.model_files()[0]["multifocal (loss lab)"] == str(lab / "multifocal.keras")

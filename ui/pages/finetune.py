@@ -14,8 +14,10 @@ import pandas as pd
 import streamlit as st
 
 from lensviz import constants
+from lensviz.lab import LabResults
 from lensviz.nn.finetuning import FinetuneConfig
 from lensviz.plots import METRIC_LABELS, loss_curves, metric_curves
+from lensviz.plots.lab import pareto_figure
 from ui import cache
 from ui.jobs import JobBusy, finetune_job, manager, unused_path, weights_file_name
 from ui.sidebar import current
@@ -387,6 +389,7 @@ def finished_view(snap) -> None:
             hide_index=True,
         )
         _curves(snap.records, res["history"], "ft_done", before=res["before"])
+        lab_view(path)
     elif snap.status == "cancelled":
         st.info(
             f"“{snap.name}” was cancelled after {format_duration(snap.elapsed_s)}. "
@@ -397,6 +400,44 @@ def finished_view(snap) -> None:
             f"“{snap.name}” failed: {snap.error}\n\nNothing was written; the existing "
             "weights are untouched."
         )
+
+
+def lab_view(path: Path) -> None:
+    """A finished run on the loss lab's Pareto axes, scored on the lab's held-out maps."""
+    lab = cache.lab_results()
+    if not isinstance(lab, LabResults):
+        st.caption(lab)
+        return
+    depth = str(lab.raw.get("moonshot", {}).get("depth", lab.depths[0]))
+    where = lab.scores[depth]["label"]
+    n_maps, _ = lab.test_maps
+    if not st.toggle(
+        f"Place this run on the loss lab's axes (scores it on the lab's {n_maps} held-out "
+        f"maps at {where})",
+        key="ft_lab_place",
+        help="Where your coefficients landed beside the lab's losses: RMSE against DICEE "
+        "and DPEAKS, on the maps the lab scored its models on. Runs the model on those "
+        "maps once (loads TensorFlow; tens of seconds on CPU).",
+    ):
+        return
+    try:
+        point = cache.lab_point(str(path), lab, depth)
+    except (ValueError, OSError) as exc:
+        st.error(f"Could not score {path.name} on the lab's maps: {exc}")
+        return
+    mine = {"name": "yours", "label": f"{path.stem} (your run)", "group": "yours", **point}
+    fig = pareto_figure({where: [*lab.points(depth), mine]}, highlight="yours")
+    st.plotly_chart(fig, key="ft_lab_pareto", theme=None)
+    st.caption(
+        f"Your run, {path.stem}, on the lab's {n_maps} held-out maps at {where}: "
+        + ", ".join(
+            f"{METRIC_LABELS.get(m, m).split(' ')[0]} {point[m][0]:.4g} ± {point[m][1]:.2g}"
+            for m in ("rmse", "dicee", "dpeaks")
+        )
+        + " (mean ± bootstrap standard error). The other points are the lab's models, "
+        "the shipped UNet, KS93 and Wiener on the same maps (Loss weights page, "
+        "“What these weights did in training”)."
+    )
 
 
 def _select_model(name: str) -> None:

@@ -13,6 +13,7 @@ import streamlit as st
 from lensviz import constants
 from lensviz.depth import ks93_sigma
 from lensviz.inversion import fourier_kernels, ks93, ks93inv
+from lensviz.lab import findings
 from lensviz.metrics import find_peaks, pearson_r, rmse
 from lensviz.plots import (
     add_whiskers,
@@ -22,6 +23,7 @@ from lensviz.plots import (
     outline_regions,
     robust_range,
 )
+from lensviz.plots.lab import pareto_figure
 from lensviz.profiles import region_masks, region_rmse, tangential_profile
 from lensviz.simulate import add_shape_noise
 from lensviz.wiener import noise_power
@@ -540,14 +542,43 @@ def wiener_section(sel) -> None:
     )
 
 
+def loss_lab_section() -> None:
+    st.header("6 · What the training loss buys: the loss lab")
+    st.markdown(
+        "The report's MultiFocal loss weighs each pixel's squared error by five maps meant "
+        "to make the network attend to what the challenge scores: peaks (DPEAKS), the "
+        "boundary between over- and under-dense regions (DICEE), bright pixels (WMAPE). Does "
+        "it? The **loss lab** answers with a controlled experiment: the shipped "
+        "architecture trained once per loss, from the same start, on the same data, for "
+        "the same steps and seed, then scored on the same held-out maps beside KS93 and "
+        "the Wiener filter. A difference is called better or worse only beyond twice its "
+        "standard error."
+    )
+    lab = cache.lab_results()
+    if isinstance(lab, str):
+        st.info(lab)
+        return
+    st.markdown("\n".join(f"- {line}" for line in findings(lab)))
+    depth = str(lab.raw.get("moonshot", {}).get("depth", lab.depths[0]))
+    fig = pareto_figure({lab.scores[depth]["label"]: lab.points(depth)}, height_per_row=400)
+    st.plotly_chart(fig, key="learn_lab_pareto", theme=None)
+    st.caption(
+        f"Each model's mean on the lab's {lab.test_maps[0]} held-out maps at "
+        f"{lab.scores[depth]['label']} ± its bootstrap standard error. Every depth, the "
+        "table of every variant and how to rerun the lab: weights/lab/README.md. The Loss "
+        "weights page rings the variant closest to its sliders."
+    )
+
+
 # === Page ===
 
 sel = current()
 st.markdown(
-    "Five short sections, each with its own control: how a cluster shears the galaxies "
+    "Six short sections, each with its own control: how a cluster shears the galaxies "
     "behind it, what the Kaiser–Squires (KS93) inversion does, how the number of galaxies "
-    "sets the noise, why KS93 cannot know the mean mass, and why the Wiener filter is the "
-    "best linear map but not the best map. The maps are 128 × 128 pixels "
+    "sets the noise, why KS93 cannot know the mean mass, why the Wiener filter is the "
+    "best linear map but not the best map, and what the training loss buys. The maps are "
+    "128 × 128 pixels "
     f"of {constants.PIXEL_ARCMIN:g}′ (a {128 * constants.PIXEL_ARCMIN:g}′ field), sources at "
     f"z = {constants.Z_SOURCE:g}."
 )
@@ -560,3 +591,5 @@ st.divider()
 mass_sheet_section(c, sel)
 st.divider()
 wiener_section(sel)
+st.divider()
+loss_lab_section()

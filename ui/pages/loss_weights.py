@@ -10,11 +10,14 @@ import streamlit as st
 
 from lensviz import constants, loss_weights, metrics, plots
 from lensviz.fields import tile_origins
+from lensviz.lab import LabResults, change, closest_variant
+from lensviz.plots.lab import pareto_figure
 from ui import cache
 from ui.layout import figure_grid
 from ui.sidebar import Selection, current, require_truth
 
 N_PEAKS_SHOWN = 10  # the report's Fig. 3 marks the 10 highest peaks
+LAB_CLOSEST = "closest to your sliders"  # the lab-model choice that follows the sliders
 #: What each component weighs (column captions).
 COMPONENTS = {
     "focal": "|κ| / max |κ|",
@@ -234,6 +237,116 @@ def weights_section(sel) -> None:
         "0–1 scale (bar under the first); a component with coefficient 0 takes no part in "
         "the combination and is drawn faded."
     )
+    lab_section(sel, coeffs, params)
+
+
+# === What these weights did in training (the loss lab) ===
+
+
+def lab_depth_ui(lab: LabResults) -> str:
+    """The depth whose scores the Pareto figure shows (the moonshot's by default)."""
+    labels = {lab.scores[d]["label"]: d for d in lab.depths}
+    first = lab.raw.get("moonshot", {}).get("depth", lab.depths[0])
+    st.session_state.setdefault("lw_lab_depth", lab.scores[first]["label"])
+    label = st.segmented_control("Scores at", list(labels), key="lw_lab_depth", required=True)
+    return labels[label or lab.scores[first]["label"]]
+
+
+def lab_maps(sel, lab: LabResults, name: str, depth: str) -> None:
+    """A lab model's map beside the plain-MSE model's, on the current sample."""
+    ref = str(lab.raw.get("reference", "mse"))
+    paths = {n: lab.model_path(n) for n in (ref, name)}
+    missing = [n for n, p in paths.items() if p is None]
+    if missing:
+        st.warning(f"The lab's model files of {', '.join(missing)} are not on this server.")
+        return
+    try:
+        maps = {n: cache.model_kappa(sel, str(p)) for n, p in paths.items()}
+    except (ValueError, OSError) as exc:
+        st.error(f"Could not run the lab's models: {exc}")
+        return
+    truth = sel.sample_kappa
+    label = lab.label(name)
+    preds = {f"{lab.label(ref)} (lab)": maps[ref]}
+    if name != ref:
+        preds[f"{label} (lab)"] = maps[name]
+    cells = plots.comparison_cells(truth, preds)
+    if name != ref:
+        diff = maps[name] - maps[ref]
+        cells += plots.map_cells(
+            {f"{label} − {lab.label(ref)}": diff},
+            colorscale=plots.RESIDUAL_COLORSCALE,
+            zrange=plots.symmetric_range(diff),
+            colorbar_title="Δκ",
+            label="Δκ",
+        )
+    figure_grid(cells, "lw_lab_grid")
+    if name != ref:
+        rows = [
+            change(*lab.difference(name, ref, depth, m), m)
+            for m in ("rmse", "r", "wmape", "dicee", "dpeaks")
+        ]
+        st.caption(
+            f"On this sample: the two lab models, each over its residual, and their "
+            f"difference. Over the lab's {lab.test_maps[0]} held-out maps at "
+            f"{lab.scores[depth]['label']}, {label} − {lab.label(ref)}: "
+            + "; ".join(rows)
+            + " (paired mean ± standard error; better or worse beyond 2 s.e.)."
+        )
+
+
+def lab_section(sel, coeffs: dict, params: dict) -> None:
+    """The lab's variants on the Pareto axes, the one closest to the sliders ringed; a
+    toggle shows a variant's maps beside the MSE model's on the current sample."""
+    st.subheader("What these weights did in training")
+    lab = cache.lab_results()
+    if isinstance(lab, str):
+        st.info(lab, icon=":material/science:")
+        return
+    t = lab.raw.get("train", {})
+    st.markdown(
+        "The **loss lab** trained the shipped UNet's architecture once per loss: plain MSE, "
+        "the focal loss, the report's MultiFocal and MultiFocal without each of its five "
+        f"weights, all from the same start, on the same data, for the same "
+        f"{t.get('epochs', 0) * t.get('steps_per_epoch', 0):,} steps; then it fine-tuned "
+        "the MultiFocal model toward each metric with the Combined loss. Each point is a "
+        f"model's mean score on the lab's {lab.test_maps[0]} held-out maps ± its bootstrap "
+        "standard error; lower is better on both axes, and the dashed line joins the "
+        "models no other beats on both."
+    )
+    closest, distance = closest_variant(coeffs, lab.variants)
+    depth = lab_depth_ui(lab)
+    fig = pareto_figure(
+        {lab.scores[depth]["label"]: lab.points(depth)}, highlight=closest, height_per_row=400
+    )
+    st.plotly_chart(fig, key="lw_lab_pareto", theme=None)
+    changed = [PARAMS[name][2] for name, value in params.items() if value != PARAMS[name][1]]
+    st.caption(
+        f"Ringed: **{lab.label(closest)}**, the lab's loss closest to your sliders "
+        f"(distance {distance:.2f} between the weight shares aᵢ/Σa; 0 is the same loss)."
+        + (
+            f" The lab trained with the report's component parameters; yours differ in "
+            f"{', '.join(changed)}."
+            if changed
+            else ""
+        )
+    )
+    if not st.toggle(
+        "Show a lab model's maps beside the MSE model's on this sample",
+        key="lw_lab_maps",
+        help="Runs two of the lab's UNets on the current tile (loads TensorFlow).",
+    ):
+        return
+    st.session_state.setdefault("lw_lab_model", LAB_CLOSEST)
+    choice = st.selectbox(
+        "Lab model",
+        [LAB_CLOSEST, *lab.names],
+        format_func=lambda n: (
+            f"{LAB_CLOSEST} ({lab.label(closest)})" if n == LAB_CLOSEST else lab.label(n)
+        ),
+        key="lw_lab_model",
+    )
+    lab_maps(sel, lab, closest if choice == LAB_CLOSEST else choice, depth)
 
 
 weights_section(sel)
