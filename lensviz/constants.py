@@ -193,6 +193,8 @@ SIM_KS_PAD_PX = 64  # zero-padding per side [pixels] when computing γ from κ
 SIM_CORE_BOX_PX = 2  # pixels within ±this many pixels of a halo centre are pixel-averaged
 SIM_CORE_SUPERSAMPLE = 8  # sub-samples per pixel side for that pixel average
 SIM_MARGIN_PX = 128  # halos and LSS live on a canvas this much larger per side [pixels]
+SIM_MIN_SIDE_PX = 64  # the smallest field `simulate --size` makes [pixels]
+SIM_MAX_SIDE_PX = 2048  # the largest [pixels]: the largest field every reader accepts
 SIM_HALO_KAPPA_MIN = 1e-4  # each halo is truncated where its own κ falls below this
 REDUCED_SHEAR_MIN_DENOM = 0.1  # 1 − κ is clipped to at least this in g = γ/(1 − κ)
 
@@ -227,6 +229,8 @@ __all__ += [
     "SIM_CORE_BOX_PX",
     "SIM_CORE_SUPERSAMPLE",
     "SIM_MARGIN_PX",
+    "SIM_MIN_SIDE_PX",
+    "SIM_MAX_SIDE_PX",
     "SIM_HALO_KAPPA_MIN",
     "REDUCED_SHEAR_MIN_DENOM",
     "SIM_MASK_MAX_FRACTION",

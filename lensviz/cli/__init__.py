@@ -127,6 +127,13 @@ _sigma_e = _number(float, lambda v: 0 < v < 1, "a number in (0, 1)")
 _pixel_arcmin = _number(float, lambda v: np.isfinite(v) and v > 0, "a pixel side in arcmin > 0")
 
 
+_field_side = _number(
+    int,
+    lambda v: constants.SIM_MIN_SIDE_PX <= v <= constants.SIM_MAX_SIDE_PX,
+    f"a field side in pixels from {constants.SIM_MIN_SIDE_PX} to {constants.SIM_MAX_SIDE_PX}",
+)
+
+
 def _pixel_scales(text: str) -> tuple[float, ...]:
     """Comma-separated pixel sides [arcmin], increasing, each as :data:`_pixel_arcmin`."""
     values = tuple(_pixel_arcmin(part.strip()) for part in text.split(","))
@@ -317,6 +324,36 @@ COMMANDS: tuple[Command, ...] = (
                 action="store_true",
                 help="random bright-star discs and stripes on up to "
                 f"{constants.SIM_MASK_MAX_FRACTION * 100:g}%% of each field (empty pixels)",
+            ),
+            arg(
+                "--size",
+                type=_field_side,
+                default=None,
+                metavar="N",
+                help=f"a square field of N pixels a side, {constants.SIM_MIN_SIDE_PX}-"
+                f"{constants.SIM_MAX_SIDE_PX} (default {constants.NPIX}); halos, galaxies per "
+                "pixel and the LSS spectrum follow the sky, not the pixels",
+            ),
+            arg(
+                "--pixel-arcmin",
+                type=_pixel_arcmin,
+                default=None,
+                metavar="P",
+                help=f"pixel side in arcmin (default {constants.PIXEL_ARCMIN:g})",
+            ),
+            arg(
+                "--fields",
+                action="store_true",
+                help="a training set of a field-aware UNet: 128² tiles cut from whole fields "
+                "of the field mix (depth, masks, pixel side 0.2-2′, side 128-384), each "
+                "with the features of its field (lensviz.training_data); not with the depth, "
+                "size and scale options",
+            ),
+            arg(
+                "--b-modes",
+                action="store_true",
+                help="with --fields: also the features of every field rotated by 45° (a "
+                "validation set's B-mode fields)",
             ),
             arg("--batch", type=_positive_int, default=64, help="samples per batch (default 64)"),
             arg(

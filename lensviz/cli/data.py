@@ -48,14 +48,17 @@ from lensviz.cli.fields import field_spec, read_field
 from lensviz.data import HDF5_SUFFIXES, ChallengeDirWriter, HDF5Writer
 from lensviz.data.errors import LimitError
 from lensviz.data.limits import MAX_READ_BYTES, check_simulation
+from lensviz.data.sky import check_pixel_arcmin
 from lensviz.evaluation import convention_scores
 from lensviz.simulate import (
     DepthMix,
+    FieldMix,
     SimulationConfig,
     depth_config,
     simulate_batch,
     simulate_mixed_batch,
 )
+from lensviz.training_data import write_training_set
 from lensviz.wiener import PowerSpectrum, estimate_power_spectrum
 
 __all__ = [
@@ -365,6 +368,11 @@ def _simulation_setup(args: argparse.Namespace) -> tuple[SimulationConfig, Depth
             "--masks and --mix cannot be combined: the mix masks a share of the samples itself"
         )
     config = SimulationConfig()
+    if args.size is not None:
+        config = config.replace(npix=args.size)
+    if args.pixel_arcmin is not None:
+        check_pixel_arcmin(args.pixel_arcmin, "--pixel-arcmin")
+        config = config.replace(pixel_arcmin=args.pixel_arcmin)
     if args.survey is not None:
         config = depth_config(args.survey, config)
     if args.n_gal is not None:
@@ -408,8 +416,66 @@ def _simulation_attrs(
     return attrs
 
 
+def _simulate_training_set(args: argparse.Namespace, out: Path) -> int:
+    """``simulate --fields``: a training set of a field-aware UNet (lensviz.training_data)."""
+    others = [
+        flag
+        for flag, value in (
+            ("--n-gal", args.n_gal),
+            ("--survey", args.survey),
+            ("--mix", args.mix or None),
+            ("--masks", args.masks or None),
+            ("--size", args.size),
+            ("--pixel-arcmin", args.pixel_arcmin),
+            ("--isolated", args.isolated or None),
+        )
+        if value is not None
+    ]
+    if others:
+        raise ValueError(
+            f"--fields draws the depth, masks, size and pixel scale itself; not with "
+            f"{', '.join(others)}"
+        )
+    if out.suffix.lower() not in HDF5_SUFFIXES:
+        raise ValueError(f"--fields writes an HDF5 training set; --out must end in .h5, got {out}")
+    check_simulation(
+        1,
+        max(FieldMix().sizes),
+        max(FieldMix().sizes) + 2 * SimulationConfig().margin_px,
+        2,
+        "simulate --fields",
+    )
+    with _progress(args.n, "simulate (fields)") as bar:
+        done = [0]
+
+        def progress(n):
+            bar.update(n - done[0])
+            done[0] = n
+
+        write_training_set(
+            out,
+            args.n,
+            args.seed,
+            b_modes=args.b_modes,
+            overwrite=args.overwrite,
+            batch=args.batch,
+            on_progress=progress,
+        )
+    print(
+        f"wrote {args.n} training tiles of whole fields (seeds {args.seed}.."
+        f"{args.seed + args.n - 1}{', with B-mode fields' if args.b_modes else ''}) to {out}"
+    )
+    return 0
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Simulate samples into an HDF5 file or a challenge folder, atomically."""
+    if args.fields:
+        out = Path(args.out)
+        _check_output(out, args.overwrite)
+        return _simulate_training_set(args, out)
+    if args.b_modes:
+        raise ValueError("--b-modes goes with --fields (the B-mode fields of a training set)")
     config, mix = _simulation_setup(args)
     batch = min(args.batch, args.n)
     check_simulation(
@@ -434,8 +500,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             bar.update(len(eps))
     depth = "the training depth mix" if mix is not None else f"n_gal {config.n_gal:g}"
     print(
-        f"wrote {writer.n_written} samples (seeds {args.seed}..{args.seed + args.n - 1}, "
-        f"{depth}) to {out}"
+        f"wrote {writer.n_written} samples of {config.npix}² pixels of {config.pixel_arcmin:g}′ "
+        f"(seeds {args.seed}..{args.seed + args.n - 1}, {depth}) to {out}"
     )
     return 0
 
