@@ -468,6 +468,20 @@ COMMANDS: tuple[Command, ...] = (
                 default=0,
                 help="KS93 zero-padding per side, pixels (default 0)",
             ),
+            arg(
+                "--uncertainty",
+                choices=("calibrated",),
+                default=None,
+                help="also score each method's calibrated error bars: the share of pixels "
+                "within κ̂ ± kappa_std (68.3%% expected) and ± kappa_hw95 (95.4%%), the mean σ",
+            ),
+            arg(
+                "--pixel-arcmin",
+                type=_pixel_arcmin,
+                default=None,
+                help="pixel side [arcmin] for data that do not state one (default: the "
+                "data's, else 0.5)",
+            ),
             arg("--json", default=None, help="also write the results to this JSON file"),
             arg("--per-map", action="store_true", help="include per-map values in the JSON"),
             arg("--overwrite", action="store_true", help="replace the --json file if it exists"),

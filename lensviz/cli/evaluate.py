@@ -17,10 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
+from lensviz import constants
 from lensviz._atomic import write_text
 from lensviz.cli import _check_output, _progress
-from lensviz.cli.data import _parse_sim, iter_data, load_data, read_ahead
-from lensviz.depth import DomainTally
+from lensviz.cli.data import _parse_sim, data_grid, iter_data, load_data, read_ahead
+from lensviz.cli.predict import with_errorbars
+from lensviz.depth import DomainTally, ks93_sigma
+from lensviz.errorbars import COVERAGE_68, COVERAGE_95, default_error_models
 from lensviz.evaluation import (
     N_BOOTSTRAP,
     default_power_spectrum,
@@ -34,25 +37,100 @@ from lensviz.evaluation import (
     wiener_predictor,
 )
 from lensviz.nn.card import build_card, card_markdown, write_card
+from lensviz.nn.errorbars import errorbar_predictor, load_moment_net
 from lensviz.nn.inference import load_model, training_domain, unet_predictor
 from lensviz.nn.uncertainty import calibration, predict_uncertainty
 from lensviz.simulate import depth_config
+from lensviz.wiener import PowerSpectrum
 
 __all__ = ["cmd_evaluate", "cmd_calibrate", "cmd_card"]
 
 
 def _ks93_smoothed(args: argparse.Namespace):
-    """``(predictor, description)`` of smoothed KS93: ``--sigma``, or the depth rule."""
+    """``(predictor, description, σ of a map)`` of smoothed KS93: ``--sigma``, or the rule."""
     if args.sigma is not None:
-        return ks93_predictor(args.sigma, args.pad), f"σ = {args.sigma:g} px (given with --sigma)"
-    return ks93_depth_predictor(args.pad), "σ from each map's depth (lensviz.depth.ks93_sigma)"
+        return (
+            ks93_predictor(args.sigma, args.pad),
+            f"σ = {args.sigma:g} px (given with --sigma)",
+            lambda e, p: args.sigma,
+        )
+    return (
+        ks93_depth_predictor(args.pad),
+        "σ from each map's depth (lensviz.depth.ks93_sigma)",
+        lambda e, p: ks93_sigma(e[..., 2], pixel_arcmin=p),
+    )
 
 
-def _domain_tally(predictors: dict) -> DomainTally | None:
+class _Bands:
+    """Error-bar predictors that hand κ to the scores and keep their bands for coverage.
+
+    Each wrapped predictor returns κ; its last ``(kappa_std, kappa_hw95)`` waits in
+    :attr:`last` until :meth:`add` counts, per method, the pixels whose true κ lies
+    within the 68.3 % and 95.4 % bands and the sum of ``kappa_std``.
+    """
+
+    def __init__(self, errorbars: dict):
+        self.last: dict = {}
+        self.counts = {name: [0, 0, 0, 0.0] for name in errorbars}
+        self.predictors = {name: self._keep(name, f) for name, f in errorbars.items()}
+
+    def _keep(self, name, errorbar_predictor):
+        def predict(eps, pixel_arcmin=constants.PIXEL_ARCMIN):
+            kappa, std, hw95 = errorbar_predictor(eps, pixel_arcmin=pixel_arcmin)
+            self.last[name] = (kappa, std, hw95)
+            return kappa
+
+        predict.__doc__ = getattr(errorbar_predictor, "__doc__", None)
+        return predict
+
+    def add(self, kappa_true) -> None:
+        for name, (kappa, std, hw95) in self.last.items():
+            err = np.abs(kappa_true - kappa)
+            row = self.counts[name]
+            row[0] += err.size
+            row[1] += int((err <= std).sum())
+            row[2] += int((err <= hw95).sum())
+            row[3] += float(std.sum())
+        self.last.clear()
+
+    def table(self) -> dict:
+        return {
+            name: {
+                "coverage_68": c[1] / c[0],
+                "coverage_95": c[2] / c[0],
+                "mean_std": c[3] / c[0],
+                "pixels": c[0],
+            }
+            for name, c in self.counts.items()
+            if c[0]
+        }
+
+
+def _errorbar_predictors(args, smoothed, sigma_of, models: dict) -> dict:
+    """Calibrated error-bar predictors of the methods ``evaluate`` scores."""
+    error_models = default_error_models()
+    signal = PowerSpectrum.load(default_power_spectrum())
+    out = {
+        "ks93_raw": with_errorbars(
+            ks93_predictor(0.0, args.pad), error_models["ks93"], signal, lambda e, p: 0.0, args.pad
+        ),
+        "ks93_smoothed": with_errorbars(smoothed, error_models["ks93"], signal, sigma_of, args.pad),
+    }
+    if "wiener" in models:
+        out["wiener"] = with_errorbars(
+            models["wiener"], error_models["wiener"], signal, lambda e, p: 0.0, args.pad
+        )
+    if "unet" in models:
+        weights = args.weights or default_weights()
+        out["unet"] = errorbar_predictor(models["unet"].model, load_moment_net(weights))
+    return out
+
+
+def _domain_tally(predictors: dict, pixel_arcmin: float = 0.5) -> DomainTally | None:
     """A :class:`DomainTally` for the UNet among ``predictors`` (None without one)."""
     unet = predictors.get("unet")
     domain = None if unet is None else training_domain(unet.model)
-    return None if domain is None else DomainTally(domain)
+    return None if domain is None else DomainTally(domain, pixel_arcmin)
 
 
 def _print_domain_warnings(tally: DomainTally | None, prefix: str = "") -> None:
@@ -162,10 +240,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         first = next(batches)  # read (and check) the data before loading any model
         if first[1] is None:
             raise ValueError(f"{args.data}: holds ε only; evaluate needs true κ as well")
-        smoothed, sigma_text = _ks93_smoothed(args)
+        grid = data_grid(args.data, args.pixel_arcmin)
+        smoothed, sigma_text, sigma_of = _ks93_smoothed(args)
         predictors = {"ks93_raw": ks93_predictor(0.0, args.pad), "ks93_smoothed": smoothed}
-        predictors.update(_model_predictors(args))
-        tally = _domain_tally(predictors)
+        models = _model_predictors(args)
+        predictors.update(models)
+        tally = _domain_tally(predictors, grid.pixel_arcmin)
+        bands = None
+        if args.uncertainty == "calibrated":
+            bands = _Bands(_errorbar_predictors(args, smoothed, sigma_of, models))
+            predictors = {**predictors, **bands.predictors}
         per_map: dict[str, dict[str, list]] = {}
         names: list[str] = []
         with _progress(total, "evaluate") as bar:
@@ -174,7 +258,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                     raise ValueError(f"{args.data}: holds ε only; evaluate needs true κ as well")
                 if tally is not None:
                     tally.add(eps)
-                for meth, scores in score_methods(eps, kappa, predictors).items():
+                scored = score_methods(eps, kappa, predictors, pixel_arcmin=grid.pixel_arcmin)
+                if bands is not None:
+                    bands.add(kappa)
+                for meth, scores in scored.items():
                     for met, values in scores.items():
                         per_map.setdefault(meth, {}).setdefault(met, []).append(values)
                 names.extend(batch_names)
@@ -183,15 +270,33 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     summary = summarize(per_map_arrays, n_boot=N_BOOTSTRAP, seed=args.seed)
     _print_domain_warnings(tally)
     maps = f"{len(names)} map{'' if len(names) == 1 else 's'}"
-    print(f"{args.data}: {maps}; KS93 pad {args.pad} px; smoothed with {sigma_text}")
+    print(
+        f"{args.data}: {maps} of {grid.pixel_arcmin:g}′ pixels; KS93 pad {args.pad} px; "
+        f"smoothed with {sigma_text}"
+    )
     print(format_table(summary))
+    coverage = None if bands is None else bands.table()
+    if coverage:
+        print(
+            f"\ncalibrated error bars: the share of pixels whose true κ lies within "
+            f"κ̂ ± kappa_std (expect {COVERAGE_68:.1%}) and κ̂ ± kappa_hw95 "
+            f"(expect {COVERAGE_95:.1%}), and the mean kappa_std"
+        )
+        print(f"{'method':<14} {'±kappa_std':>10} {'±kappa_hw95':>11} {'mean σ':>9}")
+        for name, row in coverage.items():
+            print(
+                f"{name:<14} {row['coverage_68']:>10.1%} {row['coverage_95']:>11.1%} "
+                f"{row['mean_std']:>9.4f}"
+            )
     if json_path is not None:
         result = {
             "data": args.data,
             "n_maps": len(names),
             "ks93_smoothing": sigma_text,
             "pad_px": args.pad,
+            "pixel_arcmin": grid.pixel_arcmin,
             "methods": {m: p.__doc__ for m, p in predictors.items()},
+            "errorbars": coverage,
             "bootstrap": {"n_boot": N_BOOTSTRAP, "seed": args.seed},
             "summary": summary,
         }

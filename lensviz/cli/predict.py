@@ -41,7 +41,7 @@ from lensviz.evaluation import (
 from lensviz.fields import field_mask
 from lensviz.wiener import PowerSpectrum
 
-__all__ = ["PredictMethod", "ks93_method", "wiener_method", "cmd_predict"]
+__all__ = ["PredictMethod", "with_errorbars", "ks93_method", "wiener_method", "cmd_predict"]
 
 #: The ``sigma_px`` attribute of KS93 smoothed by each map's own σ (the depth rule).
 DEPTH_RULE = "depth rule"
@@ -67,7 +67,7 @@ class PredictMethod(NamedTuple):
     tally: DomainTally | None = None
 
 
-def _with_errorbars(predictor, model, signal, sigma_of, pad: int):
+def with_errorbars(predictor, model, signal, sigma_of, pad: int):
     """``predictor`` returning ``(κ, kappa_std, kappa_hw95)`` of a linear method."""
 
     def predict(eps, pixel_arcmin=constants.PIXEL_ARCMIN):
@@ -110,7 +110,7 @@ def ks93_method(args: argparse.Namespace) -> PredictMethod:
     if args.uncertainty == "calibrated":
         models = default_error_models()
         signal = PowerSpectrum.load(default_power_spectrum())
-        predictor = _with_errorbars(predictor, models["ks93"], signal, sigma_of, args.pad)
+        predictor = with_errorbars(predictor, models["ks93"], signal, sigma_of, args.pad)
         attrs["uncertainty"] = "calibrated"
     return PredictMethod(predictor, attrs)
 
@@ -124,7 +124,7 @@ def wiener_method(args: argparse.Namespace) -> PredictMethod:
     attrs = {"method": "wiener", "pad_px": args.pad}
     if args.uncertainty == "calibrated":
         models = default_error_models()
-        predictor = _with_errorbars(predictor, models["wiener"], signal, lambda e, p: 0.0, args.pad)
+        predictor = with_errorbars(predictor, models["wiener"], signal, lambda e, p: 0.0, args.pad)
         attrs["uncertainty"] = "calibrated"
     return PredictMethod(predictor, attrs)
 
