@@ -49,10 +49,11 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def streamlit_server(
-    env: dict | None = None, log: Path | None = None, port: int | None = None
+    env: dict | None = None, log: Path | None = None, port: int | None = None, root: Path = ROOT
 ) -> Iterator[str]:
-    """A ``streamlit run app.py`` subprocess; yields its URL (a :class:`Server`, which
-    also has the process's ``pid``) once healthy; always stopped."""
+    """A ``streamlit run app.py`` subprocess in ``root`` (this checkout, or another one to
+    compare with); yields its URL (a :class:`Server`, which also has the process's
+    ``pid``) once healthy; always stopped."""
     env = dict(os.environ if env is None else env, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
     port = free_port() if port is None else port
     out = open(log, "wb") if log is not None else subprocess.DEVNULL  # noqa: SIM115
@@ -74,7 +75,7 @@ def streamlit_server(
             "--server.fileWatcherType",
             "none",
         ],
-        cwd=ROOT,
+        cwd=root,
         env=env,
         stdout=out,
         stderr=subprocess.STDOUT,
@@ -212,11 +213,19 @@ def rerun_after(
     return result
 
 
-def go_to(page, title: str) -> None:
-    """Open a page through the sidebar navigation (the session, and its state, stay)."""
-    link = page.locator('[data-testid="stSidebarNav"] a', has_text=title).first
-    rerun_after(page, link.click)
-    wait_for_run(page)
+def go_to(page, title: str, timeout_s: float = PAGE_RUN_S) -> None:
+    """Open another page through the sidebar navigation (the session, and its state,
+    stay): click its link, wait until the page's title has changed, then until the page
+    has settled. (Watching the script state alone missed some switches.)"""
+    heading = page.locator('[data-testid="stMain"] h1').first
+    before = heading.inner_text()
+    page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+    deadline = time.time() + timeout_s
+    while heading.count() == 0 or heading.inner_text() == before:
+        if time.time() > deadline:
+            raise AssertionError(f"the {title!r} page did not open within {timeout_s} s")
+        page.wait_for_timeout(50)
+    wait_for_run(page, timeout_s)
 
 
 def sidebar_number(page, label: str, value: int) -> None:
