@@ -600,6 +600,24 @@ def collect(cfg: LabConfig) -> dict:
     return out
 
 
+def truth_smoothed(cfg: LabConfig) -> dict:
+    """What a perfect but blurred map scores: the true κ of the test maps (the same at
+    every depth) smoothed by each σ > 0 of the KS93 grid, against itself; mean ± s.e."""
+    _, kappa = held_out(cfg, cfg.score["depths"][0])
+    sigmas = [s for s in cfg.score["ks93_sigmas"] if s > 0]
+    per = {f"{s:g}": score(kappa, gaussian_smooth(kappa, s)) for s in sigmas}
+    summary = _paired(per, int(cfg.score["n_boot"]))
+    return {
+        "sigmas_px": sigmas,
+        "summary": {
+            f"{s:g}": {
+                m: {k: summary[f"{s:g}"][m][k] for k in ("mean", "sem_boot")} for m in METRIC_NAMES
+            }
+            for s in sigmas
+        },
+    }
+
+
 def _repeat_score_names(cfg: LabConfig) -> list[str]:
     folder = cfg.runs / "scores"
     seed = cfg.repeat["seed"]
@@ -1042,6 +1060,7 @@ def stage_report(cfg: LabConfig) -> None:
         "labels": labels,
         "scores": scores,
         "repeats": repeat,
+        "truth_smoothed": truth_smoothed(cfg),
         "moonshot": moonshot_report(cfg, scores, [r["name"] for r in records] + repeats),
         "budget": {
             "train_steps": sum(r["steps"] for r in records if r["kind"] == "train")

@@ -585,4 +585,24 @@ def findings(lab: LabResults, depth: str | None = None) -> list[str]:
             f"{row['rmse_ratio']:.3f} ± {row['rmse_ratio_sem']:.3f} × the shipped UNet's; "
             f"the shipped UNet gains {100 * ship['gain']:+.1f} ± {100 * ship['sem_boot']:.1f} %."
         )
+        blur = raw.get("truth_smoothed", {}).get("summary", {})
+        under = [(float(s), v[metric]) for s, v in blur.items() if metric in v]
+        if under:
+            ok = [s for s, v in under if v["mean"] <= moon["target_metric"]]
+            parts = ", ".join(
+                f"σ = {s:g} px: {_num(v['mean'], v['sem_boot'])} ± "
+                f"{_num(v['sem_boot'], v['sem_boot'])}"
+                for s, v in under
+            )
+            out.append(
+                f"**For scale:** the noise-free true κ of the same maps, blurred by a Gaussian, "
+                f"scores {_NAMES[metric]} {parts}; the target "
+                f"({moon['target_metric']:.4f}) asks for a map as good as the truth blurred "
+                + (
+                    f"by σ = {max(ok):g} px ({max(ok) * constants.PIXEL_ARCMIN:g}′)"
+                    if ok
+                    else "by less than the smallest σ"
+                )
+                + f" at {lab.scores[moon['depth']]['label']}."
+            )
     return out
