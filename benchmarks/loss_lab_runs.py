@@ -10,16 +10,13 @@ from pathlib import Path
 import keras
 
 from benchmarks import checkout_relative
-from benchmarks.loss_lab import (
-    LabConfig,
-    Variant,
-    _export,
+from benchmarks.loss_lab import LabConfig, Variant, _export, sha256
+from benchmarks.loss_lab_scores import (
     baseline_scores,
     held_out,
     load_scores,
     ranked_variants,
     save_scores,
-    sha256,
 )
 from lensviz import constants
 from lensviz.metrics import score

@@ -11,10 +11,10 @@ import keras
 import numpy as np
 import pytest
 
-from benchmarks import loss_lab
+from benchmarks import loss_lab, loss_lab_report
 from benchmarks.loss_lab_runs import finetune_config, train_config
-from lensviz.lab import half_precision_copy, load_lab
-from lensviz.nn.inference import load_model, predict_kappa, save_model
+from lensviz.lab import half_precision_copy, held_out_maps, load_lab, score_summary
+from lensviz.nn.inference import load_model, model_predictor, predict_kappa, save_model
 from lensviz.nn.unet import build_unet
 from lensviz.simulate import simulate_batch
 from lensviz.training_data import write_training_set
@@ -123,7 +123,9 @@ def tiny_lab(tmp_path_factory, tiny_config):
 @pytest.mark.slow  # trains, fine-tunes and scores five tiny models
 def test_every_stage_writes_the_lab(tiny_lab, monkeypatch):
     figures = []
-    monkeypatch.setattr(loss_lab, "write_figure", lambda lab, path: figures.append((lab, path)))
+    monkeypatch.setattr(
+        loss_lab_report, "write_figure", lambda lab, path: figures.append((lab, path))
+    )
     assert loss_lab.main(["--config", str(tiny_lab.path)]) == 0
     lab = load_lab(tiny_lab.weights / "lab.json")
     assert lab.names == ("mse", "multifocal", "mf_no_peaks", "ft_dicee")
@@ -183,3 +185,20 @@ def test_half_precision_copy_loads_and_predicts_as_the_original(tiny_weights, tm
     eps, _ = simulate_batch(2, 0)
     pa, pb = predict_kappa(a, eps), predict_kappa(b, eps)
     assert np.max(np.abs(pa - pb)) <= 1e-2 * np.max(np.abs(pa)) + 1e-6
+
+
+@pytest.mark.slow  # loads every shipped lab model and scores one on the lab's 400 maps
+def test_the_shipped_lab_models_load_and_reproduce_their_scores():
+    cfg = loss_lab.load_config()
+    lab = load_lab(cfg.weights / "lab.json")
+    eps, _ = simulate_batch(2, 0)
+    for name in lab.names:
+        model = load_model(lab.model_path(name))  # the archive checks pass on float16
+        assert np.isfinite(predict_kappa(model, eps)).all(), name
+    # a number of lab.json, recomputed from the shipped file on the lab's own maps
+    n_maps, seed = lab.test_maps
+    eps, kappa = held_out_maps(n_maps, seed, "30")
+    pred = model_predictor(load_model(lab.model_path("mse")))(eps)
+    assert score_summary(kappa, pred)["rmse"][0] == pytest.approx(
+        lab.point("mse", "30", "rmse")[0], rel=1e-4
+    )
