@@ -68,6 +68,7 @@ def pareto_figure(
     targets: Mapping[str, Mapping[str, float]] | None = None,
     front_groups: Sequence[str] = ("plain", "multifocal", "ablation", "finetune", "scratch"),
     height_per_row: int = 380,
+    legend: str = "right",
 ) -> go.Figure:
     """One panel per (row, x metric): ``y_metric`` against it, error bars both ways.
 
@@ -82,7 +83,9 @@ def pareto_figure(
     y_metric : str
         The y axis of every panel (lower is better).
     highlight : str, optional
-        A point's name to ring and label (e.g. the variant closest to some settings).
+        A point's name to ring (e.g. the variant closest to some settings); it is drawn
+        larger with a thick black outline (the legend names it; no text label, which
+        could cover a panel title).
     targets : mapping, optional
         Row title → ``{metric: bound}``: the region of that row's panels where
         ``y_metric`` and the x metric are at most their bounds is shaded (a target).
@@ -90,6 +93,9 @@ def pareto_figure(
         Groups whose points compete for the Pareto front (a dashed line through the
         points no other beats on both axes).
     height_per_row : int
+    legend : str
+        ``"right"`` (a column beside the panels, for wide figures) or ``"bottom"`` (rows
+        under them, for the app's narrower columns).
 
     Returns
     -------
@@ -135,9 +141,7 @@ def pareto_figure(
                         y=[y],
                         error_x=dict(type="data", array=[ex], thickness=1, width=0),
                         error_y=dict(type="data", array=[ey], thickness=1, width=0),
-                        mode="markers+text" if ring else "markers",
-                        text=[p["label"]] if ring else None,
-                        textposition="top right",
+                        mode="markers",
                         marker=dict(
                             symbol=symbols[name],
                             size=14 if ring else 10,
@@ -213,9 +217,17 @@ def pareto_figure(
             fig.update_yaxes(
                 title_text=METRIC_LABELS.get(y_metric, y_metric), range=yr, row=r, col=c
             )
-    _layout(fig, height=max(320, height_per_row * len(rows)))
+    if legend not in ("right", "bottom"):
+        raise ValueError(f"legend must be 'right' or 'bottom', got {legend!r}")
+    height = max(320, height_per_row * len(rows))
+    _layout(fig, height=height + (260 if legend == "bottom" else 0))
+    place = (
+        dict(orientation="v", x=1.02, y=1.0, yanchor="top")
+        if legend == "right"
+        else dict(orientation="h", x=0.0, y=-0.18 * 380 / height, yanchor="top")
+    )
     fig.update_layout(
-        legend=dict(orientation="v", x=1.02, y=1.0, yanchor="top", groupclick="toggleitem"),
+        legend=dict(**place, groupclick="toggleitem", font=dict(size=11)),
         margin=dict(l=60, r=20, t=50, b=45),
     )
     return fig

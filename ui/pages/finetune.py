@@ -426,7 +426,7 @@ def lab_view(path: Path) -> None:
         st.error(f"Could not score {path.name} on the lab's maps: {exc}")
         return
     mine = {"name": "yours", "label": f"{path.stem} (your run)", "group": "yours", **point}
-    fig = pareto_figure({where: [*lab.points(depth), mine]}, highlight="yours")
+    fig = pareto_figure({where: [*lab.points(depth), mine]}, highlight="yours", legend="bottom")
     st.plotly_chart(fig, key="ft_lab_pareto", theme=None)
     st.caption(
         f"Your run, {path.stem}, on the lab's {n_maps} held-out maps at {where}: "

@@ -560,7 +560,9 @@ def loss_lab_section() -> None:
         return
     st.markdown("\n".join(f"- {line}" for line in findings(lab)))
     depth = str(lab.raw.get("moonshot", {}).get("depth", lab.depths[0]))
-    fig = pareto_figure({lab.scores[depth]["label"]: lab.points(depth)}, height_per_row=400)
+    fig = pareto_figure(
+        {lab.scores[depth]["label"]: lab.points(depth)}, height_per_row=400, legend="bottom"
+    )
     st.plotly_chart(fig, key="learn_lab_pareto", theme=None)
     st.caption(
         f"Each model's mean on the lab's {lab.test_maps[0]} held-out maps at "

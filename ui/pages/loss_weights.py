@@ -317,7 +317,10 @@ def lab_section(sel, coeffs: dict, params: dict) -> None:
     closest, distance = closest_variant(coeffs, lab.variants)
     depth = lab_depth_ui(lab)
     fig = pareto_figure(
-        {lab.scores[depth]["label"]: lab.points(depth)}, highlight=closest, height_per_row=400
+        {lab.scores[depth]["label"]: lab.points(depth)},
+        highlight=closest,
+        height_per_row=400,
+        legend="bottom",
     )
     st.plotly_chart(fig, key="lw_lab_pareto", theme=None)
     changed = [PARAMS[name][2] for name, value in params.items() if value != PARAMS[name][1]]
