@@ -13,7 +13,7 @@ Coverage
     ``edge`` (within 8 px of the map's border), ``core`` (true κ > 0.1, cluster cores),
     ``rest``. Methods: KS93 raw, KS93 smoothed by the depth rule, the Wiener filter (each
     on the whole field, zero-padded by 64 px) and the UNet (field features, blended tiles,
-    its moment network).
+    its quantile network).
 Sharpness
     The mean ``kappa_std`` of each method, and the UNet's over the Wiener filter's (target
     ≤ 0.9 at 10, 30 and 100).
@@ -38,7 +38,7 @@ from lensviz.depth import ks93_sigma
 from lensviz.errorbars import COVERAGE_68, COVERAGE_95, linear_errorbars, load_error_models
 from lensviz.evaluation import default_power_spectrum, ks93_predictor, wiener_predictor
 from lensviz.fields import FIELD_PAD_PX
-from lensviz.nn.errorbars import errorbar_predictor, load_moment_net
+from lensviz.nn.errorbars import errorbar_predictor, load_sigma_net
 from lensviz.nn.inference import load_model, model_predictor
 from lensviz.simulate import SimulationConfig, depth_config, simulate_batch, simulate_sample
 from lensviz.wiener import PowerSpectrum
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     signal = PowerSpectrum.load(default_power_spectrum())
     error_models = load_error_models(constants.WEIGHTS_DIR / "errorbars.json")
     model = load_model(weights)
-    errorbars = errorbar_predictor(model, load_moment_net(weights))
+    errorbars = errorbar_predictor(model, load_sigma_net(weights))
     methods = _methods(errorbars, signal, error_models)
     n_tiles, n_fields = (10, 3) if args.quick else (args.n, max(1, args.n // 3))
     coverage = bench_coverage(methods, n_tiles, n_fields)

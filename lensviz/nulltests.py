@@ -53,11 +53,17 @@ __all__ = [
     "peak_region",
     "noise_realisations",
     "peak_significance",
+    "DETECTION_FALSE_ALARM",
+    "wilson_interval",
+    "with_errorbars",
     "null_tests",
 ]
 
 #: A reconstruction method: ``eps (N, ny, nx, 3) -> kappa (N, ny, nx)``.
 Reconstruction = Callable[[np.ndarray], np.ndarray]
+#: A peak is a detection when at most this share of the noise maps reach its height
+#: anywhere in the field (a global test, fair to non-linear methods).
+DETECTION_FALSE_ALARM = 0.05
 #: A B-map pixel this many noise rms from zero is an outlier (:func:`b_outlier_share`).
 B_OUTLIER_SIGMA = 3.0
 #: The share of a Gaussian noise map's pixels beyond ±B_OUTLIER_SIGMA: erfc(3/√2) = 0.27 %.
@@ -234,6 +240,12 @@ class Peak:
         ``height / noise_rms``.
     false_alarm : float
         Share of noise maps whose highest peak in the same region is at least ``height``.
+    n_noise : int
+        Number of noise maps the false-alarm rate was counted on.
+    std, hw95 : float or None
+        The calibrated error bar of the height (half-widths of the 68.3 % and 95.4 %
+        bands, :mod:`lensviz.errorbars`), when the reconstruction has one
+        (:func:`with_errorbars`).
     """
 
     y: int
@@ -242,6 +254,54 @@ class Peak:
     noise_rms: float
     snr: float
     false_alarm: float
+    n_noise: int = 0
+    std: float | None = None
+    hw95: float | None = None
+
+    @property
+    def false_alarm_interval(self) -> tuple[float, float]:
+        """The 68.3 % Wilson interval of the false-alarm rate, a binomial share of
+        :attr:`n_noise` maps (:func:`wilson_interval`)."""
+        return wilson_interval(round(self.false_alarm * self.n_noise), self.n_noise)
+
+    @property
+    def detected(self) -> bool:
+        """A detection: at most :data:`DETECTION_FALSE_ALARM` of the noise maps reach it."""
+        return self.false_alarm <= DETECTION_FALSE_ALARM
+
+
+def wilson_interval(k: int, n: int, z: float = 1.0) -> tuple[float, float]:
+    """Wilson score interval of a binomial share ``k / n`` (``z = 1``: 68.3 %).
+
+    .. math::
+
+        \\frac{\\hat p + z^2/2n \\pm z\\sqrt{\\hat p(1-\\hat p)/n + z^2/4n^2}}{1 + z^2/n}
+
+    Unlike ``p̂ ± √(p̂(1−p̂)/n)`` it does not collapse to zero width at ``k = 0``.
+
+    Examples
+    --------
+    >>> [round(v, 4) for v in wilson_interval(0, 200)]
+    [0.0, 0.005]
+    >>> [round(v, 3) for v in wilson_interval(10, 200)]
+    [0.037, 0.068]
+    """
+    if n <= 0:
+        return (0.0, 1.0)
+    p = k / n
+    z2 = z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def with_errorbars(peaks: list[Peak], std, hw95) -> list[Peak]:
+    """The peaks with their heights' calibrated error bars read off the maps."""
+    std = np.asarray(std)
+    hw95 = np.asarray(hw95)
+    return [
+        dataclasses.replace(p, std=float(std[p.y, p.x]), hw95=float(hw95[p.y, p.x])) for p in peaks
+    ]
 
 
 def peak_significance(
@@ -296,6 +356,7 @@ def peak_significance(
                 sigma,
                 height / sigma if sigma > 0 else float("inf"),
                 float(np.mean(noise_top >= height)),
+                len(noise),
             )
         )
     peaks.sort(key=lambda p: -p.snr)

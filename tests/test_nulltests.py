@@ -130,3 +130,21 @@ def test_null_tests_of_two_methods_on_cosmos():
     assert smooth["noise_rms"].shape == (256, 256)
     top = smooth["peaks"][0]
     assert top.snr > 3.5 and top.height > 0 and not field.mask[top.y, top.x]
+
+
+def test_false_alarm_rate_has_its_binomial_interval_and_peaks_their_error_bars():
+    from lensviz.nulltests import Peak, wilson_interval, with_errorbars
+
+    # hand-computed Wilson 68.3 % interval of 10 in 200: centre 0.0525/1.005, half
+    # sqrt(0.05·0.95/200 + 1/160000)/1.005
+    lo, hi = wilson_interval(10, 200)
+    assert lo == pytest.approx(0.052239 - 0.015535, abs=1e-5)
+    assert hi == pytest.approx(0.052239 + 0.015535, abs=1e-5)
+    assert wilson_interval(0, 50)[0] == 0.0 and wilson_interval(0, 50)[1] > 0.0
+    peak = Peak(3, 4, 0.05, 0.01, 5.0, 0.05, 200)
+    assert peak.detected and peak.false_alarm_interval == pytest.approx((lo, hi))
+    assert not Peak(3, 4, 0.05, 0.01, 5.0, 0.06, 200).detected
+    std = np.zeros((8, 8))
+    std[3, 4] = 0.02
+    (p,) = with_errorbars([peak], std, 2 * std)
+    assert (p.std, p.hw95) == (0.02, 0.04) and p.height == 0.05

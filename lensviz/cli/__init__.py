@@ -632,7 +632,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "sigma-net",
         "lensviz.cli.model:cmd_sigma_net",
-        "train and calibrate a UNet's moment network (its calibrated error bars)",
+        "train and calibrate a UNet's quantile network (its calibrated error bars)",
         (
             arg("weights", type=_keras_file, help="the UNet .keras file (the mean model, frozen)"),
             arg(

@@ -37,7 +37,7 @@ from lensviz.evaluation import (
     wiener_predictor,
 )
 from lensviz.nn.card import build_card, card_markdown, write_card
-from lensviz.nn.errorbars import errorbar_predictor, load_moment_net
+from lensviz.nn.errorbars import errorbar_predictor, load_sigma_net
 from lensviz.nn.inference import load_model, training_domain, unet_predictor
 from lensviz.nn.uncertainty import calibration, predict_uncertainty
 from lensviz.simulate import depth_config
@@ -122,7 +122,7 @@ def _errorbar_predictors(args, smoothed, sigma_of, models: dict) -> dict:
         )
     if "unet" in models:
         weights = args.weights or default_weights()
-        out["unet"] = errorbar_predictor(models["unet"].model, load_moment_net(weights))
+        out["unet"] = errorbar_predictor(models["unet"].model, load_sigma_net(weights))
     return out
 
 

@@ -29,13 +29,13 @@ from lensviz.evaluation import choose_ks93_sigma, default_weights, ks93_predicto
 from lensviz.loss_weights import check_coeffs
 from lensviz.nn.callbacks import summarize_metrics
 from lensviz.nn.errorbars import (
-    calibrate_moment_net,
+    calibrate_sigma_net,
     errorbar_predictor,
     file_sha256,
-    load_moment_net,
-    moment_net_path,
-    save_moment_net,
-    train_moment_net,
+    load_sigma_net,
+    save_sigma_net,
+    sigma_net_path,
+    train_sigma_net,
 )
 from lensviz.nn.finetuning import FinetuneConfig, finetune
 from lensviz.nn.inference import load_model, training_domain, unet_predictor
@@ -158,14 +158,14 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_sigma_net(args: argparse.Namespace) -> int:
-    """Train and calibrate the moment network of a UNet: its calibrated error bars.
+    """Train and calibrate the quantile network of a UNet: its calibrated error bars.
 
     The training set's first ``--train-n`` samples train the network (its last
     ``--val-n`` of them pick the best epoch); the rest give the conformal factors.
     Writes ``NAME.sigma.keras`` beside ``NAME.keras`` (or ``--out``).
     """
     weights = Path(args.weights)
-    out = Path(args.out) if args.out else moment_net_path(weights)
+    out = Path(args.out) if args.out else sigma_net_path(weights)
     _check_output(out, args.overwrite)
     n_total = training_set_length(args.data)
     if not args.val_n < args.train_n < n_total:
@@ -186,7 +186,7 @@ def cmd_sigma_net(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    net = train_moment_net(
+    net = train_sigma_net(
         model, args.data, fit, val, args.epochs, args.batch, args.lr, args.seed, report
     )
     command = (
@@ -194,7 +194,7 @@ def cmd_sigma_net(args: argparse.Namespace) -> int:
         f"--val-n {args.val_n} --epochs {args.epochs} --batch {args.batch} --lr {args.lr:g} "
         f"--seed {args.seed}"
     )
-    shipped = calibrate_moment_net(
+    shipped = calibrate_sigma_net(
         model,
         net,
         args.data,
@@ -208,12 +208,13 @@ def cmd_sigma_net(args: argparse.Namespace) -> int:
             "wall_s": round(time.perf_counter() - t0, 1),
         },
     )
-    save_moment_net(shipped, out)
+    save_sigma_net(shipped, out)
     q = shipped.error_model
+    at = q["scale_nodes"].index(0.5) if 0.5 in q["scale_nodes"] else 0
     print(
-        f"wrote {out}: moment network of {weights.name}, conformal factors q68 "
-        f"{[round(v, 3) for v in q['q68'][0]]}, q95 {[round(v, 3) for v in q['q95'][0]]} "
-        f"at n_gal {q['depth_nodes']}"
+        f"wrote {out}: quantile network of {weights.name}; conformal factors at 0.5′ pixels "
+        f"q68 {[round(v, 3) for v in q['q68'][0][at]]}, q95 "
+        f"{[round(v, 3) for v in q['q95'][0][at]]} at n_gal {q['depth_nodes']}"
     )
     return 0
 
@@ -221,7 +222,7 @@ def cmd_sigma_net(args: argparse.Namespace) -> int:
 def unet_method(args: argparse.Namespace) -> PredictMethod:
     """``predict --method unet`` (:data:`lensviz.cli.PREDICT_METHODS`): the UNet of
     ``--weights`` (default the shipped ``lite.keras``), a tally of the samples outside its
-    training domain; ``--uncertainty calibrated``: its calibrated error bars (its moment
+    training domain; ``--uncertainty calibrated``: its calibrated error bars (its quantile
     network, ``NAME.sigma.keras``); ``mc_dropout`` or ``tta``: the mean and spread of
     ``--passes`` passes, the model's own spread (uncalibrated: not an error bar)."""
     weights = args.weights or default_weights()
@@ -234,7 +235,7 @@ def unet_method(args: argparse.Namespace) -> PredictMethod:
     attrs = {"method": "unet", "weights": Path(weights).name}
     if args.uncertainty == "calibrated":
         attrs["uncertainty"] = "calibrated"
-        predictor = errorbar_predictor(predictor.model, load_moment_net(weights))
+        predictor = errorbar_predictor(predictor.model, load_sigma_net(weights))
     elif args.uncertainty:  # mean and σ instead of one pass
         attrs.update(
             uncertainty=f"{args.uncertainty} (uncalibrated model spread)", passes=args.passes

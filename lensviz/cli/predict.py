@@ -8,7 +8,7 @@ filter are built here (numpy), the UNet in :func:`lensviz.cli.model.unet_method`
 Every predictor is told the data's pixel side (:func:`lensviz.cli.data.data_grid`,
 ``--pixel-arcmin`` for data that do not state one). With ``--uncertainty calibrated`` it
 also returns the calibrated error bars, ``kappa_std`` (the 68.3 % band) and
-``kappa_hw95`` (the 95.4 % band) (:mod:`lensviz.errorbars`, the UNet's moment network of
+``kappa_hw95`` (the 95.4 % band) (:mod:`lensviz.errorbars`, the UNet's quantile network of
 :mod:`lensviz.nn.errorbars`); ``mc_dropout`` and ``tta`` give the UNet's own spread,
 which is not an error bar (it does not cover the truth as it claims).
 """

@@ -1,22 +1,28 @@
-"""The UNet's calibrated error bars: a moment network and its conformal factors.
+"""The UNet's calibrated error bars: a quantile network and its conformal factors.
 
-A *moment network* (Jeffrey & Wandelt 2020) learns the second moment of the error of a
-frozen mean model: :class:`MomentNet` reads what the UNet read (the field features,
-:mod:`lensviz.features`) and what it answered (κ̂), and returns ``σ(x)``, trained by the
-Gaussian likelihood of the residuals ``r = κ − κ̂``,
+Conformalized quantile regression (Romano, Patterson & Candès 2019; for mass maps,
+Leterme et al. 2025). A small network, :class:`QuantileNet`, reads what the UNet read
+(the field features, :mod:`lensviz.features`) and what it answered (κ̂), and returns
+``s(x)``, the 68.3 % quantile of the UNet's absolute error ``|κ − κ̂|`` there, trained
+with the pinball loss of that quantile,
 
 .. math::
 
-    \\mathcal L = \\Big\\langle \\ln\\sigma + \\frac{r^2}{2\\sigma^2} \\Big\\rangle ,
+    \\mathcal L = \\big\\langle \\max\\big(\\tau (|r| - s),\\ (\\tau - 1)(|r| - s)\\big)
+    \\big\\rangle,\\qquad \\tau = 0.683,\\ r = \\kappa - \\hat\\kappa ,
 
-whose minimum is ``σ² = E[r² | data]``. The net knows where the UNet errs: cluster
-cores, holes in the data, the field's edges, the noise of each pixel. Its σ is then
-made to hold by split conformal factors per depth (:class:`lensviz.errorbars.ErrorModel`,
-measured on calibration fields it was not trained on), which the moment network's file
-keeps with the SHA-256 of the mean model it was fitted to: calibration belongs to the
-model it was fitted on, and a pair that does not match is refused.
+whose minimum is that quantile, pixel by pixel: the narrowest band that holds 68.3 % of
+the errors like the ones at ``x``. The net knows where the UNet errs (cluster cores,
+holes, the field's edges, each pixel's noise). The UNet's errors are heavy-tailed near
+cluster cores, so a second moment (a *moment network*, Jeffrey & Wandelt 2020, trained
+on ``r²``) spends width where rare large errors inflate the variance; the quantile is
+what a 68.3 % band needs. Its band is then made to hold by split-conformal factors per
+depth and pixel scale, for 68.3 % and 95.4 % apart (:class:`lensviz.errorbars.ErrorModel`,
+measured on calibration fields it was not trained on), which the network's file keeps
+with the SHA-256 of the UNet it was fitted to: calibration belongs to the model it was
+fitted on, and a pair that does not match is refused.
 
-Files: ``NAME.sigma.keras`` beside ``NAME.keras`` (:func:`moment_net_path`).
+Files: ``NAME.sigma.keras`` beside ``NAME.keras`` (:func:`sigma_net_path`).
 """
 
 from __future__ import annotations
@@ -53,15 +59,16 @@ from lensviz.nn.pipelines import apply_symmetry_tf
 from lensviz.training_data import iter_training_set, read_training_column
 
 __all__ = [
-    "MomentNet",
-    "moment_net_path",
+    "QuantileNet",
+    "sigma_net_path",
     "file_sha256",
-    "moment_inputs",
-    "gaussian_nll",
-    "train_moment_net",
-    "calibrate_moment_net",
-    "load_moment_net",
-    "save_moment_net",
+    "sigma_inputs",
+    "pinball_loss",
+    "TAU",
+    "train_sigma_net",
+    "calibrate_sigma_net",
+    "load_sigma_net",
+    "save_sigma_net",
     "errorbar_predictor",
 ]
 
@@ -79,8 +86,8 @@ def file_sha256(path) -> str:
     return h.hexdigest()
 
 
-def moment_net_path(weights) -> Path:
-    """``NAME.sigma.keras`` beside ``NAME.keras``: where a model's moment network lives."""
+def sigma_net_path(weights) -> Path:
+    """``NAME.sigma.keras`` beside ``NAME.keras``: where a UNet's quantile network lives."""
     weights = Path(weights)
     return weights.with_name(weights.name.removesuffix(".keras") + ".sigma.keras")
 
@@ -89,12 +96,13 @@ def moment_net_path(weights) -> Path:
 
 
 @keras.saving.register_keras_serializable(package="lensviz")
-class MomentNet(keras.Model):
-    """σ of a mean model's error from ``(features, κ̂)``: ``(N, 128, 128, 6) -> (N, 128, 128)``.
+class QuantileNet(keras.Model):
+    """The 68.3 % quantile of a mean model's absolute error, from ``(features, κ̂)``:
+    ``(N, 128, 128, 6) -> (N, 128, 128)``.
 
     A small UNet: reflection padding of 16 px, four stride-2 encoder blocks (16, 32, 64,
     64 filters), three decoder blocks with skips, a final transposed convolution to
-    ``ln σ``, cropped, and ``σ = exp(ln σ)`` (about 110,000 parameters).
+    ``ln s``, cropped, and ``s = exp(ln s)`` (about 110,000 parameters).
 
     Parameters
     ----------
@@ -113,7 +121,7 @@ class MomentNet(keras.Model):
         mean_sha256: str | None = None,
         **kwargs,
     ):
-        kwargs.setdefault("name", "moment_net")
+        kwargs.setdefault("name", "sigma_net")
         inputs = keras.Input((npix, npix, len(FEATURES) + 1), name="features_and_kappa")
         x = ReflectionPadding2D(_PAD, name="pad")(inputs)
         skips = []
@@ -130,7 +138,7 @@ class MomentNet(keras.Model):
             x = keras.layers.BatchNormalization(name=f"dec{i}_bn")(x)
             x = keras.layers.ReLU(name=f"dec{i}_act")(x)
             x = keras.layers.Concatenate(name=f"dec{i}_skip")([x, skips[-1 - i]])
-        # ln σ starts near ln 0.02, the size of a UNet's error, not at ln 1
+        # ln s starts near ln 0.02, the size of a UNet's error, not at ln 1
         x = keras.layers.Conv2DTranspose(
             1,
             3,
@@ -160,18 +168,21 @@ class MomentNet(keras.Model):
         return cls(**config)
 
 
-def moment_inputs(features, kappa_hat) -> np.ndarray:
+def sigma_inputs(features, kappa_hat) -> np.ndarray:
     """``(N, 128, 128, 6)``: the features and the mean model's κ̂ as a last channel."""
     features = np.asarray(features, np.float32)
     kappa_hat = np.asarray(kappa_hat, np.float32)
     return np.concatenate([features, kappa_hat[..., None]], axis=-1)
 
 
-def gaussian_nll(resid, sigma):
-    """``⟨ln σ + r²/2σ²⟩``, the loss of a moment network (Keras: ``y_true`` is ``r``)."""
-    sigma = tf.maximum(tf.cast(sigma, tf.float32), 1e-6)
-    resid = tf.cast(resid, tf.float32)
-    return tf.reduce_mean(tf.math.log(sigma) + 0.5 * tf.square(resid / sigma), axis=(-2, -1))
+#: The quantile of ``|κ − κ̂|`` the network learns: the share of the 68.3 % band.
+TAU = COVERAGE_68
+
+
+def pinball_loss(resid, width):
+    """The pinball loss of the :data:`TAU` quantile of ``|resid|`` (Keras: ``y_true`` is r)."""
+    diff = tf.abs(tf.cast(resid, tf.float32)) - tf.cast(width, tf.float32)
+    return tf.reduce_mean(tf.maximum(TAU * diff, (TAU - 1.0) * diff), axis=(-2, -1))
 
 
 # === Training and calibration ===
@@ -182,12 +193,12 @@ def _tiles_and_residuals(mean_model, path, indices, batch: int = 256):
     xs, rs = [], []
     for x, k, _ in iter_training_set(path, indices, batch):
         pred = predict_kappa(mean_model, x)
-        xs.append(moment_inputs(x, pred))
+        xs.append(sigma_inputs(x, pred))
         rs.append((k - pred).astype(np.float32))
     return np.concatenate(xs), np.concatenate(rs)
 
 
-def train_moment_net(
+def train_sigma_net(
     mean_model,
     path,
     indices,
@@ -197,8 +208,8 @@ def train_moment_net(
     learning_rate: float = 1e-3,
     seed: int = 0,
     on_epoch: Callable[[int, dict], None] | None = None,
-) -> MomentNet:
-    """Train a :class:`MomentNet` on a frozen mean model's residuals.
+) -> QuantileNet:
+    """Train a :class:`QuantileNet` on a frozen UNet's residuals (the pinball loss).
 
     Parameters
     ----------
@@ -216,9 +227,9 @@ def train_moment_net(
 
     Returns
     -------
-    MomentNet
+    QuantileNet
         With the best epoch's weights; no conformal factors yet
-        (:func:`calibrate_moment_net`).
+        (:func:`calibrate_sigma_net`).
     """
     keras.utils.set_random_seed(seed)
     x, r = _tiles_and_residuals(mean_model, path, indices)
@@ -236,12 +247,12 @@ def train_moment_net(
         .batch(batch_size, drop_remainder=True)
         .prefetch(tf.data.AUTOTUNE)
     )
-    net = MomentNet(x.shape[1])
-    net.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=gaussian_nll)
+    net = QuantileNet(x.shape[1])
+    net.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=pinball_loss)
     best, best_weights = math.inf, None
     for epoch in range(epochs):
         logs = net.fit(ds, epochs=1, verbose=0).history
-        val = float(gaussian_nll(rv, net.predict_on_batch(xv)).numpy().mean())
+        val = float(pinball_loss(rv, net.predict_on_batch(xv)).numpy().mean())
         row = {"loss": float(logs["loss"][-1]), "val_loss": val}
         if val < best:
             best, best_weights = val, net.get_weights()
@@ -251,10 +262,10 @@ def train_moment_net(
     return net
 
 
-def calibrate_moment_net(
-    mean_model, net: MomentNet, path, indices, mean_sha256: str, provenance: dict | None = None
-) -> MomentNet:
-    """The moment network with its conformal factors per depth node, ready to ship.
+def calibrate_sigma_net(
+    mean_model, net: QuantileNet, path, indices, mean_sha256: str, provenance: dict | None = None
+) -> QuantileNet:
+    """The quantile network with its conformal factors per depth node, ready to ship.
 
     ``q68``, ``q95`` of ``|κ − κ̂| / σ`` over the pixels of the tiles ``indices`` of each
     depth and pixel-scale node (:data:`lensviz.errorbars.DEPTH_NODES`,
@@ -288,31 +299,31 @@ def calibrate_moment_net(
         scale_nodes=SCALE_NODES,
         provenance=dict(provenance or {}),
     )
-    shipped = MomentNet(net.npix, error_model=model.to_dict(), mean_sha256=mean_sha256)
+    shipped = QuantileNet(net.npix, error_model=model.to_dict(), mean_sha256=mean_sha256)
     shipped.set_weights(net.get_weights())
     return shipped
 
 
-def load_moment_net(weights) -> MomentNet:
-    """The moment network of the model file ``weights``, checked against it.
+def load_sigma_net(weights) -> QuantileNet:
+    """The quantile network of the model file ``weights``, checked against it.
 
     Raises
     ------
     FileNotFoundError
         When ``NAME.sigma.keras`` does not exist beside ``weights``.
     ValueError
-        When it is not a calibrated moment network, or was fitted to another model
+        When it is not a calibrated quantile network, or was fitted to another model
         (SHA-256 of ``weights`` differs).
     """
-    path = moment_net_path(weights)
+    path = sigma_net_path(weights)
     if not path.is_file():
         raise FileNotFoundError(
-            f"{path}: no moment network beside {Path(weights).name}; calibrated error bars "
+            f"{path}: no quantile network beside {Path(weights).name}; calibrated error bars "
             "are fitted to one model (python -m lensviz sigma-net)"
         )
     net = load_model(path)
-    if not isinstance(net, MomentNet) or net.error_model is None:
-        raise ValueError(f"{path}: not a calibrated lensviz moment network")
+    if not isinstance(net, QuantileNet) or net.error_model is None:
+        raise ValueError(f"{path}: not a calibrated lensviz quantile network")
     if net.mean_sha256 != file_sha256(weights):
         raise ValueError(
             f"{path} was calibrated on another model than {Path(weights).name} (SHA-256 "
@@ -325,12 +336,12 @@ def load_moment_net(weights) -> MomentNet:
 
 
 def errorbar_predictor(
-    model, net: MomentNet, batch_size: int = 64, overlap: int = DEFAULT_OVERLAP_PX
+    model, net: QuantileNet, batch_size: int = 64, overlap: int = DEFAULT_OVERLAP_PX
 ) -> Callable:
     """A predictor of ``(κ̂, kappa_std, kappa_hw95)`` for tiles and whole fields.
 
     Each map is a field: its features are computed whole, cut into overlapping tiles
-    (one tile for a 128² map), the UNet and the moment network run on every tile, κ̂ is
+    (one tile for a 128² map), the UNet and its quantile network run on every tile, κ̂ is
     blended as :func:`lensviz.nn.inference.model_predictor` blends it, and σ² with the
     same weights. The conformal factors of the field's depth turn σ into the 68.3 %
     and 95.4 % half-widths.
@@ -358,7 +369,7 @@ def errorbar_predictor(
         """Maps of one tile each: every forward batched."""
         features = model_inputs(model, eps, pixel_arcmin)
         kappa = predict_kappa(model, features, batch_size)
-        s = sigmas(moment_inputs(features, kappa))
+        s = sigmas(sigma_inputs(features, kappa))
         q = factors(eps, pixel_arcmin)
         return kappa, q[:, 0] * s, q[:, 1] * s
 
@@ -368,7 +379,7 @@ def errorbar_predictor(
         features = model_inputs(model, padded[None], pixel_arcmin)[0]
         tiles, _ = cut_tiles(features, tile, overlap)
         kappa = predict_kappa(model, tiles, batch_size)
-        sigma = sigmas(moment_inputs(tiles, kappa))
+        sigma = sigmas(sigma_inputs(tiles, kappa))
         shape = padded.shape[:2]
         k = merge_tiles(kappa, shape, tile, overlap)[:ny, :nx]
         var = merge_tiles(sigma.astype(np.float64) ** 2, shape, tile, overlap)[:ny, :nx]
@@ -393,6 +404,6 @@ def errorbar_predictor(
     return predict
 
 
-def save_moment_net(net: MomentNet, path: str | os.PathLike) -> str:
-    """Save a moment network as ``.keras``, atomically (:func:`save_model`)."""
+def save_sigma_net(net: QuantileNet, path: str | os.PathLike) -> str:
+    """Save a quantile network as ``.keras``, atomically (:func:`save_model`)."""
     return save_model(net, path)
