@@ -27,7 +27,9 @@ first_compare
 
 Median and 90th percentile over ``--moves`` inputs after one untimed warm-up input (an
 input that starts no run within 20 s is counted, not timed); ``--baseline DIR`` measures
-another checkout the same way in the same run, for a comparison under the same load;
+another checkout in the same run, in turns with this one (cold starts alternated, the
+Compare slider and new samples interleaved on both servers), so that a shared machine's
+load falls on both alike;
 targets: sliders < 300 ms (median and p90), page switch < 1 s, first κ maps < 5 s and
 the whole first Compare < 10 s from process start.
 The load average of the machine is recorded before and after.
@@ -212,6 +214,61 @@ def first_compare(root: Path = ROOT) -> dict:
     }
 
 
+def _compare_page(page, url: str):
+    """Open Compare with the KS93 slider in hand; its slider and the sample's step button."""
+    page.goto(url)
+    wait_for_run(page)
+    auto = page.locator('[data-testid="stSidebar"] [data-testid="stCheckbox"]').filter(
+        has_text="σ from the data's depth"
+    )
+    if auto.count() and auto.locator("input").is_checked():
+        _timed(page, lambda: auto.locator("label").first.click())
+        wait_for_run(page)
+    slider = page.get_by_role("slider", name="KS93 smoothing σ (pixels)").first
+    box = page.locator('[data-testid="stSidebar"] input[aria-label^="Sample index"]')
+    step = page.locator('[data-testid="stSidebar"] [data-testid="stNumberInputStepUp"]').last
+    return slider, box, step
+
+
+def interleaved(urls: dict[str, str], rounds: int, per_round: int = 4) -> dict:
+    """The Compare slider and a new sample on several servers, taken in turns: each round
+    makes ``per_round`` inputs on every server, the order alternating, so that the load
+    of a shared machine falls on all of them alike."""
+    samples = {name: {"slider_compare": [], "switch_sample": []} for name in urls}
+    loads = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        pages = {}
+        for name, url in urls.items():
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            pages[name] = (page, *_compare_page(page, url))
+            _timed(page, lambda s=pages[name][1]: s.press("ArrowRight"))  # warm, untimed
+        for r in range(rounds):
+            order = list(pages) if r % 2 == 0 else list(pages)[::-1]
+            for name in order:
+                page, slider, box, step = pages[name]
+                page.bring_to_front()
+                slider.focus()
+                for i in range(per_round):
+                    key = "ArrowRight" if (i // 2) % 2 == 0 else "ArrowLeft"
+                    samples[name]["slider_compare"].append(
+                        _timed(page, lambda k=key, s=slider: s.press(k))
+                    )
+                if r == 0:  # from sample 0 on, every step a sample not seen before
+                    box.fill("0")
+                    _timed(page, lambda b=box: b.press("Enter"))
+                for _ in range(per_round):
+                    samples[name]["switch_sample"].append(_timed(page, step.click))
+            loads.append(os.getloadavg()[0])
+        browser.close()
+    out = {
+        name: {k: _summary(v, TARGETS_MS[k]) for k, v in measured.items()}
+        for name, measured in samples.items()
+    }
+    out["load_avg_1min_per_round"] = loads
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--moves", type=int, default=12)
@@ -220,8 +277,13 @@ def main() -> None:
     parser.add_argument(
         "--baseline",
         type=Path,
-        help="another checkout (e.g. `git archive COMMIT | tar -x -C DIR`) measured the "
-        "same way right after, in the same run, under the same load",
+        help="another checkout (e.g. `git archive COMMIT | tar -x -C DIR`) measured in "
+        "the same run: cold starts taken in turns with this one, then the Compare slider "
+        "and new samples on both servers in turns (interleaved), under the same load",
+    )
+    parser.add_argument("--cold-starts", type=int, default=3, help="per app, with --baseline")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="of 4 + 4 inputs, with --baseline (≤ 5: 24 samples)"
     )
     args = parser.parse_args()
     load_before = os.getloadavg()
@@ -232,12 +294,18 @@ def main() -> None:
         with streamlit_server() as url:
             results |= interactive(url, args.moves)
     if args.baseline is not None:
-        base = {"checkout": str(args.baseline), "load_avg_before": os.getloadavg()}
-        base["first_compare"] = first_compare(args.baseline)
-        with streamlit_server(root=args.baseline) as url:
-            base |= interactive(url, args.moves)
-        base["load_avg_after"] = os.getloadavg()
-        results["baseline"] = base
+        # Cold starts in turns, then the Compare inputs in turns on both servers at once.
+        cold = {"this": [], "baseline": []}
+        for _ in range(args.cold_starts):
+            cold["this"].append(first_compare())
+            cold["baseline"].append(first_compare(args.baseline))
+        with streamlit_server() as this, streamlit_server(root=args.baseline) as base:
+            turns = interleaved({"this": this, "baseline": base}, args.rounds)
+        results["against_baseline"] = {
+            "checkout": str(args.baseline),
+            "first_compare": cold,
+            "interleaved": turns,
+        }
     results["machine"] = {
         "cpus": os.cpu_count(),
         "load_avg_before": load_before,
