@@ -420,7 +420,11 @@ def wiener_field(
 
 
 def tile_domain_warnings(
-    eps, domain: TrainingDomain, tile: int = TILE_PX, overlap: int = DEFAULT_OVERLAP_PX
+    eps,
+    domain: TrainingDomain,
+    tile: int = TILE_PX,
+    overlap: int = DEFAULT_OVERLAP_PX,
+    pixel_arcmin: float = constants.PIXEL_ARCMIN,
 ) -> list[str]:
     """Why a model that runs on tiles may be wrong on a field: its training domain
     (:func:`lensviz.depth.domain_issues`) checked on every tile it sees.
@@ -442,7 +446,7 @@ def tile_domain_warnings(
     tiles, _ = split_tiles(eps, tile, overlap)
     found: dict[str, list[str]] = {}
     for t in tiles:
-        for kind, sentence in domain_issues(t, domain).items():
+        for kind, sentence in domain_issues(t, domain, pixel_arcmin).items():
             found.setdefault(kind, []).append(sentence)
     if len(tiles) == 1:
         return [sentences[0] for sentences in found.values()]

@@ -39,6 +39,7 @@ import numpy as np
 import tensorflow as tf
 
 from lensviz import constants
+from lensviz.augment import N_SYMMETRIES, apply_symmetry
 from lensviz.errorbars import (
     COVERAGE_68,
     COVERAGE_95,
@@ -55,7 +56,6 @@ from lensviz.features import FEATURES
 from lensviz.fields import DEFAULT_OVERLAP_PX, TILE_PX, cut_tiles, merge_tiles, pad_field
 from lensviz.nn.inference import load_model, model_inputs, predict_kappa, save_model
 from lensviz.nn.layers import ReflectionPadding2D
-from lensviz.nn.pipelines import apply_symmetry_tf
 from lensviz.training_data import iter_training_set, read_training_column
 
 __all__ = [
@@ -198,6 +198,30 @@ def _tiles_and_residuals(mean_model, path, indices, batch: int = 256):
     return np.concatenate(xs), np.concatenate(rs)
 
 
+class _SymmetricBatches(keras.utils.PyDataset):
+    """Batches of ``(x, r)`` in a new random order every epoch, each batch under one random
+    spin-2 symmetry (:func:`lensviz.augment.apply_symmetry`: channels 0 and 1 of the
+    features are the shear; κ̂ and r are scalars). Slices numpy arrays: no copy of the
+    whole set into a ``tf.data`` buffer."""
+
+    def __init__(self, x: np.ndarray, r: np.ndarray, batch_size: int, seed: int):
+        super().__init__()
+        self.x, self.r, self.batch_size = x, r, int(batch_size)
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(len(x))
+
+    def __len__(self) -> int:
+        return len(self.x) // self.batch_size
+
+    def __getitem__(self, i: int):
+        rows = np.sort(self.order[i * self.batch_size : (i + 1) * self.batch_size])
+        x, r = apply_symmetry(self.x[rows], self.r[rows], int(self.rng.integers(N_SYMMETRIES)))
+        return x, r
+
+    def on_epoch_end(self) -> None:
+        self.order = self.rng.permutation(len(self.x))
+
+
 def train_sigma_net(
     mean_model,
     path,
@@ -234,25 +258,20 @@ def train_sigma_net(
     keras.utils.set_random_seed(seed)
     x, r = _tiles_and_residuals(mean_model, path, indices)
     xv, rv = _tiles_and_residuals(mean_model, path, val_indices)
-
-    def augment(x, r):
-        g = tf.random.uniform([], 0, 8, dtype=tf.int32)
-        x2, r2 = apply_symmetry_tf(x, r, g)
-        return x2, r2
-
-    ds = (
-        tf.data.Dataset.from_tensor_slices((x, r))
-        .shuffle(len(x), seed=seed)
-        .map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-        .batch(batch_size, drop_remainder=True)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    batches = _SymmetricBatches(x, r, batch_size, seed)
     net = QuantileNet(x.shape[1])
     net.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=pinball_loss)
     best, best_weights = math.inf, None
     for epoch in range(epochs):
-        logs = net.fit(ds, epochs=1, verbose=0).history
-        val = float(pinball_loss(rv, net.predict_on_batch(xv)).numpy().mean())
+        logs = net.fit(batches, epochs=1, verbose=0).history
+        val = float(
+            np.mean(
+                [
+                    pinball_loss(rv[i : i + 64], predict_kappa(net, xv[i : i + 64])).numpy().mean()
+                    for i in range(0, len(xv), 64)
+                ]
+            )
+        )
         row = {"loss": float(logs["loss"][-1]), "val_loss": val}
         if val < best:
             best, best_weights = val, net.get_weights()
@@ -279,18 +298,21 @@ def calibrate_sigma_net(
     scales = np.array(
         [scale_node_index(p) for p in read_training_column(path, "pixel_arcmin")[rows]]
     )
+
+    def quantiles(pick):
+        if pick.sum() < 10:
+            return (None, None)
+        return conformal_quantiles(r[pick], sigma[pick], (COVERAGE_68, COVERAGE_95))
+
+    # every scale pooled, for a scale node with no depth node of enough tiles
+    pooled = [quantiles(nodes == j) for j in range(len(DEPTH_NODES))]
     q68, q95 = [], []
     for k in range(len(SCALE_NODES)):
-        row68, row95 = [], []
-        for j in range(len(DEPTH_NODES)):
-            pick = (nodes == j) & (scales == k)
-            q = (None, None)
-            if pick.sum() >= 10:
-                q = conformal_quantiles(r[pick], sigma[pick], (COVERAGE_68, COVERAGE_95))
-            row68.append(q[0])
-            row95.append(q[1])
-        q68.append(fill_nodes(row68))
-        q95.append(fill_nodes(row95))
+        row = [quantiles((nodes == j) & (scales == k)) for j in range(len(DEPTH_NODES))]
+        if all(q[0] is None for q in row):
+            row = pooled
+        q68.append(fill_nodes([q[0] for q in row]))
+        q95.append(fill_nodes([q[1] for q in row]))
     model = ErrorModel(
         method="unet",
         depth_nodes=DEPTH_NODES,
