@@ -120,6 +120,7 @@ from scipy.special import pdtr
 
 from lensviz import constants as C
 from lensviz.cosmology import ARCMIN_PER_RADIAN, Z_MAX, mpc_to_arcmin
+from lensviz.data.limits import check_observation, check_simulation
 from lensviz.halos import HaloParams, concentration_duffy08, halo_kappa_map, nfw_params
 from lensviz.inversion import frequencies, ks93inv, wavenumber
 
@@ -982,6 +983,9 @@ def observe_kappa(
     ------
     ValueError
         A map that is not 2-D and finite, a mask of another shape, a bad parameter.
+    LimitError
+        (a ValueError) When the work would take more memory than
+        :data:`lensviz.data.limits.MAX_WORK_BYTES`, before any of it starts.
 
     Examples
     --------
@@ -995,6 +999,7 @@ def observe_kappa(
         raise ValueError(f"kappa must be a finite 2-D map, got shape {kappa.shape}")
     pad = max(kappa.shape) // 2 if pad is None else pad
     _check_int("pad", pad, 0)
+    check_observation(kappa.shape, pad, "observe_kappa")  # the memory, before any work
     gamma1, gamma2 = ks93inv(kappa, pad=pad)
     g1, g2 = reduced_shear(gamma1, gamma2, kappa)
     del gamma1, gamma2
@@ -1173,6 +1178,7 @@ def simulate_batch(
     """
     _check_n(n)
     config = SimulationConfig() if config is None else config
+    check_simulation(max(n, 1), config.npix, config.canvas_px, source=f"simulate_batch({n})")
     eps = np.empty((n, config.npix, config.npix, 3), dtype=np.float32)
     kappa = np.empty((n, config.npix, config.npix), dtype=np.float32)
     for i in range(n):

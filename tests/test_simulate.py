@@ -18,6 +18,7 @@ from lensviz.simulate import (
     lens_ellipticities,
     lognormal_shift,
     mixed_config,
+    observe_kappa,
     reduced_shear,
     simulate_batch,
     simulate_mixed_batch,
@@ -586,3 +587,12 @@ def test_shape_noise_cost_does_not_grow_with_depth():
 
     assert peak(1e9) < 1.5 * peak(30.0)
     assert peak(10_000.0) < 1.5 * peak(30.0)
+
+
+def test_work_beyond_the_memory_budget_is_refused_before_it_starts():
+    from lensviz.data.errors import LimitError
+
+    with pytest.raises(LimitError, match="simulate_batch"):
+        simulate_batch(5000, 0, SimulationConfig(npix=1024))
+    with pytest.raises(LimitError, match="observe_kappa"):
+        observe_kappa(np.zeros((64, 64), np.float32), np.random.default_rng(0), pad=20_000)

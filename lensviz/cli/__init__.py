@@ -711,6 +711,14 @@ COMMANDS: tuple[Command, ...] = (
                 metavar="NAME=PATH",
                 help="also score another .keras file on the same test set",
             ),
+            arg(
+                "--benchmark",
+                action="append",
+                default=[],
+                metavar="KIND=PATH",
+                help="add a benchmark's results (errorbars, fields, scales, cosmos: the JSON "
+                "of python -m benchmarks.bench_KIND, which must name these weights)",
+            ),
             arg("--out", required=True, help="output stem: writes STEM.json and STEM.md"),
             arg("--overwrite", action="store_true", help="replace STEM.json and STEM.md"),
         ),

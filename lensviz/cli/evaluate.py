@@ -369,7 +369,15 @@ def cmd_card(args: argparse.Namespace) -> int:
         variants[name] = path
     for suffix in (".json", ".md"):
         _check_output(Path(f"{args.out}{suffix}"), args.overwrite)
-    card = build_card(args.weights, args.run, args.n, args.command, variants or None)
+    benchmarks = {}
+    for item in args.benchmark:
+        kind, sep, path = item.partition("=")
+        if not sep:
+            raise ValueError(f"--benchmark: expected KIND=PATH, got {item!r}")
+        benchmarks[kind] = path
+    card = build_card(
+        args.weights, args.run, args.n, args.command, variants or None, benchmarks or None
+    )
     write_card(card, f"{args.out}.json", f"{args.out}.md")
     print(card_markdown(card))
     print(f"wrote {args.out}.json and {args.out}.md")

@@ -29,6 +29,7 @@ __all__ = [
     "card_markdown",
     "depth_table",
     "write_card",
+    "BENCHMARK_KINDS",
     "test_set_scores",
 ]
 
@@ -89,11 +90,16 @@ def build_card(
     n_test: int = CARD_MAPS_PER_DEPTH,
     command: str | None = None,
     extra_weights: dict | None = None,
+    benchmarks: dict | None = None,
 ) -> dict:
     """The model card of ``weights`` as a dict (see the module docstring).
 
     ``extra_weights`` (name → path) are scored on the same maps at every depth, e.g. the
-    previously shipped model, and reported beside the main model.
+    previously shipped model, and reported beside the main model. ``benchmarks`` (kind →
+    JSON path) adds the results of the benchmarks that measured this model:
+    ``errorbars`` (``benchmarks/errorbars.json``: calibrated coverage per depth),
+    ``fields`` (whole 384² fields), ``scales`` (pixel scales) and ``cosmos`` (the real
+    field's null tests); each must name this file's weights.
     """
     weights = Path(weights)
     model = load_model(weights)
@@ -119,6 +125,15 @@ def build_card(
     if command:
         card["command"] = command
     card["evaluation"] = test_set_scores(weights, n_test, extra_weights=extra_weights)
+    for kind, path in (benchmarks or {}).items():
+        if kind not in BENCHMARK_KINDS:
+            raise ValueError(f"benchmark kind must be one of {BENCHMARK_KINDS}, got {kind!r}")
+        values = json.loads(Path(path).read_text(encoding="utf-8"))
+        if Path(str(values.get("weights", ""))).name != weights.name:
+            raise ValueError(
+                f"{path} measured {values.get('weights')!r}, not {weights.name}: rerun it"
+            )
+        card[kind] = {"file": Path(path).name, **values}
     card["variants"] = {
         name: {"file": Path(path).name, "sha256": _sha256(Path(path))}
         for name, path in (extra_weights or {}).items()
@@ -136,6 +151,10 @@ def build_card(
         for spec, r in card["evaluation"]["depths"].items()
     }
     return card
+
+
+#: The benchmark results a card can carry (``build_card(benchmarks=...)``).
+BENCHMARK_KINDS = ("errorbars", "fields", "scales", "cosmos")
 
 
 def _fmt(x: float) -> str:
@@ -248,8 +267,126 @@ def card_markdown(card: dict) -> str:
             "for r, the share of the missing correlation 1 − r recovered).",
             "",
         ]
+    lines += _benchmark_markdown(card)
     lines.append("")
     return "\n".join(lines)
+
+
+def _benchmark_markdown(card: dict) -> list[str]:
+    """The sections of the benchmarks a card carries."""
+    lines: list[str] = []
+    eb = card.get("errorbars")
+    if eb:
+        lines += [
+            "## Calibrated error bars",
+            "",
+            "κ̂ ± kappa_std should hold the true κ in 68.3 % of the pixels and κ̂ ± kappa_hw95 "
+            f"in 95.4 % (targets ± 3 and ± 1.5 points). Measured by `{eb['file']}` "
+            f"(`python -m benchmarks.bench_errorbars`) on {eb['tiles_per_depth']} held-out "
+            f"masked 128² tiles and {eb['fields_per_depth']} whole 384² fields per depth. "
+            "Calibration: KS93 and Wiener by `weights/errorbars.json` (`python -m lensviz "
+            "errorbars`), the UNet by its quantile network `lite.sigma.keras` (`python -m "
+            "lensviz sigma-net`), on calibration seeds disjoint from training and tests.",
+            "",
+            "| depth | data | method | ±kappa_std | ±kappa_hw95 | mean kappa_std |",
+            "|---|---|---|---:|---:|---:|",
+        ]
+        for depth, row in eb["coverage"].items():
+            for kind in ("masked_tiles", "fields_384"):
+                for method, v in row[kind].items():
+                    if not isinstance(v, dict) or "all" not in v:
+                        continue
+                    a = v["all"]
+                    lines.append(
+                        f"| {depth} | {kind.replace('_', ' ')} | {method} | "
+                        f"{a['coverage_68']:.1%} | {a['coverage_95']:.1%} | "
+                        f"{a['mean_std']:.4f} |"
+                    )
+        lines.append("")
+    fields = card.get("fields")
+    if fields:
+        lines += [
+            "## Whole fields",
+            "",
+            f"`{fields['file']}` (`python -m benchmarks.bench_fields`): RMSE / Pearson r, "
+            f"mean over {fields['fields_per_depth']} simulated 384² fields per setting; KS93 "
+            "at its best σ on these fields (an oracle) and Wiener, zero-padded by 64 px.",
+            "",
+            "| setting | UNet | previous UNet | KS93, best σ | Wiener | UNet / best baseline |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for label, row in fields["accuracy"].items():
+            rm, rr = row["rmse"], row["r"]
+
+            def cell(key, rm=rm, rr=rr):
+                if key not in rm:
+                    return "—"
+                return f"{rm[key]['mean']:.5f} / {rr[key]['mean']:.3f}"
+
+            ks = f"{rm['ks93_best_rmse']['mean']:.5f} / {rr['ks93_best_r']['mean']:.3f}"
+            lines.append(
+                f"| {label} | {cell('unet_tiles')} | {cell('previous')} | {ks} | "
+                f"{cell('wiener')} | {row['unet_over_best_baseline_rmse']:.3f} |"
+            )
+        lines.append("")
+    scales = card.get("scales")
+    if scales:
+        lines += [
+            "## Pixel scales",
+            "",
+            f"`{scales['file']}` (`python -m benchmarks.bench_scales`): 128² tiles at "
+            f"{scales['n_gal']:g} galaxies per arcmin², {scales['tiles_per_scale']} per scale; "
+            "the gain is 1 − RMSE(UNet) / RMSE(KS93 at its best σ).",
+            "",
+            "| pixel side | UNet RMSE | previous UNet | KS93, best σ | Wiener | gain "
+            "| previous gain |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for scale, row in scales["scales"].items():
+            r = row["rmse"]
+            prev = r.get("previous", {}).get("mean")
+            pg = row.get("previous_gain_over_ks93_best")
+            lines.append(
+                f"| {scale}′ | {r['unet']['mean']:.5f} | "
+                f"{'—' if prev is None else f'{prev:.5f}'} | {r['ks93_best']['mean']:.5f} | "
+                f"{r['wiener']['mean']:.5f} | {row['gain_over_ks93_best']:+.1%} | "
+                f"{'—' if pg is None else f'{pg:+.1%}'} |"
+            )
+        lines.append("")
+    cos = card.get("cosmos")
+    if cos:
+        lines += [
+            "## COSMOS null tests",
+            "",
+            f"`{cos['file']}` (`python -m benchmarks.bench_cosmos`): the real HST field at "
+            f"{cos['pixel_arcmin']:.3f}′ pixels; E/B over the footprint at each smoothing, "
+            f"and the share of B pixels beyond ±3 noise rms ({cos['n_noise']} noise maps; "
+            "Gaussian noise: 0.27 %).",
+            "",
+        ]
+        table = cos["e_over_b"]
+        sigmas = [k for k in next(v for v in table.values() if isinstance(v, dict))["footprint"]]
+        lines += [
+            "| method | " + " | ".join(f"E/B σ {s} px" for s in sigmas) + " | B beyond ±3 |",
+            "|---|" + "---:|" * (len(sigmas) + 1),
+        ]
+        outliers = {
+            "unet": cos["null_tests"].get("unet", {}).get("b_outlier_share"),
+            "ks93": cos["null_tests"].get("ks93_depth_rule", {}).get("b_outlier_share"),
+            "wiener": cos["null_tests"].get("wiener", {}).get("b_outlier_share"),
+            "previous": cos["null_tests"].get("previous", {}).get("b_outlier_share"),
+        }
+        for name, row in table.items():
+            if not isinstance(row, dict):
+                continue
+            share = outliers.get(name)
+            lines.append(
+                f"| {name} | "
+                + " | ".join(f"{row['footprint'][s]:.2f}" for s in sigmas)
+                + f" | {'—' if share is None else f'{share:.2%}'} |"
+            )
+        lines.append("")
+    return lines
 
 
 def depth_table(card: dict, metric: str = "rmse") -> dict[str, dict[str, float]]:
