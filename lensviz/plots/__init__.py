@@ -2,7 +2,8 @@
 
 :mod:`lensviz.plots.maps` holds the map figures, one per cell of the app's responsive
 grid (κ and residuals, ε with shear whiskers, MultiFocal weights, peaks, DICEE
-confusion, uncertainty, S/N); :mod:`lensviz.plots.png` maps as PNG images;
+confusion, uncertainty and error bars, S/N), on the axes of :mod:`lensviz.plots.sky`
+(pixels, arcmin or RA/Dec, north up); :mod:`lensviz.plots.png` maps as PNG images;
 :mod:`lensviz.plots.curves` the curves (training loss and metrics, metric histograms),
 the teaching figures (Fourier-plane maps, profiles) and the reliability plot;
 :mod:`lensviz.plots.depth` metrics against survey depth.
@@ -37,12 +38,14 @@ from lensviz.plots.maps import (
     peaks_cells,
     robust_range,
     shear_whiskers,
+    sigma_cells,
     significance_cells,
     symmetric_range,
     uncertainty_cells,
     weight_component_cells,
 )
-from lensviz.plots.png import colormap_lut, map_figure_png, map_png, nice_ticks
+from lensviz.plots.png import colormap_lut, map_figure_png, map_png
+from lensviz.plots.sky import UNITS, MapAxes, map_axes, nice_ticks, sky_problem
 
 __all__ = [
     "CELL_MIN_PX",
@@ -62,6 +65,7 @@ __all__ = [
     "peaks_cells",
     "robust_range",
     "shear_whiskers",
+    "sigma_cells",
     "significance_cells",
     "symmetric_range",
     "uncertainty_cells",
@@ -70,7 +74,12 @@ __all__ = [
     "colormap_lut",
     "map_figure_png",
     "map_png",
+    # sky
+    "UNITS",
+    "MapAxes",
+    "map_axes",
     "nice_ticks",
+    "sky_problem",
     # curves
     "METHOD_COLORS",
     "METRIC_LABELS",

@@ -6,11 +6,13 @@ grid, see below); none reads files or knows the app. PNG export is in
 
 Conventions
     Maps are ``(ny, nx)`` arrays indexed ``[row, column] = [y, x]`` (see
-    :mod:`lensviz.constants`). They are drawn with x = column and y = row in pixels,
-    **row 0 at the top** (the y axis points down, as in an image and in ``imshow``),
-    with square pixels. NaN pixels (masked or empty, :func:`lensviz.fields.masked`) are
-    drawn grey (:data:`MASK_COLOR`), in the figures and in the PNGs, so that no one reads
-    κ where there was no data. Peak positions are ``(row, column)`` pairs, as returned by
+    :mod:`lensviz.constants`). They are drawn with x along the columns and y along the
+    rows, **row 0 at the top** (the y axis points down, as in an image and in
+    ``imshow``), with square pixels, on axes in pixels, arcmin or RA/Dec, and turned
+    north up where a WCS allows (``axes=``, :mod:`lensviz.plots.sky`). NaN pixels
+    (masked or empty, :func:`lensviz.fields.masked`) are drawn grey
+    (:data:`MASK_COLOR`), in the figures and in the PNGs, so that no one reads κ where
+    there was no data. Peak positions are ``(row, column)`` pairs, as returned by
     :func:`lensviz.metrics.find_peaks`.
 Cells
     The app lays its map figures out in a responsive grid (:data:`CELL_MIN_PX`), so the
@@ -35,6 +37,7 @@ import plotly.colors as pcolors
 import plotly.graph_objects as go
 
 from lensviz.metrics import CONFUSION_CODES
+from lensviz.plots.sky import MapAxes, map_axes
 
 __all__ = [
     "KAPPA_COLORSCALE",
@@ -50,6 +53,7 @@ __all__ = [
     "map_cells",
     "comparison_cells",
     "uncertainty_cells",
+    "sigma_cells",
     "outline_regions",
     "shear_whiskers",
     "add_whiskers",
@@ -66,6 +70,8 @@ WEIGHT_COLORSCALE = "Cividis"  # loss weights in [0, 1]
 SIGMA_COLORSCALE = "Inferno"  # per-pixel uncertainty σ ≥ 0 (sequential)
 MASK_COLOR = "#a6a6a6"  # NaN pixels: masked or empty (in no colour scale used here)
 PAD_COLOR = "#ffffff"  # outside the map: a zoomed-out view, the space around a small field
+#: The position in a hover template, in pixels; a cell writes it in its axes' unit.
+_XY = "x %{x}, y %{y}"
 Z_RANGE = 3.0  # colour limits ±Z_RANGE of the standardised residual (mean − true) / σ
 
 #: DICEE confusion classes (report Fig. 2): code of :data:`lensviz.metrics.CONFUSION_CODES`
@@ -149,8 +155,10 @@ def _check_map(m, what: str = "map") -> np.ndarray:
 class _Cell:
     """One figure of the app's grid: a column of map panels of one shape.
 
-    Panels share their zoom, have square pixels and row 0 at the top, and span exactly
-    the map (pixel centres at 0 … n − 1). The map's extent is grey underneath, so NaN
+    Panels share their zoom, have square pixels and span exactly the map, on ``axes``
+    (:class:`~lensviz.plots.sky.MapAxes`: pixels, arcmin or RA/Dec, row 0 at the top
+    unless turned north up; default pixels). Traces are added in pixels and placed on
+    the axes by :meth:`add`. The map's extent is grey underneath, so NaN
     pixels (no data) are grey; outside it the plot is white (:data:`PAD_COLOR`), the
     look of everything that is not the map. Traces are collected with :meth:`add` and
     the figure is built once by :meth:`figure` (one validation pass: much faster than
@@ -165,12 +173,26 @@ class _Cell:
         self,
         titles: Sequence[str],
         shape: tuple[int, int],
-        x_title: str = "x, y [px]",
+        x_title: str | None = None,
         extent: tuple[float, float, float, float] | None = None,
         y_up: bool = False,
+        axes: MapAxes | None = None,
     ):
         ny, nx = shape
-        x0, x1, e0, e1 = (-0.5, nx - 0.5, -0.5, ny - 0.5) if extent is None else extent
+        ticks: dict = {}
+        if extent is not None:  # other axes than a map's (the Fourier plane)
+            self.axes = None
+            x0, x1, e0, e1 = extent
+            x_range, y_range, ratio = [x0, x1], ([e0, e1] if y_up else [e1, e0]), 1.0
+            x_title = x_title or "x, y"
+        else:
+            self.axes = map_axes(shape) if axes is None else axes
+            if self.axes.shape != (ny, nx):
+                raise ValueError(f"axes of a {self.axes.shape} map for a map of {(ny, nx)}")
+            x0, x1, e0, e1 = self.axes.extent
+            x_range, y_range, ratio = self.axes.x_range, self.axes.y_range, self.axes.scaleratio
+            x_title = x_title or self.axes.title
+            ticks = self.axes.x_ticks()
         n = len(titles)
         self.titles = list(titles)
         self.shape = (ny, nx)
@@ -198,9 +220,10 @@ class _Cell:
                 axis,
                 domain=[0.0, 1.0],
                 anchor=f"y{s}",
-                range=[x0, x1],
+                range=x_range,
                 showticklabels=last,
                 ticks="outside" if last else "",
+                **ticks,
                 **({} if i == 0 else {"matches": "x"}),
             )
             self.layout[f"yaxis{s}"] = dict(
@@ -208,11 +231,11 @@ class _Cell:
                 domain=[y0, y1],
                 anchor=f"x{s}",
                 scaleanchor=f"x{s}",
-                scaleratio=1,
+                scaleratio=ratio,
                 # Spare height (a cell narrower than assumed) goes under each panel, so
                 # the first maps of a row of cells line up.
                 constraintoward="top",
-                range=[e0, e1] if y_up else [e1, e0],
+                range=y_range,
                 ticks="outside",
                 **({} if i == 0 else {"matches": "y"}),
             )
@@ -237,10 +260,10 @@ class _Cell:
                     type="rect",
                     xref=f"x{s}",
                     yref=f"y{s}",
-                    x0=x0,
-                    x1=x1,
-                    y0=e0,
-                    y1=e1,
+                    x0=min(x0, x1),
+                    x1=max(x0, x1),
+                    y0=min(e0, e1),
+                    y1=max(e0, e1),
                     fillcolor=MASK_COLOR,
                     line_width=0,
                     layer="below",
@@ -266,9 +289,27 @@ class _Cell:
         self.layout.update(annotations=annotations, shapes=shapes, plot_bgcolor=PAD_COLOR)
 
     def add(self, trace, panel: int = 1) -> None:
-        """Add a trace (a plotly trace object) to panel ``panel``, counted from 1 (top)."""
+        """Add a trace (a plotly trace object) to panel ``panel``, counted from 1 (top).
+
+        On a map's axes the trace is given in pixels (x = column, y = row) and placed
+        here: a heatmap gets the axes' coordinates, a scatter its points converted
+        (:meth:`MapAxes.columns`, :meth:`MapAxes.rows`), and the position in a hover
+        template (:data:`_XY`) is written in the axes' unit.
+        """
         s = "" if panel == 1 else str(panel)
         trace.update(xaxis=f"x{s}", yaxis=f"y{s}")
+        axes = self.axes
+        if axes is not None:
+            if isinstance(trace, go.Heatmap) and trace.x is None and trace.x0 is None:
+                trace.update(**axes.heatmap_coords())
+            elif isinstance(trace, go.Scatter) and trace.x is not None:
+                trace.update(
+                    x=axes.columns(np.asarray(trace.x, dtype=float)),
+                    y=axes.rows(np.asarray(trace.y, dtype=float)),
+                )
+        template = getattr(trace, "hovertemplate", None)
+        if template and _XY in template:
+            trace.update(hovertemplate=template.replace(_XY, axes.hover if axes else _XY))
         self.traces.append(trace)
 
     def figure(
@@ -356,7 +397,7 @@ def _heatmap(
         z=m,
         coloraxis=coloraxis,
         name=name,
-        hovertemplate=f"{name}<br>x %{{x}}, y %{{y}}<br>{label} %{{z:{fmt}}}<extra></extra>",
+        hovertemplate=f"{name}<br>{_XY}<br>{label} %{{z:{fmt}}}<extra></extra>",
         **kwargs,
     )
 
@@ -392,6 +433,7 @@ def map_cells(
     zrange: tuple[float, float] | None = None,
     colorbar_title: str = "κ",
     label: str = "κ",
+    axes: MapAxes | None = None,
 ) -> list[go.Figure]:
     """Maps on one colour scale, one cell each; the first carries the colour bar.
 
@@ -407,6 +449,9 @@ def map_cells(
         Colour limits; default :func:`robust_range` of all maps.
     colorbar_title, label : str
         Colour-bar title and the quantity's name in the hover text.
+    axes : MapAxes, optional
+        Where the pixels go and how the axes read (:func:`lensviz.plots.sky.map_axes`);
+        default pixels, row 0 at the top.
 
     Returns
     -------
@@ -417,7 +462,7 @@ def map_cells(
     zmin, zmax = robust_range(arrays) if zrange is None else zrange
     out = []
     for i, (m, name) in enumerate(zip(arrays, names, strict=True)):
-        cell = _Cell([name], m.shape)
+        cell = _Cell([name], m.shape, axes=axes)
         cell.add(_heatmap(m, name, label=label))
         axis = dict(colorscale=colorscale, cmin=zmin, cmax=zmax)
         out.append(
@@ -434,6 +479,7 @@ def comparison_cells(
     residual_zrange: tuple[float, float] | None = None,
     truth_title: str = "true κ",
     label: str = "κ",
+    axes: MapAxes | None = None,
 ) -> list[go.Figure]:
     """The true map, then each prediction over its residual, one cell each.
 
@@ -449,6 +495,9 @@ def comparison_cells(
         Map colour limits; default :func:`robust_range` of the truth.
     residual_zrange : (float, float), optional
         Residual colour limits; default :func:`symmetric_range` of all residuals.
+    axes : MapAxes, optional
+        Where the pixels go and how the axes read (:func:`lensviz.plots.sky.map_axes`);
+        default pixels, row 0 at the top.
 
     Returns
     -------
@@ -469,12 +518,12 @@ def comparison_cells(
     rmin, rmax = symmetric_range(list(res.values())) if residual_zrange is None else residual_zrange
     kappa_axis = dict(colorscale=KAPPA_COLORSCALE, cmin=zmin, cmax=zmax)
     res_axis = dict(colorscale=RESIDUAL_COLORSCALE, cmin=rmin, cmax=rmax)
-    first = _Cell([truth_title], t.shape)
+    first = _Cell([truth_title], t.shape, axes=axes)
     first.add(_heatmap(t, truth_title, label=label))
     out = [first.figure({"coloraxis": kappa_axis}, bars={"coloraxis": label})]
     for i, (name, m) in enumerate(maps.items()):
         title = f"{short[name]} − true"
-        cell = _Cell([name, title], t.shape)
+        cell = _Cell([name, title], t.shape, axes=axes)
         cell.add(_heatmap(m, name, label=label))
         cell.add(_heatmap(res[name], title, coloraxis="coloraxis2", label=f"Δ{label}"), 2)
         bars = {"coloraxis2": f"Δ{label} (prediction − true)"} if i == 0 else {}
@@ -509,6 +558,7 @@ def uncertainty_cells(
     std_range: tuple[float, float] | None = None,
     mean_title: str = "UNet mean",
     std_title: str = "σ per pixel",
+    axes: MapAxes | None = None,
 ) -> list[go.Figure]:
     """A prediction, its per-pixel σ and, with the truth, the standardised residual.
 
@@ -529,6 +579,9 @@ def uncertainty_cells(
         σ colour limits; default ``(0, 99.5th percentile of σ)``.
     mean_title, std_title : str
         Titles of the first two panels.
+    axes : MapAxes, optional
+        Where the pixels go and how the axes read (:func:`lensviz.plots.sky.map_axes`);
+        default pixels, row 0 at the top.
 
     Returns
     -------
@@ -562,10 +615,52 @@ def uncertainty_cells(
         cells.append(("(mean − true) / σ", z, z_axis, "z", ".2f"))
     out = []
     for title, a, axis, label, fmt in cells:
-        cell = _Cell([title], m.shape)
+        cell = _Cell([title], m.shape, axes=axes)
         cell.add(_heatmap(a, title, label=label, fmt=fmt))
         out.append(cell.figure({"coloraxis": axis}, bars={"coloraxis": label}))
     return out
+
+
+def sigma_cells(
+    std: Mapping[str, np.ndarray],
+    *,
+    std_range: tuple[float, float] | None = None,
+    label: str = "σ̂",
+    colorbar_title: str = "σ̂ (half-width of the 68.3 % band)",
+    axes: MapAxes | None = None,
+) -> list[go.Figure]:
+    """Per-pixel error bars of several maps on one colour scale from 0, one cell each.
+
+    Parameters
+    ----------
+    std : mapping of title → (ny, nx) array
+        E.g. each method's ``kappa_std`` (:mod:`lensviz.errorbars`).
+    std_range : (float, float), optional
+        Colour limits; default ``(0, 99.5th percentile of all maps)``, so that the
+        methods compare at a glance.
+    label, colorbar_title : str
+        The quantity in the hover text and on the colour bar (under the first cell).
+    axes : MapAxes, optional
+        Where the pixels go and how the axes read (:func:`lensviz.plots.sky.map_axes`);
+        default pixels, row 0 at the top.
+
+    Returns
+    -------
+    list of plotly.graph_objects.Figure
+        :data:`SIGMA_COLORSCALE`, NaN (no data) grey.
+    """
+    arrays, _ = _titles_for(std, None)
+    lo, hi = (0.0, robust_range(arrays, 0.0, 99.5)[1]) if std_range is None else std_range
+    if not hi > lo:
+        hi = lo + 1e-6
+    return map_cells(
+        std,
+        colorscale=_placeholder_free(SIGMA_COLORSCALE),
+        zrange=(lo, hi),
+        colorbar_title=colorbar_title,
+        label=label,
+        axes=axes,
+    )
 
 
 def outline_regions(
@@ -577,6 +672,7 @@ def outline_regions(
     shape: tuple[int, int] | None = None,
     panels: Sequence[int] = (1,),
     color: str = "white",
+    axes: MapAxes | None = None,
 ) -> go.Figure:
     """Outline a disc and/or an edge band on map panels of a figure of this module.
 
@@ -596,6 +692,9 @@ def outline_regions(
     panels : sequence of int
         Panels numbered from 1, top to bottom (axes ``x``/``y``, ``x2``/``y2``, …).
     color : str
+    axes : MapAxes, optional
+        The axes the figure was drawn on (default pixels); the outlines are given in
+        pixels and placed on them.
 
     Returns
     -------
@@ -603,6 +702,13 @@ def outline_regions(
     """
     if border is not None and shape is None:
         raise ValueError("border needs the map shape (ny, nx)")
+
+    def box(c0, c1, r0, r1) -> dict:
+        if axes is None:
+            return dict(x0=c0, x1=c1, y0=r0, y1=r1)
+        (x0, x1), (y0, y1) = axes.columns([c0, c1]), axes.rows([r0, r1])
+        return dict(x0=float(x0), x1=float(x1), y0=float(y0), y1=float(y1))
+
     for n in panels:
         s = "" if n == 1 else str(n)
         ref = dict(xref=f"x{s}", yref=f"y{s}")
@@ -610,10 +716,7 @@ def outline_regions(
             y0, x0 = (float(v) for v in center)
             fig.add_shape(
                 type="circle",
-                x0=x0 - radius,
-                x1=x0 + radius,
-                y0=y0 - radius,
-                y1=y0 + radius,
+                **box(x0 - radius, x0 + radius, y0 - radius, y0 + radius),
                 line=dict(color=color, width=2, dash="dash"),
                 **ref,
             )
@@ -621,10 +724,7 @@ def outline_regions(
             ny, nx = shape
             fig.add_shape(
                 type="rect",
-                x0=border - 0.5,
-                x1=nx - border - 0.5,
-                y0=border - 0.5,
-                y1=ny - border - 0.5,
+                **box(border - 0.5, nx - border - 0.5, border - 0.5, ny - border - 0.5),
                 line=dict(color=color, width=1.5, dash="dot"),
                 **ref,
             )
@@ -723,13 +823,19 @@ def add_whiskers(
     step: int = 8,
     panels: Sequence[int] = (1,),
     color: str = "black",
+    axes: MapAxes | None = None,
 ) -> go.Figure:
     """Overlay :func:`shear_whiskers` on some panels of a figure of this module (in place;
     no legend entry: say what the sticks are next to the figure).
 
-    ``panels`` numbers the panels from 1, top to bottom (axes ``x``/``y``, ``x2``/``y2``, …).
+    ``panels`` numbers the panels from 1, top to bottom (axes ``x``/``y``, ``x2``/``y2``, …);
+    ``axes`` are those the figure was drawn on (default pixels).
     """
     trace = shear_whiskers(e1, e2, weight=weight, step=step, color=color)
+    if axes is not None:
+        trace.update(
+            x=axes.columns(np.asarray(trace.x, float)), y=axes.rows(np.asarray(trace.y, float))
+        )
     for n in panels:
         s = "" if n == 1 else str(n)
         fig.add_trace(go.Scatter(trace).update(showlegend=False, xaxis=f"x{s}", yaxis=f"y{s}"))
@@ -743,6 +849,7 @@ def ellipticity_cells(
     step: int = 8,
     titles: Sequence[str] = ("ε1", "ε2", "Δε"),
     delta_e: bool = True,
+    axes: MapAxes | None = None,
 ) -> list[go.Figure]:
     """ε1, ε2 and Δε, one cell each, optionally with shear whiskers on every panel.
 
@@ -758,6 +865,9 @@ def ellipticity_cells(
     titles : sequence of 3 str
     delta_e : bool
         Draw the Δε cell (leave it out when Δε is 0 everywhere: no shape noise).
+    axes : MapAxes, optional
+        Where the pixels go and how the axes read (:func:`lensviz.plots.sky.map_axes`);
+        default pixels, row 0 at the top.
 
     Returns
     -------
@@ -785,7 +895,7 @@ def ellipticity_cells(
         specs.append((titles[2], de, "Δε", de_axis, {"coloraxis": "Δε"}))
     out = []
     for i, (title, a, label, axis, bars) in enumerate(specs):
-        cell = _Cell([title], a.shape)
+        cell = _Cell([title], a.shape, axes=axes)
         cell.add(_heatmap(a, title, label=label, fmt=".3f"))
         if trace is not None:
             cell.add(go.Scatter(trace).update(showlegend=i == 0))
@@ -826,7 +936,7 @@ def _peak_markers(
         showlegend=showlegend,
         legendgroup=name,
         customdata=labels,
-        hovertemplate="%{customdata}: x %{x:.0f}, y %{y:.0f}<extra>" + name + "</extra>",
+        hovertemplate="%{customdata}: " + _XY + "<extra>" + name + "</extra>",
     )
 
 
@@ -836,6 +946,7 @@ def weight_component_cells(
     *,
     coeffs: Mapping[str, float] | None = None,
     peaks=None,
+    axes: MapAxes | None = None,
 ) -> list[go.Figure]:
     """The MultiFocal weight components and their combination (report Fig. 3), one
     cell each; the first carries the colour bar.
@@ -852,6 +963,9 @@ def weight_component_cells(
         (opacity 0.2) and titled "off".
     peaks : (n, 2) array of (row, column), optional
         Marked as red crosses on every panel (the report marks the 10 highest peaks).
+    axes : MapAxes, optional
+        Where the pixels go and how the axes read (:func:`lensviz.plots.sky.map_axes`);
+        default pixels, row 0 at the top.
 
     Returns
     -------
@@ -872,7 +986,7 @@ def weight_component_cells(
     axis = {"coloraxis": dict(colorscale=WEIGHT_COLORSCALE, cmin=0.0, cmax=1.0)}
     out = []
     for i, (name, m, t) in enumerate(zip(maps, arrays, titles, strict=True)):
-        cell = _Cell([t], m.shape)
+        cell = _Cell([t], m.shape, axes=axes)
         # A component with coefficient 0 takes no part in the combination: faded.
         cell.add(_heatmap(m, t, label="w", fmt=".3f", opacity=0.2 if name in off else 1.0))
         if n_peaks:
@@ -986,6 +1100,7 @@ def peaks_cells(
     pred_peaks: Mapping[str, np.ndarray],
     *,
     truth_title: str = "true κ",
+    axes: MapAxes | None = None,
 ) -> list[go.Figure]:
     """True peaks as crosses and each prediction's peaks as circles over them (Fig. 1).
 
@@ -999,6 +1114,9 @@ def peaks_cells(
         Ranked true peaks (the challenge figure shows 5), labelled T1, T2, …
     pred_peaks : mapping of method name → (m, 2) array of (row, column)
         Ranked predicted peaks (3), labelled P1, P2, …; missing peaks left out.
+    axes : MapAxes, optional
+        Where the pixels go and how the axes read (:func:`lensviz.plots.sky.map_axes`);
+        default pixels, row 0 at the top.
 
     Returns
     -------
@@ -1014,7 +1132,7 @@ def peaks_cells(
     for i, (name, m) in enumerate([(truth_title, t), *preds.items()]):
         m = _check_map(m, name)
         zmin, zmax = robust_range(m, 0.0, 100.0)
-        cell = _Cell([name], m.shape)
+        cell = _Cell([name], m.shape, axes=axes)
         cell.add(
             _heatmap(
                 m,
@@ -1082,7 +1200,9 @@ def peaks_cells(
 # === DICEE confusion maps (report Fig. 2) ===
 
 
-def confusion_cells(codes: Mapping[str, np.ndarray]) -> list[go.Figure]:
+def confusion_cells(
+    codes: Mapping[str, np.ndarray], *, axes: MapAxes | None = None
+) -> list[go.Figure]:
     """DICEE confusion maps: TP green, TN white, FP blue, FN red; the legend of the
     classes under the first cell.
 
@@ -1090,6 +1210,9 @@ def confusion_cells(codes: Mapping[str, np.ndarray]) -> list[go.Figure]:
     ----------
     codes : mapping of method name → (ny, nx) uint8 array
         Codes of :func:`lensviz.metrics.dicee_confusion` (0 TN, 1 TP, 2 FP, 3 FN).
+    axes : MapAxes, optional
+        Where the pixels go and how the axes read (:func:`lensviz.plots.sky.map_axes`);
+        default pixels, row 0 at the top.
 
     Returns
     -------
@@ -1105,7 +1228,7 @@ def confusion_cells(codes: Mapping[str, np.ndarray]) -> list[go.Figure]:
         labels[code] = cls
     out = []
     for i, (m, name) in enumerate(zip(arrays, names, strict=True)):
-        cell = _Cell([name], m.shape)
+        cell = _Cell([name], m.shape, axes=axes)
         text = labels[np.clip(m.astype(int), 0, ncode - 1)]
         cell.add(
             go.Heatmap(
@@ -1116,7 +1239,7 @@ def confusion_cells(codes: Mapping[str, np.ndarray]) -> list[go.Figure]:
                 showscale=False,
                 text=text,
                 name=name,
-                hovertemplate=f"{name}<br>x %{{x}}, y %{{y}}: %{{text}}<extra></extra>",
+                hovertemplate=f"{name}<br>{_XY}: %{{text}}<extra></extra>",
             )
         )
         if i == 0:
@@ -1147,6 +1270,7 @@ def significance_cells(
     *,
     zmax: float = 5.0,
     labels: int = 6,
+    axes: MapAxes | None = None,
 ) -> list[go.Figure]:
     """Maps in units of their noise: each method's E map over its B map, one cell each.
 
@@ -1165,6 +1289,9 @@ def significance_cells(
         Label with its S/N only this many peaks per panel, those of highest S/N (placed
         by :func:`_place_labels`: no label over another or over a circle); the others show
         it on hover.
+    axes : MapAxes, optional
+        Where the pixels go and how the axes read (:func:`lensviz.plots.sky.map_axes`);
+        default pixels, row 0 at the top.
 
     Returns
     -------
@@ -1181,7 +1308,7 @@ def significance_cells(
     out = []
     for i, (name, title) in enumerate(zip(names, short, strict=True)):
         e = _check_map(snr_e[name], name)
-        cell = _Cell([f"{title} · E", f"{title} · B (45°)"], e.shape)
+        cell = _Cell([f"{title} · E", f"{title} · B (45°)"], e.shape, axes=axes)
         cell.add(_heatmap(e, f"{name} E", label="S/N", fmt=".2f"))
         cell.add(_heatmap(_check_map(snr_b[name], name), f"{name} B", label="S/N", fmt=".2f"), 2)
         found = [] if peaks is None else list(peaks.get(name, ()))

@@ -14,6 +14,7 @@ import plotly.colors as pcolors
 from PIL import Image, ImageDraw, ImageFont
 
 from lensviz.plots.maps import KAPPA_COLORSCALE, MASK_COLOR, _check_map, robust_range
+from lensviz.plots.sky import nice_ticks
 
 __all__ = ["colormap_lut", "map_png", "map_figure_png", "nice_ticks"]
 
@@ -84,26 +85,6 @@ def _font(size: int):
         return ImageFont.truetype(_FIGURE_FONT, size), True
     except OSError:
         return ImageFont.load_default(size), False
-
-
-def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    """About ``n`` round tick values (steps of 1, 2, 2.5 or 5 × 10ᵏ) within ``[lo, hi]``.
-
-    Examples
-    --------
-    >>> nice_ticks(0.0, 64.0)
-    [0.0, 20.0, 40.0, 60.0]
-    >>> nice_ticks(-0.013, 0.21)
-    [0.0, 0.05, 0.1, 0.15, 0.2]
-    """
-    if not hi > lo:
-        return [float(lo)]
-    raw = (hi - lo) / max(n, 1)
-    power = 10.0 ** np.floor(np.log10(raw))
-    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
-    first = np.ceil(lo / step - 1e-9) * step
-    ticks = np.arange(first, hi + step * 1e-9, step)
-    return [round(float(np.round(t / step) * step), 12) + 0.0 for t in ticks]
 
 
 def map_figure_png(
