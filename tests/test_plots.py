@@ -148,6 +148,16 @@ def test_reliability_figure_has_the_diagonal_and_the_points():
     assert fig.data[2].text == ("±1σ",)
     with pytest.raises(ValueError, match="1-D"):
         plots.reliability_figure([0.1, 0.2], [0.1])
+    # Another uncertainty of the same map: a dotted curve under the points.
+    narrow = calibration(np.ones((16, 16)), np.zeros((16, 16)), np.full((16, 16), 0.1))
+    fig = plots.reliability_figure(
+        cal["expected"],
+        cal["observed"],
+        others={"dropout": (narrow["expected"], narrow["observed"])},
+    )
+    assert [t.name for t in fig.data] == ["calibrated (diagonal)", "observed", "dropout"]
+    assert fig.data[2].line.dash == "dot"
+    np.testing.assert_allclose(fig.data[2].y, 0.0)  # errors of 1 beyond ±3 × 0.1: never
 
 
 def test_outline_regions_draws_on_every_requested_panel():

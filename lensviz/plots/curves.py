@@ -589,6 +589,7 @@ def reliability_figure(
     z=None,
     points: Mapping[str, tuple[float, float]] | None = None,
     name: str = "observed",
+    others: Mapping[str, tuple] | None = None,
 ) -> go.Figure:
     """Reliability plot of an uncertainty: observed coverage against the expected one.
 
@@ -608,6 +609,9 @@ def reliability_figure(
         Highlighted points, e.g. ``{"±1σ": (0.683, 0.52), "±2σ": (0.954, 0.81)}``.
     name : str
         Legend label of the curve.
+    others : mapping of label → (expected, observed), optional
+        Other uncertainties of the same map on the same axes, dotted (e.g. the spread
+        of Monte-Carlo-dropout passes beside a calibrated σ).
 
     Returns
     -------
@@ -646,6 +650,18 @@ def reliability_figure(
             hovertemplate=hover,
         )
     )
+    for i, (label, (ex, ob)) in enumerate((others or {}).items(), start=1):
+        fig.add_trace(
+            go.Scatter(
+                x=np.asarray(ex, np.float64),
+                y=np.asarray(ob, np.float64),
+                mode="lines",
+                name=label,
+                line=dict(color=_PALETTE[i % len(_PALETTE)], width=2.5, dash="dot"),
+                hovertemplate=f"{label}<br>expected %{{x:.1%}}<br>observed %{{y:.1%}}"
+                "<extra></extra>",
+            )
+        )
     for label, (ex, ob) in (points or {}).items():
         fig.add_trace(
             go.Scatter(
