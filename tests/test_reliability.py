@@ -101,7 +101,7 @@ def test_not_json_and_too_large_are_refused(tmp_path):
         read_coverage(path)
 
 
-def test_stable_noise_maps_is_the_fewest_where_every_method_agrees(tmp_path):
+def test_stable_noise_maps_is_the_fewest_from_which_on_every_method_agrees(tmp_path):
     runs = {
         "50": {"unet": {"agreement": 0.4}, "wiener": {"agreement": 1.0}},
         "100": {"unet": {"agreement": 0.85}, "wiener": {"agreement": 0.95}},
@@ -113,6 +113,12 @@ def test_stable_noise_maps_is_the_fewest_where_every_method_agrees(tmp_path):
     n, table = stable_noise_maps(path)
     assert n == 200 and table[100] == {"unet": 0.85, "wiener": 0.95}
     assert stable_noise_maps(path, threshold=0.99)[0] is None
+    # Agreement at 50 maps that breaks at 100 is luck: stable from 200 on (the first
+    # COSMOS run: Wiener's 2 detections at 50, 3 or 2 at 100, 3 from 200).
+    runs["50"] = {"unet": {"agreement": 1.0}, "wiener": {"agreement": 1.0}}
+    runs["100"] = {"unet": {"agreement": 1.0}, "wiener": {"agreement": 0.67}}
+    path.write_text(json.dumps({"runs": runs}))
+    assert stable_noise_maps(path)[0] == 200
     path.write_text(json.dumps({"runs": {"50": {"unet": {"agreement": 2}}}}))
     with pytest.raises(ValueError, match="from 0 to 1"):
         stable_noise_maps(path)

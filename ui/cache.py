@@ -25,7 +25,10 @@ drawn while TensorFlow loads (:func:`unet_loaded` tells a page whether it has).
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import importlib
+import json
 import os
 import sys
 import time
@@ -36,9 +39,11 @@ import streamlit as st
 from astropy.io import fits
 
 from lensviz import constants, cosmos, data, loss_weights, metrics, nulltests
+from lensviz.data import DataError, PixelGrid
 from lensviz.data.archive import check_keras_archive
-from lensviz.data.fits import wcs_cards
+from lensviz.data.sky import header_grid
 from lensviz.depth import depth_label, ks93_sigma
+from lensviz.errorbars import ErrorModel, linear_errorbars, load_error_models
 from lensviz.evaluation import (
     calibration_set,
     choose_ks93_sigma,
@@ -54,6 +59,7 @@ from lensviz.inversion import gaussian_smooth, ks93
 from lensviz.lab import LAB_DIR as _LAB_DIR
 from lensviz.lab import RESULTS_FILE as _LAB_RESULTS
 from lensviz.lab import LabResults, load_lab
+from lensviz.reliability import METHODS, STABLE_AGREEMENT, read_coverage, stable_noise_maps
 from lensviz.simulate import (
     SimulationConfig,
     add_shape_noise,
@@ -63,18 +69,29 @@ from lensviz.simulate import (
     simulate_truth,
 )
 from lensviz.wiener import PowerSpectrum
-from ui.text import ks93_label, wiener_label
+from ui.text import WIENER_NAME, ks93_label, wiener_label
 from ui.weights import first_non_finite_weight
 
 __all__ = [
     "BUILTIN_SAMPLES",
+    "COVERAGE_BENCHMARK",
+    "SIMULATION_GRID",
+    "UNCALIBRATED",
+    "coverage_tables",
+    "errorbars",
+    "errorbars_path",
+    "linear_errorbars_of",
+    "observed_grid",
+    "unet_errorbars",
     "CALIBRATION_MAPS",
     "DATA_DIR",
     "Dataset",
     "MC_MAX_PASSES",
     "MC_PASSES",
     "NOISE_REALISATIONS",
-    "DEFAULT_NOISE_REALISATIONS",
+    "DETECTIONS_BENCHMARK",
+    "FALLBACK_NOISE_REALISATIONS",
+    "default_noise_realisations",
     "LAB_DIR",
     "ROOT",
     "SHIPPED_WEIGHTS_DIR",
@@ -147,7 +164,9 @@ class Dataset:
 
     Maps are the challenge's 128 × 128 tiles or whole fields of any size (64–2048 px);
     empty and masked pixels have ``Δε = EMPTY_PIXEL_SIGMA``
-    (:func:`lensviz.fields.field_mask`).
+    (:func:`lensviz.fields.field_mask`). ``grid`` is their pixel scale, whether the data
+    stated it, and the WCS of a FITS input (:class:`lensviz.data.PixelGrid`); the
+    sidebar offers a field for a scale the data do not state.
     """
 
     label: str  # for people, e.g. "simulated (seed 0)"
@@ -156,14 +175,28 @@ class Dataset:
     kappa: np.ndarray | None  # (N, ny, nx) float32, or None without truth
     names: tuple[str, ...]
     depth: str | None = None  # survey-depth preset of simulated data (None: the default)
-    pixel_arcmin: float = constants.PIXEL_ARCMIN  # pixel side [arcmin]
+    grid: PixelGrid = dataclasses.field(default_factory=PixelGrid)
     sigma_e: float = constants.SIGMA_E  # the σ_e that Δε was computed with
-    header: fits.Header | None = None  # the WCS cards of a FITS input, for FITS downloads
+    note: str | None = None  # what the sidebar must say about the data (a WCS left out)
 
     @property
     def is_tile(self) -> bool:
         """Maps of the UNet's 128 × 128 training tiles (not whole fields)."""
         return self.eps.shape[1:3] == (constants.NPIX, constants.NPIX)
+
+    @property
+    def pixel_arcmin(self) -> float:
+        """Pixel side [arcmin] (0.5′ when the data do not state it and no one set it)."""
+        return self.grid.pixel_arcmin
+
+    @property
+    def header(self) -> fits.Header | None:
+        """The WCS cards of a FITS input, for FITS downloads, or None."""
+        return self.grid.header
+
+
+#: The pixel grid of the simulator's maps (the built-in set): 0.5′, stated.
+SIMULATION_GRID = PixelGrid(constants.PIXEL_ARCMIN, True, "the simulation")
 
 
 def _read_only(*arrays):
@@ -210,24 +243,26 @@ def builtin_dataset(seed: int, n: int = BUILTIN_SAMPLES, depth: str | None = Non
     eps, kappa, names = _simulated(int(seed), int(n), depth)
     where = "" if depth is None else f", {depth_label(depth_config(depth).n_gal)}"
     key = f"sim:{seed}" if depth is None else f"sim:{seed}@{depth}"
-    return Dataset(f"simulated (seed {seed}{where})", key, eps, kappa, names, depth)
+    label = f"simulated (seed {seed}{where})"
+    return Dataset(label, key, eps, kappa, names, depth, SIMULATION_GRID)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Reading the upload…")
 def _upload(digest: str, _files: tuple[tuple[str, bytes], ...]):
-    header = None
     if len(_files) == 1 and Path(_files[0][0]).suffix.lower() in constants.FITS_SUFFIXES:
         field = data.load_field_upload(*_files[0])
-        eps, kappa, names = field.eps[None], field.kappa, [Path(_files[0][0]).stem]
-        kappa, header = None if kappa is None else kappa[None], wcs_cards(field.header)
+        kappa = None if field.kappa is None else field.kappa[None]
+        eps, names, grid = field.eps[None], [Path(_files[0][0]).stem], field.grid
     else:
-        eps, kappa, names = data.load_uploads(_files)  # one file, or an ε + κ .npy pair
+        loaded = data.load_uploads(_files)
+        eps, kappa, names, grid = loaded.eps, loaded.kappa, loaded.names, loaded.grid
     _read_only(eps, kappa)
-    return eps, kappa, tuple(names), header
+    return eps, kappa, tuple(names), grid
 
 
 def uploaded_dataset(files: tuple[tuple[str, bytes], ...]) -> Dataset:
-    """The maps of uploaded files: one ``.npy``/``.npz``/``.h5``, or an ε + κ ``.npy`` pair.
+    """The maps of uploaded files: one ``.npy``/``.npz``/``.h5``/``.fits``, or an ε + κ
+    ``.npy`` pair, with the pixel scale and WCS the files state.
 
     Raises
     ------
@@ -235,9 +270,9 @@ def uploaded_dataset(files: tuple[tuple[str, bytes], ...]) -> Dataset:
         Naming the file and what was expected.
     """
     digest = data.upload_key(files)  # names, suffixes and bytes
-    eps, kappa, names, header = _upload(digest, tuple(files))
+    eps, kappa, names, grid = _upload(digest, tuple(files))
     label = " + ".join(n for n, _ in files)
-    return Dataset(f"upload: {label}", f"upload:{digest}", eps, kappa, names, header=header)
+    return Dataset(f"upload: {label}", f"upload:{digest}", eps, kappa, names, grid=grid)
 
 
 def server_dataset_names() -> list[str]:
@@ -258,22 +293,23 @@ def server_dataset_names() -> list[str]:
 
 @st.cache_resource(max_entries=4, show_spinner="Reading the dataset…")
 def _server(name: str, mtime: float):
-    eps, kappa, names = data.load_dataset(DATA_DIR / name, 0, SERVER_MAX_SAMPLES)
-    _read_only(eps, kappa)
-    return eps, kappa, tuple(names)
+    loaded = data.load_dataset(DATA_DIR / name, 0, SERVER_MAX_SAMPLES)
+    _read_only(loaded.eps, loaded.kappa)
+    return loaded.eps, loaded.kappa, tuple(loaded.names), loaded.grid
 
 
 def server_dataset(name: str) -> Dataset:
-    """At most :data:`SERVER_MAX_SAMPLES` maps of a dataset of :func:`server_dataset_names`."""
+    """At most :data:`SERVER_MAX_SAMPLES` maps of a dataset of :func:`server_dataset_names`,
+    with the pixel scale and WCS the files state."""
     if name not in server_dataset_names():  # only names we listed: no arbitrary paths
         raise ValueError(f"{name!r} is not a dataset under the configured data directory")
-    eps, kappa, names = _server(name, (DATA_DIR / name).stat().st_mtime)
-    return Dataset(f"server: {name}", f"server:{name}", eps, kappa, names)
+    eps, kappa, names, grid = _server(name, (DATA_DIR / name).stat().st_mtime)
+    return Dataset(f"server: {name}", f"server:{name}", eps, kappa, names, grid=grid)
 
 
 def cosmos_dataset() -> Dataset:
     """The COSMOS field shipped with lensviz (:mod:`lensviz.cosmos`): one real 256 × 256
-    field of binned HST shear, 0.36′ pixels, no true κ."""
+    field of binned HST shear, 0.352′ pixels with its measured WCS, no true κ."""
     field = cosmos.load_cosmos()  # read once per process, read-only
     return Dataset(
         "real: COSMOS (HST)",
@@ -281,9 +317,8 @@ def cosmos_dataset() -> Dataset:
         field.eps[None],
         None,
         ("cosmos",),
-        pixel_arcmin=cosmos.COSMOS_PIXEL_ARCMIN,
+        grid=field.grid,
         sigma_e=field.sigma_e,
-        header=wcs_cards(field.header),
     )
 
 
@@ -295,7 +330,18 @@ def _observed(key: str, _kappa_file: tuple[str, bytes], _mask_file, settings: tu
     eps = observe_kappa(kappa, np.random.default_rng(seed), n_gal, sigma_e, pixel_arcmin, mask)
     eps, kappa = eps[None], kappa[None].astype(np.float32)
     _read_only(eps, kappa)
-    return eps, kappa, wcs_cards(header)
+    return eps, kappa, header
+
+
+def observed_grid(header, pixel_arcmin: float, source: str) -> tuple[PixelGrid, str | None]:
+    """The pixel grid of an observed κ map: the sidebar's pixel side, with the map's WCS
+    when the WCS states the same side (within 1 %); and a sentence when it does not
+    (the WCS is then left out: its RA/Dec would not fit the map the sidebar made)."""
+    given = PixelGrid(float(pixel_arcmin), True, "given in the sidebar")
+    try:
+        return header_grid(header, source).given(pixel_arcmin, source), None
+    except DataError as exc:
+        return given, f"{exc}; the sidebar's {pixel_arcmin:g}′ is used and the WCS left out"
 
 
 def observed_dataset(
@@ -322,6 +368,7 @@ def observed_dataset(
     settings = (float(n_gal), float(sigma_e), float(pixel_arcmin), int(seed))
     key = f"observed:{digest}:" + ":".join(f"{v:g}" for v in settings)
     eps, kappa, header = _observed(key, kappa_file, mask_file, settings)
+    grid, note = observed_grid(header, pixel_arcmin, kappa_file[0])
     name = Path(kappa_file[0]).stem
     where = depth_label(n_gal) + ("" if mask_file is None else ", masked")
     return Dataset(
@@ -330,9 +377,9 @@ def observed_dataset(
         eps,
         kappa,
         (name,),
-        pixel_arcmin=float(pixel_arcmin),
+        grid=grid,
         sigma_e=float(sigma_e),
-        header=header,
+        note=note,
     )
 
 
@@ -525,15 +572,17 @@ def _wiener(
     spectrum_path: str,
     mtime: float,
     pad: int,
+    pixel_arcmin: float,
     _eps: np.ndarray,
     _signal: PowerSpectrum,
 ) -> np.ndarray:
-    return wiener_predictor(_signal, pad=pad)(_eps[index][None])[0]
+    return wiener_predictor(_signal, pad=pad)(_eps[index][None], pixel_arcmin=pixel_arcmin)[0]
 
 
 def wiener_kappa(sel, pad: int | None = None) -> np.ndarray | None:
     """Wiener κ, ``S/(S+N)`` on the KS93 E mode, of the selected sample; N from its own
-    Δε. None without a power spectrum. ``pad`` defaults to the sidebar's KS93 padding.
+    Δε, S at its pixel side. None without a power spectrum. ``pad`` defaults to the
+    sidebar's KS93 padding.
 
     Raises
     ------
@@ -545,7 +594,16 @@ def wiener_kappa(sel, pad: int | None = None) -> np.ndarray | None:
         return None
     pad = sel.ks93_pad if pad is None else int(pad)
     mtime = path.stat().st_mtime
-    return _wiener(sel.key, sel.index, str(path), mtime, pad, sel.eps, _spectrum(str(path), mtime))
+    return _wiener(
+        sel.key,
+        sel.index,
+        str(path),
+        mtime,
+        pad,
+        float(sel.pixel_arcmin),
+        sel.eps,
+        _spectrum(str(path), mtime),
+    )
 
 
 def unet_kappa_or_note(sel) -> np.ndarray | None:
@@ -617,6 +675,176 @@ def uncertainty_calibration(truth, mean, std) -> dict:
     return nn().calibration(truth, mean, std)
 
 
+# === Calibrated error bars of the selected sample ===
+
+#: What the pages say when a UNet has no calibrated error bars.
+UNCALIBRATED = (
+    "its error bars are not calibrated (calibration belongs to the model it was fitted on)"
+)
+
+
+def errorbars_path() -> Path | None:
+    """The calibration of KS93's and Wiener's error bars (``errorbars.json`` in
+    :data:`SHIPPED_WEIGHTS_DIR`), or None when it is not there."""
+    path = SHIPPED_WEIGHTS_DIR / constants.ERRORBARS_FILE
+    return path if path.is_file() else None
+
+
+@st.cache_resource(max_entries=4)
+def _error_models(path: str, mtime: float) -> dict[str, ErrorModel]:
+    return load_error_models(path)
+
+
+@st.cache_data(max_entries=64, show_spinner="Computing the error bars…")
+def _linear_errorbars(
+    data_key: str,
+    index: int,
+    method: str,
+    sigma_px: float,
+    pad: int,
+    pixel_arcmin: float,
+    files: tuple,
+    _eps: np.ndarray,
+    _model: ErrorModel,
+    _signal: PowerSpectrum,
+) -> tuple[np.ndarray, np.ndarray]:
+    return linear_errorbars(_eps[index], _model, _signal, sigma_px, pad, pixel_arcmin)
+
+
+def linear_errorbars_of(sel, method: str) -> tuple[np.ndarray, np.ndarray] | str:
+    """``(kappa_std, kappa_hw95)`` ``(ny, nx)`` of the selected sample's Wiener (``method``
+    ``"wiener"``) or KS93 map (``"ks93"``, at the sidebar's σ), as the page computed it
+    (padding, pixel side): :func:`lensviz.errorbars.linear_errorbars`. Or a sentence
+    saying why there are none (no calibration file, no power spectrum, a bad file)."""
+    models_path, spectrum_path = errorbars_path(), power_spectrum_path()
+    if models_path is None:
+        return (
+            f"no calibration of the linear methods ({constants.ERRORBARS_FILE}) in "
+            f"{SHIPPED_WEIGHTS_DIR}: `python -m lensviz errorbars` makes it"
+        )
+    if spectrum_path is None:
+        return "their error bars need the κ power spectrum, which is missing"
+    try:
+        models = _error_models(str(models_path), models_path.stat().st_mtime)
+        signal = power_spectrum()
+    except (ValueError, OSError) as exc:
+        return f"the calibration cannot be read: {exc}"
+    files = (
+        (str(models_path), models_path.stat().st_mtime),
+        (str(spectrum_path), spectrum_path.stat().st_mtime),
+    )
+    sigma = float(sel.ks93_sigma_px) if method == "ks93" else 0.0
+    return _linear_errorbars(
+        sel.key,
+        sel.index,
+        method,
+        sigma,
+        int(sel.ks93_pad),
+        float(sel.pixel_arcmin),
+        files,
+        sel.eps,
+        models[method],
+        signal,
+    )
+
+
+def unet_errorbars(sel) -> tuple[np.ndarray, np.ndarray, np.ndarray] | str:
+    """``(κ̂, kappa_std, kappa_hw95)`` of the selected sample's UNet, from the quantile
+    network fitted to the model file (:func:`ui.models.unet_errorbars`; loads
+    TensorFlow), or a sentence saying why there are none (:data:`UNCALIBRATED`: a
+    fine-tuned or loss-lab model has no network fitted to it)."""
+    if sel.model_path is None:
+        return "there are no UNet weights"
+    try:
+        return nn().unet_errorbars(sel)
+    except (ValueError, OSError) as exc:
+        return f"{UNCALIBRATED}: {exc}"
+
+
+def errorbars(sel, names) -> dict[str, tuple[np.ndarray, np.ndarray] | str]:
+    """The calibrated error bars ``(kappa_std, kappa_hw95)`` of the methods ``names`` (the
+    keys of :func:`kappa_maps`: "UNet", Wiener's and KS93's labels), or for each a
+    sentence saying why it has none. The UNet's κ̂ of the same run is in
+    :func:`unet_errorbars`."""
+    out = {}
+    for name in names:
+        if name == "UNet":
+            got = unet_errorbars(sel)
+            out[name] = got if isinstance(got, str) else got[1:]
+        elif name.startswith(WIENER_NAME):
+            out[name] = linear_errorbars_of(sel, "wiener")
+        else:
+            out[name] = linear_errorbars_of(sel, "ks93")
+    return out
+
+
+#: The benchmark that measures the coverage before it reaches the model card.
+COVERAGE_BENCHMARK = ROOT / "benchmarks" / "errorbars.json"
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _sha256(path: str, mtime: float) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _coverage_file(path: str, mtime: float) -> tuple[dict, dict]:
+    """The coverage a card or benchmark holds, and what it says it was measured on."""
+    table = read_coverage(path)  # checks the size and every number first
+    values = json.loads(Path(path).read_text(encoding="utf-8"))
+    return table, {"sha256": values.get("sha256"), "weights": values.get("weights")}
+
+
+def _measured_on(meta: dict, source: Path, model_path: str | None) -> bool:
+    """Whether a file's UNet coverage belongs to the selected model: a card with its
+    SHA-256, or a benchmark naming its file."""
+    if model_path is None:
+        return False
+    if meta.get("sha256"):
+        return meta["sha256"] == _sha256(model_path, os.path.getmtime(model_path))
+    weights = meta.get("weights")
+    if weights:
+        named = Path(weights) if Path(weights).is_absolute() else ROOT / weights
+        return named.resolve() == Path(model_path).resolve()
+    return False
+
+
+def coverage_tables(sel) -> dict[str, tuple[dict, str]]:
+    """Each method's measured coverage ``{depth: {method: {kind: Coverage}}}``
+    (:func:`lensviz.reliability.read_coverage`, for :func:`~lensviz.reliability.coverage_at`)
+    and the file it comes from, keyed by
+    :data:`lensviz.reliability.METHODS`; a method no file measured is left out.
+
+    Read in order: the selected model's card (``NAME.json`` beside it), the shipped
+    cards, then :data:`COVERAGE_BENCHMARK`. KS93's and Wiener's come from the first file
+    that has them; the UNet's only from a file measured on the selected model (a card
+    with its SHA-256, a benchmark naming its file): another model's coverage says
+    nothing of this one. Unreadable files are skipped.
+    """
+    sources = []
+    if sel.model_path is not None:
+        sources.append(Path(sel.model_path).with_suffix(".json"))
+    sources += sorted(SHIPPED_WEIGHTS_DIR.glob("*.json"))
+    sources.append(COVERAGE_BENCHMARK)
+    out: dict[str, tuple[dict, str]] = {}
+    for source in dict.fromkeys(sources):
+        try:
+            table, meta = _coverage_file(str(source), source.stat().st_mtime)
+        except (OSError, ValueError):
+            continue
+        for method in METHODS:
+            if method in out:
+                continue
+            rows = {d: {method: row[method]} for d, row in table.items() if method in row}
+            if rows and (method != "unet" or _measured_on(meta, source, sel.model_path)):
+                out[method] = (rows, source.name)
+    return out
+
+
 # === Metrics of the selected sample ===
 
 
@@ -669,6 +897,7 @@ def _scores(
     pad: int,
     spectrum: tuple[str, float] | None,
     smoothed_name: str,
+    pixel_arcmin: float,
     _eps: np.ndarray,
     _kappa: np.ndarray,
     _unet=None,
@@ -683,7 +912,9 @@ def _scores(
     predictors[smoothed_name] = (
         ks93_depth_predictor(pad) if sigma_px is None else ks93_predictor(sigma_px, pad)
     )
-    return score_methods(_eps[start:stop], _kappa[start:stop], predictors)
+    return score_methods(
+        _eps[start:stop], _kappa[start:stop], predictors, pixel_arcmin=pixel_arcmin
+    )
 
 
 def metric_scores(
@@ -693,9 +924,9 @@ def metric_scores(
 
     Methods: the UNet (when ``with_unet``), Wiener (with a power spectrum), raw KS93 and
     KS93 smoothed by ``sigma_px`` (named ``smoothed_name``; None: each map's σ from the
-    depth rule, :func:`lensviz.depth.ks93_sigma`), zero-padded as the sidebar says. Maps
-    of any size (whole fields too). One cache entry per chunk, so a larger N reuses what
-    was already scored.
+    depth rule, :func:`lensviz.depth.ks93_sigma`), zero-padded as the sidebar says, each
+    told the data's pixel side. Maps of any size (whole fields too). One cache entry per
+    chunk, so a larger N reuses what was already scored.
     """
     path = sel.model_path if with_unet else None
     spec = power_spectrum_path()
@@ -710,6 +941,7 @@ def metric_scores(
         int(sel.ks93_pad),
         spectrum,
         smoothed_name,
+        float(sel.pixel_arcmin),
         sel.eps,
         sel.kappa,
         _unet=nn().field_predictor(unet_model(sel)) if path else None,
@@ -874,9 +1106,52 @@ def metrics_by_depth(sel, depths: tuple[str, ...], n: int, on_depth=None) -> dic
 
 # === Null tests of a field without truth (Null tests) ===
 
-#: Noise realisations of the null tests: choices and default.
-NOISE_REALISATIONS = (20, 50, 100, 200)
-DEFAULT_NOISE_REALISATIONS = 50
+#: Noise realisations of the null tests offered on the page (with the default, below).
+NOISE_REALISATIONS = (20, 50, 100, 200, 400)
+#: The benchmark of how stable detections are on COSMOS per number of noise maps
+#: (``python -m benchmarks.bench_detections``): it sets the page's default.
+DETECTIONS_BENCHMARK = ROOT / "benchmarks" / "detections.json"
+#: The default without that benchmark: at 50 noise maps the UNet's detections on COSMOS
+#: moved from 36 to 14 between 50 and 200 maps (the error-bars issue), so more.
+FALLBACK_NOISE_REALISATIONS = 200
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _stable_noise_maps(path: str, mtime: float) -> tuple[int | None, dict]:
+    return stable_noise_maps(path)
+
+
+def default_noise_realisations() -> tuple[int, str]:
+    """The Null tests page's default number of noise maps, and a sentence saying why.
+
+    The fewest from which on two noise seeds agree on at least
+    :data:`lensviz.reliability.STABLE_AGREEMENT` of the detections of every method on
+    COSMOS, at every number measured (:func:`lensviz.reliability.stable_noise_maps` of
+    :data:`DETECTIONS_BENCHMARK`); the largest measured number when it does not;
+    :data:`FALLBACK_NOISE_REALISATIONS` without the benchmark.
+    """
+    path = DETECTIONS_BENCHMARK
+    try:
+        n, table = _stable_noise_maps(str(path), path.stat().st_mtime)
+    except (OSError, ValueError) as exc:
+        reason = "it is not on this server" if isinstance(exc, OSError) else f"{exc}"
+        return FALLBACK_NOISE_REALISATIONS, (
+            f"{FALLBACK_NOISE_REALISATIONS} by default: the benchmark of stable detections "
+            f"(python -m benchmarks.bench_detections) cannot be read ({reason})"
+        )
+    agree = f"{STABLE_AGREEMENT:.0%}"
+    if n is None:
+        n = max(table)
+        return n, (
+            f"{n} by default, the most measured: even there two noise seeds did not agree "
+            f"on {agree} of every method's detections on COSMOS"
+        )
+    worst = min(min(row.values()) for m, row in table.items() if m >= n)
+    return n, (
+        f"{n} by default: from {n} noise maps on, two noise seeds agree on at least "
+        f"{agree} of every method's detections on COSMOS (at least {worst:.0%}; "
+        "benchmarks/detections.json)"
+    )
 
 
 @st.cache_data(max_entries=24, show_spinner=False)
@@ -896,7 +1171,8 @@ def _null_test(
 def null_test_methods(sel) -> dict[str, tuple[tuple, object]]:
     """The methods of the null tests, keyed by display name: the UNet (with a model),
     Wiener (with a power spectrum) and KS93 at the sidebar's smoothing and padding, each
-    as ``(cache key, reconstruction eps (N, ny, nx, 3) -> kappa (N, ny, nx))``.
+    as ``(cache key, reconstruction eps (N, ny, nx, 3) -> kappa (N, ny, nx))``, told the
+    data's pixel side.
 
     Raises
     ------
@@ -904,16 +1180,22 @@ def null_test_methods(sel) -> dict[str, tuple[tuple, object]]:
         If the model or the power spectrum cannot be read.
     """
     pad = int(sel.ks93_pad)
+    pixel = float(sel.pixel_arcmin)
     methods = {}
     model = unet_model(sel)
     if model is not None:
-        methods["UNet"] = (("unet", sel.model_path, sel.model_mtime), nn().field_predictor(model))
+        methods["UNet"] = (
+            ("unet", sel.model_path, sel.model_mtime, pixel),
+            functools.partial(nn().field_predictor(model), pixel_arcmin=pixel),
+        )
     spec = power_spectrum_path()
     if spec is not None:
         mtime = spec.stat().st_mtime
         methods[wiener_label(pad)] = (
-            ("wiener", str(spec), mtime, pad),
-            wiener_predictor(_spectrum(str(spec), mtime), pad=pad),
+            ("wiener", str(spec), mtime, pad, pixel),
+            functools.partial(
+                wiener_predictor(_spectrum(str(spec), mtime), pad=pad), pixel_arcmin=pixel
+            ),
         )
     sigma = float(sel.ks93_sigma_px)
     methods[ks93_label(sigma, pad)] = (("ks93", sigma, pad), ks93_predictor(sigma, pad))

@@ -40,8 +40,20 @@ def fits_attrs(sel, method: str) -> dict[str, str]:
     return attrs
 
 
-def kappa_fits(sel, method: str, kappa: np.ndarray) -> bytes:
+def kappa_fits(
+    sel, method: str, kappa: np.ndarray, std: np.ndarray | None = None, hw95=None
+) -> bytes:
     """A FITS file of ``kappa``: float32 in the primary image with the WCS of a FITS
-    input, :func:`fits_attrs`, and a MASK extension (1: no galaxies) on masked data."""
+    input and the pixel side the data state (``PIXARCM``), :func:`fits_attrs`, a MASK
+    extension (1: no galaxies) on masked data, and, when given, the calibrated error
+    bars as the STD and HW95 extensions (half-widths of the 68.3 % and 95.4 % bands)."""
     mask = sel.sample_mask if sel.sample_mask.any() else None
-    return data.kappa_fits_bytes(kappa, sel.header, mask, attrs=fits_attrs(sel, method))
+    return data.kappa_fits_bytes(
+        kappa,
+        sel.header,
+        mask,
+        attrs=fits_attrs(sel, method),
+        pixel_arcmin=sel.pixel_arcmin if sel.grid.known else None,
+        std=std,
+        hw95=hw95,
+    )

@@ -8,20 +8,38 @@ from ui import cache
 from ui.sidebar import Selection
 from ui.text import count
 
-__all__ = ["SCOPES", "page_header", "unet_warning"]
+__all__ = ["SCOPES", "caption", "page_header", "sky_extent", "unet_warning"]
 
 #: What a page's caption describes: one sample, the whole dataset, or only the model.
 SCOPES = ("sample", "dataset", "model")
 
 
+def sky_extent(sel: Selection) -> str:
+    """The sample's size on the sky and, with a WCS, where it is: ``"64′ × 64′"``, or
+    ``"90′ × 90′ around RA 150.1132°, Dec +2.2314°"`` (the map's central pixel)."""
+    ny, nx = sel.shape
+    p = sel.pixel_arcmin
+    size = f"{nx * p:.3g}′ × {ny * p:.3g}′"
+    wcs = sel.grid.wcs
+    if wcs is None or not wcs.has_celestial:
+        return size
+    cel = wcs.celestial
+    world = cel.pixel_to_world_values((nx - 1) / 2, (ny - 1) / 2)
+    ra, dec = float(world[cel.wcs.lng]), float(world[cel.wcs.lat])
+    return f"{size} around RA {ra % 360:.4f}°, Dec {dec:+.4f}°"
+
+
 def caption(sel: Selection, scope: str) -> str:
-    """The header caption, e.g. ``"simulated (seed 0) · sample 3: **sim_000003** · model:
-    lite (shipped)"``."""
+    """The header caption, e.g. ``"simulated (seed 0) · sample 3: **sim_000003** · 64′ ×
+    64′ · model: lite (shipped)"`` (:func:`sky_extent`)."""
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
     model = f"model: {sel.model_name}"
     if scope == "sample":
-        return f"{sel.source} · sample {sel.index}: **{sel.sample_name}** · {model}"
+        return (
+            f"{sel.source} · sample {sel.index}: **{sel.sample_name}** · {sky_extent(sel)} "
+            f"· {model}"
+        )
     if scope == "dataset":
         return f"{sel.source} · {count(sel.n_samples, 'sample')} · {model}"
     return f"Trains on freshly simulated maps · starting model (from the sidebar): {sel.model_name}"

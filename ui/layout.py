@@ -9,7 +9,7 @@ that those columns fit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -30,19 +30,30 @@ def compact_main() -> None:
     )
 
 
-def figure_grid(figures: Sequence[go.Figure], key: str, slots: Sequence[int] = ()) -> dict:
+def figure_grid(
+    figures: Sequence[go.Figure],
+    key: str,
+    slots: Sequence[int] = (),
+    captions: Mapping[int, str] | None = None,
+) -> dict:
     """Draw ``figures`` in a responsive grid, one cell each, keyed ``{key}_{i}``.
 
     ``slots`` are positions left as empty cells (``st.empty``) for figures drawn later
     (the UNet's, while TensorFlow loads); returns ``{position: placeholder}``. The
-    figures fill the other positions in order.
+    figures fill the other positions in order. ``captions`` puts a line of text under
+    the figure at a position, in its cell.
     """
     out = {}
     figures = list(figures)
+    captions = dict(captions or {})
     with st.grid(min_column_width=plots.CELL_MIN_PX):
         for i in range(len(figures) + len(slots)):
             if i in slots:
                 out[i] = st.empty()
+            elif i in captions:
+                with st.container():
+                    st.plotly_chart(figures.pop(0), key=f"{key}_{i}", theme=None)
+                    st.caption(captions[i])
             else:
                 st.plotly_chart(figures.pop(0), key=f"{key}_{i}", theme=None)
     return out

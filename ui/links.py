@@ -19,6 +19,8 @@ parameter   value
 ``sample``  the sample index, from 0
 ``model``   the model file's name without ``.keras``, e.g. ``lite``
 ``sigma``   KS93 smoothing σ in pixels, 0–8 (absent: σ from the data's depth)
+``pixel``   the pixel side in arcmin, 0.01–60, of data that do not state their own
+            (absent: 0.5′)
 =========== ============================================================================
 
 Parameters at their default are left out of the links the app writes. A value the app
@@ -33,6 +35,8 @@ import math
 from collections.abc import Mapping
 
 from lensviz import constants
+from lensviz.data.limits import MAX_PIXEL_ARCMIN, MIN_PIXEL_ARCMIN
+from lensviz.data.sky import DEFAULT_PIXEL_ARCMIN
 
 __all__ = [
     "DEPTHS",
@@ -70,6 +74,7 @@ class Link:
     sample: int | None = None
     model: str | None = None  # the model file's stem
     sigma: float | None = None  # KS93 σ [px]; None: the depth rule
+    pixel: float | None = None  # pixel side [arcmin] of data that state none; None: 0.5′
 
 
 def unusable(name: str, value: str, why: str, fallback: str) -> str:
@@ -118,7 +123,7 @@ def parse_link(params: Mapping[str, str]) -> tuple[Link, list[str]]:
     Examples
     --------
     >>> parse_link({"seed": "7", "sample": "4"})
-    (Link(source='sim', seed=7, depth=None, n_gal=None, dataset=None, sample=4, model=None, sigma=None), [])
+    (Link(source='sim', seed=7, depth=None, n_gal=None, dataset=None, sample=4, model=None, sigma=None, pixel=None), [])
     >>> parse_link({"seed": "-1"})[1]
     ['`seed=-1` is not a whole number from 0 to 10000; showing seed 0 instead']
     """  # noqa: E501
@@ -154,6 +159,11 @@ def parse_link(params: Mapping[str, str]) -> tuple[Link, list[str]]:
             lambda v: _number(v, 0.0, MAX_SIGMA_PX),
             f"is not a smoothing from 0 to {MAX_SIGMA_PX:g} px",
             "σ from the data's depth",
+        ),
+        "pixel": (
+            lambda v: _number(v, MIN_PIXEL_ARCMIN, MAX_PIXEL_ARCMIN),
+            f"is not a pixel side from {MIN_PIXEL_ARCMIN:g} to {MAX_PIXEL_ARCMIN:g} arcmin",
+            f"{DEFAULT_PIXEL_ARCMIN:g}′ pixels",
         ),
     }
     for name, (read, why, fallback) in checks.items():
@@ -191,6 +201,8 @@ def link_params(link: Link) -> dict[str, str]:
     {'seed': '7', 'sample': '4'}
     >>> link_params(Link(source="cosmos", sigma=2.5, model="lite"))
     {'source': 'cosmos', 'model': 'lite', 'sigma': '2.5'}
+    >>> link_params(Link(source="server", dataset="tiles", pixel=0.29))
+    {'source': 'server', 'dataset': 'tiles', 'pixel': '0.29'}
     """
     out = {}
     if link.source != "sim":
@@ -209,4 +221,6 @@ def link_params(link: Link) -> dict[str, str]:
         out["model"] = link.model
     if link.sigma is not None:
         out["sigma"] = f"{link.sigma:g}"
+    if link.pixel is not None and link.pixel != DEFAULT_PIXEL_ARCMIN:
+        out["pixel"] = f"{link.pixel:g}"
     return out

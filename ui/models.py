@@ -21,7 +21,14 @@ import streamlit as st
 from lensviz.fields import tile_domain_warnings
 from lensviz.lab import held_out_maps, score_summary
 from lensviz.nn.devices import describe_device
-from lensviz.nn.inference import load_model, model_predictor, predict_kappa, training_domain
+from lensviz.nn.errorbars import errorbar_predictor, load_sigma_net, sigma_net_path
+from lensviz.nn.inference import (
+    load_model,
+    model_inputs,
+    model_predictor,
+    predict_kappa,
+    training_domain,
+)
 from lensviz.nn.uncertainty import calibration, predict_uncertainty
 
 __all__ = [
@@ -33,6 +40,7 @@ __all__ = [
     "model_kappa",
     "unet_kappa",
     "unet_model",
+    "unet_errorbars",
     "unet_sigma",
     "unet_warnings",
 ]
@@ -85,7 +93,9 @@ def unet_warnings(sel) -> list[str]:
     except (ValueError, OSError):
         return []  # the pages report an unreadable model themselves
     domain = None if model is None else training_domain(model)
-    return [] if domain is None else tile_domain_warnings(sel.sample_eps, domain)
+    if domain is None:
+        return []
+    return tile_domain_warnings(sel.sample_eps, domain, pixel_arcmin=sel.pixel_arcmin)
 
 
 @st.cache_resource
@@ -101,8 +111,9 @@ def device_label() -> str:
 
 
 def field_predictor(model):
-    """``eps (N, ny, nx, 3) -> kappa (N, ny, nx)`` of ``model`` on maps of any size
-    (:func:`lensviz.nn.inference.model_predictor`: blended tiles on whole fields)."""
+    """``eps (N, ny, nx, 3), pixel_arcmin -> kappa (N, ny, nx)`` of ``model`` on maps of
+    any size (:func:`lensviz.nn.inference.model_predictor`: blended tiles on whole
+    fields; a field-aware model reads the pixel side as a feature)."""
     return model_predictor(model)
 
 
@@ -114,9 +125,15 @@ def map_predictor(model):
 
 @st.cache_data(max_entries=64, show_spinner="Running the UNet…")
 def _unet(
-    model_path: str, mtime: float, data_key: str, index: int, _eps: np.ndarray, _model
+    model_path: str,
+    mtime: float,
+    data_key: str,
+    index: int,
+    pixel_arcmin: float,
+    _eps: np.ndarray,
+    _model,
 ) -> np.ndarray:
-    return model_predictor(_model)(_eps[index])
+    return model_predictor(_model)(_eps[index], pixel_arcmin=pixel_arcmin)
 
 
 def unet_kappa(sel) -> np.ndarray | None:
@@ -130,14 +147,23 @@ def unet_kappa(sel) -> np.ndarray | None:
     """
     if sel.model_path is None:
         return None
-    return _unet(sel.model_path, sel.model_mtime, sel.key, sel.index, sel.eps, unet_model(sel))
+    return _unet(
+        sel.model_path,
+        sel.model_mtime,
+        sel.key,
+        sel.index,
+        sel.pixel_arcmin,
+        sel.eps,
+        unet_model(sel),
+    )
 
 
 def model_kappa(sel, path: str) -> np.ndarray:
     """κ ``(ny, nx)`` of the selected sample from the model at ``path`` (cached per file
     version, data and sample, as :func:`unet_kappa`)."""
     mtime = Path(path).stat().st_mtime
-    return _unet(path, mtime, sel.key, sel.index, sel.eps, _keras_model(path, mtime))
+    model = _keras_model(path, mtime)
+    return _unet(path, mtime, sel.key, sel.index, sel.pixel_arcmin, sel.eps, model)
 
 
 @st.cache_data(max_entries=8, show_spinner="Scoring on the loss lab's held-out maps…")
@@ -160,16 +186,21 @@ def _uncertainty(
     mtime: float,
     data_key: str,
     index: int,
+    pixel_arcmin: float,
     method: str,
     n_passes: int,
     _eps: np.ndarray,
     _model,
 ) -> tuple[np.ndarray, np.ndarray]:
-    return predict_uncertainty(_model, _eps[index], method=method, n_passes=n_passes, seed=0)
+    # What the model reads (a field-aware model: the features at the data's pixel side);
+    # the 8 symmetries act on them as on ε (channels 0, 1 spin-2, the others scalars).
+    x = model_inputs(_model, _eps[index][None], pixel_arcmin)[0]
+    return predict_uncertainty(_model, x, method=method, n_passes=n_passes, seed=0)
 
 
 def unet_sigma(sel, method: str, n_passes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and per-pixel σ ``(128, 128)`` of the selected sample's UNet κ.
+    """Mean and per-pixel σ ``(128, 128)`` of the selected sample's UNet κ: the model's
+    own, uncalibrated spread (not an error bar; see :func:`unet_errorbars`).
 
     ``method`` is ``"mc_dropout"`` (``n_passes`` passes, seed 0) or ``"tta"`` (the 8
     symmetries; ``n_passes`` is ignored). See
@@ -188,8 +219,68 @@ def unet_sigma(sel, method: str, n_passes: int) -> tuple[np.ndarray, np.ndarray]
         sel.model_mtime,
         sel.key,
         sel.index,
+        sel.pixel_arcmin,
         method,
         passes,
         sel.eps,
         unet_model(sel),
+    )
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading the UNet's error-bar network…")
+def _sigma_net(path: str, mtime: float, sigma_mtime: float):
+    """The quantile network of a model file, or why there is none (kept, so that a
+    model without one is not searched again on every run)."""
+    try:
+        net = load_sigma_net(path)
+    except (FileNotFoundError, ValueError) as exc:
+        return str(exc)
+    _freeze_heap()
+    return net
+
+
+@st.cache_data(max_entries=32, show_spinner="Computing the UNet's error bars…")
+def _errorbars(
+    model_path: str,
+    mtime: float,
+    sigma_mtime: float,
+    data_key: str,
+    index: int,
+    pixel_arcmin: float,
+    _eps: np.ndarray,
+    _model,
+    _net,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return errorbar_predictor(_model, _net)(_eps[index], pixel_arcmin)
+
+
+def unet_errorbars(sel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(κ̂, kappa_std, kappa_hw95)`` ``(ny, nx)`` of the selected sample: the UNet's map
+    and its calibrated error bars, from the quantile network beside the model file
+    (:func:`lensviz.nn.errorbars.errorbar_predictor`; ``NAME.sigma.keras``).
+
+    Raises
+    ------
+    ValueError
+        Without a model, or when the model has no calibrated quantile network fitted to
+        it (a fine-tuned or loss-lab model: calibration belongs to the model it was
+        fitted on); the message says which.
+    """
+    if sel.model_path is None:
+        raise ValueError("no UNet weights are available")
+    sigma_path = sigma_net_path(sel.model_path)
+    sigma_mtime = sigma_path.stat().st_mtime if sigma_path.is_file() else 0.0
+    net = _sigma_net(sel.model_path, sel.model_mtime, sigma_mtime)
+    if isinstance(net, str):
+        raise ValueError(net)
+    return _errorbars(
+        sel.model_path,
+        sel.model_mtime,
+        sigma_mtime,
+        sel.key,
+        sel.index,
+        sel.pixel_arcmin,
+        sel.eps,
+        unet_model(sel),
+        net,
     )

@@ -40,7 +40,9 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from lensviz import constants, cosmos, data
+from lensviz import constants, cosmos, data, plots
+from lensviz.data import PixelGrid
+from lensviz.data.limits import MAX_PIXEL_ARCMIN, MIN_PIXEL_ARCMIN
 from lensviz.depth import depth_label, effective_n_gal, ks93_sigma
 from lensviz.fields import FIELD_PAD_PX, field_mask, masked
 from lensviz.simulate import depth_config
@@ -90,10 +92,11 @@ _N_GAL_DEFAULT = 50.0  # the "Other depth…" field's first value, galaxies per 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Selection:
-    """What the sidebar selected: a dataset, one sample of it, a model, KS93 settings."""
+    """What the sidebar selected: a dataset, one sample of it, a model, KS93 settings and
+    how maps are drawn."""
 
     source: str  # a human label, e.g. "simulated (seed 0)"
-    key: str  # identifies the dataset content, for caches
+    key: str  # identifies the dataset content (and a pixel side set here), for caches
     eps: np.ndarray  # (N, ny, nx, 3) float32, read-only: tiles or whole fields
     kappa: np.ndarray | None  # (N, ny, nx) float32, read-only, or None without truth
     names: tuple[str, ...]
@@ -104,12 +107,47 @@ class Selection:
     ks93_sigma_px: float = KS93_SIGMA_PX  # Gaussian smoothing of the KS93 maps, pixels
     ks93_pad: int = 0  # zero-padding per side of the KS93 and Wiener FFTs, pixels
     depth: str | None = None  # survey-depth preset of the built-in set (None: default)
-    pixel_arcmin: float = constants.PIXEL_ARCMIN  # pixel side of the data [arcmin]
+    #: Pixel side (stated by the data, or set in the sidebar) and the WCS of a FITS input.
+    grid: PixelGrid = dataclasses.field(default_factory=PixelGrid)
     sigma_e: float = constants.SIGMA_E  # the σ_e that the data's Δε was computed with
-    header: object = None  # the WCS cards of a FITS input (astropy Header), or None
     #: What the page must say about this selection, as ``(level, text)`` with level
     #: "info" or "warning": a failed upload, a link value that fell back to its default.
     notices: tuple[tuple[str, str], ...] = ()
+    ks93_rule: bool = False  # the KS93 σ follows the depth rule (not a slider)
+    axes_unit: str = "arcmin"  # map axes: "arcmin", "px" or "sky" (lensviz.plots.UNITS)
+    north_up: bool = False  # maps turned north up, east left (where the WCS allows)
+
+    @property
+    def pixel_arcmin(self) -> float:
+        """Pixel side of the data [arcmin]."""
+        return self.grid.pixel_arcmin
+
+    @property
+    def header(self) -> object:
+        """The WCS cards of a FITS input (astropy Header), or None."""
+        return self.grid.header
+
+    @functools.cached_property
+    def sky_problem(self) -> str | None:
+        """Why the maps get no RA/Dec axes and no north-up view, or None
+        (:func:`lensviz.plots.sky_problem`)."""
+        return plots.sky_problem(self.grid.wcs, self.shape)
+
+    @functools.cached_property
+    def axes(self) -> plots.MapAxes:
+        """The axes of this sample's maps (:func:`lensviz.plots.map_axes`): the sidebar's
+        unit and orientation, RA/Dec and north up only where the WCS allows (else
+        arcmin, as stored)."""
+        sky = self.sky_problem is None
+        unit = self.axes_unit if self.axes_unit != "sky" or sky else "arcmin"
+        wcs = self.grid.wcs if sky else None
+        return plots.map_axes(self.shape, unit, self.pixel_arcmin, wcs, self.north_up and sky)
+
+    def axes_for(self, shape: tuple[int, int], pixel_arcmin: float) -> plots.MapAxes:
+        """Axes of other maps than the sample's (the Learn page's simulations), in the
+        sidebar's unit (arcmin for RA/Dec: they have no sky)."""
+        unit = "px" if self.axes_unit == "px" else "arcmin"
+        return plots.map_axes(shape, unit, pixel_arcmin)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -144,7 +182,8 @@ class Selection:
             kappa=None if self.kappa is None else self.kappa[crop],
             names=(f"{self.sample_name} (tile y {y0}, x {x0})",),
             index=0,
-            header=None,  # the field's WCS does not describe the crop
+            # the field's WCS does not describe the crop (another reference pixel)
+            grid=dataclasses.replace(self.grid, header=None),
         )
 
     def masked(self, kappa: np.ndarray) -> np.ndarray:
@@ -230,6 +269,8 @@ def _apply_link() -> None:
         ss[_LINK_MODEL] = link.model
     if link.sigma is not None:
         ss.ks93_auto, ss.ks93_sigma = False, link.sigma
+    if link.pixel is not None:
+        ss.pixel_arcmin = link.pixel
 
 
 def _publish_link(sel: Selection, default_model: str | None) -> None:
@@ -249,6 +290,7 @@ def _publish_link(sel: Selection, default_model: str | None) -> None:
         if sel.model_path is None or sel.model_name == default_model
         else Path(sel.model_path).stem,
         sigma=None if ss.ks93_auto else float(sel.ks93_sigma_px),
+        pixel=sel.pixel_arcmin if sel.grid.origin == "given" else None,
     )
     params = links.link_params(link)
     if st.query_params.to_dict() != params:
@@ -483,7 +525,8 @@ def _observe_ui() -> Dataset | str:
 def _cosmos_ui() -> Dataset:
     st.sidebar.caption(
         "Binned HST shear of the COSMOS field (Schrabback et al. 2010; MIT licence, via "
-        f"lenspack): 256 × 256 pixels of {cosmos.COSMOS_PIXEL_ARCMIN:g}′, about "
+        f"lenspack): 256 × 256 pixels of {cosmos.COSMOS_PIXEL_ARCMIN:.3g}′ with the "
+        "measured RA/Dec of the grid, about "
         f"{cosmos.galaxy_density():.0f} galaxies per arcmin². Real data have no true κ: "
         "the Null tests page shows what stands above the noise."
     )
@@ -614,16 +657,18 @@ def model_ui() -> tuple[str, str | None, str | None]:
     return name, models[name], names[0]
 
 
-def ks93_ui(dataset: Dataset, index: int) -> tuple[float, int]:
-    """KS93 smoothing σ (pixels) and zero-padding of the sample; ``(sigma_px, pad_px)``.
+def ks93_ui(dataset: Dataset, index: int) -> tuple[float, int, bool]:
+    """KS93 smoothing σ (pixels) and zero-padding of the sample; ``(sigma_px, pad_px,
+    by_rule)``.
 
     By default σ follows the depth rule (:func:`lensviz.depth.ks93_sigma` of the sample's
-    Δε), the one rule of the CLI and the model cards; a toggle hands it to a slider.
+    Δε at its pixel side), the one rule of the CLI and the model cards; a toggle hands it
+    to a slider.
     Tiles are zero-padded when a toggle says so; whole fields always are
     (:data:`lensviz.fields.FIELD_PAD_PX`, as the CLI pads them).
     """
     delta_e = dataset.eps[index][..., 2]
-    rule = ks93_sigma(delta_e)
+    rule = ks93_sigma(delta_e, dataset.sigma_e, dataset.pixel_arcmin)
     _initial("ks93_auto", True)
     _initial("ks93_sigma", KS93_SIGMA_PX)
     auto = st.sidebar.toggle(
@@ -668,7 +713,81 @@ def ks93_ui(dataset: Dataset, index: int) -> tuple[float, int]:
         + ". Used by Compare, Loss weights, Peaks, DICEE and Null tests; Evaluate and "
         "Learn smooth every map by the rule."
     )
-    return float(sigma), pad
+    return float(sigma), pad, bool(auto)
+
+
+def pixel_scale_ui(dataset: Dataset) -> Dataset:
+    """The dataset with its pixel side: as the data state it, or, for data that do not
+    (a challenge folder, an ``.npy``, files without the attribute), from a field of the
+    sidebar (default :data:`lensviz.data.DEFAULT_PIXEL_ARCMIN`, 0.5′). A value set here
+    enters the dataset's cache key: every map is computed again at the new scale."""
+    if dataset.grid.known:
+        return dataset
+    _initial("pixel_arcmin", data.DEFAULT_PIXEL_ARCMIN)
+    value = st.sidebar.number_input(
+        "Pixel side (arcmin)",
+        MIN_PIXEL_ARCMIN,
+        MAX_PIXEL_ARCMIN,
+        step=0.05,
+        format="%.3f",
+        key="pixel_arcmin",
+        **_PERSIST,
+        help="These data do not state their pixel scale "
+        f"({dataset.grid.origin}). The UNet reads it as an input, the Wiener filter "
+        "takes the κ spectrum at it, the depth rule's smoothing, the error bars and "
+        f"every axis in arcmin follow it. The challenge's tiles have "
+        f"{data.DEFAULT_PIXEL_ARCMIN:g}′ pixels.",
+    )
+    grid = dataset.grid.given(float(value), dataset.label)
+    return dataclasses.replace(dataset, grid=grid, key=f"{dataset.key}|{float(value):g}′")
+
+
+_AXES_CHOSEN = "_axes_chosen"  # the unit of the map axes the user chose, if any
+
+
+def _remember_axes() -> None:
+    st.session_state[_AXES_CHOSEN] = st.session_state.get("map_axes")
+
+
+def axes_ui(grid: PixelGrid, shape: tuple[int, int]) -> tuple[str, bool]:
+    """The unit of the map axes and the north-up toggle; ``(unit, north_up)``.
+
+    RA/Dec and north up are offered where the data's WCS runs along the pixel axes
+    (:func:`lensviz.plots.sky_problem`), and are then the default; otherwise arcmin. A
+    unit the user chose is kept for every dataset that offers it.
+    """
+    problem = plots.sky_problem(grid.wcs, shape)
+    options = ["arcmin", "px"] + (["sky"] if problem is None else [])
+    chosen = st.session_state.get(_AXES_CHOSEN)
+    st.session_state.map_axes = (
+        chosen if chosen in options else ("sky" if problem is None else "arcmin")
+    )
+    unit = st.sidebar.radio(
+        "Map axes",
+        options,
+        format_func=plots.UNITS.__getitem__,
+        key="map_axes",
+        horizontal=True,
+        on_change=_remember_axes,
+        help="Offsets in arcmin from the map's first corner (x along its columns, y along "
+        "its rows), pixels (x = column, y = row), or right ascension and declination "
+        "from the data's World Coordinate System, where they have one.",
+    )
+    if grid.wcs is not None and problem is not None:
+        st.sidebar.caption(f"No RA/Dec axes: {problem}.")
+    if problem is not None:
+        return unit, False
+    _initial("north_up", True)
+    north_up = st.sidebar.toggle(
+        "North up, east left",
+        key="north_up",
+        **_PERSIST,
+        help="The sky as astronomers view it: north (growing Dec) up, east (growing RA) "
+        "left. Without it, maps are drawn as stored: row 0 at the top, column 0 on the "
+        "left. The COSMOS grid's columns run along +RA and its rows along +Dec, so this "
+        "mirrors it left to right and turns it upside down.",
+    )
+    return unit, bool(north_up)
 
 
 def sidebar() -> Selection:
@@ -680,18 +799,25 @@ def sidebar() -> Selection:
     st.session_state[_NOTICES] = []
     _apply_link()
     st.sidebar.header("Data")
-    dataset = data_source_ui()
+    dataset = pixel_scale_ui(data_source_ui())
     ny, nx = dataset.eps.shape[1:3]
+    grid = dataset.grid
     st.sidebar.caption(
         f"{dataset.label} · {count(len(dataset.eps), 'sample')}"
         + ("" if dataset.is_tile else f" of {ny} × {nx} px")
+        + (f" · {grid.pixel_arcmin:.3g}′ pixels" if grid.known else "")
+        + (" with RA/Dec" if grid.wcs is not None else "")
         + ("" if dataset.kappa is not None else " · no κ truth")
     )
+    if dataset.note:
+        st.sidebar.warning(dataset.note)
     index = sample_ui(dataset)
     st.sidebar.header("Model")
     model_name, model_path, default_model = model_ui()
     st.sidebar.header("KS93")
-    sigma_px, pad = ks93_ui(dataset, index)
+    sigma_px, pad, by_rule = ks93_ui(dataset, index)
+    st.sidebar.header("Maps")
+    unit, north_up = axes_ui(grid, (ny, nx))
     sel = Selection(
         dataset.label,
         dataset.key,
@@ -705,10 +831,12 @@ def sidebar() -> Selection:
         sigma_px,
         pad,
         dataset.depth,
-        dataset.pixel_arcmin,
+        grid,
         dataset.sigma_e,
-        dataset.header,
         tuple(st.session_state.pop(_NOTICES)),
+        ks93_rule=by_rule,
+        axes_unit=unit,
+        north_up=north_up,
     )
     st.session_state["_selection"] = sel
     _publish_link(sel, default_model)

@@ -18,6 +18,8 @@ __all__ = [
     "format_duration",
     "format_number",
     "ks93_label",
+    "percent",
+    "sky_position",
     "wiener_label",
 ]
 
@@ -113,3 +115,28 @@ def ks93_label(sigma_px: float, pad: int) -> str:
 def wiener_label(pad: int) -> str:
     """Display name of a Wiener map: ``"Wiener"`` or ``"Wiener (padded)"``."""
     return WIENER_NAME + (" (padded)" if pad else "")
+
+
+def percent(share: float) -> str:
+    """A share as a percentage, with a decimal below 10 %: ``"42 %"``, ``"3.5 %"``."""
+    value = 100 * float(share)
+    return f"{value:.0f} %" if value >= 10 else f"{value:.1f} %"
+
+
+def sky_position(y: float, x: float, pixel_arcmin: float, wcs=None) -> tuple[str, str | None]:
+    """Where pixel (row ``y``, column ``x``) is: in arcmin from the map's first corner, as
+    the map axes measure it (``"(30.8′, 42.4′)"``, x then y), and with a WCS its RA and
+    Dec (``"150.1234°, +2.2345°"``; else None).
+
+    Examples
+    --------
+    >>> sky_position(10, 20, 0.5)
+    ('(10.2′, 5.2′)', None)
+    """
+    arcmin = f"({(x + 0.5) * pixel_arcmin:.1f}′, {(y + 0.5) * pixel_arcmin:.1f}′)"
+    if wcs is None or not wcs.has_celestial:
+        return arcmin, None
+    cel = wcs.celestial
+    world = cel.pixel_to_world_values(float(x), float(y))
+    ra, dec = float(world[cel.wcs.lng]), float(world[cel.wcs.lat])
+    return arcmin, f"{ra % 360:.4f}°, {dec:+.4f}°"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import io
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,14 +15,29 @@ from streamlit import dataframe_util
 from streamlit.testing.v1 import AppTest
 
 from lensviz import constants
+from lensviz.errorbars import DEPTH_NODES, SCALE_NODES, ErrorModel
 from lensviz.inversion import ks93inv
-from lensviz.nn.unet import UNetConfig
+from lensviz.nn.errorbars import QuantileNet, file_sha256, save_sigma_net, sigma_net_path
+from lensviz.nn.inference import save_model
+from lensviz.nn.unet import UNetConfig, build_unet
 from lensviz.wiener import PowerSpectrum
 from ui import cache
 from ui.sidebar import DEFAULT_SAMPLE
 
 #: A tiny untrained UNet (a few thousand parameters, with decoder dropout).
 TINY = UNetConfig(base_filters=4, max_filters=8, depth=3, pad=0, n_decoder_dropout=1)
+#: The same, field-aware (the v3 inputs), which a quantile network can calibrate.
+TINY_FIELD = dataclasses.replace(TINY, field_features=True)
+#: The conformal factors of the tiny quantile network at every node: σ̂ = s, hw95 = 2.5 s.
+TINY_Q68, TINY_Q95 = 1.0, 2.5
+#: The coverage the tiny model card says was measured, at every depth and on both kinds
+#: of data: method → (coverage_68, coverage_95, mean σ̂). Wiener's misses its target.
+CARD_COVERAGE = {
+    "unet": (0.69, 0.955, 0.012),
+    "wiener": (0.60, 0.93, 0.015),
+    "ks93_rule": (0.68, 0.95, 0.02),
+    "ks93_raw": (0.675, 0.952, 0.05),
+}
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 TIMEOUT = 120  # seconds per AppTest run (the first one imports TensorFlow)
 #: navigation title → page file, as in app.py
@@ -84,6 +102,15 @@ def chart_specs(at: AppTest, key: str) -> list[dict]:
         out.append(json.loads(charts[f"{key}_{i}"].proto.spec))
         i += 1
     return out
+
+
+def plotly_array(values) -> np.ndarray:
+    """An array of plotly JSON: a typed array (``{dtype, bdata, shape}``) or lists (None:
+    NaN, a grey pixel)."""
+    if isinstance(values, dict):
+        shape = tuple(int(n) for n in str(values.get("shape", "-1")).split(","))
+        return np.frombuffer(base64.b64decode(values["bdata"]), values["dtype"]).reshape(shape)
+    return np.array(values, dtype=object).astype(float)
 
 
 def panel_titles(spec: dict) -> list[str]:
@@ -233,4 +260,50 @@ def write_lab(folder: Path, model: Path, n_maps: int = 4) -> Path:
     }
     path = folder / "lab.json"
     path.write_text(json.dumps(lab), encoding="utf-8")
+    return path
+
+
+def write_calibrated(folder: Path) -> Path:
+    """Shipped weights of a calibrated UNet in ``folder``: ``tinyfield.keras`` (an
+    untrained :data:`TINY_FIELD` UNet), its quantile network ``tinyfield.sigma.keras``
+    fitted to it (factors :data:`TINY_Q68`, :data:`TINY_Q95` at every node), its model
+    card ``tinyfield.json`` with :data:`CARD_COVERAGE` at every depth, a power-law κ
+    spectrum and the shipped calibration of KS93 and Wiener. Returns the model file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model = folder / "tinyfield.keras"
+    save_model(build_unet(TINY_FIELD), model)
+    nodes = (tuple(v for _ in DEPTH_NODES) for v in (TINY_Q68, TINY_Q95))
+    q68, q95 = ((tuple(row for _ in SCALE_NODES),) for row in nodes)
+    error_model = ErrorModel("unet", DEPTH_NODES, q68, q95)
+    net = QuantileNet(constants.NPIX, error_model.to_dict(), file_sha256(model))
+    save_sigma_net(net, sigma_net_path(model))
+    depths = {
+        depth: {
+            method: {
+                kind: dict(zip(("coverage_68", "coverage_95", "mean_std"), v))
+                for kind in ("masked_tiles", "fields_384")
+            }
+            for method, v in CARD_COVERAGE.items()
+        }
+        for depth in ("5", "10", "30", "100", "300", "inf")
+    }
+    card = {"name": "tinyfield", "sha256": file_sha256(model), "errorbars": {"depths": depths}}
+    model.with_suffix(".json").write_text(json.dumps(card), encoding="utf-8")
+    power_law_spectrum().save(folder / "kappa_power.npz")
+    shutil.copyfile(constants.WEIGHTS_DIR / constants.ERRORBARS_FILE, folder / "errorbars.json")
+    return model
+
+
+def write_detections(path: Path, agreement: dict[int, float]) -> Path:
+    """A ``bench_detections`` result: ``{n_noise: agreement}``, the same for the UNet,
+    Wiener and KS93 (the UNet's lower by 0.05 when below 1)."""
+    runs = {
+        str(n): {
+            "unet": {"detections": [[], []], "agreement": a if a == 1.0 else a - 0.05},
+            "ks93_depth_rule": {"detections": [[], []], "agreement": a},
+            "wiener": {"detections": [[], []], "agreement": a},
+        }
+        for n, a in agreement.items()
+    }
+    path.write_text(json.dumps({"seeds": [0, 1], "runs": runs}), encoding="utf-8")
     return path

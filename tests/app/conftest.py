@@ -14,6 +14,7 @@ the TensorFlow import. The job manager is the process's one (``ui.jobs.manager()
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -21,6 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from lensviz import constants
 from lensviz.nn.inference import save_model
 from lensviz.nn.unet import build_unet
 from tests.app import apptools
@@ -30,10 +32,12 @@ from ui import cache, jobs
 
 @pytest.fixture(scope="session")
 def shipped_dir(tmp_path_factory) -> Path:
-    """A tiny untrained UNet (``tiny.keras``) and a κ power spectrum beside it."""
+    """A tiny untrained UNet (``tiny.keras``), a κ power spectrum and the shipped
+    calibration of KS93's and Wiener's error bars beside it."""
     folder = tmp_path_factory.mktemp("shipped")
     save_model(build_unet(TINY), folder / "tiny.keras")
     power_law_spectrum().save(folder / "kappa_power.npz")
+    shutil.copyfile(constants.WEIGHTS_DIR / constants.ERRORBARS_FILE, folder / "errorbars.json")
     return folder
 
 
@@ -44,11 +48,37 @@ def user_dir(tmp_path) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def stable_from_20(tmp_path_factory) -> Path:
+    """A ``bench_detections`` result: detections stable from 20 noise maps on."""
+    path = tmp_path_factory.mktemp("benchmarks") / "detections.json"
+    return apptools.write_detections(path, {20: 1.0, 50: 1.0})
+
+
 @pytest.fixture(autouse=True)
-def no_lab(tmp_path, monkeypatch):
+def no_lab(tmp_path, monkeypatch, stable_from_20):
     """No loss lab unless a test asks for :func:`lab` (the checkout's would join the
-    model list)."""
+    model list), and none of the checkout's benchmark results: no coverage of the error
+    bars, and detections stable from 20 noise maps on (the Null tests' default then)."""
     monkeypatch.setattr(cache, "LAB_DIR", tmp_path / "no_lab")
+    monkeypatch.setattr(cache, "COVERAGE_BENCHMARK", tmp_path / "no_errorbars.json")
+    monkeypatch.setattr(cache, "DETECTIONS_BENCHMARK", stable_from_20)
+
+
+@pytest.fixture(scope="session")
+def calibrated_dir(tmp_path_factory) -> Path:
+    """Shipped weights of a calibrated tiny UNet (``apptools.write_calibrated``)."""
+    folder = tmp_path_factory.mktemp("calibrated")
+    apptools.write_calibrated(folder)
+    return folder
+
+
+@pytest.fixture
+def calibrated(calibrated_dir, user_dir, monkeypatch) -> AppTest:
+    """A fresh app session on Compare whose UNet has calibrated error bars and a card."""
+    monkeypatch.setattr(cache, "SHIPPED_WEIGHTS_DIR", calibrated_dir)
+    monkeypatch.setattr(cache, "USER_WEIGHTS_DIR", user_dir)
+    return apptools.new_session()
 
 
 @pytest.fixture

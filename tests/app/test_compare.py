@@ -35,7 +35,12 @@ def test_defaults_show_unet_wiener_and_ks93_in_maps_and_metrics(app):
     no_errors(app)
     assert app.title[0].value == "Compare"
     # The κ comparison and the metrics first, the noise-like ε maps after them.
-    assert texts(app.subheader)[:3] == ["Convergence κ", "Metrics", "Measured ellipticities"]
+    assert texts(app.subheader)[:4] == [
+        "Convergence κ",
+        "Metrics",
+        "Error bars",
+        "Measured ellipticities",
+    ]
     cells = chart_specs(app, "compare_kappa")
     titles = [panel_titles(c) for c in cells]
     assert titles == [
@@ -139,11 +144,12 @@ def test_grey_means_no_data_and_the_outside_of_a_map_is_white(app):
     for cell in chart_specs(app, "compare_kappa"):
         layout = cell["layout"]
         assert layout["plot_bgcolor"] == plots.PAD_COLOR != plots.MASK_COLOR
-        # A grey rectangle under each map, exactly its extent: NaN pixels show it.
+        # A grey rectangle under each map, exactly its extent: NaN pixels show it. The
+        # axes are in arcmin by default: 128 pixels of 0.5′.
         rects = [sh for sh in layout["shapes"] if sh["fillcolor"] == plots.MASK_COLOR]
         assert len(rects) == len(panel_titles(cell))
-        assert all((r["x0"], r["x1"], r["layer"]) == (-0.5, 127.5, "below") for r in rects)
-        assert layout["xaxis"]["range"] == [-0.5, 127.5]
+        assert all((r["x0"], r["x1"], r["layer"]) == (0.0, 64.0, "below") for r in rects)
+        assert layout["xaxis"]["range"] == [0.0, 64.0]
 
 
 def test_the_unet_cell_fills_in_after_the_others_on_a_fresh_server(app, monkeypatch):

@@ -79,7 +79,8 @@ def observe(at, kappa_bytes=None, mask_bytes=None):
 def test_cosmos_is_a_sidebar_source_shown_whole_with_its_empty_pixels_grey(app):
     choose_cosmos(app)
     assert any(
-        "real: COSMOS (HST) · 1 sample of 256 × 256 px · no κ truth" in c
+        "real: COSMOS (HST) · 1 sample of 256 × 256 px · 0.352′ pixels with RA/Dec · no κ truth"
+        in c
         for c in texts(app.sidebar.caption)
     )
     assert app.caption[0].value.startswith("real: COSMOS (HST) · sample 0: **cosmos**")
@@ -217,7 +218,14 @@ def test_a_fits_field_upload_is_read_whole(app, open_page, tmp_path):
     kappa = _kappa()
     eps = observe_kappa(kappa, np.random.default_rng(1), 30.0)
     wcs = fits.Header(
-        {"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRVAL1": 150.1, "CRPIX1": 150.5}
+        {
+            "CTYPE1": "RA---TAN",
+            "CTYPE2": "DEC--TAN",
+            "CRVAL1": 150.1,
+            "CRPIX1": 150.5,
+            "CDELT1": 0.5 / 60,
+            "CDELT2": 0.5 / 60,
+        }
     )
     data.write_field_fits(tmp_path / "f.fits", eps, kappa, wcs)
     payload = (tmp_path / "f.fits").read_bytes()
@@ -232,10 +240,16 @@ def test_a_fits_field_upload_is_read_whole(app, open_page, tmp_path):
     np.testing.assert_array_equal(ds.kappa[0], kappa)
     # The WCS travels to the κ FITS downloads; the same for an observed κ map.
     assert ds.header["CRVAL1"] == 150.1 and app.session_state["_selection"].header == ds.header
+    assert (ds.grid.pixel_arcmin, ds.grid.known) == (pytest.approx(0.5), True)
     raw = data.kappa_fits_bytes(kappa, ds.header)
     assert fits.getheader(io.BytesIO(raw))["CTYPE2"] == "DEC--TAN"
     buf = io.BytesIO()
     fits.PrimaryHDU(kappa, header=wcs).writeto(buf)
     observed = cache.observed_dataset(("k.fits", buf.getvalue()), None, 30.0)
-    assert observed.header["CRPIX1"] == 150.5
+    assert observed.header["CRPIX1"] == 150.5 and observed.note is None
+    # A κ map whose WCS states other pixels than the sidebar's: the sidebar's side is
+    # used (it made the galaxies), the WCS left out, and the sidebar says so.
+    other = cache.observed_dataset(("k.fits", buf.getvalue()), None, 30.0, pixel_arcmin=0.25)
+    assert other.header is None and other.pixel_arcmin == 0.25
+    assert "disagrees" in other.note and "WCS left out" in other.note
     assert io.BytesIO(payload).read(6) == b"SIMPLE"

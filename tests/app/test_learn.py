@@ -1,4 +1,5 @@
-"""The Learn page: the shear profile, KS93 in Fourier space, noise, mass sheet, Wiener."""
+"""The Learn page: the shear profile, KS93 in Fourier space, noise, mass sheet, Wiener,
+the loss lab and error bars."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pytest
 
 from lensviz.lab import findings, load_lab
 from tests.app.apptools import new_session, no_errors, specs
+from ui import cache
 
 
 def test_defaults_and_noise_slider_changes_the_numbers(app, open_page):
@@ -76,3 +78,31 @@ def test_without_a_lab_the_section_says_so(app, open_page):
     open_page(app, "Learn")
     no_errors(app)
     assert any("benchmarks.loss_lab" in i.value for i in app.info)
+
+
+def test_the_error_bar_section_sets_the_calibrated_band_beside_the_dropout_spread(
+    calibrated, open_page
+):
+    at = calibrated
+    open_page(at, "Learn")
+    no_errors(at)
+    assert any(h.value.startswith("7 · Error bars") for h in at.header)
+    assert "learn_errorbars_reliability" not in {c.key for c in at.get("plotly_chart")}
+    at.toggle(key="learn_errorbars").set_value(True).run()
+    no_errors(at)
+    sel = at.session_state["_selection"]
+    kappa, std, _ = cache.unet_errorbars(sel)
+    mean, spread = cache.unet_sigma(sel, "mc_dropout", cache.MC_PASSES)
+    truth = sel.sample_kappa
+    shown = {m.label: m.value for m in at.metric}
+    held = np.mean(np.abs(truth - kappa) <= std)
+    assert shown["Calibrated ±σ̂ holds"] == f"{100 * held:.0f} %"
+    assert shown["Dropout ±σ holds"] == f"{100 * np.mean(np.abs(truth - mean) <= spread):.0f} %"
+    assert "learn_errorbars_reliability" in {c.key for c in at.get("plotly_chart")}
+
+
+def test_the_error_bar_check_says_why_without_a_calibration(app, open_page):
+    open_page(app, "Learn")
+    app.toggle(key="learn_errorbars").set_value(True).run()
+    no_errors(app)
+    assert any("its error bars are not calibrated" in i.value for i in app.info)

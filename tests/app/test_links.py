@@ -31,8 +31,11 @@ def test_parse_and_write_are_inverse():
     assert links.parse_link(links.link_params(link)) == (link, [])
     custom = links.Link(n_gal=250.0, sample=0)
     assert links.parse_link(links.link_params(custom)) == (custom, [])
-    # Defaults are left out: the built-in set, seed 0, the default depth, the depth rule.
-    assert links.link_params(links.Link(seed=0, depth="lsst")) == {}
+    server = links.Link(source="server", dataset="tiles", pixel=0.29)
+    assert links.parse_link(links.link_params(server)) == (server, [])
+    # Defaults are left out: the built-in set, seed 0, the default depth, the depth rule,
+    # 0.5′ pixels.
+    assert links.link_params(links.Link(seed=0, depth="lsst", pixel=0.5)) == {}
 
 
 @pytest.mark.parametrize(
@@ -45,6 +48,7 @@ def test_parse_and_write_are_inverse():
         ({"n_gal": "0"}, "`n_gal=0` is not a galaxy density from 1 to 10000"),
         ({"depth": "shallow"}, "`depth=shallow` is not one of des, lsst, deep, noise-free"),
         ({"source": "ftp"}, "`source=ftp` is not one of sim, cosmos"),
+        ({"pixel": "0"}, "`pixel=0` is not a pixel side from 0.01 to 60 arcmin; showing 0.5′"),
     ],
 )
 def test_unusable_values_are_named_with_their_fallback(params, bad):

@@ -1,6 +1,7 @@
 """Compare: the true κ and the UNet, Wiener and KS93 κ with their residuals, the metrics
-with the best method starred, then the measured ellipticities, the UNet's per-pixel
-uncertainty (behind a toggle) and the downloads.
+with the best method starred, each method's calibrated error bars (± σ and S/N, with
+the coverage measured at this depth; behind a toggle), the measured ellipticities, the
+UNet's own uncalibrated spread (behind a toggle) and the downloads.
 
 Tiles and whole fields alike; pixels without galaxies are grey in every map
 (:meth:`ui.sidebar.Selection.masked`), the downloads keep the values. On a fresh server
@@ -16,12 +17,23 @@ import pandas as pd
 import streamlit as st
 
 from lensviz import plots
+from lensviz.depth import depth_label, effective_n_gal
+from lensviz.errorbars import COVERAGE_68, COVERAGE_95, coverage
 from lensviz.evaluation import HIGHER_IS_BETTER
+from lensviz.reliability import coverage_at
 from ui import cache
 from ui.downloads import kappa_fits, npy_bytes, slug
 from ui.layout import figure_grid
 from ui.sidebar import current
-from ui.text import HUGE_WMAPE, WIENER_NAME, best_method, format_number, ks93_label, wiener_label
+from ui.text import (
+    HUGE_WMAPE,
+    WIENER_NAME,
+    best_method,
+    format_number,
+    ks93_label,
+    percent,
+    wiener_label,
+)
 
 _METRIC_COLUMNS = {  # score() key → (column, help)
     "wmape": ("WMAPE", "Weighted mean absolute percentage error (lower is better)"),
@@ -57,11 +69,13 @@ def add_mean_ui() -> bool:
 def uncertainty_ui(usable: bool) -> tuple[bool, str, int]:
     """The uncertainty toggle and, when it is on, the method and number of passes."""
     on = st.toggle(
-        "UNet uncertainty",
+        "The UNet's own spread (uncalibrated)",
         key="compare_uncertainty",
         disabled=not usable,
-        help="Per-pixel σ of the UNet map from several stochastic or "
-        "transformed passes. Runs only while this is on.",
+        help="Per-pixel spread of the UNet map over several stochastic or transformed "
+        "passes: how much the model's answer moves, not an error bar. On held-out "
+        "simulations it covers the true κ in only 4–7 % of the pixels at ±1σ; the "
+        "calibrated error bars above hold 68 %. Runs only while this is on.",
     )
     if not on:
         return False, "", 0
@@ -123,7 +137,9 @@ def uncertainty_section(sel, truth, zrange, method: str, passes: int) -> None:
         f"mean of T = {passes} passes" if method == "mc_dropout" else "mean over the 8 symmetries"
     )
     figure_grid(
-        plots.uncertainty_cells(mean, std, truth=truth, zrange=zrange, mean_title=f"UNet: {what}"),
+        plots.uncertainty_cells(
+            mean, std, truth=truth, zrange=zrange, mean_title=f"UNet: {what}", axes=sel.axes
+        ),
         "compare_uncertainty_maps",
     )
     st.caption(
@@ -189,6 +205,157 @@ def uncertainty_section(sel, truth, zrange, method: str, passes: int) -> None:
     )
 
 
+# === Calibrated error bars ===
+
+#: The S/N colour scale of the error-bar view: ±SNR_RANGE.
+SNR_RANGE = 5.0
+_VIEWS = ("± σ", "S/N = κ̂ / σ̂")
+#: What the UNet's ±σ means on real data (one line under its panel).
+UNET_ON_REAL_DATA = (
+    "UNet ±σ: on simulated fields at this depth, κ̂ ± σ̂ held the true κ in 68 % of the "
+    "pixels; on the sky it holds as far as the sky is like those simulations."
+)
+
+
+def errorbars_ui() -> str | None:
+    """The error-bar toggle and, when it is on, the view; None while it is off."""
+    on = st.toggle(
+        "Calibrated error bars",
+        key="compare_errorbars",
+        help="Each method's σ̂: κ̂ ± σ̂ holds the true κ in 68.3 % of the pixels, and a "
+        "second, wider band (±2σ, the calibrated 95.4 % half-width) in 95.4 %, on "
+        "held-out simulations at every depth (split-conformal calibration, "
+        "lensviz.errorbars). Computed only while this is on.",
+    )
+    if not on:
+        return None
+    return st.segmented_control(
+        "View", _VIEWS, default=_VIEWS[0], key="compare_errorbar_view", required=True
+    )
+
+
+def coverage_method(sel, name: str) -> str | None:
+    """The method of :data:`lensviz.reliability.METHODS` whose measured coverage applies
+    to a map of the page, or None (KS93 at a smoothing the benchmark did not measure)."""
+    if name == "UNet":
+        return "unet"
+    if name.startswith(WIENER_NAME):
+        return "wiener"
+    if sel.ks93_rule:
+        return "ks93_rule"
+    return "ks93_raw" if sel.ks93_sigma_px == 0 else None
+
+
+def coverage_chips(sel, names) -> None:
+    """One chip per method: the coverage of its ±σ and ±2σ bands measured at the depth
+    nearest this sample's, on data like it (masked tiles or 384² fields)."""
+    tables = cache.coverage_tables(sel)
+    n_gal = float(effective_n_gal(sel.sample_eps[..., 2], sel.sigma_e, sel.pixel_arcmin))
+    kind = "masked_tiles" if sel.is_tile else "fields_384"
+    where = "masked 128² tiles" if sel.is_tile else "whole 384² fields"
+    with st.container(horizontal=True, gap="small"):
+        for name in names:
+            short = name.split(" (")[0]
+            method = coverage_method(sel, name)
+            table, source = tables.get(method, ({}, ""))
+            found = coverage_at(table, n_gal, method, kind) if method else None
+            if found is None:
+                why = (
+                    f"measured for raw KS93 and the depth rule's σ, not σ {sel.ks93_sigma_px:g} px"
+                    if method is None
+                    else "no model card or benchmark on this server measured it yet "
+                    "(python -m benchmarks.bench_errorbars)"
+                    + (" for this model" if method == "unet" else "")
+                )
+                st.badge(f"{short}: coverage not measured", color="gray", help=why)
+                continue
+            held = (
+                abs(found.coverage_68 - COVERAGE_68) <= 0.03
+                and abs(found.coverage_95 - COVERAGE_95) <= 0.015
+            )
+            st.badge(
+                f"{short}: ±σ holds {percent(found.coverage_68)} · ±2σ "
+                f"{percent(found.coverage_95)} at {depth_label(found.n_gal)}",
+                icon=":material/check:" if held else ":material/warning:",
+                color="green" if held else "orange",
+                help=f"Shares of the pixels of held-out simulated {where} at "
+                f"{depth_label(found.n_gal)} (the measured depth nearest this sample's "
+                f"{depth_label(n_gal)}) whose true κ lies within κ̂ ± σ̂ (target 68.3 %) and "
+                f"within the calibrated 95.4 % band (target 95.4 %); mean σ̂ "
+                f"{found.mean_std:.4f}. From {source}.",
+            )
+
+
+def errorbar_cells(sel, preds, bars, view: str) -> tuple[list, dict[int, str]]:
+    """The σ̂ maps on one scale, or κ̂/σ̂ on one diverging scale; and the caption under the
+    UNet's cell on real data."""
+    names = [n for n in preds if not isinstance(bars.get(n, ""), str)]
+    if view == _VIEWS[0]:
+        cells = plots.sigma_cells({f"{n} σ̂": sel.masked(bars[n][0]) for n in names}, axes=sel.axes)
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            snr = {f"{n} κ̂/σ̂": sel.masked(preds[n] / bars[n][0]) for n in names}
+        cells = plots.map_cells(
+            snr,
+            colorscale=plots.RESIDUAL_COLORSCALE,
+            zrange=(-SNR_RANGE, SNR_RANGE),
+            colorbar_title="S/N = κ̂ / σ̂",
+            label="S/N",
+            axes=sel.axes,
+        )
+    captions = {}
+    if "UNet" in names and not sel.has_truth:
+        captions[names.index("UNet")] = UNET_ON_REAL_DATA
+    return cells, captions
+
+
+def errorbars_section(sel, preds: dict[str, np.ndarray]) -> dict[str, tuple]:
+    """Each method's calibrated error bars while the toggle is on: its σ̂ (or S/N) map, a
+    coverage chip, and with a truth this sample's coverage; returns ``{method: (std,
+    hw95)}`` for the downloads (empty while off)."""
+    view = errorbars_ui()
+    if view is None:
+        return {}
+    bars = cache.errorbars(sel, preds)
+    shown = {n: b for n, b in bars.items() if not isinstance(b, str)}
+    if shown:
+        cells, captions = errorbar_cells(sel, preds, bars, view)
+        figure_grid(cells, "compare_errorbars", captions=captions)
+        coverage_chips(sel, list(shown))
+    for name, why in bars.items():
+        if not isinstance(why, str):
+            continue
+        if name == "UNet" and why.startswith(cache.UNCALIBRATED):
+            st.caption(
+                f"UNet ({sel.model_name}): {cache.UNCALIBRATED}.",
+                help=why.removeprefix(cache.UNCALIBRATED + ": "),
+            )
+        else:
+            st.caption(f"{name}: no error bars: {why}.")
+    if shown and sel.has_truth:
+        truth, footprint = sel.sample_kappa, ~sel.sample_mask
+        held = [
+            f"{n.split(' (')[0]} {percent(coverage(truth, preds[n], std, footprint))} within "
+            f"±σ, {percent(coverage(truth, preds[n], hw95, footprint))} within ±2σ"
+            for n, (std, hw95) in shown.items()
+        ]
+        st.caption(
+            "On this sample: "
+            + "; ".join(held)
+            + ". One sample's pixels are correlated: the chips give the coverage over "
+            "many held-out maps."
+        )
+    st.caption(
+        "σ̂ is each method's own calibrated error, so the methods compare on one scale: "
+        "smaller is sharper. ±2σ is the calibrated 95.4 % band (κ̂ ± kappa_hw95), which "
+        "near cluster cores is wider than twice σ̂, where the errors have heavy tails."
+        if view == _VIEWS[0]
+        else "κ̂ / σ̂: how many of its own error bars each map stands from 0. Where the "
+        "truth is known, compare with the residuals above."
+    )
+    return shown
+
+
 def residual_range(truth: np.ndarray, preds: dict[str, np.ndarray]) -> tuple[float, float]:
     """Colour limits of the residuals: from the Wiener residual.
 
@@ -229,10 +396,11 @@ def starred(table: pd.DataFrame):
     return table.style.format(formats)
 
 
-def downloads_ui(sel, preds: dict[str, np.ndarray], zrange) -> None:
+def downloads_ui(sel, preds: dict[str, np.ndarray], zrange, bars: dict | None = None) -> None:
     """``.npy`` (float32, exact values everywhere), FITS (κ and, on masked data, a MASK
-    extension) and a figure PNG (axes, colour bar, arcmin; pixels without data grey) per
-    prediction."""
+    extension; with the error bars shown, STD and HW95) and a figure PNG (axes, colour
+    bar, arcmin; pixels without data grey) per prediction."""
+    bars = bars or {}
     sample = sel.sample_name
     masked = sel.sample_mask.any()
     upscale = max(1, _PNG_SIDE_PX // max(sel.shape))
@@ -251,9 +419,10 @@ def downloads_ui(sel, preds: dict[str, np.ndarray], zrange) -> None:
             help=f"float32 array of shape {m.shape}, row 0 first; values everywhere, "
             "the pixels without galaxies included (Δε ≥ 1 in the data)",
         )
+        std, hw95 = bars.get(name, (None, None))
         col.download_button(
             "κ as FITS",
-            functools.partial(kappa_fits, sel, name, m),
+            functools.partial(kappa_fits, sel, name, m, std, hw95),
             file_name=f"{stem}.fits",
             mime="application/fits",
             key=f"dl_fits_{stem}",
@@ -261,7 +430,12 @@ def downloads_ui(sel, preds: dict[str, np.ndarray], zrange) -> None:
             icon=":material/download:",
             help="κ as float32 in the primary image (row 0 is the first row), with the "
             "WCS of a FITS input"
-            + (", and a MASK extension: 1 where there were no galaxies" if masked else ""),
+            + (", a MASK extension: 1 where there were no galaxies" if masked else "")
+            + (
+                ", and the calibrated error bars: STD (κ ± STD holds 68.3 %) and HW95 (95.4 %)"
+                if std is not None
+                else " (with the error bars shown above: STD and HW95 extensions)"
+            ),
         )
         col.download_button(
             "κ figure (PNG)",
@@ -291,7 +465,8 @@ def ellipticity_section(sel) -> None:
     eps = sel.sample_eps
     noiseless = not np.any(eps[..., 2][~sel.sample_mask])
     figure_grid(
-        plots.ellipticity_cells(eps, whiskers=show_whiskers, delta_e=not noiseless), "compare_eps"
+        plots.ellipticity_cells(eps, whiskers=show_whiskers, delta_e=not noiseless, axes=sel.axes),
+        "compare_eps",
     )
     st.caption(
         "ε1 > 0: galaxies stretched along x; ε2 > 0: along the x = y diagonal. "
@@ -319,8 +494,10 @@ def _shown(sel, preds: dict[str, np.ndarray], truth, add_mean: bool) -> dict[str
 def _cells(sel, preds, truth, zrange, residuals, add_mean) -> list:
     shown = _shown(sel, preds, truth, add_mean)
     if truth is None:
-        return plots.map_cells(shown, zrange=zrange)
-    return plots.comparison_cells(truth, shown, zrange=zrange, residual_zrange=residuals)
+        return plots.map_cells(shown, zrange=zrange, axes=sel.axes)
+    return plots.comparison_cells(
+        truth, shown, zrange=zrange, residual_zrange=residuals, axes=sel.axes
+    )
 
 
 def maps_grid(sel, zrange_of, add_mean: bool) -> dict[str, np.ndarray]:
@@ -444,11 +621,14 @@ sel = current()
 st.subheader("Convergence κ")
 preds, zrange = kappa_section(sel)
 
+st.subheader("Error bars")
+bars = errorbars_section(sel, preds)
+
 st.subheader("Measured ellipticities")
 ellipticity_section(sel)
 
-st.subheader("How far to trust each UNet pixel")
+st.subheader("The UNet's own spread")
 trust_section(sel, zrange)
 
 st.subheader("Downloads")
-downloads_ui(sel, preds, zrange)
+downloads_ui(sel, preds, zrange, bars)

@@ -40,7 +40,7 @@ truth = sel.sample_kappa
 preds = cache.kappa_maps(sel)
 codes = {name: metrics.dicee_confusion(truth, p) for name, p in preds.items()}
 
-figure_grid(plots.confusion_cells(codes), "dicee_fig")
+figure_grid(plots.confusion_cells(codes, axes=sel.axes), "dicee_fig")
 table = confusion_table(truth, preds, codes)
 fmt = st.column_config.NumberColumn
 st.dataframe(

@@ -21,6 +21,7 @@ from lensviz.plots import (
     line_figure,
     map_cells,
     outline_regions,
+    reliability_figure,
     robust_range,
 )
 from lensviz.plots.lab import pareto_figure
@@ -124,8 +125,9 @@ def shear_section(sel) -> dict:
             "Largest |g|": f"{np.hypot(c['gamma1'], c['gamma2']).max():.3f}",
         }
     )
-    (whiskers,) = map_cells({"κ and the reduced shear g": c["kappa"]})
-    add_whiskers(whiskers, c["gamma1"], c["gamma2"], step=8, color="white")
+    axes = sel.axes_for(c["kappa"].shape, constants.PIXEL_ARCMIN)
+    (whiskers,) = map_cells({"κ and the reduced shear g": c["kappa"]}, axes=axes)
+    add_whiskers(whiskers, c["gamma1"], c["gamma2"], step=8, color="white", axes=axes)
     r, gt, diff = tangential_profile(c["kappa"], c["shear1"], c["shear2"], (h.y, h.x))
     profile = line_figure(
         r * constants.PIXEL_ARCMIN,
@@ -222,7 +224,8 @@ def fourier_section(c: dict) -> None:
                     "true κ": kappa,
                     "KS93 of its shear" + (" + noise" if noisy else ""): k_e,
                     "difference (true − KS93)": kappa - k_e,
-                }
+                },
+                axes=current().axes_for(kappa.shape, constants.PIXEL_ARCMIN),
             ),
             "learn_round_trip_maps",
         )
@@ -273,7 +276,10 @@ def noise_section(sel) -> None:
     if model is None:
         st.caption("No UNet weights: the UNet is left out.")
     maps = {"true κ": truth} | {name: m[i] for name, m in sweep["preds"].items()}
-    figure_grid(map_cells(maps, zrange=robust_range(truth, 0.5, 99.9)), "learn_noise_maps")
+    axes = sel.axes_for(truth.shape, constants.PIXEL_ARCMIN)
+    figure_grid(
+        map_cells(maps, zrange=robust_range(truth, 0.5, 99.9), axes=axes), "learn_noise_maps"
+    )
     curves = {name: rmse(np.broadcast_to(truth, m.shape), m) for name, m in sweep["preds"].items()}
     st.plotly_chart(
         line_figure(
@@ -495,7 +501,7 @@ def wiener_section(sel) -> None:
         wiener = None
     if wiener is not None:
         preds[WIENER_NAME] = wiener
-    sigma = ks93_sigma(sel.sample_eps[..., 2])
+    sigma = ks93_sigma(sel.sample_eps[..., 2], sel.sigma_e, sel.pixel_arcmin)
     preds[f"KS93 (σ {sigma:.2g} px, depth rule)"] = cache.ks93_kappa(sel, sigma, 0)
     # Shift the mean-zero linear maps by the true mean, so that the regions compare
     # structure rather than the mass-sheet offset (which favours the UNet everywhere).
@@ -504,9 +510,16 @@ def wiener_section(sel) -> None:
     shown = {f"true κ (sample {sel.index})": truth} | {
         name: shifted[name] for name in ("UNet", WIENER_NAME) if name in shifted
     }
-    figures = map_cells(shown, zrange=robust_range(truth, 0.5, 99.9))
+    figures = map_cells(shown, zrange=robust_range(truth, 0.5, 99.9), axes=sel.axes)
     for fig in figures:
-        outline_regions(fig, center=center, radius=radius_px, border=border_px, shape=truth.shape)
+        outline_regions(
+            fig,
+            center=center,
+            radius=radius_px,
+            border=border_px,
+            shape=truth.shape,
+            axes=sel.axes,
+        )
     table = pd.DataFrame.from_dict(region_rmse(truth, shifted, masks), orient="index").rename_axis(
         "method"
     )
@@ -572,14 +585,100 @@ def loss_lab_section() -> None:
     )
 
 
+def errorbars_section(sel) -> None:
+    st.header("7 · Error bars: a calibrated ±σ is not the spread of dropout passes")
+    st.markdown(
+        "Switch off random units of the UNet (Monte-Carlo dropout) or show it the field "
+        "rotated and flipped, and its answer moves a little. That spread measures how much "
+        "the *model* hesitates; it does not measure the *error* κ − κ̂, which comes mostly "
+        "from the shape noise of the galaxies and from what no method can see (the mean "
+        "mass, the holes, the structure below the noise). On held-out simulations the "
+        "dropout band ±σ holds the true κ in only 4–7 % of the pixels, where an honest "
+        "68 % band holds 68 %.\n\n"
+        "A **calibrated** ±σ is fitted to the errors themselves. For KS93 and Wiener, the "
+        "shape noise is propagated exactly through the filter, plus what the filter "
+        "removes and what the data cannot know; for the UNet, a small second network "
+        "learns, pixel by pixel, the 68.3 % quantile of its error |κ − κ̂| from what the UNet "
+        "saw. Then one factor per depth and pixel scale, measured on simulated fields that "
+        "neither network saw (split-conformal calibration), makes the band hold 68.3 % of "
+        "the pixels. The 95.4 % band is calibrated on its own, because near cluster cores "
+        "the errors have heavy tails and ±2σ would hold too few. What it promises is a "
+        "share over many pixels of fields like the simulations: on the sky, it holds as "
+        "far as the sky is like them."
+    )
+    if not st.toggle(
+        "Check it on the sidebar's sample",
+        key="learn_errorbars",
+        help="Runs 20 Monte-Carlo-dropout passes and the calibrated error bars of the "
+        "sidebar's UNet on its sample, and counts how often each band holds the true κ.",
+    ):
+        return
+    if not (sel.has_truth and sel.is_tile):
+        st.info(
+            "This check needs a simulated 128 × 128 tile with its true κ (the built-in set): "
+            "the dropout passes run on tiles, and coverage needs the truth."
+        )
+        return
+    got = cache.unet_errorbars(sel)
+    if isinstance(got, str):
+        st.info(f"The UNet ({sel.model_name}): {got}.")
+        return
+    kappa, std, _ = got
+    try:
+        mean, spread = cache.unet_sigma(sel, "mc_dropout", cache.MC_PASSES)
+    except (ValueError, OSError) as exc:
+        st.error(f"Could not run the dropout passes: {exc}")
+        return
+    truth = sel.sample_kappa
+    calibrated = cache.uncertainty_calibration(truth, kappa, std)
+    dropout = cache.uncertainty_calibration(truth, mean, np.maximum(spread, 1e-12))
+    c_fig, c_num = st.columns([3, 2], gap="medium")
+    c_fig.plotly_chart(
+        reliability_figure(
+            calibrated["expected"],
+            calibrated["observed"],
+            z=calibrated["z"],
+            name="calibrated σ̂",
+            points={"±1σ": (calibrated["expected_1sigma"], calibrated["within_1sigma"])},
+            others={
+                f"dropout spread ({cache.MC_PASSES} passes)": (
+                    dropout["expected"],
+                    dropout["observed"],
+                )
+            },
+        ),
+        key="learn_errorbars_reliability",
+        theme=None,
+    )
+    with c_num:
+        cards(
+            {
+                "Calibrated ±σ̂ holds": (
+                    f"{100 * calibrated['within_1sigma']:.0f} %",
+                    f"mean σ̂ {calibrated['mean_sigma']:.4f}; RMSE {calibrated['rmse']:.4f}",
+                ),
+                "Dropout ±σ holds": (
+                    f"{100 * dropout['within_1sigma']:.0f} %",
+                    f"mean spread {dropout['mean_sigma']:.4f}",
+                ),
+            }
+        )
+        st.caption(
+            "The share of this sample's pixels whose true κ lies within each band, against "
+            "what a Gaussian σ of that width would hold (the diagonal). One sample's pixels "
+            "are correlated: the Compare page's chips give the coverage over many maps."
+        )
+
+
 # === Page ===
 
 sel = current()
 st.markdown(
-    "Six short sections, each with its own control: how a cluster shears the galaxies "
+    "Seven short sections, each with its own control: how a cluster shears the galaxies "
     "behind it, what the Kaiser–Squires (KS93) inversion does, how the number of galaxies "
     "sets the noise, why KS93 cannot know the mean mass, why the Wiener filter is the "
-    "best linear map but not the best map, and what the training loss buys. The maps are "
+    "best linear map but not the best map, what the training loss buys, and what an "
+    "error bar on a mass map promises. The maps are "
     "128 × 128 pixels "
     f"of {constants.PIXEL_ARCMIN:g}′ (a {128 * constants.PIXEL_ARCMIN:g}′ field), sources at "
     f"z = {constants.Z_SOURCE:g}."
@@ -595,3 +694,5 @@ st.divider()
 wiener_section(sel)
 st.divider()
 loss_lab_section()
+st.divider()
+errorbars_section(sel)

@@ -227,7 +227,7 @@ def weights_section(sel) -> None:
 
     figure_grid(
         plots.weight_component_cells(
-            maps, combined, coeffs=coeffs, peaks=top_peaks(truth, N_PEAKS_SHOWN)
+            maps, combined, coeffs=coeffs, peaks=top_peaks(truth, N_PEAKS_SHOWN), axes=sel.axes
         ),
         "lw_grid",
     )
@@ -270,7 +270,7 @@ def lab_maps(sel, lab: LabResults, name: str, depth: str) -> None:
     preds = {f"{lab.label(ref)} (lab)": maps[ref]}
     if name != ref:
         preds[f"{label} (lab)"] = maps[name]
-    cells = plots.comparison_cells(truth, preds)
+    cells = plots.comparison_cells(truth, preds, axes=sel.axes)
     if name != ref:
         diff = maps[name] - maps[ref]
         cells += plots.map_cells(
@@ -279,6 +279,7 @@ def lab_maps(sel, lab: LabResults, name: str, depth: str) -> None:
             zrange=plots.symmetric_range(diff),
             colorbar_title="Δκ",
             label="Δκ",
+            axes=sel.axes,
         )
     figure_grid(cells, "lw_lab_grid")
     if name != ref:

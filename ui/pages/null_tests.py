@@ -9,38 +9,45 @@ works, the simulated ones too, where the truth shows what the tests miss.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from lensviz import constants, plots
 from lensviz.depth import depth_label, effective_n_gal
-from lensviz.nulltests import peak_region
+from lensviz.nulltests import (
+    B_OUTLIER_SIGMA,
+    DETECTION_FALSE_ALARM,
+    GAUSSIAN_OUTLIER_SHARE,
+    peak_region,
+    with_errorbars,
+)
 from ui import cache
 from ui.layout import figure_grid
 from ui.sidebar import Selection, current
-from ui.text import count, format_duration
+from ui.text import count, format_duration, percent, sky_position
 
 #: A peak is called a detection when at most this share of the noise maps reach its height.
-FALSE_ALARM = 0.05
+FALSE_ALARM = DETECTION_FALSE_ALARM
 #: |B| / noise rms beyond this is rare for Gaussian noise: B_GAUSSIAN_SHARE (0.27 %) of pixels.
-B_SIGMA = 3.0
-B_GAUSSIAN_SHARE = math.erfc(B_SIGMA / math.sqrt(2.0))
+B_SIGMA = B_OUTLIER_SIGMA
+B_GAUSSIAN_SHARE = GAUSSIAN_OUTLIER_SHARE
 PEAKS_LISTED = 5  # rows per method in the peak table
 
 
 def realisations_ui() -> int:
+    default, why = cache.default_noise_realisations()
+    options = sorted({*cache.NOISE_REALISATIONS, default})
     return int(
         st.select_slider(
             "Noise realisations",
-            cache.NOISE_REALISATIONS,
-            cache.DEFAULT_NOISE_REALISATIONS,
+            options,
+            default,
             key="null_n_noise",
             help="Maps of the same galaxies with random orientations: no lensing signal, "
             "the same shape noise. More maps give a finer false-alarm rate (1 / number) "
-            "and take proportionally longer (the UNet runs on every one).",
+            "and a steadier 5 % decision, and take proportionally longer (the UNet runs on "
+            f"every one). {why}.",
         )
     )
 
@@ -79,52 +86,72 @@ def snr_maps(sel: Selection, results: dict[str, dict]) -> tuple[dict, dict]:
 def detections(results: dict[str, dict]) -> dict[str, list[tuple[int, int, float]]]:
     """Each method's detections (false-alarm rate ≤ :data:`FALSE_ALARM`): (y, x, S/N)."""
     return {
-        name: [(p.y, p.x, p.snr) for p in r["peaks"] if p.false_alarm <= FALSE_ALARM]
-        for name, r in results.items()
+        name: [(p.y, p.x, p.snr) for p in r["peaks"] if p.detected] for name, r in results.items()
     }
 
 
-def e_over_b_table(results: dict[str, dict], snr_b: dict[str, np.ndarray]) -> pd.DataFrame:
+def e_over_b_table(results: dict[str, dict]) -> pd.DataFrame:
     rows = {}
     for name, r in results.items():
         mean, std = r["e_over_b_null"]
-        b = snr_b[name][np.isfinite(snr_b[name])]
         rows[name] = {
             "E/B, footprint": r["e_over_b"],
             "E/B, interior": r["e_over_b_interior"],
             "E/B of pure noise": f"{mean:.2f} ± {std:.2f}",
-            f"|B| > {B_SIGMA:g} noise rms": float(np.mean(np.abs(b) > B_SIGMA)),
-            "detections": sum(p.false_alarm <= FALSE_ALARM for p in r["peaks"]),
+            f"|B| > {B_SIGMA:g} noise rms": r["b_outlier_share"],
+            "detections": sum(p.detected for p in r["peaks"]),
         }
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("method")
 
 
-def peak_table(sel: Selection, results: dict[str, dict]) -> pd.DataFrame:
-    rows, a = [], sel.pixel_arcmin
+def peaks_with_errorbars(sel: Selection, results: dict[str, dict]) -> tuple[dict, dict]:
+    """Each method's peaks with their heights' calibrated error bars
+    (:func:`lensviz.nulltests.with_errorbars`) where the method has them; and for the
+    others, why not."""
+    bars = cache.errorbars(sel, results)
+    peaks, missing = {}, {}
     for name, r in results.items():
-        highest = sorted(r["peaks"], key=lambda p: -p.height)[:PEAKS_LISTED]
+        if isinstance(bars[name], str):
+            peaks[name], missing[name] = r["peaks"], bars[name]
+        else:
+            peaks[name] = with_errorbars(r["peaks"], *bars[name])
+    return peaks, missing
+
+
+def _interval(p) -> str:
+    lo, hi = p.false_alarm_interval
+    return f"{percent(p.false_alarm)} ({percent(lo).removesuffix(' %')}–{percent(hi)})"
+
+
+def peak_table(sel: Selection, peaks: dict[str, list]) -> pd.DataFrame:
+    """The :data:`PEAKS_LISTED` highest peaks of each method: where (pixels, arcmin, RA/Dec
+    with a WCS), the height with its calibrated error bars, S/N and the false-alarm rate
+    with its 68.3 % binomial interval."""
+    rows, wcs = [], sel.grid.wcs
+    for name, found in peaks.items():
+        highest = sorted(found, key=lambda p: -p.height)[:PEAKS_LISTED]
         for rank, p in enumerate(highest, start=1):
-            rows.append(
-                {
-                    "method": name,
-                    "rank": rank,
-                    "(y, x) px": f"({p.y}, {p.x})",
-                    "(y, x) arcmin": f"({p.y * a:.1f}, {p.x * a:.1f})",
-                    "κ": p.height,
-                    "noise rms": p.noise_rms,
-                    "S/N": p.snr,
-                    "false alarm": p.false_alarm,
-                }
+            arcmin, radec = sky_position(p.y, p.x, sel.pixel_arcmin, wcs)
+            row = {"method": name, "rank": rank, "(y, x) px": f"({p.y}, {p.x})"}
+            row["(x, y) arcmin"] = arcmin
+            if radec is not None:
+                row["RA, Dec"] = radec
+            row["κ ± σ̂ (95.4 %)"] = (
+                f"{p.height:.3f}"
+                if p.std is None
+                else f"{p.height:.3f} ± {p.std:.3f} (± {p.hw95:.3f})"
             )
+            row["S/N"] = p.snr
+            row["false alarm"] = _interval(p)
+            rows.append(row)
     return pd.DataFrame(rows).set_index("method")
 
 
-def unet_b_sentence(snr_b: dict[str, np.ndarray]) -> str:
+def unet_b_sentence(results: dict[str, dict]) -> str:
     """What the UNet's B map says about it, when there is one."""
-    if "UNet" not in snr_b:
+    if "UNet" not in results:
         return ""
-    b = snr_b["UNet"][np.isfinite(snr_b["UNet"])]
-    share = float(np.mean(np.abs(b) > B_SIGMA))
+    share = float(results["UNet"]["b_outlier_share"])
     if share <= 5 * B_GAUSSIAN_SHARE:
         return (
             f" Here its B map looks like noise ({share:.1%} of its pixels beyond "
@@ -137,9 +164,7 @@ def unet_b_sentence(snr_b: dict[str, np.ndarray]) -> str:
     )
 
 
-def trust_text(
-    sel: Selection, results: dict[str, dict], snr_b: dict[str, np.ndarray], n_noise: int
-) -> str:
+def trust_text(sel: Selection, results: dict[str, dict], n_noise: int) -> str:
     """What a reconstruction of these data can and cannot tell, with this sample's numbers."""
     eps = sel.sample_eps
     n_gal = float(effective_n_gal(eps[..., 2], sel.sigma_e, sel.pixel_arcmin))
@@ -161,18 +186,21 @@ massive clusters of 10¹⁴–10¹⁵ solar masses, rise above it.
 
 - **Trust the detections**, the peaks that at most {FALSE_ALARM:.0%} of the {n_noise}
   noise maps reach anywhere in the field. Their positions are good to a few pixels.
-  A lower peak may be real, but noise can make it as well.
-- **Do not trust** a pixel's κ value, a peak's height (it depends on the smoothing, on
-  Wiener's power spectrum, on the UNet's training simulations), the field's mean (a
-  uniform sheet of mass makes no shear), or anything in the grey areas (no galaxies:
-  there the maps are interpolated from around).
+  A lower peak may be real, but noise can make it as well. A rate near {FALSE_ALARM:.0%}
+  is uncertain itself: its interval says how far another set of noise maps could move it.
+- **A height holds within its error bar**, κ ± σ̂ in 68 % of cases and within the wider
+  95.4 % band in 95 %, as calibrated on simulated fields at this depth: for each method's
+  own map (its smoothing, Wiener's power spectrum, the UNet's training simulations), and
+  on the sky as far as the sky is like those simulations.
+- **Do not trust** the field's mean (a uniform sheet of mass makes no shear), or anything
+  in the grey areas (no galaxies: there the maps are interpolated from around).
 - **B modes.** Gravity makes none, so the B maps show noise and systematics (an
   imperfect PSF correction, for instance). B at the E level means no signal is seen.
   E/B is near 1 for pure noise (the table gives the spread).
 - **The UNet** learned simulated ΛCDM clusters on {constants.PIXEL_ARCMIN:g}′ pixels.
   On real data its map leans on that prior. Believe the peaks that pass the test with
   KS93 and Wiener too, and treat its amplitudes as estimates made for simulations.
-  {unet_b_sentence(snr_b)}
+  {unet_b_sentence(results)}
 """
 
 
@@ -200,7 +228,7 @@ if results is None:
 
 st.subheader("Maps in units of their noise")
 snr_e, snr_b = snr_maps(sel, results)
-figure_grid(plots.significance_cells(snr_e, snr_b, detections(results)), "null_snr")
+figure_grid(plots.significance_cells(snr_e, snr_b, detections(results), axes=sel.axes), "null_snr")
 st.caption(
     f"Top of each cell: the method's map divided by its noise rms per pixel, from {n_noise} "
     "noise maps (S/N). Bottom: the same for the 45°-rotated data, the B modes, which should "
@@ -213,7 +241,7 @@ st.caption(
 )
 
 st.subheader("E against B")
-table = e_over_b_table(results, snr_b)
+table = e_over_b_table(results)
 st.table(
     table.style.format(
         {
@@ -234,16 +262,20 @@ st.caption(
 )
 
 st.subheader("The most significant peaks")
-st.table(
-    peak_table(sel, results).style.format(
-        {"κ": "{:.3f}", "noise rms": "{:.3f}", "S/N": "{:.1f}", "false alarm": "{:.0%}"}
-    )
-)
+peaks, uncalibrated = peaks_with_errorbars(sel, results)
+st.table(peak_table(sel, peaks).style.format({"S/N": "{:.1f}"}))
 st.caption(
-    f"The {count(PEAKS_LISTED, 'highest peak')} of each method, the most significant "
-    "first. False alarm: the share of noise maps whose highest peak in the field is at "
-    "least as high. (y, x) = (row, column)."
+    f"The {count(PEAKS_LISTED, 'highest peak')} of each method, the highest first. "
+    "(y, x) = (row, column); (x, y) arcmin from the map's first corner, as on the map axes"
+    + (", and the right ascension and declination of the pixel" if sel.grid.wcs else "")
+    + ". κ ± σ̂: the peak's height and its calibrated error bar (68.3 %), in brackets the "
+    "half-width of the 95.4 % band. False alarm: the share of noise maps whose highest "
+    "peak in the field is at least as high, and its 68.3 % binomial (Wilson) interval over "
+    f"the {n_noise} noise maps: a detection is at most {FALSE_ALARM:.0%}."
 )
+for name, why in uncalibrated.items():
+    short = cache.UNCALIBRATED if why.startswith(cache.UNCALIBRATED) else f"none: {why}"
+    st.caption(f"{name}: heights without error bars, {short}.")
 
 st.subheader("What can be trusted")
-st.markdown(trust_text(sel, results, snr_b, n_noise))
+st.markdown(trust_text(sel, results, n_noise))
