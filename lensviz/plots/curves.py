@@ -66,6 +66,7 @@ METHOD_COLORS = {
 }
 _PALETTE = ("#d62728", "#1f77b4", "#7f7f7f", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 _HEIGHT = 330
+_LEGEND_UNDER_PX = 50  # room for a legend under a figure's axes (two rows)
 
 
 def _color(name: str, i: int) -> str:
@@ -693,4 +694,9 @@ def reliability_figure(
         scaleratio=1,
         constrain="domain",
     )
-    return _layout(fig, height=360)
+    _layout(fig, height=360 + _LEGEND_UNDER_PX)
+    # The legend under the axes: above them it covered the top of the square plot.
+    return fig.update_layout(
+        margin=dict(t=20, b=60 + _LEGEND_UNDER_PX),
+        legend=dict(orientation="h", yref="container", y=0.0, yanchor="bottom", x=0.0),
+    )

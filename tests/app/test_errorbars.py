@@ -32,8 +32,6 @@ from ui import cache
 from ui.downloads import kappa_fits
 from ui.text import percent
 
-KS93 = "KS93 (σ 4 px)"
-
 
 def z_of(spec: dict, panel: int = 0) -> np.ndarray:
     heat = [t for t in spec["data"] if t["type"] == "heatmap"][panel]
@@ -53,7 +51,7 @@ def test_every_method_gets_its_calibrated_sigma_a_coverage_chip_and_fits_extensi
 ):
     at = show_errorbars(calibrated)
     cells = chart_specs(at, "compare_errorbars")
-    assert [panel_titles(c) for c in cells] == [["UNet σ̂"], ["Wiener σ̂"], [f"{KS93} σ̂"]]
+    assert [panel_titles(c) for c in cells] == [["UNet σ̂"], ["Wiener σ̂"], ["KS93 σ̂"]]
     eps, kappa = first_sample()
     model = load_model(calibrated_dir / "tinyfield.keras")
     _, std, hw95 = errorbar_predictor(model, load_sigma_net(calibrated_dir / "tinyfield.keras"))(
@@ -85,7 +83,7 @@ def test_every_method_gets_its_calibrated_sigma_a_coverage_chip_and_fits_extensi
     # The S/N view: κ̂/σ̂ on one diverging scale of ±5.
     show_errorbars(at, "S/N = κ̂ / σ̂")
     snr = chart_specs(at, "compare_errorbars")
-    assert [panel_titles(c) for c in snr] == [["UNet κ̂/σ̂"], ["Wiener κ̂/σ̂"], [f"{KS93} κ̂/σ̂"]]
+    assert [panel_titles(c) for c in snr] == [["UNet κ̂/σ̂"], ["Wiener κ̂/σ̂"], ["KS93 κ̂/σ̂"]]
     np.testing.assert_allclose(z_of(snr[0]), sel.masked(unet_kappa / std), rtol=1e-4)
     assert (snr[0]["layout"]["coloraxis"]["cmin"], snr[0]["layout"]["coloraxis"]["cmax"]) == (
         -5.0,
@@ -105,7 +103,7 @@ def test_every_method_gets_its_calibrated_sigma_a_coverage_chip_and_fits_extensi
 def test_a_unet_without_a_calibration_says_so_in_one_line(app):
     show_errorbars(app)
     cells = chart_specs(app, "compare_errorbars")
-    assert [panel_titles(c) for c in cells] == [["Wiener σ̂"], [f"{KS93} σ̂"]]
+    assert [panel_titles(c) for c in cells] == [["Wiener σ̂"], ["KS93 σ̂"]]
     assert (
         "UNet (tiny (shipped)): its error bars are not calibrated (calibration belongs to "
         "the model it was fitted on)." in texts(app.caption)

@@ -290,11 +290,14 @@ def errorbar_cells(sel, preds, bars, view: str) -> tuple[list, dict[int, str]]:
     """The σ̂ maps on one scale, or κ̂/σ̂ on one diverging scale; and the caption under the
     UNet's cell on real data."""
     names = [n for n in preds if not isinstance(bars.get(n, ""), str)]
+    # Titles name the method without its settings ("KS93 σ̂"): the κ cells have them.
+    short = {n: n.split(" (")[0] for n in names}
     if view == _VIEWS[0]:
-        cells = plots.sigma_cells({f"{n} σ̂": sel.masked(bars[n][0]) for n in names}, axes=sel.axes)
+        std = {f"{short[n]} σ̂": sel.masked(bars[n][0]) for n in names}
+        cells = plots.sigma_cells(std, axes=sel.axes)
     else:
         with np.errstate(divide="ignore", invalid="ignore"):
-            snr = {f"{n} κ̂/σ̂": sel.masked(preds[n] / bars[n][0]) for n in names}
+            snr = {f"{short[n]} κ̂/σ̂": sel.masked(preds[n] / bars[n][0]) for n in names}
         cells = plots.map_cells(
             snr,
             colorscale=plots.RESIDUAL_COLORSCALE,

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from lensviz import constants, plots
+from lensviz import plots
 from lensviz.depth import depth_label, effective_n_gal
 from lensviz.nulltests import (
     B_OUTLIER_SIGMA,
@@ -173,11 +173,7 @@ def trust_text(sel: Selection, results: dict[str, dict], n_noise: int) -> str:
     region = peak_region(~sel.sample_mask)
     ks93_name = next(n for n in results if n.startswith("KS93"))
     ks93_noise = float(np.median(results[ks93_name]["noise_rms"][region])) if region.any() else 0.0
-    pixels = (
-        f"{sel.pixel_arcmin:g}′ pixels"
-        if sel.pixel_arcmin == constants.PIXEL_ARCMIN
-        else f"{sel.pixel_arcmin:g}′ pixels ({constants.PIXEL_ARCMIN:g}′ in training)"
-    )
+    pixels = f"{sel.pixel_arcmin:.3g}′ pixels"
     return f"""
 **What these data can tell.** {depth_label(n_gal)} over {footprint:.0%} of the field, about
 {per_pixel:.1f} galaxies per {pixels}. The noise of the {ks93_name} map is κ ≈
@@ -197,9 +193,10 @@ massive clusters of 10¹⁴–10¹⁵ solar masses, rise above it.
 - **B modes.** Gravity makes none, so the B maps show noise and systematics (an
   imperfect PSF correction, for instance). B at the E level means no signal is seen.
   E/B is near 1 for pure noise (the table gives the spread).
-- **The UNet** learned simulated ΛCDM clusters on {constants.PIXEL_ARCMIN:g}′ pixels.
-  On real data its map leans on that prior. Believe the peaks that pass the test with
-  KS93 and Wiener too, and treat its amplitudes as estimates made for simulations.
+- **The UNet** learned simulated ΛCDM clusters (a warning under the page's title says
+  when these data lie outside what it saw). On real data its map leans on that prior.
+  Believe the peaks that pass the test with KS93 and Wiener too, and treat its
+  amplitudes as estimates made for simulations.
   {unet_b_sentence(results)}
 """
 
