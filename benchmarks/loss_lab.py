@@ -140,7 +140,8 @@ class Variant:
 
     ``coeffs`` are the five MultiFocal coefficients of the loss (the focal loss is
     focal alone; None for MSE). ``init`` is ``"warm"``, ``"scratch"`` or, for a fine-tune,
-    the variant it starts from.
+    the variant it starts from. A fine-tune takes the ``[finetune]`` table's settings
+    but those it names itself (``overrides``: ``which``, ``epochs``, ``n_samples``).
     """
 
     name: str
@@ -150,7 +151,11 @@ class Variant:
     init: str
     note: str
     metric: str | None = None
-    which: str | None = None
+    overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def which(self) -> str | None:
+        return self.overrides.get("which")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,10 +198,14 @@ class LabConfig:
     def repeat_model(self, name: str) -> Path:
         return self.runs / "repeat" / f"{name}_s{self.repeat['seed']}.keras"
 
+    def finetune_settings(self, v: Variant) -> dict[str, Any]:
+        """The ``[finetune]`` table with a fine-tune variant's own settings over it."""
+        return {**self.finetune, **dict(v.overrides)}
+
     def steps(self, v: Variant) -> int:
         if v.kind == "train":
             return int(self.train["epochs"]) * int(self.train["steps_per_epoch"])
-        f = self.finetune
+        f = self.finetune_settings(v)
         return int(f["epochs"]) * max(1, int(f["n_samples"]) // int(f["batch_size"]))
 
 
@@ -232,9 +241,14 @@ def _variant(d: Mapping, source: str, kind: str, start: str | None) -> Variant:
         metric = d.get("metric")
         if metric not in METRICS:
             raise ValueError(f"{source}: fine-tune {name!r} aims at {metric!r}; expected {METRICS}")
-        which = d.get("which")
+        overrides = {k: d[k] for k in ("which", "epochs", "n_samples") if k in d}
+        which = overrides.get("which")
         if which is not None and which not in ("last", "decoder", "all"):
             raise ValueError(f"{source}: fine-tune {name!r} trains {which!r}")
+        for key in ("epochs", "n_samples"):
+            value = overrides.get(key, 1)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{source}: fine-tune {name!r} has {key} = {value!r}")
         return Variant(
             name,
             "finetune",
@@ -243,7 +257,7 @@ def _variant(d: Mapping, source: str, kind: str, start: str | None) -> Variant:
             str(start),
             str(d.get("note", "")),
             metric=metric,
-            which=which,
+            overrides=overrides,
         )
     loss = d.get("loss")
     if loss not in LOSSES:

@@ -45,7 +45,8 @@ __all__ = [
 def variant_label(v: Variant, seed: int | None = None) -> str:
     """A variant's display name: "MSE", "MultiFocal − peaks", "fine-tune → DICEE", ..."""
     if v.kind == "finetune":
-        label = f"fine-tune → {v.metric.upper()}" + (" (decoder)" if v.which == "decoder" else "")
+        part = {"decoder": " (decoder)", "all": " (all layers)"}.get(v.which or "", "")
+        label = f"fine-tune → {v.metric.upper()}{part}"
     elif v.loss == "mse":
         label = "MSE"
     elif v.loss == "focal":
@@ -95,7 +96,8 @@ def _run_record(cfg: LabConfig, v: Variant, seed: int | None = None) -> dict:
     s = json.loads(path.read_text(encoding="utf-8"))
     return {
         "wall_time_s": s["wall_time_s"],
-        "samples": int(cfg.finetune["epochs"]) * int(cfg.finetune["n_samples"]),
+        "samples": int(cfg.finetune_settings(v)["epochs"])
+        * int(cfg.finetune_settings(v)["n_samples"]),
         "trainable": s["trainable"],
         "term_scales": s["term_scales"],
     }
@@ -115,7 +117,7 @@ def variant_records(cfg: LabConfig) -> list[dict]:
                 "loss": v.loss,
                 "coeffs": None if v.coeffs is None else dict(v.coeffs),
                 "metric": v.metric,
-                "which": (v.which or cfg.finetune["which"]) if v.kind == "finetune" else None,
+                "which": cfg.finetune_settings(v)["which"] if v.kind == "finetune" else None,
                 "share": cfg.finetune["share"] if v.kind == "finetune" else None,
                 "init": v.init,
                 "steps": cfg.steps(v),

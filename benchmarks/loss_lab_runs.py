@@ -99,14 +99,14 @@ def stage_train(cfg: LabConfig) -> None:
 
 def finetune_config(cfg: LabConfig, v: Variant, seed: int | None = None) -> FinetuneConfig:
     """The FinetuneConfig of a fine-tune variant: (1 − share) MultiFocal + share · metric."""
-    f = cfg.finetune
+    f = cfg.finetune_settings(v)
     weights = {"multifocal": 1.0 - f["share"], "wmape": 0.0, "dicee": 0.0, "dpeaks": 0.0}
     weights[v.metric] = f["share"]
     return FinetuneConfig(
         loss="combined",
         coeffs=dict(v.coeffs),
         combined_weights=weights,
-        which=v.which or f["which"],
+        which=f["which"],
         epochs=f["epochs"],
         n_samples=f["n_samples"],
         batch_size=f["batch_size"],
