@@ -20,7 +20,7 @@ from lensviz.errorbars import (
     linear_errorbars,
     linear_shape,
     load_error_models,
-    missing_share,
+    missing_shares,
     noise_variance,
     save_error_models,
     sheet_variance,
@@ -76,13 +76,26 @@ def test_white_noise_through_smoothed_ks93_on_a_periodic_grid():
     np.testing.assert_allclose(var, 0.01 * np.mean(np.where(keep, w**2, 0.0)), rtol=1e-9)
 
 
-def test_missing_share_is_zero_in_full_data_and_one_deep_in_a_hole():
+def test_missing_shares_are_zero_in_full_data_and_one_deep_in_a_hole():
     d = np.full((64, 64), 0.1)
     d[20:44, 20:44] = constants.EMPTY_PIXEL_SIGMA
-    m = missing_share(d, 2.0)
-    assert m[2:10, 2:10].max() < 1e-6 and m[30:34, 30:34].min() > 0.999
-    edge = missing_share(np.full((64, 64), 0.1), 8.0, pad=32)  # beyond the edges: no data
-    assert edge[0, 32] > 0.4 and edge[32, 32] < 0.01
+    m2, m8, m32 = missing_shares(d)
+    assert m2[2:10, 2:10].max() < 1e-6 and m2[30:34, 30:34].min() > 0.999
+    assert m2[32, 32] > m8[32, 32] > m32[32, 32]  # wider neighbourhoods reach the data
+    # beyond the edges there are no galaxies: the edge lies half a pixel outside pixel 0,
+    # so a Gaussian of 8 px sees the share Φ(−0.5/8) of its weight there
+    edge = missing_shares(np.full((64, 64), 0.1), pad=64)[1]
+    expected = 0.5 * (1.0 - math.erf(0.5 / 8.0 / math.sqrt(2.0)))
+    assert edge[0, 32] == pytest.approx(expected, abs=2e-3) and edge[32, 32] < 0.01
+
+
+def test_missing_shares_of_a_batch_are_those_of_each_map():
+    rng = np.random.default_rng(3)
+    d = np.where(rng.random((3, 40, 48)) < 0.2, constants.EMPTY_PIXEL_SIGMA, 0.1)
+    batch = missing_shares(d, pad=8)
+    assert batch.shape == (3, 3, 40, 48)
+    for i in range(3):
+        np.testing.assert_allclose(batch[:, i], missing_shares(d[i], pad=8), atol=1e-6)
 
 
 def test_conformal_quantiles_of_gaussian_scores():

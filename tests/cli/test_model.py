@@ -135,7 +135,10 @@ def test_predict_with_uncertainty_and_calibrate(tmp_path, run_cli, tiny_weights,
     assert status == 0
 
     with h5py.File(tmp_path / "u.h5") as f:
-        assert f["kappa_std"].shape == (6, 128, 128) and f.attrs["uncertainty"] == "mc_dropout (uncalibrated model spread)"
+        assert (
+            f["kappa_std"].shape == (6, 128, 128)
+            and f.attrs["uncertainty"] == "mc_dropout (uncalibrated model spread)"
+        )
         assert f["kappa_std"][...].mean() > 0
     status, out, _ = run_cli(
         "calibrate",
