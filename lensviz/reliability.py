@@ -5,14 +5,15 @@ Coverage of the calibrated error bars (:mod:`lensviz.errorbars`)
     calibrated to 68.3 %) and ``κ̂ ± kappa_hw95`` (``coverage_95``, 95.4 %), and the mean
     ``kappa_std``, per depth (``"5"``, ``"10"``, ``"30"``, ``"100"``, ``"300"`` galaxies
     per arcmin², ``"inf"``: no shape noise), per method (:data:`METHODS`) and per kind of
-    data (:data:`KINDS`), on held-out simulations. Two layouts are read:
+    data (:data:`KINDS`), on held-out simulations. Read from a model card
+    ``weights/NAME.json`` (under ``"errorbars"``, as ``"depths"`` or ``"coverage"``) or
+    the JSON of ``python -m benchmarks.bench_errorbars`` (under ``"coverage"``); each
+    depth's entry is read in either layout, told apart by its keys:
 
-    * a model card ``weights/NAME.json``, under ``"errorbars"``:
-      ``{"depths": {"30": {"unet": {"masked_tiles": {"coverage_68": …,
-      "coverage_95": …, "mean_std": …}, "fields_384": {…}}, …}, …}}``;
-    * the JSON of ``python -m benchmarks.bench_errorbars``, under ``"coverage"``:
-      ``{"30": {"masked_tiles": {"unet": {"all": {…}, "edge": {…}, …}, …}, …}, …}``
-      (the region ``"all"`` is read).
+    * method first: ``{"unet": {"masked_tiles": {"coverage_68": …, "coverage_95": …,
+      "mean_std": …}, "fields_384": {…}}, …}``;
+    * kind first, as the benchmark writes it: ``{"masked_tiles": {"unet": {"all": {…},
+      "edge": {…}, …}, …}, …}`` (the region ``"all"`` is read).
 
     :func:`coverage_at` picks the measured depth nearest to a field's
     (:func:`nearest_depth`).
@@ -163,10 +164,9 @@ def read_coverage(path) -> dict[str, dict[str, dict[str, Coverage]]]:
         No such file.
     """
     values = _load(path)
-    if "errorbars" in values:
-        depths, card = (values["errorbars"] or {}).get("depths", {}), True
-    else:
-        depths, card = values.get("coverage", {}), False
+    if isinstance(values.get("errorbars"), Mapping):  # a model card
+        values = values["errorbars"]
+    depths = values.get("depths", values.get("coverage", {}))
     if not isinstance(depths, Mapping):
         raise ValueError(f"{path}: the coverage must be an object of depths")
     out: dict = {}
@@ -180,12 +180,13 @@ def read_coverage(path) -> dict[str, dict[str, dict[str, Coverage]]]:
             ) from None
         if not isinstance(row, Mapping):
             raise ValueError(f"{where}: expected an object")
+        kind_first = any(k in KINDS for k in row)
         found: dict = {}
         for first, inner in row.items():
             if not isinstance(inner, Mapping):
                 continue  # e.g. a benchmark's unet_std_over_wiener
             for second, node in inner.items():
-                method, kind = (first, second) if card else (second, first)
+                method, kind = (second, first) if kind_first else (first, second)
                 if method in METHODS and kind in KINDS:
                     cov = _stats(node, f"{where}.{first}.{second}", depth, method, kind)
                     found.setdefault(method, {})[kind] = cov

@@ -49,9 +49,11 @@ def test_a_card_and_a_benchmark_read_alike(tmp_path):
     }
     (tmp_path / "card.json").write_text(json.dumps(card))
     (tmp_path / "bench.json").write_text(json.dumps(bench))
+    # A card may carry the benchmark's own layout under "errorbars" too.
+    (tmp_path / "card2.json").write_text(json.dumps({"sha256": "x", "errorbars": bench}))
     a = read_coverage(tmp_path / "card.json")
     b = read_coverage(tmp_path / "bench.json")
-    assert a == b
+    assert a == b == read_coverage(tmp_path / "card2.json")
     assert set(a) == set(DEPTHS) and set(a["30"]) == {"unet", "ks93_rule"}
     got = coverage_at(a, 33.0, "unet", "masked_tiles")
     assert (got.depth, got.coverage_68, got.coverage_95, got.mean_std) == ("30", 0.68, 0.95, 0.03)
