@@ -11,7 +11,8 @@ of :data:`README_SHOTS` (and the finished fine-tuning run, as ``finetune.png``) 
 ``docs/`` for the README. One session visits every page twice, reloads and is joined by
 a second session (cached results are replayed then, which once crashed the Null tests);
 a shareable link opens its page and selection, and the address bar follows the sidebar;
-the κ FITS downloads of KS93 arrive, on simulated data and on COSMOS.
+the κ FITS downloads of KS93 arrive, on simulated data and on COSMOS; Compare's error
+bars hold their layout, and COSMOS's maps read RA and Dec.
 With a non-default seed and model, a click on a row of Evaluate's per-sample table must
 open that sample on Compare with the same selection; a tiny fine-tuning run is started
 from the browser to check the live view and that its weights join the sidebar.
@@ -275,6 +276,39 @@ def test_the_cosmos_field_on_compare_and_null_tests(page, server):
         _keep(shot, name)
         if width == 1400 and os.environ.get("LENSVIZ_UPDATE_DOCS"):
             shutil.copyfile(shot, DOCS / "cosmos_null_tests.png")
+
+
+def test_compare_error_bars_and_the_sky_axes_of_cosmos(page, server):
+    """The calibrated error bars on Compare (± σ, then S/N) hold their layout on the three
+    screens, and COSMOS's maps read RA and Dec, north up."""
+    page.goto(server)
+    wait_for_run(page)
+    before = page.locator(".js-plotly-plot").count()
+    toggle = page.locator('[data-testid="stMain"] label').filter(has_text="Calibrated error bars")
+    toggle.scroll_into_view_if_needed()
+    rerun_after(page, toggle.first.click)
+    wait_for_run(page)
+    assert not problems(page), problems(page)
+    assert page.locator(".js-plotly-plot").count() >= before + 2  # at least Wiener and KS93
+    for width, height in SCREENS:
+        _at_size(page, width, height)
+        assert not layout_problems(page), (width, layout_problems(page))
+        name = f"compare_errorbars_{width}x{height}.png"
+        _keep(screenshot(page, SCREENSHOTS / name, width), name)
+    snr = page.locator('[data-testid="stMain"] button').filter(has_text="S/N")
+    snr.first.scroll_into_view_if_needed()
+    rerun_after(page, snr.first.click)
+    wait_for_run(page)
+    assert not problems(page), problems(page)
+    assert page.get_by_text("S/N = κ̂ / σ̂").count() > 0
+    source = page.locator('[data-testid="stSidebar"] label').filter(has_text="Real data: COSMOS")
+    rerun_after(page, source.click)
+    wait_for_run(page)
+    header = page.locator('[data-testid="stMain"] [data-testid="stCaptionContainer"]').first
+    assert "around RA 150." in header.inner_text(), header.inner_text()
+    assert page.get_by_text("RA, Dec [deg]").count() > 0
+    assert not problems(page), problems(page)
+    screenshot(page, SCREENSHOTS / "cosmos_compare_errorbars_1400.png", 1400)
 
 
 def test_every_page_twice_a_reload_and_a_second_session(browser, server):
