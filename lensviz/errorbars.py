@@ -200,7 +200,7 @@ def _convolve_noise(d: np.ndarray, kernel_hat: np.ndarray, pad: int) -> np.ndarr
 @lru_cache(maxsize=32)
 def _gaussian_kernel_hat(py: int, px: int, sigma_px: float) -> np.ndarray:
     """The squared-kernel transform of KS93 smoothed by σ (cached: the same for every map)."""
-    hat = _squared_kernel_hat(py, px, gaussian_transfer(py, px, sigma_px))
+    hat = _squared_kernel_hat(py, px, gaussian_transfer(py, px, sigma_px)).astype(np.complex64)
     hat.setflags(write=False)
     return hat
 
@@ -222,18 +222,47 @@ def missing_shares(delta_e, pad: int = 0) -> np.ndarray:
     True
     """
     d = np.asarray(delta_e)
-    ny, nx = d.shape[-2:]
-    widths = [(0, 0)] * (d.ndim - 2) + [(pad, pad), (pad, pad)]
-    filled = np.pad((d < constants.EMPTY_PIXEL_SIGMA).astype(np.float32), widths)
-    py, px = ny + 2 * pad, nx + 2 * pad
-    filled_hat = sfft.rfft2(filled)
+    filled_hat = _filled_hat(d, pad)
+    transfers = _missing_transfers(*_padded(d.shape, pad))
+    return np.stack(
+        [np.clip(1.0 - _smooth(filled_hat, g, d.shape, pad), 0.0, 1.0) for g in transfers]
+    )
+
+
+def _padded(shape, pad: int) -> tuple[int, int]:
+    return shape[-2] + 2 * pad, shape[-1] + 2 * pad
+
+
+def _filled_hat(delta_e: np.ndarray, pad: int) -> np.ndarray:
+    """The half-plane transform of "this pixel has galaxies", zero-padded, float32."""
+    widths = [(0, 0)] * (delta_e.ndim - 2) + [(pad, pad), (pad, pad)]
+    filled = np.pad((delta_e < constants.EMPTY_PIXEL_SIGMA).astype(np.float32), widths)
+    return sfft.rfft2(filled)
+
+
+@lru_cache(maxsize=16)
+def _missing_transfers(py: int, px: int) -> np.ndarray:
+    """The half-plane Gaussian transfers of :data:`MISSING_SMOOTH_PX`, ``(3, py, px//2+1)``."""
     half = px // 2 + 1
-    out = []
-    for sigma in MISSING_SMOOTH_PX:
-        g = gaussian_transfer(py, px, sigma)[:, :half].astype(np.float32)
-        smooth = sfft.irfft2(filled_hat * g, s=(py, px))[..., pad : pad + ny, pad : pad + nx]
-        out.append(np.clip(1.0 - smooth, 0.0, 1.0))
-    return np.stack(out)
+    g = np.stack([gaussian_transfer(py, px, s)[:, :half] for s in MISSING_SMOOTH_PX])
+    g = g.astype(np.float32)
+    g.setflags(write=False)
+    return g
+
+
+def _smooth(filled_hat: np.ndarray, transfer: np.ndarray, shape, pad: int) -> np.ndarray:
+    """The inverse transform of ``filled_hat · transfer``, cropped to the field."""
+    ny, nx = shape[-2:]
+    out = sfft.irfft2(filled_hat * transfer, s=_padded(shape, pad))
+    return out[..., pad : pad + ny, pad : pad + nx]
+
+
+def _missing_term(filled_hat: np.ndarray, b: np.ndarray, shape, pad: int) -> np.ndarray:
+    """``Σ_s b_s m_s(x)`` of maps ``(N, ny, nx)`` with weights ``b`` ``(N, 3)``: the
+    weighted smoothings summed in Fourier space, one inverse transform per map."""
+    b = np.asarray(b, np.float32)
+    transfer = np.einsum("ns,syx->nyx", b, _missing_transfers(*_padded(shape, pad)))
+    return b.sum(axis=1)[:, None, None] - _smooth(filled_hat, transfer, shape, pad)
 
 
 @lru_cache(maxsize=64)
@@ -282,7 +311,7 @@ def _wiener_kernel_table(signal, py: int, px: int, pixel_arcmin: float):
         w = s / (s + n)
         kernels.append(_squared_kernel_hat(py, px, w))
         biases.append(float(np.mean((1.0 - w) ** 2 * s)))
-    table = np.stack(kernels)
+    table = np.stack(kernels).astype(np.complex64)
     table.setflags(write=False)
     return table, np.asarray(biases)
 
@@ -300,9 +329,9 @@ def _linear_parts(eps: np.ndarray, method: str, signal, sigma_px: float, pad: in
     """``(σ²_noise (N, ny, nx), V_bias (N,), V_sheet, V_κ)`` of maps ``(N, ny, nx, 3)``."""
     n_maps, ny, nx = eps.shape[:3]
     py, px = ny + 2 * pad, nx + 2 * pad
-    d = np.asarray(eps[..., 2], np.float64)
+    d = np.asarray(eps[..., 2], np.float32)  # float32 FFTs: the error bar of an error bar
     filled = d < constants.EMPTY_PIXEL_SIGMA
-    var = np.zeros((n_maps, py, px))
+    var = np.zeros((n_maps, py, px), np.float32)
     var[:, pad : pad + ny, pad : pad + nx] = np.where(filled, d * d, 0.0)
     var_hat = sfft.rfft2(var)
     p = float(pixel_arcmin)
@@ -380,10 +409,19 @@ def linear_shape(
     )
     if parts:
         return noise[0], float(v_bias[0]), v_sheet, v_kappa
-    c, a, h, *b, e = params
-    m = missing_shares(eps[..., 2], pad)
-    var = c * noise[0] + a * v_bias[0] + h * v_sheet + (np.tensordot(b, m, 1) + e) * v_kappa
-    return np.sqrt(var).astype(np.float32)
+    var = _shape_variance(eps[None], (noise, v_bias, v_sheet, v_kappa), [params], pad)
+    return np.sqrt(var[0]).astype(np.float32)
+
+
+def _shape_variance(batch: np.ndarray, parts, params, pad: int) -> np.ndarray:
+    """``s(x)²`` of maps ``(N, ny, nx, 3)`` from their :func:`_linear_parts` and one row
+    of shape parameters ``(c, a, h, b_2, b_8, b_32, e)`` per map."""
+    noise, v_bias, v_sheet, v_kappa = parts
+    params = np.asarray(params, np.float64).reshape(len(batch), N_LINEAR_PARAMS)
+    c, a, h, e = (params[:, i, None, None] for i in (0, 1, 2, -1))
+    missing = _missing_term(_filled_hat(batch[..., 2], pad), params[:, 3:-1], batch.shape[1:3], pad)
+    var = c * noise + a * np.asarray(v_bias)[:, None, None] + h * v_sheet + (missing + e) * v_kappa
+    return np.maximum(var, 0.0)
 
 
 # === Calibration ===
@@ -854,20 +892,14 @@ def linear_errorbars(
     sigmas = np.broadcast_to(np.asarray(sigma_px, np.float64), len(batch))
     std = np.empty(batch.shape[:3], np.float32)
     hw95 = np.empty(batch.shape[:3], np.float32)
-    m_all = missing_shares(batch[..., 2], pad)  # (3, N, ny, nx)
     depths = effective_n_gal(batch[..., 2], pixel_arcmin=pixel_arcmin)
     for sigma in np.unique(sigmas):
         pick = np.flatnonzero(sigmas == sigma)
-        noise, v_bias, v_sheet, v_kappa = _linear_parts(
-            batch[pick], model.method, signal, float(sigma), pad, pixel_arcmin
-        )
-        for j, i in enumerate(pick):
-            n_gal = float(depths[i])
-            c, a, h, *b, e = model.shape_params(n_gal, float(sigma))
-            m = m_all[:, i]
-            var = c * noise[j] + a * v_bias[j] + h * v_sheet + (np.tensordot(b, m, 1) + e) * v_kappa
-            shape = np.sqrt(var)
-            q68, q95 = model.factors(n_gal, float(sigma), pixel_arcmin)
-            std[i] = q68 * shape
-            hw95[i] = q95 * shape
+        maps, s = batch[pick], float(sigma)
+        parts = _linear_parts(maps, model.method, signal, s, pad, pixel_arcmin)
+        params = [model.shape_params(float(depths[i]), s) for i in pick]
+        shape = np.sqrt(_shape_variance(maps, parts, params, pad))
+        q = np.array([model.factors(float(depths[i]), s, pixel_arcmin) for i in pick])
+        std[pick] = q[:, 0, None, None] * shape
+        hw95[pick] = q[:, 1, None, None] * shape
     return (std[0], hw95[0]) if single else (std, hw95)

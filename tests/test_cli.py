@@ -376,7 +376,7 @@ def test_evaluate_one_observed_analytic_map(tmp_path, capsys):
             capsys, "evaluate", field, "--no-unet", "--no-wiener", "--json", out
         )
     assert status == 0 and err == "", err
-    assert f"{field}: 1 map;" in stdout and "±" not in stdout and "inf" not in stdout
+    assert f"{field}: 1 map of 0.5′ pixels;" in stdout and "±" not in stdout and "inf" not in stdout
     table = stdout.splitlines()
     wmape = next(line for line in table if line.startswith("wmape"))
     assert "*" not in wmape and "note: WMAPE of ks93_raw, ks93_smoothed is above" in stdout

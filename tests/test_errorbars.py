@@ -216,3 +216,32 @@ def test_error_model_files_round_trip_and_refuse_bad_ones(tmp_path):
 def test_coverage_in_a_region():
     assert coverage(np.zeros(4), np.array([0, 1, 2, 3.0]), 1.5) == 0.5
     assert coverage(np.zeros(4), np.array([0, 1, 2, 3.0]), 1.5, mask=[0, 0, 1, 1]) == 0.0
+
+
+@pytest.mark.parametrize("method", ["ks93", "wiener"])
+def test_error_bars_of_a_batch_are_each_maps_own(method):
+    # maps of different depths, holes and smoothings in one call: each gets the error
+    # bars it gets alone (its own depth's shape parameters and factors)
+    rng = np.random.default_rng(5)
+    n_params = len(DEPTH_NODES)
+    params = tuple(
+        tuple((1.0 + 0.1 * j, 0.2, 0.3, 0.1 * j, 0.05, 0.02, 0.01) for j in range(n_params))
+        for _ in range(2)
+    )
+    q68 = tuple(
+        tuple(tuple(1.0 + 0.05 * j + 0.1 * i for j in range(n_params)) for _ in SCALE_NODES)
+        for i in range(2)
+    )
+    q95 = tuple(tuple(tuple(2.1 * v for v in row) for row in plane) for plane in q68)
+    model = ErrorModel(method, DEPTH_NODES, q68, q95, sigma_nodes=(0.0, 4.0), params=params)
+    eps = rng.normal(0.0, 0.2, (3, 48, 48, 3)).astype(np.float32)
+    eps[..., 2] = np.array([0.05, 0.1, 0.3])[:, None, None]
+    eps[1, 10:20, 5:30, 2] = constants.EMPTY_PIXEL_SIGMA
+    sigmas = np.array([0.0, 2.0, 2.0]) if method == "ks93" else 0.0
+    std, hw95 = linear_errorbars(eps, model, _spectrum(), sigmas, pad=8, pixel_arcmin=0.4)
+    for i in range(3):
+        s = sigmas[i] if method == "ks93" else 0.0
+        one = linear_errorbars(eps[i], model, _spectrum(), s, pad=8, pixel_arcmin=0.4)
+        np.testing.assert_allclose(std[i], one[0], rtol=1e-5)
+        np.testing.assert_allclose(hw95[i], one[1], rtol=1e-5)
+    assert not np.allclose(std[1], std[2])  # the hole shows in the map that has it

@@ -116,7 +116,7 @@ def tuner_hypermodel(base_preset: UNetConfig | str = "lite"):
     class LensvizHyperModel(kt.HyperModel):
         def build(self, hp):
             depth = hp.Choice("depth", [4, 5, 6])
-            pad = hp.Choice("pad", [0, 16, 32])
+            pad = hp.Choice("pad", [0, 32])  # 128 + 2 pad divisible by 2**depth up to 6
             cfg = UNetConfig.from_dict(
                 {
                     **base.to_dict(),
@@ -139,7 +139,9 @@ def tuner_hypermodel(base_preset: UNetConfig | str = "lite"):
 
         def fit(self, hp, model, *args, **kwargs):
             batch = hp.Choice("batch_size", [4, 8, 16])
-            ds = simulated_dataset(batch, seed_start=TUNING_SEED_START)
+            ds = simulated_dataset(
+                batch, seed_start=TUNING_SEED_START, field_features=base.field_features
+            )
             kwargs.pop("batch_size", None)
             return model.fit(ds, *args, **kwargs)
 

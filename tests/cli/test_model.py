@@ -157,4 +157,4 @@ def test_predict_with_uncertainty_and_calibrate(tmp_path, run_cli, tiny_weights,
     status, _, err = run_cli(
         "predict", path, "--method", "ks93", "--uncertainty", "tta", "--out", tmp_path / "x.h5"
     )
-    assert status == 2 and "--uncertainty needs --method unet" in err
+    assert status == 2 and "--uncertainty tta is the UNet's own spread (--method unet)" in err

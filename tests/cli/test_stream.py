@@ -167,11 +167,11 @@ def test_a_failure_mid_run_leaves_no_output_and_no_temporaries(tmp_path, run_cli
     real = ks93_predictor(0.0)
 
     def failing(sigma, pad):
-        def predict(eps):
+        def predict(eps, **grid):
             calls.append(len(eps))
             if len(calls) == 2:
                 raise RuntimeError("the predictor failed on batch 2")
-            return real(eps)
+            return real(eps, **grid)
 
         return predict
 

@@ -21,6 +21,7 @@ TINY = {
     "pad": 0,
     "n_decoder_dropout": 1,
     "noise_aware": True,
+    "field_features": False,  # the v2 design over the lite preset's field-aware one
 }
 
 
