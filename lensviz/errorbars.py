@@ -417,11 +417,17 @@ def _shape_variance(batch: np.ndarray, parts, params, pad: int) -> np.ndarray:
     """``s(x)²`` of maps ``(N, ny, nx, 3)`` from their :func:`_linear_parts` and one row
     of shape parameters ``(c, a, h, b_2, b_8, b_32, e)`` per map."""
     noise, v_bias, v_sheet, v_kappa = parts
-    params = np.asarray(params, np.float64).reshape(len(batch), N_LINEAR_PARAMS)
+    params = np.asarray(params, np.float32).reshape(len(batch), N_LINEAR_PARAMS)
     c, a, h, e = (params[:, i, None, None] for i in (0, 1, 2, -1))
-    missing = _missing_term(_filled_hat(batch[..., 2], pad), params[:, 3:-1], batch.shape[1:3], pad)
-    var = c * noise + a * np.asarray(v_bias)[:, None, None] + h * v_sheet + (missing + e) * v_kappa
-    return np.maximum(var, 0.0)
+    d = batch[..., 2]
+    if pad == 0 and not np.any(d >= constants.EMPTY_PIXEL_SIGMA):
+        missing = np.float32(0.0)  # nothing missing: every smoothed share is 0
+    else:
+        missing = _missing_term(_filled_hat(d, pad), params[:, 3:-1], batch.shape[1:3], pad)
+    v_bias = np.asarray(v_bias, np.float32)[:, None, None]
+    var = c * noise
+    var += a * v_bias + np.float32(h * v_sheet) + (missing + e) * np.float32(v_kappa)
+    return np.maximum(var, 0.0, out=var)
 
 
 # === Calibration ===
@@ -431,19 +437,24 @@ def _depth_of(delta_e, pixel_arcmin: float) -> float:
     return float(effective_n_gal(np.asarray(delta_e), pixel_arcmin=pixel_arcmin))
 
 
-def _node_position(n_gal: float, nodes) -> float:
-    """Fractional index of a depth among the nodes, linear in log n_gal, clipped."""
-    finite = [n for n in nodes if math.isfinite(n)]
-    if math.isinf(n_gal):
-        return float(len(nodes) - 1) if math.isinf(nodes[-1]) else float(len(finite) - 1)
-    x = np.interp(math.log(n_gal), np.log(finite), np.arange(len(finite)))
-    return float(x)
+def _node_position(n_gal, nodes):
+    """Fractional index of a depth (or of each of an array of depths) among the nodes,
+    linear in log n_gal, clipped."""
+    n = np.asarray(n_gal, dtype=np.float64)
+    finite = [v for v in nodes if math.isfinite(v)]
+    at_inf = len(nodes) - 1 if math.isinf(nodes[-1]) else len(finite) - 1
+    noisy = np.log(np.where(np.isinf(n), 1.0, n))
+    x = np.where(np.isinf(n), at_inf, np.interp(noisy, np.log(finite), np.arange(len(finite))))
+    return float(x) if x.ndim == 0 else x
 
 
-def _interp_nodes(table: np.ndarray, position: float) -> np.ndarray:
-    lo = int(math.floor(position))
-    hi = min(lo + 1, len(table) - 1)
-    t = position - lo
+def _interp_nodes(table: np.ndarray, position) -> np.ndarray:
+    """Rows of ``table`` at fractional indices: one position, or an array of them
+    (the result then has their shape in front)."""
+    pos = np.asarray(position, dtype=np.float64)
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, len(table) - 1)
+    t = (pos - lo).reshape(pos.shape + (1,) * (table.ndim - 1))
     return (1 - t) * table[lo] + t * table[hi]
 
 
@@ -493,19 +504,21 @@ class ErrorModel:
         return _interp_nodes(t, _node_position(n_gal, self.depth_nodes))
 
     def factors(
-        self, n_gal: float, sigma_px: float = 0.0, pixel_arcmin: float = constants.PIXEL_ARCMIN
-    ) -> tuple[float, float]:
-        """``(q68, q95)`` at a depth, KS93 smoothing and pixel side."""
-        return (
-            float(self._at(self.q68, n_gal, sigma_px, pixel_arcmin)),
-            float(self._at(self.q95, n_gal, sigma_px, pixel_arcmin)),
-        )
+        self, n_gal, sigma_px: float = 0.0, pixel_arcmin: float = constants.PIXEL_ARCMIN
+    ) -> tuple:
+        """``(q68, q95)`` at a depth, KS93 smoothing and pixel side: floats, or arrays
+        ``(N,)`` for an array of depths ``n_gal``."""
+        q68 = self._at(self.q68, n_gal, sigma_px, pixel_arcmin)
+        q95 = self._at(self.q95, n_gal, sigma_px, pixel_arcmin)
+        return (float(q68), float(q95)) if np.ndim(n_gal) == 0 else (q68, q95)
 
-    def shape_params(self, n_gal: float, sigma_px: float = 0.0) -> tuple[float, ...]:
-        """``(c, a, h, b_2, …, e)`` of :func:`linear_shape` at a depth (and smoothing)."""
+    def shape_params(self, n_gal, sigma_px: float = 0.0):
+        """``(c, a, h, b_2, …, e)`` of :func:`linear_shape` at a depth (and smoothing): a
+        tuple of floats, or an array ``(N, 7)`` for an array of depths ``n_gal``."""
         if self.params is None:
             raise ValueError(f"the {self.method} error model has no linear shape parameters")
-        return tuple(float(v) for v in self._at(self.params, n_gal, sigma_px))
+        values = self._at(self.params, n_gal, sigma_px)
+        return tuple(float(v) for v in values) if np.ndim(n_gal) == 0 else values
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -897,9 +910,12 @@ def linear_errorbars(
         pick = np.flatnonzero(sigmas == sigma)
         maps, s = batch[pick], float(sigma)
         parts = _linear_parts(maps, model.method, signal, s, pad, pixel_arcmin)
-        params = [model.shape_params(float(depths[i]), s) for i in pick]
+        params = model.shape_params(depths[pick], s)
         shape = np.sqrt(_shape_variance(maps, parts, params, pad))
-        q = np.array([model.factors(float(depths[i]), s, pixel_arcmin) for i in pick])
-        std[pick] = q[:, 0, None, None] * shape
-        hw95[pick] = q[:, 1, None, None] * shape
+        q68, q95 = (
+            q.astype(np.float32)[:, None, None]
+            for q in model.factors(depths[pick], s, pixel_arcmin)
+        )
+        std[pick] = q68 * shape
+        hw95[pick] = q95 * shape
     return (std[0], hw95[0]) if single else (std, hw95)

@@ -219,7 +219,7 @@ def test_overwrite_is_required_to_replace_outputs(tmp_path, run_cli, ten):
 
 def test_evaluate_streams_and_scores_every_map(tmp_path, run_cli, ten):
     path, _, _ = ten
-    status, _, _ = run_cli(
+    status, _, err = run_cli(
         "evaluate",
         path,
         "--no-unet",
@@ -230,7 +230,7 @@ def test_evaluate_streams_and_scores_every_map(tmp_path, run_cli, ten):
         "--json",
         tmp_path / "e.json",
     )
-    assert status == 0
+    assert status == 0, err
     result = json.loads((tmp_path / "e.json").read_text())
     assert result["n_maps"] == 10 and result["names"] == [f"s{i:02d}" for i in range(10)]
     assert len(result["per_map"]["ks93_raw"]["rmse"]) == 10
