@@ -21,7 +21,7 @@ def main() -> None:
     depths = card["evaluation"]["depths"]
     labels = {
         "unet": "UNet (shipped)",
-        "previous": "UNet before (LSST depth only)",
+        **{name: f"UNet {name}" for name in card.get("variants", {})},
         "wiener": "Wiener",
         "ks93_smoothed": "KS93 smoothed",
         "ks93_raw": "KS93 raw",

@@ -170,12 +170,19 @@ def card_markdown(card: dict) -> str:
     ev = card["evaluation"]
     lines = [f"# Model card: `{card['file']}`", ""]
     cfg = card["config"]
-    inputs = (
-        "noise-aware inputs (masked e1, e2, an inverse-variance weight from Δε, and the "
-        "KS93 E and B modes computed inside the model)"
-        if cfg.get("noise_aware")
-        else f"{'a KS93 channel' if cfg['with_ks93'] else 'the raw (e1, e2, Δε)'} input"
-    )
+    if cfg.get("field_features"):
+        inputs = (
+            "field-aware inputs (the whole field's E-mode ellipticities, an inverse-variance "
+            "weight from Δε, its KS93 κ_E and the pixel scale) and a gated output "
+            "(a share of κ_E plus a correction)"
+        )
+    elif cfg.get("noise_aware"):
+        inputs = (
+            "noise-aware inputs (masked e1, e2, an inverse-variance weight from Δε, and the "
+            "KS93 E and B modes computed inside the model)"
+        )
+    else:
+        inputs = f"{'a KS93 channel' if cfg['with_ks93'] else 'the raw (e1, e2, Δε)'} input"
     lines += [
         f"A `{card.get('training_config', {}).get('preset', 'lite')}` UNet "
         f"({card['params']:,} parameters, {card['size_bytes'] / 1e6:.1f} MB): depth "

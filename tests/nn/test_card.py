@@ -29,6 +29,9 @@ def test_model_card_exists_and_is_complete():
     assert card["training_domain"]["noise_free"]
     assert "## Held-out test fields at every depth" in md and card["sha256"] in md
     assert md == card_markdown(card)  # the Markdown is the JSON, rendered
+    assert card["config"]["field_features"] and "field-aware inputs" in md  # v3 says so
+    for section in ("errorbars", "fields", "scales", "cosmos"):  # its benchmarks travel with it
+        assert section in card, section
     assert (WEIGHTS / "lite.keras").stat().st_size < 10e6
 
 
