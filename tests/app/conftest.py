@@ -19,6 +19,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import keras
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -35,6 +36,7 @@ def shipped_dir(tmp_path_factory) -> Path:
     """A tiny untrained UNet (``tiny.keras``), a κ power spectrum and the shipped
     calibration of KS93's and Wiener's error bars beside it."""
     folder = tmp_path_factory.mktemp("shipped")
+    keras.utils.set_random_seed(0)  # the same untrained weights in every run
     save_model(build_unet(TINY), folder / "tiny.keras")
     power_law_spectrum().save(folder / "kappa_power.npz")
     shutil.copyfile(constants.WEIGHTS_DIR / constants.ERRORBARS_FILE, folder / "errorbars.json")
