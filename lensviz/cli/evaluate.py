@@ -235,12 +235,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.depths is not None:
         return _evaluate_depths(args, json_path)
     total, batches = iter_data(args.data, args.batch, args.n)
+    # Read before the reading thread opens the file: an HDF5 file open in two threads at
+    # once can lose the other's chunk reads when one closes it.
+    grid = data_grid(args.data, args.pixel_arcmin)
     # The next batches are read in a background thread while this one is scored.
     with read_ahead(batches) as batches:
         first = next(batches)  # read (and check) the data before loading any model
         if first[1] is None:
             raise ValueError(f"{args.data}: holds ε only; evaluate needs true κ as well")
-        grid = data_grid(args.data, args.pixel_arcmin)
         smoothed, sigma_text, sigma_of = _ks93_smoothed(args)
         predictors = {"ks93_raw": ks93_predictor(0.0, args.pad), "ks93_smoothed": smoothed}
         models = _model_predictors(args)
