@@ -35,7 +35,7 @@ import numpy as np
 
 from lensviz import constants
 from lensviz.data.errors import DataError
-from lensviz.data.hdf5 import _GrowingFile, open_hdf5
+from lensviz.data.hdf5 import HDF5_LOCK, _GrowingFile, open_hdf5, streaming_hdf5
 from lensviz.depth import pixel_noise_var
 from lensviz.features import FEATURES, unet_features
 from lensviz.nulltests import rotate_45
@@ -285,20 +285,22 @@ def iter_training_set(
     """
     source = str(path)
     indices = np.asarray(indices, dtype=np.int64)
-    with open_hdf5(path, source) as (f, root):
-        feats = _features_dataset(f, root, key, source)
-        n = feats.shape[0]
+    with streaming_hdf5(path, source) as (f, root):  # the lock per batch, not across yields
+        with HDF5_LOCK:
+            feats = _features_dataset(f, root, key, source)
+            n = feats.shape[0]
+            kappa, noise = f["kappa"], f["noise_var"]
         if indices.size and (indices.min() < 0 or indices.max() >= n):
             raise DataError(f"{source}: sample indices outside [0, {n})")
-        kappa, noise = f["kappa"], f["noise_var"]
         for i in range(0, len(indices), batch):
             chunk = indices[i : i + batch]
             order = np.argsort(chunk)
             rows = chunk[order]
             back = np.argsort(order)
-            x = feats[rows][back]
-            k = np.zeros(x.shape[:3], np.float32) if key == "features_b" else kappa[rows][back]
-            v = np.asarray(noise[rows], np.float64)[back]
+            with HDF5_LOCK:
+                x = feats[rows][back]
+                k = np.zeros(x.shape[:3], np.float32) if key == "features_b" else kappa[rows][back]
+                v = np.asarray(noise[rows], np.float64)[back]
             if not (np.all(np.isfinite(x)) and np.all(np.isfinite(k))):
                 raise DataError(f"{source}: non-finite values among samples {chunk[:4]}…")
             yield x, k, v

@@ -39,6 +39,17 @@ string is larger than the file. File attributes are read one at a time too: numb
 and single strings of at most :data:`~lensviz.data.limits.MAX_ATTR_CHARS` characters.
 
 Uploads, server datasets and command-line paths all go through these rules.
+
+Threads
+-------
+h5py over a non-thread-safe HDF5 build does not keep threads apart: a file opened,
+closed or written in one thread while another thread reads a file makes the reader's raw
+chunk reads and link walks fail now and then, and can crash the process (a double free,
+seen in ``tests/data/test_hdf5.py`` without the lock). So every use of HDF5 here holds
+:data:`HDF5_LOCK`: a reader while it opens, checks, reads and closes a file
+(:func:`open_hdf5`), a writer for each of its operations, and a generator that yields
+batches of an open file (:func:`iter_hdf5`) for each batch, never across a ``yield``, so
+that its consumer in another thread can always take the lock.
 """
 
 from __future__ import annotations
@@ -46,6 +57,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import threading
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -89,8 +101,10 @@ from lensviz.data.validate import (
 
 __all__ = [
     "HDF5_SUFFIXES",
+    "HDF5_LOCK",
     "check_hdf5_file",
     "open_hdf5",
+    "streaming_hdf5",
     "read_hdf5",
     "hdf5_length",
     "hdf5_field",
@@ -296,9 +310,16 @@ def check_hdf5_file(f: h5py.File, source: str) -> dict[bytes, int]:
     return root
 
 
+#: Held by every use of HDF5 in this process (module docstring, "Threads").
+HDF5_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def open_hdf5(file, source: str | None = None) -> Iterator[tuple[h5py.File, dict[bytes, int]]]:
     """Open an HDF5 file read-only and check it with :func:`check_hdf5_file`.
+
+    The block holds :data:`HDF5_LOCK`: read what is needed and leave it (a generator
+    that yields while the file is open uses :func:`streaming_hdf5`).
 
     Parameters
     ----------
@@ -319,6 +340,27 @@ def open_hdf5(file, source: str | None = None) -> Iterator[tuple[h5py.File, dict
     DataError
         Not HDF5, truncated, corrupt, or refused by the checks.
     """
+    with HDF5_LOCK, _checked_file(file, source) as opened:
+        yield opened
+
+
+@contextlib.contextmanager
+def streaming_hdf5(file, source: str | None = None) -> Iterator[tuple[h5py.File, dict[bytes, int]]]:
+    """:func:`open_hdf5` for a generator that yields while the file is open: the file is
+    opened, checked and closed under :data:`HDF5_LOCK`, and the block holds the lock
+    around each of its reads (``with HDF5_LOCK:``), never across a ``yield``."""
+    stack = contextlib.ExitStack()
+    with HDF5_LOCK:
+        opened = stack.enter_context(_checked_file(file, source))
+    try:
+        yield opened
+    finally:
+        with HDF5_LOCK:
+            stack.close()
+
+
+@contextlib.contextmanager
+def _checked_file(file, source: str | None) -> Iterator[tuple[h5py.File, dict[bytes, int]]]:
     source = str(file) if source is None else source
     if isinstance(file, (str, os.PathLike)):
         path = Path(file)
@@ -828,13 +870,16 @@ def iter_hdf5(path, batch_size: int, start: int = 0, stop: int | None = None):
     """
     batch_size = check_batch_size(batch_size)
     source = str(path)
-    with open_hdf5(path, source) as (f, root):
-        eps_ds, kappa_ds, _, field = _hdf5_layout(f, root, source)
-        n = eps_ds.shape[0]
+    with streaming_hdf5(path, source) as (f, root):
+        with HDF5_LOCK:
+            eps_ds, kappa_ds, _, field = _hdf5_layout(f, root, source)
+            n = eps_ds.shape[0]
         batch_size = batch_within_budget(batch_size, field, kappa_ds is not None)
         start, stop = slice_bounds(n, start, stop, source)
         for i in range(start, stop, batch_size):
-            yield _read_hdf5_open(f, root, source, path, i, min(i + batch_size, stop))
+            with HDF5_LOCK:
+                batch = _read_hdf5_open(f, root, source, path, i, min(i + batch_size, stop))
+            yield batch
 
 
 # === Writing ===
@@ -886,9 +931,10 @@ class _GrowingFile:
         self._atomic = atomic_path(self.path)  # also removes stale temporaries of self.path
         tmp = self._atomic.__enter__()
         try:
-            self._file = h5py.File(tmp, "x")
-            for key, value in {**self._format_attrs(), **self.attrs}.items():
-                self._file.attrs[key] = value
+            with HDF5_LOCK:
+                self._file = h5py.File(tmp, "x")
+                for key, value in {**self._format_attrs(), **self.attrs}.items():
+                    self._file.attrs[key] = value
         except BaseException as exc:
             self.__exit__(type(exc), exc, exc.__traceback__)
             raise
@@ -897,8 +943,9 @@ class _GrowingFile:
     def update_attrs(self, attrs: dict) -> None:
         """Set file attributes while the file is open (e.g. counts known at the end)."""
         self._check_open()
-        for key, value in attrs.items():
-            self._file.attrs[key] = value
+        with HDF5_LOCK:
+            for key, value in attrs.items():
+                self._file.attrs[key] = value
 
     def _check_open(self) -> None:
         if self._file is None:
@@ -912,28 +959,35 @@ class _GrowingFile:
         if filters is None and self.compression is not None:
             level = self.compression_level if self.compression == "gzip" else None
             filters = {"compression": self.compression, "compression_opts": level, "shuffle": True}
-        self._file.create_dataset(
-            key,
-            shape=(0, *row),
-            maxshape=(None, *row),
-            dtype=dtype,
-            chunks=(rows_per_chunk, *row),
-            **(filters or {}),
-        )
+        with HDF5_LOCK:
+            self._file.create_dataset(
+                key,
+                shape=(0, *row),
+                maxshape=(None, *row),
+                dtype=dtype,
+                chunks=(rows_per_chunk, *row),
+                **(filters or {}),
+            )
 
     def _new_names(self) -> None:
-        self._file.create_dataset(
-            "names", shape=(0,), maxshape=(None,), dtype=h5py.string_dtype("utf-8"), chunks=(1024,)
-        )
+        with HDF5_LOCK:
+            self._file.create_dataset(
+                "names",
+                shape=(0,),
+                maxshape=(None,),
+                dtype=h5py.string_dtype("utf-8"),
+                chunks=(1024,),
+            )
 
     def _append_rows(self, rows: dict, names: list[str]) -> None:
         """Grow each dataset of ``rows`` (key → array, None: not in this file) and
         ``names`` by one batch."""
         n0, n1 = self._n, self._n + len(names)
-        for key, values in [*rows.items(), ("names", names)]:
-            if values is not None:
-                self._file[key].resize(n1, axis=0)
-                self._file[key][n0:n1] = values
+        with HDF5_LOCK:
+            for key, values in [*rows.items(), ("names", names)]:
+                if values is not None:
+                    self._file[key].resize(n1, axis=0)
+                    self._file[key][n0:n1] = values
         self._n = n1
 
     def __exit__(self, exc_type, exc, tb) -> bool:
@@ -941,7 +995,8 @@ class _GrowingFile:
         error = exc
         try:
             if self._file is not None:
-                self._file.close()
+                with HDF5_LOCK:
+                    self._file.close()
         except BaseException as close_exc:  # a file that does not close is not written
             error = error or close_exc
         finally:

@@ -2,6 +2,7 @@
 
 import io
 import os
+import threading
 import tracemalloc
 
 import h5py
@@ -12,6 +13,8 @@ from lensviz import data
 from lensviz._atomic import is_temp_name
 from lensviz.cli import data as cli_data
 from lensviz.data import limits
+from lensviz.data.hdf5 import hdf5_grid, iter_hdf5, write_hdf5
+from lensviz.simulate import simulate_batch
 from tests.data import fuzz_inputs as fz
 
 N = 4
@@ -497,3 +500,35 @@ def test_file_attributes_are_read_within_bounds(tmp_path, arrays):
             data.read_predictions(path)
         with h5py.File(path, "r+") as f:
             del f.attrs["bad"]
+
+
+# === Threads ===
+
+
+def test_a_file_streamed_in_one_thread_stays_readable_while_another_uses_hdf5(tmp_path):
+    # Without HDF5_LOCK, opening and closing the file (its pixel scale) or writing another
+    # file in this thread made the reader thread's chunk reads fail about once in 100.
+    eps, kappa = simulate_batch(10, 300)
+    path = tmp_path / "ten.h5"
+    write_hdf5(path, eps, kappa, [f"s{i:02d}" for i in range(10)], compression=None)
+    errors, stop = [], threading.Event()
+
+    def stream():
+        while not stop.is_set():
+            try:
+                for _ in iter_hdf5(path, 3):
+                    pass
+            except Exception as exc:  # noqa: BLE001 - any failure is the finding
+                errors.append(repr(exc))
+
+    reader = threading.Thread(target=stream)
+    reader.start()
+    try:
+        for i in range(300):
+            hdf5_grid(path, str(path))
+            if i % 10 == 0:
+                write_hdf5(tmp_path / f"out{i}.h5", eps[:2], kappa[:2], ["a", "b"])
+    finally:
+        stop.set()
+        reader.join()
+    assert errors == []
