@@ -60,6 +60,7 @@ __all__ = [
     "ROOT",
     "checkout_relative",
     "field_benchmark_args",
+    "mean_se",
     "timeit",
     "run",
     "format_results",
@@ -107,6 +108,13 @@ def checkout_relative(path) -> str:
         return str(Path(path).resolve().relative_to(ROOT))
     except ValueError:
         return str(path)
+
+
+def mean_se(values) -> dict[str, float]:
+    """``{"mean", "se"}`` of per-field (or per-tile) values: their mean and its standard
+    error, ``std(ddof=1) / sqrt(n)``."""
+    a = np.asarray(values, dtype=np.float64)
+    return {"mean": float(a.mean()), "se": float(a.std(ddof=1) / np.sqrt(len(a)))}
 
 
 #: Benchmark name → ``"module:function"``; the function takes ``quick: bool``, returns a dict.

@@ -19,15 +19,13 @@ depth rule and the Wiener filter, both on the whole field zero-padded by 64 px.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-from benchmarks import ROOT, checkout_relative, field_benchmark_args
+from benchmarks import ROOT, checkout_relative, field_benchmark_args, mean_se, save
 from benchmarks.bench_fields import FIELD_CONFIG, SEED
 from lensviz import constants
 from lensviz.evaluation import default_power_spectrum, ks93_depth_predictor
@@ -74,10 +72,7 @@ def bench_bmodes(model, signal: PowerSpectrum, n: int, previous=None) -> dict:
             eps, _ = simulate_sample(seed, config)
             for name, predict in methods.items():
                 ratios[name].append(b_response(predict, eps))
-        out[label] = {
-            name: {"mean": float(np.mean(v)), "se": float(np.std(v, ddof=1) / math.sqrt(len(v)))}
-            for name, v in ratios.items()
-        }
+        out[label] = {name: mean_se(v) for name, v in ratios.items()}
         print(
             f"  {label:>10}: "
             + "  ".join(f"{k} {v['mean']:.3f} ± {v['se']:.3f}" for k, v in out[label].items()),
@@ -107,9 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         "wall_s": 0.0,
     }
     results["wall_s"] = time.perf_counter() - t0
-    path = Path(args.out)
-    path.write_text(json.dumps(results, indent=1))
-    print(f"wrote {path}")
+    print(f"wrote {save(results, args.out)}")
     return 0
 
 

@@ -26,14 +26,12 @@ Peaks
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-from benchmarks import ROOT, checkout_relative, field_benchmark_args
+from benchmarks import ROOT, checkout_relative, field_benchmark_args, save
 from lensviz import cosmos, depth, nulltests
 from lensviz.evaluation import default_power_spectrum
 from lensviz.fields import ks93_field, wiener_field
@@ -176,9 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:>16}: E/B {result['e_over_b']:.3f}, B beyond ±3 noise rms "
             f"{result['b_outlier_share']:.2%}; peaks S/N ≥ {MIN_SNR:g}: {top}"
         )
-    path = Path(args.out)
-    path.write_text(json.dumps(results, indent=1))
-    print(f"wrote {path}")
+    print(f"wrote {save(results, args.out)}")
     return 0
 
 

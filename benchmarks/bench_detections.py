@@ -16,12 +16,10 @@ default of the app's Null tests page.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-from pathlib import Path
 
-from benchmarks import ROOT, checkout_relative, field_benchmark_args
+from benchmarks import ROOT, checkout_relative, field_benchmark_args, save
 from lensviz import cosmos, nulltests
 from lensviz.evaluation import default_power_spectrum
 from lensviz.fields import ks93_field, wiener_field
@@ -95,8 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         "target": "agreement >= 0.9 for every method at the app's default number of noise maps",
         "wall_s": time.perf_counter() - t0,
     }
-    Path(args.out).write_text(json.dumps(results, indent=1))
-    print(f"wrote {args.out}")
+    print(f"wrote {save(results, args.out)}")
     return 0
 
 

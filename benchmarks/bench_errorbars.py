@@ -26,7 +26,6 @@ Cost
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import tempfile
@@ -36,7 +35,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from benchmarks import ROOT, checkout_relative, field_benchmark_args
+from benchmarks import ROOT, checkout_relative, field_benchmark_args, save
 from lensviz import constants
 from lensviz.data import write_hdf5
 from lensviz.depth import ks93_sigma
@@ -259,8 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "wall_s": time.perf_counter() - t0,
     }
-    Path(args.out).write_text(json.dumps(results, indent=1))
-    print(f"wrote {args.out}")
+    print(f"wrote {save(results, args.out)}")
     return 0
 
 

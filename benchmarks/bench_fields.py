@@ -37,15 +37,13 @@ accuracy
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-from benchmarks import ROOT, checkout_relative, field_benchmark_args, timeit
+from benchmarks import ROOT, checkout_relative, field_benchmark_args, mean_se, save, timeit
 from lensviz.evaluation import default_power_spectrum, ks93_depth_predictor
 from lensviz.fields import FIELD_PAD_PX, ks93_field, wiener_field
 from lensviz.inversion import gaussian_smooth
@@ -110,11 +108,6 @@ def _single_tiles(model, eps, pixel_arcmin) -> np.ndarray:
     return out
 
 
-def _summary(values: list[float]) -> dict:
-    a = np.asarray(values)
-    return {"mean": float(a.mean()), "se": float(a.std(ddof=1) / np.sqrt(len(a)))}
-
-
 def bench_accuracy(model, signal: PowerSpectrum, n: int, previous=None) -> dict:
     """Per setting: mean per-field RMSE and r of every method, and the target ratios."""
     out = {}
@@ -155,8 +148,8 @@ def bench_accuracy(model, signal: PowerSpectrum, n: int, previous=None) -> dict:
             "n_gal": n_gal,
             "masks": masks,
             "ks93_best_sigma_px": {"rmse": KS93_SIGMAS[j_rmse], "r": KS93_SIGMAS[j_r]},
-            "rmse": {k: _summary(v) for k, v in rmse.items()},
-            "r": {k: _summary(v) for k, v in corr.items()},
+            "rmse": {k: mean_se(v) for k, v in rmse.items()},
+            "r": {k: mean_se(v) for k, v in corr.items()},
         }
         m_rmse = {k: v["mean"] for k, v in row["rmse"].items()}
         m_r = {k: v["mean"] for k, v in row["r"].items()}
@@ -218,9 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "wall_s": time.perf_counter() - t0,
     }
-    path = Path(args.out)
-    path.write_text(json.dumps(results, indent=1))
-    print(f"wrote {path}")
+    print(f"wrote {save(results, args.out)}")
     return 0
 
 

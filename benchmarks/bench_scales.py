@@ -20,14 +20,12 @@ best KS93, ``1 − RMSE_unet / RMSE_ks93_best``, is within 3 points of its gain 
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-from benchmarks import ROOT, checkout_relative, field_benchmark_args
+from benchmarks import ROOT, checkout_relative, field_benchmark_args, mean_se, save
 from lensviz.evaluation import default_power_spectrum, ks93_depth_predictor, wiener_predictor
 from lensviz.inversion import gaussian_smooth, ks93
 from lensviz.nn.inference import load_model, model_predictor, training_domain
@@ -50,11 +48,6 @@ def _rmse(pred, true) -> np.ndarray:
     return np.sqrt(np.mean((np.asarray(pred, np.float64) - true) ** 2, axis=(-2, -1)))
 
 
-def _summary(values) -> dict:
-    a = np.asarray(values)
-    return {"mean": float(a.mean()), "se": float(a.std(ddof=1) / np.sqrt(len(a)))}
-
-
 def bench_scales(model, n: int, previous=None) -> dict:
     """Per pixel side: the methods' mean RMSE and the UNet's gains over the best KS93."""
     unet = model_predictor(model)
@@ -74,7 +67,7 @@ def bench_scales(model, n: int, previous=None) -> dict:
         }
         if previous is not None:
             rmse["previous"] = _rmse(model_predictor(previous)(eps), kappa)
-        row = {k: _summary(v) for k, v in rmse.items()}
+        row = {k: mean_se(v) for k, v in rmse.items()}
         ks = row["ks93_best"]["mean"]
         out[f"{scale:g}"] = {
             "rmse": row,
@@ -121,9 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         "target": "|gain(p) - gain(0.5')| <= 3 points at 0.25', 0.36', 1'",
         "wall_s": time.perf_counter() - t0,
     }
-    path = Path(args.out)
-    path.write_text(json.dumps(results, indent=1))
-    print(f"wrote {path}")
+    print(f"wrote {save(results, args.out)}")
     return 0
 
 
