@@ -188,11 +188,8 @@ def test_a_cancel_redraws_at_once_as_cancelled_with_start_enabled(app, open_page
     assert not app.button(key="ft_start_button").disabled
 
 
-def test_a_finished_run_offers_a_fresh_name_without_a_widget_warning(
-    app, open_page, my_job, weights, caplog
-):
-    out = weights[1] / "mine.keras"
-    out.write_bytes(b"weights")
+def _finished_at_once(out):
+    """A fine-tune job that ends at once, as a run that saved ``out`` does."""
     metrics = {"rmse": 0.02, "r": 0.5}
 
     def done(on_progress, cancel):
@@ -204,7 +201,15 @@ def test_a_finished_run_offers_a_fresh_name_without_a_widget_warning(
             "history": [],
         }
 
-    job = my_job(app, done, out)
+    return done
+
+
+def test_a_finished_run_offers_a_fresh_name_without_a_widget_warning(
+    app, open_page, my_job, weights, caplog
+):
+    out = weights[1] / "mine.keras"
+    out.write_bytes(b"weights")
+    job = my_job(app, _finished_at_once(out), out)
     assert job.wait(10)
     policies._shown_default_value_warning = False  # Streamlit logs it once per process
     with caplog.at_level("WARNING", logger="streamlit"):
@@ -219,18 +224,7 @@ def test_a_finished_run_lands_on_the_loss_labs_axes(app, open_page, my_job, weig
     shipped, user = weights
     out = user / "mine.keras"
     out.write_bytes((shipped / "tiny.keras").read_bytes())
-    metrics = {"rmse": 0.02, "r": 0.5}
-
-    def done(on_progress, cancel):
-        return {
-            "path": str(out),
-            "config": {"val_samples": 8},
-            "before": metrics,
-            "after": metrics,
-            "history": [],
-        }
-
-    job = my_job(app, done, out)
+    job = my_job(app, _finished_at_once(out), out)
     assert job.wait(10)
     open_page(app, "Fine-tune")
     assert not app.exception
